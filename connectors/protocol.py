@@ -1,0 +1,120 @@
+"""The connector contract: what the orchestrator asks of every affiliate system.
+
+Each operation is a Temporal activity named ``"<connector>.<operation>"`` served on the
+connector's own task queue. Inputs and outputs are these pydantic models, so fields can be
+added without breaking running requests. Every operation is idempotent for a request id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from dsr.models import Correction, Identity
+
+
+class Operation(StrEnum):
+    DISCOVER = "discover"
+    ACCESS = "access"
+    ERASE = "erase"
+    RECTIFY = "rectify"
+    RESTRICT = "restrict"
+    OBJECT = "object"
+    WITHDRAW_CONSENT = "withdraw_consent"
+    MARKETING_OPT_OUT = "marketing_opt_out"
+
+
+def activity_name(connector: str, operation: Operation) -> str:
+    return f"{connector}.{operation.value}"
+
+
+class Scope(BaseModel):
+    """Whose data, for which request, as of when.
+
+    ``customer_account`` is set for end-user data: every lookup is confined to that
+    customer's records. ``as_of`` comes from the workflow clock so skipped time stays honest.
+    """
+
+    request_id: str
+    identities: list[Identity]
+    customer_account: str | None = None
+    as_of: datetime
+
+
+class CategoryHolding(BaseModel):
+    category: str
+    records: int
+    earliest: datetime | None = None
+    latest: datetime | None = None
+    countries_ended: list[str] = Field(default_factory=list)
+
+
+class Discovery(BaseModel):
+    connector: str
+    holdings: list[CategoryHolding] = Field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        return sum(holding.records for holding in self.holdings)
+
+
+class EraseRule(BaseModel):
+    """Erase (or anonymise, as the connector declares) a category's records dated before
+    ``before``; ``before=None`` erases all of the category."""
+
+    category: str
+    before: datetime | None = None
+
+
+class EraseInput(BaseModel):
+    scope: Scope
+    rules: list[EraseRule]
+
+
+class EraseResult(BaseModel):
+    connector: str
+    erased: dict[str, int] = Field(default_factory=dict)
+    retained: dict[str, int] = Field(default_factory=dict)
+    already_done: bool = False
+
+
+class AccessInput(BaseModel):
+    scope: Scope
+
+
+class AccessResult(BaseModel):
+    """An export travels by reference: ``blob_ref`` names a JSON Lines file in the blob
+    store, one record per line with its ``category``."""
+
+    connector: str
+    records: dict[str, int] = Field(default_factory=dict)
+    blob_ref: str | None = None
+    already_done: bool = False
+
+
+class RectifyInput(BaseModel):
+    scope: Scope
+    corrections: list[Correction]
+
+
+class RectifyResult(BaseModel):
+    connector: str
+    updated: dict[str, int] = Field(default_factory=dict)
+    unsupported_fields: list[str] = Field(default_factory=list)
+    already_done: bool = False
+
+
+class FlagInput(BaseModel):
+    """Restrict (or lift), object, withdraw consent, opt out of marketing."""
+
+    scope: Scope
+    lift: bool = False
+
+
+class FlagResult(BaseModel):
+    connector: str
+    operation: Operation
+    records: int = 0
+    already_done: bool = False

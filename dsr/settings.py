@@ -1,0 +1,116 @@
+"""Settings from environment variables (prefix ``DSR_``) or a settings file.
+
+The settings file is ``dsr.env`` in the working directory, or the path in ``DSR_SETTINGS_FILE``.
+Everything defaults to the embedded stack under ``var/``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+POLICY_DIR = Path(__file__).parent / "policy"
+
+
+class SmtpSecurity(StrEnum):
+    NONE = "none"
+    STARTTLS = "starttls"
+    TLS = "tls"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DSR_",
+        env_file=os.environ.get("DSR_SETTINGS_FILE", "dsr.env"),
+        extra="forbid",
+    )
+
+    data_dir: Path = Path("var")
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+    temporal_retention_days: int = Field(default=30, ge=1, le=3650)
+    task_queue: str = "dsr-orchestrator"
+
+    database_url: str | None = None
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=8025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: SmtpSecurity = SmtpSecurity.NONE
+    sender_address: str = "privacy@group.example"
+    officer_address: str = "privacy-officer@group.example"
+    officer_name: str = Field(default_factory=getpass.getuser)
+
+    hmac_key: SecretStr | None = None
+    policy_dir: Path = POLICY_DIR
+    connector_registry: Path = Path(__file__).parent.parent / "connectors" / "registry.yaml"
+
+    code_validity_hours: int = Field(default=72, ge=1, le=24 * 30)
+    code_max_attempts: int = Field(default=5, ge=1, le=20)
+    panel_reauth_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    web_ui_url: str = "http://localhost:8233"
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError("must be host:port, for example localhost:7233")
+        return value
+
+    @property
+    def app_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'dsr.db'}"
+
+    def connector_database_url(self, connector: str) -> str:
+        env = os.environ.get(f"DSR_CONNECTOR_{connector.upper()}_URL")
+        return env or f"sqlite:///{self.data_dir / 'connectors' / f'{connector}.db'}"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @cached_property
+    def secret(self) -> bytes:
+        """The server-side key for identity and code HMACs.
+
+        From ``DSR_HMAC_KEY``, or on the embedded stack a key generated once under
+        ``var/secrets/``.
+        """
+        if self.hmac_key is not None:
+            return self.hmac_key.get_secret_value().encode()
+        path = self.data_dir / "secrets" / "hmac.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+class SettingsError(Exception):
+    """Settings that do not validate, with one line per problem."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        lines = [
+            f"DSR_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        ]
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
