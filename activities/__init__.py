@@ -1,0 +1,42 @@
+"""The orchestrator's own activities, built with their dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from activities.answer import AnswerActivities
+from activities.legal_hold import LegalHoldActivities
+from activities.mail import MailActivities
+from activities.package import PackageActivities
+from activities.policy import PolicyActivities
+from activities.proof import ProofActivities
+from activities.register import RegisterActivities
+from activities.verification import VerificationActivities
+from dsr.blobstore import LocalBlobStore
+from dsr.settings import Settings
+
+
+def orchestrator_activities(
+    settings: Settings, engine: Engine, blobs: LocalBlobStore
+) -> list[Callable[..., Any]]:
+    register = RegisterActivities(engine, settings.secret)
+    policy = PolicyActivities(settings)
+    verification = VerificationActivities(settings)
+    answer = AnswerActivities(settings, engine)
+    return [
+        register.record_intake,
+        register.record_milestone,
+        policy.snapshot,
+        policy.compute,
+        policy.extend,
+        MailActivities(settings).send_notice,
+        verification.issue_codes,
+        verification.check_code,
+        LegalHoldActivities(settings).assess,
+        PackageActivities(settings, blobs).assemble,
+        answer.send,
+        ProofActivities(engine).purge_confirmations,
+    ]

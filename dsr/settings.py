@@ -16,6 +16,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dsr.models import Right
+
 POLICY_DIR = Path(__file__).parent / "policy"
 
 
@@ -59,6 +61,7 @@ class Settings(BaseSettings):
     code_max_attempts: int = Field(default=5, ge=1, le=20)
     panel_reauth_minutes: int = Field(default=15, ge=1, le=24 * 60)
     web_ui_url: str = "http://localhost:8233"
+    approval_required_for: list[Right] = Field(default_factory=list)
 
     @field_validator("temporal_address")
     @classmethod

@@ -1,0 +1,115 @@
+"""The answer to the person, and the confirmation record kept as proof that it was sent.
+
+Sending is idempotent: once the confirmation record exists, a retry returns it and sends
+nothing, so a request never gets two answers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.message import EmailMessage
+
+from dsr.emails import AnswerContext, ProductOutcome, render
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from temporalio import activity
+
+from dsr.catalogue import authority_for, load_catalogue
+from dsr.database import ConfirmationRecord
+from dsr.mailer import send_email
+from dsr.models import RightsRequest
+from dsr.retention import RetainedPart, keep_until, load_retention_policy
+from dsr.settings import Settings
+
+
+class AnswerInput(BaseModel):
+    """``kind`` is the template: answer, denial, unverified or cancelled."""
+
+    request: RightsRequest
+    kind: str = "answer"
+    answered_at: datetime
+    outcomes: list[ProductOutcome] = Field(default_factory=list)
+    retained: list[RetainedPart] = Field(default_factory=list)
+    exported: dict[str, list[str]] = Field(default_factory=dict)
+    package_ref: str | None = None
+    reason: str | None = None
+
+
+class AnswerSent(BaseModel):
+    message_id: str
+    sent_at: datetime
+    retain_until: datetime
+    already_sent: bool = False
+
+
+class AnswerActivities:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self._settings = settings
+        self._engine = engine
+
+    @activity.defn(name="answer.send")
+    async def send(self, answer: AnswerInput) -> AnswerSent:
+        request_id = answer.request.request_id
+        existing = self._confirmation(request_id)
+        if existing is not None:
+            return AnswerSent(message_id=existing.message_id, sent_at=existing.sent_at,
+                              retain_until=existing.retain_until, already_sent=True)
+        mail = render(answer.kind, answer.request.language, **self._context(answer))
+        message_id = f"<{answer.kind}.{request_id}@dsr>"
+        await send_email(self._settings, to=answer.request.requester.email, subject=mail.subject,
+                         body=mail.body, message_id=message_id)
+        sent = AnswerSent(message_id=message_id, sent_at=answer.answered_at,
+                          retain_until=self._retain_until(answer.answered_at))
+        self._store(request_id, answer.kind, sent, _as_bytes(mail.subject, mail.body, message_id))
+        return sent
+
+    def _context(self, answer: AnswerInput) -> dict[str, object]:
+        request = answer.request
+        catalogue = load_catalogue(self._settings.policy_dir / "catalogue.yaml")
+        context = AnswerContext(
+            request_id=request.request_id,
+            rights=request.rights,
+            jurisdiction=request.jurisdiction,
+            language=request.language,
+            received_on=request.received_at.date(),
+            answered_on=answer.answered_at.date(),
+            outcomes=answer.outcomes,
+            retained=answer.retained,
+            package_ref=answer.package_ref,
+            categories=[
+                catalogue.facts(connector, category, request.language)
+                for connector, categories in answer.exported.items()
+                for category in categories
+            ],
+            category_names=catalogue.names(request.language),
+            complaint=authority_for(request.jurisdiction, request.language),
+            reason=answer.reason,
+        )
+        return context.model_dump()
+
+    def _retain_until(self, sent_at: datetime) -> datetime:
+        policy = load_retention_policy(self._settings.policy_dir / "retention.yaml")
+        until = keep_until(policy, "orchestrator", "request_confirmation", sent_at)
+        if until is None:
+            raise ValueError("the retention policy has no rule for request confirmations")
+        return until
+
+    def _confirmation(self, request_id: str) -> ConfirmationRecord | None:
+        with Session(self._engine, expire_on_commit=False) as session:
+            return session.get(ConfirmationRecord, request_id)
+
+    def _store(self, request_id: str, kind: str, sent: AnswerSent, message: bytes) -> None:
+        with Session(self._engine) as session, session.begin():
+            session.add(ConfirmationRecord(
+                request_id=request_id, message_id=sent.message_id, kind=kind,
+                sent_at=sent.sent_at, retain_until=sent.retain_until, message=message,
+            ))
+
+
+def _as_bytes(subject: str, body: str, message_id: str) -> bytes:
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["Message-ID"] = message_id
+    message.set_content(body)
+    return message.as_bytes()

@@ -1,0 +1,106 @@
+"""The access and portability package: every connector's export, zipped into the blob store.
+
+A JSON document per product, a CSV per category and a manifest with counts, sources and the
+catalogue facts of each category. Exports are read line by line, never held whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from typing import IO
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from connectors.protocol import AccessResult
+from dsr.blobstore import LocalBlobStore
+from dsr.catalogue import load_catalogue
+from dsr.models import Language
+from dsr.settings import Settings
+
+
+class PackageInput(BaseModel):
+    request_id: str
+    language: Language
+    exports: list[AccessResult]
+
+
+class Package(BaseModel):
+    blob_ref: str
+    records: int
+
+
+class PackageActivities:
+    def __init__(self, settings: Settings, blobs: LocalBlobStore) -> None:
+        self._settings = settings
+        self._blobs = blobs
+
+    @activity.defn(name="package.assemble")
+    def assemble(self, package: PackageInput) -> Package:
+        key = f"packages/{package.request_id}.zip"
+        manifest: dict[str, object] = {"request_id": package.request_id, "products": []}
+        total = 0
+        with (
+            self._blobs.open_writer(key) as sink,
+            zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive,
+        ):
+            for export in package.exports:
+                if export.blob_ref is None:
+                    continue
+                total += self._add_export(archive, export)
+                manifest["products"].append(self._manifest_entry(export, package.language))  # type: ignore[attr-defined]
+                activity.heartbeat(export.connector)
+            archive.writestr("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
+        return Package(blob_ref=self._blobs.ref(key), records=total)
+
+    def _records(self, export: AccessResult) -> Iterator[dict[str, object]]:
+        assert export.blob_ref is not None
+        with self._blobs.open_reader(export.blob_ref) as source:
+            for line in source:
+                yield json.loads(line)
+
+    def _add_export(self, archive: zipfile.ZipFile, export: AccessResult) -> int:
+        count = 0
+        csv_files: dict[str, tuple[IO[str], csv.DictWriter[str]]] = {}
+        with archive.open(f"{export.connector}.json", "w") as document:
+            document.write(b"[\n")
+            for record in self._records(export):
+                document.write((",\n" if count else "").encode())
+                document.write(json.dumps(record, ensure_ascii=False, default=str).encode())
+                self._csv_row(csv_files, record)
+                count += 1
+            document.write(b"\n]\n")
+        for category, (spool, _) in csv_files.items():
+            spool.seek(0)
+            with archive.open(f"{export.connector}/{category}.csv", "w") as target:
+                shutil.copyfileobj(spool.buffer, target)  # type: ignore[attr-defined]
+            spool.close()
+        return count
+
+    @staticmethod
+    def _csv_row(files: dict[str, tuple[IO[str], csv.DictWriter[str]]],
+                 record: dict[str, object]) -> None:
+        """One spooled CSV file per category, so a large export is never held in memory."""
+        category = str(record.get("category", "records"))
+        if category not in files:
+            spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
+            writer = csv.DictWriter(spool, fieldnames=list(record), extrasaction="ignore")
+            writer.writeheader()
+            files[category] = (spool, writer)
+        files[category][1].writerow(record)
+
+    def _manifest_entry(self, export: AccessResult, language: Language) -> dict[str, object]:
+        catalogue = load_catalogue(self._settings.policy_dir / "catalogue.yaml")
+        return {
+            "connector": export.connector,
+            "records": export.records,
+            "categories": {
+                category: catalogue.facts(export.connector, category, language).model_dump()
+                for category in export.records
+            },
+        }

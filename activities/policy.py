@@ -1,0 +1,72 @@
+"""Policy read at the start of a request and kept in its history: a lawyer editing a file
+later changes new requests, never the replay of running ones."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel
+from temporalio import activity
+
+from connectors.registry import ConnectorEntry, load_registry
+from dsr.deadlines import (
+    Deadline,
+    DeadlineQuery,
+    compute_deadline,
+    end_of_day,
+    load_deadline_policy,
+)
+from dsr.models import Right
+from dsr.settings import Settings
+
+
+class PolicyQuery(BaseModel):
+    as_of: datetime
+
+
+class RequestPolicy(BaseModel):
+    code_validity_hours: int
+    code_max_attempts: int
+    panel_reauth_minutes: int
+    approval_required_for: list[Right]
+    connectors: list[ConnectorEntry]
+
+
+class ExtensionQuery(BaseModel):
+    deadline: Deadline
+    until: date
+
+
+class PolicyActivities:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    @activity.defn(name="policy.snapshot")
+    def snapshot(self, _: PolicyQuery) -> RequestPolicy:
+        settings = self._settings
+        return RequestPolicy(
+            code_validity_hours=settings.code_validity_hours,
+            code_max_attempts=settings.code_max_attempts,
+            panel_reauth_minutes=settings.panel_reauth_minutes,
+            approval_required_for=settings.approval_required_for,
+            connectors=load_registry(settings.connector_registry).connectors,
+        )
+
+    @activity.defn(name="deadline.compute")
+    def compute(self, query: DeadlineQuery) -> Deadline:
+        return compute_deadline(query, self._policy())
+
+    @activity.defn(name="deadline.extend")
+    def extend(self, query: ExtensionQuery) -> Deadline:
+        """The deadline moved to the officer's date, at the end of that local day."""
+        timezone = self._policy().jurisdictions[query.deadline.jurisdiction].timezone
+        return query.deadline.model_copy(
+            update={
+                "target_on": query.until,
+                "due_on": query.until,
+                "due_at": end_of_day(query.until, timezone),
+            }
+        )
+
+    def _policy(self):  # type: ignore[no-untyped-def]
+        return load_deadline_policy(self._settings.policy_dir / "deadlines.yaml")

@@ -1,0 +1,30 @@
+"""Activities that keep the request register: the long-term record of every request."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from sqlalchemy import Engine
+from temporalio import activity
+
+from dsr import register
+from dsr.models import RightsRequest
+from dsr.register import Milestone
+
+
+class Intake(BaseModel):
+    request: RightsRequest
+
+
+class RegisterActivities:
+    def __init__(self, engine: Engine, secret: bytes) -> None:
+        self._engine = engine
+        self._secret = secret
+
+    @activity.defn(name="register.intake")
+    def record_intake(self, intake: Intake) -> None:
+        started = activity.info().started_time
+        register.record_intake(self._engine, intake.request, self._secret, started)
+
+    @activity.defn(name="register.milestone")
+    def record_milestone(self, milestone: Milestone) -> None:
+        register.record_milestone(self._engine, milestone)

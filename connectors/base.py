@@ -1,0 +1,311 @@
+"""What every connector shares: its store's engine, the operation log that makes operations
+idempotent, JSON Lines exports into the blob store, and the Temporal activities.
+
+Identity values and message content are personal data: nothing here logs them or puts them
+into an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import json
+import typing
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import JSON, DateTime, Engine, String, create_engine, event, make_url
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.types import TypeDecorator
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from dsr.blobstore import LocalBlobStore
+from dsr.hashing import keyed_hash
+
+EXPORT_CHUNK_ROWS = 1000
+Result = TypeVar("Result", bound=BaseModel)
+
+
+class ConnectorInputError(ValueError):
+    """An input the connector cannot act on (unknown category, malformed correction).
+
+    Retrying cannot help, so the activity fails without retry. The message names the field
+    or category, never a value."""
+
+
+# --- the store -----------------------------------------------------------------------------
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite keeps no offset: stored as UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for a connector's store; SQLite gets WAL, foreign keys and its folder."""
+    parsed = make_url(url)
+    engine = create_engine(url, hide_parameters=True)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _tune_sqlite(engine)
+    return engine
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """WAL and foreign keys, and SQLAlchemy (not the sqlite3 module) emits BEGIN, so that a
+    write session can take the write lock up front (``BEGIN IMMEDIATE``)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def as_engine(engine_or_url: Engine | str) -> Engine:
+    return create_store_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+
+
+# --- idempotency ---------------------------------------------------------------------------
+
+
+class OperationLogMixin:
+    """One row per operation done for a request: the result is stored in the same transaction
+    as the data change, so a retry after a crash returns it instead of acting twice.
+
+    ``fingerprint`` (a keyed hash of the operation's input, no personal data readable) tells a
+    retry of the same call from a later call of the same operation with other rules, such as
+    the deferred erasure of records whose legal hold has ended."""
+
+    __tablename__ = "operation_log"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(40), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OperationKey(typing.NamedTuple):
+    request_id: str
+    operation: str
+    fingerprint: str
+
+
+def operation_key(secret: bytes, operation: str, call: BaseModel) -> OperationKey:
+    """The key of one call: request id, operation and a keyed hash of its input.
+
+    ``as_of`` is left out: the same instruction scheduled again later is the same operation."""
+    payload = call.model_dump(mode="json", exclude={"scope": {"as_of"}})
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    request_id = payload["scope"]["request_id"]
+    return OperationKey(request_id, operation, keyed_hash(secret, canonical, "operation"))
+
+
+class Store:
+    """A connector's database: its engine, its tables and its operation log."""
+
+    def __init__(
+        self,
+        engine_or_url: Engine | str,
+        base: type[DeclarativeBase],
+        log_model: type[OperationLogMixin],
+    ) -> None:
+        self.engine = as_engine(engine_or_url)
+        self.log_model = log_model
+        base.metadata.create_all(self.engine)
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read transaction (one consistent snapshot)."""
+        with Session(self.engine) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A write transaction; on SQLite it holds the write lock from its first statement."""
+        engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        with Session(engine) as session, session.begin():
+            yield session
+
+    def recorded(self, session: Session, key: OperationKey, kind: type[Result]) -> Result | None:
+        row = session.get(self.log_model, tuple(key))
+        if row is None:
+            return None
+        return kind.model_validate(row.result).model_copy(update={"already_done": True})
+
+    def record(self, session: Session, key: OperationKey, result: BaseModel) -> None:
+        session.add(self._entry(key, result))
+        session.flush()
+
+    def _entry(self, key: OperationKey, result: BaseModel) -> OperationLogMixin:
+        entry = self.log_model()
+        entry.request_id, entry.operation, entry.fingerprint = key
+        entry.result = result.model_dump(mode="json")
+        entry.created_at = datetime.now(UTC)
+        return entry
+
+    def lookup(self, key: OperationKey, kind: type[Result]) -> Result | None:
+        with self.reading() as session:
+            return self.recorded(session, key, kind)
+
+    def remember(self, key: OperationKey, result: BaseModel) -> None:
+        """Record the result of an operation that changes no data (an export), replacing an
+        earlier entry for the same key."""
+        with self.writing() as session:
+            session.merge(self._entry(key, result))
+
+    def once(
+        self, key: OperationKey, kind: type[Result], work: Callable[[Session], Result]
+    ) -> Result:
+        """Do ``work`` once per key: its data change and its log entry commit together."""
+        try:
+            with self.writing() as session:
+                done = self.recorded(session, key, kind)
+                if done is not None:
+                    return done
+                result = work(session)
+                self.record(session, key, result)
+                return result
+        except IntegrityError:
+            # A concurrent attempt committed first (backends without BEGIN IMMEDIATE).
+            with self.reading() as session:
+                done = self.recorded(session, key, kind)
+            if done is None:
+                raise
+            return done
+
+
+# --- exports -------------------------------------------------------------------------------
+
+
+def heartbeat(*details: Any) -> None:
+    """Tell Temporal the activity is alive; does nothing outside an activity."""
+    beat = _thread_heartbeat.get()
+    if beat is not None:
+        beat(*details)
+    elif activity.in_activity():
+        activity.heartbeat(*details)
+
+
+def export_jsonl(
+    blobs: LocalBlobStore, key: str, chunks: Iterable[Iterable[Mapping[str, Any]]]
+) -> tuple[dict[str, int], str | None]:
+    """Stream records (each with its ``category``) into a JSON Lines blob, one chunk at a time
+    with a heartbeat after each. Returns the count per category and the blob reference, or no
+    reference when there was nothing to export."""
+    counts: Counter[str] = Counter()
+    with blobs.open_writer(key) as file:
+        for number, chunk in enumerate(chunks, start=1):
+            for record in chunk:
+                counts[record["category"]] += 1
+                file.write(json.dumps(record, default=_json_default).encode() + b"\n")
+            heartbeat({"chunks": number, "records": sum(counts.values())})
+    ref = blobs.ref(key)
+    if not counts:
+        blobs.delete(ref)
+        return {}, None
+    return dict(counts), ref
+
+
+def export_key(request_id: str, connector: str) -> str:
+    return f"exports/{request_id}/{connector}.jsonl"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot export a value of type {type(value).__name__}")
+
+
+# --- Temporal activities -------------------------------------------------------------------
+
+
+class Connector(Protocol):
+    """A connector object: its name and the methods served as activities.
+
+    Each method takes one pydantic model and returns one; it is blocking (it talks to the
+    store) and is run in a thread by its activity."""
+
+    name: ClassVar[str]
+    activities: ClassVar[tuple[str, ...]]
+
+
+_thread_heartbeat: contextvars.ContextVar[Callable[..., None] | None] = contextvars.ContextVar(
+    "connector_thread_heartbeat", default=None
+)
+
+
+def connector_activities(connector: Connector) -> list[Callable[..., Any]]:
+    """The connector's methods as async Temporal activities named ``"<name>.<method>"``."""
+    return [
+        _as_activity(f"{connector.name}.{method}", getattr(connector, method))
+        for method in connector.activities
+    ]
+
+
+def _as_activity(name: str, method: Callable[[Any], Any]) -> Callable[..., Any]:
+    hints = typing.get_type_hints(method)
+    input_type = next(hint for parameter, hint in hints.items() if parameter != "return")
+
+    async def run(call: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+
+        def beat(*details: Any) -> None:
+            # activity.heartbeat must run on the event loop, in the activity's context.
+            loop.call_soon_threadsafe(
+                functools.partial(activity.heartbeat, *details), context=context
+            )
+
+        token = _thread_heartbeat.set(beat)
+        try:
+            return await asyncio.to_thread(method, call)
+        except ConnectorInputError as error:
+            raise ApplicationError(
+                str(error), type=type(error).__name__, non_retryable=True
+            ) from None
+        except DBAPIError as error:
+            # The driver's message may quote stored values: report the kind of failure only.
+            raise ApplicationError(
+                f"{name}: store error {type(error.orig).__name__}", type="StoreError"
+            ) from None
+        finally:
+            _thread_heartbeat.reset(token)
+
+    run.__name__ = run.__qualname__ = name.replace(".", "_")
+    run.__annotations__ = {"call": input_type, "return": hints["return"]}
+    return activity.defn(name=name)(run)

@@ -1,0 +1,428 @@
+"""SMS connector: end users' messages, held for the customers that sent or received them.
+
+The customer is the controller of its end users' data and the group its processor, so every
+lookup is confined to one customer account: without ``scope.customer_account`` the connector
+finds nothing, and it never searches across customers.
+
+Erasure anonymises rather than deletes, per category:
+- ``message_content``: the content is cleared;
+- ``location_data``: cell id, latitude and longitude are cleared;
+- ``phone_number`` and ``traffic_data``: the record is cut loose from the person. The number is
+  replaced by a keyed-hash pseudonym (statistics still count distinct numbers), the operator
+  and route are cleared, ``sent_at`` is cut to the day, and content and location go too (a
+  record that can no longer be found for its subject must not keep what could identify them).
+  Day, direction, status, segments, sender and country ended stay, for statistics and the
+  records of the customer. The row gets ``anonymised_at`` and is no longer the subject's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    CursorResult,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from connectors.base import (
+    EXPORT_CHUNK_ROWS,
+    ConnectorInputError,
+    OperationLogMixin,
+    Store,
+    UtcDateTime,
+    export_jsonl,
+    export_key,
+    operation_key,
+)
+from connectors.protocol import (
+    AccessInput,
+    AccessResult,
+    CategoryHolding,
+    Discovery,
+    EraseInput,
+    EraseResult,
+    EraseRule,
+    FlagInput,
+    FlagResult,
+    Operation,
+    Scope,
+)
+from dsr.blobstore import LocalBlobStore
+from dsr.hashing import keyed_hash
+from dsr.models import Identity, IdentityType
+
+PHONE_NUMBER = "phone_number"
+TRAFFIC_DATA = "traffic_data"
+LOCATION_DATA = "location_data"
+MESSAGE_CONTENT = "message_content"
+CATEGORIES = (PHONE_NUMBER, TRAFFIC_DATA, LOCATION_DATA, MESSAGE_CONTENT)
+# Erasing either cuts the record loose from the person (see the module docstring).
+LINK_CATEGORIES = frozenset({PHONE_NUMBER, TRAFFIC_DATA})
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+class SmsBase(DeclarativeBase):
+    pass
+
+
+class Message(SmsBase):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    end_user_phone: Mapped[str] = mapped_column(String(64))  # E.164, or pseudonym once anonymised
+    direction: Mapped[str] = mapped_column(String(8))
+    sender_id: Mapped[str] = mapped_column(String(20))  # the customer's number or alphanumeric
+    content: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    operator: Mapped[str | None] = mapped_column(String(64))
+    route: Mapped[str | None] = mapped_column(String(64))
+    segments: Mapped[int] = mapped_column(Integer)
+    country_ended: Mapped[str] = mapped_column(String(2))  # ISO 3166 alpha-2
+    cell_id: Mapped[str | None] = mapped_column(String(64))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_messages_subject", "customer_account", "end_user_phone", "sent_at"),
+        CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_messages_direction"),
+    )
+
+
+class Restriction(SmsBase):
+    """A restriction of processing for one end user of one customer, by keyed hash."""
+
+    __tablename__ = "restrictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    phone_hash: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_restrictions_subject", "customer_account", "phone_hash"),)
+
+
+class SmsOperationLog(OperationLogMixin, SmsBase):
+    pass
+
+
+# --- the subject ---------------------------------------------------------------------------
+
+
+def subject_phones(scope: Scope) -> list[str]:
+    """The phone numbers to look up; none without a customer account (never cross-customer)."""
+    if scope.customer_account is None:
+        return []
+    return sorted({i.value for i in scope.identities if i.type is IdentityType.PHONE})
+
+
+def subject_where(customer_account: str, phones: Iterable[str]) -> list[ColumnElement[bool]]:
+    return [
+        Message.customer_account == customer_account,
+        Message.end_user_phone.in_(list(phones)),
+        Message.anonymised_at.is_(None),
+    ]
+
+
+def subject_messages(customer_account: str, phones: Iterable[str]) -> Select[Message]:
+    """The subject lookup every operation uses (served by ``ix_messages_subject``)."""
+    return select(Message).where(*subject_where(customer_account, phones))
+
+
+def holds(category: str) -> ColumnElement[bool]:
+    """Whether a (not anonymised) message still holds data of ``category``."""
+    if category == LOCATION_DATA:
+        return or_(
+            Message.cell_id.is_not(None),
+            Message.latitude.is_not(None),
+            Message.longitude.is_not(None),
+        )
+    if category == MESSAGE_CONTENT:
+        return Message.content.is_not(None)
+    return true()
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+class SmsConnector:
+    name: ClassVar[str] = "sms"
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict")
+
+    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+        self.store = Store(engine_or_url, SmsBase, SmsOperationLog)
+        self.blobs = blobs
+        self.secret = secret
+
+    def discover(self, scope: Scope) -> Discovery:
+        discovery = Discovery(connector=self.name)
+        phones = subject_phones(scope)
+        if not phones or scope.customer_account is None:
+            return discovery
+        where = subject_where(scope.customer_account, phones)
+        with self.store.reading() as session:
+            for category in CATEGORIES:
+                holding = _holding(session, where, category)
+                if holding is not None:
+                    discovery.holdings.append(holding)
+        return discovery
+
+    def access(self, call: AccessInput) -> AccessResult:
+        phones = subject_phones(call.scope)
+        customer_account = call.scope.customer_account
+        if not phones or customer_account is None:
+            return AccessResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ACCESS, call)
+        done = self.store.lookup(key, AccessResult)
+        if done is not None and (done.blob_ref is None or self.blobs.exists(done.blob_ref)):
+            return done
+        with self.store.reading() as session:
+            chunks = _export_chunks(session, subject_where(customer_account, phones))
+            records, ref = export_jsonl(self.blobs, export_key(key.request_id, self.name), chunks)
+        result = AccessResult(connector=self.name, records=records, blob_ref=ref)
+        self.store.remember(key, result)
+        return result
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        cutoffs = _cutoffs(call.rules)
+        phones = subject_phones(call.scope)
+        customer_account = call.scope.customer_account
+        if not phones or customer_account is None:
+            return EraseResult(connector=self.name)
+        where = subject_where(customer_account, phones)
+        key = operation_key(self.secret, Operation.ERASE, call)
+        return self.store.once(
+            key, EraseResult, lambda session: self._erase(session, where, cutoffs, call.scope)
+        )
+
+    def restrict(self, call: FlagInput) -> FlagResult:
+        phones = subject_phones(call.scope)
+        if not phones or call.scope.customer_account is None:
+            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
+        key = operation_key(self.secret, Operation.RESTRICT, call)
+        return self.store.once(key, FlagResult, lambda session: self._restrict(session, call))
+
+    def is_restricted(self, customer_account: str, phone: str) -> bool:
+        """Whether processing of this end user's messages is restricted for this customer."""
+        with self.store.reading() as session:
+            return _active_restriction(session, customer_account, self._phone_hash(phone)) != []
+
+    # --- erase and restrict, inside the operation's transaction ----------------------------
+
+    def _erase(
+        self,
+        session: Session,
+        where: list[ColumnElement[bool]],
+        cutoffs: dict[str, datetime],
+        scope: Scope,
+    ) -> EraseResult:
+        erased: dict[str, int] = {}
+        link = _widest(cutoffs, LINK_CATEGORIES)
+        for category, columns in (
+            (MESSAGE_CONTENT, ("content",)),
+            (LOCATION_DATA, ("cell_id", "latitude", "longitude")),
+        ):
+            cutoff = _widest(cutoffs, LINK_CATEGORIES | {category})
+            cleared = _clear(session, where, category, cutoff, columns) if cutoff else 0
+            if category in cutoffs or cleared:
+                erased[category] = cleared
+        if link is not None:
+            unlinked = self._unlink(session, where, link, scope.as_of)
+            erased.update(dict.fromkeys(sorted(LINK_CATEGORIES), unlinked))
+        retained = {category: _count(session, where, category) for category in cutoffs}
+        return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _unlink(
+        self,
+        session: Session,
+        where: list[ColumnElement[bool]],
+        before: datetime,
+        as_of: datetime,
+    ) -> int:
+        rows = session.execute(
+            select(Message.id, Message.end_user_phone, Message.sent_at).where(
+                *where, Message.sent_at < before
+            )
+        ).all()
+        changes = [
+            {
+                "id": row.id,
+                "end_user_phone": keyed_hash(self.secret, row.end_user_phone, "pseudonym"),
+                "sent_at": row.sent_at.replace(hour=0, minute=0, second=0, microsecond=0),
+                "operator": None,
+                "route": None,
+                "content": None,
+                "cell_id": None,
+                "latitude": None,
+                "longitude": None,
+                "anonymised_at": as_of,
+            }
+            for row in rows
+        ]
+        if changes:
+            session.execute(update(Message), changes)
+        return len(changes)
+
+    def _restrict(self, session: Session, call: FlagInput) -> FlagResult:
+        scope = call.scope
+        customer_account = cast(str, scope.customer_account)
+        phones = subject_phones(scope)
+        for phone in phones:
+            active = _active_restriction(session, customer_account, self._phone_hash(phone))
+            if call.lift:
+                for restriction in active:
+                    restriction.lifted_at = scope.as_of
+            elif not active:
+                session.add(
+                    Restriction(
+                        customer_account=customer_account,
+                        phone_hash=self._phone_hash(phone),
+                        request_id=scope.request_id,
+                        since=scope.as_of,
+                    )
+                )
+        covered = _count(session, subject_where(customer_account, phones), PHONE_NUMBER)
+        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+
+    def _phone_hash(self, phone: str) -> str:
+        return keyed_hash(self.secret, Identity(type=IdentityType.PHONE, value=phone).normalised)
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def _holding(
+    session: Session, where: list[ColumnElement[bool]], category: str
+) -> CategoryHolding | None:
+    rows = session.execute(
+        select(
+            Message.country_ended,
+            func.count(),
+            func.min(Message.sent_at),
+            func.max(Message.sent_at),
+        )
+        .where(*where, holds(category))
+        .group_by(Message.country_ended)
+    ).all()
+    if not rows:
+        return None
+    return CategoryHolding(
+        category=category,
+        records=sum(row[1] for row in rows),
+        earliest=min(row[2] for row in rows),
+        latest=max(row[3] for row in rows),
+        countries_ended=sorted(row[0] for row in rows),
+    )
+
+
+def _count(session: Session, where: list[ColumnElement[bool]], category: str) -> int:
+    statement = select(func.count()).select_from(Message).where(*where, holds(category))
+    return session.scalar(statement) or 0
+
+
+def _clear(
+    session: Session,
+    where: list[ColumnElement[bool]],
+    category: str,
+    before: datetime,
+    columns: tuple[str, ...],
+) -> int:
+    statement = (
+        update(Message)
+        .where(*where, Message.sent_at < before, holds(category))
+        .values(dict.fromkeys(columns))
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _active_restriction(
+    session: Session, customer_account: str, phone_hash: str
+) -> list[Restriction]:
+    statement = select(Restriction).where(
+        Restriction.customer_account == customer_account,
+        Restriction.phone_hash == phone_hash,
+        Restriction.lifted_at.is_(None),
+    )
+    return list(session.scalars(statement))
+
+
+def _export_chunks(
+    session: Session, where: list[ColumnElement[bool]]
+) -> Iterator[list[dict[str, Any]]]:
+    statement = (
+        select(Message)
+        .where(*where)
+        .order_by(Message.sent_at, Message.id)
+        .execution_options(yield_per=EXPORT_CHUNK_ROWS)
+    )
+    for partition in session.scalars(statement).partitions():
+        yield [record for message in partition for record in _records(message)]
+
+
+def _records(message: Message) -> Iterator[dict[str, Any]]:
+    """One export record per category the message holds, joined by ``message_id``."""
+    ids = {"message_id": message.id, "customer_account": message.customer_account}
+    yield {"category": PHONE_NUMBER, **ids, "phone_number": message.end_user_phone}
+    yield {
+        "category": TRAFFIC_DATA,
+        **ids,
+        "direction": message.direction,
+        "sender_id": message.sender_id,
+        "sent_at": message.sent_at,
+        "status": message.status,
+        "operator": message.operator,
+        "route": message.route,
+        "segments": message.segments,
+        "country_ended": message.country_ended,
+    }
+    if any(v is not None for v in (message.cell_id, message.latitude, message.longitude)):
+        yield {
+            "category": LOCATION_DATA,
+            **ids,
+            "cell_id": message.cell_id,
+            "latitude": message.latitude,
+            "longitude": message.longitude,
+        }
+    if message.content is not None:
+        yield {"category": MESSAGE_CONTENT, **ids, "content": message.content}
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
+    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
+    cutoffs: dict[str, datetime] = {}
+    for rule in rules:
+        if rule.category not in CATEGORIES:
+            raise ConnectorInputError(f"sms holds no category named {rule.category!r}")
+        before = rule.before if rule.before is not None else END_OF_TIME
+        if before.tzinfo is None:
+            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
+        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
+    return cutoffs
+
+
+def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime | None:
+    return max((cutoffs[c] for c in categories if c in cutoffs), default=None)

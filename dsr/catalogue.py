@@ -1,0 +1,165 @@
+"""What an answer tells a person about their data (GDPR Art. 15(1)-(2)) and where to complain.
+
+``dsr/policy/catalogue.yaml`` states, per connector and category, the purposes, legal basis,
+recipients, retention, source and transfers; ``dsr/policy/authorities.yaml`` names the
+supervisory authority per jurisdiction and the right to a judicial remedy. Texts are kept in
+English and Chinese; a missing translation falls back to English.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, model_validator
+
+from dsr.models import Jurisdiction, Language, StrictModel
+from dsr.retention import POLICY_DIR, LocalText, read_policy_file
+
+CATALOGUE_FILE = POLICY_DIR / "catalogue.yaml"
+AUTHORITIES_FILE = POLICY_DIR / "authorities.yaml"
+
+
+class UnknownCategory(KeyError):
+    """The catalogue has no entry for a connector's category."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CategoryEntry(StrictModel):
+    """One category's facts as the catalogue file states them (after defaults are applied)."""
+
+    name: LocalText
+    purposes: list[LocalText]
+    legal_basis: LocalText
+    recipients: list[LocalText]
+    retention: LocalText
+    source: LocalText | None  # None: collected from the person
+    transfers: LocalText
+    safeguards: LocalText
+
+
+class CategoryFacts(BaseModel):
+    """One category's facts in one language, ready for an answer."""
+
+    connector: str
+    category: str
+    name: str
+    purposes: list[str]
+    legal_basis: str
+    recipients: list[str]
+    retention: str
+    source: str | None  # None: collected from the person
+    transfers: str
+    safeguards: str
+
+
+class Catalogue(StrictModel):
+    version: str
+    connectors: dict[str, dict[str, CategoryEntry]]  # connector -> category -> facts
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_defaults(cls, data: Any) -> Any:
+        """Fill each category from the connector's and the catalogue's ``defaults``."""
+        if not isinstance(data, dict) or not isinstance(data.get("connectors"), dict):
+            return data
+        shared = data.get("defaults") or {}
+        if not isinstance(shared, dict):
+            raise ValueError("defaults must map fact names to texts")
+        connectors = {
+            name: _connector_categories(name, shared, block)
+            for name, block in data["connectors"].items()
+        }
+        return {key: value for key, value in data.items() if key != "defaults"} | {
+            "connectors": connectors
+        }
+
+    def entry(self, connector: str, category: str) -> CategoryEntry:
+        try:
+            return self.connectors[connector][category]
+        except KeyError:
+            raise UnknownCategory(
+                f"the data catalogue has no category {category!r} for connector {connector!r}: "
+                f"add it to {CATALOGUE_FILE.name}"
+            ) from None
+
+    def facts(self, connector: str, category: str, language: Language) -> CategoryFacts:
+        entry = self.entry(connector, category)
+        return CategoryFacts(
+            connector=connector,
+            category=category,
+            name=entry.name.in_language(language),
+            purposes=[text.in_language(language) for text in entry.purposes],
+            legal_basis=entry.legal_basis.in_language(language),
+            recipients=[text.in_language(language) for text in entry.recipients],
+            retention=entry.retention.in_language(language),
+            source=entry.source.in_language(language) if entry.source else None,
+            transfers=entry.transfers.in_language(language),
+            safeguards=entry.safeguards.in_language(language),
+        )
+
+    def names(self, language: Language) -> dict[str, str]:
+        """Every category's name, keyed ``"connector/category"`` (for an answer's context)."""
+        return {
+            f"{connector}/{category}": entry.name.in_language(language)
+            for connector, categories in self.connectors.items()
+            for category, entry in categories.items()
+        }
+
+
+def _connector_categories(connector: str, shared: dict[str, Any], block: Any) -> Any:
+    if not isinstance(block, dict):
+        return block
+    unknown = set(block) - {"defaults", "categories"}
+    if unknown:
+        raise ValueError(
+            f"connectors.{connector} takes only defaults and categories, not {sorted(unknown)}"
+        )
+    defaults = shared | (block.get("defaults") or {})
+    categories = block.get("categories") or {}
+    if not isinstance(categories, dict):
+        return categories
+    return {
+        name: defaults | own if isinstance(own, dict) else own for name, own in categories.items()
+    }
+
+
+class Authority(StrictModel):
+    complaint: LocalText
+    judicial_remedy: LocalText | None = None  # None: the file's general text
+
+
+class Authorities(StrictModel):
+    version: str
+    judicial_remedy: LocalText
+    jurisdictions: dict[Jurisdiction, Authority]
+
+    @model_validator(mode="after")
+    def _every_jurisdiction(self) -> Authorities:
+        missing = [j.value for j in Jurisdiction if j not in self.jurisdictions]
+        if missing:
+            raise ValueError(f"jurisdictions missing: {', '.join(missing)}")
+        return self
+
+    def complaint(self, jurisdiction: Jurisdiction, language: Language) -> str:
+        """Where to complain and the right to a judicial remedy, in one text."""
+        authority = self.jurisdictions[jurisdiction]
+        remedy = authority.judicial_remedy or self.judicial_remedy
+        return f"{authority.complaint.in_language(language)}\n{remedy.in_language(language)}"
+
+
+def load_catalogue(path: Path | None = None) -> Catalogue:
+    return read_policy_file(path or CATALOGUE_FILE, Catalogue)
+
+
+def load_authorities(path: Path | None = None) -> Authorities:
+    return read_policy_file(path or AUTHORITIES_FILE, Authorities)
+
+
+def authority_for(
+    jurisdiction: Jurisdiction, language: Language, authorities: Authorities | None = None
+) -> str:
+    """Where a person under ``jurisdiction`` may complain, with the judicial remedy."""
+    return (authorities or load_authorities()).complaint(jurisdiction, language)

@@ -1,0 +1,110 @@
+"""The demo: two real requests through every step on the embedded stack.
+
+1. An account holder asks, through the privacy panel, for access to their own account data.
+2. A customer, as controller, emails an instruction to erase one end user's SMS data; the
+   verification code arrives at the customer's registered address and is read from var/mail/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+
+from temporalio.client import Client
+
+from connectors.customer_account import CustomerAccountConnector
+from connectors.seed import DemoFacts
+from connectors.seed import seed_stores as seed_connector_stores
+from connectors.sms import SmsConnector
+from dsr import officer
+from dsr.blobstore import LocalBlobStore
+from dsr.embedded import start
+from dsr.mailserver import MailFolder
+from dsr.models import RightsRequest, parse_request
+from dsr.settings import Settings
+from dsr.temporal import connect
+from workflows.models import CodeResult, CodeSubmission, RequestOutcome, RequestStatus
+
+CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
+
+
+def seed_stores(settings: Settings, people: int = 300, customers: int = 6) -> DemoFacts:
+    blobs = LocalBlobStore(settings.blob_dir)
+    return seed_connector_stores(
+        SmsConnector(settings.connector_database_url("sms"), blobs, settings.secret),
+        CustomerAccountConnector(settings.connector_database_url("customer_account"), blobs,
+                                 settings.secret),
+        people=people, customers=customers, now=datetime.now(UTC))
+
+
+def demo_requests(facts: DemoFacts, now: datetime) -> tuple[RightsRequest, RightsRequest]:
+    stamp = now.strftime("%Y%m%d-%H%M%S")
+    access = parse_request({
+        "request_id": f"DEMO-{stamp}-ACCESS",
+        "rights": ["access"],
+        "identities": [{"type": "account_id", "value": facts.account_holder_account_id}],
+        "jurisdiction": "EU",
+        "channel": "privacy_panel",
+        "requester": {"kind": "subject", "email": facts.account_holder_email},
+        "received_at": now.isoformat(),
+        "last_login_at": (now - timedelta(minutes=2)).isoformat(),
+    })
+    erasure = parse_request({
+        "request_id": f"DEMO-{stamp}-ERASURE",
+        "rights": ["erasure"],
+        "identities": [{"type": "phone", "value": facts.end_user_phone}],
+        "jurisdiction": "EU",
+        "channel": "email",
+        "requester": {"kind": "controller", "email": facts.controller_registered_email,
+                      "customer_account": facts.controller_account_id},
+        "received_at": now.isoformat(),
+    })
+    return access, erasure
+
+
+async def submit_emailed_code(client: Client, settings: Settings, request_id: str) -> CodeResult:
+    """Read the code from the mail folder, as the customer would from its inbox."""
+    message_id = f"<code.1.controller.{request_id}@dsr>"
+    mail = await MailFolder(settings.mail_dir).wait_for_async(
+        header=("Message-ID", message_id), timeout=60)
+    match = CODE.search(mail.get_content())
+    if match is None:
+        raise RuntimeError(f"no code found in the verification email of {request_id}")
+    return await officer.update(client, request_id, "submit_code",
+                                CodeSubmission(code=match.group(1)), CodeResult)
+
+
+async def run_demo(settings: Settings) -> None:
+    await start(settings)
+    facts = seed_stores(settings)
+    print(f"seeded the SMS and customer-account stores ({facts.controller_account_id} is the "
+          f"controller; its end user's number also appears at "
+          f"{len(facts.end_user_other_customers)} other customers)")
+    client = await connect(settings)
+    access, erasure = demo_requests(facts, datetime.now(UTC))
+    handles = [await officer.submit(client, settings, r) for r in (access, erasure)]
+    print(f"submitted {access.request_id} and {erasure.request_id}")
+    result = await submit_emailed_code(client, settings, erasure.request_id)
+    print(f"{erasure.request_id}: code from var/mail/ accepted={result.accepted}")
+    outcomes = await asyncio.gather(*(h.result() for h in handles))
+    for request, outcome in zip((access, erasure), outcomes, strict=True):
+        status = await officer.status(client, request.request_id)
+        print_summary(settings, outcome, status)
+    print(f"\nThe stack keeps running. Web UI: {settings.web_ui_url}/namespaces/"
+          f"{settings.temporal_namespace}/workflows")
+    print("Stop it with: python starter.py stack down")
+
+
+def print_summary(settings: Settings, outcome: RequestOutcome, status: RequestStatus) -> None:
+    request_id = outcome.request_id
+    print(f"\n== {request_id}: {outcome.status.value} ==")
+    steps = [s.name for s in status.steps if s.status.value == "done"]
+    print("steps done:", " → ".join(steps))
+    for connector in status.connectors:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(connector.records.items())) or "-"
+        print(f"  {connector.connector:18} {connector.status.value:12} {counts}")
+    answer = MailFolder(settings.mail_dir).file_with(("Message-ID", f"<answer.{request_id}@dsr>"))
+    print("answer email:", answer or "not found")
+    print(f"Web UI: {settings.web_ui_url}/namespaces/{settings.temporal_namespace}/workflows/"
+          f"{officer.workflow_id(request_id)}")

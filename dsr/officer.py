@@ -1,0 +1,111 @@
+"""What the officer's CLI does against Temporal: start requests, send Updates, ask status.
+
+Errors are ``OfficerError`` with a message an officer can act on; none quotes personal data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from dsr import search_attributes as sa
+from dsr.models import RightsRequest
+from dsr.settings import Settings
+from workflows.models import RequestInput, RequestStatus
+from workflows.request import RightsRequestWorkflow
+
+Result = TypeVar("Result", bound=BaseModel)
+
+
+class OfficerError(Exception):
+    """A refusal or failure the officer can act on."""
+
+
+def workflow_id(request_id: str) -> str:
+    return f"dsr-{request_id}"
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line per bad field, naming the field and the rule, never the value given."""
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "request"
+        lines.append(f"  {field}: {problem['msg']}")
+    return "the request is invalid:\n" + "\n".join(lines)
+
+
+def _initial_search_attributes(request: RightsRequest) -> TypedSearchAttributes:
+    return TypedSearchAttributes([
+        SearchAttributePair(sa.STATUS, "received"),
+        SearchAttributePair(sa.JURISDICTION, request.jurisdiction.value),
+        SearchAttributePair(sa.CHANNEL, request.channel.value),
+        SearchAttributePair(sa.REQUESTER, request.requester.kind.value),
+        SearchAttributePair(sa.RIGHTS, [right.value for right in request.rights]),
+        SearchAttributePair(sa.RECEIVED_AT, request.received_at),
+        SearchAttributePair(sa.OVERDUE, False),
+    ])
+
+
+async def submit(client: Client, settings: Settings, request: RightsRequest) -> WorkflowHandle[Any, Any]:
+    try:
+        return await client.start_workflow(
+            RightsRequestWorkflow.run,
+            RequestInput(request=request),
+            id=workflow_id(request.request_id),
+            task_queue=settings.task_queue,
+            search_attributes=_initial_search_attributes(request),
+            static_summary=f"{', '.join(r.value for r in request.rights)} "
+                           f"({request.jurisdiction.value})",
+        )
+    except WorkflowAlreadyStartedError:
+        raise OfficerError(
+            f"request {request.request_id} was already submitted; "
+            f"see: python starter.py status {request.request_id}") from None
+
+
+async def update(client: Client, request_id: str, name: str, payload: BaseModel,
+                 result_type: type[Result]) -> Result:
+    handle = client.get_workflow_handle(workflow_id(request_id))
+    try:
+        return await handle.execute_update(name, payload, result_type=result_type)
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        message = getattr(cause, "message", None) or str(cause)
+        raise OfficerError(f"refused: {message}") from None
+    except RPCError as error:
+        raise _rpc_error(request_id, error) from None
+
+
+async def status(client: Client, request_id: str) -> RequestStatus:
+    handle = client.get_workflow_handle(workflow_id(request_id))
+    try:
+        return await handle.query("status", result_type=RequestStatus)
+    except RPCError as error:
+        raise _rpc_error(request_id, error) from None
+
+
+async def is_open(client: Client, request_id: str) -> bool:
+    handle = client.get_workflow_handle(workflow_id(request_id))
+    try:
+        description = await handle.describe()
+    except RPCError:
+        return False
+    return description.status is WorkflowExecutionStatus.RUNNING
+
+
+def _rpc_error(request_id: str, error: RPCError) -> OfficerError:
+    if error.status is RPCStatusCode.NOT_FOUND:
+        return OfficerError(f"no request {request_id} is known to Temporal")
+    if "already completed" in error.message or "workflow execution already completed" in error.message:
+        return OfficerError(f"request {request_id} is closed; see its status")
+    return OfficerError(f"Temporal refused the call for {request_id}: {error.message}")

@@ -1,0 +1,132 @@
+"""Reading and writing the request register. Every write is idempotent, keyed by request id
+and milestone key, so an activity retried after a crash records each milestone once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from dsr.database import MilestoneRecord, RequestRecord
+from dsr.hashing import keyed_hash
+from dsr.models import RightsRequest
+
+
+class Milestone(BaseModel):
+    """A step reached. ``detail`` holds ids, counts, dates and reasons, never identities."""
+
+    request_id: str
+    key: str
+    step: str
+    at: datetime
+    actor: str = "orchestrator"
+    detail: dict[str, Any] = Field(default_factory=dict)
+    status: str | None = None
+    due_at: datetime | None = None
+    extended: bool | None = None
+    overdue: bool | None = None
+    affiliates: list[str] | None = None
+    policy_version: str | None = None
+    outcome: str | None = None
+    closed: bool = False
+
+
+class RequestFilter(BaseModel):
+    status: str | None = None
+    right: str | None = None
+    jurisdiction: str | None = None
+    overdue: bool = False
+    limit: int = 100
+
+
+def subject_hashes(secret: bytes, request: RightsRequest) -> list[str]:
+    return sorted({keyed_hash(secret, identity.normalised) for identity in request.identities})
+
+
+def record_intake(engine: Engine, request: RightsRequest, secret: bytes, at: datetime) -> None:
+    with Session(engine) as session, session.begin():
+        if session.get(RequestRecord, request.request_id) is not None:
+            return
+        session.add(
+            RequestRecord(
+                request_id=request.request_id,
+                rights=[right.value for right in request.rights],
+                jurisdiction=request.jurisdiction.value,
+                channel=request.channel.value,
+                requester_kind=request.requester.kind.value,
+                customer_account=request.requester.customer_account,
+                language=request.language.value,
+                subject_hashes=subject_hashes(secret, request),
+                status="received",
+                received_at=request.received_at,
+                updated_at=at,
+            )
+        )
+
+
+def record_milestone(engine: Engine, milestone: Milestone) -> None:
+    with Session(engine) as session, session.begin():
+        record = session.get(RequestRecord, milestone.request_id)
+        if record is None:
+            raise LookupError(f"request {milestone.request_id} is not in the register")
+        exists = session.scalar(
+            select(MilestoneRecord.id).where(
+                MilestoneRecord.request_id == milestone.request_id,
+                MilestoneRecord.key == milestone.key,
+            )
+        )
+        if exists is not None:
+            return
+        session.add(
+            MilestoneRecord(
+                request_id=milestone.request_id,
+                key=milestone.key,
+                step=milestone.step,
+                at=milestone.at,
+                actor=milestone.actor,
+                detail=milestone.detail,
+            )
+        )
+        _apply(record, milestone)
+
+
+def _apply(record: RequestRecord, milestone: Milestone) -> None:
+    for field in ("status", "due_at", "extended", "overdue", "affiliates", "policy_version",
+                  "outcome"):
+        value = getattr(milestone, field)
+        if value is not None:
+            setattr(record, field, value)
+    if milestone.closed:
+        record.closed_at = milestone.at
+    record.updated_at = milestone.at
+
+
+def get_request(engine: Engine, request_id: str) -> tuple[RequestRecord, list[MilestoneRecord]]:
+    with Session(engine, expire_on_commit=False) as session:
+        record = session.get(RequestRecord, request_id)
+        if record is None:
+            raise LookupError(f"no request {request_id} in the register")
+        milestones = session.scalars(
+            select(MilestoneRecord)
+            .where(MilestoneRecord.request_id == request_id)
+            .order_by(MilestoneRecord.id)
+        ).all()
+        return record, list(milestones)
+
+
+def list_requests(engine: Engine, filters: RequestFilter, now: datetime) -> list[RequestRecord]:
+    query = select(RequestRecord).order_by(RequestRecord.received_at.desc())
+    if filters.status:
+        query = query.where(RequestRecord.status == filters.status)
+    if filters.jurisdiction:
+        query = query.where(RequestRecord.jurisdiction == filters.jurisdiction)
+    if filters.overdue:
+        query = query.where(RequestRecord.closed_at.is_(None), RequestRecord.due_at < now)
+    with Session(engine, expire_on_commit=False) as session:
+        records = list(session.scalars(query).all())
+    if filters.right:
+        records = [record for record in records if filters.right in record.rights]
+    return records[: filters.limit]

@@ -1,0 +1,314 @@
+"""Retention rules that limit erasure, and the erasure plan they give.
+
+The rules live in ``dsr/policy/retention.yaml``. A ``must_keep`` rule is a legal duty: records
+younger than its period are kept, and the answer says what was kept, why and until when. A
+``keep_at_most`` rule is a maximum and never blocks an erasure.
+
+``plan_erasure`` is pure: it takes the connectors' discoveries, the workflow's "as of" time and
+the policy, and returns which records each connector erases and which it keeps.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from connectors.protocol import CategoryHolding, Discovery, EraseRule
+from dsr.models import Language, StrictModel
+
+POLICY_DIR = Path(__file__).parent / "policy"
+RETENTION_FILE = POLICY_DIR / "retention.yaml"
+ORCHESTRATOR = "orchestrator"  # the orchestrator's own records: never planned here
+ALL_CATEGORIES = "*"
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
+CategoryName = Annotated[str, Field(pattern=r"^(\*|[a-z][a-z0-9_]{1,40})$")]
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+M = TypeVar("M", bound=BaseModel)
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used. The message names the file, the entry and the field."""
+
+
+class LocalText(StrictModel):
+    """A text people read, in English and (optionally) Chinese."""
+
+    en: Annotated[str, Field(min_length=1)]
+    zh: Annotated[str, Field(min_length=1)] | None = None
+
+    def in_language(self, language: Language) -> str:
+        """The text in ``language``, or in English where that translation is missing."""
+        return getattr(self, language.value, None) or self.en
+
+    def translations(self) -> dict[Language, str]:
+        return {language: self.in_language(language) for language in Language}
+
+
+class Period(StrictModel):
+    """A calendar period: ``{months: N}`` or ``{years: N}``."""
+
+    months: Annotated[int, Field(ge=1, le=1200)] | None = None
+    years: Annotated[int, Field(ge=1, le=100)] | None = None
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> Period:
+        if (self.months is None) == (self.years is None):
+            raise ValueError("give exactly one of months or years, for example {months: 6}")
+        return self
+
+    @property
+    def in_months(self) -> int:
+        return self.months if self.months is not None else 12 * (self.years or 0)
+
+    def __str__(self) -> str:
+        return f"{self.years} years" if self.years else f"{self.months} months"
+
+
+class RuleKind(StrEnum):
+    MUST_KEEP = "must_keep"  # a legal duty: blocks erasure until the period ends
+    KEEP_AT_MOST = "keep_at_most"  # a maximum: never blocks erasure
+
+
+class CountryOverride(StrictModel):
+    """A longer duty in one country (for SMS and Voice: where the communication ended)."""
+
+    country: Country
+    period: Period
+    basis: LocalText | None = None
+
+
+class Duty(BaseModel):
+    """The must-keep duty that binds one holding."""
+
+    rule_id: str
+    period: Period
+    basis: LocalText
+
+
+class RetentionRule(StrictModel):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
+    kind: RuleKind
+    covers: Annotated[
+        dict[Name, Annotated[list[CategoryName], Field(min_length=1)]], Field(min_length=1)
+    ]
+    period: Period | None = None
+    basis: LocalText
+    overrides: list[CountryOverride] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RetentionRule:
+        if self.kind is RuleKind.MUST_KEEP and self.period is None:
+            raise ValueError("a must_keep rule needs a period, for example {months: 6}")
+        repeated = [c for c, n in Counter(o.country for o in self.overrides).items() if n > 1]
+        if repeated:
+            raise ValueError(f"overrides name a country more than once: {', '.join(repeated)}")
+        return self
+
+    def covers_category(self, connector: str, category: str) -> bool:
+        categories = self.covers.get(connector, [])
+        return ALL_CATEGORIES in categories or category in categories
+
+    def duty(self, countries_ended: list[str]) -> Duty:
+        """The longest of the rule's own period and its overrides for these countries."""
+        assert self.period is not None, "only must_keep rules bind a duty"
+        duty = Duty(rule_id=self.id, period=self.period, basis=self.basis)
+        countries = {country.upper() for country in countries_ended}
+        for override in self.overrides:
+            if override.country in countries and _longer(override.period, duty.period):
+                basis = override.basis or self.basis
+                duty = Duty(rule_id=self.id, period=override.period, basis=basis)
+        return duty
+
+
+class RetentionPolicy(StrictModel):
+    version: Annotated[str, Field(min_length=1)]
+    rules: list[RetentionRule]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> RetentionPolicy:
+        repeated = [i for i, n in Counter(rule.id for rule in self.rules).items() if n > 1]
+        if repeated:
+            raise ValueError(f"rule ids must be unique: {', '.join(repeated)} repeated")
+        return self
+
+    def must_keep(self, connector: str, category: str) -> list[RetentionRule]:
+        return [
+            rule
+            for rule in self.rules
+            if rule.kind is RuleKind.MUST_KEEP and rule.covers_category(connector, category)
+        ]
+
+    def binding_duty(self, connector: str, holding: CategoryHolding) -> Duty | None:
+        """The longest must-keep duty for a holding, or None when nothing blocks erasure."""
+        duties = [
+            rule.duty(holding.countries_ended)
+            for rule in self.must_keep(connector, holding.category)
+        ]
+        longest: Duty | None = None
+        for duty in duties:
+            if longest is None or _longer(duty.period, longest.period):
+                longest = duty
+        return longest
+
+
+class RetainedPart(BaseModel):
+    """Records of one category a connector keeps despite the erasure, and why."""
+
+    connector: str
+    category: str
+    rule_id: str
+    basis: str  # the legal basis, in English
+    basis_translations: dict[Language, str] = Field(default_factory=dict)
+    records_until: datetime | None  # records dated on/after this cutoff are kept (None: all)
+    until: date | None  # when the last retained record may be erased (None: until released)
+
+
+class ErasurePlan(BaseModel):
+    policy_version: str
+    rules: dict[str, list[EraseRule]] = Field(default_factory=dict)  # connector -> instructions
+    retained: list[RetainedPart] = Field(default_factory=list)
+
+    def erase_at(self) -> datetime | None:
+        """When the earliest retained part becomes erasable: the start (UTC) of the day after
+        its ``until``. None when nothing is retained for a known period."""
+        days = [part.until for part in self.retained if part.until is not None]
+        if not days:
+            return None
+        return datetime.combine(min(days) + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def plan_erasure(
+    discoveries: list[Discovery], as_of: datetime, policy: RetentionPolicy
+) -> ErasurePlan:
+    """Which records each connector erases now, and which the retention duties keep."""
+    plan = ErasurePlan(policy_version=policy.version)
+    for discovery in discoveries:
+        if discovery.connector == ORCHESTRATOR:
+            continue
+        for holding in discovery.holdings:
+            if holding.records == 0:
+                continue
+            rule, kept = _plan_holding(discovery.connector, holding, _utc(as_of), policy)
+            plan.rules.setdefault(discovery.connector, []).append(rule)
+            if kept is not None:
+                plan.retained.append(kept)
+    return plan
+
+
+def _plan_holding(
+    connector: str, holding: CategoryHolding, as_of: datetime, policy: RetentionPolicy
+) -> tuple[EraseRule, RetainedPart | None]:
+    duty = policy.binding_duty(connector, holding)
+    if duty is None:
+        return EraseRule(category=holding.category, before=None), None
+    cutoff = subtract_period(as_of, duty.period)
+    rule = EraseRule(category=holding.category, before=cutoff)
+    # Unknown dates: assume the newest possible record, so the promised date is never early.
+    latest = _utc(holding.latest) if holding.latest is not None else as_of
+    if latest < cutoff:
+        return rule, None
+    return rule, RetainedPart(
+        connector=connector,
+        category=holding.category,
+        rule_id=duty.rule_id,
+        basis=duty.basis.en,
+        basis_translations=duty.basis.translations(),
+        records_until=cutoff,
+        until=add_period(latest, duty.period).date(),
+    )
+
+
+def keep_until(
+    policy: RetentionPolicy, connector: str, category: str, dated: datetime
+) -> datetime | None:
+    """When a record dated ``dated`` may be erased: its date plus the longest must-keep period
+    (e.g. a request confirmation: ``"orchestrator", "request_confirmation"``); None when no
+    duty keeps it."""
+    duty = policy.binding_duty(connector, CategoryHolding(category=category, records=1))
+    return add_period(_utc(dated), duty.period) if duty else None
+
+
+def subtract_period(moment: datetime, period: Period) -> datetime:
+    """``moment`` minus whole calendar months; a day past the month's end becomes its last
+    day (2026-08-31 minus 6 months is 2026-02-28)."""
+    return _shift_months(moment, -period.in_months)
+
+
+def add_period(moment: datetime, period: Period) -> datetime:
+    """``moment`` plus whole calendar months, with the same last-day-of-month rule."""
+    return _shift_months(moment, period.in_months)
+
+
+def _shift_months(moment: datetime, months: int) -> datetime:
+    year, month_index = divmod(moment.year * 12 + moment.month - 1 + months, 12)
+    last_day = calendar.monthrange(year, month_index + 1)[1]
+    return moment.replace(year=year, month=month_index + 1, day=min(moment.day, last_day))
+
+
+def _longer(period: Period, other: Period) -> bool:
+    return period.in_months > other.in_months
+
+
+def _utc(moment: datetime) -> datetime:
+    """Connectors and workflows speak UTC; a naive time is taken to be UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def load_retention_policy(path: Path | None = None) -> RetentionPolicy:
+    return read_policy_file(path or RETENTION_FILE, RetentionPolicy)
+
+
+def read_policy_file(path: Path, model: type[M]) -> M:
+    """Read and validate a YAML policy file; any fault becomes a ``PolicyError`` naming the
+    file and the line (YAML syntax) or the entry and field (content)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise PolicyError(f"{path}: cannot be read ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise PolicyError(f"{path}: {_yaml_fault(error)}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        faults = "; ".join(_fault(data, err["loc"], err["msg"]) for err in error.errors())
+        raise PolicyError(f"{path}: {faults}") from None
+
+
+def _yaml_fault(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or "not valid YAML"
+    if mark is None:
+        return f"not valid YAML: {problem}"
+    return f"line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {problem}"
+
+
+def _fault(data: Any, loc: tuple[int | str, ...], message: str) -> str:
+    """``rules[2] (id 'sms'), field 'period.months': <message>`` from a pydantic location."""
+    last_index = max((i for i, key in enumerate(loc) if isinstance(key, int)), default=-1)
+    entry, node = "", data
+    for key in loc[: last_index + 1]:
+        node = _child(node, key)
+        entry += f"[{key}]" if isinstance(key, int) else f".{key}" if entry else str(key)
+        if isinstance(key, int) and isinstance(node, dict) and "id" in node:
+            entry += f" (id {node['id']!r})"
+    field = ".".join(str(key) for key in loc[last_index + 1 :])
+    where = ", ".join(part for part in (entry, f"field {field!r}" if field else "") if part)
+    return f"{where or 'top level'}: {message}"
+
+
+def _child(node: Any, key: int | str) -> Any:
+    if isinstance(key, int):
+        return node[key] if isinstance(node, list) and 0 <= key < len(node) else None
+    return node.get(key) if isinstance(node, dict) else None

@@ -1,0 +1,431 @@
+"""The privacy officer's CLI: submit, verify, extend, approve or deny, cancel, follow requests,
+and run the embedded stack. ``python starter.py --help`` lists the commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from dsr import officer, register
+from dsr.database import make_engine
+from dsr.models import parse_request
+from dsr.settings import Settings, SettingsError, load_settings
+from dsr.temporal import connect
+from workflows.models import (
+    CodeResult,
+    CodeSubmission,
+    ConnectorDecision,
+    ConnectorResolution,
+    Denial,
+    Extension,
+    OfficerAction,
+    OfficerNote,
+    UpdateResult,
+)
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Data-subject-request orchestrator: the privacy officer's commands.")
+stack_app = typer.Typer(no_args_is_help=True, help="The embedded stack under var/.")
+app.add_typer(stack_app, name="stack")
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+OfficerOpt = Annotated[str | None, typer.Option(help="Officer acting (default: settings).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        _fail(str(error))
+
+
+def _fail(message: str, code: int = 1) -> Any:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _run(work: Callable[[Settings], Awaitable[T]]) -> T:
+    settings = _settings()
+    try:
+        return asyncio.run(work(settings))
+    except officer.OfficerError as error:
+        _fail(str(error))
+    except RuntimeError as error:
+        if "Failed client connect" in str(error) or "connect" in str(error).lower():
+            _fail(f"cannot reach Temporal at {settings.temporal_address}: "
+                  "start the stack with: python starter.py stack up")
+        raise
+    raise AssertionError("unreachable")
+
+
+def _print(model: BaseModel, as_json: bool, text: str) -> None:
+    if as_json:
+        print(model.model_dump_json(indent=2))
+    else:
+        console.print(text, highlight=False)
+
+
+def _send(request_id: str, name: str, payload: BaseModel, as_json: bool) -> None:
+    async def work(settings: Settings) -> UpdateResult:
+        client = await connect(settings)
+        return await officer.update(client, request_id, name, payload, UpdateResult)
+
+    result = _run(work)
+    _print(result, as_json, f"{request_id}: {result.message}")
+
+
+def _officer(name: str | None) -> str:
+    return name or _settings().officer_name
+
+
+# Submitting ------------------------------------------------------------------------------------
+
+
+@app.command()
+def submit(
+    file: Annotated[Path | None, typer.Option(help="A JSON request file.")] = None,
+    request_id: Annotated[str | None, typer.Option(help="Default: generated.")] = None,
+    right: Annotated[list[str] | None, typer.Option(help="A right; repeat for more.")] = None,
+    email: Annotated[list[str] | None, typer.Option(help="Subject's email identity.")] = None,
+    phone: Annotated[list[str] | None, typer.Option(help="Subject's phone (E.164).")] = None,
+    account_id: Annotated[list[str] | None, typer.Option(help="Subject's account id.")] = None,
+    channel_id: Annotated[list[str] | None, typer.Option(help="'channel:id'.")] = None,
+    jurisdiction: Annotated[str, typer.Option(help="EU, DE, UK, US-CA, SG, AU, CO, BR, CN")] = "EU",
+    channel: Annotated[str, typer.Option(help="privacy_panel, email, post, api")] = "email",
+    requester: Annotated[str, typer.Option(help="subject, agent or controller")] = "subject",
+    requester_email: Annotated[str | None, typer.Option(help="Where answers go.")] = None,
+    customer_account: Annotated[str | None, typer.Option(help="Controller's account.")] = None,
+    mandate: Annotated[str | None, typer.Option(help="Agent's proof of mandate.")] = None,
+    received_at: Annotated[str | None, typer.Option(help="ISO time; default now.")] = None,
+    last_login_at: Annotated[str | None, typer.Option(help="Panel login, ISO time.")] = None,
+    language: Annotated[str, typer.Option(help="en or zh")] = "en",
+    child: Annotated[bool, typer.Option(help="The subject is under 18.")] = False,
+    correct: Annotated[list[str] | None, typer.Option(help="field=value to rectify.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit a rights request (from flags or a JSON file). Bad input starts nothing."""
+    if file is not None:
+        data = _read_json(file)
+    else:
+        identities = [{"type": kind, "value": value}
+                      for kind, values in (("email", email), ("phone", phone),
+                                           ("account_id", account_id), ("channel_id", channel_id))
+                      for value in values or []]
+        data = {
+            "request_id": request_id or _new_request_id(),
+            "rights": right or [],
+            "identities": identities,
+            "jurisdiction": jurisdiction,
+            "channel": channel,
+            "requester": {"kind": requester, "email": requester_email or (email or [""])[0],
+                          "customer_account": customer_account, "mandate_reference": mandate},
+            "received_at": received_at or datetime.now(UTC).isoformat(),
+            "last_login_at": last_login_at,
+            "language": language,
+            "is_child": child,
+            "corrections": [_correction(c) for c in correct or []],
+        }
+    try:
+        request = parse_request(data)
+    except ValidationError as error:
+        _fail(officer.describe_errors(error), code=2)
+
+    async def work(settings: Settings) -> str:
+        client = await connect(settings)
+        handle = await officer.submit(client, settings, request)
+        return handle.id
+
+    workflow_id = _run(work)
+    if as_json:
+        print(json.dumps({"request_id": request.request_id, "workflow_id": workflow_id}))
+    else:
+        console.print(f"submitted {request.request_id} (workflow {workflow_id})", highlight=False)
+
+
+def _read_json(file: Path) -> Any:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        _fail(f"no such file: {file}", code=2)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        _fail(f"{file} is not valid UTF-8 JSON: {type(error).__name__} at "
+              f"{getattr(error, 'lineno', '?')}:{getattr(error, 'colno', '?')}", code=2)
+
+
+def _correction(text: str) -> dict[str, str]:
+    field, sep, value = text.partition("=")
+    if not sep:
+        _fail("--correct takes field=value, for example --correct job_title=CTO", code=2)
+    return {"field": field.strip(), "value": value}
+
+
+def _new_request_id() -> str:
+    return f"DSR-{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:8].upper()}"
+
+
+# Verification and officer actions ---------------------------------------------------------
+
+
+@app.command()
+def verify(request_id: str, code: str, as_json: JsonOpt = False) -> None:
+    """Submit the one-time code the requester received by email."""
+    async def work(settings: Settings) -> CodeResult:
+        client = await connect(settings)
+        return await officer.update(client, request_id, "submit_code",
+                                    CodeSubmission(code=code), CodeResult)
+
+    result = _run(work)
+    if result.accepted:
+        text = f"{request_id}: code accepted; {result.remaining_targets} identities still to verify"
+    elif result.locked:
+        text = f"{request_id}: wrong code; verification is now locked (officer: new-code)"
+    else:
+        text = f"{request_id}: wrong code; {result.attempts_left} attempts left"
+    _print(result, as_json, text)
+    if not result.accepted:
+        raise typer.Exit(1)
+
+
+@app.command("mark-verified")
+def mark_verified(request_id: str, note: Annotated[str, typer.Option(help="How it was checked.")],
+                  officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
+    """Record that an officer verified the identity by hand (post, agent's mandate)."""
+    _send(request_id, "mark_verified", OfficerNote(officer=_officer(officer_name), note=note), as_json)
+
+
+@app.command("new-code")
+def new_code(request_id: str, officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
+    """Issue a new one-time code (after a lock or expiry)."""
+    _send(request_id, "new_code", OfficerAction(officer=_officer(officer_name)), as_json)
+
+
+@app.command()
+def extend(request_id: str, reason: Annotated[str, typer.Option(help="Told to the requester.")],
+           until: Annotated[str | None, typer.Option(help="YYYY-MM-DD; default the limit.")] = None,
+           officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
+    """Extend the deadline; the requester is emailed the new date and the reason."""
+    try:
+        day = date.fromisoformat(until) if until else None
+    except ValueError:
+        _fail("--until takes a date as YYYY-MM-DD", code=2)
+    _send(request_id, "extend",
+          Extension(officer=_officer(officer_name), reason=reason, until=day), as_json)
+
+
+@app.command()
+def clarify(request_id: str,
+            question: Annotated[str | None, typer.Option(help="Ask the requester this.")] = None,
+            received: Annotated[str | None, typer.Option(help="The answer arrived: a note.")] = None,
+            officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
+    """Ask for clarification (UK: the clock stops), or record that the answer arrived."""
+    if (question is None) == (received is None):
+        _fail("give either --question (ask) or --received (the answer arrived)", code=2)
+    name = "request_clarification" if question else "clarification_received"
+    _send(request_id, name, OfficerNote(officer=_officer(officer_name),
+                                        note=question or received or ""), as_json)
+
+
+@app.command()
+def approve(request_id: str, officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
+    """Approve execution of the request."""
+    _send(request_id, "approve", OfficerAction(officer=_officer(officer_name)), as_json)
+
+
+@app.command()
+def deny(request_id: str, reason: Annotated[str, typer.Option(help="Told to the requester.")],
+         manifestly_unfounded: Annotated[bool, typer.Option(help="Unfounded or excessive.")] = False,
+         officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
+    """Deny the request; the requester is told the reasons and where to complain."""
+    _send(request_id, "deny", Denial(officer=_officer(officer_name), reason=reason,
+                                     manifestly_unfounded=manifestly_unfounded), as_json)
+
+
+@app.command()
+def cancel(request_id: str, reason: Annotated[str, typer.Option(help="Why it is cancelled.")],
+           officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
+    """Cancel: nothing not yet started starts; what already happened is reported."""
+    _send(request_id, "cancel", OfficerNote(officer=_officer(officer_name), note=reason), as_json)
+
+
+@app.command("resolve-connector")
+def resolve_connector(
+    request_id: str, connector: str,
+    reason: Annotated[str, typer.Option(help="Why.")],
+    done: Annotated[bool, typer.Option("--done", help="Done by hand.")] = False,
+    skip: Annotated[bool, typer.Option("--skip", help="Skip this connector.")] = False,
+    retry: Annotated[bool, typer.Option("--retry", help="Try the connector again.")] = False,
+    officer_name: OfficerOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Resolve a connector that keeps failing: done by hand, skipped, or retried."""
+    chosen = [r for r, flag in ((ConnectorResolution.DONE_BY_HAND, done),
+                                (ConnectorResolution.SKIPPED, skip),
+                                (ConnectorResolution.RETRY, retry)) if flag]
+    if len(chosen) != 1:
+        _fail("give exactly one of --done, --skip or --retry", code=2)
+    try:
+        decision = ConnectorDecision(officer=_officer(officer_name), connector=connector,
+                                     resolution=chosen[0], reason=reason)
+    except ValidationError as error:
+        _fail(officer.describe_errors(error), code=2)
+    _send(request_id, "resolve_connector", decision, as_json)
+
+
+# Following requests ------------------------------------------------------------------------
+
+
+@app.command()
+def status(request_id: str, as_json: JsonOpt = False) -> None:
+    """Where a request stands: from Temporal while it runs, from the register after."""
+    async def work(settings: Settings) -> Any:
+        client = await connect(settings)
+        try:
+            return await officer.status(client, request_id)
+        except officer.OfficerError:
+            return _register_status(settings, request_id)
+
+    result = _run(work)
+    if as_json:
+        print(json.dumps(result, default=str, indent=2) if isinstance(result, dict)
+              else result.model_dump_json(indent=2))
+        return
+    if isinstance(result, dict):
+        _print_register_status(result)
+    else:
+        _print_status(result)
+
+
+def _register_status(settings: Settings, request_id: str) -> dict[str, Any]:
+    try:
+        record, milestones = register.get_request(make_engine(settings.app_database_url),
+                                                  request_id)
+    except LookupError as error:
+        raise officer.OfficerError(str(error)) from None
+    return {
+        "request_id": record.request_id, "status": record.status, "rights": record.rights,
+        "jurisdiction": record.jurisdiction, "received_at": record.received_at,
+        "due_at": record.due_at, "closed_at": record.closed_at, "outcome": record.outcome,
+        "milestones": [{"step": m.step, "at": m.at, "actor": m.actor, "detail": m.detail}
+                       for m in milestones],
+    }
+
+
+def _print_status(result: Any) -> None:
+    console.print(f"[bold]{result.request_id}[/bold]  {result.status.value}  "
+                  f"{', '.join(result.rights)}  {result.jurisdiction}  "
+                  f"due {result.due_at:%Y-%m-%d}" + ("  [red]OVERDUE[/red]" if result.overdue else ""))
+    table = Table("step", "status", "at", "detail")
+    for step in result.steps:
+        table.add_row(step.name, step.status.value,
+                      f"{step.at:%Y-%m-%d %H:%M}" if step.at else "", step.detail or "")
+    console.print(table)
+    if result.connectors:
+        connectors = Table("connector", "status", "records", "note")
+        for c in result.connectors:
+            records = ", ".join(f"{k}={v}" for k, v in c.records.items())
+            connectors.add_row(c.connector, c.status.value, records,
+                               c.error or c.resolution_reason or "")
+        console.print(connectors)
+
+
+def _print_register_status(result: dict[str, Any]) -> None:
+    console.print(f"[bold]{result['request_id']}[/bold]  {result['status']}  "
+                  f"{', '.join(result['rights'])}  {result['jurisdiction']}  (from the register)")
+    table = Table("step", "at", "actor", "detail")
+    for m in result["milestones"]:
+        table.add_row(m["step"], f"{m['at']:%Y-%m-%d %H:%M}", m["actor"], json.dumps(m["detail"]))
+    console.print(table)
+
+
+@app.command("list")
+def list_requests(
+    status_filter: Annotated[str | None, typer.Option("--status", help="A status.")] = None,
+    right: Annotated[str | None, typer.Option(help="A right.")] = None,
+    jurisdiction: Annotated[str | None, typer.Option(help="A jurisdiction.")] = None,
+    overdue: Annotated[bool, typer.Option(help="Only open requests past due.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """List requests from the register, newest first."""
+    settings = _settings()
+    filters = register.RequestFilter(status=status_filter, right=right,
+                                     jurisdiction=jurisdiction, overdue=overdue, limit=limit)
+    records = register.list_requests(make_engine(settings.app_database_url), filters,
+                                     datetime.now(UTC))
+    rows = [{"request_id": r.request_id, "status": r.status, "rights": r.rights,
+             "jurisdiction": r.jurisdiction, "received_at": r.received_at, "due_at": r.due_at,
+             "overdue": r.overdue} for r in records]
+    if as_json:
+        print(json.dumps(rows, default=str, indent=2))
+        return
+    table = Table("request", "status", "rights", "jurisdiction", "received", "due")
+    for row in rows:
+        table.add_row(row["request_id"], row["status"], ", ".join(row["rights"]),
+                      row["jurisdiction"], f"{row['received_at']:%Y-%m-%d}",
+                      f"{row['due_at']:%Y-%m-%d}" if row["due_at"] else "")
+    console.print(table)
+
+
+# The embedded stack and the demo -----------------------------------------------------------
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start Temporal, the mail server and the workers under var/."""
+    from dsr.embedded import start
+
+    _run(start)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop everything the stack started."""
+    from dsr import stack
+
+    console.print(stack.down(_settings()).describe(), highlight=False)
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """What is running."""
+    from dsr import stack
+
+    console.print(stack.status(_settings()).describe(), highlight=False)
+
+
+@app.command()
+def seed(people: int = 300, customers: int = 6) -> None:
+    """Seed the reference connectors' stores with realistic fictional data."""
+    from dsr.demo import seed_stores
+
+    facts = seed_stores(_settings(), people=people, customers=customers)
+    console.print(f"seeded {people} people across {customers} customers "
+                  f"(controller demo customer {facts.controller_account})", highlight=False)
+
+
+@app.command()
+def demo() -> None:
+    """Start the stack, seed the stores, and run the two demo requests end to end."""
+    from dsr.demo import run_demo
+
+    _run(run_demo)
+
+
+if __name__ == "__main__":
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

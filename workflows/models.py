@@ -1,0 +1,149 @@
+"""What goes in and out of the rights-request workflow: its input, the officers' Updates, and
+the status Query. Officer-facing text fields carry no personal data by convention; the
+request itself does and stays inside the workflow's payloads."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from dsr.models import RightsRequest
+
+Officer = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+
+
+class Status(StrEnum):
+    RECEIVED = "received"
+    AWAITING_VERIFICATION = "awaiting_verification"
+    VERIFICATION_LOCKED = "verification_locked"
+    AWAITING_CLARIFICATION = "awaiting_clarification"
+    AWAITING_APPROVAL = "awaiting_approval"
+    IN_PROGRESS = "in_progress"
+    AWAITING_OFFICER = "awaiting_officer"
+    ANSWERED = "answered"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    UNVERIFIED = "unverified"
+
+
+CLOSED = frozenset({Status.ANSWERED, Status.DENIED, Status.CANCELLED, Status.UNVERIFIED})
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class Step(BaseModel):
+    name: str
+    status: StepStatus = StepStatus.PENDING
+    at: datetime | None = None
+    detail: str | None = None
+
+
+class ConnectorStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    DONE_BY_HAND = "done_by_hand"
+    SKIPPED = "skipped"
+    NOT_STARTED = "not_started"
+
+
+class ConnectorState(BaseModel):
+    connector: str
+    status: ConnectorStatus = ConnectorStatus.PENDING
+    records: dict[str, int] = Field(default_factory=dict)
+    error: str | None = None
+    resolution_reason: str | None = None
+
+
+class RequestInput(BaseModel):
+    request: RightsRequest
+
+
+class RequestStatus(BaseModel):
+    """What the status Query answers. No personal data."""
+
+    request_id: str
+    status: Status
+    rights: list[str]
+    jurisdiction: str
+    received_at: datetime
+    due_at: datetime | None = None
+    target_on: date | None = None
+    extended: bool = False
+    overdue: bool = False
+    verification: dict[str, str] = Field(default_factory=dict)
+    wrong_codes: int = 0
+    connectors: list[ConnectorState] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list)
+    outcome: str | None = None
+
+
+class RequestOutcome(BaseModel):
+    request_id: str
+    status: Status
+    answered_at: datetime | None = None
+    connectors: list[ConnectorState] = Field(default_factory=list)
+
+
+# Officer and requester Updates -------------------------------------------------------------
+
+
+class CodeSubmission(BaseModel):
+    code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
+
+
+class CodeResult(BaseModel):
+    accepted: bool
+    remaining_targets: int
+    attempts_left: int
+    locked: bool = False
+
+
+class OfficerNote(BaseModel):
+    officer: Officer
+    note: Reason
+
+
+class OfficerAction(BaseModel):
+    officer: Officer
+
+
+class Extension(BaseModel):
+    officer: Officer
+    reason: Reason
+    until: date | None = None
+
+
+class Denial(BaseModel):
+    officer: Officer
+    reason: Reason
+    manifestly_unfounded: bool = False
+
+
+class ConnectorResolution(StrEnum):
+    DONE_BY_HAND = "done_by_hand"
+    SKIPPED = "skipped"
+    RETRY = "retry"
+
+
+class ConnectorDecision(BaseModel):
+    officer: Officer
+    connector: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
+    resolution: ConnectorResolution
+    reason: Reason
+
+
+class UpdateResult(BaseModel):
+    message: str
+    due_at: datetime | None = None

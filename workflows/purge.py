@@ -1,0 +1,21 @@
+"""The recurring purge of proof past its retention, started by a Temporal Schedule."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.proof import PurgeInput, PurgeResult
+
+SCHEDULE_ID = "dsr-confirmation-purge"
+
+
+@workflow.defn(name="ConfirmationPurge")
+class ConfirmationPurgeWorkflow:
+    @workflow.run
+    async def run(self) -> PurgeResult:
+        return await workflow.execute_activity(
+            "proof.purge_confirmations", PurgeInput(as_of=workflow.now()),
+            result_type=PurgeResult, start_to_close_timeout=timedelta(minutes=5))
