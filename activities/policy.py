@@ -29,6 +29,8 @@ class RequestPolicy(BaseModel):
     code_max_attempts: int
     panel_reauth_minutes: int
     approval_required_for: list[Right]
+    connector_max_attempts: int
+    connector_retry_seconds: float
     connectors: list[ConnectorEntry]
 
 
@@ -49,6 +51,8 @@ class PolicyActivities:
             code_max_attempts=settings.code_max_attempts,
             panel_reauth_minutes=settings.panel_reauth_minutes,
             approval_required_for=settings.approval_required_for,
+            connector_max_attempts=settings.connector_max_attempts,
+            connector_retry_seconds=settings.connector_retry_seconds,
             connectors=load_registry(settings.connector_registry).connectors,
         )
 
@@ -59,7 +63,7 @@ class PolicyActivities:
     @activity.defn(name="deadline.extend")
     def extend(self, query: ExtensionQuery) -> Deadline:
         """The deadline moved to the officer's date, at the end of that local day."""
-        timezone = self._policy().jurisdictions[query.deadline.jurisdiction].timezone
+        timezone = self._policy().jurisdictions[query.deadline.jurisdiction].time_zone
         return query.deadline.model_copy(
             update={
                 "target_on": query.until,

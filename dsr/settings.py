@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     panel_reauth_minutes: int = Field(default=15, ge=1, le=24 * 60)
     web_ui_url: str = "http://localhost:8233"
     approval_required_for: list[Right] = Field(default_factory=list)
+    connector_max_attempts: int = Field(default=5, ge=1, le=100)
+    connector_retry_seconds: float = Field(default=1.0, gt=0, le=3600)
 
     @field_validator("temporal_address")
     @classmethod

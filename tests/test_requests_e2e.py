@@ -1,0 +1,307 @@
+"""End to end on the Temporal dev server, with the SMTP server and SQLite stores: the paths
+an officer and a requester walk through."""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from temporalio.testing import WorkflowEnvironment
+
+from connectors.sms import Message
+from dsr import officer
+from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
+from dsr.mailserver import MailFolder
+from tests import outage_connector
+from tests.conftest import Harness, save_history, start_harness
+from workflows.models import (
+    CodeResult,
+    CodeSubmission,
+    ConnectorDecision,
+    ConnectorResolution,
+    ConnectorStatus,
+    Denial,
+    Extension,
+    OfficerAction,
+    OfficerNote,
+    RequestOutcome,
+    Status,
+    UpdateResult,
+)
+
+CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
+
+
+async def emailed_code(h: Harness, request_id: str, round_: int = 1) -> str:
+    mail = await h.mail.wait_for_async(
+        header=("Message-ID", f"<code.{round_}.controller.{request_id}@dsr>"), timeout=30)
+    assert mail["To"] == h.facts.controller_registered_email
+    match = CODE.search(mail.get_content())
+    assert match is not None
+    return match.group(1)
+
+
+async def send_code(h: Harness, request_id: str, code: str) -> CodeResult:
+    return await officer.update(h.client, request_id, "submit_code", CodeSubmission(code=code),
+                                CodeResult)
+
+
+def answer_of(h: Harness, request_id: str, kind: str = "answer") -> str:
+    message = h.mail.find(header=("Message-ID", f"<{kind}.{request_id}@dsr>"))
+    assert len(message) == 1, f"expected one {kind} email"
+    return str(message[0].get_content())
+
+
+def sms_rows(h: Harness, customer: str) -> list[Message]:
+    engine = h.settings.connector_database_url("sms")
+    from connectors.base import create_store_engine
+
+    with Session(create_store_engine(engine)) as session:
+        return list(session.scalars(select(Message).where(Message.customer_account == customer)))
+
+
+async def test_account_holder_gets_access_package_through_privacy_panel(harness: Harness) -> None:
+    h = harness
+    request = h.request()
+    handle = await h.submit(request)
+    outcome: RequestOutcome = await handle.result()
+
+    assert outcome.status is Status.ANSWERED
+    status = await h.status(request.request_id)
+    done = [s.name for s in status.steps if s.status.value == "done"]
+    assert done[:5] == ["intake", "deadline", "acknowledge", "verify", "discover"]
+    assert {"execute", "package", "answer", "proof"} <= set(done)
+    assert status.verification == {"identity-1": "privacy-panel login"}
+    answer = answer_of(h, request.request_id)
+    assert f"blob:packages/{request.request_id}.zip" in answer
+    assert "Autoriteit Persoonsgegevens" in answer
+    package = h.settings.blob_dir / "packages" / f"{request.request_id}.zip"
+    with zipfile.ZipFile(package) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        exported = json.loads(archive.read("customer_account.json"))
+        assert "customer_account/invoices.csv" in archive.namelist()
+    counts = manifest["products"][0]["records"]
+    assert len(exported) == sum(counts.values()) > 0
+    assert {r["category"] for r in exported} == set(counts)
+    assert not h.mail.find(subject_contains="verification code")
+    await save_history(handle, "access_panel_verified")
+
+
+async def test_controller_erasure_keeps_recent_sms_and_other_customers(harness: Harness) -> None:
+    h = harness
+    facts = h.facts
+    others_before = {c: [(m.id, m.content) for m in sms_rows(h, c)]
+                     for c in facts.end_user_other_customers}
+    request = h.controller_erasure()
+    handle = await h.submit(request)
+
+    result = await send_code(h, request.request_id, await emailed_code(h, request.request_id))
+    assert result.accepted and result.remaining_targets == 0
+    assert (await handle.result()).status is Status.ANSWERED
+
+    mine = [m for m in sms_rows(h, facts.controller_account_id)
+            if m.end_user_phone == facts.end_user_phone]
+    assert len(mine) == facts.end_user_messages_newer, "only the recent messages stay readable"
+    assert all(m.sent_at >= facts.six_months_before for m in mine)
+    anonymised = [m for m in sms_rows(h, facts.controller_account_id) if m.anonymised_at]
+    assert len(anonymised) == facts.end_user_messages_older
+    assert all(m.content is None and m.end_user_phone != facts.end_user_phone
+               for m in anonymised)
+    for customer, rows in others_before.items():
+        assert [(m.id, m.content) for m in sms_rows(h, customer)] == rows
+    answer = answer_of(h, request.request_id)
+    assert "What we kept, and why" in answer and "kept until" in answer
+    assert "privacy statement 7.1" in answer
+    await save_history(handle, "controller_erasure_code_verified")
+
+
+async def test_five_wrong_codes_lock_until_the_officer_issues_a_new_code(
+        harness: Harness) -> None:
+    h = harness
+    request = h.controller_erasure()
+    handle = await h.submit(request)
+    right = await emailed_code(h, request.request_id)
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+
+    results = [await send_code(h, request.request_id, wrong) for _ in range(5)]
+    assert [r.attempts_left for r in results] == [4, 3, 2, 1, 0]
+    assert results[-1].locked
+    with pytest.raises(officer.OfficerError, match="locked"):
+        await send_code(h, request.request_id, right)
+    officer_mail = await h.mail.wait_for_async(
+        header=("Message-ID", f"<locked.1.{request.request_id}@dsr>"), timeout=10)
+    assert officer_mail["To"] == "officer@group.example"
+    assert "@" not in officer_mail.get_content().replace("officer@group.example", "")
+
+    await officer.update(h.client, request.request_id, "new_code",
+                         OfficerAction(officer="Ada"), UpdateResult)
+    stale = await send_code(h, request.request_id, right)
+    assert not stale.accepted, "round 1's code no longer counts"
+    new = await emailed_code(h, request.request_id, round_=2)
+    assert (await send_code(h, request.request_id, new)).accepted
+    assert (await handle.result()).status is Status.ANSWERED
+    await save_history(handle, "verification_locked_then_new_code")
+
+
+async def test_extension_beyond_the_limit_is_refused_and_a_valid_one_notifies(
+        harness: Harness) -> None:
+    h = harness
+    request = h.controller_erasure()
+    handle = await h.submit(request)
+    code = await emailed_code(h, request.request_id)  # sent once the deadline is set
+    status = await h.status(request.request_id)
+    assert status.due_at is not None
+    received = request.received_at.date()
+
+    from datetime import date
+
+    def months_later(n: int) -> date:
+        month = received.month - 1 + n
+        return received.replace(year=received.year + month // 12, month=month % 12 + 1, day=1)
+
+    with pytest.raises(officer.OfficerError, match="beyond the limit"):
+        await officer.update(h.client, request.request_id, "extend",
+                             Extension(officer="Ada", reason="many requests at once",
+                                       until=months_later(3)), UpdateResult)
+    with pytest.raises(officer.OfficerError, match="not after the current due date"):
+        await officer.update(h.client, request.request_id, "extend",
+                             Extension(officer="Ada", reason="complex", until=received),
+                             UpdateResult)
+    result = await officer.update(h.client, request.request_id, "extend",
+                                  Extension(officer="Ada", reason="complex request"),
+                                  UpdateResult)
+    assert result.due_at is not None and result.due_at > status.due_at
+    notice = await h.mail.wait_for_async(
+        header=("Message-ID", f"<extension.{request.request_id}@dsr>"), timeout=10)
+    assert notice["To"] == h.facts.controller_registered_email
+    assert "complex request" in notice.get_content()
+    with pytest.raises(officer.OfficerError, match="already been extended"):
+        await officer.update(h.client, request.request_id, "extend",
+                             Extension(officer="Ada", reason="again"), UpdateResult)
+    await send_code(h, request.request_id, code)
+    await handle.result()
+    record = h.engine
+    with Session(record) as session:
+        row = session.get(RequestRecord, request.request_id)
+        assert row is not None and row.extended and row.due_at == result.due_at
+    await save_history(handle, "extended")
+
+
+async def test_denial_tells_the_reasons_and_where_to_complain(harness: Harness) -> None:
+    h = harness
+    request = h.controller_erasure()
+    handle = await h.submit(request)
+    await emailed_code(h, request.request_id)
+    await officer.update(h.client, request.request_id, "deny",
+                         Denial(officer="Ada", reason="the fifth identical request this month",
+                                manifestly_unfounded=True), UpdateResult)
+    assert (await handle.result()).status is Status.DENIED
+    denial = answer_of(h, request.request_id, "denial")
+    assert "the fifth identical request this month" in denial
+    assert "Autoriteit Persoonsgegevens" in denial and "judicial remedy" in denial
+    assert len(sms_rows(h, h.facts.controller_account_id)) > 0
+    with Session(h.engine) as session:
+        assert session.get(RequestRecord, request.request_id).status == "denied"  # type: ignore[union-attr]
+        assert session.get(ConfirmationRecord, request.request_id) is not None
+    await save_history(handle, "denied")
+
+
+async def _outage_harness(env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder],
+                          stack: AsyncExitStack) -> Harness:
+    entry = outage_connector.registry_entry(tmp_path.name[-8:])
+    return await start_harness(
+        env, tmp_path, mail[0], mail[1], stack, extra_connectors=[entry],
+        connector_max_attempts=2,
+        extra_workers=[outage_connector.outage_worker(entry["task_queue"])])
+
+
+async def wait_for_connector(h: Harness, request_id: str, status: ConnectorStatus) -> None:
+    import asyncio
+
+    for _ in range(200):
+        state = await h.status(request_id)
+        if any(c.connector == "outage" and c.status is status for c in state.connectors):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"outage connector never reached {status}")
+
+
+async def test_cancel_after_partial_execution_reports_what_was_done(
+        dev_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
+    async with AsyncExitStack() as stack:
+        h = await _outage_harness(dev_env, tmp_path, mail, stack)
+        request = h.controller_erasure()
+        handle = await h.submit(request)
+        await send_code(h, request.request_id, await emailed_code(h, request.request_id))
+        await wait_for_connector(h, request.request_id, ConnectorStatus.FAILED)
+
+        status = await h.status(request.request_id)
+        assert status.status is Status.AWAITING_OFFICER
+        sms = next(c for c in status.connectors if c.connector == "sms")
+        assert sms.status is ConnectorStatus.DONE, "the failing connector holds up no other"
+        assert status.connectors[-1].error == "erase failed: ConnectionError"
+        described = await handle.describe()
+        assert described.typed_search_attributes.get(
+            __import__("dsr.search_attributes").search_attributes.CONNECTORS_ATTENTION
+        ) == ["outage"]
+        await h.mail.wait_for_async(
+            header=("Message-ID", f"<officer_connector_failed.{request.request_id}@dsr>"),
+            timeout=10)
+
+        await officer.update(h.client, request.request_id, "cancel",
+                             OfficerNote(officer="Ada", note="requester withdrew the request"),
+                             UpdateResult)
+        assert (await handle.result()).status is Status.CANCELLED
+        cancelled = answer_of(h, request.request_id, "cancelled")
+        assert "requester withdrew the request" in cancelled
+        assert "- SMS: erased" in cancelled and "- Voice: could not be completed" in cancelled
+        await save_history(handle, "cancelled_after_partial_execution")
+
+
+async def test_officer_records_a_failing_connector_as_done_by_hand(
+        dev_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
+    async with AsyncExitStack() as stack:
+        h = await _outage_harness(dev_env, tmp_path, mail, stack)
+        request = h.controller_erasure()
+        handle = await h.submit(request)
+        await send_code(h, request.request_id, await emailed_code(h, request.request_id))
+        await wait_for_connector(h, request.request_id, ConnectorStatus.FAILED)
+        with pytest.raises(officer.OfficerError, match="failing connectors: outage"):
+            await officer.update(h.client, request.request_id, "resolve_connector",
+                                 ConnectorDecision(officer="Ada", connector="sms",
+                                                   resolution=ConnectorResolution.SKIPPED,
+                                                   reason="not failing"), UpdateResult)
+        await officer.update(h.client, request.request_id, "resolve_connector",
+                             ConnectorDecision(officer="Ada", connector="outage",
+                                               resolution=ConnectorResolution.DONE_BY_HAND,
+                                               reason="deleted in the affiliate's console"),
+                             UpdateResult)
+        outcome = await handle.result()
+        assert outcome.status is Status.ANSWERED
+        states = {c.connector: c.status for c in outcome.connectors}
+        assert states == {"sms": ConnectorStatus.DONE, "outage": ConnectorStatus.DONE_BY_HAND}
+        assert "- Voice: handled by our privacy team" in answer_of(h, request.request_id)
+        with Session(h.engine) as session:
+            actors = session.scalars(select(MilestoneRecord.actor).where(
+                MilestoneRecord.request_id == request.request_id)).all()
+            assert "Ada" in actors
+        await save_history(handle, "connector_done_by_hand")
+
+
+async def test_register_answers_after_the_workflow_is_gone(harness: Harness) -> None:
+    h = harness
+    request = h.request()
+    await (await h.submit(request)).result()
+    with Session(h.engine) as session:
+        row = session.get(RequestRecord, request.request_id)
+        assert row is not None and row.status == "answered" and row.closed_at is not None
+        assert request.identities[0].value not in json.dumps(row.subject_hashes)
+        steps = session.scalar(select(func.count()).select_from(MilestoneRecord).where(
+            MilestoneRecord.request_id == request.request_id))
+        assert steps and steps >= 5
