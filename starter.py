@@ -7,10 +7,10 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -53,12 +53,12 @@ def _settings() -> Settings:
         _fail(str(error))
 
 
-def _fail(message: str, code: int = 1) -> Any:
+def _fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code)
 
 
-def _run(work: Callable[[Settings], Awaitable[T]]) -> T:
+def _run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     settings = _settings()
     try:
         return asyncio.run(work(settings))
@@ -365,7 +365,7 @@ def list_requests(
                                      jurisdiction=jurisdiction, overdue=overdue, limit=limit)
     records = register.list_requests(make_engine(settings.app_database_url), filters,
                                      datetime.now(UTC))
-    rows = [{"request_id": r.request_id, "status": r.status, "rights": r.rights,
+    rows: list[dict[str, Any]] = [{"request_id": r.request_id, "status": r.status, "rights": r.rights,
              "jurisdiction": r.jurisdiction, "received_at": r.received_at, "due_at": r.due_at,
              "overdue": r.overdue} for r in records]
     if as_json:
@@ -413,7 +413,7 @@ def seed(people: int = 300, customers: int = 6) -> None:
 
     facts = seed_stores(_settings(), people=people, customers=customers)
     console.print(f"seeded {people} people across {customers} customers "
-                  f"(controller demo customer {facts.controller_account})", highlight=False)
+                  f"(controller demo customer {facts.controller_account_id})", highlight=False)
 
 
 @app.command()

@@ -130,6 +130,10 @@ class HolidayCalendar(StrictModel):
     country: Annotated[str, Field(min_length=2, max_length=3)]
     subdivision: str | None = None
     extra_closures: tuple[date, ...] = ()
+    # Days the law of the place closes every year that the package omits, as "MM-DD".
+    annual_closures: tuple[Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-[0-3][0-9]$")], ...] = ()
+    # Package holidays (English names) that the law does not count, e.g. "Good Friday" in NL.
+    not_counted: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _known(self) -> Self:
@@ -245,16 +249,18 @@ def end_of_day(day: date, tz: str) -> datetime:
 
 
 @lru_cache(maxsize=512)
-def _public_holidays(country: str, subdivision: str | None, year: int) -> frozenset[date]:
-    return frozenset(holidays.country_holidays(country, subdiv=subdivision, years=year))
+def _public_holidays(calendar: HolidayCalendar, year: int) -> frozenset[date]:
+    found = holidays.country_holidays(
+        calendar.country, subdiv=calendar.subdivision, years=year, language="en_US"
+    )
+    counted = {day for day, name in found.items() if name not in calendar.not_counted}
+    annual = {date.fromisoformat(f"{year}-{month_day}") for month_day in calendar.annual_closures}
+    return frozenset(counted | annual | set(calendar.extra_closures))
 
 
 def is_working_day(day: date, holiday_calendar: HolidayCalendar) -> bool:
-    """Monday to Friday, not a public holiday and not an extra closure."""
-    if day.weekday() >= 5 or day in holiday_calendar.extra_closures:
-        return False
-    country, subdivision = holiday_calendar.country, holiday_calendar.subdivision
-    return day not in _public_holidays(country, subdivision, day.year)
+    """Monday to Friday, not a public holiday and not a closure the policy names."""
+    return day.weekday() < 5 and day not in _public_holidays(holiday_calendar, day.year)
 
 
 def add_business_days(day: date, count: int, holiday_calendar: HolidayCalendar) -> date:

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -27,7 +28,9 @@ def mask(text: str) -> str:
     return text
 
 
-def _mask_personal_data(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _mask_personal_data(
+    _: Any, __: str, event: MutableMapping[str, Any]
+) -> Mapping[str, Any]:
     return {key: mask(value) if isinstance(value, str) else value for key, value in event.items()}
 
 
@@ -52,7 +55,17 @@ def configure(fmt: str | None = None, level: int = logging.INFO) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+
+
+class MaskingFormatter(logging.Formatter):
+    """For the libraries' own log lines (the Temporal SDK logs failures with their messages and
+    tracebacks, which may quote an input): masked like ours."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask(super().format(record))
 
 
 def get_logger(**bound: Any) -> structlog.stdlib.BoundLogger:

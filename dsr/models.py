@@ -22,9 +22,10 @@ from pydantic import (
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
 CUSTOMER_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,63}$")
-EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+# Control characters (C0, DEL, C1) are refused like whitespace: no address or id holds them.
+EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f-\x9f]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
-CHANNEL_ID = re.compile(r"^[a-z_]{2,32}:[^\s]{1,128}$")
+CHANNEL_ID = re.compile(r"^[a-z_]{2,32}:[^\s\x00-\x1f\x7f-\x9f]{1,128}$")
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -102,7 +103,10 @@ _IDENTITY_RULES = {
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    # hide_input_in_errors: str(ValidationError) would otherwise quote the rejected input
+    # (an identity, the requester's email, or the whole request) after "input_value=".
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True,
+                              hide_input_in_errors=True)
 
 
 class Identity(StrictModel):

@@ -154,6 +154,21 @@ def test_gdpr_kings_day_rolls_to_next_day(policy: DeadlinePolicy, jurisdiction: 
     assert d.due_on == date(2027, 4, 28)
 
 
+def test_gdpr_liberation_day_every_year_then_ascension(policy: DeadlinePolicy) -> None:
+    # Algemene termijnenwet: 5 May counts every year (the package has it only each lustrum).
+    # 2027-04-05 + 1 month = Wed May 5 (Liberation Day) -> Thu May 6 (Ascension) -> Fri May 7.
+    d = compute(policy, J.EU, [R.ACCESS], datetime(2027, 4, 5, 9, tzinfo=UTC))
+    assert d.target_on == date(2027, 5, 5)
+    assert d.due_on == date(2027, 5, 7)
+
+
+def test_gdpr_good_friday_is_a_working_day_in_nl(policy: DeadlinePolicy) -> None:
+    # Good Friday is not among the Algemene termijnenwet's holidays: no roll-over.
+    # 2027-02-26 + 1 month = Fri Mar 26, Good Friday -> due that day.
+    d = compute(policy, J.EU, [R.ACCESS], datetime(2027, 2, 26, 9, tzinfo=UTC))
+    assert d.due_on == date(2027, 3, 26)
+
+
 def test_gdpr_christmas_on_weekdays_rolls_past_both_days(policy: DeadlinePolicy) -> None:
     # 2028-11-25 + 1 month = Mon Dec 25 (Christmas), Tue Dec 26 (2nd day) -> Wed Dec 27.
     d = compute(policy, J.EU, [R.ACCESS], datetime(2028, 11, 25, 11, tzinfo=UTC))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from temporalio import workflow
@@ -15,8 +16,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from dsr.emails import ProductOutcome
-
     from activities.answer import AnswerInput, AnswerSent
     from activities.legal_hold import HoldCheck
     from activities.mail import Notice
@@ -28,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from connectors.registry import ConnectorEntry, DataRole
     from dsr import search_attributes as sa
     from dsr.deadlines import Deadline, DeadlineQuery
+    from dsr.emails import ProductOutcome
     from dsr.models import Right, RightsRequest
     from dsr.register import Milestone
     from dsr.retention import ErasurePlan
@@ -193,8 +193,7 @@ class RightsRequestWorkflow:
             round_ = self._code_round
             try:
                 await workflow.wait_condition(
-                    lambda r=round_: self._all_verified() or self._stopping
-                    or self._code_round != r,
+                    partial(self._verification_moved, round_),
                     timeout=remaining, timeout_summary="verification expiry")
             except TimeoutError:
                 continue
@@ -239,6 +238,9 @@ class RightsRequestWorkflow:
         if target.identity_index is not None:
             return self._req.identities[target.identity_index].value
         return self._registered[target.target_id]
+
+    def _verification_moved(self, round_: int) -> bool:
+        return self._all_verified() or self._stopping or self._code_round != round_
 
     def _all_verified(self) -> bool:
         return all(target.verified for target in self._targets)
@@ -498,18 +500,23 @@ class RightsRequestWorkflow:
             pending = self._pending_reminders(due)
             if not pending or self._paused_since is not None:
                 await workflow.wait_condition(
-                    lambda d=due, p=bool(pending): self._dl.due_at != d
-                    or (self._paused_since is None and p))
+                    partial(self._deadline_moved, due, resumed=bool(pending)))
                 continue
             name, at = pending[0]
             try:
                 await workflow.wait_condition(
-                    lambda d=due: self._dl.due_at != d or self._paused_since is not None,
+                    partial(self._deadline_moved, due),
                     timeout=max(at - self._now(), timedelta(seconds=1)), timeout_summary=name)
                 continue
             except TimeoutError:
                 self._fired.add((name, due))
             await self._remind(name, due)
+
+    def _deadline_moved(self, due: datetime, resumed: bool = False) -> bool:
+        """The due date changed, or the clock stopped (or, with ``resumed``, restarted)."""
+        if self._dl.due_at != due:
+            return True
+        return self._paused_since is None if resumed else self._paused_since is not None
 
     def _pending_reminders(self, due: datetime) -> list[tuple[str, datetime]]:
         """Reminders not yet sent for this due date; of those already past, only the latest."""

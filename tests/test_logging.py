@@ -1,0 +1,41 @@
+"""Logs never carry personal data: ours are masked, and so are the libraries' lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import structlog
+
+from dsr.logging import MaskingFormatter, configure, get_logger, mask
+
+
+@pytest.mark.parametrize("text", [
+    "ana.silva@example.com", "+31612345678", "+44 7700 900123", "192.168.10.4",
+])
+def test_mask_hides_identities(text: str) -> None:
+    assert text not in mask(f"failed for {text} today")
+
+
+def test_structlog_lines_are_json_and_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("json")
+    get_logger(request_id="DSR-1").warning("connector failed", detail="ana@example.com refused")
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["request_id"] == "DSR-1"
+    assert "ana@example.com" not in line["detail"]
+    structlog.reset_defaults()
+
+
+def test_library_log_lines_and_tracebacks_are_masked() -> None:
+    formatter = MaskingFormatter("%(message)s")
+    try:
+        raise ValueError("input_value='ana@example.com'")
+    except ValueError:
+        record = logging.LogRecord("temporalio.activity", logging.WARNING, __file__, 1,
+                                   "activity failed for %s", ("+31612345678",), exc_info=None)
+        import sys
+        record.exc_info = sys.exc_info()
+    text = formatter.format(record)
+    assert "ana@example.com" not in text and "+31612345678" not in text
+    assert "ValueError" in text

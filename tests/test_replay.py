@@ -1,0 +1,33 @@
+"""Every recorded path's history replays against today's workflow code: a change that would
+break running requests fails here (use workflow.patched for such changes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from worker import WORKFLOWS
+
+HISTORIES = Path(__file__).parent / "histories"
+PATHS = sorted(HISTORIES.glob("*.json"))
+EXPECTED = {
+    "access_panel_verified", "controller_erasure_code_verified",
+    "verification_locked_then_new_code", "extended", "denied",
+    "cancelled_after_partial_execution", "connector_done_by_hand",
+}
+
+
+def test_every_path_has_a_recorded_history() -> None:
+    assert {path.stem for path in PATHS} >= EXPECTED
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+async def test_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)

@@ -1,0 +1,339 @@
+"""Periods that take days, months and years, crossed on the time-skipping test server: the
+verification code expiring, the officer's reminders and the overdue notice, the UK clock
+stopping for a clarification, the five-year purge of proof; and the purge Schedule on the dev
+server (the time-skipping server has no Schedules).
+
+Each request is received at the test server's own clock, which earlier tests have moved ahead
+of the wall clock."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack, suppress
+from datetime import date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from temporalio.client import ScheduleActionStartWorkflow
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.proof import PurgeResult
+from dsr import officer
+from dsr import search_attributes as sa
+from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
+from dsr.deadlines import DeadlineQuery, compute_deadline, load_deadline_policy
+from dsr.mailserver import MailFolder
+from dsr.models import RightsRequest
+from dsr.temporal import PURGE_EVERY, ensure_purge_schedule
+from tests import conftest
+from tests.conftest import Harness, save_history, start_harness
+from workflows.models import (
+    OfficerAction,
+    OfficerNote,
+    RequestStatus,
+    Status,
+    StepStatus,
+    UpdateResult,
+)
+from workflows.purge import SCHEDULE_ID, ConfirmationPurgeWorkflow
+
+OFFICER = "officer@group.example"
+MARGIN = timedelta(minutes=5)
+
+
+async def received_now(env: WorkflowEnvironment, h: Harness, **fields: Any) -> RightsRequest:
+    """A request received now by the test server's clock (intake refuses a received_at ahead
+    of the wall clock, so the validated request is moved to the server's time)."""
+    now = await env.get_current_time()
+    return h.request(**fields).model_copy(update={"received_at": now, "last_login_at": now})
+
+
+async def wait_for_status(h: Harness, request_id: str, wanted: Status) -> RequestStatus:
+    for _ in range(300):
+        status = await h.status(request_id)
+        if status.status is wanted:
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{request_id} never reached {wanted} (last: {status.status})")
+
+
+async def sleep_until(env: WorkflowEnvironment, moment: datetime) -> None:
+    """Skip the server's clock to ``moment``."""
+    await env.sleep(moment - await env.get_current_time())
+
+
+def message(h: Harness, message_id: str) -> EmailMessage | None:
+    found = h.mail.find(header=("Message-ID", message_id))
+    assert len(found) <= 1, f"{message_id} sent more than once"
+    return found[0] if found else None
+
+
+def register_row(h: Harness, request_id: str) -> RequestRecord:
+    with Session(h.engine, expire_on_commit=False) as session:
+        row = session.get(RequestRecord, request_id)
+    assert row is not None
+    return row
+
+
+def milestones(h: Harness, request_id: str, prefix: str) -> list[MilestoneRecord]:
+    with Session(h.engine, expire_on_commit=False) as session:
+        return list(session.scalars(select(MilestoneRecord).where(
+            MilestoneRecord.request_id == request_id,
+            MilestoneRecord.key.startswith(prefix)).order_by(MilestoneRecord.id)))
+
+
+async def officer_update(h: Harness, request_id: str, name: str, payload: Any) -> UpdateResult:
+    return await officer.update(h.client, request_id, name, payload, UpdateResult)
+
+
+def assert_officer_mail_without_personal_data(mail: EmailMessage, h: Harness,
+                                              request: RightsRequest) -> str:
+    assert mail["To"] == OFFICER
+    body = str(mail.get_content())
+    assert "@" not in body, "an officer notice names no address"
+    assert request.requester.email not in body
+    assert all(identity.value not in body for identity in request.identities)
+    return body
+
+
+# 1. Verification expiry ----------------------------------------------------------------------
+
+
+async def test_unanswered_code_expires_and_the_request_closes_unverified(
+        time_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
+    async with AsyncExitStack() as stack:
+        h = await start_harness(time_env, tmp_path, mail[0], mail[1], stack)
+        address = h.facts.account_holder_email
+        request = await received_now(
+            time_env, h, channel="email", last_login_at=None,
+            identities=[{"type": "email", "value": address}],
+            requester={"kind": "subject", "email": address})
+        handle = await h.submit(request)
+        rid = request.request_id
+
+        code = await h.mail.wait_for_async(
+            header=("Message-ID", f"<code.1.identity-1.{rid}@dsr>"), timeout=20)
+        assert code["To"] == address
+        assert h.settings.code_validity_hours == 72
+
+        outcome = await handle.result()  # nobody answers: the server skips past the expiry
+
+        assert outcome.status is Status.UNVERIFIED
+        assert outcome.answered_at is not None
+        assert outcome.answered_at - request.received_at >= timedelta(hours=72)
+        assert outcome.answered_at - request.received_at < timedelta(hours=73)
+        notice = message(h, f"<unverified.{rid}@dsr>")
+        assert notice is not None and notice["To"] == address
+        assert "could not verify your identity in time" in notice.get_content()
+        assert message(h, f"<remind_7_days.{register_row(h, rid).due_at:%Y-%m-%d}.{rid}@dsr>") \
+            is None
+        row = register_row(h, rid)
+        assert row.status == "unverified" and row.closed_at is not None and not row.overdue
+        status = await h.status(rid)
+        steps = {s.name: s for s in status.steps}
+        assert steps["verify"].status is StepStatus.FAILED
+        assert steps["verify"].detail == "not verified in time"
+        assert steps["discover"].status is StepStatus.PENDING, "nothing looked up"
+        assert status.verification == {"identity-1": "pending"}
+        assert status.connectors == []
+        await save_history(handle, "unverified")
+
+
+# 2. Reminders and overdue --------------------------------------------------------------------
+
+
+async def test_officer_is_reminded_7_days_and_1_day_before_then_told_it_is_overdue(
+        time_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
+    async with AsyncExitStack() as stack:
+        h = await start_harness(time_env, tmp_path, mail[0], mail[1], stack,
+                                approval_required_for=["access"])
+        request = await received_now(time_env, h)
+        rid = request.request_id
+        handle = await h.submit(request)
+        status = await wait_for_status(h, rid, Status.AWAITING_APPROVAL)
+        assert status.due_at is not None
+        due = status.due_at
+        seven, one, overdue = (f"<remind_7_days.{due:%Y-%m-%d}.{rid}@dsr>",
+                               f"<remind_1_day.{due:%Y-%m-%d}.{rid}@dsr>",
+                               f"<officer_overdue.{rid}@dsr>")
+
+        await sleep_until(time_env, due - timedelta(days=7) - MARGIN)
+        await asyncio.sleep(0.5)
+        assert message(h, seven) is None, "no reminder before its time"
+
+        await sleep_until(time_env, due - timedelta(days=7) + MARGIN)
+        reminder = await h.mail.wait_for_async(header=("Message-ID", seven), timeout=20)
+        body = assert_officer_mail_without_personal_data(reminder, h, request)
+        assert "7 days left" in body and f"{due:%Y-%m-%d}" in reminder["Subject"]
+        assert message(h, one) is None
+
+        await sleep_until(time_env, due - timedelta(days=1) + MARGIN)
+        reminder = await h.mail.wait_for_async(header=("Message-ID", one), timeout=20)
+        assert "1 day left" in assert_officer_mail_without_personal_data(reminder, h, request)
+        assert message(h, overdue) is None
+        assert not (await h.status(rid)).overdue
+
+        await sleep_until(time_env, due + MARGIN)
+        notice = await h.mail.wait_for_async(header=("Message-ID", overdue), timeout=20)
+        assert "OVERDUE" in notice["Subject"]
+        assert_officer_mail_without_personal_data(notice, h, request)
+        for _ in range(100):  # the register is written right after the notice
+            if register_row(h, rid).overdue:
+                break
+            await asyncio.sleep(0.05)
+        status = await h.status(rid)
+        assert status.overdue and status.status is Status.AWAITING_APPROVAL
+        described = await handle.describe()
+        assert described.typed_search_attributes.get(sa.OVERDUE) is True
+        row = register_row(h, rid)
+        assert row.overdue and row.status == "awaiting_approval" and row.closed_at is None
+
+        await officer_update(h, rid, "approve", OfficerAction(officer="Ada"))
+        outcome = await handle.result()
+
+        assert outcome.status is Status.ANSWERED
+        assert message(h, f"<answer.{rid}@dsr>") is not None
+        row = register_row(h, rid)
+        assert row.status == "answered" and row.overdue and row.closed_at is not None
+        assert len(h.mail.find(to=OFFICER)) == 3, "each reminder once, the notice once"
+        await save_history(handle, "overdue_then_approved")
+
+
+# 3. Clarification: the UK clock stops, the EU clock does not ---------------------------------
+
+
+async def test_clarification_stops_the_clock_in_the_uk_but_not_in_the_eu(
+        time_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
+    async with AsyncExitStack() as stack:
+        h = await start_harness(time_env, tmp_path, mail[0], mail[1], stack,
+                                approval_required_for=["access"])
+        uk = await received_now(time_env, h, jurisdiction="UK")
+        eu = await received_now(time_env, h, jurisdiction="EU")
+        handles = {r.request_id: await h.submit(r) for r in (uk, eu)}
+        before = {r.request_id: await wait_for_status(h, r.request_id, Status.AWAITING_APPROVAL)
+                  for r in (uk, eu)}
+        question = "Which of your two accounts do you mean?"
+
+        for r in (uk, eu):
+            result = await officer_update(h, r.request_id, "request_clarification",
+                                          OfficerNote(officer="Ada", note=question))
+            assert ("clock is stopped" in result.message) is (r is uk)
+            assert (await h.status(r.request_id)).status is Status.AWAITING_CLARIFICATION
+        await time_env.sleep(timedelta(days=10))
+        received = {r.request_id: await officer_update(
+            h, r.request_id, "clarification_received",
+            OfficerNote(officer="Ada", note="the requester named the account"))
+            for r in (uk, eu)}
+
+        policy = load_deadline_policy(h.settings.policy_dir / "deadlines.yaml")
+        for r in (uk, eu):
+            rid = r.request_id
+            asked = milestones(h, rid, "clarification-asked-")
+            answered = milestones(h, rid, "clarification-received-")
+            assert len(asked) == len(answered) == 1
+            paused = answered[0].detail["paused_days"]
+            expected = compute_deadline(DeadlineQuery(
+                jurisdiction=r.jurisdiction, rights=r.rights, received_at=r.received_at,
+                paused_days=paused), policy)
+            after = await h.status(rid)
+            assert after.status is Status.AWAITING_APPROVAL, "back where it was"
+            assert after.due_at == received[rid].due_at == expected.due_at
+            assert register_row(h, rid).due_at == expected.due_at
+            clarification = message(h, f"<clarification.{asked[0].at:%Y-%m-%d}.{rid}@dsr>")
+            assert clarification is not None and clarification["To"] == r.requester.email
+            assert question in clarification.get_content()
+            if r is uk:
+                # UK GDPR: the clock stops for the days waited; a weekend or bank holiday
+                # at the end rolls the due date to the next working day.
+                assert paused == 10
+                old, new = before[rid], after
+                assert old.target_on is not None and new.target_on is not None
+                assert new.target_on - old.target_on == timedelta(days=10)
+                assert new.due_at is not None and old.due_at is not None
+                assert new.due_at.date() >= old.due_at.date() + timedelta(days=10)
+            else:
+                assert paused == 0, "the EU clock does not stop"
+                assert after.due_at == before[rid].due_at and after.target_on == \
+                    before[rid].target_on
+
+        for rid, handle in handles.items():
+            await officer_update(h, rid, "approve", OfficerAction(officer="Ada"))
+            assert (await handle.result()).status is Status.ANSWERED
+        assert not h.mail.find(to=OFFICER), "no reminder within the first weeks"
+        await save_history(handles[uk.request_id], "clarification_uk_clock_stopped")
+        await save_history(handles[eu.request_id], "clarification_eu")
+
+
+# 4. Proof is purged after five years ---------------------------------------------------------
+
+
+async def purge(h: Harness, run: str) -> PurgeResult:
+    return await h.client.execute_workflow(
+        ConfirmationPurgeWorkflow.run, id=f"purge-{run}-{h.settings.task_queue}",
+        task_queue=h.settings.task_queue, result_type=PurgeResult)
+
+
+async def test_confirmation_is_kept_five_years_then_purged(
+        time_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
+    async with AsyncExitStack() as stack:
+        h = await start_harness(time_env, tmp_path, mail[0], mail[1], stack)
+        request = await received_now(time_env, h)
+        rid = request.request_id
+        handle = await h.submit(request)
+        outcome = await handle.result()
+        assert outcome.status is Status.ANSWERED and outcome.answered_at is not None
+        with Session(h.engine) as session:
+            proof = session.get(ConfirmationRecord, rid)
+            assert proof is not None and proof.message_id == f"<answer.{rid}@dsr>"
+            answered = outcome.answered_at
+            assert proof.retain_until.date() == date(answered.year + 5, answered.month,
+                                                     answered.day)
+
+        kept = await purge(h, "now")
+        assert rid not in kept.request_ids and kept.purged == 0
+        with Session(h.engine) as session:
+            assert session.get(ConfirmationRecord, rid) is not None
+
+        await time_env.sleep(timedelta(days=5 * 366))
+        purged = await purge(h, "in-five-years")
+
+        assert purged.request_ids == [rid] and purged.purged == 1
+        with Session(h.engine) as session:
+            assert session.get(ConfirmationRecord, rid) is None
+            assert session.get(RequestRecord, rid) is not None, "the register stays"
+        mark = milestones(h, rid, "proof-purged")
+        assert len(mark) == 1 and mark[0].actor == "confirmation-purge-schedule"
+        assert mark[0].at > proof.retain_until
+
+
+# 5. The daily purge Schedule (dev server) ----------------------------------------------------
+
+
+async def _delete_schedule(env: WorkflowEnvironment) -> None:
+    with suppress(RPCError):
+        await env.client.get_schedule_handle(SCHEDULE_ID).delete()
+
+
+async def test_purge_schedule_is_created_once_and_runs_daily(
+        dev_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
+    settings = conftest.test_settings(tmp_path, mail[0])
+    await _delete_schedule(dev_env)
+    try:
+        assert await ensure_purge_schedule(dev_env.client, settings) is True
+        assert await ensure_purge_schedule(dev_env.client, settings) is False
+
+        described = await dev_env.client.get_schedule_handle(SCHEDULE_ID).describe()
+        spec = described.schedule.spec
+        assert [i.every for i in spec.intervals] == [timedelta(days=1)] == [PURGE_EVERY]
+        action = described.schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        assert action.workflow == "ConfirmationPurge"
+        assert action.task_queue == settings.task_queue
+        assert not described.schedule.state.paused
+    finally:
+        await _delete_schedule(dev_env)
+
