@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dsr import officer, register
@@ -54,7 +55,8 @@ def _settings() -> Settings:
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    # Escaped: messages quote rules such as '^[a-z_]{2,40}$' and paths, which are not markup.
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -76,7 +78,7 @@ def _print(model: BaseModel, as_json: bool, text: str) -> None:
     if as_json:
         print(model.model_dump_json(indent=2))
     else:
-        console.print(text, highlight=False)
+        console.print(escape(text), highlight=False)
 
 
 def _send(request_id: str, name: str, payload: BaseModel, as_json: bool) -> None:
@@ -161,9 +163,11 @@ def _read_json(file: Path) -> Any:
         return json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         _fail(f"no such file: {file}", code=2)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        _fail(f"{file} is not valid UTF-8 JSON: {type(error).__name__} at "
-              f"{getattr(error, 'lineno', '?')}:{getattr(error, 'colno', '?')}", code=2)
+    except UnicodeDecodeError as error:
+        _fail(f"{file} is not valid UTF-8: undecodable byte at offset {error.start}", code=2)
+    except json.JSONDecodeError as error:
+        _fail(f"{file} is not valid JSON: {error.msg} at line {error.lineno} "
+              f"column {error.colno}", code=2)
 
 
 def _correction(text: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from activities import orchestrator_activities
 from connectors.base import connector_activities
 from connectors.builtin import BUILTIN, build_connector
 from connectors.registry import load_registry
+from dsr.activity_log import RequestLogInterceptor
 from dsr.blobstore import LocalBlobStore
 from dsr.database import make_engine
 from dsr.logging import configure, get_logger
@@ -39,6 +40,7 @@ def orchestrator_worker(client: Client, settings: Settings, executor: ThreadPool
         workflows=WORKFLOWS,
         activities=orchestrator_activities(settings, engine, blobs),
         activity_executor=executor,
+        interceptors=[RequestLogInterceptor()],
     )
 
 
@@ -47,7 +49,8 @@ def connector_worker(client: Client, settings: Settings, name: str,
     entry = load_registry(settings.connector_registry).get(name)
     connector = build_connector(name, settings, LocalBlobStore(settings.blob_dir))
     return Worker(client, task_queue=entry.task_queue,
-                  activities=connector_activities(connector), activity_executor=executor)
+                  activities=connector_activities(connector), activity_executor=executor,
+                  interceptors=[RequestLogInterceptor()])
 
 
 async def serve(settings: Settings, orchestrator: bool, connectors: list[str]) -> None:

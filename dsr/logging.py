@@ -17,9 +17,13 @@ import structlog
 
 _MASKS = (
     (re.compile(r"[^\s@\"'<>]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"), "<email>"),
-    (re.compile(r"\+?\d[\d\s().-]{7,}\d"), "<phone>"),
+    (re.compile(r"(?<![\w.-])\+\d[\d\s().-]{6,}\d"), "<phone>"),
+    (re.compile(r"(?<![\w.:-])0\d{8,11}(?![\w.:-])"), "<phone>"),
     (re.compile(r"\b\d{1,3}(\.\d{1,3}){3}\b"), "<ip>"),
 )
+
+
+_SAFE = frozenset({"timestamp", "request_id"})
 
 
 def mask(text: str) -> str:
@@ -31,7 +35,10 @@ def mask(text: str) -> str:
 def _mask_personal_data(
     _: Any, __: str, event: MutableMapping[str, Any]
 ) -> Mapping[str, Any]:
-    return {key: mask(value) if isinstance(value, str) else value for key, value in event.items()}
+    return {
+        key: mask(value) if isinstance(value, str) and key not in _SAFE else value
+        for key, value in event.items()
+    }
 
 
 def configure(fmt: str | None = None, level: int = logging.INFO) -> None:

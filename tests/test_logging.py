@@ -12,10 +12,15 @@ from dsr.logging import MaskingFormatter, configure, get_logger, mask
 
 
 @pytest.mark.parametrize("text", [
-    "ana.silva@example.com", "+31612345678", "+44 7700 900123", "192.168.10.4",
+    "ana.silva@example.com", "+31612345678", "+44 7700 900123", "0612345678", "192.168.10.4",
 ])
 def test_mask_hides_identities(text: str) -> None:
     assert text not in mask(f"failed for {text} today")
+
+
+@pytest.mark.parametrize("text", ["DSR-20261129-153156", "2026-11-29T15:31:56Z", "ms=1234"])
+def test_mask_leaves_ids_and_times(text: str) -> None:
+    assert mask(text) == text
 
 
 def test_structlog_lines_are_json_and_masked(capsys: pytest.CaptureFixture[str]) -> None:

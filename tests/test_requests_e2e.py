@@ -305,3 +305,14 @@ async def test_register_answers_after_the_workflow_is_gone(harness: Harness) -> 
         steps = session.scalar(select(func.count()).select_from(MilestoneRecord).where(
             MilestoneRecord.request_id == request.request_id))
         assert steps and steps >= 5
+
+
+async def test_answer_in_the_language_of_the_request(harness: Harness) -> None:
+    h = harness
+    request = h.request(language="zh")
+    await (await h.submit(request)).result()
+    acknowledgement = h.mail.find(
+        header=("Message-ID", f"<acknowledgement.{request.request_id}@dsr>"))[0]
+    assert "我们已收到您的数据主体请求" in str(acknowledgement["Subject"])
+    answer = answer_of(h, request.request_id)
+    assert "您" in answer and "荷兰" in answer

@@ -168,7 +168,7 @@ async def test_officer_is_reminded_7_days_and_1_day_before_then_told_it_is_overd
         await sleep_until(time_env, due - timedelta(days=7) + MARGIN)
         reminder = await h.mail.wait_for_async(header=("Message-ID", seven), timeout=20)
         body = assert_officer_mail_without_personal_data(reminder, h, request)
-        assert "7 days left" in body and f"{due:%Y-%m-%d}" in reminder["Subject"]
+        assert "7 days left" in body and f"due on {due.day} {due:%B %Y}" in body
         assert message(h, one) is None
 
         await sleep_until(time_env, due - timedelta(days=1) + MARGIN)
