@@ -316,3 +316,23 @@ async def test_answer_in_the_language_of_the_request(harness: Harness) -> None:
     assert "我们已收到您的数据主体请求" in str(acknowledgement["Subject"])
     answer = answer_of(h, request.request_id)
     assert "您" in answer and "荷兰" in answer
+
+
+async def test_california_opt_out_needs_no_verification_and_is_confirmed(
+        harness: Harness) -> None:
+    h = harness
+    request = h.request(
+        rights=["opt_out_sale_sharing"], jurisdiction="US-CA", channel="email",
+        identities=[{"type": "email", "value": h.facts.account_holder_email}],
+        last_login_at=None)
+    outcome = await (await h.submit(request)).result()
+    assert outcome.status is Status.ANSWERED
+    assert not h.mail.find(subject_contains="verification code")
+    status = await h.status(request.request_id)
+    assert status.verification == {}
+    assert [c.status for c in status.connectors] == [ConnectorStatus.DONE]
+    answer = answer_of(h, request.request_id)
+    assert "We do not sell or share personal data" in answer
+    assert "could not be completed" not in answer
+    await save_history(h.client.get_workflow_handle(f"dsr-{request.request_id}"),
+                       "california_opt_out")

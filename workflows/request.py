@@ -111,6 +111,7 @@ class RightsRequestWorkflow:
         self._connectors: dict[str, ConnectorState] = {}
         self._decisions: dict[str, ConnectorDecision] = {}
         self._results: dict[str, list[Any]] = {}
+        self._held: dict[str, int] = {}
         self._registered: dict[str, str] = {}
         self._previous_status = Status.IN_PROGRESS
         self._outcome: str | None = None
@@ -262,6 +263,9 @@ class RightsRequestWorkflow:
                                                             self._scope(entry), p.Discovery)
                                        for entry in connectors))
         discoveries = [d for d in found if isinstance(d, p.Discovery)]
+        for discovery in discoveries:
+            self._connectors[discovery.connector].status = ConnectorStatus.DONE
+            self._held[discovery.connector] = discovery.records
         holding = [d.connector for d in discoveries if d.records]
         affiliates = sorted({self._entry_or_fail(n).affiliate for n in holding})
         self._upsert(sa.AFFILIATES.value_set(affiliates))
@@ -461,12 +465,11 @@ class RightsRequestWorkflow:
         outcomes = []
         for name, state in self._connectors.items():
             entry = self._entry_or_fail(name)
-            if self._results.get(name) and state.status is ConnectorStatus.DONE:
-                for result in self._results[name]:
-                    outcomes.append(ProductOutcome(
-                        connector=name, products=entry.products,
-                        action=ACTIONS[_operation_of(result)],
-                        records=_counts(result)))
+            if state.status is ConnectorStatus.DONE and self._held.get(name):
+                outcomes += [ProductOutcome(connector=name, products=entry.products,
+                                            action=ACTIONS[_operation_of(result)],
+                                            records=_counts(result))
+                             for result in self._results.get(name, [])]
             else:
                 outcomes.append(ProductOutcome(
                     connector=name, products=entry.products, action=_action_for(state),
