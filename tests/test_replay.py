@@ -18,7 +18,8 @@ PATHS = sorted(HISTORIES.glob("*.json"))
 EXPECTED = {
     "access_panel_verified", "controller_erasure_code_verified",
     "verification_locked_then_new_code", "extended", "denied",
-    "cancelled_after_partial_execution", "connector_done_by_hand",
+    "cancelled_after_partial_execution", "connector_done_by_hand", "california_opt_out",
+    "unverified", "overdue_then_approved", "clarification_uk_clock_stopped", "clarification_eu",
 }
 
 

@@ -317,7 +317,11 @@ class RightsRequestWorkflow:
         await workflow.wait_condition(lambda: self._approved or self._stopping)
         self._check_stopped()
         self._done("approval")
-        self._set_status(Status.IN_PROGRESS)
+        if self._status is Status.AWAITING_CLARIFICATION:
+            # Approved while a clarification is awaited: carry on once it arrives.
+            self._previous_status = Status.IN_PROGRESS
+        else:
+            self._set_status(Status.IN_PROGRESS)
 
     async def _execute(self, discoveries: list[p.Discovery], plan: ErasurePlan | None) -> None:
         self._begin("execute")
@@ -532,16 +536,19 @@ class RightsRequestWorkflow:
 
     async def _remind(self, name: str, due: datetime) -> None:
         self._fired.update((n, due) for n, _ in REMINDERS[: [n for n, _ in REMINDERS].index(name)])
-        self._done(name, due.date().isoformat())
+        # The due date in the jurisdiction's own time zone: ``due`` is the end of that day in
+        # UTC, which west of UTC (US-CA, CO, BR) falls on the next UTC date.
+        due_on = self._dl.due_on if due == self._dl.due_at else due.date()
+        self._done(name, due_on.isoformat())
         if name == "overdue_check":
             self._overdue = True
             self._upsert(sa.OVERDUE.value_set(True))
-            await self._milestone(f"overdue-{due.date()}", "overdue", overdue=True)
-            await self._notice("officer_overdue", due_on=due.date().isoformat())
+            await self._milestone(f"overdue-{due_on}", "overdue", overdue=True)
+            await self._notice("officer_overdue", due_on=due_on.isoformat())
             return
-        days = (due.date() - self._now().date()).days
-        await self._notice("officer_reminder", due_on=due.date().isoformat(), days_left=days,
-                           key=f"{name}.{due.date()}")
+        days = -((self._now() - due) // timedelta(days=1))  # whole days left, rounded up
+        await self._notice("officer_reminder", due_on=due_on.isoformat(), days_left=days,
+                           key=f"{name}.{due_on}")
 
     # Updates: the requester's code and the officers' actions ---------------------------------
 
@@ -660,7 +667,7 @@ class RightsRequestWorkflow:
         self._previous_status = self._status
         self._set_status(Status.AWAITING_CLARIFICATION)
         await self._notice("clarification", to_requester=True, question=note.note,
-                           key=f"clarification.{self._now().date()}")
+                           clock_stops=stops, key=f"clarification.{self._now().date()}")
         await self._milestone(f"clarification-asked-{self._now().isoformat()}", "clarification",
                               actor=note.officer, detail={"clock_stopped": stops})
         return UpdateResult(message="clarification requested" + (
@@ -676,8 +683,8 @@ class RightsRequestWorkflow:
     async def clarification_received(self, note: OfficerNote) -> UpdateResult:
         if self._paused_since is not None:
             self._paused_days += _days_between(self._paused_since.date(), self._now().date())
+            await self._compute_deadline()  # before the clock restarts: no false overdue
             self._paused_since = None
-            await self._compute_deadline()
         self._set_status(self._previous_status)
         await self._milestone(f"clarification-received-{self._now().isoformat()}",
                               "clarification", actor=note.officer, due_at=self._dl.due_at,
