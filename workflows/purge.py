@@ -17,5 +17,8 @@ class ConfirmationPurgeWorkflow:
     @workflow.run
     async def run(self) -> PurgeResult:
         return await workflow.execute_activity(
-            "proof.purge_confirmations", PurgeInput(as_of=workflow.now()),
-            result_type=PurgeResult, start_to_close_timeout=timedelta(minutes=5))
+            "proof.purge_confirmations",
+            PurgeInput(as_of=workflow.now()),
+            result_type=PurgeResult,
+            start_to_close_timeout=timedelta(minutes=5),
+        )

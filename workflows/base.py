@@ -1,0 +1,216 @@
+"""The state every part of the rights-request workflow shares, and its plumbing: steps,
+status, search attributes, activities, notices and register milestones."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.mail import Notice
+    from activities.policy import RequestPolicy
+    from activities.verification import IssuedCode
+    from connectors.registry import ConnectorEntry
+    from dsr import search_attributes as sa
+    from dsr.deadlines import Deadline
+    from dsr.models import RightsRequest
+    from dsr.register import Milestone
+    from dsr.verification import Target
+    from workflows.models import (
+        CLOSED,
+        ConnectorDecision,
+        ConnectorState,
+        Denial,
+        OfficerNote,
+        Status,
+        Step,
+        StepStatus,
+    )
+
+
+QUICK = timedelta(seconds=30)
+STEPS = (
+    "intake",
+    "deadline",
+    "acknowledge",
+    "verify",
+    "discover",
+    "legal_hold_check",
+    "approval",
+    "execute",
+    "package",
+    "answer",
+    "proof",
+)
+REMINDERS = (
+    ("remind_7_days", timedelta(days=7)),
+    ("remind_1_day", timedelta(days=1)),
+    ("overdue_check", timedelta(0)),
+)
+
+
+class Stopped(Exception):
+    """The request was denied or cancelled by an officer."""
+
+
+class RequestState:
+    def __init__(self) -> None:
+        self._request: RightsRequest | None = None
+        self._status = Status.RECEIVED
+        self._steps = {name: Step(name=name) for name in STEPS + tuple(r[0] for r in REMINDERS)}
+        self._policy: RequestPolicy | None = None
+        self._deadline: Deadline | None = None
+        self._extended = False
+        self._overdue = False
+        self._targets: list[Target] = []
+        self._codes: list[IssuedCode] = []
+        self._code_round = 0
+        self._wrong_codes = 0
+        self._locked = False
+        self._approved = False
+        self._paused_since: datetime | None = None
+        self._paused_days = 0
+        self._denial: Denial | None = None
+        self._cancelled: OfficerNote | None = None
+        self._executing = False
+        self._connectors: dict[str, ConnectorState] = {}
+        self._decisions: dict[str, ConnectorDecision] = {}
+        self._results: dict[str, list[Any]] = {}
+        self._held: dict[str, int] = {}
+        self._registered: dict[str, str] = {}
+        self._previous_status = Status.IN_PROGRESS
+        self._outcome: str | None = None
+        self._lock = asyncio.Lock()
+        self._fired: set[tuple[str, datetime]] = set()
+
+    @property
+    def _req(self) -> RightsRequest:
+        assert self._request is not None
+        return self._request
+
+    @property
+    def _pol(self) -> RequestPolicy:
+        assert self._policy is not None
+        return self._policy
+
+    @property
+    def _dl(self) -> Deadline:
+        assert self._deadline is not None
+        return self._deadline
+
+    @property
+    def _stopping(self) -> bool:
+        return self._denial is not None or self._cancelled is not None
+
+    def _check_stopped(self) -> None:
+        if self._stopping:
+            raise Stopped()
+
+    async def _checkpoint(self) -> None:
+        await workflow.wait_condition(
+            lambda: self._status is not Status.AWAITING_CLARIFICATION or self._stopping
+        )
+        self._check_stopped()
+
+    def _require_open(self) -> None:
+        if self._status in CLOSED or self._stopping:
+            raise ValueError(f"the request is closed ({self._status})")
+        if self._deadline is None:
+            raise ValueError("the request is still being received; try again in a moment")
+
+    def _cancel_reason(self) -> str | None:
+        return self._cancelled.note if self._cancelled else None
+
+    def _target(self, target_id: str) -> Target:
+        return next(t for t in self._targets if t.target_id == target_id)
+
+    def _entry(self, name: str) -> ConnectorEntry | None:
+        return next((e for e in self._pol.connectors if e.name == name), None)
+
+    def _entry_or_fail(self, name: str) -> ConnectorEntry:
+        entry = self._entry(name)
+        assert entry is not None
+        return entry
+
+    def _now(self) -> datetime:
+        return workflow.now()
+
+    def _begin(self, step: str) -> None:
+        self._steps[step].status = StepStatus.RUNNING
+        self._upsert(sa.STEP.value_set(step))
+
+    def _done(self, step: str, detail: str | None = None) -> None:
+        self._set_step(step, StepStatus.DONE, detail)
+
+    def _skip(self, step: str, detail: str) -> None:
+        self._set_step(step, StepStatus.SKIPPED, detail)
+
+    def _fail(self, step: str, detail: str) -> None:
+        self._set_step(step, StepStatus.FAILED, detail)
+
+    def _set_step(self, step: str, status: StepStatus, detail: str | None) -> None:
+        self._steps[step] = Step(name=step, status=status, at=self._now(), detail=detail)
+
+    def _set_status(self, status: Status) -> None:
+        self._status = status
+        self._upsert(sa.STATUS.value_set(status.value))
+
+    def _upsert(self, *updates: Any) -> None:
+        workflow.upsert_search_attributes(list(updates))
+
+    async def _activity(
+        self,
+        name: str,
+        payload: Any,
+        *,
+        result_type: Any = None,
+        task_queue: str | None = None,
+        timeout: timedelta = QUICK,
+    ) -> Any:
+        return await workflow.execute_activity(
+            name,
+            payload,
+            result_type=result_type,
+            task_queue=task_queue,
+            start_to_close_timeout=timeout,
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+        )
+
+    async def _notice(
+        self, template: str, *, to_requester: bool = False, key: str | None = None, **context: Any
+    ) -> None:
+        request = self._req
+        notice = Notice(
+            request_id=request.request_id,
+            template=template,
+            language=request.language,
+            to=request.requester.email if to_requester else None,
+            message_id=f"<{key or template}.{request.request_id}@dsr>",
+            context=context,
+        )
+        await self._activity("mail.send_notice", notice)
+
+    async def _milestone(
+        self,
+        key: str,
+        step: str,
+        *,
+        actor: str = "orchestrator",
+        detail: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
+        milestone = Milestone(
+            request_id=self._req.request_id,
+            key=key,
+            step=step,
+            at=self._now(),
+            actor=actor,
+            detail=detail or {},
+            status=fields.pop("status", self._status.value),
+            **fields,
+        )
+        await self._activity("register.milestone", milestone)

@@ -1,0 +1,318 @@
+"""The fan-out to the affiliates' connectors: discovery, execution of each right, and the
+officer's decision when a connector keeps failing, without holding up the others."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from connectors import protocol as p
+    from connectors.registry import ConnectorEntry, DataRole
+    from dsr import search_attributes as sa
+    from dsr.emails import ProductOutcome
+    from dsr.models import Right
+    from dsr.retention import ErasurePlan
+    from workflows.models import (
+        ConnectorDecision,
+        ConnectorResolution,
+        ConnectorState,
+        ConnectorStatus,
+        Status,
+        UpdateResult,
+    )
+
+
+from workflows.base import RequestState
+
+CONNECTOR_CALL = timedelta(minutes=10)
+CONNECTOR_HEARTBEAT = timedelta(minutes=2)
+ORDER = (
+    p.Operation.ACCESS,
+    p.Operation.RECTIFY,
+    p.Operation.RESTRICT,
+    p.Operation.OBJECT,
+    p.Operation.WITHDRAW_CONSENT,
+    p.Operation.MARKETING_OPT_OUT,
+    p.Operation.ERASE,
+)
+RIGHT_OPERATIONS = {
+    Right.ACCESS: p.Operation.ACCESS,
+    Right.PORTABILITY: p.Operation.ACCESS,
+    Right.RECTIFICATION: p.Operation.RECTIFY,
+    Right.ERASURE: p.Operation.ERASE,
+    Right.RESTRICTION: p.Operation.RESTRICT,
+    Right.OBJECTION: p.Operation.OBJECT,
+    Right.WITHDRAW_CONSENT: p.Operation.WITHDRAW_CONSENT,
+    Right.MARKETING_OPT_OUT: p.Operation.MARKETING_OPT_OUT,
+}
+ACTIONS = {
+    p.Operation.ACCESS: "exported",
+    p.Operation.ERASE: "erased",
+    p.Operation.RECTIFY: "rectified",
+    p.Operation.RESTRICT: "restricted",
+    p.Operation.OBJECT: "objection recorded",
+    p.Operation.WITHDRAW_CONSENT: "consent withdrawn",
+    p.Operation.MARKETING_OPT_OUT: "unsubscribed from marketing",
+}
+
+
+class ConnectorFanOut(RequestState):
+    async def _discover(self) -> list[p.Discovery]:
+        self._begin("discover")
+        connectors = self._applicable_connectors()
+        for entry in connectors:
+            self._connectors[entry.name] = ConnectorState(connector=entry.name)
+        found = await asyncio.gather(
+            *(
+                self._call_connector(entry, p.Operation.DISCOVER, self._scope(entry), p.Discovery)
+                for entry in connectors
+            )
+        )
+        discoveries = [d for d in found if isinstance(d, p.Discovery)]
+        for discovery in discoveries:
+            self._connectors[discovery.connector].status = ConnectorStatus.DONE
+            self._held[discovery.connector] = discovery.records
+        holding = [d.connector for d in discoveries if d.records]
+        affiliates = sorted({self._entry_or_fail(n).affiliate for n in holding})
+        self._upsert(sa.AFFILIATES.value_set(affiliates))
+        self._done("discover", f"{len(holding)} of {len(connectors)} connectors hold data")
+        await self._milestone(
+            "discover",
+            "discover",
+            affiliates=affiliates,
+            detail={d.connector: d.records for d in discoveries},
+        )
+        self._check_stopped()
+        return discoveries
+
+    def _applicable_connectors(self) -> list[ConnectorEntry]:
+        """A customer's instruction reaches its end users' data only; anyone else's request
+        reaches the group's own data."""
+        role = DataRole.END_USER if self._req.customer_scope else DataRole.GROUP
+        types = {identity.type for identity in self._req.identities}
+        return [
+            entry
+            for entry in self._pol.connectors
+            if entry.role is role
+            and p.Operation.DISCOVER in entry.operations
+            and types & set(entry.identity_types)
+        ]
+
+    def _scope(self, entry: ConnectorEntry) -> p.Scope:
+        identities = [i for i in self._req.identities if i.type in entry.identity_types]
+        customer = self._req.customer_scope if entry.role is DataRole.END_USER else None
+        return p.Scope(
+            request_id=self._req.request_id,
+            identities=identities,
+            customer_account=customer,
+            as_of=self._now(),
+        )
+
+    async def _execute(self, discoveries: list[p.Discovery], plan: ErasurePlan | None) -> None:
+        self._begin("execute")
+        await self._checkpoint()
+        self._executing = True
+        holding = [d for d in discoveries if d.records]
+        await asyncio.gather(
+            *(self._execute_connector(self._entry_or_fail(d.connector), plan) for d in holding)
+        )
+        self._done("execute", f"{len(holding)} connectors")
+        await self._milestone(
+            "execute", "execute", detail={n: s.status.value for n, s in self._connectors.items()}
+        )
+        self._check_stopped()
+
+    async def _execute_connector(self, entry: ConnectorEntry, plan: ErasurePlan | None) -> None:
+        state = self._connectors[entry.name]
+        results = self._results.setdefault(entry.name, [])
+        for operation in self._operations(entry):
+            if self._stopping:
+                state.status = ConnectorStatus.NOT_STARTED
+                return
+            payload, result_type = self._operation_input(entry, operation, plan)
+            result = await self._call_connector(entry, operation, payload, result_type)
+            if result is None:
+                return
+            results.append(result)
+            for category, count in _counts(result).items():
+                state.records[f"{ACTIONS[operation]} {category}"] = count
+            if isinstance(result, p.EraseResult):
+                for category, count in result.retained.items():
+                    state.records[f"retained {category}"] = count
+        state.status = ConnectorStatus.DONE
+
+    def _operations(self, entry: ConnectorEntry) -> list[p.Operation]:
+        wanted = {RIGHT_OPERATIONS[r] for r in self._req.rights if r in RIGHT_OPERATIONS}
+        return [op for op in ORDER if op in wanted and entry.supports(op)]
+
+    def _operation_input(
+        self, entry: ConnectorEntry, operation: p.Operation, plan: ErasurePlan | None
+    ) -> tuple[Any, type]:
+        scope = self._scope(entry)
+        if operation is p.Operation.ACCESS:
+            return p.AccessInput(scope=scope), p.AccessResult
+        if operation is p.Operation.ERASE:
+            rules = plan.rules.get(entry.name, []) if plan else []
+            return p.EraseInput(scope=scope, rules=rules), p.EraseResult
+        if operation is p.Operation.RECTIFY:
+            return p.RectifyInput(scope=scope, corrections=self._req.corrections), p.RectifyResult
+        return p.FlagInput(scope=scope), p.FlagResult
+
+    async def _call_connector(
+        self, entry: ConnectorEntry, operation: p.Operation, payload: Any, result_type: type
+    ) -> Any:
+        """Call a connector; when it keeps failing, show it to the officer and wait for a
+        decision (retry, done by hand, skipped) without holding up the other connectors."""
+        state = self._connectors[entry.name]
+        while True:
+            state.status = ConnectorStatus.RUNNING
+            try:
+                return await workflow.execute_activity(
+                    p.activity_name(entry.name, operation),
+                    payload,
+                    task_queue=entry.task_queue,
+                    result_type=result_type,
+                    start_to_close_timeout=CONNECTOR_CALL,
+                    heartbeat_timeout=CONNECTOR_HEARTBEAT,
+                    retry_policy=self._connector_retry(),
+                    summary=f"{entry.name} {operation.value}",
+                )
+            except ActivityError as error:
+                state.status = ConnectorStatus.FAILED
+                state.error = f"{operation.value} failed: {_failure_type(error)}"
+            decision = await self._await_decision(entry)
+            if decision is None or decision.resolution is not ConnectorResolution.RETRY:
+                return None
+
+    def _connector_retry(self) -> RetryPolicy:
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=self._pol.connector_retry_seconds),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=30),
+            maximum_attempts=self._pol.connector_max_attempts,
+        )
+
+    async def _await_decision(self, entry: ConnectorEntry) -> ConnectorDecision | None:
+        self._decisions.pop(entry.name, None)
+        self._refresh_attention()
+        await self._notice(
+            "officer_connector_failed",
+            connector=entry.name,
+            error=self._connectors[entry.name].error or "",
+        )
+        await workflow.wait_condition(lambda: entry.name in self._decisions or self._stopping)
+        state = self._connectors[entry.name]
+        decision = self._decisions.get(entry.name)
+        if decision is None:
+            state.status = ConnectorStatus.NOT_STARTED
+        elif decision.resolution is ConnectorResolution.DONE_BY_HAND:
+            state.status = ConnectorStatus.DONE_BY_HAND
+        elif decision.resolution is ConnectorResolution.SKIPPED:
+            state.status = ConnectorStatus.SKIPPED
+        if decision is not None:
+            state.resolution_reason = decision.reason
+            await self._milestone(
+                f"connector-{entry.name}-{decision.resolution.value}",
+                "execute",
+                actor=decision.officer,
+                detail={
+                    "connector": entry.name,
+                    "resolution": decision.resolution.value,
+                    "reason": decision.reason,
+                },
+            )
+        self._refresh_attention()
+        return decision
+
+    def _refresh_attention(self) -> None:
+        failing = sorted(
+            n for n, s in self._connectors.items() if s.status is ConnectorStatus.FAILED
+        )
+        self._upsert(sa.CONNECTORS_ATTENTION.value_set(failing))
+        if failing:
+            self._set_status(Status.AWAITING_OFFICER)
+        elif self._status is Status.AWAITING_OFFICER:
+            self._set_status(Status.IN_PROGRESS)
+
+    def _outcomes(self) -> list[ProductOutcome]:
+        outcomes = []
+        for name, state in self._connectors.items():
+            entry = self._entry_or_fail(name)
+            if state.status is ConnectorStatus.DONE and self._held.get(name):
+                outcomes += [
+                    ProductOutcome(
+                        connector=name,
+                        products=entry.products,
+                        action=ACTIONS[_operation_of(result)],
+                        records=_counts(result),
+                    )
+                    for result in self._results.get(name, [])
+                ]
+            else:
+                outcomes.append(
+                    ProductOutcome(
+                        connector=name,
+                        products=entry.products,
+                        action=_action_for(state),
+                        note=state.resolution_reason,
+                    )
+                )
+        return outcomes
+
+    @workflow.update(name="resolve_connector")
+    async def resolve_connector(self, decision: ConnectorDecision) -> UpdateResult:
+        self._decisions[decision.connector] = decision
+        return UpdateResult(message=f"{decision.connector}: {decision.resolution.value}")
+
+    @resolve_connector.validator
+    def _validate_resolve(self, decision: ConnectorDecision) -> None:
+        state = self._connectors.get(decision.connector)
+        if state is None or state.status is not ConnectorStatus.FAILED:
+            failing = [n for n, s in self._connectors.items() if s.status is ConnectorStatus.FAILED]
+            raise ValueError(
+                f"connector {decision.connector} is not waiting for an officer; "
+                f"failing connectors: {', '.join(failing) or 'none'}"
+            )
+
+
+def _counts(result: Any) -> dict[str, int]:
+    if isinstance(result, p.AccessResult):
+        return result.records
+    if isinstance(result, p.EraseResult):
+        return result.erased
+    if isinstance(result, p.RectifyResult):
+        return result.updated
+    if isinstance(result, p.FlagResult):
+        return {"records": result.records}
+    return {}
+
+
+def _operation_of(result: Any) -> p.Operation:
+    if isinstance(result, p.AccessResult):
+        return p.Operation.ACCESS
+    if isinstance(result, p.EraseResult):
+        return p.Operation.ERASE
+    if isinstance(result, p.RectifyResult):
+        return p.Operation.RECTIFY
+    return result.operation  # type: ignore[no-any-return]
+
+
+def _action_for(state: ConnectorState) -> str:
+    return {
+        ConnectorStatus.DONE_BY_HAND: "done by hand",
+        ConnectorStatus.SKIPPED: "skipped",
+        ConnectorStatus.DONE: "nothing held",
+    }.get(state.status, "not completed")
+
+
+def _failure_type(error: ActivityError) -> str:
+    """The failure's type only: a connector's message may quote personal data."""
+    cause = error.cause
+    kind = getattr(cause, "type", None) or type(cause).__name__
+    return str(kind)
