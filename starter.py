@@ -18,8 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dsr import officer, register
-from dsr.database import make_engine
+from dsr import officer
 from dsr.models import parse_request
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
@@ -147,6 +146,9 @@ def submit(
         _fail(officer.describe_errors(error), code=2)
 
     async def work(settings: Settings) -> str:
+        if _registered(settings, request.request_id):
+            raise officer.OfficerError(f"request {request.request_id} was already submitted; "
+                                       f"see: python starter.py status {request.request_id}")
         client = await connect(settings)
         handle = await officer.submit(client, settings, request)
         return handle.id
@@ -208,7 +210,8 @@ def verify(request_id: str, code: str, as_json: JsonOpt = False) -> None:
 def mark_verified(request_id: str, note: Annotated[str, typer.Option(help="How it was checked.")],
                   officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Record that an officer verified the identity by hand (post, agent's mandate)."""
-    _send(request_id, "mark_verified", OfficerNote(officer=_officer(officer_name), note=note), as_json)
+    note_model = OfficerNote(officer=_officer(officer_name), note=note)
+    _send(request_id, "mark_verified", note_model, as_json)
 
 
 @app.command("new-code")
@@ -233,7 +236,7 @@ def extend(request_id: str, reason: Annotated[str, typer.Option(help="Told to th
 @app.command()
 def clarify(request_id: str,
             question: Annotated[str | None, typer.Option(help="Ask the requester this.")] = None,
-            received: Annotated[str | None, typer.Option(help="The answer arrived: a note.")] = None,
+            received: Annotated[str | None, typer.Option(help="Answer arrived: a note.")] = None,
             officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Ask for clarification (UK: the clock stops), or record that the answer arrived."""
     if (question is None) == (received is None):
@@ -251,7 +254,7 @@ def approve(request_id: str, officer_name: OfficerOpt = None, as_json: JsonOpt =
 
 @app.command()
 def deny(request_id: str, reason: Annotated[str, typer.Option(help="Told to the requester.")],
-         manifestly_unfounded: Annotated[bool, typer.Option(help="Unfounded or excessive.")] = False,
+         manifestly_unfounded: Annotated[bool, typer.Option(help="Unfounded/excessive.")] = False,
          officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Deny the request; the requester is told the reasons and where to complain."""
     _send(request_id, "deny", Denial(officer=_officer(officer_name), reason=reason,
@@ -312,10 +315,29 @@ def status(request_id: str, as_json: JsonOpt = False) -> None:
         _print_status(result)
 
 
-def _register_status(settings: Settings, request_id: str) -> dict[str, Any]:
+def _register_engine(settings: Settings) -> Any:
+    """The application database, imported only by the commands that read it (a fast CLI)."""
+    from dsr.database import make_engine
+
+    return make_engine(settings.app_database_url)
+
+
+def _registered(settings: Settings, request_id: str) -> bool:
+    """Known to the register: Temporal may have forgotten a request closed long ago."""
+    from dsr import register
+
     try:
-        record, milestones = register.get_request(make_engine(settings.app_database_url),
-                                                  request_id)
+        register.get_request(_register_engine(settings), request_id)
+    except LookupError:
+        return False
+    return True
+
+
+def _register_status(settings: Settings, request_id: str) -> dict[str, Any]:
+    from dsr import register
+
+    try:
+        record, milestones = register.get_request(_register_engine(settings), request_id)
     except LookupError as error:
         raise officer.OfficerError(str(error)) from None
     return {
@@ -330,7 +352,8 @@ def _register_status(settings: Settings, request_id: str) -> dict[str, Any]:
 def _print_status(result: Any) -> None:
     console.print(f"[bold]{result.request_id}[/bold]  {result.status.value}  "
                   f"{', '.join(result.rights)}  {result.jurisdiction}  "
-                  f"due {result.due_at:%Y-%m-%d}" + ("  [red]OVERDUE[/red]" if result.overdue else ""))
+                  f"due {result.due_at:%Y-%m-%d}"
+                  + ("  [red]OVERDUE[/red]" if result.overdue else ""))
     table = Table("step", "status", "at", "detail")
     for step in result.steps:
         table.add_row(step.name, step.status.value,
@@ -364,14 +387,18 @@ def list_requests(
     as_json: JsonOpt = False,
 ) -> None:
     """List requests from the register, newest first."""
+    from dsr import register
+
     settings = _settings()
     filters = register.RequestFilter(status=status_filter, right=right,
                                      jurisdiction=jurisdiction, overdue=overdue, limit=limit)
-    records = register.list_requests(make_engine(settings.app_database_url), filters,
-                                     datetime.now(UTC))
-    rows: list[dict[str, Any]] = [{"request_id": r.request_id, "status": r.status, "rights": r.rights,
-             "jurisdiction": r.jurisdiction, "received_at": r.received_at, "due_at": r.due_at,
-             "overdue": r.overdue} for r in records]
+    records = register.list_requests(_register_engine(settings), filters, datetime.now(UTC))
+    rows: list[dict[str, Any]] = [
+        {"request_id": r.request_id, "status": r.status, "rights": r.rights,
+         "jurisdiction": r.jurisdiction, "received_at": r.received_at, "due_at": r.due_at,
+         "overdue": r.overdue}
+        for r in records
+    ]
     if as_json:
         print(json.dumps(rows, default=str, indent=2))
         return

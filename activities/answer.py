@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 from email.message import EmailMessage
 
-from dsr.emails import AnswerContext, ProductOutcome, render
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -17,6 +16,7 @@ from temporalio import activity
 
 from dsr.catalogue import authority_for, load_catalogue
 from dsr.database import ConfirmationRecord
+from dsr.emails import AnswerContext, ProductOutcome, render
 from dsr.mailer import send_email
 from dsr.models import RightsRequest
 from dsr.retention import RetainedPart, keep_until, load_retention_policy

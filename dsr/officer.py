@@ -14,15 +14,20 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from dsr import search_attributes as sa
 from dsr.models import RightsRequest
 from dsr.settings import Settings
-from workflows.models import RequestInput, RequestStatus
-from workflows.request import RightsRequestWorkflow
+from workflows.models import RequestInput, RequestOutcome, RequestStatus
+
+WORKFLOW = "RightsRequest"  # by name: the CLI need not import the workflow code
 
 Result = TypeVar("Result", bound=BaseModel)
 
@@ -56,12 +61,18 @@ def _initial_search_attributes(request: RightsRequest) -> TypedSearchAttributes:
     ])
 
 
-async def submit(client: Client, settings: Settings, request: RightsRequest) -> WorkflowHandle[Any, Any]:
+async def submit(
+    client: Client, settings: Settings, request: RightsRequest
+) -> WorkflowHandle[Any, RequestOutcome]:
     try:
         return await client.start_workflow(
-            RightsRequestWorkflow.run,
+            WORKFLOW,
             RequestInput(request=request),
+            result_type=RequestOutcome,
             id=workflow_id(request.request_id),
+            # A request id is for good: an answered, denied or cancelled request submitted
+            # again must not run again (erase again, email the requester again).
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             task_queue=settings.task_queue,
             search_attributes=_initial_search_attributes(request),
             static_summary=f"{', '.join(r.value for r in request.rights)} "
@@ -106,6 +117,6 @@ async def is_open(client: Client, request_id: str) -> bool:
 def _rpc_error(request_id: str, error: RPCError) -> OfficerError:
     if error.status is RPCStatusCode.NOT_FOUND:
         return OfficerError(f"no request {request_id} is known to Temporal")
-    if "already completed" in error.message or "workflow execution already completed" in error.message:
+    if "already completed" in error.message:
         return OfficerError(f"request {request_id} is closed; see its status")
     return OfficerError(f"Temporal refused the call for {request_id}: {error.message}")

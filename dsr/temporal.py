@@ -15,8 +15,9 @@ from temporalio.client import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from dsr.settings import Settings
-from workflows.purge import SCHEDULE_ID, ConfirmationPurgeWorkflow
 
+SCHEDULE_ID = "dsr-confirmation-purge"
+PURGE_WORKFLOW = "ConfirmationPurge"
 PURGE_EVERY = timedelta(days=1)
 
 
@@ -31,7 +32,7 @@ async def connect(settings: Settings) -> Client:
 def purge_schedule(settings: Settings) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            ConfirmationPurgeWorkflow.run, id="dsr-confirmation-purge-run",
+            PURGE_WORKFLOW, id="dsr-confirmation-purge-run",
             task_queue=settings.task_queue),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=PURGE_EVERY)]),
     )

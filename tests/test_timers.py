@@ -30,7 +30,7 @@ from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
 from dsr.deadlines import DeadlineQuery, compute_deadline, load_deadline_policy
 from dsr.mailserver import MailFolder
 from dsr.models import RightsRequest
-from dsr.temporal import PURGE_EVERY, ensure_purge_schedule
+from dsr.temporal import PURGE_EVERY, SCHEDULE_ID, ensure_purge_schedule
 from tests import conftest
 from tests.conftest import Harness, save_history, start_harness
 from workflows.models import (
@@ -41,7 +41,7 @@ from workflows.models import (
     StepStatus,
     UpdateResult,
 )
-from workflows.purge import SCHEDULE_ID, ConfirmationPurgeWorkflow
+from workflows.purge import ConfirmationPurgeWorkflow
 
 OFFICER = "officer@group.example"
 MARGIN = timedelta(minutes=5)

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from dsr.models import RightsRequest
 
@@ -67,6 +67,8 @@ class ConnectorState(BaseModel):
 
 
 class RequestInput(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     request: RightsRequest
 
 

@@ -9,8 +9,6 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.proof import PurgeInput, PurgeResult
 
-SCHEDULE_ID = "dsr-confirmation-purge"
-
 
 @workflow.defn(name="ConfirmationPurge")
 class ConfirmationPurgeWorkflow:
