@@ -66,7 +66,7 @@ def demo_requests(facts: DemoFacts, now: datetime) -> tuple[RightsRequest, Right
 async def submit_emailed_code(client: Client, settings: Settings, request_id: str) -> CodeResult:
     """Read the code from the mail folder, as the customer would from its inbox."""
     message_id = f"<code.1.controller.{request_id}@dsr>"
-    mail = await MailFolder(settings.mail_dir).wait_for_async(
+    mail = await MailFolder(settings.mail_dir).wait_for(
         header=("Message-ID", message_id), timeout=60)
     match = CODE.search(mail.get_content())
     if match is None:

@@ -114,7 +114,7 @@ class MailFolder:
                 return path
         return None
 
-    def wait_for(
+    async def wait_for(
         self,
         to: str | None = None,
         subject_contains: str | None = None,
@@ -123,24 +123,6 @@ class MailFolder:
         timeout: float = 10.0,
     ) -> EmailMessage:
         """The first matching message, polling until ``timeout`` seconds have passed."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.find(to=to, subject_contains=subject_contains, header=header)
-            if found:
-                return found[0]
-            if time.monotonic() >= deadline:
-                raise self._timeout_error(timeout, subject_contains, header)
-            time.sleep(POLL_INTERVAL)
-
-    async def wait_for_async(
-        self,
-        to: str | None = None,
-        subject_contains: str | None = None,
-        header: tuple[str, str] | None = None,
-        *,
-        timeout: float = 10.0,
-    ) -> EmailMessage:
-        """``wait_for`` without blocking the event loop (for tests running a worker in-process)."""
         deadline = time.monotonic() + timeout
         while True:
             found = self.find(to=to, subject_contains=subject_contains, header=header)

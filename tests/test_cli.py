@@ -68,7 +68,7 @@ async def cli(h: Harness | None, *args: str) -> tuple[int, str, str]:
 
 
 async def emailed_code(h: Harness, request_id: str) -> str:
-    mail = await h.mail.wait_for_async(
+    mail = await h.mail.wait_for(
         header=("Message-ID", f"<code.1.controller.{request_id}@dsr>"), timeout=30)
     assert mail["To"] == h.facts.controller_registered_email
     match = CODE.search(mail.get_content())

@@ -35,7 +35,7 @@ async def test_message_is_stored_as_eml_and_round_trips(tmp_path: Path) -> None:
             message_id=MESSAGE_ID,
             attachments=[("export.json", '{"名字": "张三"}'.encode(), "application/json")],
         )
-        message = await MailFolder(folder).wait_for_async(
+        message = await MailFolder(folder).wait_for(
             header=("Message-ID", MESSAGE_ID), timeout=5
         )
 
@@ -71,14 +71,13 @@ async def test_folder_lists_in_arrival_order_and_finds(tmp_path: Path) -> None:
     assert [m["Subject"] for m in folder.find(to="PERSON1@example.org")] == ["message 1"]
     assert len(folder.find(subject_contains="message")) == 3
     assert folder.find(to="person1@example.org", subject_contains="message 2") == []
-    assert folder.wait_for(header=("Message-ID", "<m2@dsr.local>"), timeout=1)["To"] == (
-        "person2@example.org"
-    )
+    found = await folder.wait_for(header=("Message-ID", "<m2@dsr.local>"), timeout=1)
+    assert found["To"] == "person2@example.org"
 
 
-def test_wait_for_times_out_without_naming_the_recipient(tmp_path: Path) -> None:
+async def test_wait_for_times_out_without_naming_the_recipient(tmp_path: Path) -> None:
     with pytest.raises(TimeoutError) as raised:
-        MailFolder(tmp_path).wait_for(to="someone@example.org", timeout=0.1)
+        await MailFolder(tmp_path).wait_for(to="someone@example.org", timeout=0.1)
     assert "someone" not in str(raised.value)
 
 

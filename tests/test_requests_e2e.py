@@ -39,7 +39,7 @@ CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
 
 
 async def emailed_code(h: Harness, request_id: str, round_: int = 1) -> str:
-    mail = await h.mail.wait_for_async(
+    mail = await h.mail.wait_for(
         header=("Message-ID", f"<code.{round_}.controller.{request_id}@dsr>"), timeout=30)
     assert mail["To"] == h.facts.controller_registered_email
     match = CODE.search(mail.get_content())
@@ -134,7 +134,7 @@ async def test_five_wrong_codes_lock_until_the_officer_issues_a_new_code(
     assert results[-1].locked
     with pytest.raises(officer.OfficerError, match="locked"):
         await send_code(h, request.request_id, right)
-    officer_mail = await h.mail.wait_for_async(
+    officer_mail = await h.mail.wait_for(
         header=("Message-ID", f"<locked.1.{request.request_id}@dsr>"), timeout=10)
     assert officer_mail["To"] == "officer@group.example"
     assert "@" not in officer_mail.get_content().replace("officer@group.example", "")
@@ -177,7 +177,7 @@ async def test_extension_beyond_the_limit_is_refused_and_a_valid_one_notifies(
                                   Extension(officer="Ada", reason="complex request"),
                                   UpdateResult)
     assert result.due_at is not None and result.due_at > status.due_at
-    notice = await h.mail.wait_for_async(
+    notice = await h.mail.wait_for(
         header=("Message-ID", f"<extension.{request.request_id}@dsr>"), timeout=10)
     assert notice["To"] == h.facts.controller_registered_email
     assert "complex request" in notice.get_content()
@@ -250,7 +250,7 @@ async def test_cancel_after_partial_execution_reports_what_was_done(
         assert described.typed_search_attributes.get(
             __import__("dsr.search_attributes").search_attributes.CONNECTORS_ATTENTION
         ) == ["outage"]
-        await h.mail.wait_for_async(
+        await h.mail.wait_for(
             header=("Message-ID", f"<officer_connector_failed.{request.request_id}@dsr>"),
             timeout=10)
 

@@ -98,7 +98,7 @@ async def test_mail_service_stores_messages(settings: Settings, running: StackSt
     await send_email(
         settings, to="a@example.org", subject="确认", body="你好", message_id="<stack@dsr.local>"
     )
-    message = await MailFolder(settings.mail_dir).wait_for_async(
+    message = await MailFolder(settings.mail_dir).wait_for(
         header=("Message-ID", "<stack@dsr.local>"), timeout=5
     )
     assert message.get_content() == "你好\n"

@@ -143,7 +143,7 @@ async def test_unanswered_code_expires_and_the_request_closes_unverified(
         handle = await submit(stack, h, request)
         rid = request.request_id
 
-        code = await h.mail.wait_for_async(
+        code = await h.mail.wait_for(
             header=("Message-ID", f"<code.1.identity-1.{rid}@dsr>"), timeout=20)
         assert code["To"] == address
         assert h.settings.code_validity_hours == 72
