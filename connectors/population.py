@@ -30,7 +30,8 @@ class EndUser:
     email: str
     country: str
     customers: tuple[str, ...]  # the customer accounts holding this person's data
-    channel_ids: dict[str, str] = field(default_factory=dict)  # e.g. {"whatsapp": "wa-123"}
+    # channel -> identity value as a request names it, e.g. "whatsapp:447700900123"
+    channel_ids: dict[str, str] = field(default_factory=dict)
     ip: str = "192.0.2.1"  # documentation range (RFC 5737)
 
     @property
@@ -83,9 +84,9 @@ def _end_user(
         country=phone[1],
         customers=tuple(sorted(held_by)),
         channel_ids={
-            "whatsapp": f"wa:{phone[0].lstrip('+')}",
-            "messenger": f"psid-{rng.randrange(10**12, 10**13)}",
-            "line": f"U{rng.getrandbits(64):016x}",
+            "whatsapp": f"whatsapp:{phone[0].lstrip('+')}",
+            "messenger": f"messenger:{rng.randrange(10**15, 10**16)}",
+            "line": f"line:U{rng.getrandbits(128):032x}",
         },
         ip=f"192.0.2.{rng.randint(1, 254)}",
     )
