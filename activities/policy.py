@@ -32,6 +32,8 @@ class RequestPolicy(BaseModel):
     connector_max_attempts: int
     connector_retry_seconds: float
     connectors: list[ConnectorEntry]
+    connector_start_timeout_seconds: float = 300
+    connector_missing_retry_seconds: float = 60
 
 
 class ExtensionQuery(BaseModel):
@@ -53,6 +55,8 @@ class PolicyActivities:
             approval_required_for=settings.approval_required_for,
             connector_max_attempts=settings.connector_max_attempts,
             connector_retry_seconds=settings.connector_retry_seconds,
+            connector_start_timeout_seconds=settings.connector_start_timeout_seconds,
+            connector_missing_retry_seconds=settings.connector_missing_retry_seconds,
             connectors=load_registry(settings.connector_registry).connectors,
         )
 

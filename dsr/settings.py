@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     approval_required_for: list[Right] = Field(default_factory=list)
     connector_max_attempts: int = Field(default=5, ge=1, le=100)
     connector_retry_seconds: float = Field(default=1.0, gt=0, le=3600)
+    # A connector call no worker picks up within this is marked missing and called again
+    # after connector_missing_retry_seconds, doubling up to 30 minutes.
+    connector_start_timeout_seconds: float = Field(default=300, gt=0, le=86400)
+    connector_missing_retry_seconds: float = Field(default=60, gt=0, le=3600)
 
     @field_validator("temporal_address")
     @classmethod

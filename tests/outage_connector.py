@@ -43,3 +43,23 @@ def outage_worker(task_queue: str) -> Any:
         return Worker(client, task_queue=task_queue,
                       activities=connector_activities(OutageConnector()))
     return make
+
+
+class StandbyConnector:
+    """A healthy connector whose worker starts late: it erases what it holds."""
+
+    name: ClassVar[str] = "standby"
+    activities: ClassVar[tuple[str, ...]] = ("discover", "erase")
+
+    def discover(self, scope: Scope) -> Discovery:
+        old = scope.as_of - timedelta(days=400)
+        return Discovery(connector=self.name, holdings=[
+            CategoryHolding(category="call_recordings", records=3, earliest=old, latest=old)])
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        return EraseResult(connector=self.name, erased={"call_recordings": 3})
+
+
+def standby_entry(suffix: str) -> dict[str, Any]:
+    return registry_entry(suffix) | {"name": "standby",
+                                     "task_queue": f"dsr-connector-standby-{suffix}"}

@@ -221,15 +221,16 @@ async def _outage_harness(env: WorkflowEnvironment, tmp_path: Path, mail: tuple[
         extra_workers=[outage_connector.outage_worker(entry["task_queue"])])
 
 
-async def wait_for_connector(h: Harness, request_id: str, status: ConnectorStatus) -> None:
+async def wait_for_connector(h: Harness, request_id: str, status: ConnectorStatus,
+                             connector: str = "outage") -> None:
     import asyncio
 
     for _ in range(200):
         state = await h.status(request_id)
-        if any(c.connector == "outage" and c.status is status for c in state.connectors):
+        if any(c.connector == connector and c.status is status for c in state.connectors):
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"outage connector never reached {status}")
+    raise AssertionError(f"{connector} connector never reached {status}")
 
 
 async def test_cancel_after_partial_execution_reports_what_was_done(
@@ -251,7 +252,7 @@ async def test_cancel_after_partial_execution_reports_what_was_done(
             __import__("dsr.search_attributes").search_attributes.CONNECTORS_ATTENTION
         ) == ["outage"]
         await h.mail.wait_for(
-            header=("Message-ID", f"<officer_connector_failed.{request.request_id}@dsr>"),
+            header=("Message-ID", f"<officer_connector_failed.outage.{request.request_id}@dsr>"),
             timeout=10)
 
         await officer.update(h.client, request.request_id, "cancel",
@@ -336,3 +337,41 @@ async def test_california_opt_out_needs_no_verification_and_is_confirmed(
     assert "could not be completed" not in answer
     await save_history(h.client.get_workflow_handle(f"dsr-{request.request_id}"),
                        "california_opt_out")
+
+
+async def test_a_connector_worker_absent_past_its_timeout_is_missing_until_it_returns(
+        dev_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
+    from temporalio.worker import Worker
+
+    from connectors.base import connector_activities
+    from dsr import search_attributes as sa
+
+    entry = outage_connector.standby_entry(tmp_path.name[-8:])
+    async with AsyncExitStack() as stack:
+        h = await start_harness(dev_env, tmp_path, mail[0], mail[1], stack,
+                                extra_connectors=[entry], connector_start_timeout_seconds=1,
+                                connector_missing_retry_seconds=1)
+        request = h.controller_erasure()
+        handle = await h.submit(request)
+        await send_code(h, request.request_id, await emailed_code(h, request.request_id))
+        await wait_for_connector(h, request.request_id, ConnectorStatus.MISSING, "standby")
+
+        status = await h.status(request.request_id)
+        assert status.status is Status.AWAITING_OFFICER
+        assert (await handle.describe()).typed_search_attributes.get(
+            sa.CONNECTORS_ATTENTION) == ["standby"]
+        await h.mail.wait_for(
+            header=("Message-ID", f"<officer_connector_failed.standby.{request.request_id}@dsr>"),
+            timeout=10)
+
+        await stack.enter_async_context(Worker(
+            h.client, task_queue=entry["task_queue"],
+            activities=connector_activities(outage_connector.StandbyConnector())))
+        outcome = await handle.result()
+        assert outcome.status is Status.ANSWERED
+        assert {c.connector: c.status for c in outcome.connectors} == {
+            "sms": ConnectorStatus.DONE, "standby": ConnectorStatus.DONE}
+        assert not (await handle.describe()).typed_search_attributes.get(
+            sa.CONNECTORS_ATTENTION)
+        assert len(h.mail.find(subject_contains="connector")) <= 1, "the officer is told once"
+        await save_history(handle, "connector_missing_then_back")

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, TimeoutType
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from connectors import protocol as p
@@ -32,6 +34,8 @@ from workflows.base import RequestState
 
 CONNECTOR_CALL = timedelta(minutes=10)
 CONNECTOR_HEARTBEAT = timedelta(minutes=2)
+MISSING_BACKOFF_CAP = timedelta(minutes=30)
+NEEDS_OFFICER = frozenset({ConnectorStatus.FAILED, ConnectorStatus.MISSING})
 ORDER = (
     p.Operation.ACCESS,
     p.Operation.RECTIFY,
@@ -170,25 +174,46 @@ class ConnectorFanOut(RequestState):
         """Call a connector; when it keeps failing, show it to the officer and wait for a
         decision (retry, done by hand, skipped) without holding up the other connectors."""
         state = self._connectors[entry.name]
+        absences = 0
         while True:
             state.status = ConnectorStatus.RUNNING
             try:
-                return await workflow.execute_activity(
+                result = await workflow.execute_activity(
                     p.activity_name(entry.name, operation),
                     payload,
                     task_queue=entry.task_queue,
                     result_type=result_type,
+                    schedule_to_start_timeout=timedelta(
+                        seconds=self._pol.connector_start_timeout_seconds
+                    ),
                     start_to_close_timeout=CONNECTOR_CALL,
                     heartbeat_timeout=CONNECTOR_HEARTBEAT,
                     retry_policy=self._connector_retry(),
                     summary=f"{entry.name} {operation.value}",
                 )
+                if absences:
+                    self._refresh_attention()  # the worker is back
+                return result
             except ActivityError as error:
-                state.status = ConnectorStatus.FAILED
-                state.error = f"{operation.value} failed: {_failure_type(error)}"
-            decision = await self._await_decision(entry)
+                if _worker_missing(error):
+                    # Temporal never retries a schedule-to-start timeout: call again later.
+                    state.status = ConnectorStatus.MISSING
+                    state.error = f"{operation.value}: no {entry.name} worker picked it up"
+                    retry_after = self._missing_backoff(absences)
+                    absences += 1
+                else:
+                    state.status = ConnectorStatus.FAILED
+                    state.error = f"{operation.value} failed: {_failure_type(error)}"
+                    retry_after = None
+            decision = await self._await_decision(entry, retry_after, notify=absences <= 1)
+            if decision is None and retry_after is not None and not self._stopping:
+                continue
             if decision is None or decision.resolution is not ConnectorResolution.RETRY:
                 return None
+
+    def _missing_backoff(self, absences: int) -> timedelta:
+        seconds = self._pol.connector_missing_retry_seconds * 2**absences
+        return timedelta(seconds=min(seconds, MISSING_BACKOFF_CAP.total_seconds()))
 
     def _connector_retry(self) -> RetryPolicy:
         return RetryPolicy(
@@ -198,15 +223,29 @@ class ConnectorFanOut(RequestState):
             maximum_attempts=self._pol.connector_max_attempts,
         )
 
-    async def _await_decision(self, entry: ConnectorEntry) -> ConnectorDecision | None:
+    async def _await_decision(
+        self, entry: ConnectorEntry, retry_after: timedelta | None = None, notify: bool = True
+    ) -> ConnectorDecision | None:
+        """The officer's decision; None when stopped, or when ``retry_after`` passes first."""
         self._decisions.pop(entry.name, None)
         self._refresh_attention()
-        await self._notice(
-            "officer_connector_failed",
-            connector=entry.name,
-            error=self._connectors[entry.name].error or "",
-        )
-        await workflow.wait_condition(lambda: entry.name in self._decisions or self._stopping)
+        if notify:
+            await self._notice(
+                "officer_connector_failed",
+                connector=entry.name,
+                error=self._connectors[entry.name].error or "",
+                key=f"officer_connector_failed.{entry.name}",
+            )
+        decided = partial(self._decided, entry.name)
+        if retry_after is None:
+            await workflow.wait_condition(decided)
+        else:
+            try:
+                await workflow.wait_condition(
+                    decided, timeout=retry_after, timeout_summary=f"{entry.name} worker back?"
+                )
+            except TimeoutError:
+                return None
         state = self._connectors[entry.name]
         decision = self._decisions.get(entry.name)
         if decision is None:
@@ -230,10 +269,11 @@ class ConnectorFanOut(RequestState):
         self._refresh_attention()
         return decision
 
+    def _decided(self, connector: str) -> bool:
+        return connector in self._decisions or self._stopping
+
     def _refresh_attention(self) -> None:
-        failing = sorted(
-            n for n, s in self._connectors.items() if s.status is ConnectorStatus.FAILED
-        )
+        failing = sorted(n for n, s in self._connectors.items() if s.status in NEEDS_OFFICER)
         self._upsert(sa.CONNECTORS_ATTENTION.value_set(failing))
         if failing:
             self._set_status(Status.AWAITING_OFFICER)
@@ -273,8 +313,8 @@ class ConnectorFanOut(RequestState):
     @resolve_connector.validator
     def _validate_resolve(self, decision: ConnectorDecision) -> None:
         state = self._connectors.get(decision.connector)
-        if state is None or state.status is not ConnectorStatus.FAILED:
-            failing = [n for n, s in self._connectors.items() if s.status is ConnectorStatus.FAILED]
+        if state is None or state.status not in NEEDS_OFFICER:
+            failing = [n for n, s in self._connectors.items() if s.status in NEEDS_OFFICER]
             raise ValueError(
                 f"connector {decision.connector} is not waiting for an officer; "
                 f"failing connectors: {', '.join(failing) or 'none'}"
@@ -309,6 +349,12 @@ def _action_for(state: ConnectorState) -> str:
         ConnectorStatus.SKIPPED: "skipped",
         ConnectorStatus.DONE: "nothing held",
     }.get(state.status, "not completed")
+
+
+def _worker_missing(error: ActivityError) -> bool:
+    """No worker picked the call up in time: the connector's worker is down or absent."""
+    cause = error.cause
+    return isinstance(cause, ActivityTimeout) and cause.type is TimeoutType.SCHEDULE_TO_START
 
 
 def _failure_type(error: ActivityError) -> str:

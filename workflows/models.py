@@ -53,6 +53,7 @@ class ConnectorStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    MISSING = "missing"  # no worker picked the call up: the connector's worker is down
     DONE_BY_HAND = "done_by_hand"
     SKIPPED = "skipped"
     NOT_STARTED = "not_started"

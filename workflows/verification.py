@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.verification import CodeCheck, CodeIssue, CodeRecipient, IssuedCode
     from dsr.verification import Method, Target, plan_verification
     from workflows.models import (
+        CLOSED,
         CodeResult,
         CodeSubmission,
         OfficerAction,
@@ -119,6 +120,8 @@ class IdentityVerification(RequestState):
     @workflow.update(name="submit_code")
     async def submit_code(self, submission: CodeSubmission) -> CodeResult:
         async with self._lock:
+            # The email can arrive before the workflow has recorded the codes it sent.
+            await workflow.wait_condition(lambda: bool(self._codes))
             pending = [
                 c
                 for c in self._codes
@@ -149,7 +152,8 @@ class IdentityVerification(RequestState):
     def _validate_code(self, submission: CodeSubmission) -> None:
         if not submission.code.isdigit() or len(submission.code) != 6:
             raise ValueError("the code is 6 digits, as in the verification email")
-        if self._status is not Status.AWAITING_VERIFICATION:
+        awaiting = any(t.method is Method.CODE and not t.verified for t in self._targets)
+        if not awaiting or self._status in CLOSED or self._stopping:
             raise ValueError(f"the request is not waiting for a code (status: {self._status})")
         if self._locked:
             raise ValueError(
