@@ -34,6 +34,7 @@ class AnswerInput(BaseModel):
     exported: dict[str, list[str]] = Field(default_factory=dict)
     package_ref: str | None = None
     reason: str | None = None
+    referred_to: list[str] = Field(default_factory=list)
 
 
 class AnswerSent(BaseModel):
@@ -85,6 +86,7 @@ class AnswerActivities:
             category_names=catalogue.names(request.language),
             complaint=authority_for(request.jurisdiction, request.language),
             reason=answer.reason,
+            referred_to=answer.referred_to,
         )
         return context.model_dump()
 

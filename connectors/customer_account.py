@@ -151,6 +151,7 @@ class RegisteredContact(BaseModel):
 
     account_id: str
     email: str | None = None
+    company_name: str | None = None
 
 
 # --- the subject ---------------------------------------------------------------------------
@@ -344,10 +345,14 @@ class CustomerAccountConnector:
 
     def registered_contact(self, call: RegisteredContactInput) -> RegisteredContact:
         with self.store.reading() as session:
-            email = session.scalar(
-                select(Account.registered_email).where(Account.account_id == call.account_id)
-            )
-        return RegisteredContact(account_id=call.account_id, email=email)
+            row = session.execute(
+                select(Account.registered_email, Account.company_name).where(
+                    Account.account_id == call.account_id
+                )
+            ).first()
+        if row is None:
+            return RegisteredContact(account_id=call.account_id)
+        return RegisteredContact(account_id=call.account_id, email=row[0], company_name=row[1])
 
     # --- inside the operation's transaction ------------------------------------------------
 

@@ -24,6 +24,7 @@ class Operation(StrEnum):
     OBJECT = "object"
     WITHDRAW_CONSENT = "withdraw_consent"
     MARKETING_OPT_OUT = "marketing_opt_out"
+    LOCATE = "locate"
 
 
 def activity_name(connector: str, operation: Operation) -> str:
@@ -111,6 +112,14 @@ class FlagInput(BaseModel):
 
     scope: Scope
     lift: bool = False
+
+
+class Located(BaseModel):
+    """Which customers hold records of these identities: for referring an end user's direct
+    request to the controllers. Customer account ids only, never the records."""
+
+    connector: str
+    customers: list[str] = Field(default_factory=list)
 
 
 class FlagResult(BaseModel):

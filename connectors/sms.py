@@ -60,6 +60,7 @@ from connectors.protocol import (
     EraseRule,
     FlagInput,
     FlagResult,
+    Located,
     Operation,
     Scope,
 )
@@ -103,6 +104,7 @@ class Message(SmsBase):
 
     __table_args__ = (
         Index("ix_messages_subject", "customer_account", "end_user_phone", "sent_at"),
+        Index("ix_messages_phone", "end_user_phone"),  # locating the controllers of a number
         CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_messages_direction"),
     )
 
@@ -167,7 +169,7 @@ def holds(category: str) -> ColumnElement[bool]:
 
 class SmsConnector:
     name: ClassVar[str] = "sms"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict")
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict", "locate")
 
     def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, SmsBase, SmsOperationLog)
@@ -221,6 +223,19 @@ class SmsConnector:
             return FlagResult(connector=self.name, operation=Operation.RESTRICT)
         key = operation_key(self.secret, Operation.RESTRICT, call)
         return self.store.once(key, FlagResult, lambda session: self._restrict(session, call))
+
+    def locate(self, scope: Scope) -> Located:
+        """The customers holding messages of these numbers (an end user wrote to us directly:
+        each of them is the controller to refer the request to)."""
+        phones = sorted({i.value for i in scope.identities if i.type is IdentityType.PHONE})
+        with self.store.reading() as session:
+            customers = session.scalars(
+                select(Message.customer_account)
+                .where(Message.end_user_phone.in_(phones))
+                .distinct()
+                .order_by(Message.customer_account)
+            ).all()
+        return Located(connector=self.name, customers=list(customers))
 
     def is_restricted(self, customer_account: str, phone: str) -> bool:
         """Whether processing of this end user's messages is restricted for this customer."""

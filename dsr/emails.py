@@ -91,6 +91,17 @@ class VerificationCodeContext(EmailContext):
     attempts: int | None = None  # wrong codes allowed before verification locks
 
 
+class ReferralContext(EmailContext):
+    """To a customer's registered contact: an end user wrote to us directly about data the
+    customer controls. It names the identities: the controller must be able to act."""
+
+    template = "referral"
+    customer_account: str
+    rights: list[Right]
+    identities: list[str]
+    received_on: date
+
+
 class ExtensionContext(EmailContext):
     template = "extension_notice"
     due_on: date  # the new due date
@@ -130,6 +141,7 @@ class AnswerContext(EmailContext):
     category_names: dict[str, str] = Field(default_factory=dict)  # Catalogue.names(language)
     complaint: str  # authority_for(jurisdiction, language)
     reason: str | None = None  # an officer's reason: a denial's, or a cancellation's
+    referred_to: list[str] = Field(default_factory=list)  # customers controlling the data
 
 
 class DenialContext(AnswerContext):

@@ -603,3 +603,16 @@ async def test_access_activity_heartbeats_through_a_real_worker(stores: Stores) 
         )
     assert result.blob_ref == "blob:exports/REQ-0001/sms.jsonl"
     assert stores.blobs.exists(result.blob_ref)
+
+
+def test_sms_locate_names_every_customer_holding_the_number_and_nothing_else(
+    stores: Stores,
+) -> None:
+    facts = stores.facts
+    located = stores.sms.locate(scope("REQ-0301", (IdentityType.PHONE, facts.end_user_phone)))
+    holders = sorted([facts.controller_account_id, *facts.end_user_other_customers])
+    assert located.customers == holders
+    assert set(located.model_dump()) == {"connector", "customers"}, "no records, only accounts"
+    held = {row["end_user_phone"] for row in sms_rows(stores, "1=1")}
+    stranger = next(f"+447700900{n:03d}" for n in range(1000) if f"+447700900{n:03d}" not in held)
+    assert stores.sms.locate(scope("REQ-0302", (IdentityType.PHONE, stranger))).customers == []

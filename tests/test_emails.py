@@ -32,6 +32,7 @@ from dsr.emails import (
     OfficerOverdueContext,
     OfficerReminderContext,
     ProductOutcome,
+    ReferralContext,
     UnverifiedContext,
     VerificationCodeContext,
     load_words,
@@ -197,7 +198,11 @@ def requester_contexts(language: Language, catalogue: Catalogue) -> list[EmailCo
 
 def all_contexts(language: Language, catalogue: Catalogue) -> list[EmailContext]:
     officers = [ctx.model_copy(update={"language": language}) for ctx in officer_contexts()]
-    return requester_contexts(language, catalogue) + officers
+    referral = ReferralContext(
+        request_id=REQUEST, language=language, customer_account="CUST-0003",
+        rights=[Right.ERASURE], identities=["phone: +447700900123"],
+        received_on=date(2026, 8, 3))
+    return [*requester_contexts(language, catalogue), *officers, referral]
 
 
 # --- every template, every language --------------------------------------------------------

@@ -375,3 +375,45 @@ async def test_a_connector_worker_absent_past_its_timeout_is_missing_until_it_re
             sa.CONNECTORS_ATTENTION)
         assert len(h.mail.find(subject_contains="connector")) <= 1, "the officer is told once"
         await save_history(handle, "connector_missing_then_back")
+
+
+async def test_an_end_users_direct_request_is_referred_to_the_controlling_customers(
+        harness: Harness) -> None:
+    h = harness
+    facts = h.facts
+    holders = sorted([facts.controller_account_id, *facts.end_user_other_customers])
+    before = {c: [(m.id, m.content) for m in sms_rows(h, c)] for c in holders}
+    request = h.request(
+        rights=["erasure"], channel="email", last_login_at=None,
+        identities=[{"type": "phone", "value": facts.end_user_phone}],
+        requester={"kind": "subject", "email": "maya.subject@example.org"})
+    handle = await h.submit(request)
+    await wait_for_status(h, request.request_id, Status.AWAITING_VERIFICATION)
+    await officer.update(h.client, request.request_id, "mark_verified",
+                         OfficerNote(officer="Ada", note="called back on the number"),
+                         UpdateResult)
+    assert (await handle.result()).status is Status.ANSWERED
+
+    for customer in holders:
+        referral = await h.mail.wait_for(
+            header=("Message-ID", f"<referral.{customer}.{request.request_id}@dsr>"), timeout=10)
+        assert customer in referral.get_content()
+        assert facts.end_user_phone in referral.get_content(), "the controller must act on it"
+    assert {c: [(m.id, m.content) for m in sms_rows(h, c)] for c in holders} == before
+    answer = answer_of(h, request.request_id)
+    assert "passed your request" in answer
+    with Session(h.engine) as session:
+        detail = session.scalar(select(MilestoneRecord.detail).where(
+            MilestoneRecord.request_id == request.request_id, MilestoneRecord.step == "refer"))
+    assert detail == {"customers": holders}
+    await save_history(handle, "referred_to_controllers")
+
+
+async def wait_for_status(h: Harness, request_id: str, status: Status) -> None:
+    import asyncio
+
+    for _ in range(100):
+        if (await h.status(request_id)).status is status:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{request_id} never reached {status}")

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from connectors.registry import ConnectorEntry
     from dsr import search_attributes as sa
     from dsr.deadlines import Deadline
-    from dsr.models import RightsRequest
+    from dsr.models import Language, RightsRequest
     from dsr.register import Milestone
     from dsr.verification import Target
     from workflows.models import (
@@ -38,6 +38,7 @@ STEPS = (
     "deadline",
     "acknowledge",
     "verify",
+    "refer",
     "discover",
     "legal_hold_check",
     "approval",
@@ -82,6 +83,7 @@ class RequestState:
         self._results: dict[str, list[Any]] = {}
         self._held: dict[str, int] = {}
         self._registered: dict[str, str] = {}
+        self._referrals: list[str] = []
         self._previous_status = Status.IN_PROGRESS
         self._outcome: str | None = None
         self._lock = asyncio.Lock()
@@ -180,15 +182,33 @@ class RequestState:
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
         )
 
+    async def _registered_contact(self, account_id: str) -> dict[str, Any]:
+        """The customer's registered address and name, from the customer-account connector."""
+        entry = self._entry("customer_account")
+        contact: dict[str, Any] = await self._activity(
+            "customer_account.registered_contact",
+            {"account_id": account_id},
+            task_queue=entry.task_queue if entry else None,
+            result_type=dict,
+        )
+        return contact
+
     async def _notice(
-        self, template: str, *, to_requester: bool = False, key: str | None = None, **context: Any
+        self,
+        template: str,
+        *,
+        to_requester: bool = False,
+        to: str | None = None,
+        key: str | None = None,
+        **context: Any,
     ) -> None:
+        """To the requester, to ``to``, or else to the privacy officer."""
         request = self._req
         notice = Notice(
             request_id=request.request_id,
             template=template,
-            language=request.language,
-            to=request.requester.email if to_requester else None,
+            language=Language.EN if to else request.language,
+            to=to or (request.requester.email if to_requester else None),
             message_id=f"<{key or template}.{request.request_id}@dsr>",
             context=context,
         )

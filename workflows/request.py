@@ -33,13 +33,14 @@ with workflow.unsafe.imports_passed_through():
 
 
 from workflows.base import Stopped
-from workflows.connectors import CONNECTOR_CALL, ConnectorFanOut
+from workflows.connectors import CONNECTOR_CALL
 from workflows.deadline import DeadlineKeeping
+from workflows.referral import Referral
 from workflows.verification import IdentityVerification
 
 
 @workflow.defn(name="RightsRequest")
-class RightsRequestWorkflow(IdentityVerification, ConnectorFanOut, DeadlineKeeping):
+class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
     @workflow.run
     async def run(self, start: RequestInput) -> RequestOutcome:
         self._request = start.request
@@ -49,6 +50,7 @@ class RightsRequestWorkflow(IdentityVerification, ConnectorFanOut, DeadlineKeepi
             await self._acknowledge()
             if not await self._verify():
                 return await self._close(Status.UNVERIFIED, "unverified")
+            await self._refer()
             discoveries = await self._discover()
             plan = await self._legal_hold_check(discoveries)
             await self._await_approval()
@@ -151,6 +153,7 @@ class RightsRequestWorkflow(IdentityVerification, ConnectorFanOut, DeadlineKeepi
             retained=plan.retained if plan else [],
             exported=exported,
             package_ref=package.blob_ref if package else None,
+            referred_to=self._referrals,
         )
         await self._send_answer(answer)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 from temporalio import workflow
 
@@ -63,13 +62,7 @@ class IdentityVerification(RequestState):
         for target in self._targets:
             if target.registered_account is None or target.verified:
                 continue
-            entry = self._entry("customer_account")
-            contact: dict[str, Any] = await self._activity(
-                "customer_account.registered_contact",
-                {"account_id": target.registered_account},
-                task_queue=entry.task_queue if entry else None,
-                result_type=dict,
-            )
+            contact = await self._registered_contact(target.registered_account)
             if not contact.get("email"):
                 target.method = Method.MANUAL
                 target.registered_account = None
