@@ -1,11 +1,27 @@
-"""The reference connectors shipped with the product, built from settings."""
+"""The reference connectors shipped with the product, built from settings, and their seeds."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
+from connectors import (
+    cdp,
+    conversations,
+    email,
+    flow_builder,
+    inbox,
+    marketing,
+    numbers,
+    push,
+    video,
+    voice,
+    widget,
+)
 from connectors.base import Connector
 from connectors.customer_account import CustomerAccountConnector
+from connectors.population import Population
 from connectors.sms import SmsConnector
 from dsr.blobstore import LocalBlobStore
 from dsr.settings import Settings
@@ -15,8 +31,46 @@ Factory = Callable[[str, LocalBlobStore, bytes], Connector]
 BUILTIN: dict[str, Factory] = {
     "sms": SmsConnector,
     "customer_account": CustomerAccountConnector,
+    "voice": voice.VoiceConnector,
+    "numbers": numbers.NumbersConnector,
+    "inbox": inbox.InboxConnector,
+    "flow_builder": flow_builder.FlowBuilderConnector,
+    "email": email.EmailConnector,
+    "video": video.VideoConnector,
+    "widget": widget.WidgetConnector,
+    "push": push.PushConnector,
+    "conversations": conversations.ConversationsConnector,
+    "cdp": cdp.CdpConnector,
+    "marketing": marketing.MarketingConnector,
+}
+
+# Stores seeded from the shared population (SMS and customer accounts: connectors.seed).
+POPULATION_SEEDS: dict[str, Callable[..., int]] = {
+    "voice": voice.seed,
+    "numbers": numbers.seed,
+    "inbox": inbox.seed,
+    "flow_builder": flow_builder.seed,
+    "email": email.seed,
+    "video": video.seed,
+    "widget": widget.seed,
+    "push": push.seed,
+    "conversations": conversations.seed,
+    "cdp": cdp.seed,
+    "marketing": marketing.seed,
 }
 
 
 def build_connector(name: str, settings: Settings, blobs: LocalBlobStore) -> Connector:
     return BUILTIN[name](settings.connector_database_url(name), blobs, settings.secret)
+
+
+def seed_population_stores(
+    settings: Settings, population: Population, now: datetime, seed: int = 42
+) -> dict[str, int]:
+    """Fill every population-seeded store; rows written per connector."""
+    blobs = LocalBlobStore(settings.blob_dir)
+    written: dict[str, Any] = {}
+    for name, fill in POPULATION_SEEDS.items():
+        written[name] = fill(build_connector(name, settings, blobs), population, now=now,
+                             seed=seed)
+    return written

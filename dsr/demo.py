@@ -13,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client
 
+from connectors.builtin import seed_population_stores
 from connectors.customer_account import CustomerAccountConnector
+from connectors.population import make_population
 from connectors.seed import DemoFacts
 from connectors.seed import seed_stores as seed_connector_stores
 from connectors.sms import SmsConnector
@@ -29,13 +31,20 @@ from workflows.models import CodeResult, CodeSubmission, RequestOutcome, Request
 CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
 
 
-def seed_stores(settings: Settings, people: int = 300, customers: int = 6) -> DemoFacts:
+def seed_stores(settings: Settings, people: int = 300, customers: int = 6,
+                everything: bool = True) -> DemoFacts:
+    """Seed the SMS and customer-account stores (the demo's requests), and with
+    ``everything`` every other reference store from the shared population."""
     blobs = LocalBlobStore(settings.blob_dir)
-    return seed_connector_stores(
+    now = datetime.now(UTC)
+    facts = seed_connector_stores(
         SmsConnector(settings.connector_database_url("sms"), blobs, settings.secret),
         CustomerAccountConnector(settings.connector_database_url("customer_account"), blobs,
                                  settings.secret),
-        people=people, customers=customers, now=datetime.now(UTC))
+        people=people, customers=customers, now=now)
+    if everything:
+        seed_population_stores(settings, make_population(people, customers), now)
+    return facts
 
 
 def demo_requests(facts: DemoFacts, now: datetime) -> tuple[RightsRequest, RightsRequest]:

@@ -24,6 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import worker
+from connectors.builtin import BUILTIN
 from connectors.seed import DemoFacts
 from dsr import officer
 from dsr import search_attributes as sa
@@ -142,11 +143,11 @@ async def start_harness(env: WorkflowEnvironment, tmp_path: Path, smtp_port: int
                         folder: MailFolder, stack: AsyncExitStack, *, people: int = 60,
                         extra_workers: list[Any] = (), **overrides: Any) -> Harness:  # type: ignore[assignment]
     settings = test_settings(tmp_path, smtp_port, **overrides)
-    facts = seed_stores(settings, people=people, customers=4)
+    facts = seed_stores(settings, people=people, customers=4, everything=False)
     executor = stack.enter_context(ThreadPoolExecutor(max_workers=16))
     workers = [worker.orchestrator_worker(env.client, settings, executor)]
     workers += [worker.connector_worker(env.client, settings, name, executor)
-                for name in ("sms", "customer_account")]
+                for name in BUILTIN]
     workers += [make(env.client, settings) for make in extra_workers]
     for running in workers:
         await stack.enter_async_context(running)

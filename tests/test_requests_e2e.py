@@ -286,7 +286,8 @@ async def test_officer_records_a_failing_connector_as_done_by_hand(
         outcome = await handle.result()
         assert outcome.status is Status.ANSWERED
         states = {c.connector: c.status for c in outcome.connectors}
-        assert states == {"sms": ConnectorStatus.DONE, "outage": ConnectorStatus.DONE_BY_HAND}
+        assert states.pop("outage") is ConnectorStatus.DONE_BY_HAND
+        assert set(states.values()) == {ConnectorStatus.DONE}, "the others went on"
         assert "- Voice: handled by our privacy team" in answer_of(h, request.request_id)
         with Session(h.engine) as session:
             actors = session.scalars(select(MilestoneRecord.actor).where(
@@ -331,7 +332,7 @@ async def test_california_opt_out_needs_no_verification_and_is_confirmed(
     assert not h.mail.find(subject_contains="verification code")
     status = await h.status(request.request_id)
     assert status.verification == {}
-    assert [c.status for c in status.connectors] == [ConnectorStatus.DONE]
+    assert {c.status for c in status.connectors} == {ConnectorStatus.DONE}
     answer = answer_of(h, request.request_id)
     assert "We do not sell or share personal data" in answer
     assert "could not be completed" not in answer
@@ -369,8 +370,9 @@ async def test_a_connector_worker_absent_past_its_timeout_is_missing_until_it_re
             activities=connector_activities(outage_connector.StandbyConnector())))
         outcome = await handle.result()
         assert outcome.status is Status.ANSWERED
-        assert {c.connector: c.status for c in outcome.connectors} == {
-            "sms": ConnectorStatus.DONE, "standby": ConnectorStatus.DONE}
+        states = {c.connector: c.status for c in outcome.connectors}
+        assert states["standby"] is states["sms"] is ConnectorStatus.DONE
+        assert set(states.values()) == {ConnectorStatus.DONE}
         assert not (await handle.describe()).typed_search_attributes.get(
             sa.CONNECTORS_ATTENTION)
         assert len(h.mail.find(subject_contains="connector")) <= 1, "the officer is told once"

@@ -1,0 +1,520 @@
+"""CDP connector: the profiles customers build of their end users, and the profiles' events.
+
+The customer is the controller of its end users' data and the group its processor, so every
+lookup is confined to one customer account: without ``scope.customer_account`` the connector
+finds nothing, and it never searches across customers. The subject is found by email address
+(case-insensitive).
+
+Records per category:
+- ``profile``: one per profile (name, email address, job title, IP address, traits), dated by
+  its last update;
+- ``events``: one per event of the subject's profiles (name, time, IP address, properties).
+
+Erasure:
+- ``events``: the events dated before the cutoff are deleted;
+- ``profile``: a profile updated before the cutoff is anonymised (name, email address, job
+  title, IP address, the customer's user id and traits cleared, ``anonymised_at`` set) and
+  every event left on it is deleted: no request could find them again, and their IP
+  addresses and properties could still identify the person. Erasing the profile up to a date
+  also deletes the events before that date, as an erasure of the person's profile data.
+
+Restriction, objection: flags on the profile (``processing_restricted``, ``objected_at``) that
+the customer's segments and enrichment honour. Only a restriction can be lifted.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    CursorResult,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from connectors.base import (
+    EXPORT_CHUNK_ROWS,
+    ConnectorInputError,
+    OperationLogMixin,
+    Store,
+    UtcDateTime,
+    export_jsonl,
+    export_key,
+    operation_key,
+)
+from connectors.population import EndUser, Population
+from connectors.protocol import (
+    AccessInput,
+    AccessResult,
+    CategoryHolding,
+    Discovery,
+    EraseInput,
+    EraseResult,
+    EraseRule,
+    FlagInput,
+    FlagResult,
+    Operation,
+    RectifyInput,
+    RectifyResult,
+    Scope,
+)
+from dsr.blobstore import LocalBlobStore
+from dsr.models import EMAIL, Correction, IdentityType
+
+PROFILE = "profile"
+EVENTS = "events"
+CATEGORIES = (PROFILE, EVENTS)
+CORRECTABLE = ("name", "email", "job_title")
+PROFILE_IDENTIFIERS = ("external_id", "name", "email", "job_title", "ip", "traits")
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+class CdpBase(DeclarativeBase):
+    pass
+
+
+class Profile(CdpBase):
+    __tablename__ = "profiles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(String(64))  # the customer's user id
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    job_title: Mapped[str | None] = mapped_column(String(200))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    traits: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    processing_restricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    objected_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+# Case-insensitive lookups within one customer need an expression index.
+Index("ix_profiles_subject", Profile.customer_account, func.lower(Profile.email))
+
+
+class ProfileEvent(CdpBase):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"))
+    customer_account: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_events_profile", "profile_id", "occurred_at"),)
+
+
+class CdpOperationLog(OperationLogMixin, CdpBase):
+    pass
+
+
+# --- the subject ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One end user of one customer, by email address (lower case)."""
+
+    customer_account: str
+    emails: tuple[str, ...]
+
+
+def resolve_subject(scope: Scope) -> Subject | None:
+    """The subject, or None without a customer account (never cross-customer) or email."""
+    emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
+    if scope.customer_account is None or not emails:
+        return None
+    return Subject(scope.customer_account, tuple(emails))
+
+
+def profile_where(subject: Subject) -> list[ColumnElement[bool]]:
+    """The subject's profiles (served by ``ix_profiles_subject``)."""
+    return [
+        Profile.customer_account == subject.customer_account,
+        func.lower(Profile.email).in_(subject.emails),
+        Profile.anonymised_at.is_(None),
+    ]
+
+
+def subject_profiles(subject: Subject) -> Select[Profile]:
+    return select(Profile).where(*profile_where(subject))
+
+
+def subject_events(subject: Subject) -> Select[ProfileEvent]:
+    return (
+        select(ProfileEvent)
+        .join(Profile, ProfileEvent.profile_id == Profile.id)
+        .where(*profile_where(subject))
+    )
+
+
+def _profile_ids(subject: Subject, *conditions: ColumnElement[bool]) -> Select[int]:
+    return select(Profile.id).where(*profile_where(subject), *conditions)
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+class CdpConnector:
+    name: ClassVar[str] = "cdp"
+    activities: ClassVar[tuple[str, ...]] = (
+        "discover",
+        "access",
+        "erase",
+        "rectify",
+        "restrict",
+        "object",
+    )
+
+    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+        self.store = Store(engine_or_url, CdpBase, CdpOperationLog)
+        self.blobs = blobs
+        self.secret = secret
+
+    def discover(self, scope: Scope) -> Discovery:
+        discovery = Discovery(connector=self.name)
+        subject = resolve_subject(scope)
+        if subject is None:
+            return discovery
+        with self.store.reading() as session:
+            for category in CATEGORIES:
+                holding = _holding(session, subject, category)
+                if holding is not None:
+                    discovery.holdings.append(holding)
+        return discovery
+
+    def access(self, call: AccessInput) -> AccessResult:
+        subject = resolve_subject(call.scope)
+        if subject is None:
+            return AccessResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ACCESS, call)
+        done = self.store.lookup(key, AccessResult)
+        if done is not None and (done.blob_ref is None or self.blobs.exists(done.blob_ref)):
+            return done
+        with self.store.reading() as session:
+            chunks = _export_chunks(session, subject)
+            records, ref = export_jsonl(self.blobs, export_key(key.request_id, self.name), chunks)
+        result = AccessResult(connector=self.name, records=records, blob_ref=ref)
+        self.store.remember(key, result)
+        return result
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        cutoffs = _cutoffs(call.rules)
+        subject = resolve_subject(call.scope)
+        if subject is None:
+            return EraseResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ERASE, call)
+        as_of = call.scope.as_of
+        return self.store.once(
+            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
+        )
+
+    def rectify(self, call: RectifyInput) -> RectifyResult:
+        corrections = _latest_corrections(call.corrections)
+        subject = resolve_subject(call.scope)
+        if subject is None:
+            return RectifyResult(connector=self.name, unsupported_fields=_unsupported(corrections))
+        key = operation_key(self.secret, Operation.RECTIFY, call)
+        as_of = call.scope.as_of
+        return self.store.once(
+            key, RectifyResult, lambda session: self._rectify(session, subject, corrections, as_of)
+        )
+
+    def restrict(self, call: FlagInput) -> FlagResult:
+        return self._flag(call, Operation.RESTRICT, {"processing_restricted": not call.lift})
+
+    def object(self, call: FlagInput) -> FlagResult:
+        if call.lift:
+            raise ConnectorInputError("cdp lifts restrictions only, not objections")
+        return self._flag(call, Operation.OBJECT, {"objected_at": call.scope.as_of})
+
+    # --- inside the operation's transaction ------------------------------------------------
+
+    def _erase(
+        self, session: Session, subject: Subject, cutoffs: dict[str, datetime], as_of: datetime
+    ) -> EraseResult:
+        erased: dict[str, int] = {}
+        events_cutoff = _widest(cutoffs, CATEGORIES)
+        if events_cutoff is not None:
+            erased[EVENTS] = _delete_events(session, subject, events_cutoff)
+        if PROFILE in cutoffs:
+            anonymised = _profile_ids(subject, Profile.updated_at < cutoffs[PROFILE])
+            ids = list(session.scalars(anonymised))
+            erased[EVENTS] += _delete_events_of(session, ids)
+            values = {**dict.fromkeys(PROFILE_IDENTIFIERS), "anonymised_at": as_of}
+            erased[PROFILE] = _update(session, [Profile.id.in_(ids)], values)
+        retained = {category: _count(session, subject, category) for category in cutoffs}
+        return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _rectify(
+        self, session: Session, subject: Subject, corrections: dict[str, str], as_of: datetime
+    ) -> RectifyResult:
+        values = {field: value for field, value in corrections.items() if field in CORRECTABLE}
+        result = RectifyResult(connector=self.name, unsupported_fields=_unsupported(corrections))
+        if values:
+            changed = _update(session, profile_where(subject), {**values, "updated_at": as_of})
+            result.updated = dict.fromkeys(values, changed)
+        return result
+
+    def _flag(self, call: FlagInput, operation: Operation, values: dict[str, Any]) -> FlagResult:
+        subject = resolve_subject(call.scope)
+        if subject is None:
+            return FlagResult(connector=self.name, operation=operation)
+        key = operation_key(self.secret, operation, call)
+
+        def work(session: Session) -> FlagResult:
+            changed = _update(session, profile_where(subject), values)
+            return FlagResult(connector=self.name, operation=operation, records=changed)
+
+        return self.store.once(key, FlagResult, work)
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def _holding(session: Session, subject: Subject, category: str) -> CategoryHolding | None:
+    if category == PROFILE:
+        dated = Profile.updated_at
+        statement = select(func.count(), func.min(dated), func.max(dated)).where(
+            *profile_where(subject)
+        )
+    else:
+        occurred = ProfileEvent.occurred_at
+        statement = (
+            select(func.count(), func.min(occurred), func.max(occurred))
+            .join(Profile, ProfileEvent.profile_id == Profile.id)
+            .where(*profile_where(subject))
+        )
+    records, earliest, latest = session.execute(statement).one()
+    if not records:
+        return None
+    return CategoryHolding(category=category, records=records, earliest=earliest, latest=latest)
+
+
+def _count(session: Session, subject: Subject, category: str) -> int:
+    holding = _holding(session, subject, category)
+    return holding.records if holding is not None else 0
+
+
+def _delete_events(session: Session, subject: Subject, before: datetime) -> int:
+    statement = (
+        delete(ProfileEvent)
+        .where(
+            ProfileEvent.profile_id.in_(_profile_ids(subject)),
+            ProfileEvent.occurred_at < before,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _delete_events_of(session: Session, profile_ids: list[int]) -> int:
+    statement = (
+        delete(ProfileEvent)
+        .where(ProfileEvent.profile_id.in_(profile_ids))
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _update(session: Session, where: Sequence[ColumnElement[bool]], values: dict[str, Any]) -> int:
+    statement = (
+        update(Profile).where(*where).values(values).execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+def _export_chunks(session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
+    profiles = subject_profiles(subject).order_by(Profile.id)
+    for partition in _partitions(session, profiles):
+        yield [_profile_record(profile) for profile in partition]
+    events = subject_events(subject).order_by(ProfileEvent.occurred_at, ProfileEvent.id)
+    for partition in _partitions(session, events):
+        yield [_event_record(event) for event in partition]
+
+
+def _partitions(session: Session, statement: Select[Any]) -> Iterator[list[Any]]:
+    rows = session.scalars(statement.execution_options(yield_per=EXPORT_CHUNK_ROWS))
+    for partition in rows.partitions():
+        yield list(partition)
+
+
+def _profile_record(profile: Profile) -> dict[str, Any]:
+    return {
+        "category": PROFILE,
+        "profile_id": profile.id,
+        "customer_account": profile.customer_account,
+        "external_id": profile.external_id,
+        "name": profile.name,
+        "email": profile.email,
+        "job_title": profile.job_title,
+        "ip": profile.ip,
+        "traits": profile.traits,
+        "created_at": profile.created_at,
+        "updated_at": profile.updated_at,
+        "processing_restricted": profile.processing_restricted,
+        "objected_at": profile.objected_at,
+    }
+
+
+def _event_record(event: ProfileEvent) -> dict[str, Any]:
+    return {
+        "category": EVENTS,
+        "event_id": event.id,
+        "profile_id": event.profile_id,
+        "customer_account": event.customer_account,
+        "name": event.name,
+        "occurred_at": event.occurred_at,
+        "ip": event.ip,
+        "properties": event.properties,
+    }
+
+
+# --- rules and corrections -----------------------------------------------------------------
+
+
+def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
+    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
+    cutoffs: dict[str, datetime] = {}
+    for rule in rules:
+        if rule.category not in CATEGORIES:
+            raise ConnectorInputError(f"cdp holds no category named {rule.category!r}")
+        before = rule.before if rule.before is not None else END_OF_TIME
+        if before.tzinfo is None:
+            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
+        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
+    return cutoffs
+
+
+def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime | None:
+    return max((cutoffs[c] for c in categories if c in cutoffs), default=None)
+
+
+def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
+    """The corrected value per field (the last one given wins); an email address is checked.
+
+    An error names the field, never the value."""
+    latest: dict[str, str] = {}
+    for correction in corrections:
+        if correction.field == "email" and not EMAIL.fullmatch(correction.value):
+            raise ConnectorInputError("corrected email is malformed")
+        latest[correction.field] = correction.value
+    return latest
+
+
+def _unsupported(corrections: dict[str, str]) -> list[str]:
+    return sorted(field for field in corrections if field not in CORRECTABLE)
+
+
+# --- demo data -----------------------------------------------------------------------------
+
+HISTORY = timedelta(days=425)  # about 14 months
+JOB_TITLES = (
+    "Operations Manager", "Software Engineer", "Teacher", "Nurse", "Designer",
+    "Sales Representative", "Student", "Accountant",
+)  # fmt: skip
+PLANS = ("free", "plus", "premium")
+PREFERRED_CHANNELS = ("email", "sms", "whatsapp", "push")
+EVENT_NAMES = ("Page Viewed", "Product Viewed", "Order Completed", "Email Opened", "App Opened")
+PAGES = ("/", "/pricing", "/account", "/orders", "/help", "/products/lamp", "/products/chair")
+
+
+def seed(connector: CdpConnector, population: Population, *, now: datetime, seed: int = 42) -> int:
+    """Clear the store and fill it with one profile per end user and customer holding them,
+    with their events over the ~14 months before ``now``. Returns the number of events. The
+    same population, ``now`` and ``seed`` give the same rows."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    rng = random.Random(seed)
+    now = now.astimezone(UTC)
+    profiles: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for user in population.end_users:
+        for customer in user.customers:
+            profile = _profile(rng, user, customer, len(profiles) + 1, now)
+            profiles.append(profile)
+            events.extend(_events(rng, profile, now))
+    with connector.store.writing() as session:
+        for table in reversed(CdpBase.metadata.sorted_tables):
+            session.execute(table.delete())
+        session.execute(insert(Profile), profiles)
+        session.execute(insert(ProfileEvent), sorted(events, key=lambda e: e["occurred_at"]))
+    return len(events)
+
+
+def _profile(
+    rng: random.Random, user: EndUser, customer: str, profile_id: int, now: datetime
+) -> dict[str, Any]:
+    created_at = now - timedelta(seconds=rng.uniform(30 * 86400, HISTORY.total_seconds()))
+    return {
+        "id": profile_id,
+        "customer_account": customer,
+        "external_id": f"usr_{rng.getrandbits(40):010x}",
+        "name": user.name,
+        # some customers keep the address as the person typed it
+        "email": user.email if rng.random() < 0.8 else user.email.title(),
+        "job_title": rng.choice(JOB_TITLES) if rng.random() < 0.6 else None,
+        "ip": user.ip,
+        "traits": {
+            "plan": rng.choice(PLANS),
+            "lifetime_orders": rng.randint(0, 40),
+            "preferred_channel": rng.choice(PREFERRED_CHANNELS),
+            "country": user.country,
+        },
+        "created_at": created_at,
+        "updated_at": _between(rng, created_at, now),
+        "processing_restricted": False,
+        "objected_at": None,
+        "anonymised_at": None,
+    }
+
+
+def _events(rng: random.Random, profile: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "profile_id": profile["id"],
+            "customer_account": profile["customer_account"],
+            "name": (name := rng.choice(EVENT_NAMES)),
+            "occurred_at": _between(rng, profile["created_at"], now),
+            "ip": profile["ip"],
+            "properties": _properties(rng, name),
+        }
+        for _ in range(rng.randint(3, 25))
+    ]
+
+
+def _properties(rng: random.Random, name: str) -> dict[str, Any]:
+    if name == "Order Completed":
+        return {"order_id": f"ORD-{rng.randint(100000, 999999)}", "total": rng.randint(5, 400)}
+    if name == "Email Opened":
+        return {"campaign": rng.choice(("spring-sale", "welcome", "newsletter"))}
+    return {"page": rng.choice(PAGES)}
+
+
+def _between(rng: random.Random, start: datetime, end: datetime) -> datetime:
+    return start + timedelta(seconds=rng.uniform(0, (end - start).total_seconds()))

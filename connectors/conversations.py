@@ -1,0 +1,647 @@
+"""Conversations connector: end users' chats with customers over WhatsApp, Google Business
+Messages, Messenger, Instagram, Line, Twitter, Viber and WeChat.
+
+The customer is the controller of its end users' data and the group its processor, so every
+lookup is confined to one customer account: without ``scope.customer_account`` the connector
+finds nothing, and it never searches across customers.
+
+Who the subject is, within that customer: a ``channel_id`` identity (``whatsapp:4477...``,
+``line:U...``) finds the thread of that channel identity; a ``phone`` identity finds the threads
+of the channels addressed by phone number (WhatsApp, Viber), whose channel identity is the
+number's digits (``+447700900123`` is ``whatsapp:447700900123``). So one composite index,
+customer account then channel identity, serves every lookup.
+
+Records per category:
+- ``contact_identifiers``: one per thread (channel identity, phone number, profile name), dated
+  by the thread's last message;
+- ``traffic_data``: one per message (channel, direction, date and time, delivery status, the
+  platform's message id);
+- ``message_content``: one per message that still has content.
+
+Erasure anonymises rather than deletes:
+- ``message_content``: the content is cleared;
+- ``contact_identifiers`` and ``traffic_data``: the records are cut loose from the person.
+  Messages dated before the cutoff leave their thread, ``sent_at`` is cut to the day, content,
+  delivery times and the platform's id are cleared; customer, channel, day, direction and
+  status stay for statistics. A thread whose last message is before the cutoff gets a
+  keyed-hash pseudonym instead of its channel identity (distinct end users still count), and
+  loses its phone number and profile name. Cut-loose rows get ``anonymised_at``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    CursorResult,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from connectors.base import (
+    EXPORT_CHUNK_ROWS,
+    ConnectorInputError,
+    OperationLogMixin,
+    Store,
+    UtcDateTime,
+    export_jsonl,
+    export_key,
+    operation_key,
+)
+from connectors.population import EndUser, Population
+from connectors.protocol import (
+    AccessInput,
+    AccessResult,
+    CategoryHolding,
+    Discovery,
+    EraseInput,
+    EraseResult,
+    EraseRule,
+    FlagInput,
+    FlagResult,
+    Operation,
+    Scope,
+)
+from dsr.blobstore import LocalBlobStore
+from dsr.hashing import keyed_hash
+from dsr.models import Identity, IdentityType
+
+CONTACT_IDENTIFIERS = "contact_identifiers"
+TRAFFIC_DATA = "traffic_data"
+MESSAGE_CONTENT = "message_content"
+CATEGORIES = (CONTACT_IDENTIFIERS, TRAFFIC_DATA, MESSAGE_CONTENT)
+# Erasing either cuts the records loose from the person (see the module docstring).
+LINK_CATEGORIES = frozenset({CONTACT_IDENTIFIERS, TRAFFIC_DATA})
+CHANNELS = ("whatsapp", "gbm", "messenger", "instagram", "line", "twitter", "viber", "wechat")
+PHONE_CHANNELS = ("whatsapp", "viber")  # addressed by phone number: the id is its digits
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+class ConversationsBase(DeclarativeBase):
+    pass
+
+
+class Thread(ConversationsBase):
+    """One end user's conversation with one customer on one channel."""
+
+    __tablename__ = "threads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    # the channel identity as a request names it, or a pseudonym once anonymised
+    channel_user: Mapped[str] = mapped_column(String(160))
+    phone: Mapped[str | None] = mapped_column(String(20))  # E.164, on phone-addressed channels
+    profile_name: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_message_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_threads_subject", "customer_account", "channel_user"),
+        CheckConstraint(
+            "channel IN (" + ", ".join(f"'{c}'" for c in CHANNELS) + ")",
+            name="ck_threads_channel",
+        ),
+    )
+
+
+class ChatMessage(ConversationsBase):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    thread_id: Mapped[int | None] = mapped_column(ForeignKey("threads.id"))  # None: cut loose
+    customer_account: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str] = mapped_column(String(8))
+    content_type: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    platform_message_id: Mapped[str | None] = mapped_column(String(80))
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_messages_thread", "thread_id", "sent_at"),
+        CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_messages_direction"),
+    )
+
+
+class Restriction(ConversationsBase):
+    """A restriction of processing for one end-user identity of one customer, by keyed hash."""
+
+    __tablename__ = "restrictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    identity_hash: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_restrictions_subject", "customer_account", "identity_hash"),)
+
+
+class ConversationsOperationLog(OperationLogMixin, ConversationsBase):
+    pass
+
+
+# --- the subject ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One end user of one customer, by the identities the request names."""
+
+    customer_account: str
+    identities: tuple[Identity, ...]
+
+    @property
+    def channel_users(self) -> list[str]:
+        """The channel identities to look up, a phone number's on every phone channel."""
+        named = {i.value for i in self.identities if i.type is IdentityType.CHANNEL_ID}
+        phones = [i.value for i in self.identities if i.type is IdentityType.PHONE]
+        by_phone = {
+            phone_channel_user(channel, phone) for channel in PHONE_CHANNELS for phone in phones
+        }
+        return sorted(named | by_phone)
+
+
+def phone_channel_user(channel: str, phone: str) -> str:
+    """The channel identity of an E.164 number on a phone-addressed channel."""
+    return f"{channel}:{phone.removeprefix('+')}"
+
+
+def resolve_subject(scope: Scope) -> Subject | None:
+    """The subject, or None without a customer account (never cross-customer) or identity."""
+    wanted = (IdentityType.PHONE, IdentityType.CHANNEL_ID)
+    identities = tuple(i for i in scope.identities if i.type in wanted)
+    if scope.customer_account is None or not identities:
+        return None
+    return Subject(scope.customer_account, identities)
+
+
+def thread_where(subject: Subject) -> list[ColumnElement[bool]]:
+    """The subject's threads (served by ``ix_threads_subject``)."""
+    return [
+        Thread.customer_account == subject.customer_account,
+        Thread.channel_user.in_(subject.channel_users),
+        Thread.anonymised_at.is_(None),
+    ]
+
+
+def subject_threads(subject: Subject) -> Select[Thread]:
+    """The subject lookup every operation starts from."""
+    return select(Thread).where(*thread_where(subject))
+
+
+def subject_messages(subject: Subject) -> Select[ChatMessage]:
+    return (
+        select(ChatMessage)
+        .join(Thread, ChatMessage.thread_id == Thread.id)
+        .where(*thread_where(subject))
+    )
+
+
+def _message_ids(subject: Subject, *conditions: ColumnElement[bool]) -> Select[int]:
+    return (
+        select(ChatMessage.id)
+        .join(Thread, ChatMessage.thread_id == Thread.id)
+        .where(*thread_where(subject), *conditions)
+    )
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+class ConversationsConnector:
+    name: ClassVar[str] = "conversations"
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict")
+
+    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+        self.store = Store(engine_or_url, ConversationsBase, ConversationsOperationLog)
+        self.blobs = blobs
+        self.secret = secret
+
+    def discover(self, scope: Scope) -> Discovery:
+        discovery = Discovery(connector=self.name)
+        subject = resolve_subject(scope)
+        if subject is None:
+            return discovery
+        with self.store.reading() as session:
+            for category in CATEGORIES:
+                holding = _holding(session, subject, category)
+                if holding is not None:
+                    discovery.holdings.append(holding)
+        return discovery
+
+    def access(self, call: AccessInput) -> AccessResult:
+        subject = resolve_subject(call.scope)
+        if subject is None:
+            return AccessResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ACCESS, call)
+        done = self.store.lookup(key, AccessResult)
+        if done is not None and (done.blob_ref is None or self.blobs.exists(done.blob_ref)):
+            return done
+        with self.store.reading() as session:
+            chunks = _export_chunks(session, subject)
+            records, ref = export_jsonl(self.blobs, export_key(key.request_id, self.name), chunks)
+        result = AccessResult(connector=self.name, records=records, blob_ref=ref)
+        self.store.remember(key, result)
+        return result
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        cutoffs = _cutoffs(call.rules)
+        subject = resolve_subject(call.scope)
+        if subject is None:
+            return EraseResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ERASE, call)
+        as_of = call.scope.as_of
+        return self.store.once(
+            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
+        )
+
+    def restrict(self, call: FlagInput) -> FlagResult:
+        subject = resolve_subject(call.scope)
+        if subject is None:
+            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
+        key = operation_key(self.secret, Operation.RESTRICT, call)
+        return self.store.once(
+            key, FlagResult, lambda session: self._restrict(session, subject, call)
+        )
+
+    def is_restricted(self, customer_account: str, identity: Identity) -> bool:
+        """Whether processing of this end-user identity is restricted for this customer."""
+        with self.store.reading() as session:
+            active = _active_restrictions(session, customer_account, self._hash(identity))
+        return bool(active)
+
+    # --- erase and restrict, inside the operation's transaction ----------------------------
+
+    def _erase(
+        self, session: Session, subject: Subject, cutoffs: dict[str, datetime], as_of: datetime
+    ) -> EraseResult:
+        erased: dict[str, int] = {}
+        content_cutoff = _widest(cutoffs, LINK_CATEGORIES | {MESSAGE_CONTENT})
+        cleared = _clear_content(session, subject, content_cutoff) if content_cutoff else 0
+        if MESSAGE_CONTENT in cutoffs or cleared:
+            erased[MESSAGE_CONTENT] = cleared
+        link = _widest(cutoffs, LINK_CATEGORIES)
+        if link is not None:
+            erased[TRAFFIC_DATA] = _unlink_messages(session, subject, link, as_of)
+            erased[CONTACT_IDENTIFIERS] = self._pseudonymise_threads(session, subject, link, as_of)
+        retained = {category: _count(session, subject, category) for category in cutoffs}
+        return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _pseudonymise_threads(
+        self, session: Session, subject: Subject, before: datetime, as_of: datetime
+    ) -> int:
+        threads = session.execute(
+            select(Thread.id, Thread.channel_user, Thread.started_at, Thread.last_message_at).where(
+                *thread_where(subject), Thread.last_message_at < before
+            )
+        ).all()
+        changes = [
+            {
+                "id": thread.id,
+                "channel_user": keyed_hash(self.secret, thread.channel_user, "pseudonym"),
+                "phone": None,
+                "profile_name": None,
+                "started_at": _day(thread.started_at),
+                "last_message_at": _day(thread.last_message_at),
+                "anonymised_at": as_of,
+            }
+            for thread in threads
+        ]
+        if changes:
+            session.execute(update(Thread), changes)
+        return len(changes)
+
+    def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> FlagResult:
+        as_of = call.scope.as_of
+        for identity in subject.identities:
+            identity_hash = self._hash(identity)
+            active = _active_restrictions(session, subject.customer_account, identity_hash)
+            if call.lift:
+                for restriction in active:
+                    restriction.lifted_at = as_of
+            elif not active:
+                session.add(
+                    Restriction(
+                        customer_account=subject.customer_account,
+                        identity_hash=identity_hash,
+                        request_id=call.scope.request_id,
+                        since=as_of,
+                    )
+                )
+        covered = _count(session, subject, TRAFFIC_DATA)
+        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+
+    def _hash(self, identity: Identity) -> str:
+        return keyed_hash(self.secret, identity.normalised)
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def _holding(session: Session, subject: Subject, category: str) -> CategoryHolding | None:
+    if category == CONTACT_IDENTIFIERS:
+        dated = Thread.last_message_at
+        statement = select(func.count(), func.min(dated), func.max(dated)).where(
+            *thread_where(subject)
+        )
+    else:
+        sent = ChatMessage.sent_at
+        statement = (
+            select(func.count(), func.min(sent), func.max(sent))
+            .join(Thread, ChatMessage.thread_id == Thread.id)
+            .where(*thread_where(subject), *_holds(category))
+        )
+    records, earliest, latest = session.execute(statement).one()
+    if not records:
+        return None
+    return CategoryHolding(category=category, records=records, earliest=earliest, latest=latest)
+
+
+def _holds(category: str) -> list[ColumnElement[bool]]:
+    return [ChatMessage.content.is_not(None)] if category == MESSAGE_CONTENT else []
+
+
+def _count(session: Session, subject: Subject, category: str) -> int:
+    holding = _holding(session, subject, category)
+    return holding.records if holding is not None else 0
+
+
+def _clear_content(session: Session, subject: Subject, before: datetime) -> int:
+    ids = _message_ids(subject, ChatMessage.sent_at < before, ChatMessage.content.is_not(None))
+    statement = (
+        update(ChatMessage)
+        .where(ChatMessage.id.in_(ids))
+        .values(content=None)
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _unlink_messages(session: Session, subject: Subject, before: datetime, as_of: datetime) -> int:
+    rows = session.execute(
+        select(ChatMessage.id, ChatMessage.sent_at)
+        .join(Thread, ChatMessage.thread_id == Thread.id)
+        .where(*thread_where(subject), ChatMessage.sent_at < before)
+    ).all()
+    changes = [
+        {
+            "id": row.id,
+            "thread_id": None,
+            "sent_at": _day(row.sent_at),
+            "content": None,
+            "delivered_at": None,
+            "read_at": None,
+            "platform_message_id": None,
+            "anonymised_at": as_of,
+        }
+        for row in rows
+    ]
+    if changes:
+        session.execute(update(ChatMessage), changes)
+    return len(changes)
+
+
+def _active_restrictions(
+    session: Session, customer_account: str, identity_hash: str
+) -> list[Restriction]:
+    statement = select(Restriction).where(
+        Restriction.customer_account == customer_account,
+        Restriction.identity_hash == identity_hash,
+        Restriction.lifted_at.is_(None),
+    )
+    return list(session.scalars(statement))
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+def _export_chunks(session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
+    threads = subject_threads(subject).order_by(Thread.id)
+    for partition in _partitions(session, threads):
+        yield [_thread_record(thread) for thread in partition]
+    messages = subject_messages(subject).order_by(ChatMessage.sent_at, ChatMessage.id)
+    for partition in _partitions(session, messages):
+        yield [record for message in partition for record in _message_records(message)]
+
+
+def _partitions(session: Session, statement: Select[Any]) -> Iterator[list[Any]]:
+    rows = session.scalars(statement.execution_options(yield_per=EXPORT_CHUNK_ROWS))
+    for partition in rows.partitions():
+        yield list(partition)
+
+
+def _thread_record(thread: Thread) -> dict[str, Any]:
+    return {
+        "category": CONTACT_IDENTIFIERS,
+        "thread_id": thread.id,
+        "customer_account": thread.customer_account,
+        "channel": thread.channel,
+        "channel_id": thread.channel_user,
+        "phone_number": thread.phone,
+        "profile_name": thread.profile_name,
+        "started_at": thread.started_at,
+        "last_message_at": thread.last_message_at,
+    }
+
+
+def _message_records(message: ChatMessage) -> Iterator[dict[str, Any]]:
+    """One export record per category the message holds, joined by ``message_id``."""
+    ids = {
+        "message_id": message.id,
+        "thread_id": message.thread_id,
+        "customer_account": message.customer_account,
+    }
+    yield {
+        "category": TRAFFIC_DATA,
+        **ids,
+        "channel": message.channel,
+        "direction": message.direction,
+        "sent_at": message.sent_at,
+        "status": message.status,
+        "delivered_at": message.delivered_at,
+        "read_at": message.read_at,
+        "platform_message_id": message.platform_message_id,
+    }
+    if message.content is not None:
+        yield {
+            "category": MESSAGE_CONTENT,
+            **ids,
+            "content_type": message.content_type,
+            "content": message.content,
+        }
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
+    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
+    cutoffs: dict[str, datetime] = {}
+    for rule in rules:
+        if rule.category not in CATEGORIES:
+            raise ConnectorInputError(f"conversations holds no category named {rule.category!r}")
+        before = rule.before if rule.before is not None else END_OF_TIME
+        if before.tzinfo is None:
+            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
+        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
+    return cutoffs
+
+
+def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime | None:
+    return max((cutoffs[c] for c in categories if c in cutoffs), default=None)
+
+
+def _day(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+# --- demo data -----------------------------------------------------------------------------
+
+HISTORY = timedelta(days=425)  # about 14 months
+# channel -> how a thread names the end user, from the population's identities
+SEEDED_CHANNELS = ("whatsapp", "viber", "messenger", "line")
+OUTBOUND = (
+    "Hi {first}, thanks for getting in touch! How can we help?",
+    "Your order {ref} has shipped and arrives tomorrow.",
+    "Your appointment is confirmed for {day} at {hour}:00.",
+    "We have refunded order {ref}. It can take 3-5 days to show.",
+    "Your boarding pass for flight BF{flight} is attached.",
+)
+INBOUND = (
+    "Hi, where is my order {ref}?",
+    "Can I change my delivery address?",
+    "Thanks!",
+    "Can I move my appointment to {day}?",
+    "Is the store open on {day}?",
+)
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+
+
+def seed(
+    connector: ConversationsConnector, population: Population, *, now: datetime, seed: int = 42
+) -> int:
+    """Clear the store and fill it with the chats of ``population`` over the ~14 months before
+    ``now``: one thread per end user, customer and channel, each active for a while. Returns
+    the number of messages. The same population, ``now`` and ``seed`` give the same rows."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    rng = random.Random(seed)
+    now = now.astimezone(UTC)
+    threads: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    for user in population.end_users:
+        for customer in user.customers:
+            for channel in rng.sample(SEEDED_CHANNELS, k=rng.choice((1, 1, 2, 3))):
+                thread_id = len(threads) + 1
+                chat = _chat(rng, user, customer, channel, thread_id, now)
+                threads.append(_thread(user, customer, channel, thread_id, chat))
+                messages.extend(chat)
+    with connector.store.writing() as session:
+        for table in reversed(ConversationsBase.metadata.sorted_tables):
+            session.execute(table.delete())
+        session.execute(insert(Thread), threads)
+        session.execute(insert(ChatMessage), sorted(messages, key=lambda m: m["sent_at"]))
+    return len(messages)
+
+
+def _thread(
+    user: EndUser, customer: str, channel: str, thread_id: int, chat: list[dict[str, Any]]
+) -> dict[str, Any]:
+    by_phone = channel in PHONE_CHANNELS
+    channel_user = (
+        phone_channel_user(channel, user.phone) if by_phone else user.channel_ids[channel]
+    )
+    return {
+        "id": thread_id,
+        "customer_account": customer,
+        "channel": channel,
+        "channel_user": channel_user,
+        "phone": user.phone if by_phone else None,
+        "profile_name": user.first_name if channel != "line" else None,
+        "started_at": min(m["sent_at"] for m in chat),
+        "last_message_at": max(m["sent_at"] for m in chat),
+        "anonymised_at": None,
+    }
+
+
+def _chat(
+    rng: random.Random,
+    user: EndUser,
+    customer: str,
+    channel: str,
+    thread_id: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The thread's messages, inside a window of activity somewhere in the history."""
+    start = now - timedelta(seconds=rng.uniform(7 * 86400, HISTORY.total_seconds()))
+    window = min((now - start).total_seconds(), rng.uniform(20, 360) * 86400)
+    return [
+        _message(rng, user, customer, channel, thread_id, start + timedelta(seconds=offset))
+        for offset in sorted(rng.uniform(0, window) for _ in range(rng.randint(2, 18)))
+    ]
+
+
+def _message(
+    rng: random.Random,
+    user: EndUser,
+    customer: str,
+    channel: str,
+    thread_id: int,
+    sent_at: datetime,
+) -> dict[str, Any]:
+    inbound = rng.random() < 0.4
+    status = "received" if inbound else rng.choices(("read", "delivered", "failed"), (70, 25, 5))[0]
+    delivered_at = sent_at + timedelta(seconds=rng.randint(1, 30))
+    image = rng.random() < 0.1
+    return {
+        "thread_id": thread_id,
+        "customer_account": customer,
+        "channel": channel,
+        "direction": "inbound" if inbound else "outbound",
+        "content_type": "image" if image else "text",
+        "content": None if rng.random() < 0.1 else _text(rng, user, inbound, image),
+        "sent_at": sent_at,
+        "status": status,
+        "delivered_at": delivered_at if status in ("read", "delivered", "received") else None,
+        "read_at": delivered_at + timedelta(minutes=rng.randint(1, 600))
+        if status == "read"
+        else None,
+        "platform_message_id": f"{channel}.{rng.getrandbits(96):024x}",
+        "anonymised_at": None,
+    }
+
+
+def _text(rng: random.Random, user: EndUser, inbound: bool, image: bool) -> str:
+    if image:
+        return f"media/{rng.getrandbits(64):016x}.jpg"
+    return rng.choice(INBOUND if inbound else OUTBOUND).format(
+        first=user.first_name,
+        ref=f"{rng.choice('ABCDEFGHJK')}{rng.randint(100000, 999999)}",
+        day=rng.choice(WEEKDAYS),
+        hour=rng.randint(8, 18),
+        flight=rng.randint(100, 999),
+    )

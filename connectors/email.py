@@ -1,0 +1,812 @@
+"""Email connector (SparkPost): end users' recipient entries, the messages sent to them and the
+events those messages raised, held for the customers that send them email.
+
+The customer is the controller of its end users' data and the group its processor, so every
+lookup is confined to one customer account: without ``scope.customer_account`` the connector
+finds nothing, and it never searches across customers. Email addresses match case-insensitively.
+
+Tables: ``recipients`` (one entry per customer, recipient list and address: name, email,
+segment data), ``sends`` (one message sent to a recipient: subject and body) and ``events``
+(delivery, open, click, bounce of a send: IP, user agent, location, link, cookie).
+
+Erasure, per category:
+- ``message_content``: a send's subject and body are cleared; campaign and date stay;
+- ``usage_and_device``: an event's IP, user agent, location, link and cookie are cleared and
+  its time is cut to the day; type and day stay, for the customer's statistics, and the event
+  is marked ``anonymised_at``;
+- ``segment_data``: the recipient's segment data is cleared;
+- ``contact_details``: the recipient entry is cut loose from the person. The address becomes a
+  keyed-hash pseudonym (statistics still count distinct recipients), the name and segment data
+  go, and everything hanging from the entry goes too (content of its sends, usage of its
+  events): a record that can no longer be found for its subject must not keep what could
+  identify them. An entry is dated by its latest activity (created, sent to, or event), since
+  its address is what finds every later record: it is cut loose only when all of it is older
+  than the cutoff.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ColumnElement,
+    CursorResult,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
+
+from connectors.base import (
+    EXPORT_CHUNK_ROWS,
+    ConnectorInputError,
+    OperationLogMixin,
+    Store,
+    UtcDateTime,
+    export_jsonl,
+    export_key,
+    operation_key,
+)
+from connectors.population import EndUser, Population
+from connectors.protocol import (
+    AccessInput,
+    AccessResult,
+    CategoryHolding,
+    Discovery,
+    EraseInput,
+    EraseResult,
+    EraseRule,
+    FlagInput,
+    FlagResult,
+    Operation,
+    RectifyInput,
+    RectifyResult,
+    Scope,
+)
+from dsr.blobstore import LocalBlobStore
+from dsr.hashing import keyed_hash
+from dsr.models import EMAIL, Correction, Identity, IdentityType
+
+CONTACT_DETAILS = "contact_details"
+SEGMENT_DATA = "segment_data"
+USAGE_AND_DEVICE = "usage_and_device"
+MESSAGE_CONTENT = "message_content"
+CATEGORIES = (CONTACT_DETAILS, SEGMENT_DATA, USAGE_AND_DEVICE, MESSAGE_CONTENT)
+EVENT_TYPES = ("delivery", "open", "click", "bounce")
+RECTIFIABLE = ("name", "email")
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+class EmailBase(DeclarativeBase):
+    pass
+
+
+class Recipient(EmailBase):
+    __tablename__ = "recipients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    list_id: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str] = mapped_column(String(254))  # or a pseudonym once anonymised
+    name: Mapped[str | None] = mapped_column(String(200))
+    segment_data: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Send(EmailBase):
+    """One message sent to one recipient entry."""
+
+    __tablename__ = "sends"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id"))
+    campaign: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    body: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_sends_recipient", "recipient_id", "sent_at"),)
+
+
+class Event(EmailBase):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id"))
+    send_id: Mapped[int | None] = mapped_column(ForeignKey("sends.id"))
+    type: Mapped[str] = mapped_column(String(12))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    geo_country: Mapped[str | None] = mapped_column(String(2))
+    geo_city: Mapped[str | None] = mapped_column(String(100))
+    target_link: Mapped[str | None] = mapped_column(String(500))
+    cookie_id: Mapped[str | None] = mapped_column(String(64))
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_events_recipient", "recipient_id", "occurred_at"),
+        CheckConstraint("type IN ('delivery', 'open', 'click', 'bounce')", name="ck_events_type"),
+    )
+
+
+class Restriction(EmailBase):
+    """A restriction of processing for one end user of one customer, by keyed hash."""
+
+    __tablename__ = "restrictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    identity_hash: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_email_restrictions_subject", "customer_account", "identity_hash"),)
+
+
+class EmailOperationLog(OperationLogMixin, EmailBase):
+    pass
+
+
+# One subject's entries at one customer; addresses match case-insensitively.
+Index("ix_recipients_subject", Recipient.customer_account, func.lower(Recipient.email))
+
+# The usage data an event holds until it is anonymised.
+USAGE_FIELDS = ("ip", "user_agent", "geo_country", "geo_city", "target_link", "cookie_id")
+
+
+# --- the subject ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmailSubject:
+    customer_account: str
+    emails: tuple[str, ...]  # lower-cased
+
+
+def email_subject(scope: Scope) -> EmailSubject | None:
+    """The addresses to look up at the scope's customer; none without a customer account."""
+    emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
+    if scope.customer_account is None or not emails:
+        return None
+    return EmailSubject(scope.customer_account, tuple(emails))
+
+
+def recipient_where(subject: EmailSubject) -> list[ColumnElement[bool]]:
+    return [
+        Recipient.customer_account == subject.customer_account,
+        func.lower(Recipient.email).in_(subject.emails),
+        Recipient.anonymised_at.is_(None),
+    ]
+
+
+def subject_recipients(customer_account: str, emails: list[str]) -> Select[Recipient]:
+    """The subject lookup every operation starts from (served by ``ix_recipients_subject``)."""
+    subject = EmailSubject(customer_account, tuple(email.lower() for email in emails))
+    return select(Recipient).where(*recipient_where(subject))
+
+
+def _recipient_ids(subject: EmailSubject) -> Select[int]:
+    return select(Recipient.id).where(*recipient_where(subject))
+
+
+@dataclass(frozen=True)
+class Part:
+    """Where one category lives: its table, its date and the subject's rows still holding it."""
+
+    model: type[EmailBase]
+    dated: InstrumentedAttribute[datetime]
+    where: list[ColumnElement[bool]]
+
+
+def part(subject: EmailSubject, category: str) -> Part:
+    ids = _recipient_ids(subject)
+    if category == CONTACT_DETAILS:
+        return Part(Recipient, Recipient.created_at, recipient_where(subject))
+    if category == SEGMENT_DATA:
+        held = [*recipient_where(subject), Recipient.segment_data.is_not(None)]
+        return Part(Recipient, Recipient.created_at, held)
+    if category == USAGE_AND_DEVICE:
+        held = [Event.recipient_id.in_(ids), Event.anonymised_at.is_(None)]
+        return Part(Event, Event.occurred_at, held)
+    held = [Send.recipient_id.in_(ids), or_(Send.subject.is_not(None), Send.body.is_not(None))]
+    return Part(Send, Send.sent_at, held)
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+class EmailConnector:
+    name: ClassVar[str] = "email"
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "rectify", "restrict")
+
+    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+        self.store = Store(engine_or_url, EmailBase, EmailOperationLog)
+        self.blobs = blobs
+        self.secret = secret
+
+    def discover(self, scope: Scope) -> Discovery:
+        discovery = Discovery(connector=self.name)
+        subject = email_subject(scope)
+        if subject is None:
+            return discovery
+        with self.store.reading() as session:
+            for category in CATEGORIES:
+                holding = _holding(session, subject, category)
+                if holding is not None:
+                    discovery.holdings.append(holding)
+        return discovery
+
+    def access(self, call: AccessInput) -> AccessResult:
+        subject = email_subject(call.scope)
+        if subject is None:
+            return AccessResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ACCESS, call)
+        done = self.store.lookup(key, AccessResult)
+        if done is not None and (done.blob_ref is None or self.blobs.exists(done.blob_ref)):
+            return done
+        with self.store.reading() as session:
+            chunks = _export_chunks(session, subject)
+            records, ref = export_jsonl(self.blobs, export_key(key.request_id, self.name), chunks)
+        result = AccessResult(connector=self.name, records=records, blob_ref=ref)
+        self.store.remember(key, result)
+        return result
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        cutoffs = _cutoffs(call.rules)
+        subject = email_subject(call.scope)
+        if subject is None:
+            return EraseResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ERASE, call)
+        as_of = call.scope.as_of
+        return self.store.once(
+            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
+        )
+
+    def rectify(self, call: RectifyInput) -> RectifyResult:
+        corrections = _latest_corrections(call.corrections)
+        subject = email_subject(call.scope)
+        unsupported = sorted(field for field in corrections if field not in RECTIFIABLE)
+        if subject is None:
+            return RectifyResult(connector=self.name, unsupported_fields=unsupported)
+        values = {f: v for f, v in corrections.items() if f in RECTIFIABLE}
+        key = operation_key(self.secret, Operation.RECTIFY, call)
+        return self.store.once(
+            key,
+            RectifyResult,
+            lambda session: RectifyResult(
+                connector=self.name,
+                updated=_rectify(session, subject, values),
+                unsupported_fields=unsupported,
+            ),
+        )
+
+    def restrict(self, call: FlagInput) -> FlagResult:
+        subject = email_subject(call.scope)
+        if subject is None:
+            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
+        key = operation_key(self.secret, Operation.RESTRICT, call)
+        return self.store.once(
+            key, FlagResult, lambda session: self._restrict(session, subject, call)
+        )
+
+    def is_restricted(self, customer_account: str, identity: Identity) -> bool:
+        """Whether processing of this end user's email data is restricted for this customer."""
+        identity_hash = keyed_hash(self.secret, identity.normalised)
+        with self.store.reading() as session:
+            return _active_restrictions(session, customer_account, identity_hash) != []
+
+    # --- erase and restrict, inside the operation's transaction ----------------------------
+
+    def _erase(
+        self,
+        session: Session,
+        subject: EmailSubject,
+        cutoffs: dict[str, datetime],
+        as_of: datetime,
+    ) -> EraseResult:
+        erased: dict[str, int] = {}
+        if MESSAGE_CONTENT in cutoffs:
+            content = part(subject, MESSAGE_CONTENT)
+            erased[MESSAGE_CONTENT] = _clear_content(
+                session, [*content.where, Send.sent_at < cutoffs[MESSAGE_CONTENT]]
+            )
+        if USAGE_AND_DEVICE in cutoffs:
+            usage = part(subject, USAGE_AND_DEVICE)
+            erased[USAGE_AND_DEVICE] = _anonymise_events(
+                session, [*usage.where, Event.occurred_at < cutoffs[USAGE_AND_DEVICE]], as_of
+            )
+        if SEGMENT_DATA in cutoffs:
+            segments = part(subject, SEGMENT_DATA)
+            erased[SEGMENT_DATA] = _clear_segments(
+                session, [*segments.where, Recipient.created_at < cutoffs[SEGMENT_DATA]]
+            )
+        if CONTACT_DETAILS in cutoffs:
+            for category, count in self._unlink(
+                session, subject, cutoffs[CONTACT_DETAILS], as_of
+            ).items():
+                if category in cutoffs or count:
+                    erased[category] = erased.get(category, 0) + count
+        retained = {category: _count(session, subject, category) for category in cutoffs}
+        return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _unlink(
+        self, session: Session, subject: EmailSubject, before: datetime, as_of: datetime
+    ) -> dict[str, int]:
+        """Cut loose the entries whose latest activity is before ``before``, with all that
+        hangs from them; returns the count per category."""
+        entries = [row for row in _activity(session, subject) if row.latest < before]
+        ids = [row.id for row in entries]
+        erased = {
+            MESSAGE_CONTENT: _clear_content(session, [Send.recipient_id.in_(ids)]),
+            USAGE_AND_DEVICE: _anonymise_events(session, [Event.recipient_id.in_(ids)], as_of),
+            SEGMENT_DATA: _clear_segments(
+                session, [Recipient.id.in_(ids), Recipient.segment_data.is_not(None)]
+            ),
+        }
+        changes = [
+            {
+                "id": row.id,
+                "email": keyed_hash(self.secret, row.email.lower(), "pseudonym"),
+                "name": None,
+                "segment_data": None,
+                "anonymised_at": as_of,
+            }
+            for row in entries
+        ]
+        if changes:
+            session.execute(update(Recipient), changes)
+        return {**erased, CONTACT_DETAILS: len(changes)}
+
+    def _restrict(self, session: Session, subject: EmailSubject, call: FlagInput) -> FlagResult:
+        scope = call.scope
+        for email in subject.emails:
+            identity_hash = self._identity_hash(email)
+            active = _active_restrictions(session, subject.customer_account, identity_hash)
+            if call.lift:
+                for restriction in active:
+                    restriction.lifted_at = scope.as_of
+            elif not active:
+                session.add(
+                    Restriction(
+                        customer_account=subject.customer_account,
+                        identity_hash=identity_hash,
+                        request_id=scope.request_id,
+                        since=scope.as_of,
+                    )
+                )
+        covered = _subject_rows(session, subject)
+        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+
+    def _identity_hash(self, email: str) -> str:
+        return keyed_hash(self.secret, Identity(type=IdentityType.EMAIL, value=email).normalised)
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryActivity:
+    id: int
+    email: str
+    created_at: datetime
+    latest: datetime  # the latest of created, sent to and event
+
+
+def _activity(session: Session, subject: EmailSubject) -> list[EntryActivity]:
+    last_send = (
+        select(func.max(Send.sent_at)).where(Send.recipient_id == Recipient.id).scalar_subquery()
+    )
+    last_event = (
+        select(func.max(Event.occurred_at))
+        .where(Event.recipient_id == Recipient.id)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Recipient.id, Recipient.email, Recipient.created_at, last_send, last_event).where(
+            *recipient_where(subject)
+        )
+    ).all()
+    return [
+        EntryActivity(
+            id=row[0],
+            email=row[1],
+            created_at=row[2],
+            latest=max(moment for moment in row[2:] if moment is not None),
+        )
+        for row in rows
+    ]
+
+
+def _holding(session: Session, subject: EmailSubject, category: str) -> CategoryHolding | None:
+    if category == CONTACT_DETAILS:
+        entries = _activity(session, subject)
+        if not entries:
+            return None
+        return CategoryHolding(
+            category=category,
+            records=len(entries),
+            earliest=min(entry.created_at for entry in entries),
+            latest=max(entry.latest for entry in entries),
+        )
+    where = part(subject, category)
+    count, earliest, latest = session.execute(
+        select(func.count(), func.min(where.dated), func.max(where.dated))
+        .select_from(where.model)
+        .where(*where.where)
+    ).one()
+    if not count:
+        return None
+    return CategoryHolding(category=category, records=count, earliest=earliest, latest=latest)
+
+
+def _count(session: Session, subject: EmailSubject, category: str) -> int:
+    where = part(subject, category)
+    statement = select(func.count()).select_from(where.model).where(*where.where)
+    return session.scalar(statement) or 0
+
+
+def _subject_rows(session: Session, subject: EmailSubject) -> int:
+    """The subject's rows a restriction covers: entries, their sends and their events."""
+    ids = _recipient_ids(subject)
+    entries = _count(session, subject, CONTACT_DETAILS)
+    sends = session.scalar(select(func.count()).where(Send.recipient_id.in_(ids))) or 0
+    events = session.scalar(select(func.count()).where(Event.recipient_id.in_(ids))) or 0
+    return entries + sends + events
+
+
+def _changed(session: Session, statement: Any) -> int:
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _clear_content(session: Session, where: list[ColumnElement[bool]]) -> int:
+    held = or_(Send.subject.is_not(None), Send.body.is_not(None))
+    statement = (
+        update(Send)
+        .where(*where, held)
+        .values(subject=None, body=None)
+        .execution_options(synchronize_session=False)
+    )
+    return _changed(session, statement)
+
+
+def _clear_segments(session: Session, where: list[ColumnElement[bool]]) -> int:
+    statement = (
+        update(Recipient)
+        .where(*where)
+        .values(segment_data=None)
+        .execution_options(synchronize_session=False)
+    )
+    return _changed(session, statement)
+
+
+def _anonymise_events(session: Session, where: list[ColumnElement[bool]], as_of: datetime) -> int:
+    """Events keep their type and day (the customer's statistics); the rest goes."""
+    rows = session.execute(
+        select(Event.id, Event.occurred_at).where(*where, Event.anonymised_at.is_(None))
+    ).all()
+    changes = [
+        {
+            "id": row.id,
+            **dict.fromkeys(USAGE_FIELDS),
+            "occurred_at": row.occurred_at.replace(hour=0, minute=0, second=0, microsecond=0),
+            "anonymised_at": as_of,
+        }
+        for row in rows
+    ]
+    if changes:
+        session.execute(update(Event), changes)
+    return len(changes)
+
+
+def _rectify(session: Session, subject: EmailSubject, values: dict[str, str]) -> dict[str, int]:
+    """Correct each field where the subject's entries hold it (they are found first, so that
+    correcting an identity does not lose them)."""
+    ids = list(session.scalars(_recipient_ids(subject)))
+    updated = {}
+    for name, value in values.items():
+        column = getattr(Recipient, name)
+        statement = (
+            update(Recipient)
+            .where(Recipient.id.in_(ids), column.is_not(None))
+            .values({name: value})
+            .execution_options(synchronize_session=False)
+        )
+        updated[name] = _changed(session, statement)
+    return updated
+
+
+def _active_restrictions(
+    session: Session, customer_account: str, identity_hash: str
+) -> list[Restriction]:
+    statement = select(Restriction).where(
+        Restriction.customer_account == customer_account,
+        Restriction.identity_hash == identity_hash,
+        Restriction.lifted_at.is_(None),
+    )
+    return list(session.scalars(statement))
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+def _export_chunks(session: Session, subject: EmailSubject) -> Iterator[list[dict[str, Any]]]:
+    """The subject's entries (contact and segment data), then its sends' content, then the
+    usage its events hold, one chunk per partition."""
+    sources: list[tuple[Select[Any], Any]] = [
+        (select(Recipient).where(*recipient_where(subject)).order_by(Recipient.id), _entry),
+        (select(Send).where(*part(subject, MESSAGE_CONTENT).where).order_by(Send.id), _send),
+        (select(Event).where(*part(subject, USAGE_AND_DEVICE).where).order_by(Event.id), _event),
+    ]
+    for statement, records in sources:
+        rows = session.scalars(statement.execution_options(yield_per=EXPORT_CHUNK_ROWS))
+        for partition in rows.partitions():
+            yield [record for row in partition for record in records(row)]
+
+
+def _entry(recipient: Recipient) -> Iterator[dict[str, Any]]:
+    ids = {"recipient_id": recipient.id, "customer_account": recipient.customer_account}
+    yield {
+        "category": CONTACT_DETAILS,
+        **ids,
+        "list_id": recipient.list_id,
+        "email": recipient.email,
+        "name": recipient.name,
+        "created_at": recipient.created_at,
+    }
+    if recipient.segment_data is not None:
+        yield {"category": SEGMENT_DATA, **ids, "segment_data": recipient.segment_data}
+
+
+def _send(send: Send) -> Iterator[dict[str, Any]]:
+    yield {
+        "category": MESSAGE_CONTENT,
+        "send_id": send.id,
+        "recipient_id": send.recipient_id,
+        "campaign": send.campaign,
+        "sent_at": send.sent_at,
+        "subject": send.subject,
+        "body": send.body,
+    }
+
+
+def _event(event: Event) -> Iterator[dict[str, Any]]:
+    yield {
+        "category": USAGE_AND_DEVICE,
+        "event_id": event.id,
+        "recipient_id": event.recipient_id,
+        "send_id": event.send_id,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        **{field: getattr(event, field) for field in USAGE_FIELDS},
+    }
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
+    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
+    cutoffs: dict[str, datetime] = {}
+    for rule in rules:
+        if rule.category not in CATEGORIES:
+            raise ConnectorInputError(f"email holds no category named {rule.category!r}")
+        before = rule.before if rule.before is not None else END_OF_TIME
+        if before.tzinfo is None:
+            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
+        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
+    return cutoffs
+
+
+def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
+    """The corrected value per field (the last one given wins); an error names the field."""
+    latest: dict[str, str] = {}
+    for correction in corrections:
+        if correction.field == "email" and not EMAIL.fullmatch(correction.value):
+            raise ConnectorInputError("corrected email is malformed")
+        latest[correction.field] = correction.value
+    return latest
+
+
+# --- seed ----------------------------------------------------------------------------------
+
+HISTORY = timedelta(days=425)  # about 14 months
+LISTS = ("transactional", "newsletter", "product-updates")
+CAMPAIGNS = {
+    "transactional": (
+        ("Your order {ref} is on its way", "Hi {first}, your order {ref} has shipped."),
+        ("Your receipt {ref}", "Hi {first}, thank you for your payment of EUR {amount}."),
+        ("Reset your password", "Hi {first}, use the link in this email to reset it."),
+    ),
+    "newsletter": (
+        ("This month's highlights", "Hi {first}, here is what is new this month."),
+        ("Our spring sale starts now", "Hi {first}, up to 30% off until Sunday."),
+    ),
+    "product-updates": (
+        ("New in the app: dark mode", "Hi {first}, dark mode is here."),
+        ("We updated our terms", "Hi {first}, we made our terms easier to read."),
+    ),
+}
+USER_AGENTS = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Version/17.4 Safari",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/124.0 Mobile",
+)
+CITIES = {
+    "NL": ("Amsterdam", "Rotterdam", "Utrecht"),
+    "DE": ("Berlin", "Munich", "Hamburg"),
+    "GB": ("London", "Manchester", "Edinburgh"),
+    "US": ("New York", "San Francisco", "Chicago"),
+    "SG": ("Singapore",),
+    "FR": ("Paris", "Lyon"),
+    "BR": ("Sao Paulo",),
+    "AU": ("Sydney", "Melbourne"),
+}
+SEGMENTS = ("loyal", "new", "lapsed", "vip", "bargain-hunter")
+AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+
+
+def seed(
+    connector: EmailConnector, population: Population, *, now: datetime, seed: int = 42
+) -> int:
+    """Clear the store and fill it from ``population``: for most end users, at each customer
+    holding them, a transactional entry active over the last ~14 months and often a second
+    list's entry, some lapsed (all of their activity nine months or more before ``now``).
+    Deterministic for the same population, ``now`` and ``seed``; returns the rows written."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    rng = random.Random(seed)
+    rows = _Rows(now.astimezone(UTC))
+    for user in population.end_users:
+        for customer in user.customers:
+            if rng.random() < 0.85:
+                _seed_customer(rng, rows, user, customer)
+    with connector.store.writing() as session:
+        for table in reversed(EmailBase.metadata.sorted_tables):
+            session.execute(table.delete())
+        tables = ((Recipient, rows.recipients), (Send, rows.sends), (Event, rows.events))
+        for model, model_rows in tables:
+            if model_rows:
+                session.execute(insert(model), model_rows)
+    return len(rows.recipients) + len(rows.sends) + len(rows.events)
+
+
+@dataclass
+class _Rows:
+    now: datetime
+    recipients: list[dict[str, Any]] = field(default_factory=list)
+    sends: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _seed_customer(rng: random.Random, rows: _Rows, user: EndUser, customer: str) -> None:
+    start = rows.now - HISTORY
+    _seed_entry(rng, rows, user, customer, "transactional", start, rows.now)
+    if rng.random() < 0.5:
+        list_id = rng.choice(LISTS[1:])
+        lapsed = rng.random() < 0.4
+        end = rows.now - timedelta(days=rng.uniform(270, 330)) if lapsed else rows.now
+        _seed_entry(rng, rows, user, customer, list_id, start, end)
+
+
+def _seed_entry(
+    rng: random.Random,
+    rows: _Rows,
+    user: EndUser,
+    customer: str,
+    list_id: str,
+    start: datetime,
+    end: datetime,
+) -> None:
+    """One recipient entry, active from shortly after ``start`` until ``end``."""
+    created_at = start + timedelta(days=rng.uniform(0, 20))
+    recipient_id = len(rows.recipients) + 1
+    rows.recipients.append(
+        {
+            "id": recipient_id,
+            "customer_account": customer,
+            "list_id": list_id,
+            "email": user.email,
+            "name": user.name if rng.random() < 0.85 else None,
+            "segment_data": _segment(rng, user) if rng.random() < 0.7 else None,
+            "created_at": created_at,
+            "anonymised_at": None,
+        }
+    )
+    span = (end - created_at).total_seconds()
+    for sent_at in sorted(
+        created_at + timedelta(seconds=rng.uniform(0, span)) for _ in range(rng.randint(3, 10))
+    ):
+        _seed_send(rng, rows, user, recipient_id, list_id, sent_at, end)
+
+
+def _seed_send(
+    rng: random.Random,
+    rows: _Rows,
+    user: EndUser,
+    recipient_id: int,
+    list_id: str,
+    sent_at: datetime,
+    end: datetime,
+) -> None:
+    send_id = len(rows.sends) + 1
+    subject, body = rng.choice(CAMPAIGNS[list_id])
+    words = {
+        "first": user.first_name,
+        "ref": f"{rng.choice('ABCDEFGHJK')}{rng.randint(100000, 999999)}",
+        "amount": f"{rng.uniform(5, 500):.2f}",
+    }
+    rows.sends.append(
+        {
+            "id": send_id,
+            "recipient_id": recipient_id,
+            "campaign": f"{list_id}-{sent_at:%Y%m}",
+            "subject": subject.format(**words),
+            "body": body.format(**words) if rng.random() < 0.9 else None,
+            "sent_at": sent_at,
+        }
+    )
+    bounced = rng.random() < 0.04
+    moment = min(end, sent_at + timedelta(seconds=rng.uniform(1, 30)))
+    kinds = ["bounce"] if bounced else ["delivery"]
+    if not bounced and rng.random() < 0.55:
+        kinds += ["open", "click"] if rng.random() < 0.4 else ["open"]
+    for kind in kinds:
+        if kind != kinds[0]:
+            moment = min(end, moment + timedelta(minutes=rng.uniform(1, 600)))
+        rows.events.append(_event_row(rng, user, recipient_id, send_id, kind, moment))
+
+
+def _event_row(
+    rng: random.Random,
+    user: EndUser,
+    recipient_id: int,
+    send_id: int,
+    kind: str,
+    moment: datetime,
+) -> dict[str, Any]:
+    engaged = kind in ("open", "click")
+    country = user.country if rng.random() < 0.9 else rng.choice(list(CITIES))
+    ip = user.ip if rng.random() < 0.7 else f"198.51.100.{rng.randint(1, 254)}"
+    return {
+        "recipient_id": recipient_id,
+        "send_id": send_id,
+        "type": kind,
+        "occurred_at": moment,
+        "ip": ip if engaged else None,
+        "user_agent": rng.choice(USER_AGENTS) if engaged else None,
+        "geo_country": country if engaged else None,
+        "geo_city": rng.choice(CITIES[country]) if engaged else None,
+        "target_link": f"https://shop.example.com/p/{rng.randint(1000, 9999)}"
+        if kind == "click"
+        else None,
+        "cookie_id": f"ck_{rng.getrandbits(64):016x}" if kind == "click" else None,
+        "anonymised_at": None,
+    }
+
+
+def _segment(rng: random.Random, user: EndUser) -> dict[str, Any]:
+    return {
+        "segment": rng.choice(SEGMENTS),
+        "age_band": rng.choice(AGE_BANDS),
+        "country": user.country,
+        "language": {"NL": "nl", "DE": "de", "FR": "fr", "BR": "pt"}.get(user.country, "en"),
+    }

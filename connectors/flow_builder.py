@@ -1,0 +1,489 @@
+"""Flow Builder connector: the invocations of the automation flows a customer builds, each
+started by a trigger on a channel for one end user.
+
+The customer is the controller of its end users' data and the group its processor, so every
+lookup is confined to one customer account: without ``scope.customer_account`` the connector
+finds nothing, and it never searches across customers. An invocation names its end user by
+email address (stored and matched in lower case), phone number or channel id; those
+identifiers of the invocation payload are kept in their own indexed columns, and ``payload``
+keeps the rest of what the trigger carried.
+
+Categories:
+- ``invocation_identifiers``: the email address, phone number or channel id the invocation was
+  made for;
+- ``channel_data``: what the channel carried and the flow produced (the trigger's payload,
+  such as message text and profile name, and each step's output).
+
+Erasure, per category:
+- ``channel_data``: the payload is cleared and each step result keeps only its step name and
+  status (the customer's flow statistics);
+- ``invocation_identifiers``: the invocation is cut loose from the person. Its identifiers are
+  cleared and its channel data goes too (an invocation that can no longer be found for its
+  subject must not keep what could identify them). Flow, time, trigger channel and step
+  outcomes stay; the invocation gets ``anonymised_at``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Engine,
+    Index,
+    Integer,
+    Select,
+    String,
+    and_,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
+
+from connectors.base import (
+    EXPORT_CHUNK_ROWS,
+    ConnectorInputError,
+    OperationLogMixin,
+    Store,
+    UtcDateTime,
+    export_jsonl,
+    export_key,
+    operation_key,
+)
+from connectors.population import EndUser, Population
+from connectors.protocol import (
+    AccessInput,
+    AccessResult,
+    CategoryHolding,
+    Discovery,
+    EraseInput,
+    EraseResult,
+    EraseRule,
+    FlagInput,
+    FlagResult,
+    Operation,
+    Scope,
+)
+from dsr.blobstore import LocalBlobStore
+from dsr.hashing import keyed_hash
+from dsr.models import Identity, IdentityType
+
+INVOCATION_IDENTIFIERS = "invocation_identifiers"
+CHANNEL_DATA = "channel_data"
+CATEGORIES = (INVOCATION_IDENTIFIERS, CHANNEL_DATA)
+IDENTIFIER_COLUMNS = ("contact_email", "contact_phone", "contact_channel_id")
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+class FlowBuilderBase(DeclarativeBase):
+    pass
+
+
+class Invocation(FlowBuilderBase):
+    __tablename__ = "invocations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    flow_id: Mapped[str] = mapped_column(String(64))
+    invoked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    trigger_channel: Mapped[str] = mapped_column(String(16))
+    contact_email: Mapped[str | None] = mapped_column(String(254))  # lower case
+    contact_phone: Mapped[str | None] = mapped_column(String(20))  # E.164
+    contact_channel_id: Mapped[str | None] = mapped_column(String(170))  # "whatsapp:..."
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    step_results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_invocations_email", "customer_account", "contact_email", "invoked_at"),
+        Index("ix_invocations_phone", "customer_account", "contact_phone", "invoked_at"),
+        Index("ix_invocations_channel_id", "customer_account", "contact_channel_id"),
+    )
+
+
+class Restriction(FlowBuilderBase):
+    """A restriction of processing for one identity of one customer's end user, by keyed hash."""
+
+    __tablename__ = "restrictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    identity_hash: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_flow_restrictions_subject", "customer_account", "identity_hash"),)
+
+
+class FlowBuilderOperationLog(OperationLogMixin, FlowBuilderBase):
+    pass
+
+
+# --- the subject ---------------------------------------------------------------------------
+
+IDENTITY_COLUMNS: dict[IdentityType, InstrumentedAttribute[str | None]] = {
+    IdentityType.EMAIL: Invocation.contact_email,
+    IdentityType.PHONE: Invocation.contact_phone,
+    IdentityType.CHANNEL_ID: Invocation.contact_channel_id,
+}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One customer's end user, by every identity the request names that Flow Builder matches."""
+
+    customer_account: str
+    identities: tuple[Identity, ...]
+
+    def values(self, kind: IdentityType) -> list[str]:
+        found = {i.value for i in self.identities if i.type is kind}
+        return sorted(v.lower() for v in found) if kind is IdentityType.EMAIL else sorted(found)
+
+
+def subject_of(scope: Scope) -> Subject | None:
+    """The subject to look up; none without a customer account (never cross-customer)."""
+    identities = tuple(i for i in scope.identities if i.type in IDENTITY_COLUMNS)
+    if scope.customer_account is None or not identities:
+        return None
+    return Subject(scope.customer_account, identities)
+
+
+def subject_where(subject: Subject) -> list[ColumnElement[bool]]:
+    """The subject's invocations: one index lookup per identity type (customer first)."""
+    matches = [
+        and_(Invocation.customer_account == subject.customer_account, column.in_(values))
+        for kind, column in IDENTITY_COLUMNS.items()
+        if (values := subject.values(kind))
+    ]
+    return [or_(false(), *matches), Invocation.anonymised_at.is_(None)]
+
+
+def subject_invocations(subject: Subject) -> Select[Invocation]:
+    """The subject lookup every operation uses (served by the ``ix_invocations_*`` indexes)."""
+    return select(Invocation).where(*subject_where(subject))
+
+
+def holds(category: str) -> ColumnElement[bool]:
+    """Whether a (not anonymised) invocation still holds data of ``category``."""
+    if category == CHANNEL_DATA:
+        return Invocation.payload.is_not(None)
+    return true()
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+class FlowBuilderConnector:
+    name: ClassVar[str] = "flow_builder"
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict")
+
+    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+        self.store = Store(engine_or_url, FlowBuilderBase, FlowBuilderOperationLog)
+        self.blobs = blobs
+        self.secret = secret
+
+    def discover(self, scope: Scope) -> Discovery:
+        discovery = Discovery(connector=self.name)
+        subject = subject_of(scope)
+        if subject is None:
+            return discovery
+        where = subject_where(subject)
+        with self.store.reading() as session:
+            for category in CATEGORIES:
+                holding = _holding(session, where, category)
+                if holding is not None:
+                    discovery.holdings.append(holding)
+        return discovery
+
+    def access(self, call: AccessInput) -> AccessResult:
+        subject = subject_of(call.scope)
+        if subject is None:
+            return AccessResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ACCESS, call)
+        done = self.store.lookup(key, AccessResult)
+        if done is not None and (done.blob_ref is None or self.blobs.exists(done.blob_ref)):
+            return done
+        with self.store.reading() as session:
+            chunks = _export_chunks(session, subject_where(subject))
+            records, ref = export_jsonl(self.blobs, export_key(key.request_id, self.name), chunks)
+        result = AccessResult(connector=self.name, records=records, blob_ref=ref)
+        self.store.remember(key, result)
+        return result
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        cutoffs = _cutoffs(call.rules)
+        subject = subject_of(call.scope)
+        if subject is None:
+            return EraseResult(connector=self.name)
+        where = subject_where(subject)
+        key = operation_key(self.secret, Operation.ERASE, call)
+        return self.store.once(
+            key, EraseResult, lambda session: self._erase(session, where, cutoffs, call.scope)
+        )
+
+    def restrict(self, call: FlagInput) -> FlagResult:
+        subject = subject_of(call.scope)
+        if subject is None:
+            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
+        key = operation_key(self.secret, Operation.RESTRICT, call)
+        return self.store.once(
+            key, FlagResult, lambda session: self._restrict(session, subject, call)
+        )
+
+    def is_restricted(self, customer_account: str, identity: Identity) -> bool:
+        """Whether flows may no longer process this end user's data for this customer."""
+        with self.store.reading() as session:
+            hashed = self._identity_hash(identity)
+            return _active_restriction(session, customer_account, hashed) != []
+
+    # --- inside the operation's transaction ------------------------------------------------
+
+    def _erase(
+        self,
+        session: Session,
+        where: list[ColumnElement[bool]],
+        cutoffs: dict[str, datetime],
+        scope: Scope,
+    ) -> EraseResult:
+        erased: dict[str, int] = {}
+        channel = _widest(cutoffs, CATEGORIES)
+        cleared = _clear_channel_data(session, where, channel) if channel else 0
+        if CHANNEL_DATA in cutoffs or cleared:
+            erased[CHANNEL_DATA] = cleared
+        link = cutoffs.get(INVOCATION_IDENTIFIERS)
+        if link is not None:
+            erased[INVOCATION_IDENTIFIERS] = _unlink(session, where, link, scope.as_of)
+        retained = {category: _count(session, where, category) for category in cutoffs}
+        return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> FlagResult:
+        as_of = call.scope.as_of
+        for identity in subject.identities:
+            hashed = self._identity_hash(identity)
+            active = _active_restriction(session, subject.customer_account, hashed)
+            if call.lift:
+                for restriction in active:
+                    restriction.lifted_at = as_of
+            elif not active:
+                session.add(
+                    Restriction(
+                        customer_account=subject.customer_account,
+                        identity_hash=hashed,
+                        request_id=call.scope.request_id,
+                        since=as_of,
+                    )
+                )
+        covered = _count(session, subject_where(subject), INVOCATION_IDENTIFIERS)
+        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+
+    def _identity_hash(self, identity: Identity) -> str:
+        return keyed_hash(self.secret, identity.normalised)
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def _holding(
+    session: Session, where: list[ColumnElement[bool]], category: str
+) -> CategoryHolding | None:
+    count, earliest, latest = session.execute(
+        select(
+            func.count(), func.min(Invocation.invoked_at), func.max(Invocation.invoked_at)
+        ).where(*where, holds(category))
+    ).one()
+    if not count:
+        return None
+    return CategoryHolding(category=category, records=count, earliest=earliest, latest=latest)
+
+
+def _count(session: Session, where: list[ColumnElement[bool]], category: str) -> int:
+    statement = select(func.count()).select_from(Invocation).where(*where, holds(category))
+    return session.scalar(statement) or 0
+
+
+def _clear_channel_data(
+    session: Session, where: list[ColumnElement[bool]], before: datetime
+) -> int:
+    rows = session.execute(
+        select(Invocation.id, Invocation.step_results).where(
+            *where, Invocation.invoked_at < before, holds(CHANNEL_DATA)
+        )
+    ).all()
+    changes = [
+        {"id": row.id, "payload": None, "step_results": _outcomes(row.step_results)} for row in rows
+    ]
+    if changes:
+        session.execute(update(Invocation), changes)
+    return len(changes)
+
+
+def _outcomes(step_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each step's name and status, without what it produced."""
+    return [{"step": step.get("step"), "status": step.get("status")} for step in step_results]
+
+
+def _unlink(
+    session: Session, where: list[ColumnElement[bool]], before: datetime, as_of: datetime
+) -> int:
+    rows = session.scalars(select(Invocation.id).where(*where, Invocation.invoked_at < before))
+    changes = [
+        {"id": number, **dict.fromkeys(IDENTIFIER_COLUMNS), "anonymised_at": as_of}
+        for number in rows
+    ]
+    if changes:
+        session.execute(update(Invocation), changes)
+    return len(changes)
+
+
+def _active_restriction(
+    session: Session, customer_account: str, identity_hash: str
+) -> list[Restriction]:
+    statement = select(Restriction).where(
+        Restriction.customer_account == customer_account,
+        Restriction.identity_hash == identity_hash,
+        Restriction.lifted_at.is_(None),
+    )
+    return list(session.scalars(statement))
+
+
+def _export_chunks(
+    session: Session, where: list[ColumnElement[bool]]
+) -> Iterator[list[dict[str, Any]]]:
+    statement = (
+        select(Invocation)
+        .where(*where)
+        .order_by(Invocation.invoked_at, Invocation.id)
+        .execution_options(yield_per=EXPORT_CHUNK_ROWS)
+    )
+    for partition in session.scalars(statement).partitions():
+        yield [record for invocation in partition for record in _records(invocation)]
+
+
+def _records(invocation: Invocation) -> Iterator[dict[str, Any]]:
+    """One export record per category the invocation holds, joined by ``invocation_id``."""
+    ids = {"invocation_id": invocation.id, "customer_account": invocation.customer_account}
+    yield {
+        "category": INVOCATION_IDENTIFIERS,
+        **ids,
+        "flow_id": invocation.flow_id,
+        "invoked_at": invocation.invoked_at,
+        "trigger_channel": invocation.trigger_channel,
+        "email": invocation.contact_email,
+        "phone_number": invocation.contact_phone,
+        "channel_id": invocation.contact_channel_id,
+    }
+    if invocation.payload is not None:
+        yield {
+            "category": CHANNEL_DATA,
+            **ids,
+            "payload": invocation.payload,
+            "step_results": invocation.step_results,
+        }
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
+    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
+    cutoffs: dict[str, datetime] = {}
+    for rule in rules:
+        if rule.category not in CATEGORIES:
+            raise ConnectorInputError(f"flow_builder holds no category named {rule.category!r}")
+        before = rule.before if rule.before is not None else END_OF_TIME
+        if before.tzinfo is None:
+            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
+        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
+    return cutoffs
+
+
+def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime | None:
+    return max((cutoffs[c] for c in categories if c in cutoffs), default=None)
+
+
+# --- demo data -----------------------------------------------------------------------------
+
+HISTORY = timedelta(days=425)  # about 14 months
+FLOWS = ("welcome", "order-updates", "support-triage", "appointment-reminder", "feedback")
+TRIGGERS = {"whatsapp": 30, "sms": 20, "email": 20, "messenger": 10, "line": 5, "webhook": 15}
+INBOUND_TEXTS = ("Hi", "Where is my order?", "BOOK", "STOP", "Can I talk to someone?", "2")
+LOCALES = ("nl-NL", "de-DE", "en-GB", "en-US", "en-SG", "fr-FR", "pt-BR", "en-AU")
+
+
+def seed(
+    connector: FlowBuilderConnector, population: Population, *, now: datetime, seed: int = 42
+) -> int:
+    """Clear the store and fill it with the flow invocations of ``population`` over the ~14
+    months before ``now`` (each end user with each customer holding them); returns the rows
+    written."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    rng = random.Random(seed)
+    now = now.astimezone(UTC)
+    rows = [
+        _invocation(rng, user, customer, now)
+        for user in population.end_users
+        for customer in user.customers
+        for _ in range(rng.randint(2, 10))
+    ]
+    rows.sort(key=lambda row: row["invoked_at"])
+    with connector.store.writing() as session:
+        for table in reversed(FlowBuilderBase.metadata.sorted_tables):
+            session.execute(table.delete())
+        if rows:
+            session.execute(insert(Invocation), rows)
+    return len(rows)
+
+
+def _invocation(rng: random.Random, user: EndUser, customer: str, now: datetime) -> dict[str, Any]:
+    trigger = rng.choices(list(TRIGGERS), weights=list(TRIGGERS.values()))[0]
+    by_email = trigger == "email" or (trigger == "webhook" and rng.random() < 0.7)
+    by_phone = trigger in ("whatsapp", "sms") or (trigger == "webhook" and not by_email)
+    return {
+        "customer_account": customer,
+        "flow_id": f"{customer.lower()}-{rng.choice(FLOWS)}",
+        "invoked_at": now - timedelta(seconds=rng.uniform(0, HISTORY.total_seconds())),
+        "trigger_channel": trigger,
+        "contact_email": user.email.lower() if by_email else None,
+        "contact_phone": user.phone if by_phone else None,
+        "contact_channel_id": user.channel_ids.get(trigger),
+        "payload": _payload(rng, user, trigger),
+        "step_results": _step_results(rng, user),
+        "anonymised_at": None,
+    }
+
+
+def _payload(rng: random.Random, user: EndUser, trigger: str) -> dict[str, Any]:
+    if trigger == "webhook":
+        return {"event": "order.shipped", "order_ref": f"A{rng.randint(100000, 999999)}",
+                "first_name": user.first_name}  # fmt: skip
+    if trigger == "email":
+        return {"subject": "Question about my booking", "text": rng.choice(INBOUND_TEXTS)}
+    payload: dict[str, Any] = {"text": rng.choice(INBOUND_TEXTS), "locale": rng.choice(LOCALES)}
+    if trigger != "sms":
+        payload["profile_name"] = user.first_name
+    return payload
+
+
+def _step_results(rng: random.Random, user: EndUser) -> list[dict[str, Any]]:
+    sent = rng.random() < 0.95
+    return [
+        {"step": "trigger", "status": "ok"},
+        {"step": "lookup_contact", "status": "ok", "output": {"first_name": user.first_name}},
+        {
+            "step": "send_message",
+            "status": "ok" if sent else "failed",
+            "output": {"text": f"Hi {user.first_name}, thanks for your message!"},
+        },
+    ]

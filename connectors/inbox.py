@@ -1,0 +1,623 @@
+"""Inbox connector: the conversations a customer's agents hold with its end users, on any
+channel (WhatsApp, Messenger, LINE, SMS, email, live chat).
+
+The customer is the controller of its end users' data and the group its processor, so every
+lookup is confined to one customer account: without ``scope.customer_account`` the connector
+finds nothing, and it never searches across customers. An end user is found by phone number,
+email address (stored and matched in lower case) or channel id, whichever the conversation
+carries.
+
+Categories:
+- ``contact_identifiers``: who the conversation is with (phone, email, channel id, display
+  name), per conversation;
+- ``conversation_content``: the messages the end user and the agents exchanged;
+- ``agent_notes``: the agents' internal notes on the conversation (about the end user, not
+  shown to them).
+
+Erasure, per category:
+- ``conversation_content`` and ``agent_notes``: the messages (or notes) sent before the cutoff
+  are deleted;
+- ``contact_identifiers``: a conversation opened before the cutoff is cut loose from the
+  person. Its identifiers and display name are cleared and all its messages and notes are
+  deleted (a conversation that can no longer be found for its subject must not keep what could
+  identify them). Channel, opening and closing times and the assigned agent stay, for the
+  customer's workload statistics; the conversation gets ``anonymised_at``.
+
+Rectification corrects the display name (``name``) or email address (``email``) where a
+conversation holds one; it adds neither where none was given.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ColumnElement,
+    CursorResult,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    and_,
+    delete,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
+
+from connectors.base import (
+    EXPORT_CHUNK_ROWS,
+    ConnectorInputError,
+    OperationLogMixin,
+    Store,
+    UtcDateTime,
+    export_jsonl,
+    export_key,
+    operation_key,
+)
+from connectors.population import EndUser, Population
+from connectors.protocol import (
+    AccessInput,
+    AccessResult,
+    CategoryHolding,
+    Discovery,
+    EraseInput,
+    EraseResult,
+    EraseRule,
+    FlagInput,
+    FlagResult,
+    Operation,
+    RectifyInput,
+    RectifyResult,
+    Scope,
+)
+from dsr.blobstore import LocalBlobStore
+from dsr.hashing import keyed_hash
+from dsr.models import EMAIL, Correction, Identity, IdentityType
+
+CONTACT_IDENTIFIERS = "contact_identifiers"
+CONVERSATION_CONTENT = "conversation_content"
+AGENT_NOTES = "agent_notes"
+CATEGORIES = (CONTACT_IDENTIFIERS, CONVERSATION_CONTENT, AGENT_NOTES)
+MESSAGE_CATEGORIES = (CONVERSATION_CONTENT, AGENT_NOTES)
+CONTACT_COLUMNS = ("contact_phone", "contact_email", "contact_channel_id", "contact_name")
+CORRECTABLE = {"name": "contact_name", "email": "contact_email"}
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+class InboxBase(DeclarativeBase):
+    pass
+
+
+class Conversation(InboxBase):
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    contact_phone: Mapped[str | None] = mapped_column(String(20))  # E.164
+    contact_email: Mapped[str | None] = mapped_column(String(254))  # lower case
+    contact_channel_id: Mapped[str | None] = mapped_column(String(170))  # "whatsapp:..."
+    contact_name: Mapped[str | None] = mapped_column(String(200))  # as the end user shows it
+    agent_id: Mapped[str] = mapped_column(String(40))  # the customer's agent (its own data)
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_conversations_phone", "customer_account", "contact_phone", "opened_at"),
+        Index("ix_conversations_email", "customer_account", "contact_email", "opened_at"),
+        Index("ix_conversations_channel_id", "customer_account", "contact_channel_id"),
+    )
+
+
+class Message(InboxBase):
+    """A message of a conversation, or an agent's internal note on it (``internal``)."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    author: Mapped[str] = mapped_column(String(8))
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)
+    body: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_messages_conversation", "conversation_id", "sent_at"),
+        CheckConstraint("author IN ('end_user', 'agent')", name="ck_messages_author"),
+        CheckConstraint("NOT internal OR author = 'agent'", name="ck_messages_note_by_agent"),
+    )
+
+
+class Restriction(InboxBase):
+    """A restriction of processing for one identity of one customer's end user, by keyed hash."""
+
+    __tablename__ = "restrictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    identity_hash: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_inbox_restrictions_subject", "customer_account", "identity_hash"),)
+
+
+class InboxOperationLog(OperationLogMixin, InboxBase):
+    pass
+
+
+# --- the subject ---------------------------------------------------------------------------
+
+IDENTITY_COLUMNS: dict[IdentityType, InstrumentedAttribute[str | None]] = {
+    IdentityType.PHONE: Conversation.contact_phone,
+    IdentityType.EMAIL: Conversation.contact_email,
+    IdentityType.CHANNEL_ID: Conversation.contact_channel_id,
+}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One customer's end user, by every identity the request names that Inbox can match."""
+
+    customer_account: str
+    identities: tuple[Identity, ...]
+
+    def values(self, kind: IdentityType) -> list[str]:
+        found = {i.value for i in self.identities if i.type is kind}
+        return sorted(v.lower() for v in found) if kind is IdentityType.EMAIL else sorted(found)
+
+
+def subject_of(scope: Scope) -> Subject | None:
+    """The subject to look up; none without a customer account (never cross-customer)."""
+    identities = tuple(i for i in scope.identities if i.type in IDENTITY_COLUMNS)
+    if scope.customer_account is None or not identities:
+        return None
+    return Subject(scope.customer_account, identities)
+
+
+def subject_where(subject: Subject) -> list[ColumnElement[bool]]:
+    """The subject's conversations: one index lookup per identity type (customer first)."""
+    matches = [
+        and_(Conversation.customer_account == subject.customer_account, column.in_(values))
+        for kind, column in IDENTITY_COLUMNS.items()
+        if (values := subject.values(kind))
+    ]
+    return [or_(false(), *matches), Conversation.anonymised_at.is_(None)]
+
+
+def subject_conversations(subject: Subject) -> Select[Conversation]:
+    """The subject lookup every operation uses (served by the ``ix_conversations_*`` indexes)."""
+    return select(Conversation).where(*subject_where(subject))
+
+
+def subject_messages(subject: Subject, category: str) -> list[ColumnElement[bool]]:
+    """The subject's messages (``conversation_content``) or notes (``agent_notes``)."""
+    conversations = select(Conversation.id).where(*subject_where(subject))
+    return [
+        Message.conversation_id.in_(conversations),
+        Message.internal == (category == AGENT_NOTES),
+    ]
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+class InboxConnector:
+    name: ClassVar[str] = "inbox"
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "rectify", "restrict")
+
+    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+        self.store = Store(engine_or_url, InboxBase, InboxOperationLog)
+        self.blobs = blobs
+        self.secret = secret
+
+    def discover(self, scope: Scope) -> Discovery:
+        discovery = Discovery(connector=self.name)
+        subject = subject_of(scope)
+        if subject is None:
+            return discovery
+        with self.store.reading() as session:
+            for category in CATEGORIES:
+                holding = _holding(session, subject, category)
+                if holding is not None:
+                    discovery.holdings.append(holding)
+        return discovery
+
+    def access(self, call: AccessInput) -> AccessResult:
+        subject = subject_of(call.scope)
+        if subject is None:
+            return AccessResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ACCESS, call)
+        done = self.store.lookup(key, AccessResult)
+        if done is not None and (done.blob_ref is None or self.blobs.exists(done.blob_ref)):
+            return done
+        with self.store.reading() as session:
+            chunks = _export_chunks(session, subject)
+            records, ref = export_jsonl(self.blobs, export_key(key.request_id, self.name), chunks)
+        result = AccessResult(connector=self.name, records=records, blob_ref=ref)
+        self.store.remember(key, result)
+        return result
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        cutoffs = _cutoffs(call.rules)
+        subject = subject_of(call.scope)
+        if subject is None:
+            return EraseResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ERASE, call)
+        return self.store.once(
+            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, call.scope)
+        )
+
+    def rectify(self, call: RectifyInput) -> RectifyResult:
+        corrections = _latest_corrections(call.corrections)
+        subject = subject_of(call.scope)
+        if subject is None:
+            return RectifyResult(connector=self.name, unsupported_fields=_unsupported(corrections))
+        key = operation_key(self.secret, Operation.RECTIFY, call)
+        return self.store.once(
+            key, RectifyResult, lambda session: self._rectify(session, subject, corrections)
+        )
+
+    def restrict(self, call: FlagInput) -> FlagResult:
+        subject = subject_of(call.scope)
+        if subject is None:
+            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
+        key = operation_key(self.secret, Operation.RESTRICT, call)
+        return self.store.once(
+            key, FlagResult, lambda session: self._restrict(session, subject, call)
+        )
+
+    def is_restricted(self, customer_account: str, identity: Identity) -> bool:
+        """Whether processing of this end user's conversations is restricted for this customer."""
+        with self.store.reading() as session:
+            hashed = self._identity_hash(identity)
+            return _active_restriction(session, customer_account, hashed) != []
+
+    # --- inside the operation's transaction ------------------------------------------------
+
+    def _erase(
+        self, session: Session, subject: Subject, cutoffs: dict[str, datetime], scope: Scope
+    ) -> EraseResult:
+        erased: dict[str, int] = {}
+        link = cutoffs.get(CONTACT_IDENTIFIERS)
+        for category in MESSAGE_CATEGORIES:
+            cutoff = _widest(cutoffs, (CONTACT_IDENTIFIERS, category))
+            deleted = _delete_messages(session, subject, category, cutoff, link) if cutoff else 0
+            if category in cutoffs or deleted:
+                erased[category] = deleted
+        if link is not None:
+            erased[CONTACT_IDENTIFIERS] = _unlink(session, subject, link, scope.as_of)
+        retained = {category: _count(session, subject, category) for category in cutoffs}
+        return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _rectify(
+        self, session: Session, subject: Subject, corrections: dict[str, str]
+    ) -> RectifyResult:
+        result = RectifyResult(connector=self.name, unsupported_fields=_unsupported(corrections))
+        # Found once, before any change: a corrected email must not lose the other fields.
+        found = list(session.scalars(select(Conversation.id).where(*subject_where(subject))))
+        for field, value in corrections.items():
+            column = CORRECTABLE.get(field)
+            if column is None:
+                continue
+            held = getattr(Conversation, column).is_not(None)
+            statement = (
+                update(Conversation)
+                .where(Conversation.id.in_(found), held)
+                .values({column: value})
+                .execution_options(synchronize_session=False)
+            )
+            result.updated[field] = cast(CursorResult[Any], session.execute(statement)).rowcount
+        return result
+
+    def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> FlagResult:
+        as_of = call.scope.as_of
+        for identity in subject.identities:
+            hashed = self._identity_hash(identity)
+            active = _active_restriction(session, subject.customer_account, hashed)
+            if call.lift:
+                for restriction in active:
+                    restriction.lifted_at = as_of
+            elif not active:
+                session.add(
+                    Restriction(
+                        customer_account=subject.customer_account,
+                        identity_hash=hashed,
+                        request_id=call.scope.request_id,
+                        since=as_of,
+                    )
+                )
+        covered = _count(session, subject, CONTACT_IDENTIFIERS)
+        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+
+    def _identity_hash(self, identity: Identity) -> str:
+        return keyed_hash(self.secret, identity.normalised)
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def _dated(category: str) -> InstrumentedAttribute[datetime]:
+    return Conversation.opened_at if category == CONTACT_IDENTIFIERS else Message.sent_at
+
+
+def _where(subject: Subject, category: str) -> list[ColumnElement[bool]]:
+    if category == CONTACT_IDENTIFIERS:
+        return subject_where(subject)
+    return subject_messages(subject, category)
+
+
+def _holding(session: Session, subject: Subject, category: str) -> CategoryHolding | None:
+    dated = _dated(category)
+    count, earliest, latest = session.execute(
+        select(func.count(), func.min(dated), func.max(dated))
+        .select_from(dated.class_)
+        .where(*_where(subject, category))
+    ).one()
+    if not count:
+        return None
+    return CategoryHolding(category=category, records=count, earliest=earliest, latest=latest)
+
+
+def _count(session: Session, subject: Subject, category: str) -> int:
+    model = _dated(category).class_
+    statement = select(func.count()).select_from(model).where(*_where(subject, category))
+    return session.scalar(statement) or 0
+
+
+def _delete_messages(
+    session: Session,
+    subject: Subject,
+    category: str,
+    before: datetime,
+    link: datetime | None,
+) -> int:
+    """Delete the category's messages sent before ``before``, and every message of the
+    conversations opened before ``link`` (those are about to be cut loose)."""
+    dated = [Message.sent_at < before]
+    if link is not None:
+        unlinked = select(Conversation.id).where(
+            *subject_where(subject), Conversation.opened_at < link
+        )
+        dated.append(Message.conversation_id.in_(unlinked))
+    statement = (
+        delete(Message)
+        .where(*subject_messages(subject, category), or_(*dated))
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _unlink(session: Session, subject: Subject, before: datetime, as_of: datetime) -> int:
+    statement = (
+        update(Conversation)
+        .where(*subject_where(subject), Conversation.opened_at < before)
+        .values({**dict.fromkeys(CONTACT_COLUMNS), "anonymised_at": as_of})
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _active_restriction(
+    session: Session, customer_account: str, identity_hash: str
+) -> list[Restriction]:
+    statement = select(Restriction).where(
+        Restriction.customer_account == customer_account,
+        Restriction.identity_hash == identity_hash,
+        Restriction.lifted_at.is_(None),
+    )
+    return list(session.scalars(statement))
+
+
+def _export_chunks(session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
+    conversations = (
+        subject_conversations(subject)
+        .order_by(Conversation.opened_at, Conversation.id)
+        .execution_options(yield_per=EXPORT_CHUNK_ROWS)
+    )
+    for partition in session.scalars(conversations).partitions():
+        yield [_conversation_record(conversation) for conversation in partition]
+    for category in MESSAGE_CATEGORIES:
+        messages = (
+            select(Message, Conversation.customer_account)
+            .join(Conversation, Message.conversation_id == Conversation.id)
+            .where(*subject_messages(subject, category))
+            .order_by(Message.sent_at, Message.id)
+            .execution_options(yield_per=EXPORT_CHUNK_ROWS)
+        )
+        for rows in session.execute(messages).partitions():
+            yield [_message_record(category, row[0], row[1]) for row in rows]
+
+
+def _conversation_record(conversation: Conversation) -> dict[str, Any]:
+    """The conversation as the subject's: the assigned agent is the customer's data, left out."""
+    return {
+        "category": CONTACT_IDENTIFIERS,
+        "conversation_id": conversation.id,
+        "customer_account": conversation.customer_account,
+        "channel": conversation.channel,
+        "phone_number": conversation.contact_phone,
+        "email": conversation.contact_email,
+        "channel_id": conversation.contact_channel_id,
+        "display_name": conversation.contact_name,
+        "opened_at": conversation.opened_at,
+        "closed_at": conversation.closed_at,
+    }
+
+
+def _message_record(category: str, message: Message, customer_account: str) -> dict[str, Any]:
+    return {
+        "category": category,
+        "message_id": message.id,
+        "conversation_id": message.conversation_id,
+        "customer_account": customer_account,
+        "sent_at": message.sent_at,
+        "author": message.author,
+        "body": message.body,
+    }
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
+    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
+    cutoffs: dict[str, datetime] = {}
+    for rule in rules:
+        if rule.category not in CATEGORIES:
+            raise ConnectorInputError(f"inbox holds no category named {rule.category!r}")
+        before = rule.before if rule.before is not None else END_OF_TIME
+        if before.tzinfo is None:
+            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
+        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
+    return cutoffs
+
+
+def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime | None:
+    return max((cutoffs[c] for c in categories if c in cutoffs), default=None)
+
+
+def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
+    """The corrected value per field (the last one given wins); an email address is checked
+    and kept in lower case. An error names the field, never the value."""
+    latest: dict[str, str] = {}
+    for correction in corrections:
+        value = correction.value
+        if correction.field == "email":
+            if not EMAIL.fullmatch(value):
+                raise ConnectorInputError("corrected email is malformed")
+            value = value.lower()
+        latest[correction.field] = value
+    return latest
+
+
+def _unsupported(corrections: dict[str, str]) -> list[str]:
+    return sorted(field for field in corrections if field not in CORRECTABLE)
+
+
+# --- demo data -----------------------------------------------------------------------------
+
+HISTORY = timedelta(days=425)  # about 14 months
+CHANNELS = {"whatsapp": 30, "messenger": 15, "line": 10, "sms": 15, "email": 20, "livechat": 10}
+END_USER_LINES = (
+    "Hi, where is my order?",
+    "Can I change my delivery address?",
+    "I was charged twice, can you help?",
+    "Thanks, that solved it!",
+    "Is the store open on Sunday?",
+    "My code doesn't work.",
+)
+AGENT_LINES = (
+    "Hi {first}, thanks for reaching out. Let me check that for you.",
+    "I've updated your booking. Anything else I can help with?",
+    "Sorry for the trouble, {first}. A refund is on its way.",
+    "Could you send me your order number?",
+)
+NOTES = (
+    "Customer upset about double charge, refund approved by team lead.",
+    "Asked to be called back after 5pm.",
+    "Repeat contact about the same delivery; escalate if it happens again.",
+)
+
+
+def seed(
+    connector: InboxConnector, population: Population, *, now: datetime, seed: int = 42
+) -> int:
+    """Clear the store and fill it with the conversations of ``population`` over the ~14 months
+    before ``now`` (each end user with each customer holding them); returns the rows written."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    rng = random.Random(seed)
+    now = now.astimezone(UTC)
+    conversations: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    for user in population.end_users:
+        for customer in user.customers:
+            for _ in range(rng.randint(2, 6)):
+                opened_at = now - timedelta(seconds=rng.uniform(0, HISTORY.total_seconds()))
+                conversation = _conversation(rng, user, customer, len(conversations) + 1, now)
+                conversation["opened_at"] = opened_at
+                conversation["closed_at"] = _closed(rng, opened_at, now)
+                conversations.append(conversation)
+                messages.extend(_messages(rng, user, conversation))
+    with connector.store.writing() as session:
+        for table in reversed(InboxBase.metadata.sorted_tables):
+            session.execute(table.delete())
+        if conversations:
+            session.execute(insert(Conversation), conversations)
+        if messages:
+            session.execute(insert(Message), messages)
+    return len(conversations) + len(messages)
+
+
+def _conversation(
+    rng: random.Random, user: EndUser, customer: str, number: int, now: datetime
+) -> dict[str, Any]:
+    channel = rng.choices(list(CHANNELS), weights=list(CHANNELS.values()))[0]
+    phone = user.phone if channel in ("whatsapp", "sms") else None
+    email = user.email.lower() if channel in ("email", "livechat") else None
+    channel_id = user.channel_ids.get(channel)
+    named = channel != "sms" and rng.random() < 0.8
+    return {
+        "id": number,
+        "customer_account": customer,
+        "channel": channel,
+        "contact_phone": phone,
+        "contact_email": email,
+        "contact_channel_id": channel_id,
+        "contact_name": (user.name if channel == "email" else user.first_name) if named else None,
+        "agent_id": f"{customer}-agent-{rng.randint(1, 6):02d}",
+        "anonymised_at": None,
+    }
+
+
+def _closed(rng: random.Random, opened_at: datetime, now: datetime) -> datetime | None:
+    closed_at = opened_at + timedelta(hours=rng.uniform(0.1, 72))
+    return closed_at if closed_at < now and rng.random() < 0.9 else None
+
+
+def _messages(
+    rng: random.Random, user: EndUser, conversation: dict[str, Any]
+) -> list[dict[str, Any]]:
+    sent_at = conversation["opened_at"]
+    rows = []
+    for turn in range(rng.randint(2, 7)):
+        author = "end_user" if turn % 2 == 0 else "agent"
+        line = rng.choice(END_USER_LINES if author == "end_user" else AGENT_LINES)
+        rows.append(
+            _message(conversation["id"], sent_at, author, line.format(first=user.first_name))
+        )
+        sent_at += timedelta(minutes=rng.uniform(0.5, 30))
+    if rng.random() < 0.3:
+        rows.append(
+            _message(conversation["id"], sent_at, "agent", rng.choice(NOTES), internal=True)
+        )
+    return rows
+
+
+def _message(
+    conversation_id: int, sent_at: datetime, author: str, body: str, *, internal: bool = False
+) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "sent_at": sent_at,
+        "author": author,
+        "internal": internal,
+        "body": body,
+    }

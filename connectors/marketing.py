@@ -1,0 +1,730 @@
+"""Marketing connector: the group's own marketing and prospect data (the group is controller).
+
+The subject is found by email address (case-insensitive); ``scope.customer_account`` plays no
+part. Categories:
+- ``prospect_profile``: prospects from web forms and third-party enrichment providers (name,
+  email address, company, job title, source), dated by creation;
+- ``subscriptions``: mailing-list subscriptions, dated by subscription;
+- ``consent_proof``: proof that consent was given or withdrawn (purpose, dates, evidence),
+  held by a keyed hash of the email address, dated by its last event (withdrawal, else
+  consent).
+
+Marketing data is kept at most, never must be kept: an erasure deletes the prospect records
+and subscriptions at once. Consent proof must be kept five years: the orchestrator sends the
+cutoff and only proof dated before it is deleted.
+
+Whoever is erased, objects or opts out gets a suppression entry: a keyed hash of the
+normalised identity (``keyed_hash(secret, identity.normalised)``), so the person is never
+contacted or re-imported again (``import_prospects`` skips them). Suppression is never lifted
+by a request. The other operations:
+- ``object``: prospects are marked objected (no more prospecting on legitimate interest);
+- ``withdraw_consent``: the withdrawal is recorded on every consent still given (the proof is
+  kept) and the subscriptions resting on those consents end;
+- ``marketing_opt_out``: every subscription ends;
+- ``restrict``: a restriction by keyed hash, which ``lift`` ends.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal, cast
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    CursorResult,
+    Engine,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
+
+from connectors.base import (
+    EXPORT_CHUNK_ROWS,
+    ConnectorInputError,
+    OperationLogMixin,
+    Store,
+    UtcDateTime,
+    export_jsonl,
+    export_key,
+    operation_key,
+)
+from connectors.population import EndUser, Population
+from connectors.protocol import (
+    AccessInput,
+    AccessResult,
+    CategoryHolding,
+    Discovery,
+    EraseInput,
+    EraseResult,
+    EraseRule,
+    FlagInput,
+    FlagResult,
+    Operation,
+    RectifyInput,
+    RectifyResult,
+    Scope,
+)
+from dsr.blobstore import LocalBlobStore
+from dsr.hashing import keyed_hash
+from dsr.models import Identity, IdentityType
+
+PROSPECT_PROFILE = "prospect_profile"
+SUBSCRIPTIONS = "subscriptions"
+CONSENT_PROOF = "consent_proof"
+CATEGORIES = (PROSPECT_PROFILE, SUBSCRIPTIONS, CONSENT_PROOF)
+CORRECTABLE = ("name", "company", "job_title")
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+IMPORT_CHUNK_ROWS = 500
+
+
+class MarketingBase(DeclarativeBase):
+    pass
+
+
+class Prospect(MarketingBase):
+    __tablename__ = "prospects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str | None] = mapped_column(String(200))
+    company: Mapped[str | None] = mapped_column(String(200))
+    job_title: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(16))
+    source_detail: Mapped[str] = mapped_column(String(200))  # the form, or the provider
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_contacted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    objected_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        CheckConstraint("source IN ('web_form', 'enrichment')", name="ck_prospects_source"),
+    )
+
+
+class Subscription(MarketingBase):
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    list_name: Mapped[str] = mapped_column(String(64))
+    subscribed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ConsentRecord(MarketingBase):
+    """Proof of a consent given (and perhaps withdrawn), for one purpose (a list's name)."""
+
+    __tablename__ = "consent_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), index=True)
+    purpose: Mapped[str] = mapped_column(String(64))
+    given_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    evidence: Mapped[str] = mapped_column(Text)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    withdrawal_evidence: Mapped[str | None] = mapped_column(Text)
+
+
+class Suppression(MarketingBase):
+    """Never contact or import this identity again: a keyed hash, nothing readable."""
+
+    __tablename__ = "suppressions"
+
+    identity_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))  # the operation that added it
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Restriction(MarketingBase):
+    __tablename__ = "restrictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identity_hash: Mapped[str] = mapped_column(String(64), index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class MarketingOperationLog(OperationLogMixin, MarketingBase):
+    pass
+
+
+# Case-insensitive lookups need expression indexes.
+Index("ix_prospects_email", func.lower(Prospect.email))
+Index("ix_subscriptions_email", func.lower(Subscription.email))
+
+
+class ProspectRow(BaseModel):
+    """One prospect to import (from a web form or an enrichment provider's file)."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    email: str
+    name: str | None = None
+    company: str | None = None
+    job_title: str | None = None
+    source: Literal["web_form", "enrichment"]
+    source_detail: str
+    created_at: datetime
+    last_contacted_at: datetime | None = None
+
+
+# --- the subject ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subject:
+    emails: tuple[str, ...]  # lower case
+    hashes: tuple[str, ...]  # keyed hashes of the normalised identities
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a category lives: its table, which rows are the subject's, their date, and how
+    a row is exported."""
+
+    category: str
+    model: type[MarketingBase]
+    dated: ColumnElement[datetime] | InstrumentedAttribute[datetime]
+    where: list[ColumnElement[bool]]
+    record: Callable[[Any], dict[str, Any]]
+
+
+def proof_dated() -> ColumnElement[datetime]:
+    """A consent proof's date: its withdrawal, else the consent."""
+    return func.coalesce(ConsentRecord.withdrawn_at, ConsentRecord.given_at)
+
+
+def sources(subject: Subject) -> dict[str, Source]:
+    """Each category's rows for the subject (``ix_prospects_email``, ``ix_subscriptions_email``
+    and the consent records' ``email_hash`` index)."""
+    emails = list(subject.emails)
+    return {
+        PROSPECT_PROFILE: Source(
+            PROSPECT_PROFILE,
+            Prospect,
+            Prospect.created_at,
+            [func.lower(Prospect.email).in_(emails)],
+            _prospect_record,
+        ),
+        SUBSCRIPTIONS: Source(
+            SUBSCRIPTIONS,
+            Subscription,
+            Subscription.subscribed_at,
+            [func.lower(Subscription.email).in_(emails)],
+            _subscription_record,
+        ),
+        CONSENT_PROOF: Source(
+            CONSENT_PROOF,
+            ConsentRecord,
+            proof_dated(),
+            [ConsentRecord.email_hash.in_(list(subject.hashes))],
+            _consent_record,
+        ),
+    }
+
+
+def subject_rows(source: Source) -> Select[Any]:
+    return select(source.model).where(*source.where)
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+class MarketingConnector:
+    name: ClassVar[str] = "marketing"
+    activities: ClassVar[tuple[str, ...]] = (
+        "discover",
+        "access",
+        "erase",
+        "rectify",
+        "restrict",
+        "object",
+        "withdraw_consent",
+        "marketing_opt_out",
+    )
+
+    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+        self.store = Store(engine_or_url, MarketingBase, MarketingOperationLog)
+        self.blobs = blobs
+        self.secret = secret
+
+    def discover(self, scope: Scope) -> Discovery:
+        discovery = Discovery(connector=self.name)
+        subject = self._subject(scope)
+        if subject is None:
+            return discovery
+        with self.store.reading() as session:
+            for source in sources(subject).values():
+                holding = _holding(session, source)
+                if holding is not None:
+                    discovery.holdings.append(holding)
+        return discovery
+
+    def access(self, call: AccessInput) -> AccessResult:
+        subject = self._subject(call.scope)
+        if subject is None:
+            return AccessResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ACCESS, call)
+        done = self.store.lookup(key, AccessResult)
+        if done is not None and (done.blob_ref is None or self.blobs.exists(done.blob_ref)):
+            return done
+        with self.store.reading() as session:
+            chunks = _export_chunks(session, subject)
+            records, ref = export_jsonl(self.blobs, export_key(key.request_id, self.name), chunks)
+        result = AccessResult(connector=self.name, records=records, blob_ref=ref)
+        self.store.remember(key, result)
+        return result
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        cutoffs = _cutoffs(call.rules)
+        subject = self._subject(call.scope)
+        if subject is None:
+            return EraseResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ERASE, call)
+        return self.store.once(
+            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, call.scope)
+        )
+
+    def rectify(self, call: RectifyInput) -> RectifyResult:
+        corrections = {correction.field: correction.value for correction in call.corrections}
+        unsupported = sorted(field for field in corrections if field not in CORRECTABLE)
+        values = {field: value for field, value in corrections.items() if field in CORRECTABLE}
+        subject = self._subject(call.scope)
+        if subject is None or not values:
+            return RectifyResult(connector=self.name, unsupported_fields=unsupported)
+        key = operation_key(self.secret, Operation.RECTIFY, call)
+
+        def work(session: Session) -> RectifyResult:
+            changed = _update(session, Prospect, _prospects(subject), values)
+            updated = dict.fromkeys(values, changed)
+            return RectifyResult(
+                connector=self.name, updated=updated, unsupported_fields=unsupported
+            )
+
+        return self.store.once(key, RectifyResult, work)
+
+    def restrict(self, call: FlagInput) -> FlagResult:
+        return self._flag(call, Operation.RESTRICT, self._restrict)
+
+    def object(self, call: FlagInput) -> FlagResult:
+        return self._flag(call, Operation.OBJECT, self._object)
+
+    def withdraw_consent(self, call: FlagInput) -> FlagResult:
+        return self._flag(call, Operation.WITHDRAW_CONSENT, self._withdraw_consent)
+
+    def marketing_opt_out(self, call: FlagInput) -> FlagResult:
+        return self._flag(call, Operation.MARKETING_OPT_OUT, self._opt_out)
+
+    # --- suppression, restriction and import -----------------------------------------------
+
+    def identity_hash(self, email: str) -> str:
+        """The keyed hash of an email identity, as suppression entries and consent proof hold
+        it. A malformed address is refused without quoting it."""
+        try:
+            identity = Identity(type=IdentityType.EMAIL, value=email)
+        except ValidationError:
+            raise ConnectorInputError("email is malformed") from None
+        return keyed_hash(self.secret, identity.normalised)
+
+    def is_suppressed(self, email: str) -> bool:
+        """Whether this person must never be contacted or imported again."""
+        with self.store.reading() as session:
+            return session.get(Suppression, self.identity_hash(email)) is not None
+
+    def is_restricted(self, email: str) -> bool:
+        with self.store.reading() as session:
+            return bool(_active_restrictions(session, self.identity_hash(email)))
+
+    def import_prospects(self, rows: Iterable[ProspectRow]) -> int:
+        """Import prospects, skipping every suppressed identity. Returns how many were
+        imported."""
+        imported = 0
+        for chunk in _chunks(list(rows), IMPORT_CHUNK_ROWS):
+            hashes = [self.identity_hash(row.email) for row in chunk]
+            with self.store.writing() as session:
+                suppressed = set(
+                    session.scalars(
+                        select(Suppression.identity_hash).where(
+                            Suppression.identity_hash.in_(hashes)
+                        )
+                    )
+                )
+                fresh = [
+                    row.model_dump()
+                    for row, identity_hash in zip(chunk, hashes, strict=True)
+                    if identity_hash not in suppressed
+                ]
+                if fresh:
+                    session.execute(insert(Prospect), fresh)
+            imported += len(fresh)
+        return imported
+
+    # --- inside the operation's transaction ------------------------------------------------
+
+    def _subject(self, scope: Scope) -> Subject | None:
+        emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
+        if not emails:
+            return None
+        return Subject(tuple(emails), tuple(self.identity_hash(email) for email in emails))
+
+    def _flag(
+        self,
+        call: FlagInput,
+        operation: Operation,
+        change: Callable[[Session, Subject, FlagInput], int],
+    ) -> FlagResult:
+        if call.lift and operation is not Operation.RESTRICT:
+            raise ConnectorInputError(f"marketing cannot lift {operation.value}")
+        subject = self._subject(call.scope)
+        if subject is None:
+            return FlagResult(connector=self.name, operation=operation)
+        key = operation_key(self.secret, operation, call)
+
+        def work(session: Session) -> FlagResult:
+            records = change(session, subject, call)
+            return FlagResult(connector=self.name, operation=operation, records=records)
+
+        return self.store.once(key, FlagResult, work)
+
+    def _erase(
+        self, session: Session, subject: Subject, cutoffs: dict[str, datetime], scope: Scope
+    ) -> EraseResult:
+        result = EraseResult(connector=self.name)
+        subject_sources = sources(subject)
+        for category, before in cutoffs.items():
+            source = subject_sources[category]
+            statement = (
+                delete(source.model)
+                .where(*source.where, source.dated < before)
+                .execution_options(synchronize_session=False)
+            )
+            result.erased[category] = cast(CursorResult[Any], session.execute(statement)).rowcount
+        for category in cutoffs:
+            holding = _holding(session, subject_sources[category])
+            result.retained[category] = holding.records if holding else 0
+        _suppress(session, subject, Operation.ERASE, scope)
+        return result
+
+    def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> int:
+        for identity_hash in subject.hashes:
+            active = _active_restrictions(session, identity_hash)
+            if call.lift:
+                for restriction in active:
+                    restriction.lifted_at = call.scope.as_of
+            elif not active:
+                session.add(
+                    Restriction(
+                        identity_hash=identity_hash,
+                        request_id=call.scope.request_id,
+                        since=call.scope.as_of,
+                    )
+                )
+        holdings = (_holding(session, source) for source in sources(subject).values())
+        return sum(holding.records for holding in holdings if holding is not None)
+
+    def _object(self, session: Session, subject: Subject, call: FlagInput) -> int:
+        not_yet = [*_prospects(subject), Prospect.objected_at.is_(None)]
+        objected = _update(session, Prospect, not_yet, {"objected_at": call.scope.as_of})
+        _suppress(session, subject, Operation.OBJECT, call.scope)
+        return objected
+
+    def _withdraw_consent(self, session: Session, subject: Subject, call: FlagInput) -> int:
+        given = [
+            ConsentRecord.email_hash.in_(list(subject.hashes)),
+            ConsentRecord.withdrawn_at.is_(None),
+        ]
+        purposes = sorted(set(session.scalars(select(ConsentRecord.purpose).where(*given))))
+        withdrawal = {
+            "withdrawn_at": call.scope.as_of,
+            "withdrawal_evidence": f"data subject rights request {call.scope.request_id}",
+        }
+        withdrawn = _update(session, ConsentRecord, given, withdrawal)
+        resting = [*_active_subscriptions(subject), Subscription.list_name.in_(purposes)]
+        ended = _update(session, Subscription, resting, {"unsubscribed_at": call.scope.as_of})
+        return withdrawn + ended
+
+    def _opt_out(self, session: Session, subject: Subject, call: FlagInput) -> int:
+        active = _active_subscriptions(subject)
+        ended = _update(session, Subscription, active, {"unsubscribed_at": call.scope.as_of})
+        _suppress(session, subject, Operation.MARKETING_OPT_OUT, call.scope)
+        return ended
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def _prospects(subject: Subject) -> list[ColumnElement[bool]]:
+    return [func.lower(Prospect.email).in_(list(subject.emails))]
+
+
+def _active_subscriptions(subject: Subject) -> list[ColumnElement[bool]]:
+    return [
+        func.lower(Subscription.email).in_(list(subject.emails)),
+        Subscription.unsubscribed_at.is_(None),
+    ]
+
+
+def _holding(session: Session, source: Source) -> CategoryHolding | None:
+    records, earliest, latest = session.execute(
+        select(func.count(), func.min(source.dated), func.max(source.dated))
+        .select_from(source.model)
+        .where(*source.where)
+    ).one()
+    if not records:
+        return None
+    return CategoryHolding(
+        category=source.category, records=records, earliest=earliest, latest=latest
+    )
+
+
+def _update(
+    session: Session,
+    model: type[MarketingBase],
+    where: Sequence[ColumnElement[bool]],
+    values: dict[str, Any],
+) -> int:
+    statement = (
+        update(model).where(*where).values(values).execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _suppress(session: Session, subject: Subject, operation: Operation, scope: Scope) -> None:
+    """Add the subject's suppression entries (the first reason stays)."""
+    for identity_hash in subject.hashes:
+        if session.get(Suppression, identity_hash) is None:
+            session.add(
+                Suppression(
+                    identity_hash=identity_hash,
+                    reason=operation.value,
+                    request_id=scope.request_id,
+                    created_at=scope.as_of,
+                )
+            )
+    session.flush()
+
+
+def _active_restrictions(session: Session, identity_hash: str) -> list[Restriction]:
+    statement = select(Restriction).where(
+        Restriction.identity_hash == identity_hash, Restriction.lifted_at.is_(None)
+    )
+    return list(session.scalars(statement))
+
+
+def _chunks(rows: list[ProspectRow], size: int) -> Iterator[list[ProspectRow]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+def _export_chunks(session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
+    for source in sources(subject).values():
+        statement = (
+            subject_rows(source)
+            .order_by(source.dated)
+            .execution_options(yield_per=EXPORT_CHUNK_ROWS)
+        )
+        for partition in session.scalars(statement).partitions():
+            yield [{"category": source.category, **source.record(row)} for row in partition]
+
+
+def _prospect_record(prospect: Prospect) -> dict[str, Any]:
+    return {
+        "prospect_id": prospect.id,
+        "email": prospect.email,
+        "name": prospect.name,
+        "company": prospect.company,
+        "job_title": prospect.job_title,
+        "source": prospect.source,
+        "source_detail": prospect.source_detail,
+        "created_at": prospect.created_at,
+        "last_contacted_at": prospect.last_contacted_at,
+        "objected_at": prospect.objected_at,
+    }
+
+
+def _subscription_record(subscription: Subscription) -> dict[str, Any]:
+    return {
+        "subscription_id": subscription.id,
+        "email": subscription.email,
+        "list": subscription.list_name,
+        "subscribed_at": subscription.subscribed_at,
+        "unsubscribed_at": subscription.unsubscribed_at,
+    }
+
+
+def _consent_record(consent: ConsentRecord) -> dict[str, Any]:
+    return {
+        "consent_id": consent.id,
+        "purpose": consent.purpose,
+        "given_at": consent.given_at,
+        "evidence": consent.evidence,
+        "withdrawn_at": consent.withdrawn_at,
+        "withdrawal_evidence": consent.withdrawal_evidence,
+    }
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
+    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
+    cutoffs: dict[str, datetime] = {}
+    for rule in rules:
+        if rule.category not in CATEGORIES:
+            raise ConnectorInputError(f"marketing holds no category named {rule.category!r}")
+        before = rule.before if rule.before is not None else END_OF_TIME
+        if before.tzinfo is None:
+            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
+        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
+    return cutoffs
+
+
+# --- demo data -----------------------------------------------------------------------------
+
+HISTORY = timedelta(days=3 * 365)  # about three years of prospects and subscriptions
+LISTS = ("newsletter", "product_updates", "events")
+FORMS = ("contact-sales", "whitepaper-download", "webinar-signup", "newsletter-signup")
+PROVIDERS = ("Example Enrichment Co.", "Sample Leads Ltd")
+COMPANIES = (
+    "Acme Widgets B.V.", "Globex Logistics GmbH", "Initech Ltd", "Umbrella Retail Inc.",
+    "Stark Mobility Pte. Ltd.", "Wayne Hospitality B.V.", "Hooli Health Ltd",
+)  # fmt: skip
+JOB_TITLES = (
+    "Head of Marketing", "CRM Manager", "CTO", "Product Owner", "Customer Service Lead",
+    "Developer", "Operations Director",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Seeded:
+    prospects: list[ProspectRow]
+    subscriptions: list[dict[str, Any]]
+    consents: list[dict[str, Any]]
+
+
+def seed(
+    connector: MarketingConnector, population: Population, *, now: datetime, seed: int = 42
+) -> int:
+    """Clear the store (suppression list included) and fill it with prospects, subscriptions
+    and consent proof for about half of ``population`` over the ~3 years before ``now``, with
+    long-standing subscribers whose consent proof is older than five years; the first person
+    always has proof on both sides of five years. Prospects go through ``import_prospects``.
+    Returns the number of records. The same population, ``now`` and ``seed`` give the same
+    rows."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    rng = random.Random(seed)
+    now = now.astimezone(UTC)
+    seeded = Seeded([], [], [])
+    for index, user in enumerate(population.end_users):
+        if index == 0:
+            _first_person(connector, seeded, user, now)
+        elif rng.random() < 0.5:
+            _contact(rng, connector, seeded, user, now)
+    with connector.store.writing() as session:
+        for table in reversed(MarketingBase.metadata.sorted_tables):
+            session.execute(table.delete())
+        session.execute(insert(Subscription), seeded.subscriptions)
+        session.execute(insert(ConsentRecord), seeded.consents)
+    imported = connector.import_prospects(seeded.prospects)
+    return imported + len(seeded.subscriptions) + len(seeded.consents)
+
+
+def _contact(
+    rng: random.Random, connector: MarketingConnector, seeded: Seeded, user: EndUser, now: datetime
+) -> None:
+    created_at = now - timedelta(seconds=rng.uniform(0, HISTORY.total_seconds()))
+    enriched = rng.random() < 0.4
+    seeded.prospects.append(
+        ProspectRow(
+            email=user.email.title() if enriched and rng.random() < 0.3 else user.email,
+            name=user.name,
+            company=rng.choice(COMPANIES),
+            job_title=rng.choice(JOB_TITLES) if rng.random() < 0.8 else None,
+            source="enrichment" if enriched else "web_form",
+            source_detail=rng.choice(PROVIDERS if enriched else FORMS),
+            created_at=created_at,
+            last_contacted_at=_between(rng, created_at, now) if rng.random() < 0.6 else None,
+        )
+    )
+    if enriched:
+        return
+    for list_name in rng.sample(LISTS, k=rng.randint(1, len(LISTS))):
+        long_standing = rng.random() < 0.2
+        years = rng.uniform(5.2, 7) if long_standing else rng.uniform(0, 3)
+        subscribed_at = now - timedelta(days=years * 365)
+        ended = rng.random() < 0.3
+        ended_at = _between(rng, subscribed_at, now) if ended else None
+        _subscribe(connector, seeded, user, list_name, subscribed_at, ended_at)
+
+
+def _first_person(
+    connector: MarketingConnector, seeded: Seeded, user: EndUser, now: datetime
+) -> None:
+    """A long-standing contact: proof older than five years (a newsletter consent withdrawn
+    5.5 years ago) and newer proof for two lists still subscribed."""
+    days = timedelta(days=1)
+    seeded.prospects.append(
+        ProspectRow(
+            email=user.email,
+            name=user.name,
+            company=COMPANIES[0],
+            job_title=JOB_TITLES[0],
+            source="web_form",
+            source_detail="contact-sales",
+            created_at=now - 700 * days,
+            last_contacted_at=now - 40 * days,
+        )
+    )
+    _subscribe(connector, seeded, user, "newsletter", now - 2370 * days, now - 2000 * days)
+    _subscribe(connector, seeded, user, "product_updates", now - 365 * days, None)
+    _subscribe(connector, seeded, user, "events", now - 800 * days, None)
+
+
+def _subscribe(
+    connector: MarketingConnector,
+    seeded: Seeded,
+    user: EndUser,
+    list_name: str,
+    subscribed_at: datetime,
+    ended_at: datetime | None,
+) -> None:
+    seeded.subscriptions.append(
+        {
+            "email": user.email,
+            "list_name": list_name,
+            "subscribed_at": subscribed_at,
+            "unsubscribed_at": ended_at,
+        }
+    )
+    seeded.consents.append(
+        {
+            "email_hash": connector.identity_hash(user.email),
+            "purpose": list_name,
+            "given_at": subscribed_at,
+            "evidence": f"web form newsletter-signup; checkbox '{list_name}' ticked; IP {user.ip}",
+            "withdrawn_at": ended_at,
+            "withdrawal_evidence": "unsubscribe link in a marketing email" if ended_at else None,
+        }
+    )
+
+
+def _between(rng: random.Random, start: datetime, end: datetime) -> datetime:
+    return start + timedelta(seconds=rng.uniform(0, (end - start).total_seconds()))

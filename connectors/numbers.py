@@ -1,0 +1,194 @@
+"""Numbers connector: the customers' own phone numbers (local numbers, short codes and numbers
+bought through the Programmable Numbers API).
+
+Numbers holds no end-user personal data of its own (privacy statement, the end-user data per
+product: "none"); the end users' data used with a number lives in the SMS and Voice
+connectors. So, for any subject:
+- discovery returns no holdings (an empty list): there is no category to report;
+- access returns an empty export (no blob);
+- erasure and restriction change nothing and report zero.
+
+The store still exists (the numbers each customer has provisioned) so that the claim is
+checked against real data, not assumed: a number here belongs to a customer, never to an end
+user, and no lookup by an end user's identity is ever made.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from sqlalchemy import CheckConstraint, Engine, Index, Integer, String, insert
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from connectors.base import (
+    ConnectorInputError,
+    OperationLogMixin,
+    Store,
+    UtcDateTime,
+    operation_key,
+)
+from connectors.population import Population
+from connectors.protocol import (
+    AccessInput,
+    AccessResult,
+    Discovery,
+    EraseInput,
+    EraseResult,
+    EraseRule,
+    FlagInput,
+    FlagResult,
+    Operation,
+    Scope,
+)
+from dsr.blobstore import LocalBlobStore
+
+CATEGORIES: tuple[str, ...] = ()  # no end-user personal data of its own
+KINDS = ("local", "short_code", "programmable")
+
+
+class NumbersBase(DeclarativeBase):
+    pass
+
+
+class PhoneNumber(NumbersBase):
+    """A number provisioned to a customer (the customer's, not an end user's)."""
+
+    __tablename__ = "numbers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(20))  # E.164, or the short code's digits
+    kind: Mapped[str] = mapped_column(String(16))
+    country: Mapped[str] = mapped_column(String(2))  # ISO 3166 alpha-2
+    provisioned_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_numbers_customer", "customer_account", "number"),
+        CheckConstraint("kind IN ('local', 'short_code', 'programmable')", name="ck_numbers_kind"),
+    )
+
+
+class NumbersOperationLog(OperationLogMixin, NumbersBase):
+    pass
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+class NumbersConnector:
+    name: ClassVar[str] = "numbers"
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict")
+
+    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+        self.store = Store(engine_or_url, NumbersBase, NumbersOperationLog)
+        self.blobs = blobs
+        self.secret = secret
+
+    def discover(self, scope: Scope) -> Discovery:
+        """No holdings, for any subject: Numbers holds no end-user personal data of its own
+        (look at the SMS and Voice connectors for the data used with a number)."""
+        return Discovery(connector=self.name, holdings=[])
+
+    def access(self, call: AccessInput) -> AccessResult:
+        """An empty export: there is nothing of the subject's to export (no blob)."""
+        return AccessResult(connector=self.name, records={}, blob_ref=None)
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        """Nothing to erase; recorded, so a retry says ``already_done`` like any connector."""
+        _check_rules(call.rules)
+        if call.scope.customer_account is None:
+            return EraseResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ERASE, call)
+        return self.store.once(key, EraseResult, _nothing_erased)
+
+    def restrict(self, call: FlagInput) -> FlagResult:
+        """Nothing to restrict: zero records, recorded like any connector's restriction."""
+        if call.scope.customer_account is None:
+            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
+        key = operation_key(self.secret, Operation.RESTRICT, call)
+        return self.store.once(key, FlagResult, _nothing_restricted)
+
+
+def _nothing_erased(_session: Session) -> EraseResult:
+    return EraseResult(connector=NumbersConnector.name)
+
+
+def _nothing_restricted(_session: Session) -> FlagResult:
+    return FlagResult(connector=NumbersConnector.name, operation=Operation.RESTRICT, records=0)
+
+
+def _check_rules(rules: list[EraseRule]) -> None:
+    """Any category is unknown here: an erase rule for one is an input error."""
+    for rule in rules:
+        if rule.category not in CATEGORIES:
+            raise ConnectorInputError(f"numbers holds no category named {rule.category!r}")
+
+
+# --- the customers' numbers ----------------------------------------------------------------
+
+# Ofcom's drama ranges: 0113 496 0000-0999 (Leeds) for local numbers, 0161 496 0000-0999
+# (Manchester) for programmable numbers; 40 of each per customer.
+NUMBERS_PER_CUSTOMER = 40
+
+
+def local_number(customer_index: int, number: int) -> str:
+    """The customer's ``number``-th local number (its caller id on voice calls)."""
+    return f"+44113496{_slot(customer_index, number):04d}"
+
+
+def programmable_number(customer_index: int, number: int) -> str:
+    return f"+44161496{_slot(customer_index, number):04d}"
+
+
+def short_code(customer_index: int, number: int) -> str:
+    return f"9{_slot(customer_index, number):04d}"
+
+
+def _slot(customer_index: int, number: int) -> int:
+    if not 0 <= number < NUMBERS_PER_CUSTOMER or not 0 <= customer_index < 25:
+        raise ValueError("outside the fictional number range")
+    return customer_index * NUMBERS_PER_CUSTOMER + number
+
+
+# --- demo data -----------------------------------------------------------------------------
+
+HISTORY = timedelta(days=425)  # about 14 months
+MAKERS = {"local": local_number, "short_code": short_code, "programmable": programmable_number}
+
+
+def seed(
+    connector: NumbersConnector, population: Population, *, now: datetime, seed: int = 42
+) -> int:
+    """Clear the store and give every customer of ``population`` its numbers, provisioned over
+    the ~14 months before ``now``; returns the rows written."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    rng = random.Random(seed)
+    now = now.astimezone(UTC)
+    rows = [
+        _number(rng, customer, index, kind, number, now)
+        for index, customer in enumerate(population.customers)
+        for kind, count in (("local", 3), ("short_code", 1), ("programmable", rng.randint(0, 4)))
+        for number in range(count)
+    ]
+    rows.sort(key=lambda row: row["provisioned_at"])
+    with connector.store.writing() as session:
+        for table in reversed(NumbersBase.metadata.sorted_tables):
+            session.execute(table.delete())
+        if rows:
+            session.execute(insert(PhoneNumber), rows)
+    return len(rows)
+
+
+def _number(
+    rng: random.Random, customer: str, index: int, kind: str, number: int, now: datetime
+) -> dict[str, Any]:
+    return {
+        "customer_account": customer,
+        "number": MAKERS[kind](index, number),
+        "kind": kind,
+        "country": "GB",
+        "provisioned_at": now - timedelta(seconds=rng.uniform(0, HISTORY.total_seconds())),
+    }

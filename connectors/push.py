@@ -1,0 +1,662 @@
+"""Push connector (Pusher): Pusher Beams device registrations and Pusher Channels connection
+logs with the client events sent over them, held for the customers whose apps use Pusher.
+
+The customer is the controller of its end users' data and the group its processor, so every
+lookup is confined to one customer account: without ``scope.customer_account`` the connector
+finds nothing, and it never searches across customers.
+
+Pusher knows an end user only by the customer's own user id for them (Beams ``setUserId``,
+Channels presence and user authentication). Many customers use the email address: an ``email``
+identity finds that user id. Others use an id of their own, which a request names as a channel
+id ``pusher:<user id>``; other channel ids (``whatsapp:...``) belong to other products.
+
+Erasure, per category:
+- ``device_and_ip``: Beams devices are deleted (Pusher stops delivering to them, as Beams'
+  delete-user does) and the IP of Channels connections is cleared;
+- ``message_content``: the data of client events is cleared; event name and time stay;
+- ``traffic_data``: a Channels connection is cut loose from the person. The user id becomes a
+  keyed-hash pseudonym (statistics still count distinct users), socket id, channel name and IP
+  are cleared, ``connected_at`` is cut to the day and the row gets ``anonymised_at``; the data
+  of its client events goes too. Day and duration stay.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    CursorResult,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
+
+from connectors.base import (
+    EXPORT_CHUNK_ROWS,
+    ConnectorInputError,
+    OperationLogMixin,
+    Store,
+    UtcDateTime,
+    export_jsonl,
+    export_key,
+    operation_key,
+)
+from connectors.population import EndUser, Population
+from connectors.protocol import (
+    AccessInput,
+    AccessResult,
+    CategoryHolding,
+    Discovery,
+    EraseInput,
+    EraseResult,
+    EraseRule,
+    FlagInput,
+    FlagResult,
+    Operation,
+    Scope,
+)
+from dsr.blobstore import LocalBlobStore
+from dsr.hashing import keyed_hash
+from dsr.models import Identity, IdentityType
+
+DEVICE_AND_IP = "device_and_ip"
+TRAFFIC_DATA = "traffic_data"
+MESSAGE_CONTENT = "message_content"
+CATEGORIES = (DEVICE_AND_IP, TRAFFIC_DATA, MESSAGE_CONTENT)
+CHANNEL_ID_PREFIX = "pusher:"
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+class PushBase(DeclarativeBase):
+    pass
+
+
+class BeamsDevice(PushBase):
+    """A device registered with Pusher Beams for one of the customer's users."""
+
+    __tablename__ = "beams_devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(254))  # the customer's id for its end user
+    device_id: Mapped[str] = mapped_column(String(64))
+    platform: Mapped[str] = mapped_column(String(8))  # apns, fcm, web
+    token: Mapped[str] = mapped_column(String(300))
+    interests: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_beams_devices_subject", "customer_account", "user_id", "registered_at"),
+    )
+
+
+class ChannelConnection(PushBase):
+    """One Pusher Channels connection of an authenticated user."""
+
+    __tablename__ = "channel_connections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(254))  # or a pseudonym once anonymised
+    socket_id: Mapped[str | None] = mapped_column(String(40))
+    channel_name: Mapped[str | None] = mapped_column(String(200))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    connected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    duration_seconds: Mapped[int] = mapped_column(Integer)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_channel_connections_subject", "customer_account", "user_id", "connected_at"),
+    )
+
+
+class ClientEvent(PushBase):
+    """An event a client sent over a connection (``client-*``), with its content."""
+
+    __tablename__ = "client_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("channel_connections.id"))
+    event_name: Mapped[str] = mapped_column(String(64))
+    data: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_client_events_connection", "connection_id", "sent_at"),)
+
+
+class Restriction(PushBase):
+    """A restriction of processing for one end user of one customer, by keyed hash."""
+
+    __tablename__ = "restrictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    identity_hash: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_push_restrictions_subject", "customer_account", "identity_hash"),)
+
+
+class PushOperationLog(OperationLogMixin, PushBase):
+    pass
+
+
+# --- the subject ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushSubject:
+    customer_account: str
+    identities: tuple[Identity, ...]
+    user_ids: tuple[str, ...]
+
+
+def user_ids(identities: list[Identity]) -> list[str]:
+    """The customer's user ids an identity can be: an email address (as given and lower-cased)
+    or the id in a ``pusher:<user id>`` channel id."""
+    ids: set[str] = set()
+    for identity in identities:
+        if identity.type is IdentityType.EMAIL:
+            ids |= {identity.value, identity.value.lower()}
+        elif identity.value.startswith(CHANNEL_ID_PREFIX):
+            ids.add(identity.value.removeprefix(CHANNEL_ID_PREFIX))
+    return sorted(ids)
+
+
+def push_subject(scope: Scope) -> PushSubject | None:
+    """The user ids to look up at the scope's customer; none without a customer account."""
+    identities = [
+        i
+        for i in scope.identities
+        if i.type is IdentityType.EMAIL
+        or (i.type is IdentityType.CHANNEL_ID and i.value.startswith(CHANNEL_ID_PREFIX))
+    ]
+    ids = user_ids(identities)
+    if scope.customer_account is None or not ids:
+        return None
+    return PushSubject(scope.customer_account, tuple(identities), tuple(ids))
+
+
+def device_where(subject: PushSubject) -> list[ColumnElement[bool]]:
+    return [
+        BeamsDevice.customer_account == subject.customer_account,
+        BeamsDevice.user_id.in_(subject.user_ids),
+    ]
+
+
+def connection_where(subject: PushSubject) -> list[ColumnElement[bool]]:
+    return [
+        ChannelConnection.customer_account == subject.customer_account,
+        ChannelConnection.user_id.in_(subject.user_ids),
+        ChannelConnection.anonymised_at.is_(None),
+    ]
+
+
+def subject_devices(customer_account: str, ids: list[str]) -> Select[BeamsDevice]:
+    """The subject's Beams devices (``ix_beams_devices_subject``)."""
+    return select(BeamsDevice).where(*device_where(PushSubject(customer_account, (), tuple(ids))))
+
+
+def subject_connections(customer_account: str, ids: list[str]) -> Select[ChannelConnection]:
+    """The subject's Channels connections (``ix_channel_connections_subject``)."""
+    subject = PushSubject(customer_account, (), tuple(ids))
+    return select(ChannelConnection).where(*connection_where(subject))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One table's share of a category: the subject's rows still holding it, and their date."""
+
+    model: type[PushBase]
+    dated: InstrumentedAttribute[datetime]
+    where: list[ColumnElement[bool]]
+
+
+def parts(subject: PushSubject, category: str) -> list[Part]:
+    if category == DEVICE_AND_IP:
+        with_ip = [*connection_where(subject), ChannelConnection.ip.is_not(None)]
+        return [
+            Part(BeamsDevice, BeamsDevice.registered_at, device_where(subject)),
+            Part(ChannelConnection, ChannelConnection.connected_at, with_ip),
+        ]
+    if category == TRAFFIC_DATA:
+        return [Part(ChannelConnection, ChannelConnection.connected_at, connection_where(subject))]
+    connections = select(ChannelConnection.id).where(*connection_where(subject))
+    content: list[ColumnElement[bool]] = [
+        ClientEvent.connection_id.in_(connections),
+        ClientEvent.data.is_not(None),
+    ]
+    return [Part(ClientEvent, ClientEvent.sent_at, content)]
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+class PushConnector:
+    name: ClassVar[str] = "push"
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict")
+
+    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+        self.store = Store(engine_or_url, PushBase, PushOperationLog)
+        self.blobs = blobs
+        self.secret = secret
+
+    def discover(self, scope: Scope) -> Discovery:
+        discovery = Discovery(connector=self.name)
+        subject = push_subject(scope)
+        if subject is None:
+            return discovery
+        with self.store.reading() as session:
+            for category in CATEGORIES:
+                holding = _holding(session, subject, category)
+                if holding is not None:
+                    discovery.holdings.append(holding)
+        return discovery
+
+    def access(self, call: AccessInput) -> AccessResult:
+        subject = push_subject(call.scope)
+        if subject is None:
+            return AccessResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ACCESS, call)
+        done = self.store.lookup(key, AccessResult)
+        if done is not None and (done.blob_ref is None or self.blobs.exists(done.blob_ref)):
+            return done
+        with self.store.reading() as session:
+            chunks = _export_chunks(session, subject)
+            records, ref = export_jsonl(self.blobs, export_key(key.request_id, self.name), chunks)
+        result = AccessResult(connector=self.name, records=records, blob_ref=ref)
+        self.store.remember(key, result)
+        return result
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        cutoffs = _cutoffs(call.rules)
+        subject = push_subject(call.scope)
+        if subject is None:
+            return EraseResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ERASE, call)
+        as_of = call.scope.as_of
+        return self.store.once(
+            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
+        )
+
+    def restrict(self, call: FlagInput) -> FlagResult:
+        subject = push_subject(call.scope)
+        if subject is None:
+            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
+        key = operation_key(self.secret, Operation.RESTRICT, call)
+        return self.store.once(
+            key, FlagResult, lambda session: self._restrict(session, subject, call)
+        )
+
+    def is_restricted(self, customer_account: str, identity: Identity) -> bool:
+        """Whether processing of this end user's push data is restricted for this customer."""
+        identity_hash = keyed_hash(self.secret, identity.normalised)
+        with self.store.reading() as session:
+            return _active_restrictions(session, customer_account, identity_hash) != []
+
+    # --- erase and restrict, inside the operation's transaction ----------------------------
+
+    def _erase(
+        self,
+        session: Session,
+        subject: PushSubject,
+        cutoffs: dict[str, datetime],
+        as_of: datetime,
+    ) -> EraseResult:
+        erased: dict[str, int] = {}
+        if DEVICE_AND_IP in cutoffs:
+            erased[DEVICE_AND_IP] = _erase_devices(session, subject, cutoffs[DEVICE_AND_IP])
+        if MESSAGE_CONTENT in cutoffs:
+            (content,) = parts(subject, MESSAGE_CONTENT)
+            before = ClientEvent.sent_at < cutoffs[MESSAGE_CONTENT]
+            erased[MESSAGE_CONTENT] = _clear_content(session, [*content.where, before])
+        if TRAFFIC_DATA in cutoffs:
+            unlinked = self._unlink(session, subject, cutoffs[TRAFFIC_DATA], as_of)
+            for category, count in unlinked.items():
+                if category in cutoffs or count:
+                    erased[category] = erased.get(category, 0) + count
+        retained = {category: _count(session, subject, category) for category in cutoffs}
+        return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _unlink(
+        self, session: Session, subject: PushSubject, before: datetime, as_of: datetime
+    ) -> dict[str, int]:
+        """Cut loose the connections made before ``before``, with their events' content;
+        returns the count per category."""
+        rows = session.execute(
+            select(
+                ChannelConnection.id,
+                ChannelConnection.user_id,
+                ChannelConnection.ip,
+                ChannelConnection.connected_at,
+            ).where(*connection_where(subject), ChannelConnection.connected_at < before)
+        ).all()
+        content = _clear_content(session, [ClientEvent.connection_id.in_([r.id for r in rows])])
+        changes = [
+            {
+                "id": row.id,
+                "user_id": keyed_hash(self.secret, row.user_id, "pseudonym"),
+                "socket_id": None,
+                "channel_name": None,
+                "ip": None,
+                "connected_at": row.connected_at.replace(hour=0, minute=0, second=0, microsecond=0),
+                "anonymised_at": as_of,
+            }
+            for row in rows
+        ]
+        if changes:
+            session.execute(update(ChannelConnection), changes)
+        return {
+            TRAFFIC_DATA: len(changes),
+            MESSAGE_CONTENT: content,
+            DEVICE_AND_IP: sum(1 for row in rows if row.ip is not None),
+        }
+
+    def _restrict(self, session: Session, subject: PushSubject, call: FlagInput) -> FlagResult:
+        scope = call.scope
+        for identity in subject.identities:
+            identity_hash = keyed_hash(self.secret, identity.normalised)
+            active = _active_restrictions(session, subject.customer_account, identity_hash)
+            if call.lift:
+                for restriction in active:
+                    restriction.lifted_at = scope.as_of
+            elif not active:
+                session.add(
+                    Restriction(
+                        customer_account=subject.customer_account,
+                        identity_hash=identity_hash,
+                        request_id=scope.request_id,
+                        since=scope.as_of,
+                    )
+                )
+        covered = _subject_rows(session, subject)
+        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def _holding(session: Session, subject: PushSubject, category: str) -> CategoryHolding | None:
+    records, earliest, latest = 0, None, None
+    for part in parts(subject, category):
+        count, first, last = session.execute(
+            select(func.count(), func.min(part.dated), func.max(part.dated))
+            .select_from(part.model)
+            .where(*part.where)
+        ).one()
+        if count:
+            records += count
+            earliest = first if earliest is None else min(earliest, first)
+            latest = last if latest is None else max(latest, last)
+    if not records:
+        return None
+    return CategoryHolding(category=category, records=records, earliest=earliest, latest=latest)
+
+
+def _count(session: Session, subject: PushSubject, category: str) -> int:
+    return sum(
+        session.scalar(select(func.count()).select_from(part.model).where(*part.where)) or 0
+        for part in parts(subject, category)
+    )
+
+
+def _subject_rows(session: Session, subject: PushSubject) -> int:
+    """The subject's rows a restriction covers: devices, connections and their events."""
+    connections = select(ChannelConnection.id).where(*connection_where(subject))
+    events = select(func.count()).where(ClientEvent.connection_id.in_(connections))
+    devices = select(func.count()).select_from(BeamsDevice).where(*device_where(subject))
+    return (
+        (session.scalar(devices) or 0)
+        + _count(session, subject, TRAFFIC_DATA)
+        + (session.scalar(events) or 0)
+    )
+
+
+def _changed(session: Session, statement: Any) -> int:
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _erase_devices(session: Session, subject: PushSubject, before: datetime) -> int:
+    """Delete the Beams devices registered before ``before`` and clear the IP of the
+    connections made before it."""
+    devices = delete(BeamsDevice).where(*device_where(subject), BeamsDevice.registered_at < before)
+    addresses = (
+        update(ChannelConnection)
+        .where(
+            *connection_where(subject),
+            ChannelConnection.ip.is_not(None),
+            ChannelConnection.connected_at < before,
+        )
+        .values(ip=None)
+        .execution_options(synchronize_session=False)
+    )
+    return _changed(session, devices) + _changed(session, addresses)
+
+
+def _clear_content(session: Session, where: list[ColumnElement[bool]]) -> int:
+    statement = (
+        update(ClientEvent)
+        .where(*where, ClientEvent.data.is_not(None))
+        .values(data=None)
+        .execution_options(synchronize_session=False)
+    )
+    return _changed(session, statement)
+
+
+def _active_restrictions(
+    session: Session, customer_account: str, identity_hash: str
+) -> list[Restriction]:
+    statement = select(Restriction).where(
+        Restriction.customer_account == customer_account,
+        Restriction.identity_hash == identity_hash,
+        Restriction.lifted_at.is_(None),
+    )
+    return list(session.scalars(statement))
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+def _export_chunks(session: Session, subject: PushSubject) -> Iterator[list[dict[str, Any]]]:
+    """The subject's devices, connections and client events, one chunk per partition."""
+    (content,) = parts(subject, MESSAGE_CONTENT)
+    sources: list[tuple[Select[Any], Any]] = [
+        (select(BeamsDevice).where(*device_where(subject)).order_by(BeamsDevice.id), _device),
+        (
+            select(ChannelConnection)
+            .where(*connection_where(subject))
+            .order_by(ChannelConnection.id),
+            _connection,
+        ),
+        (select(ClientEvent).where(*content.where).order_by(ClientEvent.id), _client_event),
+    ]
+    for statement, records in sources:
+        rows = session.scalars(statement.execution_options(yield_per=EXPORT_CHUNK_ROWS))
+        for partition in rows.partitions():
+            yield [record for row in partition for record in records(row)]
+
+
+def _device(device: BeamsDevice) -> Iterator[dict[str, Any]]:
+    yield {
+        "category": DEVICE_AND_IP,
+        "device_id": device.device_id,
+        "customer_account": device.customer_account,
+        "product": "Pusher Beams",
+        "user_id": device.user_id,
+        "platform": device.platform,
+        "token": device.token,
+        "interests": device.interests,
+        "ip": device.ip,
+        "registered_at": device.registered_at,
+    }
+
+
+def _connection(connection: ChannelConnection) -> Iterator[dict[str, Any]]:
+    ids = {"connection_id": connection.id, "customer_account": connection.customer_account}
+    yield {
+        "category": TRAFFIC_DATA,
+        **ids,
+        "product": "Pusher Channels",
+        "user_id": connection.user_id,
+        "socket_id": connection.socket_id,
+        "channel_name": connection.channel_name,
+        "connected_at": connection.connected_at,
+        "duration_seconds": connection.duration_seconds,
+    }
+    if connection.ip is not None:
+        yield {"category": DEVICE_AND_IP, **ids, "product": "Pusher Channels", "ip": connection.ip}
+
+
+def _client_event(event: ClientEvent) -> Iterator[dict[str, Any]]:
+    yield {
+        "category": MESSAGE_CONTENT,
+        "event_id": event.id,
+        "connection_id": event.connection_id,
+        "event_name": event.event_name,
+        "data": event.data,
+        "sent_at": event.sent_at,
+    }
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
+    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
+    cutoffs: dict[str, datetime] = {}
+    for rule in rules:
+        if rule.category not in CATEGORIES:
+            raise ConnectorInputError(f"push holds no category named {rule.category!r}")
+        before = rule.before if rule.before is not None else END_OF_TIME
+        if before.tzinfo is None:
+            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
+        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
+    return cutoffs
+
+
+# --- seed ----------------------------------------------------------------------------------
+
+HISTORY = timedelta(days=425)  # about 14 months
+INTERESTS = ("order-updates", "promotions", "news", "price-alerts", "chat")
+CLIENT_EVENTS = (
+    ("client-typing", '{"typing": true}'),
+    ("client-message", '{"text": "Is my order on its way?"}'),
+    ("client-message", '{"text": "Thanks, that helps!"}'),
+    ("client-location", '{"lat": 52.37, "lng": 4.89}'),
+    ("client-read", '{"message_id": "m-{n}"}'),
+)
+
+
+@dataclass
+class _Rows:
+    devices: list[dict[str, Any]] = field(default_factory=list)
+    connections: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def seed(connector: PushConnector, population: Population, *, now: datetime, seed: int = 42) -> int:
+    """Clear the store and fill it from ``population``: about half the end users use the apps
+    of each customer holding them, with one to three Beams devices and Channels connections
+    over the last ~14 months before ``now``. Every third customer (``CUST-0003``, ...) knows
+    its users by an id of its own, the others by email address. Deterministic for the same
+    population, ``now`` and ``seed``; returns the rows written."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    rng = random.Random(seed)
+    rows = _Rows()
+    for user in population.end_users:
+        for customer in user.customers:
+            if rng.random() < 0.5:
+                user_id = _user_id(rng, user, customer)
+                _seed_devices(rng, rows, user_id, user, customer, now.astimezone(UTC))
+                _seed_connections(rng, rows, user_id, user, customer, now.astimezone(UTC))
+    with connector.store.writing() as session:
+        for table in reversed(PushBase.metadata.sorted_tables):
+            session.execute(table.delete())
+        tables = (
+            (BeamsDevice, rows.devices),
+            (ChannelConnection, rows.connections),
+            (ClientEvent, rows.events),
+        )
+        for model, model_rows in tables:
+            if model_rows:
+                session.execute(insert(model), model_rows)
+    return len(rows.devices) + len(rows.connections) + len(rows.events)
+
+
+def _user_id(rng: random.Random, user: EndUser, customer: str) -> str:
+    own_ids = int(customer.rsplit("-", 1)[-1]) % 3 == 0
+    return f"u-{rng.getrandbits(48):012x}" if own_ids else user.email
+
+
+def _seed_devices(
+    rng: random.Random, rows: _Rows, user_id: str, user: EndUser, customer: str, now: datetime
+) -> None:
+    for _ in range(rng.randint(1, 3)):
+        platform = rng.choice(("apns", "fcm", "web"))
+        rows.devices.append(
+            {
+                "customer_account": customer,
+                "user_id": user_id,
+                "device_id": f"{platform}-{rng.getrandbits(96):024x}",
+                "platform": platform,
+                "token": f"{rng.getrandbits(256):064x}",
+                "interests": rng.sample(INTERESTS, k=rng.randint(0, 3)) or None,
+                "ip": user.ip if rng.random() < 0.8 else f"198.51.100.{rng.randint(1, 254)}",
+                "registered_at": now - rng.uniform(0, 1) * HISTORY,
+            }
+        )
+
+
+def _seed_connections(
+    rng: random.Random, rows: _Rows, user_id: str, user: EndUser, customer: str, now: datetime
+) -> None:
+    private = f"private-user-{user_id}" if "@" not in user_id else "private-orders"
+    for _ in range(rng.randint(2, 12)):
+        connection_id = len(rows.connections) + 1
+        connected_at = now - rng.uniform(0, 1) * HISTORY
+        duration = rng.randint(5, 3600)
+        rows.connections.append(
+            {
+                "id": connection_id,
+                "customer_account": customer,
+                "user_id": user_id,
+                "socket_id": f"{rng.randint(100000, 999999)}.{rng.randint(1000000, 9999999)}",
+                "channel_name": rng.choice(
+                    (f"presence-support-{rng.randint(100, 999)}", "presence-lobby", private)
+                ),
+                "ip": user.ip if rng.random() < 0.9 else None,
+                "connected_at": connected_at,
+                "duration_seconds": duration,
+                "anonymised_at": None,
+            }
+        )
+        for _ in range(rng.choice((0, 0, 1, 2, 3, 4))):
+            name, data = rng.choice(CLIENT_EVENTS)
+            rows.events.append(
+                {
+                    "connection_id": connection_id,
+                    "event_name": name,
+                    "data": data.replace("{n}", str(rng.randint(1, 9999))),
+                    "sent_at": connected_at + timedelta(seconds=rng.uniform(0, duration)),
+                }
+            )

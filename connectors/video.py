@@ -1,0 +1,591 @@
+"""Video connector (24sessions): video meetings between a customer's staff and its end users,
+and the visitors who joined them, held for the customers that host the meetings.
+
+The customer is the controller of its end users' data and the group its processor, so every
+lookup is confined to one customer account: without ``scope.customer_account`` the connector
+finds nothing, and it never searches across customers. A visitor is found by email address
+(case-insensitively) or phone number; a meeting is the subject's when the subject joined it.
+Everything is dated by the meeting's ``scheduled_at``.
+
+Erasure, per category:
+- ``meeting_details``: the meeting's description, review and summary are cleared; its date stays;
+- ``recordings``: the meeting's recording is deleted (its reference goes);
+- ``visitor_details``: the visitor is cut loose from the person: name, email, phone and IP are
+  cleared and the row is marked ``anonymised_at`` (the meeting still counts its visitors). A
+  meeting the subject can no longer be found in must not keep what could identify them, so
+  its details and recording go too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    union,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from connectors.base import (
+    EXPORT_CHUNK_ROWS,
+    ConnectorInputError,
+    OperationLogMixin,
+    Store,
+    UtcDateTime,
+    export_jsonl,
+    export_key,
+    operation_key,
+)
+from connectors.population import EndUser, Population
+from connectors.protocol import (
+    AccessInput,
+    AccessResult,
+    CategoryHolding,
+    Discovery,
+    EraseInput,
+    EraseResult,
+    EraseRule,
+    FlagInput,
+    FlagResult,
+    Operation,
+    RectifyInput,
+    RectifyResult,
+    Scope,
+)
+from dsr.blobstore import LocalBlobStore
+from dsr.hashing import keyed_hash
+from dsr.models import EMAIL, PHONE, Correction, Identity, IdentityType
+
+MEETING_DETAILS = "meeting_details"
+VISITOR_DETAILS = "visitor_details"
+RECORDINGS = "recordings"
+CATEGORIES = (MEETING_DETAILS, VISITOR_DETAILS, RECORDINGS)
+RECTIFIABLE = ("name", "email", "phone")
+VALID_VALUE = {"email": EMAIL, "phone": PHONE}
+DETAIL_FIELDS = ("description", "review", "summary")
+VISITOR_FIELDS = ("name", "email", "phone", "ip")
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+class VideoBase(DeclarativeBase):
+    pass
+
+
+class Meeting(VideoBase):
+    __tablename__ = "meetings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    scheduled_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    description: Mapped[str | None] = mapped_column(Text)
+    review: Mapped[str | None] = mapped_column(Text)  # optional
+    summary: Mapped[str | None] = mapped_column(Text)  # optional
+    recording_ref: Mapped[str | None] = mapped_column(String(200))  # optional
+
+
+class Visitor(VideoBase):
+    """One person who joined a meeting; ``customer_account`` repeats the meeting's, so that
+    one subject's visits at one customer are found by index."""
+
+    __tablename__ = "visitors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(20))  # optional
+    ip: Mapped[str | None] = mapped_column(String(45))
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_visitors_phone", "customer_account", "phone"),)
+
+
+class Restriction(VideoBase):
+    """A restriction of processing for one end user of one customer, by keyed hash."""
+
+    __tablename__ = "restrictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    identity_hash: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_video_restrictions_subject", "customer_account", "identity_hash"),)
+
+
+class VideoOperationLog(OperationLogMixin, VideoBase):
+    pass
+
+
+# One subject's visits at one customer by email; addresses match case-insensitively.
+Index("ix_visitors_email", Visitor.customer_account, func.lower(Visitor.email))
+
+
+# --- the subject ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoSubject:
+    customer_account: str
+    emails: tuple[str, ...]  # lower-cased
+    phones: tuple[str, ...]
+
+    @property
+    def identities(self) -> list[Identity]:
+        return [Identity(type=IdentityType.EMAIL, value=email) for email in self.emails] + [
+            Identity(type=IdentityType.PHONE, value=phone) for phone in self.phones
+        ]
+
+
+def video_subject(scope: Scope) -> VideoSubject | None:
+    """The addresses and numbers to look up at the scope's customer; none without a customer
+    account."""
+    emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
+    phones = sorted({i.value for i in scope.identities if i.type is IdentityType.PHONE})
+    if scope.customer_account is None or not (emails or phones):
+        return None
+    return VideoSubject(scope.customer_account, tuple(emails), tuple(phones))
+
+
+def visitor_where(subject: VideoSubject) -> list[ColumnElement[bool]]:
+    """The subject's visits: one indexed lookup per identity type, each confined to the
+    customer, joined by id (an OR across the indexes is left to the planner's guesses)."""
+    lookups = [
+        select(Visitor.id).where(Visitor.customer_account == subject.customer_account, match)
+        for match in (
+            func.lower(Visitor.email).in_(subject.emails) if subject.emails else None,
+            Visitor.phone.in_(subject.phones) if subject.phones else None,
+        )
+        if match is not None
+    ]
+    return [
+        Visitor.id.in_(union(*lookups)) if lookups else false(),
+        Visitor.anonymised_at.is_(None),
+    ]
+
+
+def subject_visitors(
+    customer_account: str, emails: list[str], phones: list[str]
+) -> Select[Visitor]:
+    """The subject lookup every operation starts from (``ix_visitors_email`` and
+    ``ix_visitors_phone``)."""
+    subject = VideoSubject(customer_account, tuple(e.lower() for e in emails), tuple(phones))
+    return select(Visitor).where(*visitor_where(subject))
+
+
+def _meeting_ids(subject: VideoSubject) -> Select[int]:
+    return select(Visitor.meeting_id).where(*visitor_where(subject))
+
+
+def _has_details() -> ColumnElement[bool]:
+    return or_(*(getattr(Meeting, name).is_not(None) for name in DETAIL_FIELDS))
+
+
+def held(subject: VideoSubject, category: str) -> Select[int, datetime]:
+    """The ids and dates of the subject's rows still holding ``category``."""
+    if category == VISITOR_DETAILS:
+        return (
+            select(Visitor.id, Meeting.scheduled_at)
+            .join(Meeting, Meeting.id == Visitor.meeting_id)
+            .where(*visitor_where(subject))
+        )
+    holds = _has_details() if category == MEETING_DETAILS else Meeting.recording_ref.is_not(None)
+    return select(Meeting.id, Meeting.scheduled_at).where(
+        Meeting.id.in_(_meeting_ids(subject)), holds
+    )
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+class VideoConnector:
+    name: ClassVar[str] = "video"
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "rectify", "restrict")
+
+    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+        self.store = Store(engine_or_url, VideoBase, VideoOperationLog)
+        self.blobs = blobs
+        self.secret = secret
+
+    def discover(self, scope: Scope) -> Discovery:
+        discovery = Discovery(connector=self.name)
+        subject = video_subject(scope)
+        if subject is None:
+            return discovery
+        with self.store.reading() as session:
+            for category in CATEGORIES:
+                holding = _holding(session, subject, category)
+                if holding is not None:
+                    discovery.holdings.append(holding)
+        return discovery
+
+    def access(self, call: AccessInput) -> AccessResult:
+        subject = video_subject(call.scope)
+        if subject is None:
+            return AccessResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ACCESS, call)
+        done = self.store.lookup(key, AccessResult)
+        if done is not None and (done.blob_ref is None or self.blobs.exists(done.blob_ref)):
+            return done
+        with self.store.reading() as session:
+            chunks = _export_chunks(session, subject)
+            records, ref = export_jsonl(self.blobs, export_key(key.request_id, self.name), chunks)
+        result = AccessResult(connector=self.name, records=records, blob_ref=ref)
+        self.store.remember(key, result)
+        return result
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        cutoffs = _cutoffs(call.rules)
+        subject = video_subject(call.scope)
+        if subject is None:
+            return EraseResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ERASE, call)
+        as_of = call.scope.as_of
+        return self.store.once(
+            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
+        )
+
+    def rectify(self, call: RectifyInput) -> RectifyResult:
+        corrections = _latest_corrections(call.corrections)
+        subject = video_subject(call.scope)
+        unsupported = sorted(field for field in corrections if field not in RECTIFIABLE)
+        if subject is None:
+            return RectifyResult(connector=self.name, unsupported_fields=unsupported)
+        values = {f: v for f, v in corrections.items() if f in RECTIFIABLE}
+        key = operation_key(self.secret, Operation.RECTIFY, call)
+        return self.store.once(
+            key,
+            RectifyResult,
+            lambda session: RectifyResult(
+                connector=self.name,
+                updated=_rectify(session, subject, values),
+                unsupported_fields=unsupported,
+            ),
+        )
+
+    def restrict(self, call: FlagInput) -> FlagResult:
+        subject = video_subject(call.scope)
+        if subject is None:
+            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
+        key = operation_key(self.secret, Operation.RESTRICT, call)
+        return self.store.once(
+            key, FlagResult, lambda session: self._restrict(session, subject, call)
+        )
+
+    def is_restricted(self, customer_account: str, identity: Identity) -> bool:
+        """Whether processing of this end user's video data is restricted for this customer."""
+        identity_hash = keyed_hash(self.secret, identity.normalised)
+        with self.store.reading() as session:
+            return _active_restrictions(session, customer_account, identity_hash) != []
+
+    # --- erase and restrict, inside the operation's transaction ----------------------------
+
+    def _erase(
+        self,
+        session: Session,
+        subject: VideoSubject,
+        cutoffs: dict[str, datetime],
+        as_of: datetime,
+    ) -> EraseResult:
+        erased: dict[str, int] = {}
+        for category in (MEETING_DETAILS, RECORDINGS):
+            if category in cutoffs:
+                ids = _ids_before(session, subject, category, cutoffs[category])
+                erased[category] = _clear_meetings(session, category, ids)
+        if VISITOR_DETAILS in cutoffs:
+            for category, count in _unlink(session, subject, cutoffs[VISITOR_DETAILS], as_of):
+                if category in cutoffs or count:
+                    erased[category] = erased.get(category, 0) + count
+        retained = {category: _count(session, subject, category) for category in cutoffs}
+        return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _restrict(self, session: Session, subject: VideoSubject, call: FlagInput) -> FlagResult:
+        scope = call.scope
+        for identity in subject.identities:
+            identity_hash = keyed_hash(self.secret, identity.normalised)
+            active = _active_restrictions(session, subject.customer_account, identity_hash)
+            if call.lift:
+                for restriction in active:
+                    restriction.lifted_at = scope.as_of
+            elif not active:
+                session.add(
+                    Restriction(
+                        customer_account=subject.customer_account,
+                        identity_hash=identity_hash,
+                        request_id=scope.request_id,
+                        since=scope.as_of,
+                    )
+                )
+        covered = _subject_rows(session, subject)
+        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def _holding(session: Session, subject: VideoSubject, category: str) -> CategoryHolding | None:
+    rows = held(subject, category).subquery()
+    count, earliest, latest = session.execute(
+        select(func.count(), func.min(rows.c.scheduled_at), func.max(rows.c.scheduled_at))
+    ).one()
+    if not count:
+        return None
+    return CategoryHolding(category=category, records=count, earliest=earliest, latest=latest)
+
+
+def _count(session: Session, subject: VideoSubject, category: str) -> int:
+    rows = held(subject, category).subquery()
+    return session.scalar(select(func.count()).select_from(rows)) or 0
+
+
+def _subject_rows(session: Session, subject: VideoSubject) -> int:
+    """The subject's rows a restriction covers: its visits and the meetings they were in."""
+    visits = _count(session, subject, VISITOR_DETAILS)
+    meetings = select(func.count()).where(Meeting.id.in_(_meeting_ids(subject)))
+    return visits + (session.scalar(meetings) or 0)
+
+
+def _ids_before(
+    session: Session, subject: VideoSubject, category: str, before: datetime
+) -> list[int]:
+    rows = held(subject, category).subquery()
+    return list(session.scalars(select(rows.c.id).where(rows.c.scheduled_at < before)))
+
+
+def _changed(session: Session, statement: Any) -> int:
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _clear_meetings(session: Session, category: str, ids: list[int]) -> int:
+    """Clear a meeting category on the given meetings where they still hold it."""
+    if category == MEETING_DETAILS:
+        holds, values = _has_details(), dict.fromkeys(DETAIL_FIELDS)
+    else:
+        holds, values = Meeting.recording_ref.is_not(None), {"recording_ref": None}
+    statement = (
+        update(Meeting)
+        .where(Meeting.id.in_(ids), holds)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+    return _changed(session, statement)
+
+
+def _unlink(
+    session: Session, subject: VideoSubject, before: datetime, as_of: datetime
+) -> list[tuple[str, int]]:
+    """Cut loose the subject's visits to meetings before ``before``, and clear what those
+    meetings hold; returns the count per category."""
+    visits = held(subject, VISITOR_DETAILS).subquery()
+    rows = session.execute(
+        select(Visitor.id, Visitor.meeting_id).where(
+            Visitor.id.in_(select(visits.c.id).where(visits.c.scheduled_at < before))
+        )
+    ).all()
+    meetings = sorted({row.meeting_id for row in rows})
+    cleared = [
+        (category, _clear_meetings(session, category, meetings))
+        for category in (MEETING_DETAILS, RECORDINGS)
+    ]
+    statement = (
+        update(Visitor)
+        .where(Visitor.id.in_([row.id for row in rows]))
+        .values({**dict.fromkeys(VISITOR_FIELDS), "anonymised_at": as_of})
+        .execution_options(synchronize_session=False)
+    )
+    return [*cleared, (VISITOR_DETAILS, _changed(session, statement))]
+
+
+def _rectify(session: Session, subject: VideoSubject, values: dict[str, str]) -> dict[str, int]:
+    """Correct each field where the subject's visits hold it (they are found first, so that
+    correcting an identity does not lose them)."""
+    ids = list(session.scalars(select(Visitor.id).where(*visitor_where(subject))))
+    updated = {}
+    for name, value in values.items():
+        column = getattr(Visitor, name)
+        statement = (
+            update(Visitor)
+            .where(Visitor.id.in_(ids), column.is_not(None))
+            .values({name: value})
+            .execution_options(synchronize_session=False)
+        )
+        updated[name] = _changed(session, statement)
+    return updated
+
+
+def _active_restrictions(
+    session: Session, customer_account: str, identity_hash: str
+) -> list[Restriction]:
+    statement = select(Restriction).where(
+        Restriction.customer_account == customer_account,
+        Restriction.identity_hash == identity_hash,
+        Restriction.lifted_at.is_(None),
+    )
+    return list(session.scalars(statement))
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+def _export_chunks(session: Session, subject: VideoSubject) -> Iterator[list[dict[str, Any]]]:
+    """Each of the subject's visits with the meeting it was in, one chunk per partition."""
+    statement = (
+        select(Visitor, Meeting)
+        .join(Meeting, Meeting.id == Visitor.meeting_id)
+        .where(*visitor_where(subject))
+        .order_by(Meeting.scheduled_at, Visitor.id)
+        .execution_options(yield_per=EXPORT_CHUNK_ROWS)
+    )
+    for partition in session.execute(statement).partitions():
+        yield [record for visitor, meeting in partition for record in _records(visitor, meeting)]
+
+
+def _records(visitor: Visitor, meeting: Meeting) -> Iterator[dict[str, Any]]:
+    """One record per category: the visit, and what its meeting still holds."""
+    ids = {"meeting_id": meeting.id, "customer_account": meeting.customer_account}
+    yield {
+        "category": VISITOR_DETAILS,
+        "visitor_id": visitor.id,
+        **ids,
+        "scheduled_at": meeting.scheduled_at,
+        **{name: getattr(visitor, name) for name in VISITOR_FIELDS},
+    }
+    if any(getattr(meeting, name) is not None for name in DETAIL_FIELDS):
+        yield {
+            "category": MEETING_DETAILS,
+            **ids,
+            "scheduled_at": meeting.scheduled_at,
+            **{name: getattr(meeting, name) for name in DETAIL_FIELDS},
+        }
+    if meeting.recording_ref is not None:
+        yield {"category": RECORDINGS, **ids, "recording_ref": meeting.recording_ref}
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
+    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
+    cutoffs: dict[str, datetime] = {}
+    for rule in rules:
+        if rule.category not in CATEGORIES:
+            raise ConnectorInputError(f"video holds no category named {rule.category!r}")
+        before = rule.before if rule.before is not None else END_OF_TIME
+        if before.tzinfo is None:
+            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
+        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
+    return cutoffs
+
+
+def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
+    """The corrected value per field (the last one given wins); an error names the field."""
+    latest: dict[str, str] = {}
+    for correction in corrections:
+        pattern = VALID_VALUE.get(correction.field)
+        if pattern is not None and not pattern.fullmatch(correction.value):
+            raise ConnectorInputError(f"corrected {correction.field} is malformed")
+        latest[correction.field] = correction.value
+    return latest
+
+
+# --- seed ----------------------------------------------------------------------------------
+
+HISTORY = timedelta(days=425)  # about 14 months
+TOPICS = (
+    "Mortgage consultation",
+    "Insurance review",
+    "Onboarding call for the new account",
+    "Product demo",
+    "Claim follow-up",
+    "Financial planning session",
+)
+REVIEWS = ("5/5 - very helpful", "4/5 - clear advice", "3/5 - started late", "5/5 - thank you")
+SUMMARIES = (
+    "Discussed the options; visitor will send the documents by email.",
+    "Agreed next steps and a follow-up meeting in two weeks.",
+    "Visitor asked for a written offer; advisor to prepare it.",
+)
+
+
+@dataclass
+class _Rows:
+    meetings: list[dict[str, Any]] = field(default_factory=list)
+    visitors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def seed(
+    connector: VideoConnector, population: Population, *, now: datetime, seed: int = 42
+) -> int:
+    """Clear the store and fill it from ``population``: about half the end users had one to
+    six meetings at each customer holding them over the last ~14 months before ``now``.
+    Deterministic for the same population, ``now`` and ``seed``; returns the rows written."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    rng = random.Random(seed)
+    rows = _Rows()
+    for user in population.end_users:
+        for customer in user.customers:
+            if rng.random() < 0.55:
+                for _ in range(rng.randint(1, 6)):
+                    when = now.astimezone(UTC) - rng.uniform(0, 1) * HISTORY
+                    _seed_meeting(rng, rows, user, customer, when)
+    with connector.store.writing() as session:
+        for table in reversed(VideoBase.metadata.sorted_tables):
+            session.execute(table.delete())
+        for model, model_rows in ((Meeting, rows.meetings), (Visitor, rows.visitors)):
+            if model_rows:
+                session.execute(insert(model), model_rows)
+    return len(rows.meetings) + len(rows.visitors)
+
+
+def _seed_meeting(
+    rng: random.Random, rows: _Rows, user: EndUser, customer: str, when: datetime
+) -> None:
+    meeting_id = len(rows.meetings) + 1
+    rows.meetings.append(
+        {
+            "id": meeting_id,
+            "customer_account": customer,
+            "scheduled_at": when.replace(
+                minute=rng.choice((0, 15, 30, 45)), second=0, microsecond=0
+            ),
+            "description": f"{rng.choice(TOPICS)} with {user.first_name}",
+            "review": rng.choice(REVIEWS) if rng.random() < 0.4 else None,
+            "summary": rng.choice(SUMMARIES) if rng.random() < 0.5 else None,
+            "recording_ref": f"recordings/{customer}/{rng.getrandbits(64):016x}.mp4"
+            if rng.random() < 0.35
+            else None,
+        }
+    )
+    rows.visitors.append(
+        {
+            "meeting_id": meeting_id,
+            "customer_account": customer,
+            "name": user.name,
+            "email": user.email,
+            "phone": user.phone if rng.random() < 0.6 else None,
+            "ip": user.ip if rng.random() < 0.8 else f"203.0.113.{rng.randint(1, 254)}",
+            "anonymised_at": None,
+        }
+    )

@@ -1,0 +1,557 @@
+"""Voice connector: end users' calls (and their optional recordings), held for the customers
+that made or took them.
+
+The customer is the controller of its end users' data and the group its processor, so every
+lookup is confined to one customer account: without ``scope.customer_account`` the connector
+finds nothing, and it never searches across customers.
+
+Erasure anonymises rather than deletes, per category:
+- ``call_recordings``: the recording (its audio file reference and transcript) is deleted and
+  the call no longer points to it;
+- ``location_data``: cell id, latitude and longitude are cleared;
+- ``phone_number`` and ``traffic_data``: the call is cut loose from the person. The number is
+  replaced by a keyed-hash pseudonym (statistics still count distinct numbers), the route is
+  cleared, ``started_at`` is cut to the day, and the recording and location go too (a record
+  that can no longer be found for its subject must not keep what could identify them). Day,
+  duration, direction, status, the customer's caller id and the country ended stay, for
+  statistics and the records of the customer. The call gets ``anonymised_at`` and is no longer
+  the subject's.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    CursorResult,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from connectors.base import (
+    EXPORT_CHUNK_ROWS,
+    ConnectorInputError,
+    OperationLogMixin,
+    Store,
+    UtcDateTime,
+    export_jsonl,
+    export_key,
+    operation_key,
+)
+from connectors.numbers import local_number
+from connectors.population import EndUser, Population
+from connectors.protocol import (
+    AccessInput,
+    AccessResult,
+    CategoryHolding,
+    Discovery,
+    EraseInput,
+    EraseResult,
+    EraseRule,
+    FlagInput,
+    FlagResult,
+    Operation,
+    Scope,
+)
+from dsr.blobstore import LocalBlobStore
+from dsr.hashing import keyed_hash
+from dsr.models import Identity, IdentityType
+
+PHONE_NUMBER = "phone_number"
+TRAFFIC_DATA = "traffic_data"
+LOCATION_DATA = "location_data"
+CALL_RECORDINGS = "call_recordings"
+CATEGORIES = (PHONE_NUMBER, TRAFFIC_DATA, LOCATION_DATA, CALL_RECORDINGS)
+# Erasing either cuts the call loose from the person (see the module docstring).
+LINK_CATEGORIES = frozenset({PHONE_NUMBER, TRAFFIC_DATA})
+LOCATION_COLUMNS = ("cell_id", "latitude", "longitude")
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+class VoiceBase(DeclarativeBase):
+    pass
+
+
+class Recording(VoiceBase):
+    """A call's optional recording: where its audio lives, and its transcript if made."""
+
+    __tablename__ = "recordings"
+
+    ref: Mapped[str] = mapped_column(String(40), primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    audio_path: Mapped[str] = mapped_column(String(200))  # in the customer's recording storage
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    transcript: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Call(VoiceBase):
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    end_user_phone: Mapped[str] = mapped_column(String(64))  # E.164, or pseudonym once anonymised
+    direction: Mapped[str] = mapped_column(String(8))
+    caller_id: Mapped[str] = mapped_column(String(20))  # the customer's number on the call
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    duration_s: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    route: Mapped[str | None] = mapped_column(String(64))
+    country_ended: Mapped[str] = mapped_column(String(2))  # ISO 3166 alpha-2
+    cell_id: Mapped[str | None] = mapped_column(String(64))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    recording_ref: Mapped[str | None] = mapped_column(ForeignKey("recordings.ref"))
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_calls_subject", "customer_account", "end_user_phone", "started_at"),
+        Index("ix_calls_recording_ref", "recording_ref"),
+        CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_calls_direction"),
+    )
+
+
+class Restriction(VoiceBase):
+    """A restriction of processing for one end user of one customer, by keyed hash."""
+
+    __tablename__ = "restrictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    phone_hash: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_voice_restrictions_subject", "customer_account", "phone_hash"),)
+
+
+class VoiceOperationLog(OperationLogMixin, VoiceBase):
+    pass
+
+
+# --- the subject ---------------------------------------------------------------------------
+
+
+def subject_phones(scope: Scope) -> list[str]:
+    """The phone numbers to look up; none without a customer account (never cross-customer)."""
+    if scope.customer_account is None:
+        return []
+    return sorted({i.value for i in scope.identities if i.type is IdentityType.PHONE})
+
+
+def subject_where(customer_account: str, phones: Iterable[str]) -> list[ColumnElement[bool]]:
+    return [
+        Call.customer_account == customer_account,
+        Call.end_user_phone.in_(list(phones)),
+        Call.anonymised_at.is_(None),
+    ]
+
+
+def subject_calls(customer_account: str, phones: Iterable[str]) -> Select[Call]:
+    """The subject lookup every operation uses (served by ``ix_calls_subject``)."""
+    return select(Call).where(*subject_where(customer_account, phones))
+
+
+def holds(category: str) -> ColumnElement[bool]:
+    """Whether a (not anonymised) call still holds data of ``category``."""
+    if category == LOCATION_DATA:
+        return or_(*(getattr(Call, column).is_not(None) for column in LOCATION_COLUMNS))
+    if category == CALL_RECORDINGS:
+        return Call.recording_ref.is_not(None)
+    return true()
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+class VoiceConnector:
+    name: ClassVar[str] = "voice"
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict")
+
+    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+        self.store = Store(engine_or_url, VoiceBase, VoiceOperationLog)
+        self.blobs = blobs
+        self.secret = secret
+
+    def discover(self, scope: Scope) -> Discovery:
+        discovery = Discovery(connector=self.name)
+        phones = subject_phones(scope)
+        if not phones or scope.customer_account is None:
+            return discovery
+        where = subject_where(scope.customer_account, phones)
+        with self.store.reading() as session:
+            for category in CATEGORIES:
+                holding = _holding(session, where, category)
+                if holding is not None:
+                    discovery.holdings.append(holding)
+        return discovery
+
+    def access(self, call: AccessInput) -> AccessResult:
+        phones = subject_phones(call.scope)
+        customer_account = call.scope.customer_account
+        if not phones or customer_account is None:
+            return AccessResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ACCESS, call)
+        done = self.store.lookup(key, AccessResult)
+        if done is not None and (done.blob_ref is None or self.blobs.exists(done.blob_ref)):
+            return done
+        with self.store.reading() as session:
+            chunks = _export_chunks(session, subject_where(customer_account, phones))
+            records, ref = export_jsonl(self.blobs, export_key(key.request_id, self.name), chunks)
+        result = AccessResult(connector=self.name, records=records, blob_ref=ref)
+        self.store.remember(key, result)
+        return result
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        cutoffs = _cutoffs(call.rules)
+        phones = subject_phones(call.scope)
+        customer_account = call.scope.customer_account
+        if not phones or customer_account is None:
+            return EraseResult(connector=self.name)
+        where = subject_where(customer_account, phones)
+        key = operation_key(self.secret, Operation.ERASE, call)
+        return self.store.once(
+            key, EraseResult, lambda session: self._erase(session, where, cutoffs, call.scope)
+        )
+
+    def restrict(self, call: FlagInput) -> FlagResult:
+        phones = subject_phones(call.scope)
+        if not phones or call.scope.customer_account is None:
+            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
+        key = operation_key(self.secret, Operation.RESTRICT, call)
+        return self.store.once(key, FlagResult, lambda session: self._restrict(session, call))
+
+    def is_restricted(self, customer_account: str, phone: str) -> bool:
+        """Whether processing of this end user's calls is restricted for this customer."""
+        with self.store.reading() as session:
+            return _active_restriction(session, customer_account, self._phone_hash(phone)) != []
+
+    # --- erase and restrict, inside the operation's transaction ----------------------------
+
+    def _erase(
+        self,
+        session: Session,
+        where: list[ColumnElement[bool]],
+        cutoffs: dict[str, datetime],
+        scope: Scope,
+    ) -> EraseResult:
+        erased: dict[str, int] = {}
+        recordings = _widest(cutoffs, LINK_CATEGORIES | {CALL_RECORDINGS})
+        deleted = _delete_recordings(session, where, recordings) if recordings else 0
+        if CALL_RECORDINGS in cutoffs or deleted:
+            erased[CALL_RECORDINGS] = deleted
+        location = _widest(cutoffs, LINK_CATEGORIES | {LOCATION_DATA})
+        cleared = _clear_location(session, where, location) if location else 0
+        if LOCATION_DATA in cutoffs or cleared:
+            erased[LOCATION_DATA] = cleared
+        link = _widest(cutoffs, LINK_CATEGORIES)
+        if link is not None:
+            unlinked = self._unlink(session, where, link, scope.as_of)
+            erased.update(dict.fromkeys(sorted(LINK_CATEGORIES), unlinked))
+        retained = {category: _count(session, where, category) for category in cutoffs}
+        return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _unlink(
+        self,
+        session: Session,
+        where: list[ColumnElement[bool]],
+        before: datetime,
+        as_of: datetime,
+    ) -> int:
+        rows = session.execute(
+            select(Call.id, Call.end_user_phone, Call.started_at).where(
+                *where, Call.started_at < before
+            )
+        ).all()
+        changes = [
+            {
+                "id": row.id,
+                "end_user_phone": keyed_hash(self.secret, row.end_user_phone, "pseudonym"),
+                "started_at": row.started_at.replace(hour=0, minute=0, second=0, microsecond=0),
+                "route": None,
+                **dict.fromkeys(LOCATION_COLUMNS),
+                "anonymised_at": as_of,
+            }
+            for row in rows
+        ]
+        if changes:
+            session.execute(update(Call), changes)
+        return len(changes)
+
+    def _restrict(self, session: Session, call: FlagInput) -> FlagResult:
+        scope = call.scope
+        customer_account = cast(str, scope.customer_account)
+        phones = subject_phones(scope)
+        for phone in phones:
+            active = _active_restriction(session, customer_account, self._phone_hash(phone))
+            if call.lift:
+                for restriction in active:
+                    restriction.lifted_at = scope.as_of
+            elif not active:
+                session.add(
+                    Restriction(
+                        customer_account=customer_account,
+                        phone_hash=self._phone_hash(phone),
+                        request_id=scope.request_id,
+                        since=scope.as_of,
+                    )
+                )
+        covered = _count(session, subject_where(customer_account, phones), PHONE_NUMBER)
+        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+
+    def _phone_hash(self, phone: str) -> str:
+        return keyed_hash(self.secret, Identity(type=IdentityType.PHONE, value=phone).normalised)
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def _holding(
+    session: Session, where: list[ColumnElement[bool]], category: str
+) -> CategoryHolding | None:
+    rows = session.execute(
+        select(
+            Call.country_ended, func.count(), func.min(Call.started_at), func.max(Call.started_at)
+        )
+        .where(*where, holds(category))
+        .group_by(Call.country_ended)
+    ).all()
+    if not rows:
+        return None
+    return CategoryHolding(
+        category=category,
+        records=sum(row[1] for row in rows),
+        earliest=min(row[2] for row in rows),
+        latest=max(row[3] for row in rows),
+        countries_ended=sorted(row[0] for row in rows),
+    )
+
+
+def _count(session: Session, where: list[ColumnElement[bool]], category: str) -> int:
+    statement = select(func.count()).select_from(Call).where(*where, holds(category))
+    return session.scalar(statement) or 0
+
+
+def _delete_recordings(session: Session, where: list[ColumnElement[bool]], before: datetime) -> int:
+    recorded = [*where, Call.started_at < before, holds(CALL_RECORDINGS)]
+    refs = list(session.scalars(select(Call.recording_ref).where(*recorded)))
+    if not refs:
+        return 0
+    session.execute(
+        update(Call)
+        .where(*recorded)
+        .values(recording_ref=None)
+        .execution_options(synchronize_session=False)
+    )
+    statement = delete(Recording).where(Recording.ref.in_(refs))
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _clear_location(session: Session, where: list[ColumnElement[bool]], before: datetime) -> int:
+    statement = (
+        update(Call)
+        .where(*where, Call.started_at < before, holds(LOCATION_DATA))
+        .values(dict.fromkeys(LOCATION_COLUMNS))
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _active_restriction(
+    session: Session, customer_account: str, phone_hash: str
+) -> list[Restriction]:
+    statement = select(Restriction).where(
+        Restriction.customer_account == customer_account,
+        Restriction.phone_hash == phone_hash,
+        Restriction.lifted_at.is_(None),
+    )
+    return list(session.scalars(statement))
+
+
+def _export_chunks(
+    session: Session, where: list[ColumnElement[bool]]
+) -> Iterator[list[dict[str, Any]]]:
+    statement = (
+        select(Call, Recording)
+        .outerjoin(Recording, Call.recording_ref == Recording.ref)
+        .where(*where)
+        .order_by(Call.started_at, Call.id)
+        .execution_options(yield_per=EXPORT_CHUNK_ROWS)
+    )
+    for partition in session.execute(statement).partitions():
+        yield [record for row in partition for record in _records(row[0], row[1])]
+
+
+def _records(call: Call, recording: Recording | None) -> Iterator[dict[str, Any]]:
+    """One export record per category the call holds, joined by ``call_id``."""
+    ids = {"call_id": call.id, "customer_account": call.customer_account}
+    yield {"category": PHONE_NUMBER, **ids, "phone_number": call.end_user_phone}
+    yield {
+        "category": TRAFFIC_DATA,
+        **ids,
+        "direction": call.direction,
+        "caller_id": call.caller_id,
+        "started_at": call.started_at,
+        "duration_s": call.duration_s,
+        "status": call.status,
+        "route": call.route,
+        "country_ended": call.country_ended,
+    }
+    if any(getattr(call, column) is not None for column in LOCATION_COLUMNS):
+        yield {
+            "category": LOCATION_DATA,
+            **ids,
+            **{column: getattr(call, column) for column in LOCATION_COLUMNS},
+        }
+    if recording is not None:
+        yield {
+            "category": CALL_RECORDINGS,
+            **ids,
+            "recording_ref": recording.ref,
+            "audio_path": recording.audio_path,
+            "size_bytes": recording.size_bytes,
+            "recorded_at": recording.recorded_at,
+            "transcript": recording.transcript,
+        }
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
+    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
+    cutoffs: dict[str, datetime] = {}
+    for rule in rules:
+        if rule.category not in CATEGORIES:
+            raise ConnectorInputError(f"voice holds no category named {rule.category!r}")
+        before = rule.before if rule.before is not None else END_OF_TIME
+        if before.tzinfo is None:
+            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
+        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
+    return cutoffs
+
+
+def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime | None:
+    return max((cutoffs[c] for c in categories if c in cutoffs), default=None)
+
+
+# --- demo data -----------------------------------------------------------------------------
+
+HISTORY = timedelta(days=425)  # about 14 months
+CALL_STATUS = {"completed": 80, "no-answer": 10, "busy": 6, "failed": 4}
+COUNTRIES = ("NL", "DE", "GB", "US", "SG", "FR", "BR", "AU")
+CITIES = {
+    "NL": (52.370, 4.895), "DE": (52.520, 13.405), "GB": (51.507, -0.128),
+    "US": (40.713, -74.006), "SG": (1.352, 103.820), "FR": (48.857, 2.352),
+    "BR": (-23.551, -46.633), "AU": (-33.869, 151.209),
+}  # fmt: skip
+MOBILE_COUNTRY_CODE = {
+    "NL": 204, "DE": 262, "GB": 234, "US": 310, "SG": 525, "FR": 208, "BR": 724, "AU": 505,
+}  # fmt: skip
+TRANSCRIPTS = (
+    "Agent: Thanks for calling, how can I help? Caller: I'd like to move my appointment.",
+    "Agent: Your parcel is on its way. Caller: Great, can you leave it with a neighbour?",
+    "Caller: Hi {first} here, I was charged twice this month. Agent: Let me check that.",
+    "Agent: This call is recorded for quality. Caller: Fine. I want to cancel my order.",
+)
+
+
+def seed(
+    connector: VoiceConnector, population: Population, *, now: datetime, seed: int = 42
+) -> int:
+    """Clear the store and fill it with the calls of ``population`` over the ~14 months before
+    ``now`` (each end user with each customer holding them); returns the rows written."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    rng = random.Random(seed)
+    now = now.astimezone(UTC)
+    calls: list[dict[str, Any]] = []
+    recordings: list[dict[str, Any]] = []
+    for user in population.end_users:
+        for customer in user.customers:
+            index = population.customers.index(customer)
+            for _ in range(rng.randint(3, 14)):
+                started_at = now - timedelta(seconds=rng.uniform(0, HISTORY.total_seconds()))
+                call = _call(rng, user, customer, index, started_at)
+                if call["status"] == "completed" and rng.random() < 0.3:
+                    recording = _recording(rng, user, call, len(recordings) + 1)
+                    call["recording_ref"] = recording["ref"]
+                    recordings.append(recording)
+                calls.append(call)
+    calls.sort(key=lambda row: row["started_at"])
+    with connector.store.writing() as session:
+        for table in reversed(VoiceBase.metadata.sorted_tables):
+            session.execute(table.delete())
+        if recordings:
+            session.execute(insert(Recording), recordings)
+        if calls:
+            session.execute(insert(Call), calls)
+    return len(calls) + len(recordings)
+
+
+def _call(
+    rng: random.Random, user: EndUser, customer: str, index: int, started_at: datetime
+) -> dict[str, Any]:
+    status = rng.choices(list(CALL_STATUS), weights=list(CALL_STATUS.values()))[0]
+    country = user.country if rng.random() < 0.9 else rng.choice(COUNTRIES)
+    return {
+        "customer_account": customer,
+        "end_user_phone": user.phone,
+        "direction": rng.choice(("inbound", "outbound")),
+        "caller_id": local_number(index, rng.randrange(3)),
+        "started_at": started_at,
+        "duration_s": rng.randint(15, 1200) if status == "completed" else 0,
+        "status": status,
+        "route": f"{country.lower()}-voice-{rng.choice(('direct', 'sip'))}-{rng.randint(1, 4):02d}",
+        "country_ended": country,
+        **_location(rng, country),
+        "recording_ref": None,
+        "anonymised_at": None,
+    }
+
+
+def _recording(
+    rng: random.Random, user: EndUser, call: dict[str, Any], number: int
+) -> dict[str, Any]:
+    ref = f"REC-{number:06d}"
+    transcript = rng.choice(TRANSCRIPTS).format(first=user.first_name)
+    return {
+        "ref": ref,
+        "customer_account": call["customer_account"],
+        "audio_path": f"recordings/{call['customer_account']}/{ref}.wav",
+        "size_bytes": call["duration_s"] * 16_000,
+        "transcript": transcript if rng.random() < 0.6 else None,
+        "recorded_at": call["started_at"],
+    }
+
+
+def _location(rng: random.Random, country: str) -> dict[str, Any]:
+    if rng.random() >= 0.4:
+        return dict.fromkeys(LOCATION_COLUMNS)
+    latitude, longitude = CITIES[country]
+    return {
+        "cell_id": f"{MOBILE_COUNTRY_CODE[country]}-{rng.randint(1, 20):02d}-"
+        f"{rng.randint(1000, 9999)}-{rng.randint(10000, 99999)}",
+        "latitude": round(latitude + rng.uniform(-0.05, 0.05), 5),
+        "longitude": round(longitude + rng.uniform(-0.05, 0.05), 5),
+    }

@@ -1,0 +1,500 @@
+"""Omnichannel Widget connector: the chat widget sessions end users start on a customer's
+website, held for the customers that embed the widget.
+
+The customer is the controller of its end users' data and the group its processor, so every
+lookup is confined to one customer account: without ``scope.customer_account`` the connector
+finds nothing, and it never searches across customers. A session is found by the email address
+(case-insensitively), phone number or channel id the visitor gave.
+
+Both categories live in one row, a session, so erasing either cuts the session loose from the
+person (as SMS does with its number and traffic data): email, phone, channel id, preferred
+channel, IP and the pages visited are cleared, ``started_at`` is cut to the day and the row
+gets ``anonymised_at``. Day, duration and page count stay, for the customer's statistics.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    CursorResult,
+    Engine,
+    Index,
+    Integer,
+    Select,
+    String,
+    false,
+    func,
+    insert,
+    select,
+    union,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from connectors.base import (
+    EXPORT_CHUNK_ROWS,
+    ConnectorInputError,
+    OperationLogMixin,
+    Store,
+    UtcDateTime,
+    export_jsonl,
+    export_key,
+    operation_key,
+)
+from connectors.population import EndUser, Population
+from connectors.protocol import (
+    AccessInput,
+    AccessResult,
+    CategoryHolding,
+    Discovery,
+    EraseInput,
+    EraseResult,
+    EraseRule,
+    FlagInput,
+    FlagResult,
+    Operation,
+    RectifyInput,
+    RectifyResult,
+    Scope,
+)
+from dsr.blobstore import LocalBlobStore
+from dsr.hashing import keyed_hash
+from dsr.models import EMAIL, PHONE, Correction, Identity, IdentityType
+
+CONTACT_IDENTIFIERS = "contact_identifiers"
+TRAFFIC_DATA = "traffic_data"
+CATEGORIES = (CONTACT_IDENTIFIERS, TRAFFIC_DATA)
+PREFERRED_CHANNELS = ("email", "sms", "voice", "whatsapp", "messenger", "line", "instagram")
+RECTIFIABLE = ("email", "phone", "preferred_channel")
+IDENTIFIER_FIELDS = ("email", "phone", "channel_id", "preferred_channel", "ip")
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+class WidgetBase(DeclarativeBase):
+    pass
+
+
+class WidgetSession(WidgetBase):
+    __tablename__ = "widget_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    channel_id: Mapped[str | None] = mapped_column(String(161))  # "whatsapp:447700900123"
+    preferred_channel: Mapped[str | None] = mapped_column(String(16))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    duration_seconds: Mapped[int] = mapped_column(Integer)
+    page_count: Mapped[int] = mapped_column(Integer)
+    pages: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_widget_sessions_phone", "customer_account", "phone", "started_at"),
+        Index("ix_widget_sessions_channel", "customer_account", "channel_id", "started_at"),
+    )
+
+
+class Restriction(WidgetBase):
+    """A restriction of processing for one end user of one customer, by keyed hash."""
+
+    __tablename__ = "restrictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    identity_hash: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_widget_restrictions_subject", "customer_account", "identity_hash"),)
+
+
+class WidgetOperationLog(OperationLogMixin, WidgetBase):
+    pass
+
+
+# One subject's sessions at one customer by email; addresses match case-insensitively.
+Index("ix_widget_sessions_email", WidgetSession.customer_account, func.lower(WidgetSession.email))
+
+
+# --- the subject ---------------------------------------------------------------------------
+
+LOOKUP = {
+    IdentityType.EMAIL: func.lower(WidgetSession.email),
+    IdentityType.PHONE: WidgetSession.phone,
+    IdentityType.CHANNEL_ID: WidgetSession.channel_id,
+}
+
+
+@dataclass(frozen=True)
+class WidgetSubject:
+    customer_account: str
+    identities: tuple[Identity, ...]
+
+
+def widget_subject(scope: Scope) -> WidgetSubject | None:
+    """The identities to look up at the scope's customer; none without a customer account."""
+    identities = tuple(i for i in scope.identities if i.type in LOOKUP)
+    if scope.customer_account is None or not identities:
+        return None
+    return WidgetSubject(scope.customer_account, identities)
+
+
+def session_where(subject: WidgetSubject) -> list[ColumnElement[bool]]:
+    """The subject's sessions: one indexed lookup per identity type, each confined to the
+    customer, joined by id (an OR across the indexes is left to the planner's guesses)."""
+    lookups = []
+    for kind, column in LOOKUP.items():
+        values = sorted({_lookup_value(i) for i in subject.identities if i.type is kind})
+        if values:
+            lookups.append(
+                select(WidgetSession.id).where(
+                    WidgetSession.customer_account == subject.customer_account,
+                    column.in_(values),
+                )
+            )
+    return [
+        WidgetSession.id.in_(union(*lookups)) if lookups else false(),
+        WidgetSession.anonymised_at.is_(None),
+    ]
+
+
+def subject_sessions(
+    customer_account: str, identities: Iterable[Identity]
+) -> Select[WidgetSession]:
+    """The subject lookup every operation uses (``ix_widget_sessions_email``, ``_phone`` and
+    ``_channel``)."""
+    subject = WidgetSubject(customer_account, tuple(identities))
+    return select(WidgetSession).where(*session_where(subject))
+
+
+def _lookup_value(identity: Identity) -> str:
+    return identity.value.lower() if identity.type is IdentityType.EMAIL else identity.value
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+class WidgetConnector:
+    name: ClassVar[str] = "widget"
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "rectify", "restrict")
+
+    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+        self.store = Store(engine_or_url, WidgetBase, WidgetOperationLog)
+        self.blobs = blobs
+        self.secret = secret
+
+    def discover(self, scope: Scope) -> Discovery:
+        discovery = Discovery(connector=self.name)
+        subject = widget_subject(scope)
+        if subject is None:
+            return discovery
+        with self.store.reading() as session:
+            count, earliest, latest = session.execute(
+                select(
+                    func.count(),
+                    func.min(WidgetSession.started_at),
+                    func.max(WidgetSession.started_at),
+                ).where(*session_where(subject))
+            ).one()
+        if count:
+            discovery.holdings = [
+                CategoryHolding(category=c, records=count, earliest=earliest, latest=latest)
+                for c in CATEGORIES
+            ]
+        return discovery
+
+    def access(self, call: AccessInput) -> AccessResult:
+        subject = widget_subject(call.scope)
+        if subject is None:
+            return AccessResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ACCESS, call)
+        done = self.store.lookup(key, AccessResult)
+        if done is not None and (done.blob_ref is None or self.blobs.exists(done.blob_ref)):
+            return done
+        with self.store.reading() as session:
+            chunks = _export_chunks(session, subject)
+            records, ref = export_jsonl(self.blobs, export_key(key.request_id, self.name), chunks)
+        result = AccessResult(connector=self.name, records=records, blob_ref=ref)
+        self.store.remember(key, result)
+        return result
+
+    def erase(self, call: EraseInput) -> EraseResult:
+        cutoffs = _cutoffs(call.rules)
+        subject = widget_subject(call.scope)
+        if subject is None:
+            return EraseResult(connector=self.name)
+        key = operation_key(self.secret, Operation.ERASE, call)
+        as_of = call.scope.as_of
+        return self.store.once(
+            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
+        )
+
+    def rectify(self, call: RectifyInput) -> RectifyResult:
+        corrections = _latest_corrections(call.corrections)
+        subject = widget_subject(call.scope)
+        unsupported = sorted(field for field in corrections if field not in RECTIFIABLE)
+        if subject is None:
+            return RectifyResult(connector=self.name, unsupported_fields=unsupported)
+        values = {f: v for f, v in corrections.items() if f in RECTIFIABLE}
+        key = operation_key(self.secret, Operation.RECTIFY, call)
+        return self.store.once(
+            key,
+            RectifyResult,
+            lambda session: RectifyResult(
+                connector=self.name,
+                updated=_rectify(session, subject, values),
+                unsupported_fields=unsupported,
+            ),
+        )
+
+    def restrict(self, call: FlagInput) -> FlagResult:
+        subject = widget_subject(call.scope)
+        if subject is None:
+            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
+        key = operation_key(self.secret, Operation.RESTRICT, call)
+        return self.store.once(
+            key, FlagResult, lambda session: self._restrict(session, subject, call)
+        )
+
+    def is_restricted(self, customer_account: str, identity: Identity) -> bool:
+        """Whether processing of this end user's widget data is restricted for this customer."""
+        identity_hash = keyed_hash(self.secret, identity.normalised)
+        with self.store.reading() as session:
+            return _active_restrictions(session, customer_account, identity_hash) != []
+
+    # --- erase and restrict, inside the operation's transaction ----------------------------
+
+    def _erase(
+        self,
+        session: Session,
+        subject: WidgetSubject,
+        cutoffs: dict[str, datetime],
+        as_of: datetime,
+    ) -> EraseResult:
+        before = max(cutoffs.values(), default=None)
+        unlinked = _unlink(session, subject, before, as_of) if before is not None else 0
+        erased = dict.fromkeys(CATEGORIES, unlinked) if cutoffs else {}
+        retained = {category: _count(session, subject) for category in cutoffs}
+        return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _restrict(self, session: Session, subject: WidgetSubject, call: FlagInput) -> FlagResult:
+        scope = call.scope
+        for identity in subject.identities:
+            identity_hash = keyed_hash(self.secret, identity.normalised)
+            active = _active_restrictions(session, subject.customer_account, identity_hash)
+            if call.lift:
+                for restriction in active:
+                    restriction.lifted_at = scope.as_of
+            elif not active:
+                session.add(
+                    Restriction(
+                        customer_account=subject.customer_account,
+                        identity_hash=identity_hash,
+                        request_id=scope.request_id,
+                        since=scope.as_of,
+                    )
+                )
+        covered = _count(session, subject)
+        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def _count(session: Session, subject: WidgetSubject) -> int:
+    statement = select(func.count()).select_from(WidgetSession).where(*session_where(subject))
+    return session.scalar(statement) or 0
+
+
+def _changed(session: Session, statement: Any) -> int:
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def _unlink(session: Session, subject: WidgetSubject, before: datetime, as_of: datetime) -> int:
+    rows = session.execute(
+        select(WidgetSession.id, WidgetSession.started_at).where(
+            *session_where(subject), WidgetSession.started_at < before
+        )
+    ).all()
+    changes = [
+        {
+            "id": row.id,
+            **dict.fromkeys(IDENTIFIER_FIELDS),
+            "pages": None,
+            "started_at": row.started_at.replace(hour=0, minute=0, second=0, microsecond=0),
+            "anonymised_at": as_of,
+        }
+        for row in rows
+    ]
+    if changes:
+        session.execute(update(WidgetSession), changes)
+    return len(changes)
+
+
+def _rectify(session: Session, subject: WidgetSubject, values: dict[str, str]) -> dict[str, int]:
+    """Correct each field where the subject's sessions hold it (they are found first, so that
+    correcting an identity does not lose them)."""
+    ids = list(session.scalars(select(WidgetSession.id).where(*session_where(subject))))
+    updated = {}
+    for name, value in values.items():
+        column = getattr(WidgetSession, name)
+        statement = (
+            update(WidgetSession)
+            .where(WidgetSession.id.in_(ids), column.is_not(None))
+            .values({name: value})
+            .execution_options(synchronize_session=False)
+        )
+        updated[name] = _changed(session, statement)
+    return updated
+
+
+def _active_restrictions(
+    session: Session, customer_account: str, identity_hash: str
+) -> list[Restriction]:
+    statement = select(Restriction).where(
+        Restriction.customer_account == customer_account,
+        Restriction.identity_hash == identity_hash,
+        Restriction.lifted_at.is_(None),
+    )
+    return list(session.scalars(statement))
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+def _export_chunks(session: Session, subject: WidgetSubject) -> Iterator[list[dict[str, Any]]]:
+    statement = (
+        select(WidgetSession)
+        .where(*session_where(subject))
+        .order_by(WidgetSession.started_at, WidgetSession.id)
+        .execution_options(yield_per=EXPORT_CHUNK_ROWS)
+    )
+    for partition in session.scalars(statement).partitions():
+        yield [record for row in partition for record in _records(row)]
+
+
+def _records(row: WidgetSession) -> Iterator[dict[str, Any]]:
+    """One export record per category, joined by ``session_id``."""
+    ids = {"session_id": row.id, "customer_account": row.customer_account}
+    yield {
+        "category": CONTACT_IDENTIFIERS,
+        **ids,
+        **{name: getattr(row, name) for name in IDENTIFIER_FIELDS},
+    }
+    yield {
+        "category": TRAFFIC_DATA,
+        **ids,
+        "started_at": row.started_at,
+        "duration_seconds": row.duration_seconds,
+        "page_count": row.page_count,
+        "pages": row.pages,
+    }
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
+    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
+    cutoffs: dict[str, datetime] = {}
+    for rule in rules:
+        if rule.category not in CATEGORIES:
+            raise ConnectorInputError(f"widget holds no category named {rule.category!r}")
+        before = rule.before if rule.before is not None else END_OF_TIME
+        if before.tzinfo is None:
+            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
+        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
+    return cutoffs
+
+
+def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
+    """The corrected value per field (the last one given wins); an error names the field."""
+    latest: dict[str, str] = {}
+    for correction in corrections:
+        value = correction.value
+        if correction.field == "email" and not EMAIL.fullmatch(value):
+            raise ConnectorInputError("corrected email is malformed")
+        if correction.field == "phone" and not PHONE.fullmatch(value):
+            raise ConnectorInputError("corrected phone is malformed")
+        if correction.field == "preferred_channel" and value not in PREFERRED_CHANNELS:
+            raise ConnectorInputError(
+                f"corrected preferred_channel must be one of: {', '.join(PREFERRED_CHANNELS)}"
+            )
+        latest[correction.field] = value
+    return latest
+
+
+# --- seed ----------------------------------------------------------------------------------
+
+HISTORY = timedelta(days=425)  # about 14 months
+PAGES = (
+    "/", "/pricing", "/products", "/products/plans", "/support", "/support/returns",
+    "/contact", "/checkout", "/account/orders", "/blog/whats-new",
+)  # fmt: skip
+
+
+def seed(
+    connector: WidgetConnector, population: Population, *, now: datetime, seed: int = 42
+) -> int:
+    """Clear the store and fill it from ``population``: about half the end users started two
+    to ten widget sessions at each customer holding them over the last ~14 months before
+    ``now``, giving an email, a phone number and/or a channel id. Deterministic for the same
+    population, ``now`` and ``seed``; returns the rows written."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    rng = random.Random(seed)
+    rows = [
+        row
+        for user in population.end_users
+        for customer in user.customers
+        if rng.random() < 0.5
+        for row in _sessions(rng, user, customer, now.astimezone(UTC))
+    ]
+    rows.sort(key=lambda row: row["started_at"])
+    with connector.store.writing() as session:
+        for table in reversed(WidgetBase.metadata.sorted_tables):
+            session.execute(table.delete())
+        if rows:
+            session.execute(insert(WidgetSession), rows)
+    return len(rows)
+
+
+def _sessions(
+    rng: random.Random, user: EndUser, customer: str, now: datetime
+) -> list[dict[str, Any]]:
+    channel = rng.choice(sorted(user.channel_ids))
+    preferred = rng.choice(("email", "sms", channel))
+    sessions = []
+    for _ in range(rng.randint(2, 10)):
+        given = {
+            "email": user.email if rng.random() < 0.7 else None,
+            "phone": user.phone if rng.random() < 0.5 else None,
+            "channel_id": user.channel_ids[channel] if rng.random() < 0.3 else None,
+        }
+        if not any(given.values()):
+            given["email"] = user.email
+        pages = rng.sample(PAGES, k=rng.randint(1, 6))
+        sessions.append(
+            {
+                "customer_account": customer,
+                **given,
+                "preferred_channel": preferred,
+                "ip": user.ip if rng.random() < 0.8 else f"203.0.113.{rng.randint(1, 254)}",
+                "started_at": now - rng.uniform(0, 1) * HISTORY,
+                "duration_seconds": rng.randint(20, 1800),
+                "page_count": len(pages),
+                "pages": pages,
+                "anonymised_at": None,
+            }
+        )
+    return sessions
