@@ -8,7 +8,7 @@ American 555-01xx); email addresses only from example domains.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 FIRST_NAMES = (
     "Anna", "Bram", "Chloe", "Daan", "Elif", "Finn", "Greta", "Hamza", "Ines", "Jonas",
@@ -54,8 +54,14 @@ def make_population(people: int = 300, customers: int = 6, seed: int = 42) -> Po
     rng = random.Random(seed)
     accounts = tuple(f"CUST-{number:04d}" for number in range(1, customers + 1))
     phones = _phones(rng, people)
-    users = tuple(_end_user(rng, index, phone, accounts) for index, phone in enumerate(phones))
-    return Population(customers=accounts, end_users=users)
+    users = [_end_user(rng, index, phone, accounts) for index, phone in enumerate(phones)]
+    users[0] = replace(users[0], customers=demo_holders(accounts))
+    return Population(customers=accounts, end_users=tuple(users))
+
+
+def demo_holders(accounts: tuple[str, ...]) -> tuple[str, ...]:
+    """The demo end user is held by customers 1 (the controller of the demo), 3 and 5."""
+    return tuple(accounts[index] for index in sorted({0, 2, min(4, len(accounts) - 1)}))
 
 
 def _phones(rng: random.Random, people: int) -> list[tuple[str, str]]:

@@ -32,6 +32,7 @@ from connectors.customer_account import (
     CustomerAccountConnector,
     Invoice,
 )
+from connectors.population import make_population
 from connectors.sms import Message, SmsBase, SmsConnector
 
 SMS_HISTORY = timedelta(days=425)  # about 14 months
@@ -188,7 +189,8 @@ def seed_stores(
     account_ids = [f"CUST-{number:04d}" for number in range(1, customers + 1)]
 
     accounts = _accounts(rng, companies, account_ids, now)
-    phones = _end_user_phones(rng, people)
+    phones = [EndUser(phone=user.phone, country=user.country, first_name=user.first_name)
+              for user in make_population(people, customers, seed).end_users]
     messages = _messages(rng, phones, companies, account_ids, now)
     demo = _demo_messages(rng, phones[0], companies, account_ids, now)
     _refill(customer_account.store, AccountBase, accounts)
@@ -318,25 +320,6 @@ class EndUser:
     phone: str
     country: str
     first_name: str
-
-
-def _end_user_phones(rng: random.Random, people: int) -> list[EndUser]:
-    uk = [f"+447700900{n:03d}" for n in range(1000)]
-    nanp = [f"+1{area}55501{n:02d}" for area in (202, 212, 312, 415, 617, 206) for n in range(100)]
-    countries = rng.choices(list(COUNTRY_WEIGHTS), weights=list(COUNTRY_WEIGHTS.values()), k=people)
-    american = sum(1 for country in countries if country in ("US", "BR"))
-    if american > len(nanp) or people - american > len(uk):
-        raise ValueError("too many people for the fictional number ranges")
-    us_numbers = iter(rng.sample(nanp, american))
-    uk_numbers = iter(rng.sample(uk, people - american))
-    return [
-        EndUser(
-            phone=next(us_numbers if country in ("US", "BR") else uk_numbers),
-            country=country,
-            first_name=rng.choice(FIRST_NAMES),
-        )
-        for country in countries
-    ]
 
 
 def _messages(
