@@ -45,6 +45,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -70,6 +71,7 @@ from connectors.protocol import (
     EraseRule,
     FlagInput,
     FlagResult,
+    Located,
     Operation,
     RectifyInput,
     RectifyResult,
@@ -107,6 +109,9 @@ class Profile(CdpBase):
     objected_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
+    # Locating the controllers of an address, across customers (case-insensitively).
+    __table_args__ = (Index("ix_profiles_locate_email", func.lower(text("email"))),)
+
 
 # Case-insensitive lookups within one customer need an expression index.
 Index("ix_profiles_subject", Profile.customer_account, func.lower(Profile.email))
@@ -139,6 +144,20 @@ class Subject:
 
     customer_account: str
     emails: tuple[str, ...]
+
+
+def locate_holders(scope: Scope) -> Select[str] | None:
+    """The customers holding profiles of these addresses, across customers (served by
+    ``ix_profiles_locate_email``); none without an email address."""
+    emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
+    if not emails:
+        return None
+    return (
+        select(Profile.customer_account)
+        .where(func.lower(Profile.email).in_(emails), Profile.anonymised_at.is_(None))
+        .distinct()
+        .order_by(Profile.customer_account)
+    )
 
 
 def resolve_subject(scope: Scope) -> Subject | None:
@@ -186,6 +205,7 @@ class CdpConnector:
         "rectify",
         "restrict",
         "object",
+        "locate",
     )
 
     def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
@@ -249,6 +269,18 @@ class CdpConnector:
         if call.lift:
             raise ConnectorInputError("cdp lifts restrictions only, not objections")
         return self._flag(call, Operation.OBJECT, {"objected_at": call.scope.as_of})
+
+    def locate(self, scope: Scope) -> Located:
+        """The customers holding profiles of these identities, whatever customer the scope
+        names: an end user wrote to the group directly, and each of them is a controller to
+        refer the request to. The one lookup across customers; account ids only, never the
+        records. Read-only, so not in the operation log."""
+        statement = locate_holders(scope)
+        if statement is None:
+            return Located(connector=self.name)
+        with self.store.reading() as session:
+            customers = session.scalars(statement).all()
+        return Located(connector=self.name, customers=list(customers))
 
     # --- inside the operation's transaction ------------------------------------------------
 

@@ -75,6 +75,7 @@ from connectors.protocol import (
     EraseRule,
     FlagInput,
     FlagResult,
+    Located,
     Operation,
     Scope,
 )
@@ -115,6 +116,7 @@ class Thread(ConversationsBase):
 
     __table_args__ = (
         Index("ix_threads_subject", "customer_account", "channel_user"),
+        Index("ix_threads_locate_channel_user", "channel_user"),  # locating the controllers
         CheckConstraint(
             "channel IN (" + ", ".join(f"'{c}'" for c in CHANNELS) + ")",
             name="ck_threads_channel",
@@ -177,17 +179,36 @@ class Subject:
     @property
     def channel_users(self) -> list[str]:
         """The channel identities to look up, a phone number's on every phone channel."""
-        named = {i.value for i in self.identities if i.type is IdentityType.CHANNEL_ID}
-        phones = [i.value for i in self.identities if i.type is IdentityType.PHONE]
-        by_phone = {
-            phone_channel_user(channel, phone) for channel in PHONE_CHANNELS for phone in phones
-        }
-        return sorted(named | by_phone)
+        return channel_users(self.identities)
+
+
+def channel_users(identities: Iterable[Identity]) -> list[str]:
+    """The channel identities of these identities, a phone number's on every phone channel."""
+    named = {i.value for i in identities if i.type is IdentityType.CHANNEL_ID}
+    phones = [i.value for i in identities if i.type is IdentityType.PHONE]
+    by_phone = {
+        phone_channel_user(channel, phone) for channel in PHONE_CHANNELS for phone in phones
+    }
+    return sorted(named | by_phone)
 
 
 def phone_channel_user(channel: str, phone: str) -> str:
     """The channel identity of an E.164 number on a phone-addressed channel."""
     return f"{channel}:{phone.removeprefix('+')}"
+
+
+def locate_holders(scope: Scope) -> Select[str] | None:
+    """The customers holding threads of these identities, across customers (served by
+    ``ix_threads_locate_channel_user``); none without a phone number or channel identity."""
+    users = channel_users(scope.identities)
+    if not users:
+        return None
+    return (
+        select(Thread.customer_account)
+        .where(Thread.channel_user.in_(users), Thread.anonymised_at.is_(None))
+        .distinct()
+        .order_by(Thread.customer_account)
+    )
 
 
 def resolve_subject(scope: Scope) -> Subject | None:
@@ -234,7 +255,7 @@ def _message_ids(subject: Subject, *conditions: ColumnElement[bool]) -> Select[i
 
 class ConversationsConnector:
     name: ClassVar[str] = "conversations"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict")
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict", "locate")
 
     def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, ConversationsBase, ConversationsOperationLog)
@@ -287,6 +308,18 @@ class ConversationsConnector:
         return self.store.once(
             key, FlagResult, lambda session: self._restrict(session, subject, call)
         )
+
+    def locate(self, scope: Scope) -> Located:
+        """The customers holding threads of these identities, whatever customer the scope
+        names: an end user wrote to the group directly, and each of them is a controller to
+        refer the request to. The one lookup across customers; account ids only, never the
+        records. Read-only, so not in the operation log."""
+        statement = locate_holders(scope)
+        if statement is None:
+            return Located(connector=self.name)
+        with self.store.reading() as session:
+            customers = session.scalars(statement).all()
+        return Located(connector=self.name, customers=list(customers))
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end-user identity is restricted for this customer."""

@@ -48,6 +48,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
@@ -73,6 +74,7 @@ from connectors.protocol import (
     EraseRule,
     FlagInput,
     FlagResult,
+    Located,
     Operation,
     RectifyInput,
     RectifyResult,
@@ -107,6 +109,9 @@ class Recipient(EmailBase):
     segment_data: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    # Locating the controllers of an address, across customers (case-insensitively).
+    __table_args__ = (Index("ix_recipients_locate_email", func.lower(text("email"))),)
 
 
 class Send(EmailBase):
@@ -189,6 +194,20 @@ def email_subject(scope: Scope) -> EmailSubject | None:
     return EmailSubject(scope.customer_account, tuple(emails))
 
 
+def locate_holders(scope: Scope) -> Select[str] | None:
+    """The customers holding recipient entries of these addresses, across customers (served by
+    ``ix_recipients_locate_email``); none without an email address."""
+    emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
+    if not emails:
+        return None
+    return (
+        select(Recipient.customer_account)
+        .where(func.lower(Recipient.email).in_(emails), Recipient.anonymised_at.is_(None))
+        .distinct()
+        .order_by(Recipient.customer_account)
+    )
+
+
 def recipient_where(subject: EmailSubject) -> list[ColumnElement[bool]]:
     return [
         Recipient.customer_account == subject.customer_account,
@@ -235,7 +254,14 @@ def part(subject: EmailSubject, category: str) -> Part:
 
 class EmailConnector:
     name: ClassVar[str] = "email"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "rectify", "restrict")
+    activities: ClassVar[tuple[str, ...]] = (
+        "discover",
+        "access",
+        "erase",
+        "rectify",
+        "restrict",
+        "locate",
+    )
 
     def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, EmailBase, EmailOperationLog)
@@ -306,6 +332,18 @@ class EmailConnector:
         return self.store.once(
             key, FlagResult, lambda session: self._restrict(session, subject, call)
         )
+
+    def locate(self, scope: Scope) -> Located:
+        """The customers holding recipient entries of these identities, whatever customer the scope
+        names: an end user wrote to the group directly, and each of them is a controller to
+        refer the request to. The one lookup across customers; account ids only, never the
+        records. Read-only, so not in the operation log."""
+        statement = locate_holders(scope)
+        if statement is None:
+            return Located(connector=self.name)
+        with self.store.reading() as session:
+            customers = session.scalars(statement).all()
+        return Located(connector=self.name, customers=list(customers))
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's email data is restricted for this customer."""

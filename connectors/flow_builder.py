@@ -46,6 +46,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union,
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
@@ -71,6 +72,7 @@ from connectors.protocol import (
     EraseRule,
     FlagInput,
     FlagResult,
+    Located,
     Operation,
     Scope,
 )
@@ -108,6 +110,10 @@ class Invocation(FlowBuilderBase):
         Index("ix_invocations_email", "customer_account", "contact_email", "invoked_at"),
         Index("ix_invocations_phone", "customer_account", "contact_phone", "invoked_at"),
         Index("ix_invocations_channel_id", "customer_account", "contact_channel_id"),
+        # locating the controllers of an identity, across customers
+        Index("ix_invocations_locate_email", "contact_email"),
+        Index("ix_invocations_locate_phone", "contact_phone"),
+        Index("ix_invocations_locate_channel_id", "contact_channel_id"),
     )
 
 
@@ -147,8 +153,31 @@ class Subject:
     identities: tuple[Identity, ...]
 
     def values(self, kind: IdentityType) -> list[str]:
-        found = {i.value for i in self.identities if i.type is kind}
-        return sorted(v.lower() for v in found) if kind is IdentityType.EMAIL else sorted(found)
+        return identity_values(self.identities, kind)
+
+
+def identity_values(identities: Iterable[Identity], kind: IdentityType) -> list[str]:
+    """The values of one identity type to look up, as Flow Builder stores them (emails in
+    lower case)."""
+    found = {i.value for i in identities if i.type is kind}
+    return sorted(v.lower() for v in found) if kind is IdentityType.EMAIL else sorted(found)
+
+
+def locate_holders(scope: Scope) -> Select[str] | None:
+    """The customers holding invocations of these identities, across customers: one lookup per
+    identity type, each by its identity-first ``ix_invocations_locate_*`` index; none without an
+    identity Flow Builder matches."""
+    lookups = [
+        select(Invocation.customer_account).where(
+            column.in_(values), Invocation.anonymised_at.is_(None)
+        )
+        for kind, column in IDENTITY_COLUMNS.items()
+        if (values := identity_values(scope.identities, kind))
+    ]
+    if not lookups:
+        return None
+    held = union(*lookups).subquery()
+    return select(held.c.customer_account).order_by(held.c.customer_account)
 
 
 def subject_of(scope: Scope) -> Subject | None:
@@ -186,7 +215,7 @@ def holds(category: str) -> ColumnElement[bool]:
 
 class FlowBuilderConnector:
     name: ClassVar[str] = "flow_builder"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict")
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict", "locate")
 
     def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, FlowBuilderBase, FlowBuilderOperationLog)
@@ -240,6 +269,18 @@ class FlowBuilderConnector:
         return self.store.once(
             key, FlagResult, lambda session: self._restrict(session, subject, call)
         )
+
+    def locate(self, scope: Scope) -> Located:
+        """The customers holding invocations of these identities, whatever customer the scope
+        names: an end user wrote to the group directly, and each of them is a controller to
+        refer the request to. The one lookup across customers; account ids only, never the
+        records. Read-only, so not in the operation log."""
+        statement = locate_holders(scope)
+        if statement is None:
+            return Located(connector=self.name)
+        with self.store.reading() as session:
+            customers = session.scalars(statement).all()
+        return Located(connector=self.name, customers=list(customers))
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether flows may no longer process this end user's data for this customer."""

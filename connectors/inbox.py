@@ -54,6 +54,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    union,
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
@@ -79,6 +80,7 @@ from connectors.protocol import (
     EraseRule,
     FlagInput,
     FlagResult,
+    Located,
     Operation,
     RectifyInput,
     RectifyResult,
@@ -121,6 +123,10 @@ class Conversation(InboxBase):
         Index("ix_conversations_phone", "customer_account", "contact_phone", "opened_at"),
         Index("ix_conversations_email", "customer_account", "contact_email", "opened_at"),
         Index("ix_conversations_channel_id", "customer_account", "contact_channel_id"),
+        # locating the controllers of an identity, across customers
+        Index("ix_conversations_locate_phone", "contact_phone"),
+        Index("ix_conversations_locate_email", "contact_email"),
+        Index("ix_conversations_locate_channel_id", "contact_channel_id"),
     )
 
 
@@ -179,8 +185,30 @@ class Subject:
     identities: tuple[Identity, ...]
 
     def values(self, kind: IdentityType) -> list[str]:
-        found = {i.value for i in self.identities if i.type is kind}
-        return sorted(v.lower() for v in found) if kind is IdentityType.EMAIL else sorted(found)
+        return identity_values(self.identities, kind)
+
+
+def identity_values(identities: Iterable[Identity], kind: IdentityType) -> list[str]:
+    """The values of one identity type to look up, as Inbox stores them (emails lower case)."""
+    found = {i.value for i in identities if i.type is kind}
+    return sorted(v.lower() for v in found) if kind is IdentityType.EMAIL else sorted(found)
+
+
+def locate_holders(scope: Scope) -> Select[str] | None:
+    """The customers holding conversations of these identities, across customers: one lookup per
+    identity type, each by its identity-first ``ix_conversations_locate_*`` index; none without an
+    identity Inbox matches."""
+    lookups = [
+        select(Conversation.customer_account).where(
+            column.in_(values), Conversation.anonymised_at.is_(None)
+        )
+        for kind, column in IDENTITY_COLUMNS.items()
+        if (values := identity_values(scope.identities, kind))
+    ]
+    if not lookups:
+        return None
+    held = union(*lookups).subquery()
+    return select(held.c.customer_account).order_by(held.c.customer_account)
 
 
 def subject_of(scope: Scope) -> Subject | None:
@@ -220,7 +248,14 @@ def subject_messages(subject: Subject, category: str) -> list[ColumnElement[bool
 
 class InboxConnector:
     name: ClassVar[str] = "inbox"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "rectify", "restrict")
+    activities: ClassVar[tuple[str, ...]] = (
+        "discover",
+        "access",
+        "erase",
+        "rectify",
+        "restrict",
+        "locate",
+    )
 
     def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, InboxBase, InboxOperationLog)
@@ -282,6 +317,18 @@ class InboxConnector:
         return self.store.once(
             key, FlagResult, lambda session: self._restrict(session, subject, call)
         )
+
+    def locate(self, scope: Scope) -> Located:
+        """The customers holding conversations of these identities, whatever customer the scope
+        names: an end user wrote to the group directly, and each of them is a controller to
+        refer the request to. The one lookup across customers; account ids only, never the
+        records. Read-only, so not in the operation log."""
+        statement = locate_holders(scope)
+        if statement is None:
+            return Located(connector=self.name)
+        with self.store.reading() as session:
+            customers = session.scalars(statement).all()
+        return Located(connector=self.name, customers=list(customers))
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's conversations is restricted for this customer."""

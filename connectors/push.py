@@ -43,6 +43,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    union,
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
@@ -68,6 +69,7 @@ from connectors.protocol import (
     EraseRule,
     FlagInput,
     FlagResult,
+    Located,
     Operation,
     Scope,
 )
@@ -104,6 +106,7 @@ class BeamsDevice(PushBase):
 
     __table_args__ = (
         Index("ix_beams_devices_subject", "customer_account", "user_id", "registered_at"),
+        Index("ix_beams_devices_locate_user", "user_id"),  # locating the controllers
     )
 
 
@@ -124,6 +127,7 @@ class ChannelConnection(PushBase):
 
     __table_args__ = (
         Index("ix_channel_connections_subject", "customer_account", "user_id", "connected_at"),
+        Index("ix_channel_connections_locate_user", "user_id"),  # locating the controllers
     )
 
 
@@ -182,14 +186,35 @@ def user_ids(identities: list[Identity]) -> list[str]:
     return sorted(ids)
 
 
-def push_subject(scope: Scope) -> PushSubject | None:
-    """The user ids to look up at the scope's customer; none without a customer account."""
-    identities = [
+def push_identities(identities: list[Identity]) -> list[Identity]:
+    """The identities Pusher can match: email addresses and ``pusher:`` channel ids."""
+    return [
         i
-        for i in scope.identities
+        for i in identities
         if i.type is IdentityType.EMAIL
         or (i.type is IdentityType.CHANNEL_ID and i.value.startswith(CHANNEL_ID_PREFIX))
     ]
+
+
+def locate_holders(scope: Scope) -> Select[str] | None:
+    """The customers holding Beams devices or Channels connections of these identities, across
+    customers (``ix_beams_devices_locate_user`` and ``ix_channel_connections_locate_user``);
+    none without an identity Pusher matches."""
+    ids = user_ids(push_identities(scope.identities))
+    if not ids:
+        return None
+    held = union(
+        select(BeamsDevice.customer_account).where(BeamsDevice.user_id.in_(ids)),
+        select(ChannelConnection.customer_account).where(
+            ChannelConnection.user_id.in_(ids), ChannelConnection.anonymised_at.is_(None)
+        ),
+    ).subquery()
+    return select(held.c.customer_account).order_by(held.c.customer_account)
+
+
+def push_subject(scope: Scope) -> PushSubject | None:
+    """The user ids to look up at the scope's customer; none without a customer account."""
+    identities = push_identities(scope.identities)
     ids = user_ids(identities)
     if scope.customer_account is None or not ids:
         return None
@@ -253,7 +278,7 @@ def parts(subject: PushSubject, category: str) -> list[Part]:
 
 class PushConnector:
     name: ClassVar[str] = "push"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict")
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict", "locate")
 
     def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, PushBase, PushOperationLog)
@@ -306,6 +331,18 @@ class PushConnector:
         return self.store.once(
             key, FlagResult, lambda session: self._restrict(session, subject, call)
         )
+
+    def locate(self, scope: Scope) -> Located:
+        """The customers holding devices or connections of these identities, whatever customer
+        the scope names: an end user wrote to the group directly, and each of them is a
+        controller to refer the request to. The one lookup across customers; account ids only,
+        never the records. Read-only, so not in the operation log."""
+        statement = locate_holders(scope)
+        if statement is None:
+            return Located(connector=self.name)
+        with self.store.reading() as session:
+            customers = session.scalars(statement).all()
+        return Located(connector=self.name, customers=list(customers))
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's push data is restricted for this customer."""

@@ -39,6 +39,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     union,
     update,
 )
@@ -65,6 +66,7 @@ from connectors.protocol import (
     EraseRule,
     FlagInput,
     FlagResult,
+    Located,
     Operation,
     RectifyInput,
     RectifyResult,
@@ -116,7 +118,12 @@ class Visitor(VideoBase):
     ip: Mapped[str | None] = mapped_column(String(45))
     anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
-    __table_args__ = (Index("ix_visitors_phone", "customer_account", "phone"),)
+    __table_args__ = (
+        Index("ix_visitors_phone", "customer_account", "phone"),
+        # locating the controllers of an identity, across customers
+        Index("ix_visitors_locate_email", func.lower(text("email"))),
+        Index("ix_visitors_locate_phone", "phone"),
+    )
 
 
 class Restriction(VideoBase):
@@ -166,6 +173,26 @@ def video_subject(scope: Scope) -> VideoSubject | None:
     if scope.customer_account is None or not (emails or phones):
         return None
     return VideoSubject(scope.customer_account, tuple(emails), tuple(phones))
+
+
+def locate_holders(scope: Scope) -> Select[str] | None:
+    """The customers holding visits of these addresses and numbers, across customers: one
+    lookup per identity type (``ix_visitors_locate_email`` and ``ix_visitors_locate_phone``);
+    none without either."""
+    emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
+    phones = sorted({i.value for i in scope.identities if i.type is IdentityType.PHONE})
+    lookups = [
+        select(Visitor.customer_account).where(match, Visitor.anonymised_at.is_(None))
+        for match in (
+            func.lower(Visitor.email).in_(emails) if emails else None,
+            Visitor.phone.in_(phones) if phones else None,
+        )
+        if match is not None
+    ]
+    if not lookups:
+        return None
+    held = union(*lookups).subquery()
+    return select(held.c.customer_account).order_by(held.c.customer_account)
 
 
 def visitor_where(subject: VideoSubject) -> list[ColumnElement[bool]]:
@@ -221,7 +248,14 @@ def held(subject: VideoSubject, category: str) -> Select[int, datetime]:
 
 class VideoConnector:
     name: ClassVar[str] = "video"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "rectify", "restrict")
+    activities: ClassVar[tuple[str, ...]] = (
+        "discover",
+        "access",
+        "erase",
+        "rectify",
+        "restrict",
+        "locate",
+    )
 
     def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, VideoBase, VideoOperationLog)
@@ -292,6 +326,18 @@ class VideoConnector:
         return self.store.once(
             key, FlagResult, lambda session: self._restrict(session, subject, call)
         )
+
+    def locate(self, scope: Scope) -> Located:
+        """The customers holding visits of these identities, whatever customer the scope
+        names: an end user wrote to the group directly, and each of them is a controller to
+        refer the request to. The one lookup across customers; account ids only, never the
+        records. Read-only, so not in the operation log."""
+        statement = locate_holders(scope)
+        if statement is None:
+            return Located(connector=self.name)
+        with self.store.reading() as session:
+            customers = session.scalars(statement).all()
+        return Located(connector=self.name, customers=list(customers))
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's video data is restricted for this customer."""

@@ -69,6 +69,7 @@ from connectors.protocol import (
     EraseRule,
     FlagInput,
     FlagResult,
+    Located,
     Operation,
     Scope,
 )
@@ -126,6 +127,7 @@ class Call(VoiceBase):
     __table_args__ = (
         Index("ix_calls_subject", "customer_account", "end_user_phone", "started_at"),
         Index("ix_calls_recording_ref", "recording_ref"),
+        Index("ix_calls_locate_phone", "end_user_phone"),  # locating the controllers of a number
         CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_calls_direction"),
     )
 
@@ -172,6 +174,20 @@ def subject_calls(customer_account: str, phones: Iterable[str]) -> Select[Call]:
     return select(Call).where(*subject_where(customer_account, phones))
 
 
+def locate_holders(scope: Scope) -> Select[str] | None:
+    """The customers holding calls of the numbers, across customers (``ix_calls_locate_phone``);
+    none without a number."""
+    phones = sorted({i.value for i in scope.identities if i.type is IdentityType.PHONE})
+    if not phones:
+        return None
+    return (
+        select(Call.customer_account)
+        .where(Call.end_user_phone.in_(phones), Call.anonymised_at.is_(None))
+        .distinct()
+        .order_by(Call.customer_account)
+    )
+
+
 def holds(category: str) -> ColumnElement[bool]:
     """Whether a (not anonymised) call still holds data of ``category``."""
     if category == LOCATION_DATA:
@@ -186,7 +202,7 @@ def holds(category: str) -> ColumnElement[bool]:
 
 class VoiceConnector:
     name: ClassVar[str] = "voice"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict")
+    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict", "locate")
 
     def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, VoiceBase, VoiceOperationLog)
@@ -240,6 +256,18 @@ class VoiceConnector:
             return FlagResult(connector=self.name, operation=Operation.RESTRICT)
         key = operation_key(self.secret, Operation.RESTRICT, call)
         return self.store.once(key, FlagResult, lambda session: self._restrict(session, call))
+
+    def locate(self, scope: Scope) -> Located:
+        """The customers holding calls of these identities, whatever customer the scope
+        names: an end user wrote to the group directly, and each of them is a controller to
+        refer the request to. The one lookup across customers; account ids only, never the
+        records. Read-only, so not in the operation log."""
+        statement = locate_holders(scope)
+        if statement is None:
+            return Located(connector=self.name)
+        with self.store.reading() as session:
+            customers = session.scalars(statement).all()
+        return Located(connector=self.name, customers=list(customers))
 
     def is_restricted(self, customer_account: str, phone: str) -> bool:
         """Whether processing of this end user's calls is restricted for this customer."""

@@ -33,6 +33,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     union,
     update,
 )
@@ -59,6 +60,7 @@ from connectors.protocol import (
     EraseRule,
     FlagInput,
     FlagResult,
+    Located,
     Operation,
     RectifyInput,
     RectifyResult,
@@ -100,6 +102,10 @@ class WidgetSession(WidgetBase):
     __table_args__ = (
         Index("ix_widget_sessions_phone", "customer_account", "phone", "started_at"),
         Index("ix_widget_sessions_channel", "customer_account", "channel_id", "started_at"),
+        # locating the controllers of an identity, across customers
+        Index("ix_widget_sessions_locate_email", func.lower(text("email"))),
+        Index("ix_widget_sessions_locate_phone", "phone"),
+        Index("ix_widget_sessions_locate_channel", "channel_id"),
     )
 
 
@@ -168,6 +174,25 @@ def session_where(subject: WidgetSubject) -> list[ColumnElement[bool]]:
     ]
 
 
+def locate_holders(scope: Scope) -> Select[str] | None:
+    """The customers holding sessions of these identities, across customers: one lookup per
+    identity type (``ix_widget_sessions_locate_email``, ``_phone`` and ``_channel``); none
+    without an identity the widget matches."""
+    lookups = []
+    for kind, column in LOOKUP.items():
+        values = sorted({_lookup_value(i) for i in scope.identities if i.type is kind})
+        if values:
+            lookups.append(
+                select(WidgetSession.customer_account).where(
+                    column.in_(values), WidgetSession.anonymised_at.is_(None)
+                )
+            )
+    if not lookups:
+        return None
+    held = union(*lookups).subquery()
+    return select(held.c.customer_account).order_by(held.c.customer_account)
+
+
 def subject_sessions(
     customer_account: str, identities: Iterable[Identity]
 ) -> Select[WidgetSession]:
@@ -186,7 +211,14 @@ def _lookup_value(identity: Identity) -> str:
 
 class WidgetConnector:
     name: ClassVar[str] = "widget"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "rectify", "restrict")
+    activities: ClassVar[tuple[str, ...]] = (
+        "discover",
+        "access",
+        "erase",
+        "rectify",
+        "restrict",
+        "locate",
+    )
 
     def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, WidgetBase, WidgetOperationLog)
@@ -265,6 +297,18 @@ class WidgetConnector:
         return self.store.once(
             key, FlagResult, lambda session: self._restrict(session, subject, call)
         )
+
+    def locate(self, scope: Scope) -> Located:
+        """The customers holding sessions of these identities, whatever customer the scope
+        names: an end user wrote to the group directly, and each of them is a controller to
+        refer the request to. The one lookup across customers; account ids only, never the
+        records. Read-only, so not in the operation log."""
+        statement = locate_holders(scope)
+        if statement is None:
+            return Located(connector=self.name)
+        with self.store.reading() as session:
+            customers = session.scalars(statement).all()
+        return Located(connector=self.name, customers=list(customers))
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's widget data is restricted for this customer."""

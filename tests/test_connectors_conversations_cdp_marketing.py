@@ -962,3 +962,94 @@ async def test_marketing_access_runs_as_an_activity_with_heartbeats(stores: Stor
 
     assert result.blob_ref and beats
     assert beats[-1][0]["records"] == sum(result.records.values())
+
+
+# --- locate: which customers hold an end user who wrote to the group directly --------------
+
+
+def test_conversations_locate_names_exactly_the_customers_holding_the_subject(
+    stores: Stores,
+) -> None:
+    user = stores.facts.chat_user
+    counts = {
+        row[0]: row[1]
+        for row in stores.rows(
+            "conversations",
+            "SELECT customer_account, COUNT(*) FROM threads WHERE anonymised_at IS NULL "
+            "AND (phone = ? OR channel_user IN (?, ?)) GROUP BY customer_account",
+            user.phone,
+            user.channel_ids["line"],
+            user.channel_ids["messenger"],
+        )
+    }
+    assert len(counts) >= 2, "the seed must give the subject threads at several customers"
+    logged = stores.rows("conversations", "SELECT COUNT(*) FROM operation_log")[0][0]
+
+    located = stores.conversations.locate(scope("REQ-CL01", *chat_identities(user)))
+
+    assert located.connector == "conversations"
+    assert located.customers == sorted(counts)
+    assert set(located.model_dump()) == {"connector", "customers"}, "no records, only accounts"
+    confined = stores.conversations.locate(chat_scope(stores, "REQ-CL02"))
+    assert confined.customers == located.customers, "the scope's customer is ignored"
+    by_phone = stores.conversations.locate(
+        scope("REQ-CL03", Identity(type=IdentityType.PHONE, value=user.phone))
+    )
+    phone_counts = stores.rows(
+        "conversations",
+        "SELECT DISTINCT customer_account FROM threads WHERE anonymised_at IS NULL "
+        "AND phone = ? ORDER BY 1",
+        user.phone,
+    )
+    assert by_phone.customers == [row[0] for row in phone_counts], "WhatsApp and Viber ids"
+    assert stores.rows("conversations", "SELECT COUNT(*) FROM operation_log")[0][0] == logged
+
+
+def test_cdp_locate_names_exactly_the_customers_holding_the_subject(stores: Stores) -> None:
+    user = stores.facts.profile_user
+    counts = {
+        row[0]: row[1]
+        for row in stores.rows(
+            "cdp",
+            "SELECT customer_account, COUNT(*) FROM profiles WHERE anonymised_at IS NULL "
+            "AND lower(email) = ? GROUP BY customer_account",
+            user.email.lower(),
+        )
+    }
+    assert len(counts) >= 2, "the seed must give the subject profiles at several customers"
+    logged = stores.rows("cdp", "SELECT COUNT(*) FROM operation_log")[0][0]
+    shouted = Identity(type=IdentityType.EMAIL, value=user.email.upper())
+
+    located = stores.cdp.locate(scope("REQ-PL01", shouted))
+
+    assert located.connector == "cdp"
+    assert located.customers == sorted(counts)
+    assert set(located.model_dump()) == {"connector", "customers"}, "no records, only accounts"
+    assert stores.cdp.locate(profile_scope(stores, "REQ-PL02")).customers == located.customers
+    assert stores.rows("cdp", "SELECT COUNT(*) FROM operation_log")[0][0] == logged
+
+
+def test_locate_finds_no_customer_for_an_unknown_identity(stores: Stores) -> None:
+    stranger = [
+        Identity(type=IdentityType.PHONE, value="+999000000001"),
+        Identity(type=IdentityType.EMAIL, value="nobody@locate.invalid"),
+        Identity(type=IdentityType.CHANNEL_ID, value="line:nobody-at-all"),
+    ]
+    for connector in (stores.conversations, stores.cdp):
+        assert connector.locate(scope("REQ-XL01", *stranger)).customers == []
+        assert connector.locate(scope("REQ-XL02")).customers == []
+
+
+def test_locate_uses_the_identity_first_indexes(stores: Stores) -> None:
+    facts = stores.facts
+    chats = conversations.locate_holders(scope("REQ-CL04", *chat_identities(facts.chat_user)))
+    email = Identity(type=IdentityType.EMAIL, value=facts.profile_user.email)
+    profiles = cdp.locate_holders(scope("REQ-PL03", email))
+    assert chats is not None and profiles is not None
+
+    chat_plan = explain(stores.conversations.store.engine, chats)
+    profile_plan = explain(stores.cdp.store.engine, profiles)
+
+    assert "INDEX ix_threads_locate_channel_user (channel_user=?)" in chat_plan, chat_plan
+    assert "INDEX ix_profiles_locate_email (<expr>=?)" in profile_plan, profile_plan
+    assert "SCAN" not in chat_plan + profile_plan

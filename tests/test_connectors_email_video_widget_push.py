@@ -984,3 +984,108 @@ def test_registry_entry_matches_the_connectors_activities(stores: Stores, name: 
 
 def activity_name(fn: Any) -> str:
     return str(fn.__temporal_activity_definition.name)
+
+
+# --- locate: which customers hold an end user who wrote to the group directly --------------
+
+STRANGER = (
+    (EMAIL, "nobody@locate.invalid"),
+    (PHONE, "+999000000001"),
+    (CHANNEL, "pusher:nobody-at-all"),
+    (CHANNEL, "whatsapp:999000000001"),
+)
+LOCATE_INDEXES = {
+    "email": {"recipients": ["ix_recipients_locate_email"]},
+    "video": {"visitors": ["ix_visitors_locate_email", "ix_visitors_locate_phone"]},
+    "widget": {
+        "widget_sessions": [
+            "ix_widget_sessions_locate_email",
+            "ix_widget_sessions_locate_phone",
+            "ix_widget_sessions_locate_channel",
+        ]
+    },
+    "push": {
+        "beams_devices": ["ix_beams_devices_locate_user"],
+        "channel_connections": ["ix_channel_connections_locate_user"],
+    },
+}
+
+
+def holders(stores: Stores, name: str, subject: Subject) -> dict[str, int]:
+    """The subject's rows per customer, counted independently of the connector."""
+    if name == "email":
+        sql = "SELECT customer_account, COUNT(*) AS n FROM recipients WHERE lower(email) = ?"
+        params: list[Any] = [subject.value(EMAIL).lower()]
+    elif name == "video":
+        sql = (
+            "SELECT customer_account, COUNT(*) AS n FROM visitors"
+            " WHERE (lower(email) = ? OR phone = ?)"
+        )
+        params = [subject.value(EMAIL).lower(), subject.value(PHONE)]
+    elif name == "widget":
+        channels = [value for kind, value in subject.identities if kind is CHANNEL]
+        sql = (
+            "SELECT customer_account, COUNT(*) AS n FROM widget_sessions"
+            f" WHERE (lower(email) = ? OR phone = ? OR channel_id IN ({marks(channels)}))"
+        )
+        params = [subject.value(EMAIL).lower(), subject.value(PHONE), *channels]
+    else:
+        value = subject.value(EMAIL)
+        stores_rows = stores.rows(
+            name,
+            "SELECT customer_account FROM beams_devices WHERE user_id IN (?, ?) UNION ALL"
+            " SELECT customer_account FROM channel_connections WHERE user_id IN (?, ?)"
+            " AND anonymised_at IS NULL",
+            value,
+            value.lower(),
+            value,
+            value.lower(),
+        )
+        counts: dict[str, int] = defaultdict(int)
+        for row in stores_rows:
+            counts[row["customer_account"]] += 1
+        return dict(counts)
+    found = stores.rows(name, f"{sql} AND anonymised_at IS NULL GROUP BY customer_account", *params)
+    return {row["customer_account"]: row["n"] for row in found}
+
+
+@pytest.mark.parametrize("name", CONNECTORS)
+def test_locate_names_exactly_the_customers_holding_the_subject(
+    stores: Stores, name: str
+) -> None:
+    subject = stores.subjects[name]
+    counts = holders(stores, name, subject)
+    assert len(counts) >= 2, "the seed must give the subject records at several customers"
+    logged = stores.rows(name, "SELECT COUNT(*) AS n FROM operation_log")[0]["n"]
+
+    located = stores.connectors[name].locate(subject.scope("REQ-L001", customer=False))
+
+    assert located.connector == name
+    assert located.customers == sorted(c for c, n in counts.items() if n > 0)
+    assert {subject.controller, *subject.others} <= set(located.customers)
+    assert set(located.model_dump()) == {"connector", "customers"}, "no records, only accounts"
+    confined = stores.connectors[name].locate(subject.scope("REQ-L002"))
+    assert confined.customers == located.customers, "the scope's customer is ignored"
+    after = stores.rows(name, "SELECT COUNT(*) AS n FROM operation_log")[0]["n"]
+    assert after == logged, "read-only: not in the operation log"
+
+
+@pytest.mark.parametrize("name", CONNECTORS)
+def test_locate_finds_no_customer_for_an_unknown_identity(stores: Stores, name: str) -> None:
+    connector = stores.connectors[name]
+    stranger = Subject(STRANGER, "nobody", ())
+    assert connector.locate(stranger.scope("REQ-L003", customer=False)).customers == []
+    nobody = Subject((), "nobody", ())
+    assert connector.locate(nobody.scope("REQ-L004", customer=False)).customers == []
+
+
+@pytest.mark.parametrize("name", CONNECTORS)
+def test_locate_uses_the_identity_first_indexes(stores: Stores, name: str) -> None:
+    statement = MODULES[name].locate_holders(stores.subjects[name].scope(customer=False))
+
+    plan = explain(stores.connectors[name].store.engine, statement)
+
+    for table, indexes in LOCATE_INDEXES[name].items():
+        for index in indexes:
+            assert f"INDEX {index} (" in plan, plan
+        assert f"SCAN {table}" not in plan, plan

@@ -891,3 +891,96 @@ async def test_access_runs_as_an_activity_with_heartbeats(stores: Stores) -> Non
             EraseInput(scope=inbox_scope(stores), rules=[EraseRule(category="call_recordings")]),
         )
     assert refused.value.non_retryable
+
+
+# --- locate: which customers hold an end user who wrote to the group directly --------------
+
+STRANGER = [
+    Identity(type=IdentityType.PHONE, value="+999000000001"),
+    Identity(type=IdentityType.EMAIL, value="nobody@locate.invalid"),
+    Identity(type=IdentityType.CHANNEL_ID, value="whatsapp:999000000001"),
+]
+
+
+@dataclass(frozen=True)
+class LocateCase:
+    """A connector, whom to locate, the independent SQL counting their rows per customer,
+    and the identity-first indexes the locate query must use."""
+
+    target: Any
+    identities: list[Identity]
+    holders_sql: str
+    params: tuple[Any, ...]
+    indexes: tuple[str, ...]
+    table: str
+    module: Any
+
+
+def locate_case(stores: Stores, name: str) -> LocateCase:
+    if name == "voice":
+        user = stores.subjects.voice
+        return LocateCase(
+            stores.voice,
+            phone_only(user),
+            "SELECT customer_account, COUNT(*) FROM calls WHERE end_user_phone = ? "
+            "AND anonymised_at IS NULL GROUP BY customer_account",
+            (user.phone,),
+            ("ix_calls_locate_phone",),
+            "calls",
+            voice,
+        )
+    user = stores.subjects.inbox if name == "inbox" else stores.subjects.flow
+    table = "conversations" if name == "inbox" else "invocations"
+    match = INBOX_MATCH if name == "inbox" else FLOW_MATCH
+    return LocateCase(
+        stores.inbox if name == "inbox" else stores.flow,
+        every_identity(user),
+        f"SELECT customer_account, COUNT(*) FROM {table} WHERE {match} "
+        "AND anonymised_at IS NULL GROUP BY customer_account",
+        (user.phone, user.email.lower(), *user.channel_ids.values()),
+        tuple(f"ix_{table}_locate_{kind}" for kind in ("phone", "email", "channel_id")),
+        table,
+        inbox if name == "inbox" else flow_builder,
+    )
+
+
+def operation_log_size(stores: Stores, name: str) -> int:
+    return int(rows(stores.db(name), "SELECT COUNT(*) FROM operation_log")[0][0])
+
+
+@pytest.mark.parametrize("name", ["voice", "inbox", "flow_builder"])
+def test_locate_names_exactly_the_customers_holding_the_subject(
+    stores: Stores, name: str
+) -> None:
+    case = locate_case(stores, name)
+    counts = {r[0]: r[1] for r in rows(stores.db(name), case.holders_sql, *case.params)}
+    assert len(counts) >= 2, "the seed must give the subject records at several customers"
+    logged = operation_log_size(stores, name)
+
+    located = case.target.locate(scope("REQ-L001", case.identities, None))
+
+    assert located.connector == name
+    assert located.customers == sorted(c for c, n in counts.items() if n > 0)
+    assert set(located.model_dump()) == {"connector", "customers"}, "no records, only accounts"
+    confined = case.target.locate(scope("REQ-L002", case.identities, located.customers[-1]))
+    assert confined.customers == located.customers, "the scope's customer is ignored"
+    assert operation_log_size(stores, name) == logged, "read-only: not in the operation log"
+
+
+@pytest.mark.parametrize("name", ["voice", "inbox", "flow_builder"])
+def test_locate_finds_no_customer_for_an_unknown_identity(stores: Stores, name: str) -> None:
+    case = locate_case(stores, name)
+    assert case.target.locate(scope("REQ-L003", STRANGER, None)).customers == []
+    assert case.target.locate(scope("REQ-L004", [], None)).customers == []
+
+
+@pytest.mark.parametrize("name", ["voice", "inbox", "flow_builder"])
+def test_locate_uses_the_identity_first_indexes(stores: Stores, name: str) -> None:
+    case = locate_case(stores, name)
+    statement = case.module.locate_holders(scope("REQ-L005", case.identities, None))
+
+    plan = explain(case.target.store.engine, statement)
+
+    for index in case.indexes:
+        assert f"INDEX {index} (" in plan, plan
+    assert f"SCAN {case.table}" not in plan, plan
