@@ -19,7 +19,6 @@ from connectors.base import connector_activities
 from connectors.builtin import BUILTIN, build_connector
 from connectors.registry import load_registry
 from dsr.activity_log import RequestLogInterceptor
-from dsr.blobstore import LocalBlobStore
 from dsr.database import make_engine
 from dsr.logging import configure, get_logger
 from dsr.settings import Settings, SettingsError, load_settings
@@ -33,11 +32,12 @@ WORKFLOWS = [RightsRequestWorkflow, ConfirmationPurgeWorkflow]
 
 def orchestrator_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
     engine = make_engine(settings.app_database_url)
-    blobs = LocalBlobStore(settings.blob_dir)
+    blobs = settings.blob_store()
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
+        # ignore until activities/__init__.py annotates BlobStore (PackageActivities takes any)
         activities=orchestrator_activities(settings, engine, blobs),
         activity_executor=executor,
         interceptors=[RequestLogInterceptor()],
@@ -47,7 +47,7 @@ def orchestrator_worker(client: Client, settings: Settings, executor: ThreadPool
 def connector_worker(client: Client, settings: Settings, name: str,
                      executor: ThreadPoolExecutor) -> Worker:
     entry = load_registry(settings.connector_registry).get(name)
-    connector = build_connector(name, settings, LocalBlobStore(settings.blob_dir))
+    connector = build_connector(name, settings, settings.blob_store())
     return Worker(client, task_queue=entry.task_queue,
                   activities=connector_activities(connector), activity_executor=executor,
                   interceptors=[RequestLogInterceptor()])

@@ -15,12 +15,12 @@ from activities.policy import PolicyActivities
 from activities.proof import ProofActivities
 from activities.register import RegisterActivities
 from activities.verification import VerificationActivities
-from dsr.blobstore import LocalBlobStore
+from dsr.blobstore import BlobStore
 from dsr.settings import Settings
 
 
 def orchestrator_activities(
-    settings: Settings, engine: Engine, blobs: LocalBlobStore
+    settings: Settings, engine: Engine, blobs: BlobStore
 ) -> list[Callable[..., Any]]:
     register = RegisterActivities(engine, settings.secret)
     policy = PolicyActivities(settings)

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from connectors.protocol import AccessResult
-from dsr.blobstore import LocalBlobStore
+from dsr.blobstore import BlobStore
 from dsr.catalogue import load_catalogue
 from dsr.models import Language
 from dsr.settings import Settings
@@ -36,7 +36,7 @@ class Package(BaseModel):
 
 
 class PackageActivities:
-    def __init__(self, settings: Settings, blobs: LocalBlobStore) -> None:
+    def __init__(self, settings: Settings, blobs: BlobStore) -> None:
         self._settings = settings
         self._blobs = blobs
 

@@ -34,6 +34,7 @@ class RequestPolicy(BaseModel):
     connectors: list[ConnectorEntry]
     connector_start_timeout_seconds: float = 300
     connector_missing_retry_seconds: float = 60
+    connector_heartbeat_seconds: float = 120
 
 
 class ExtensionQuery(BaseModel):
@@ -57,6 +58,7 @@ class PolicyActivities:
             connector_retry_seconds=settings.connector_retry_seconds,
             connector_start_timeout_seconds=settings.connector_start_timeout_seconds,
             connector_missing_retry_seconds=settings.connector_missing_retry_seconds,
+            connector_heartbeat_seconds=settings.connector_heartbeat_seconds,
             connectors=load_registry(settings.connector_registry).connectors,
         )
 

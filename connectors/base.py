@@ -28,7 +28,7 @@ from sqlalchemy.types import TypeDecorator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from dsr.blobstore import LocalBlobStore
+from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 
 EXPORT_CHUNK_ROWS = 1000
@@ -222,7 +222,7 @@ def heartbeat(*details: Any) -> None:
 
 
 def export_jsonl(
-    blobs: LocalBlobStore, key: str, chunks: Iterable[Iterable[Mapping[str, Any]]]
+    blobs: BlobStore, key: str, chunks: Iterable[Iterable[Mapping[str, Any]]]
 ) -> tuple[dict[str, int], str | None]:
     """Stream records (each with its ``category``) into a JSON Lines blob, one chunk at a time
     with a heartbeat after each. Returns the count per category and the blob reference, or no

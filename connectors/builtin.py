@@ -23,10 +23,10 @@ from connectors.base import Connector
 from connectors.customer_account import CustomerAccountConnector
 from connectors.population import Population
 from connectors.sms import SmsConnector
-from dsr.blobstore import LocalBlobStore
+from dsr.blobstore import BlobStore
 from dsr.settings import Settings
 
-Factory = Callable[[str, LocalBlobStore, bytes], Connector]
+Factory = Callable[[str, BlobStore, bytes], Connector]
 
 BUILTIN: dict[str, Factory] = {
     "sms": SmsConnector,
@@ -60,7 +60,7 @@ POPULATION_SEEDS: dict[str, Callable[..., int]] = {
 }
 
 
-def build_connector(name: str, settings: Settings, blobs: LocalBlobStore) -> Connector:
+def build_connector(name: str, settings: Settings, blobs: BlobStore) -> Connector:
     return BUILTIN[name](settings.connector_database_url(name), blobs, settings.secret)
 
 
@@ -68,7 +68,7 @@ def seed_population_stores(
     settings: Settings, population: Population, now: datetime, seed: int = 42
 ) -> dict[str, int]:
     """Fill every population-seeded store; rows written per connector."""
-    blobs = LocalBlobStore(settings.blob_dir)
+    blobs = settings.blob_store()
     written: dict[str, Any] = {}
     for name, fill in POPULATION_SEEDS.items():
         written[name] = fill(build_connector(name, settings, blobs), population, now=now,

@@ -77,7 +77,7 @@ from connectors.protocol import (
     RectifyResult,
     Scope,
 )
-from dsr.blobstore import LocalBlobStore
+from dsr.blobstore import BlobStore
 from dsr.models import EMAIL, Correction, IdentityType
 
 PROFILE = "profile"
@@ -208,7 +208,7 @@ class CdpConnector:
         "locate",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, CdpBase, CdpOperationLog)
         self.blobs = blobs
         self.secret = secret

@@ -66,7 +66,7 @@ from connectors.protocol import (
     RectifyResult,
     Scope,
 )
-from dsr.blobstore import LocalBlobStore
+from dsr.blobstore import BlobStore
 from dsr.models import EMAIL, PHONE, Correction, IdentityType
 
 ACCOUNT_PROFILE = "account_profile"
@@ -295,7 +295,7 @@ class CustomerAccountConnector:
         "registered_contact",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, AccountBase, AccountOperationLog)
         self.blobs = blobs
         self.secret = secret

@@ -80,7 +80,7 @@ from connectors.protocol import (
     RectifyResult,
     Scope,
 )
-from dsr.blobstore import LocalBlobStore
+from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import EMAIL, Correction, Identity, IdentityType
 
@@ -263,7 +263,7 @@ class EmailConnector:
         "locate",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, EmailBase, EmailOperationLog)
         self.blobs = blobs
         self.secret = secret

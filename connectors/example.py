@@ -20,7 +20,7 @@ from connectors.protocol import (
     Operation,
     Scope,
 )
-from dsr.blobstore import LocalBlobStore
+from dsr.blobstore import BlobStore
 from dsr.models import IdentityType
 
 CATEGORY = "loyalty_points"
@@ -48,7 +48,7 @@ class LoyaltyConnector:
     name: ClassVar[str] = "loyalty"
     activities: ClassVar[tuple[str, ...]] = ("discover", "erase")
 
-    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, LoyaltyBase, LoyaltyOperationLog)
         self.secret = secret
 

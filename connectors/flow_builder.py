@@ -76,7 +76,7 @@ from connectors.protocol import (
     Operation,
     Scope,
 )
-from dsr.blobstore import LocalBlobStore
+from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import Identity, IdentityType
 
@@ -217,7 +217,7 @@ class FlowBuilderConnector:
     name: ClassVar[str] = "flow_builder"
     activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict", "locate")
 
-    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, FlowBuilderBase, FlowBuilderOperationLog)
         self.blobs = blobs
         self.secret = secret

@@ -77,7 +77,7 @@ from connectors.protocol import (
     RectifyResult,
     Scope,
 )
-from dsr.blobstore import LocalBlobStore
+from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import Identity, IdentityType
 
@@ -257,7 +257,7 @@ class MarketingConnector:
         "marketing_opt_out",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, MarketingBase, MarketingOperationLog)
         self.blobs = blobs
         self.secret = secret

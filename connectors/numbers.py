@@ -42,7 +42,7 @@ from connectors.protocol import (
     Operation,
     Scope,
 )
-from dsr.blobstore import LocalBlobStore
+from dsr.blobstore import BlobStore
 
 CATEGORIES: tuple[str, ...] = ()  # no end-user personal data of its own
 KINDS = ("local", "short_code", "programmable")
@@ -81,7 +81,7 @@ class NumbersConnector:
     name: ClassVar[str] = "numbers"
     activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict")
 
-    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, NumbersBase, NumbersOperationLog)
         self.blobs = blobs
         self.secret = secret

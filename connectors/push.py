@@ -73,7 +73,7 @@ from connectors.protocol import (
     Operation,
     Scope,
 )
-from dsr.blobstore import LocalBlobStore
+from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import Identity, IdentityType
 
@@ -280,7 +280,7 @@ class PushConnector:
     name: ClassVar[str] = "push"
     activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict", "locate")
 
-    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, PushBase, PushOperationLog)
         self.blobs = blobs
         self.secret = secret

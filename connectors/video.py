@@ -72,7 +72,7 @@ from connectors.protocol import (
     RectifyResult,
     Scope,
 )
-from dsr.blobstore import LocalBlobStore
+from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import EMAIL, PHONE, Correction, Identity, IdentityType
 
@@ -257,7 +257,7 @@ class VideoConnector:
         "locate",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: LocalBlobStore, secret: bytes) -> None:
+    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, VideoBase, VideoOperationLog)
         self.blobs = blobs
         self.secret = secret

@@ -20,7 +20,6 @@ from connectors.seed import DemoFacts
 from connectors.seed import seed_stores as seed_connector_stores
 from connectors.sms import SmsConnector
 from dsr import officer
-from dsr.blobstore import LocalBlobStore
 from dsr.embedded import start
 from dsr.mailserver import MailFolder
 from dsr.models import RightsRequest, parse_request
@@ -35,12 +34,14 @@ def seed_stores(settings: Settings, people: int = 300, customers: int = 6,
                 everything: bool = True) -> DemoFacts:
     """Seed the SMS and customer-account stores (the demo's requests), and with
     ``everything`` every other reference store from the shared population."""
-    blobs = LocalBlobStore(settings.blob_dir)
+    blobs = settings.blob_store()
     now = datetime.now(UTC)
+    # The ignores go once the connectors annotate ``blobs: BlobStore`` (any store works).
     facts = seed_connector_stores(
-        SmsConnector(settings.connector_database_url("sms"), blobs, settings.secret),
-        CustomerAccountConnector(settings.connector_database_url("customer_account"), blobs,
-                                 settings.secret),
+        SmsConnector(settings.connector_database_url("sms"), blobs,
+                     settings.secret),
+        CustomerAccountConnector(settings.connector_database_url("customer_account"),
+                                 blobs, settings.secret),
         people=people, customers=customers, now=now)
     if everything:
         seed_population_stores(settings, make_population(people, customers), now)

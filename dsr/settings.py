@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dsr.blobstore import BlobStore, LocalBlobStore, open_blob_store, parse_blob_url
 from dsr.models import Right
 
 POLICY_DIR = Path(__file__).parent / "policy"
@@ -43,6 +44,10 @@ class Settings(BaseSettings):
     task_queue: str = "dsr-orchestrator"
 
     database_url: str | None = None
+    # Where exports and packages live: None is the folder data_dir/blobs; or a URL,
+    # file:///abs/path or s3://bucket/prefix?endpoint_url=...&region=... (S3 credentials come
+    # from the standard AWS environment variables or config, never from the URL).
+    blob_url: str | None = None
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=8025, ge=1, le=65535)
@@ -68,6 +73,8 @@ class Settings(BaseSettings):
     # after connector_missing_retry_seconds, doubling up to 30 minutes.
     connector_start_timeout_seconds: float = Field(default=300, gt=0, le=86400)
     connector_missing_retry_seconds: float = Field(default=60, gt=0, le=3600)
+    # A connector worker that dies mid-call is noticed after this without a heartbeat.
+    connector_heartbeat_seconds: float = Field(default=120, gt=0, le=3600)
 
     @field_validator("temporal_address")
     @classmethod
@@ -75,6 +82,13 @@ class Settings(BaseSettings):
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError("must be host:port, for example localhost:7233")
+        return value
+
+    @field_validator("blob_url")
+    @classmethod
+    def _blob_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_blob_url(value)
         return value
 
     @property
@@ -92,6 +106,12 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    def blob_store(self) -> BlobStore:
+        """The blob store ``blob_url`` names, or the local folder ``data_dir/blobs``."""
+        if self.blob_url is None:
+            return LocalBlobStore(self.blob_dir)
+        return open_blob_store(self.blob_url)
 
     @cached_property
     def secret(self) -> bytes:

@@ -7,7 +7,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -141,13 +141,16 @@ class Harness:
 
 async def start_harness(env: WorkflowEnvironment, tmp_path: Path, smtp_port: int,
                         folder: MailFolder, stack: AsyncExitStack, *, people: int = 60,
-                        extra_workers: list[Any] = (), **overrides: Any) -> Harness:  # type: ignore[assignment]
+                        extra_workers: Sequence[Any] = (),
+                        in_process: Sequence[str] = tuple(BUILTIN), **overrides: Any) -> Harness:
+    """Seeded stores and real workers in this process: the orchestrator, the connectors named
+    in ``in_process`` (default all built-ins) and ``extra_workers``."""
     settings = test_settings(tmp_path, smtp_port, **overrides)
     facts = seed_stores(settings, people=people, customers=4, everything=False)
     executor = stack.enter_context(ThreadPoolExecutor(max_workers=16))
     workers = [worker.orchestrator_worker(env.client, settings, executor)]
     workers += [worker.connector_worker(env.client, settings, name, executor)
-                for name in BUILTIN]
+                for name in in_process]
     workers += [make(env.client, settings) for make in extra_workers]
     for running in workers:
         await stack.enter_async_context(running)

@@ -33,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
 from workflows.base import RequestState
 
 CONNECTOR_CALL = timedelta(minutes=10)
-CONNECTOR_HEARTBEAT = timedelta(minutes=2)
 MISSING_BACKOFF_CAP = timedelta(minutes=30)
 NEEDS_OFFICER = frozenset({ConnectorStatus.FAILED, ConnectorStatus.MISSING})
 ORDER = (
@@ -187,7 +186,7 @@ class ConnectorFanOut(RequestState):
                         seconds=self._pol.connector_start_timeout_seconds
                     ),
                     start_to_close_timeout=CONNECTOR_CALL,
-                    heartbeat_timeout=CONNECTOR_HEARTBEAT,
+                    heartbeat_timeout=timedelta(seconds=self._pol.connector_heartbeat_seconds),
                     retry_policy=self._connector_retry(),
                     summary=f"{entry.name} {operation.value}",
                 )
