@@ -268,6 +268,23 @@ def cancel(request_id: str, reason: Annotated[str, typer.Option(help="Why it is 
     _send(request_id, "cancel", OfficerNote(officer=_officer(officer_name), note=reason), as_json)
 
 
+@app.command("confirm-instruction")
+def confirm_instruction(
+    request_id: str, connector: str,
+    note: Annotated[str, typer.Option(help="What the recipient confirmed.")],
+    officer_name: OfficerOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Record that a recipient instructed by email confirmed it acted."""
+    from workflows.models import InstructionConfirmation
+
+    try:
+        confirmation = InstructionConfirmation(officer=_officer(officer_name),
+                                               connector=connector, note=note)
+    except ValidationError as error:
+        _fail(officer.describe_errors(error), code=2)
+    _send(request_id, "confirm_instruction", confirmation, as_json)
+
+
 @app.command("resolve-connector")
 def resolve_connector(
     request_id: str, connector: str,

@@ -47,6 +47,8 @@ def orchestrator_worker(client: Client, settings: Settings, executor: ThreadPool
 def connector_worker(client: Client, settings: Settings, name: str,
                      executor: ThreadPoolExecutor) -> Worker:
     entry = load_registry(settings.connector_registry).get(name)
+    if entry.task_queue is None:
+        raise ValueError(f"connector {name} is instructed by email: it has no worker to run")
     connector = build_connector(name, settings, settings.blob_store())
     return Worker(client, task_queue=entry.task_queue,
                   activities=connector_activities(connector), activity_executor=executor,

@@ -6,7 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from connectors.protocol import Operation
 from dsr.models import IdentityType
@@ -17,14 +17,30 @@ class DataRole(StrEnum):
     GROUP = "group"
 
 
+class EmailInstruction(BaseModel):
+    """A recipient with no API (an approved sub-processor): instructions go by email and an
+    officer records the confirmation; the officer is reminded while it is awaited."""
+
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    remind_after_hours: int = Field(default=168, ge=1, le=24 * 90)
+
+
 class ConnectorEntry(BaseModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")
     affiliate: str
     products: list[str]
-    task_queue: str
+    task_queue: str | None = None
     role: DataRole
     identity_types: list[IdentityType]
     operations: list[Operation]
+    instruct_by_email: EmailInstruction | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> ConnectorEntry:
+        if (self.task_queue is None) == (self.instruct_by_email is None):
+            raise ValueError(f"{self.name}: give either task_queue (a connector worker) or "
+                             "instruct_by_email (a recipient without an API)")
+        return self
 
     def supports(self, operation: Operation) -> bool:
         return operation in self.operations

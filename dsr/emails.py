@@ -54,6 +54,7 @@ class Action(StrEnum):
     UNSUBSCRIBED = "unsubscribed from marketing"
     NOTHING_HELD = "nothing held"
     DONE_BY_HAND = "done by hand"
+    INSTRUCTED = "instructed"
     SKIPPED = "skipped"
     NOT_COMPLETED = "not completed"
 
@@ -100,6 +101,21 @@ class ReferralContext(EmailContext):
     rights: list[Right]
     identities: list[str]
     received_on: date
+
+
+class InstructionContext(EmailContext):
+    """To a recipient without an API: act on this person's data, and confirm."""
+
+    template = "instruction"
+    operations: list[str]
+    identities: list[str]
+    customer_account: str | None = None
+
+
+class OfficerInstructionReminderContext(EmailContext):
+    template = "officer_instruction_reminder"
+    connector: str
+    instructed_on: date
 
 
 class ExtensionContext(EmailContext):

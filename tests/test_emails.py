@@ -27,7 +27,9 @@ from dsr.emails import (
     DenialContext,
     EmailContext,
     ExtensionContext,
+    InstructionContext,
     OfficerConnectorFailedContext,
+    OfficerInstructionReminderContext,
     OfficerLockedContext,
     OfficerOverdueContext,
     OfficerReminderContext,
@@ -202,7 +204,13 @@ def all_contexts(language: Language, catalogue: Catalogue) -> list[EmailContext]
         request_id=REQUEST, language=language, customer_account="CUST-0003",
         rights=[Right.ERASURE], identities=["phone: +447700900123"],
         received_on=date(2026, 8, 3))
-    return [*requester_contexts(language, catalogue), *officers, referral]
+    instruction = InstructionContext(
+        request_id=REQUEST, language=language, operations=["erase"],
+        identities=["phone: +447700900123"], customer_account="CUST-0003")
+    reminder = OfficerInstructionReminderContext(
+        request_id=REQUEST, language=language, connector="acme_analytics",
+        instructed_on=date(2026, 8, 3))
+    return [*requester_contexts(language, catalogue), *officers, referral, instruction, reminder]
 
 
 # --- every template, every language --------------------------------------------------------

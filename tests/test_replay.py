@@ -20,7 +20,7 @@ EXPECTED = {
     "verification_locked_then_new_code", "extended", "denied",
     "cancelled_after_partial_execution", "connector_done_by_hand", "california_opt_out",
     "unverified", "overdue_then_approved", "clarification_uk_clock_stopped", "clarification_eu",
-    "connector_missing_then_back", "referred_to_controllers",
+    "connector_missing_then_back", "referred_to_controllers", "recipient_instructed_and_confirmed",
 }
 
 

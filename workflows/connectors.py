@@ -4,6 +4,7 @@ officer's decision when a connector keeps failing, without holding up the others
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -34,7 +35,9 @@ from workflows.base import RequestState
 
 CONNECTOR_CALL = timedelta(minutes=10)
 MISSING_BACKOFF_CAP = timedelta(minutes=30)
-NEEDS_OFFICER = frozenset({ConnectorStatus.FAILED, ConnectorStatus.MISSING})
+NEEDS_OFFICER = frozenset(
+    {ConnectorStatus.FAILED, ConnectorStatus.MISSING, ConnectorStatus.AWAITING_CONFIRMATION}
+)
 ORDER = (
     p.Operation.ACCESS,
     p.Operation.RECTIFY,
@@ -123,13 +126,18 @@ class ConnectorFanOut(RequestState):
         self._executing = True
         holding = [d for d in discoveries if d.records]
         await asyncio.gather(
-            *(self._execute_connector(self._entry_or_fail(d.connector), plan) for d in holding)
+            *(self._execute_connector(self._entry_or_fail(d.connector), plan) for d in holding),
+            *self._recipient_instructions(),
         )
         self._done("execute", f"{len(holding)} connectors")
         await self._milestone(
             "execute", "execute", detail={n: s.status.value for n, s in self._connectors.items()}
         )
         self._check_stopped()
+
+    def _recipient_instructions(self) -> list[Coroutine[Any, Any, None]]:
+        """Instructions by email to recipients without an API (``workflows/instructions.py``)."""
+        return []
 
     async def _execute_connector(self, entry: ConnectorEntry, plan: ErasurePlan | None) -> None:
         state = self._connectors[entry.name]
@@ -347,6 +355,7 @@ def _action_for(state: ConnectorState) -> str:
         ConnectorStatus.DONE_BY_HAND: "done by hand",
         ConnectorStatus.SKIPPED: "skipped",
         ConnectorStatus.DONE: "nothing held",
+        ConnectorStatus.CONFIRMED: "instructed",
     }.get(state.status, "not completed")
 
 

@@ -54,6 +54,8 @@ class ConnectorStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     MISSING = "missing"  # no worker picked the call up: the connector's worker is down
+    AWAITING_CONFIRMATION = "awaiting_confirmation"  # instructed by email, not yet confirmed
+    CONFIRMED = "confirmed"  # the recipient confirmed the instruction (recorded by an officer)
     DONE_BY_HAND = "done_by_hand"
     SKIPPED = "skipped"
     NOT_STARTED = "not_started"
@@ -145,6 +147,12 @@ class ConnectorDecision(BaseModel):
     connector: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
     resolution: ConnectorResolution
     reason: Reason
+
+
+class InstructionConfirmation(BaseModel):
+    officer: Officer
+    connector: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
+    note: Reason
 
 
 class UpdateResult(BaseModel):

@@ -13,10 +13,10 @@ with workflow.unsafe.imports_passed_through():
     from connectors.registry import ConnectorEntry, DataRole
     from workflows.models import ConnectorState
 
-from workflows.connectors import ConnectorFanOut
+from workflows.instructions import Instructions
 
 
-class Referral(ConnectorFanOut):
+class Referral(Instructions):
     async def _refer(self) -> None:
         locators = self._locators()
         if not locators:
