@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, DateTime, Engine, String, create_engine, event, make_url
+from sqlalchemy import JSON, DateTime, Engine, String, create_engine, event, make_url, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -28,10 +28,12 @@ from sqlalchemy.types import TypeDecorator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from connectors.protocol import EraseRule, SweepInput
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 
 EXPORT_CHUNK_ROWS = 1000
+SWEEP_CHUNK_ROWS = 10_000
 Result = TypeVar("Result", bound=BaseModel)
 
 
@@ -133,6 +135,58 @@ def operation_key(secret: bytes, operation: str, call: BaseModel) -> OperationKe
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     request_id = payload["scope"]["request_id"]
     return OperationKey(request_id, operation, keyed_hash(secret, canonical, "operation"))
+
+
+def sweep_key(secret: bytes, call: SweepInput) -> OperationKey:
+    """The key of one sweep: its ``sweep_id`` stands for the request id (``as_of`` left out)."""
+    payload = call.model_dump(mode="json", exclude={"as_of"})
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return OperationKey(call.sweep_id, "sweep", keyed_hash(secret, canonical, "operation"))
+
+
+def sweep_cutoffs(
+    connector: str, rules: list[EraseRule], categories: Iterable[str]
+) -> dict[str, datetime]:
+    """The widest cutoff per category of a sweep; a rule without ``before`` is refused (a
+    sweep never erases everything)."""
+    known = set(categories)
+    cutoffs: dict[str, datetime] = {}
+    for rule in rules:
+        if rule.category not in known:
+            raise ConnectorInputError(f"{connector} holds no category named {rule.category!r}")
+        if rule.before is None:
+            raise ConnectorInputError(f"sweep rule for {rule.category} needs a 'before' cutoff")
+        if rule.before.tzinfo is None:
+            raise ConnectorInputError(f"sweep rule for {rule.category} needs a timezone")
+        cutoffs[rule.category] = max(rule.before, cutoffs.get(rule.category, rule.before))
+    return cutoffs
+
+
+def id_chunks(
+    session: Session,
+    id_column: Any,
+    where: Iterable[Any],
+    size: int | None = None,
+) -> Iterator[list[Any]]:
+    """The ids of the rows matching ``where``, in ascending chunks of ``size`` (keyset paging,
+    so a million rows never sit in memory); a heartbeat after each chunk."""
+    size = size or SWEEP_CHUNK_ROWS
+    conditions = list(where)
+    last: Any = None
+    done = 0
+    while True:
+        statement = select(id_column).where(*conditions).order_by(id_column).limit(size)
+        if last is not None:
+            statement = statement.where(id_column > last)
+        ids = list(session.scalars(statement))
+        if not ids:
+            return
+        yield ids
+        done += len(ids)
+        heartbeat({"swept_rows": done})
+        if len(ids) < size:
+            return
+        last = ids[-1]
 
 
 class Store:

@@ -25,6 +25,7 @@ the customer's segments and enrichment honour. Only a restriction can be lifted.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -58,7 +59,10 @@ from connectors.base import (
     UtcDateTime,
     export_jsonl,
     export_key,
+    id_chunks,
     operation_key,
+    sweep_cutoffs,
+    sweep_key,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
@@ -76,6 +80,8 @@ from connectors.protocol import (
     RectifyInput,
     RectifyResult,
     Scope,
+    SweepInput,
+    SweepResult,
 )
 from dsr.blobstore import BlobStore
 from dsr.models import EMAIL, Correction, IdentityType
@@ -144,6 +150,8 @@ class Subject:
 
     customer_account: str
     emails: tuple[str, ...]
+    # A sweep's filter in place of the addresses: the profiles it names, any customer's.
+    where: tuple[ColumnElement[bool], ...] = ()
 
 
 def locate_holders(scope: Scope) -> Select[str] | None:
@@ -170,6 +178,8 @@ def resolve_subject(scope: Scope) -> Subject | None:
 
 def profile_where(subject: Subject) -> list[ColumnElement[bool]]:
     """The subject's profiles (served by ``ix_profiles_subject``)."""
+    if subject.where:
+        return [*subject.where, Profile.anonymised_at.is_(None)]
     return [
         Profile.customer_account == subject.customer_account,
         func.lower(Profile.email).in_(subject.emails),
@@ -206,6 +216,7 @@ class CdpConnector:
         "restrict",
         "object",
         "locate",
+        "sweep",
     )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
@@ -249,6 +260,14 @@ class CdpConnector:
         as_of = call.scope.as_of
         return self.store.once(
             key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
+        )
+
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Anonymise every customer's records past their retention, as ``erase`` would."""
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        key = sweep_key(self.secret, call)
+        return self.store.once(
+            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
         )
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
@@ -299,6 +318,22 @@ class CdpConnector:
             erased[PROFILE] = _update(session, [Profile.id.in_(ids)], values)
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _sweep(
+        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    ) -> SweepResult:
+        """The erase of every profile created before the widest cutoff (with its events), a
+        chunk of profiles at a time: no event predates its profile."""
+        anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
+        if cutoffs:
+            pending: list[ColumnElement[bool]] = [
+                Profile.anonymised_at.is_(None),
+                Profile.created_at < max(cutoffs.values()),
+            ]
+            for ids in id_chunks(session, Profile.id, pending):
+                chunk = Subject("", (), (Profile.id.in_(ids),))
+                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+        return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _rectify(
         self, session: Session, subject: Subject, corrections: dict[str, str], as_of: datetime

@@ -31,6 +31,7 @@ Erasure anonymises rather than deletes:
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,7 +63,10 @@ from connectors.base import (
     UtcDateTime,
     export_jsonl,
     export_key,
+    id_chunks,
     operation_key,
+    sweep_cutoffs,
+    sweep_key,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
@@ -78,6 +82,8 @@ from connectors.protocol import (
     Located,
     Operation,
     Scope,
+    SweepInput,
+    SweepResult,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -175,6 +181,8 @@ class Subject:
 
     customer_account: str
     identities: tuple[Identity, ...]
+    # A sweep's filter in place of the identities: the threads it names, any customer's.
+    where: tuple[ColumnElement[bool], ...] = ()
 
     @property
     def channel_users(self) -> list[str]:
@@ -222,6 +230,8 @@ def resolve_subject(scope: Scope) -> Subject | None:
 
 def thread_where(subject: Subject) -> list[ColumnElement[bool]]:
     """The subject's threads (served by ``ix_threads_subject``)."""
+    if subject.where:
+        return [*subject.where, Thread.anonymised_at.is_(None)]
     return [
         Thread.customer_account == subject.customer_account,
         Thread.channel_user.in_(subject.channel_users),
@@ -255,7 +265,14 @@ def _message_ids(subject: Subject, *conditions: ColumnElement[bool]) -> Select[i
 
 class ConversationsConnector:
     name: ClassVar[str] = "conversations"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict", "locate")
+    activities: ClassVar[tuple[str, ...]] = (
+        "discover",
+        "access",
+        "erase",
+        "restrict",
+        "locate",
+        "sweep",
+    )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, ConversationsBase, ConversationsOperationLog)
@@ -298,6 +315,14 @@ class ConversationsConnector:
         as_of = call.scope.as_of
         return self.store.once(
             key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
+        )
+
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Anonymise every customer's records past their retention, as ``erase`` would."""
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        key = sweep_key(self.secret, call)
+        return self.store.once(
+            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
         )
 
     def restrict(self, call: FlagInput) -> FlagResult:
@@ -343,6 +368,22 @@ class ConversationsConnector:
             erased[CONTACT_IDENTIFIERS] = self._pseudonymise_threads(session, subject, link, as_of)
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _sweep(
+        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    ) -> SweepResult:
+        """The erase of every thread started before the widest cutoff (with its messages), a
+        chunk of threads at a time: no message predates its thread."""
+        anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
+        if cutoffs:
+            pending: list[ColumnElement[bool]] = [
+                Thread.anonymised_at.is_(None),
+                Thread.started_at < max(cutoffs.values()),
+            ]
+            for ids in id_chunks(session, Thread.id, pending):
+                chunk = Subject("", (), (Thread.id.in_(ids),))
+                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+        return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _pseudonymise_threads(
         self, session: Session, subject: Subject, before: datetime, as_of: datetime

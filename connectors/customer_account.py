@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     false,
     func,
+    inspect,
     or_,
     select,
     update,
@@ -49,7 +50,10 @@ from connectors.base import (
     UtcDateTime,
     export_jsonl,
     export_key,
+    id_chunks,
     operation_key,
+    sweep_cutoffs,
+    sweep_key,
 )
 from connectors.protocol import (
     AccessInput,
@@ -65,6 +69,8 @@ from connectors.protocol import (
     RectifyInput,
     RectifyResult,
     Scope,
+    SweepInput,
+    SweepResult,
 )
 from dsr.blobstore import BlobStore
 from dsr.models import EMAIL, PHONE, Correction, IdentityType
@@ -163,6 +169,7 @@ class AccountSubject:
     held: frozenset[str]  # accounts whose holder is the subject (whole, or registered email)
     emails: frozenset[str]  # the subject's email addresses, lower-cased
     own_emails: frozenset[str]  # the addresses of the subject's own contacts (rectification)
+    everyone: bool = False  # a sweep's: every account and contact, whoever they are about
 
     @property
     def empty(self) -> bool:
@@ -182,6 +189,8 @@ def accounts_query(account_ids: set[str], emails: set[str]) -> Select[str, str |
 
 def contacts_where(subject: AccountSubject) -> list[ColumnElement[bool]]:
     """The subject's contacts (``ix_contacts_account_id`` and ``ix_contacts_email``)."""
+    if subject.everyone:
+        return [Contact.anonymised_at.is_(None)]
     return [
         _any_of(
             Contact.account_id.in_(sorted(subject.whole)) if subject.whole else None,
@@ -230,12 +239,16 @@ class Source:
 
 def sources(subject: AccountSubject) -> list[Source]:
     held = sorted(subject.held)
+
+    def held_by(account_id: InstrumentedAttribute[str]) -> list[ColumnElement[bool]]:
+        return [] if subject.everyone else [account_id.in_(held)]
+
     return [
         Source(
             ACCOUNT_PROFILE,
             Account,
             Account.created_at,
-            [Account.account_id.in_(held), Account.registered_email.is_not(None)],
+            [*held_by(Account.account_id), Account.registered_email.is_not(None)],
             lambda as_of: {"registered_email": None},
             _account_record,
         ),
@@ -254,7 +267,7 @@ def sources(subject: AccountSubject) -> list[Source]:
             BILLING_DETAILS,
             BillingProfile,
             BillingProfile.updated_at,
-            [BillingProfile.account_id.in_(held), BillingProfile.anonymised_at.is_(None)],
+            [*held_by(BillingProfile.account_id), BillingProfile.anonymised_at.is_(None)],
             lambda as_of: {
                 **dict.fromkeys(BILLING_FIELDS),
                 "anonymised_at": as_of,
@@ -265,7 +278,7 @@ def sources(subject: AccountSubject) -> list[Source]:
             INVOICES,
             Invoice,
             Invoice.issued_at,
-            [Invoice.account_id.in_(held), Invoice.anonymised_at.is_(None)],
+            [*held_by(Invoice.account_id), Invoice.anonymised_at.is_(None)],
             lambda as_of: {
                 **dict.fromkeys(("billing_name", "billing_email", "billing_address"), REDACTED),
                 "anonymised_at": as_of,
@@ -275,6 +288,7 @@ def sources(subject: AccountSubject) -> list[Source]:
     ]
 
 
+EVERYONE = AccountSubject(frozenset(), frozenset(), frozenset(), frozenset(), everyone=True)
 BILLING_FIELDS = ("billing_name", "company_address", "bank_iban", "bank_bic", "vat_number")
 CONTACT_CORRECTIONS = ("name", "email", "phone", "job_title")
 BILLING_CORRECTIONS = ("company_address", "billing_name")
@@ -293,6 +307,7 @@ class CustomerAccountConnector:
         "rectify",
         "restrict",
         "registered_contact",
+        "sweep",
     )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
@@ -330,6 +345,14 @@ class CustomerAccountConnector:
         key = operation_key(self.secret, Operation.ERASE, call)
         return self.store.once(
             key, EraseResult, lambda session: self._erase(session, call.scope, cutoffs)
+        )
+
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Anonymise every account's records past their retention, as ``erase`` would."""
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        key = sweep_key(self.secret, call)
+        return self.store.once(
+            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
         )
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
@@ -379,6 +402,26 @@ class CustomerAccountConnector:
         for category in cutoffs:
             holding = _holding(session, subject, category)
             result.retained[category] = holding.records if holding else 0
+        return result
+
+    def _sweep(
+        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    ) -> SweepResult:
+        result = SweepResult(connector=self.name, anonymised=dict.fromkeys(cutoffs, 0))
+        for source in sources(EVERYONE):
+            if source.category not in cutoffs:
+                continue
+            key = inspect(source.model).primary_key[0]
+            old = [*source.where, source.dated < cutoffs[source.category]]
+            for ids in id_chunks(session, key, old):
+                statement = (
+                    update(source.model)
+                    .where(key.in_(ids))
+                    .values(source.erasure(as_of))
+                    .execution_options(synchronize_session=False)
+                )
+                erased = cast(CursorResult[Any], session.execute(statement)).rowcount
+                result.anonymised[source.category] += erased
         return result
 
     def _rectify(

@@ -27,6 +27,7 @@ Erasure, per category:
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -61,7 +62,10 @@ from connectors.base import (
     UtcDateTime,
     export_jsonl,
     export_key,
+    id_chunks,
     operation_key,
+    sweep_cutoffs,
+    sweep_key,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
@@ -79,6 +83,8 @@ from connectors.protocol import (
     RectifyInput,
     RectifyResult,
     Scope,
+    SweepInput,
+    SweepResult,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -184,6 +190,8 @@ USAGE_FIELDS = ("ip", "user_agent", "geo_country", "geo_city", "target_link", "c
 class EmailSubject:
     customer_account: str
     emails: tuple[str, ...]  # lower-cased
+    # A sweep's filter in place of the addresses: the entries it names, any customer's.
+    where: tuple[ColumnElement[bool], ...] = ()
 
 
 def email_subject(scope: Scope) -> EmailSubject | None:
@@ -209,6 +217,8 @@ def locate_holders(scope: Scope) -> Select[str] | None:
 
 
 def recipient_where(subject: EmailSubject) -> list[ColumnElement[bool]]:
+    if subject.where:
+        return [*subject.where, Recipient.anonymised_at.is_(None)]
     return [
         Recipient.customer_account == subject.customer_account,
         func.lower(Recipient.email).in_(subject.emails),
@@ -261,6 +271,7 @@ class EmailConnector:
         "rectify",
         "restrict",
         "locate",
+        "sweep",
     )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
@@ -304,6 +315,14 @@ class EmailConnector:
         as_of = call.scope.as_of
         return self.store.once(
             key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
+        )
+
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Anonymise every customer's records past their retention, as ``erase`` would."""
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        key = sweep_key(self.secret, call)
+        return self.store.once(
+            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
         )
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
@@ -384,6 +403,22 @@ class EmailConnector:
                     erased[category] = erased.get(category, 0) + count
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _sweep(
+        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    ) -> SweepResult:
+        """The erase of every entry (with its sends and events) created before the widest
+        cutoff, a chunk of entries at a time: nothing of an entry predates its creation."""
+        anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
+        if cutoffs:
+            pending: list[ColumnElement[bool]] = [
+                Recipient.anonymised_at.is_(None),
+                Recipient.created_at < max(cutoffs.values()),
+            ]
+            for ids in id_chunks(session, Recipient.id, pending):
+                chunk = EmailSubject("", (), (Recipient.id.in_(ids),))
+                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+        return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _unlink(
         self, session: Session, subject: EmailSubject, before: datetime, as_of: datetime

@@ -26,6 +26,7 @@ Erasure, per category:
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,7 +60,10 @@ from connectors.base import (
     UtcDateTime,
     export_jsonl,
     export_key,
+    id_chunks,
     operation_key,
+    sweep_cutoffs,
+    sweep_key,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
@@ -75,6 +79,8 @@ from connectors.protocol import (
     Located,
     Operation,
     Scope,
+    SweepInput,
+    SweepResult,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -215,7 +221,14 @@ def holds(category: str) -> ColumnElement[bool]:
 
 class FlowBuilderConnector:
     name: ClassVar[str] = "flow_builder"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict", "locate")
+    activities: ClassVar[tuple[str, ...]] = (
+        "discover",
+        "access",
+        "erase",
+        "restrict",
+        "locate",
+        "sweep",
+    )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, FlowBuilderBase, FlowBuilderOperationLog)
@@ -259,6 +272,15 @@ class FlowBuilderConnector:
         key = operation_key(self.secret, Operation.ERASE, call)
         return self.store.once(
             key, EraseResult, lambda session: self._erase(session, where, cutoffs, call.scope)
+        )
+
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Anonymise every customer's records past their retention, as ``erase`` would."""
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        key = sweep_key(self.secret, call)
+        scope = Scope(request_id=call.sweep_id, identities=[], as_of=call.as_of)
+        return self.store.once(
+            key, SweepResult, lambda session: self._sweep(session, cutoffs, scope)
         )
 
     def restrict(self, call: FlagInput) -> FlagResult:
@@ -307,6 +329,21 @@ class FlowBuilderConnector:
             erased[INVOCATION_IDENTIFIERS] = _unlink(session, where, link, scope.as_of)
         retained = {category: _count(session, where, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _sweep(self, session: Session, cutoffs: dict[str, datetime], scope: Scope) -> SweepResult:
+        anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
+        if cutoffs:
+            pending = [
+                Invocation.anonymised_at.is_(None),
+                Invocation.invoked_at < max(cutoffs.values()),
+            ]
+            for ids in id_chunks(session, Invocation.id, pending):
+                where: list[ColumnElement[bool]] = [
+                    Invocation.id.in_(ids),
+                    Invocation.anonymised_at.is_(None),
+                ]
+                anonymised.update(self._erase(session, where, cutoffs, scope).erased)
+        return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> FlagResult:
         as_of = call.scope.as_of

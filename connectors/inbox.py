@@ -30,6 +30,7 @@ conversation holds one; it adds neither where none was given.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -67,7 +68,10 @@ from connectors.base import (
     UtcDateTime,
     export_jsonl,
     export_key,
+    id_chunks,
     operation_key,
+    sweep_cutoffs,
+    sweep_key,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
@@ -85,6 +89,8 @@ from connectors.protocol import (
     RectifyInput,
     RectifyResult,
     Scope,
+    SweepInput,
+    SweepResult,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -183,6 +189,8 @@ class Subject:
 
     customer_account: str
     identities: tuple[Identity, ...]
+    # A sweep's filter in place of the identities: the conversations it names, any customer's.
+    where: tuple[ColumnElement[bool], ...] = ()
 
     def values(self, kind: IdentityType) -> list[str]:
         return identity_values(self.identities, kind)
@@ -221,6 +229,8 @@ def subject_of(scope: Scope) -> Subject | None:
 
 def subject_where(subject: Subject) -> list[ColumnElement[bool]]:
     """The subject's conversations: one index lookup per identity type (customer first)."""
+    if subject.where:
+        return [*subject.where, Conversation.anonymised_at.is_(None)]
     matches = [
         and_(Conversation.customer_account == subject.customer_account, column.in_(values))
         for kind, column in IDENTITY_COLUMNS.items()
@@ -255,6 +265,7 @@ class InboxConnector:
         "rectify",
         "restrict",
         "locate",
+        "sweep",
     )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
@@ -297,6 +308,15 @@ class InboxConnector:
         key = operation_key(self.secret, Operation.ERASE, call)
         return self.store.once(
             key, EraseResult, lambda session: self._erase(session, subject, cutoffs, call.scope)
+        )
+
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Anonymise every customer's records past their retention, as ``erase`` would."""
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        key = sweep_key(self.secret, call)
+        scope = Scope(request_id=call.sweep_id, identities=[], as_of=call.as_of)
+        return self.store.once(
+            key, SweepResult, lambda session: self._sweep(session, cutoffs, scope)
         )
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
@@ -352,6 +372,20 @@ class InboxConnector:
             erased[CONTACT_IDENTIFIERS] = _unlink(session, subject, link, scope.as_of)
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _sweep(self, session: Session, cutoffs: dict[str, datetime], scope: Scope) -> SweepResult:
+        """The erase of every conversation (and its messages) dated before the widest cutoff,
+        a chunk of conversations at a time: no message predates its conversation."""
+        anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
+        if cutoffs:
+            pending: list[ColumnElement[bool]] = [
+                Conversation.anonymised_at.is_(None),
+                Conversation.opened_at < max(cutoffs.values()),
+            ]
+            for ids in id_chunks(session, Conversation.id, pending):
+                chunk = Subject("", (), (Conversation.id.in_(ids),))
+                anonymised.update(self._erase(session, chunk, cutoffs, scope).erased)
+        return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _rectify(
         self, session: Session, subject: Subject, corrections: dict[str, str]

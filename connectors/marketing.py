@@ -59,7 +59,10 @@ from connectors.base import (
     UtcDateTime,
     export_jsonl,
     export_key,
+    id_chunks,
     operation_key,
+    sweep_cutoffs,
+    sweep_key,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
@@ -76,6 +79,8 @@ from connectors.protocol import (
     RectifyInput,
     RectifyResult,
     Scope,
+    SweepInput,
+    SweepResult,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -189,6 +194,10 @@ class ProspectRow(BaseModel):
 class Subject:
     emails: tuple[str, ...]  # lower case
     hashes: tuple[str, ...]  # keyed hashes of the normalised identities
+    everyone: bool = False  # a sweep's: every row, whoever it is about
+
+
+EVERYONE = Subject((), (), everyone=True)
 
 
 @dataclass(frozen=True)
@@ -212,26 +221,30 @@ def sources(subject: Subject) -> dict[str, Source]:
     """Each category's rows for the subject (``ix_prospects_email``, ``ix_subscriptions_email``
     and the consent records' ``email_hash`` index)."""
     emails = list(subject.emails)
+
+    def of_subject(condition: ColumnElement[bool]) -> list[ColumnElement[bool]]:
+        return [] if subject.everyone else [condition]
+
     return {
         PROSPECT_PROFILE: Source(
             PROSPECT_PROFILE,
             Prospect,
             Prospect.created_at,
-            [func.lower(Prospect.email).in_(emails)],
+            of_subject(func.lower(Prospect.email).in_(emails)),
             _prospect_record,
         ),
         SUBSCRIPTIONS: Source(
             SUBSCRIPTIONS,
             Subscription,
             Subscription.subscribed_at,
-            [func.lower(Subscription.email).in_(emails)],
+            of_subject(func.lower(Subscription.email).in_(emails)),
             _subscription_record,
         ),
         CONSENT_PROOF: Source(
             CONSENT_PROOF,
             ConsentRecord,
             proof_dated(),
-            [ConsentRecord.email_hash.in_(list(subject.hashes))],
+            of_subject(ConsentRecord.email_hash.in_(list(subject.hashes))),
             _consent_record,
         ),
     }
@@ -255,6 +268,7 @@ class MarketingConnector:
         "object",
         "withdraw_consent",
         "marketing_opt_out",
+        "sweep",
     )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
@@ -298,6 +312,13 @@ class MarketingConnector:
         return self.store.once(
             key, EraseResult, lambda session: self._erase(session, subject, cutoffs, call.scope)
         )
+
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Erase everyone's records past their retention, as ``erase`` would (deleted); no
+        one is suppressed, since no one asked."""
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        key = sweep_key(self.secret, call)
+        return self.store.once(key, SweepResult, lambda session: self._sweep(session, cutoffs))
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
         corrections = {correction.field: correction.value for correction in call.corrections}
@@ -417,6 +438,23 @@ class MarketingConnector:
             holding = _holding(session, subject_sources[category])
             result.retained[category] = holding.records if holding else 0
         _suppress(session, subject, Operation.ERASE, scope)
+        return result
+
+    def _sweep(self, session: Session, cutoffs: dict[str, datetime]) -> SweepResult:
+        result = SweepResult(connector=self.name)
+        everyones = sources(EVERYONE)
+        for category, before in cutoffs.items():
+            source = everyones[category]
+            model = cast(Any, source.model)
+            result.anonymised[category] = 0
+            for ids in id_chunks(session, model.id, [*source.where, source.dated < before]):
+                statement = (
+                    delete(source.model)
+                    .where(model.id.in_(ids))
+                    .execution_options(synchronize_session=False)
+                )
+                deleted = cast(CursorResult[Any], session.execute(statement)).rowcount
+                result.anonymised[category] += deleted
         return result
 
     def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> int:

@@ -28,6 +28,8 @@ from connectors.base import (
     Store,
     UtcDateTime,
     operation_key,
+    sweep_cutoffs,
+    sweep_key,
 )
 from connectors.population import Population
 from connectors.protocol import (
@@ -41,6 +43,8 @@ from connectors.protocol import (
     FlagResult,
     Operation,
     Scope,
+    SweepInput,
+    SweepResult,
 )
 from dsr.blobstore import BlobStore
 
@@ -79,7 +83,13 @@ class NumbersOperationLog(OperationLogMixin, NumbersBase):
 
 class NumbersConnector:
     name: ClassVar[str] = "numbers"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict")
+    activities: ClassVar[tuple[str, ...]] = (
+        "discover",
+        "access",
+        "erase",
+        "restrict",
+        "sweep",
+    )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, NumbersBase, NumbersOperationLog)
@@ -103,6 +113,11 @@ class NumbersConnector:
         key = operation_key(self.secret, Operation.ERASE, call)
         return self.store.once(key, EraseResult, _nothing_erased)
 
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Nothing past its retention here; recorded, so a retry says ``already_done``."""
+        sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        return self.store.once(sweep_key(self.secret, call), SweepResult, _nothing_swept)
+
     def restrict(self, call: FlagInput) -> FlagResult:
         """Nothing to restrict: zero records, recorded like any connector's restriction."""
         if call.scope.customer_account is None:
@@ -113,6 +128,10 @@ class NumbersConnector:
 
 def _nothing_erased(_session: Session) -> EraseResult:
     return EraseResult(connector=NumbersConnector.name)
+
+
+def _nothing_swept(_session: Session) -> SweepResult:
+    return SweepResult(connector=NumbersConnector.name)
 
 
 def _nothing_restricted(_session: Session) -> FlagResult:

@@ -25,6 +25,7 @@ class Operation(StrEnum):
     WITHDRAW_CONSENT = "withdraw_consent"
     MARKETING_OPT_OUT = "marketing_opt_out"
     LOCATE = "locate"
+    SWEEP = "sweep"
 
 
 def activity_name(connector: str, operation: Operation) -> str:
@@ -78,6 +79,22 @@ class EraseResult(BaseModel):
     connector: str
     erased: dict[str, int] = Field(default_factory=dict)
     retained: dict[str, int] = Field(default_factory=dict)
+    already_done: bool = False
+
+
+class SweepInput(BaseModel):
+    """Anonymise, across all customers and subjects, what is past its retention: each rule's
+    category dated before its ``before`` (which a sweep requires). No request is involved:
+    ``sweep_id`` makes it idempotent."""
+
+    sweep_id: str
+    as_of: datetime
+    rules: list[EraseRule]
+
+
+class SweepResult(BaseModel):
+    connector: str
+    anonymised: dict[str, int] = Field(default_factory=dict)
     already_done: bool = False
 
 

@@ -23,6 +23,7 @@ Erasure, per category:
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ from sqlalchemy import (
     String,
     Text,
     delete,
+    false,
     func,
     insert,
     select,
@@ -56,7 +58,10 @@ from connectors.base import (
     UtcDateTime,
     export_jsonl,
     export_key,
+    id_chunks,
     operation_key,
+    sweep_cutoffs,
+    sweep_key,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
@@ -72,6 +77,8 @@ from connectors.protocol import (
     Located,
     Operation,
     Scope,
+    SweepInput,
+    SweepResult,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -172,6 +179,9 @@ class PushSubject:
     customer_account: str
     identities: tuple[Identity, ...]
     user_ids: tuple[str, ...]
+    # A sweep's filters in place of the user ids: the devices and the connections they name,
+    # any customer's.
+    sweep: tuple[ColumnElement[bool], ColumnElement[bool]] | None = None
 
 
 def user_ids(identities: list[Identity]) -> list[str]:
@@ -222,6 +232,8 @@ def push_subject(scope: Scope) -> PushSubject | None:
 
 
 def device_where(subject: PushSubject) -> list[ColumnElement[bool]]:
+    if subject.sweep is not None:
+        return [subject.sweep[0]]
     return [
         BeamsDevice.customer_account == subject.customer_account,
         BeamsDevice.user_id.in_(subject.user_ids),
@@ -229,6 +241,8 @@ def device_where(subject: PushSubject) -> list[ColumnElement[bool]]:
 
 
 def connection_where(subject: PushSubject) -> list[ColumnElement[bool]]:
+    if subject.sweep is not None:
+        return [subject.sweep[1], ChannelConnection.anonymised_at.is_(None)]
     return [
         ChannelConnection.customer_account == subject.customer_account,
         ChannelConnection.user_id.in_(subject.user_ids),
@@ -278,7 +292,14 @@ def parts(subject: PushSubject, category: str) -> list[Part]:
 
 class PushConnector:
     name: ClassVar[str] = "push"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict", "locate")
+    activities: ClassVar[tuple[str, ...]] = (
+        "discover",
+        "access",
+        "erase",
+        "restrict",
+        "locate",
+        "sweep",
+    )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, PushBase, PushOperationLog)
@@ -321,6 +342,14 @@ class PushConnector:
         as_of = call.scope.as_of
         return self.store.once(
             key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
+        )
+
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Anonymise every customer's records past their retention, as ``erase`` would."""
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        key = sweep_key(self.secret, call)
+        return self.store.once(
+            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
         )
 
     def restrict(self, call: FlagInput) -> FlagResult:
@@ -373,6 +402,27 @@ class PushConnector:
                     erased[category] = erased.get(category, 0) + count
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _sweep(
+        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    ) -> SweepResult:
+        """The erase of the devices registered before the device cutoff, then of the
+        connections (and their events) made before the widest cutoff, a chunk at a time."""
+        anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
+        if DEVICE_AND_IP in cutoffs:
+            old = [BeamsDevice.registered_at < cutoffs[DEVICE_AND_IP]]
+            for ids in id_chunks(session, BeamsDevice.id, old):
+                chunk = PushSubject("", (), (), (BeamsDevice.id.in_(ids), false()))
+                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+        if cutoffs:
+            pending: list[ColumnElement[bool]] = [
+                ChannelConnection.anonymised_at.is_(None),
+                ChannelConnection.connected_at < max(cutoffs.values()),
+            ]
+            for ids in id_chunks(session, ChannelConnection.id, pending):
+                chunk = PushSubject("", (), (), (false(), ChannelConnection.id.in_(ids)))
+                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+        return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _unlink(
         self, session: Session, subject: PushSubject, before: datetime, as_of: datetime

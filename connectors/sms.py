@@ -17,6 +17,7 @@ Erasure anonymises rather than deletes, per category:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
@@ -48,7 +49,10 @@ from connectors.base import (
     UtcDateTime,
     export_jsonl,
     export_key,
+    id_chunks,
     operation_key,
+    sweep_cutoffs,
+    sweep_key,
 )
 from connectors.protocol import (
     AccessInput,
@@ -63,6 +67,8 @@ from connectors.protocol import (
     Located,
     Operation,
     Scope,
+    SweepInput,
+    SweepResult,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -169,7 +175,14 @@ def holds(category: str) -> ColumnElement[bool]:
 
 class SmsConnector:
     name: ClassVar[str] = "sms"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict", "locate")
+    activities: ClassVar[tuple[str, ...]] = (
+        "discover",
+        "access",
+        "erase",
+        "restrict",
+        "locate",
+        "sweep",
+    )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, SmsBase, SmsOperationLog)
@@ -214,7 +227,15 @@ class SmsConnector:
         where = subject_where(customer_account, phones)
         key = operation_key(self.secret, Operation.ERASE, call)
         return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, where, cutoffs, call.scope)
+            key, EraseResult, lambda session: self._erase(session, where, cutoffs, call.scope.as_of)
+        )
+
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Anonymise every customer's messages past their retention, as ``erase`` would."""
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        key = sweep_key(self.secret, call)
+        return self.store.once(
+            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
         )
 
     def restrict(self, call: FlagInput) -> FlagResult:
@@ -249,7 +270,7 @@ class SmsConnector:
         session: Session,
         where: list[ColumnElement[bool]],
         cutoffs: dict[str, datetime],
-        scope: Scope,
+        as_of: datetime,
     ) -> EraseResult:
         erased: dict[str, int] = {}
         link = _widest(cutoffs, LINK_CATEGORIES)
@@ -262,10 +283,25 @@ class SmsConnector:
             if category in cutoffs or cleared:
                 erased[category] = cleared
         if link is not None:
-            unlinked = self._unlink(session, where, link, scope.as_of)
+            unlinked = self._unlink(session, where, link, as_of)
             erased.update(dict.fromkeys(sorted(LINK_CATEGORIES), unlinked))
         retained = {category: _count(session, where, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _sweep(
+        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    ) -> SweepResult:
+        anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
+        pending: list[ColumnElement[bool]] = [Message.anonymised_at.is_(None)]
+        if cutoffs:
+            pending.append(Message.sent_at < max(cutoffs.values()))
+        for ids in id_chunks(session, Message.id, pending) if cutoffs else ():
+            where: list[ColumnElement[bool]] = [
+                Message.id.in_(ids),
+                Message.anonymised_at.is_(None),
+            ]
+            anonymised.update(self._erase(session, where, cutoffs, as_of).erased)
+        return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _unlink(
         self,

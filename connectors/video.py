@@ -19,6 +19,7 @@ Erasure, per category:
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,7 +54,10 @@ from connectors.base import (
     UtcDateTime,
     export_jsonl,
     export_key,
+    id_chunks,
     operation_key,
+    sweep_cutoffs,
+    sweep_key,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
@@ -71,6 +75,8 @@ from connectors.protocol import (
     RectifyInput,
     RectifyResult,
     Scope,
+    SweepInput,
+    SweepResult,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -157,6 +163,8 @@ class VideoSubject:
     customer_account: str
     emails: tuple[str, ...]  # lower-cased
     phones: tuple[str, ...]
+    # A sweep's filter in place of the identities: the visits it names, any customer's.
+    where: tuple[ColumnElement[bool], ...] = ()
 
     @property
     def identities(self) -> list[Identity]:
@@ -198,6 +206,8 @@ def locate_holders(scope: Scope) -> Select[str] | None:
 def visitor_where(subject: VideoSubject) -> list[ColumnElement[bool]]:
     """The subject's visits: one indexed lookup per identity type, each confined to the
     customer, joined by id (an OR across the indexes is left to the planner's guesses)."""
+    if subject.where:
+        return [*subject.where, Visitor.anonymised_at.is_(None)]
     lookups = [
         select(Visitor.id).where(Visitor.customer_account == subject.customer_account, match)
         for match in (
@@ -255,6 +265,7 @@ class VideoConnector:
         "rectify",
         "restrict",
         "locate",
+        "sweep",
     )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
@@ -298,6 +309,14 @@ class VideoConnector:
         as_of = call.scope.as_of
         return self.store.once(
             key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
+        )
+
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Anonymise every customer's records past their retention, as ``erase`` would."""
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        key = sweep_key(self.secret, call)
+        return self.store.once(
+            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
         )
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
@@ -365,6 +384,23 @@ class VideoConnector:
                     erased[category] = erased.get(category, 0) + count
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _sweep(
+        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    ) -> SweepResult:
+        """The erase of every visit to a meeting scheduled before the widest cutoff (and of
+        those meetings), a chunk of visits at a time."""
+        anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
+        if cutoffs:
+            before = select(Meeting.id).where(Meeting.scheduled_at < max(cutoffs.values()))
+            pending: list[ColumnElement[bool]] = [
+                Visitor.anonymised_at.is_(None),
+                Visitor.meeting_id.in_(before),
+            ]
+            for ids in id_chunks(session, Visitor.id, pending):
+                chunk = VideoSubject("", (), (), (Visitor.id.in_(ids),))
+                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+        return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _restrict(self, session: Session, subject: VideoSubject, call: FlagInput) -> FlagResult:
         scope = call.scope

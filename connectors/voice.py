@@ -21,6 +21,7 @@ Erasure anonymises rather than deletes, per category:
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
@@ -55,7 +56,10 @@ from connectors.base import (
     UtcDateTime,
     export_jsonl,
     export_key,
+    id_chunks,
     operation_key,
+    sweep_cutoffs,
+    sweep_key,
 )
 from connectors.numbers import local_number
 from connectors.population import EndUser, Population
@@ -72,6 +76,8 @@ from connectors.protocol import (
     Located,
     Operation,
     Scope,
+    SweepInput,
+    SweepResult,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -202,7 +208,14 @@ def holds(category: str) -> ColumnElement[bool]:
 
 class VoiceConnector:
     name: ClassVar[str] = "voice"
-    activities: ClassVar[tuple[str, ...]] = ("discover", "access", "erase", "restrict", "locate")
+    activities: ClassVar[tuple[str, ...]] = (
+        "discover",
+        "access",
+        "erase",
+        "restrict",
+        "locate",
+        "sweep",
+    )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, VoiceBase, VoiceOperationLog)
@@ -248,6 +261,15 @@ class VoiceConnector:
         key = operation_key(self.secret, Operation.ERASE, call)
         return self.store.once(
             key, EraseResult, lambda session: self._erase(session, where, cutoffs, call.scope)
+        )
+
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Anonymise every customer's records past their retention, as ``erase`` would."""
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        key = sweep_key(self.secret, call)
+        scope = Scope(request_id=call.sweep_id, identities=[], as_of=call.as_of)
+        return self.store.once(
+            key, SweepResult, lambda session: self._sweep(session, cutoffs, scope)
         )
 
     def restrict(self, call: FlagInput) -> FlagResult:
@@ -298,6 +320,18 @@ class VoiceConnector:
             erased.update(dict.fromkeys(sorted(LINK_CATEGORIES), unlinked))
         retained = {category: _count(session, where, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _sweep(self, session: Session, cutoffs: dict[str, datetime], scope: Scope) -> SweepResult:
+        anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
+        if cutoffs:
+            pending: list[ColumnElement[bool]] = [
+                Call.anonymised_at.is_(None),
+                Call.started_at < max(cutoffs.values()),
+            ]
+            for ids in id_chunks(session, Call.id, pending):
+                where: list[ColumnElement[bool]] = [Call.id.in_(ids), Call.anonymised_at.is_(None)]
+                anonymised.update(self._erase(session, where, cutoffs, scope).erased)
+        return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _unlink(
         self,

@@ -15,6 +15,7 @@ gets ``anonymised_at``. Day, duration and page count stay, for the customer's st
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,7 +48,10 @@ from connectors.base import (
     UtcDateTime,
     export_jsonl,
     export_key,
+    id_chunks,
     operation_key,
+    sweep_cutoffs,
+    sweep_key,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
@@ -65,6 +69,8 @@ from connectors.protocol import (
     RectifyInput,
     RectifyResult,
     Scope,
+    SweepInput,
+    SweepResult,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -145,6 +151,8 @@ LOOKUP = {
 class WidgetSubject:
     customer_account: str
     identities: tuple[Identity, ...]
+    # A sweep's filter in place of the identities: the sessions it names, any customer's.
+    where: tuple[ColumnElement[bool], ...] = ()
 
 
 def widget_subject(scope: Scope) -> WidgetSubject | None:
@@ -158,6 +166,8 @@ def widget_subject(scope: Scope) -> WidgetSubject | None:
 def session_where(subject: WidgetSubject) -> list[ColumnElement[bool]]:
     """The subject's sessions: one indexed lookup per identity type, each confined to the
     customer, joined by id (an OR across the indexes is left to the planner's guesses)."""
+    if subject.where:
+        return [*subject.where, WidgetSession.anonymised_at.is_(None)]
     lookups = []
     for kind, column in LOOKUP.items():
         values = sorted({_lookup_value(i) for i in subject.identities if i.type is kind})
@@ -218,6 +228,7 @@ class WidgetConnector:
         "rectify",
         "restrict",
         "locate",
+        "sweep",
     )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
@@ -269,6 +280,14 @@ class WidgetConnector:
         as_of = call.scope.as_of
         return self.store.once(
             key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
+        )
+
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Anonymise every customer's records past their retention, as ``erase`` would."""
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        key = sweep_key(self.secret, call)
+        return self.store.once(
+            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
         )
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
@@ -330,6 +349,21 @@ class WidgetConnector:
         erased = dict.fromkeys(CATEGORIES, unlinked) if cutoffs else {}
         retained = {category: _count(session, subject) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
+
+    def _sweep(
+        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    ) -> SweepResult:
+        """The erase of every session started before the widest cutoff, a chunk at a time."""
+        anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
+        if cutoffs:
+            pending: list[ColumnElement[bool]] = [
+                WidgetSession.anonymised_at.is_(None),
+                WidgetSession.started_at < max(cutoffs.values()),
+            ]
+            for ids in id_chunks(session, WidgetSession.id, pending):
+                chunk = WidgetSubject("", (), (WidgetSession.id.in_(ids),))
+                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+        return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _restrict(self, session: Session, subject: WidgetSubject, call: FlagInput) -> FlagResult:
         scope = call.scope

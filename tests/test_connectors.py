@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
+from connectors import base
 from connectors.base import ConnectorInputError, connector_activities
 from connectors.customer_account import (
     CustomerAccountConnector,
@@ -36,6 +37,7 @@ from connectors.protocol import (
     FlagInput,
     RectifyInput,
     Scope,
+    SweepInput,
 )
 from connectors.registry import load_registry
 from connectors.seed import DemoFacts, seed_stores
@@ -616,3 +618,132 @@ def test_sms_locate_names_every_customer_holding_the_number_and_nothing_else(
     held = {row["end_user_phone"] for row in sms_rows(stores, "1=1")}
     stranger = next(f"+447700900{n:03d}" for n in range(1000) if f"+447700900{n:03d}" not in held)
     assert stores.sms.locate(scope("REQ-0302", (IdentityType.PHONE, stranger))).customers == []
+
+
+# --- sweep ---------------------------------------------------------------------------------
+
+
+def test_sms_sweep_anonymises_every_customers_old_messages_once(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "SWEEP_CHUNK_ROWS", 37)  # several chunks
+    cutoff = stores.facts.six_months_before
+    before = sms_rows(stores, "1=1")
+    old = [r for r in before if stored_utc(r["sent_at"]) < cutoff and not r["anonymised_at"]]
+    newer = [r for r in before if r not in old]
+    assert len({r["customer_account"] for r in old}) > 1 and newer
+    rules = [EraseRule(category=category, before=cutoff) for category in SMS_CATEGORIES]
+    call = SweepInput(sweep_id="SWEEP-1", as_of=NOW, rules=rules)
+
+    result = stores.sms.sweep(call)
+
+    assert not result.already_done
+    assert result.anonymised == {
+        "phone_number": len(old),
+        "traffic_data": len(old),
+        "message_content": sum(1 for r in old if r["content"] is not None),
+        "location_data": sum(1 for r in old if r["cell_id"] or r["latitude"] is not None),
+    }
+    for was, row in zip(old, sms_rows(stores, by_ids(old)), strict=True):
+        assert row["end_user_phone"] == keyed_hash(SECRET, was["end_user_phone"], "pseudonym")
+        assert row["content"] is row["cell_id"] is row["latitude"] is row["longitude"] is None
+        assert row["operator"] is row["route"] is None
+        assert stored_utc(row["anonymised_at"]) == NOW
+        assert stored_utc(row["sent_at"]) == stored_utc(was["sent_at"]).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        assert (row["customer_account"], row["status"]) == (was["customer_account"], was["status"])
+    assert [tuple(r) for r in sms_rows(stores, by_ids(newer))] == [tuple(r) for r in newer]
+
+    snapshot = [tuple(row) for row in sms_rows(stores, "1=1")]
+    again = stores.sms.sweep(call.model_copy(update={"as_of": NOW + timedelta(hours=1)}))
+    assert again.already_done and again.anonymised == result.anonymised
+    assert [tuple(row) for row in sms_rows(stores, "1=1")] == snapshot
+    # A new sweep finds nothing left before the cutoff: anonymised rows are not counted again.
+    fresh = stores.sms.sweep(call.model_copy(update={"sweep_id": "SWEEP-2"}))
+    assert fresh.anonymised == dict.fromkeys(SMS_CATEGORIES, 0)
+    with pytest.raises(ConnectorInputError):
+        stores.sms.sweep(
+            SweepInput(sweep_id="SWEEP-3", as_of=NOW, rules=[EraseRule(category="phone_number")])
+        )
+
+
+def test_account_sweep_anonymises_every_accounts_old_records_once(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "SWEEP_CHUNK_ROWS", 5)
+    cutoff = NOW - timedelta(days=365 * 5)
+    tables = {
+        "accounts": "created_at",
+        "contacts": "created_at",
+        "billing_profiles": "updated_at",
+        "invoices": "issued_at",
+    }
+    key = {"accounts": "account_id", "billing_profiles": "account_id"}
+    before = {
+        table: {
+            row[key.get(table, "id")]: row for row in account_rows(stores, f"SELECT * FROM {table}")
+        }
+        for table in tables
+    }
+
+    def old(table: str) -> set[Any]:
+        held = "registered_email" if table == "accounts" else "anonymised_at"
+        return {
+            k
+            for k, row in before[table].items()
+            if stored_utc(row[tables[table]]) < cutoff
+            and (row[held] is not None if table == "accounts" else row[held] is None)
+        }
+
+    expected = {table: old(table) for table in tables}
+    assert all(expected.values()) and any(
+        len(before[table]) > len(expected[table]) for table in tables
+    )
+    rules = [
+        EraseRule(category=category, before=cutoff)
+        for category in ("account_profile", "billing_details", "invoices")
+    ]
+    call = SweepInput(sweep_id="SWEEP-ACC", as_of=NOW, rules=rules)
+
+    result = stores.accounts.sweep(call)
+
+    assert result.anonymised == {
+        "account_profile": len(expected["accounts"]) + len(expected["contacts"]),
+        "billing_details": len(expected["billing_profiles"]),
+        "invoices": len(expected["invoices"]),
+    }
+    after = {
+        table: {
+            row[key.get(table, "id")]: row for row in account_rows(stores, f"SELECT * FROM {table}")
+        }
+        for table in tables
+    }
+    for table in tables:
+        for k, row in after[table].items():
+            if k not in expected[table]:
+                assert tuple(row) == tuple(before[table][k]), table
+            elif table == "accounts":
+                assert row["registered_email"] is None and row["company_name"]
+            elif table == "contacts":
+                assert row["name"] is row["email"] is row["phone"] is row["signature"] is None
+                assert stored_utc(row["anonymised_at"]) == NOW
+            elif table == "billing_profiles":
+                assert row["bank_iban"] is row["billing_name"] is None
+            else:
+                assert row["billing_email"] == row["billing_name"] == "[redacted]"
+                assert row["amount_cents"] == before[table][k]["amount_cents"]
+
+    def snapshot() -> dict[str, list[tuple[Any, ...]]]:
+        return {t: [tuple(r) for r in account_rows(stores, f"SELECT * FROM {t}")] for t in tables}
+
+    unchanged = snapshot()
+    again = stores.accounts.sweep(call)
+    assert again.already_done and again.anonymised == result.anonymised
+    assert snapshot() == unchanged
+    fresh = stores.accounts.sweep(call.model_copy(update={"sweep_id": "SWEEP-ACC-2"}))
+    assert fresh.anonymised == dict.fromkeys(result.anonymised, 0)
+    with pytest.raises(ConnectorInputError):
+        stores.accounts.sweep(
+            SweepInput(sweep_id="SWEEP-X", as_of=NOW, rules=[EraseRule(category="invoices")])
+        )

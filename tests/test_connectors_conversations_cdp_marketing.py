@@ -15,13 +15,21 @@ import pytest
 from sqlalchemy import Select
 from temporalio.testing import ActivityEnvironment
 
-from connectors import cdp, conversations, marketing
+from connectors import base, cdp, conversations, marketing
 from connectors.base import ConnectorInputError, connector_activities
 from connectors.cdp import CdpConnector
 from connectors.conversations import ConversationsConnector
 from connectors.marketing import MarketingConnector, ProspectRow
 from connectors.population import EndUser, make_population
-from connectors.protocol import AccessInput, EraseInput, EraseRule, FlagInput, RectifyInput, Scope
+from connectors.protocol import (
+    AccessInput,
+    EraseInput,
+    EraseRule,
+    FlagInput,
+    RectifyInput,
+    Scope,
+    SweepInput,
+)
 from connectors.registry import load_registry
 from dsr.blobstore import LocalBlobStore
 from dsr.hashing import keyed_hash
@@ -1053,3 +1061,160 @@ def test_locate_uses_the_identity_first_indexes(stores: Stores) -> None:
     assert "INDEX ix_threads_locate_channel_user (channel_user=?)" in chat_plan, chat_plan
     assert "INDEX ix_profiles_locate_email (<expr>=?)" in profile_plan, profile_plan
     assert "SCAN" not in chat_plan + profile_plan
+
+
+# --- sweep ---------------------------------------------------------------------------------
+
+
+def dump(stores: Stores, store: str, *tables: str) -> dict[str, list[tuple[Any, ...]]]:
+    return {table: stores.table(store, table) for table in tables}
+
+
+def assert_swept_once(
+    stores: Stores, store: str, connector: Any, call: SweepInput, first: Any
+) -> None:
+    """A retry is already done and changes nothing; a new sweep finds nothing left; a rule
+    without a cutoff is refused."""
+    tables = [
+        r["name"] for r in stores.rows(store, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    ]
+    data = [t for t in tables if t != "operation_log"]
+    snapshot = dump(stores, store, *data)
+    again = connector.sweep(call.model_copy(update={"as_of": NOW + timedelta(hours=1)}))
+    assert again.already_done and not first.already_done
+    assert again.anonymised == first.anonymised
+    assert dump(stores, store, *data) == snapshot
+    fresh = connector.sweep(call.model_copy(update={"sweep_id": "SWEEP-NEW"}))
+    assert fresh.anonymised == dict.fromkeys(first.anonymised, 0)
+    unbounded = [EraseRule(category=call.rules[0].category)]
+    with pytest.raises(ConnectorInputError):
+        connector.sweep(SweepInput(sweep_id="SWEEP-ALL", as_of=NOW, rules=unbounded))
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "SWEEP_CHUNK_ROWS", 41)  # several chunks on the seeded stores
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_conversations_sweep_cuts_every_customers_old_records_loose(stores: Stores) -> None:
+    threads = {
+        t["id"]: t
+        for t in stores.rows("conversations", "SELECT * FROM threads WHERE anonymised_at IS NULL")
+    }
+    messages = [
+        m
+        for m in stores.rows("conversations", "SELECT * FROM messages")
+        if m["thread_id"] in threads
+    ]
+    ended = [t for t in threads.values() if _end(t) < CUTOFF]
+    older = [m for m in messages if stored_utc(m["sent_at"]) < CUTOFF]
+    newer = [m for m in messages if stored_utc(m["sent_at"]) >= CUTOFF]
+    assert len({t["customer_account"] for t in ended}) > 1 and older and newer
+    others_before = [t for t in threads.values() if _end(t) >= CUTOFF]
+    call = SweepInput(
+        sweep_id="SWEEP-C",
+        as_of=NOW,
+        rules=[EraseRule(category=c, before=CUTOFF) for c in CHAT_CATEGORIES],
+    )
+
+    result = stores.conversations.sweep(call)
+
+    assert result.anonymised == {
+        "contact_identifiers": len(ended),
+        "traffic_data": len(older),
+        "message_content": sum(1 for m in older if m["content"]),
+    }
+    after = {r["id"]: r for r in stores.rows("conversations", "SELECT * FROM messages")}
+    for message in older:
+        row = after[message["id"]]
+        assert row["thread_id"] is row["content"] is row["platform_message_id"] is None
+        assert row["delivered_at"] is row["read_at"] is None
+        assert stored_utc(row["anonymised_at"]) == NOW
+        assert stored_utc(row["sent_at"]) == stored_utc(message["sent_at"]).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        kept = ("customer_account", "channel", "direction", "status")
+        assert [row[c] for c in kept] == [message[c] for c in kept]
+    assert [tuple(after[m["id"]]) for m in newer] == [tuple(m) for m in newer]
+    thread_rows = {r["id"]: r for r in stores.rows("conversations", "SELECT * FROM threads")}
+    for thread in ended:
+        row = thread_rows[thread["id"]]
+        assert row["channel_user"] == keyed_hash(SECRET, thread["channel_user"], "pseudonym")
+        assert row["phone"] is row["profile_name"] is None
+        assert stored_utc(row["anonymised_at"]) == NOW
+    assert [tuple(thread_rows[t["id"]]) for t in others_before] == [tuple(t) for t in others_before]
+    assert_swept_once(stores, "conversations", stores.conversations, call, result)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_cdp_sweep_deletes_old_events_and_anonymises_stale_profiles(stores: Stores) -> None:
+    profiles = {
+        p["id"]: p for p in stores.rows("cdp", "SELECT * FROM profiles WHERE anonymised_at IS NULL")
+    }
+    events = [e for e in stores.rows("cdp", "SELECT * FROM events") if e["profile_id"] in profiles]
+    stale = {i for i, p in profiles.items() if stored_utc(p["updated_at"]) < CUTOFF}
+    gone = {
+        e["id"] for e in events if stored_utc(e["occurred_at"]) < CUTOFF or e["profile_id"] in stale
+    }
+    assert len({profiles[i]["customer_account"] for i in stale}) > 1
+    assert len(stale) < len(profiles) and len(gone) < len(events)
+    call = SweepInput(
+        sweep_id="SWEEP-P",
+        as_of=NOW,
+        rules=[EraseRule(category=c, before=CUTOFF) for c in ("profile", "events")],
+    )
+
+    result = stores.cdp.sweep(call)
+
+    assert result.anonymised == {"profile": len(stale), "events": len(gone)}
+    remaining = {e["id"] for e in stores.rows("cdp", "SELECT id FROM events")}
+    assert not remaining & gone and {e["id"] for e in events} - gone <= remaining
+    for row in stores.rows("cdp", "SELECT * FROM profiles"):
+        if row["id"] in stale:
+            assert row["name"] is row["email"] is row["job_title"] is row["ip"] is None
+            assert row["traits"] is row["external_id"] is None
+            assert stored_utc(row["anonymised_at"]) == NOW
+            assert row["customer_account"] == profiles[row["id"]]["customer_account"]
+        elif row["id"] in profiles:
+            assert tuple(row) == tuple(profiles[row["id"]])
+    assert_swept_once(stores, "cdp", stores.cdp, call, result)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_marketing_sweep_deletes_everyones_old_records_and_suppresses_no_one(
+    stores: Stores,
+) -> None:
+    tables = {
+        "prospect_profile": ("prospects", "created_at", CUTOFF),
+        "subscriptions": ("subscriptions", "subscribed_at", CUTOFF),
+        "consent_proof": (
+            "consent_records",
+            "coalesce(withdrawn_at, given_at)",
+            FIVE_YEARS_BEFORE,
+        ),
+    }
+    dated = {
+        category: stores.rows("marketing", f"SELECT *, {column} AS dated FROM {table}")
+        for category, (table, column, _) in tables.items()
+    }
+    old = {
+        category: {r["id"] for r in found if stored_utc(r["dated"]) < tables[category][2]}
+        for category, found in dated.items()
+    }
+    assert all(old.values()) and all(len(old[c]) < len(dated[c]) for c in tables)
+    suppressed = suppressions(stores)
+    call = SweepInput(
+        sweep_id="SWEEP-M",
+        as_of=NOW,
+        rules=[EraseRule(category=c, before=before) for c, (_, _, before) in tables.items()],
+    )
+
+    result = stores.marketing.sweep(call)
+
+    assert result.anonymised == {category: len(ids) for category, ids in old.items()}
+    for category, (table, _, _) in tables.items():
+        kept = {tuple(r)[: len(r) - 1] for r in dated[category] if r["id"] not in old[category]}
+        assert set(stores.table("marketing", table)) == kept
+    assert suppressions(stores) == suppressed
+    assert_swept_once(stores, "marketing", stores.marketing, call, result)

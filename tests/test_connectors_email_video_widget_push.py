@@ -17,10 +17,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from connectors import email, push, video, widget
+from connectors import base, email, push, video, widget
 from connectors.base import ConnectorInputError, connector_activities
 from connectors.population import Population, make_population
-from connectors.protocol import AccessInput, EraseInput, EraseRule, FlagInput, RectifyInput, Scope
+from connectors.protocol import (
+    AccessInput,
+    EraseInput,
+    EraseRule,
+    FlagInput,
+    RectifyInput,
+    Scope,
+    SweepInput,
+)
 from connectors.registry import load_registry
 from dsr.blobstore import LocalBlobStore
 from dsr.hashing import keyed_hash
@@ -1089,3 +1097,201 @@ def test_locate_uses_the_identity_first_indexes(stores: Stores, name: str) -> No
         for index in indexes:
             assert f"INDEX {index} (" in plan, plan
         assert f"SCAN {table}" not in plan, plan
+
+
+# --- sweep ---------------------------------------------------------------------------------
+
+
+def sweep_call(name: str, sweep_id: str = "SWEEP-1") -> SweepInput:
+    rules = [EraseRule(category=c, before=CUTOFF) for c in MODULES[name].CATEGORIES]
+    return SweepInput(sweep_id=sweep_id, as_of=NOW, rules=rules)
+
+
+def assert_swept_once(stores: Stores, name: str, call: SweepInput, first: Any) -> None:
+    """A retry is already done and changes nothing; a new sweep finds nothing left; a rule
+    without a cutoff is refused."""
+    connector = stores.connectors[name]
+    snapshot = stores.dump(name)
+    again = connector.sweep(call.model_copy(update={"as_of": NOW + timedelta(hours=1)}))
+    assert again.already_done and not first.already_done
+    assert again.anonymised == first.anonymised
+    assert stores.dump(name) == snapshot
+    fresh = connector.sweep(call.model_copy(update={"sweep_id": "SWEEP-NEW"}))
+    assert fresh.anonymised == dict.fromkeys(first.anonymised, 0)
+    unbounded = [EraseRule(category=call.rules[0].category)]
+    with pytest.raises(ConnectorInputError):
+        connector.sweep(SweepInput(sweep_id="SWEEP-ALL", as_of=NOW, rules=unbounded))
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "SWEEP_CHUNK_ROWS", 41)  # several chunks on the seeded stores
+
+
+def by_id(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {row["id"]: row for row in rows}
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_email_sweep_anonymises_every_customers_old_records(stores: Stores) -> None:
+    recipients = by_id(stores.rows("email", "SELECT * FROM recipients WHERE anonymised_at IS NULL"))
+    live = set(recipients)
+    sends = [s for s in stores.rows("email", "SELECT * FROM sends") if s["recipient_id"] in live]
+    events = [
+        e
+        for e in stores.rows("email", "SELECT * FROM events WHERE anonymised_at IS NULL")
+        if e["recipient_id"] in live
+    ]
+    latest = latest_activity(
+        {"recipients": list(recipients.values()), "sends": sends, "events": events}
+    )
+    lapsed = {i for i in live if latest[i] < CUTOFF}
+    segments = {
+        i
+        for i, r in recipients.items()
+        if r["segment_data"] is not None and utc(r["created_at"]) < CUTOFF
+    }
+    old_sends = {
+        s["id"] for s in sends if utc(s["sent_at"]) < CUTOFF and (s["subject"] or s["body"])
+    }
+    old_events = {e["id"] for e in events if utc(e["occurred_at"]) < CUTOFF}
+    assert len({recipients[i]["customer_account"] for i in lapsed}) > 1
+    assert len(lapsed) < len(live) and old_sends and old_events
+    before = stores.dump("email")
+    call = sweep_call("email")
+
+    result = stores.connectors["email"].sweep(call)
+
+    assert result.anonymised == {
+        "contact_details": len(lapsed),
+        "segment_data": len(segments),
+        "usage_and_device": len(old_events),
+        "message_content": len(old_sends),
+    }
+    after = stores.dump("email")
+    changed = changed_ids(before, after)
+    assert changed == {"recipients": lapsed | segments, "sends": old_sends, "events": old_events}
+    for row in stores.rows("email", "SELECT * FROM recipients"):
+        if row["id"] in lapsed:
+            was = recipients[row["id"]]["email"].lower()
+            assert row["email"] == keyed_hash(SECRET, was, "pseudonym")
+            assert row["name"] is row["segment_data"] is None
+            assert utc(row["anonymised_at"]) == NOW
+        elif row["id"] in segments:
+            assert row["segment_data"] is None and row["anonymised_at"] is None
+    for send_id in old_sends:
+        assert after["sends"][send_id][3:5] == (None, None)
+    for event in stores.rows(
+        "email", f"SELECT * FROM events WHERE id IN ({marks(list(old_events))})", *old_events
+    ):
+        assert all(event[field] is None for field in email.USAGE_FIELDS)
+        assert utc(event["occurred_at"]) == day(event["occurred_at"])
+        assert utc(event["anonymised_at"]) == NOW
+    assert_swept_once(stores, "email", call, result)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_video_sweep_anonymises_every_customers_old_visits(stores: Stores) -> None:
+    visits = stores.rows(
+        "video",
+        "SELECT v.*, m.scheduled_at, m.description, m.review, m.summary, m.recording_ref "
+        "FROM visitors v JOIN meetings m ON m.id = v.meeting_id WHERE v.anonymised_at IS NULL",
+    )
+    old = [v for v in visits if utc(v["scheduled_at"]) < CUTOFF]
+    meetings = {v["meeting_id"]: v for v in old}
+    assert len({v["customer_account"] for v in old}) > 1 and len(old) < len(visits)
+    before = stores.dump("video")
+    call = sweep_call("video")
+
+    result = stores.connectors["video"].sweep(call)
+
+    assert result.anonymised == {
+        "visitor_details": len(old),
+        "meeting_details": sum(1 for v in meetings.values() if has_details(v)),
+        "recordings": sum(1 for v in meetings.values() if v["recording_ref"]),
+    }
+    changed = changed_ids(before, stores.dump("video"))
+    assert changed["visitors"] == {v["id"] for v in old}
+    assert changed["meetings"] == {
+        i for i, v in meetings.items() if has_details(v) or v["recording_ref"]
+    }
+    for visit in old:
+        row = stores.rows("video", "SELECT * FROM visitors WHERE id = ?", visit["id"])[0]
+        assert all(row[field] is None for field in video.VISITOR_FIELDS)
+        assert utc(row["anonymised_at"]) == NOW and row["meeting_id"] == visit["meeting_id"]
+        meeting = stores.rows("video", "SELECT * FROM meetings WHERE id = ?", visit["meeting_id"])
+        assert meeting[0]["scheduled_at"] == visit["scheduled_at"]
+        assert not has_details(meeting[0]) and meeting[0]["recording_ref"] is None
+    assert_swept_once(stores, "video", call, result)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_widget_sweep_cuts_every_customers_old_sessions_loose(stores: Stores) -> None:
+    sessions = stores.rows("widget", "SELECT * FROM widget_sessions WHERE anonymised_at IS NULL")
+    old = [s for s in sessions if utc(s["started_at"]) < CUTOFF]
+    assert len({s["customer_account"] for s in old}) > 1 and len(old) < len(sessions)
+    before = stores.dump("widget")
+    call = sweep_call("widget")
+
+    result = stores.connectors["widget"].sweep(call)
+
+    assert result.anonymised == {"contact_identifiers": len(old), "traffic_data": len(old)}
+    changed = changed_ids(before, stores.dump("widget"))
+    assert changed["widget_sessions"] == {s["id"] for s in old}
+    for session in old:
+        row = stores.rows("widget", "SELECT * FROM widget_sessions WHERE id = ?", session["id"])
+        assert all(row[0][field] is None for field in (*widget.IDENTIFIER_FIELDS, "pages"))
+        assert utc(row[0]["started_at"]) == day(session["started_at"])
+        assert utc(row[0]["anonymised_at"]) == NOW
+        kept = ("customer_account", "duration_seconds", "page_count")
+        assert [row[0][c] for c in kept] == [session[c] for c in kept]
+    assert_swept_once(stores, "widget", call, result)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_push_sweep_erases_every_customers_old_devices_and_connections(stores: Stores) -> None:
+    devices = stores.rows("push", "SELECT * FROM beams_devices")
+    connections = by_id(
+        stores.rows("push", "SELECT * FROM channel_connections WHERE anonymised_at IS NULL")
+    )
+    events = [
+        e
+        for e in stores.rows("push", "SELECT * FROM client_events")
+        if e["connection_id"] in connections
+    ]
+    old_devices = {d["id"] for d in devices if utc(d["registered_at"]) < CUTOFF}
+    old = {i for i, c in connections.items() if utc(c["connected_at"]) < CUTOFF}
+    old_content = {
+        e["id"]
+        for e in events
+        if e["data"] and (e["connection_id"] in old or utc(e["sent_at"]) < CUTOFF)
+    }
+    assert len({connections[i]["customer_account"] for i in old}) > 1
+    assert old_devices and len(old) < len(connections) and old_content
+    before = stores.dump("push")
+    call = sweep_call("push")
+
+    result = stores.connectors["push"].sweep(call)
+
+    assert result.anonymised == {
+        "device_and_ip": len(old_devices) + sum(1 for i in old if connections[i]["ip"]),
+        "traffic_data": len(old),
+        "message_content": len(old_content),
+    }
+    after = stores.dump("push")
+    assert set(before["beams_devices"]) - set(after["beams_devices"]) == old_devices
+    changed = changed_ids(before, after)
+    assert changed == {
+        "beams_devices": old_devices,
+        "channel_connections": old,
+        "client_events": old_content,
+    }
+    for row in stores.rows(
+        "push", f"SELECT * FROM channel_connections WHERE id IN ({marks(list(old))})", *old
+    ):
+        was = connections[row["id"]]
+        assert row["user_id"] == keyed_hash(SECRET, was["user_id"], "pseudonym")
+        assert row["socket_id"] is row["channel_name"] is row["ip"] is None
+        assert utc(row["connected_at"]) == day(was["connected_at"])
+    assert all(after["client_events"][i][3] is None for i in old_content)
+    assert_swept_once(stores, "push", call, result)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from connectors import flow_builder, inbox, numbers, voice
+from connectors import base, flow_builder, inbox, numbers, voice
 from connectors.base import ConnectorInputError, connector_activities
 from connectors.flow_builder import FlowBuilderConnector, subject_invocations
 from connectors.inbox import InboxConnector, subject_conversations
@@ -30,6 +30,7 @@ from connectors.protocol import (
     FlagInput,
     RectifyInput,
     Scope,
+    SweepInput,
 )
 from connectors.registry import load_registry
 from connectors.voice import VoiceConnector, subject_calls
@@ -984,3 +985,145 @@ def test_locate_uses_the_identity_first_indexes(stores: Stores, name: str) -> No
     for index in case.indexes:
         assert f"INDEX {index} (" in plan, plan
     assert f"SCAN {case.table}" not in plan, plan
+
+
+# --- sweep ---------------------------------------------------------------------------------
+
+
+def sweep_call(categories: list[str], sweep_id: str = "SWEEP-1") -> SweepInput:
+    rules = [EraseRule(category=c, before=CUTOFF) for c in categories]
+    return SweepInput(sweep_id=sweep_id, as_of=NOW, rules=rules)
+
+
+def assert_swept_once(connector: Any, database: Path, call: SweepInput, first: Any) -> None:
+    """A retry is already done and changes nothing; a new sweep finds nothing left; a rule
+    without a cutoff is refused."""
+    snapshot = dump(database)
+    again = connector.sweep(call.model_copy(update={"as_of": NOW + timedelta(hours=1)}))
+    assert again.already_done and not first.already_done
+    assert again.anonymised == first.anonymised
+    assert dump(database) == snapshot
+    fresh = connector.sweep(call.model_copy(update={"sweep_id": "SWEEP-NEW"}))
+    assert fresh.anonymised == dict.fromkeys(first.anonymised, 0)
+    unbounded = [EraseRule(category=call.rules[0].category)]
+    with pytest.raises(ConnectorInputError):
+        connector.sweep(SweepInput(sweep_id="SWEEP-ALL", as_of=NOW, rules=unbounded))
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "SWEEP_CHUNK_ROWS", 41)  # several chunks on the seeded stores
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_voice_sweep_anonymises_every_customers_old_calls(stores: Stores) -> None:
+    database = stores.db("voice")
+    calls = rows(database, "SELECT * FROM calls WHERE anonymised_at IS NULL ORDER BY id")
+    old, new = older(calls, "started_at"), newer(calls, "started_at")
+    assert len({r["customer_account"] for r in old}) > 1 and new
+    old_refs = [r["recording_ref"] for r in old if r["recording_ref"]]
+    new_refs = [r["recording_ref"] for r in new if r["recording_ref"]]
+    new_recordings = recordings(database, new_refs)
+    call = sweep_call(VOICE_CATEGORIES)
+
+    result = stores.voice.sweep(call)
+
+    assert result.anonymised == {
+        "call_recordings": len(old_refs),
+        "location_data": sum(1 for r in old if r["cell_id"]),
+        "phone_number": len(old),
+        "traffic_data": len(old),
+    }
+    after = {r["id"]: r for r in rows(database, f"SELECT * FROM calls WHERE id IN ({ids(old)})")}
+    for before in old:
+        swept = after[before["id"]]
+        assert swept["end_user_phone"] == keyed_hash(SECRET, before["end_user_phone"], "pseudonym")
+        assert stored_utc(swept["anonymised_at"]) == NOW
+        assert swept["recording_ref"] is swept["cell_id"] is swept["route"] is None
+        assert stored_utc(swept["started_at"]) == stored_utc(before["started_at"]).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        kept = ("customer_account", "duration_s", "country_ended", "status", "caller_id")
+        assert [swept[c] for c in kept] == [before[c] for c in kept]
+    assert recordings(database, old_refs) == []
+    assert recordings(database, new_refs) == new_recordings
+    still = rows(database, f"SELECT * FROM calls WHERE id IN ({ids(new)}) ORDER BY id")
+    assert [tuple(r) for r in still] == [tuple(r) for r in new]
+    assert_swept_once(stores.voice, database, call, result)
+
+
+def test_numbers_sweep_holds_nothing(stores: Stores) -> None:
+    result = stores.numbers.sweep(SweepInput(sweep_id="SWEEP-N", as_of=NOW, rules=[]))
+    assert result.anonymised == {} and not result.already_done
+    assert stores.numbers.sweep(SweepInput(sweep_id="SWEEP-N", as_of=NOW, rules=[])).already_done
+    with pytest.raises(ConnectorInputError):
+        stores.numbers.sweep(
+            SweepInput(sweep_id="SWEEP-N2", as_of=NOW, rules=[EraseRule(category="phone_number")])
+        )
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_inbox_sweep_unlinks_every_customers_old_conversations(stores: Stores) -> None:
+    database = stores.db("inbox")
+    conversations = rows(
+        database, "SELECT * FROM conversations WHERE anonymised_at IS NULL ORDER BY id"
+    )
+    old, new = older(conversations, "opened_at"), newer(conversations, "opened_at")
+    assert len({r["customer_account"] for r in old}) > 1 and new
+    old_messages = inbox_messages(database, old)
+    kept_messages = newer(inbox_messages(database, new), "sent_at")
+    gone_in_new = older(inbox_messages(database, new), "sent_at")
+    call = sweep_call(INBOX_CATEGORIES)
+
+    result = stores.inbox.sweep(call)
+
+    gone = old_messages + gone_in_new
+    assert result.anonymised == {
+        "contact_identifiers": len(old),
+        "conversation_content": sum(1 for m in gone if not m["internal"]),
+        "agent_notes": sum(1 for m in gone if m["internal"]),
+    }
+    for before in old:
+        after = rows(database, "SELECT * FROM conversations WHERE id = ?", before["id"])[0]
+        assert after["contact_phone"] is after["contact_email"] is None
+        assert after["contact_channel_id"] is after["contact_name"] is None
+        assert stored_utc(after["anonymised_at"]) == NOW
+        kept = ("channel", "agent_id", "opened_at", "closed_at", "customer_account")
+        assert [after[c] for c in kept] == [before[c] for c in kept]
+    assert inbox_messages(database, old) == []
+    still = rows(database, f"SELECT * FROM conversations WHERE id IN ({ids(new)}) ORDER BY id")
+    assert [tuple(r) for r in still] == [tuple(r) for r in new]
+    assert [tuple(m) for m in inbox_messages(database, new)] == [tuple(m) for m in kept_messages]
+    assert_swept_once(stores.inbox, database, call, result)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_flow_sweep_unlinks_every_customers_old_invocations(stores: Stores) -> None:
+    database = stores.db("flow_builder")
+    invocations = rows(
+        database, "SELECT * FROM invocations WHERE anonymised_at IS NULL ORDER BY id"
+    )
+    old, new = older(invocations, "invoked_at"), newer(invocations, "invoked_at")
+    assert len({r["customer_account"] for r in old}) > 1 and new
+    call = sweep_call(FLOW_CATEGORIES)
+
+    result = stores.flow.sweep(call)
+
+    assert result.anonymised == {
+        "invocation_identifiers": len(old),
+        "channel_data": sum(1 for r in old if r["payload"] is not None),
+    }
+    for before in old:
+        after = rows(database, "SELECT * FROM invocations WHERE id = ?", before["id"])[0]
+        assert after["contact_email"] is after["contact_phone"] is None
+        assert after["contact_channel_id"] is after["payload"] is None
+        assert stored_utc(after["anonymised_at"]) == NOW
+        steps = json.loads(after["step_results"])
+        assert steps == [
+            {"step": s["step"], "status": s["status"]} for s in json.loads(before["step_results"])
+        ]
+        kept = ("flow_id", "invoked_at", "trigger_channel", "customer_account")
+        assert [after[c] for c in kept] == [before[c] for c in kept]
+    still = rows(database, f"SELECT * FROM invocations WHERE id IN ({ids(new)}) ORDER BY id")
+    assert [tuple(r) for r in still] == [tuple(r) for r in new]
+    assert_swept_once(stores.flow, database, call, result)
