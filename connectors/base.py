@@ -28,7 +28,7 @@ from sqlalchemy.types import TypeDecorator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from connectors.protocol import EraseRule, SweepInput
+from connectors.protocol import AccessResult, EraseRule, SweepInput
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 
@@ -297,6 +297,25 @@ def export_jsonl(
 
 def export_key(request_id: str, connector: str) -> str:
     return f"exports/{request_id}/{connector}.jsonl"
+
+
+def export_once(
+    store: Store,
+    blobs: BlobStore,
+    connector: str,
+    key: OperationKey,
+    chunks: Callable[[Session], Iterable[Iterable[Mapping[str, Any]]]],
+) -> AccessResult:
+    """An access export, done once per key: a retry returns the recorded result, unless its
+    blob has since gone, in which case the records are exported again."""
+    done = store.lookup(key, AccessResult)
+    if done is not None and (done.blob_ref is None or blobs.exists(done.blob_ref)):
+        return done
+    with store.reading() as session:
+        records, ref = export_jsonl(blobs, export_key(key.request_id, connector), chunks(session))
+    result = AccessResult(connector=connector, records=records, blob_ref=ref)
+    store.remember(key, result)
+    return result
 
 
 def _json_default(value: Any) -> Any:

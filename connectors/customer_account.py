@@ -48,8 +48,7 @@ from connectors.base import (
     OperationLogMixin,
     Store,
     UtcDateTime,
-    export_jsonl,
-    export_key,
+    export_once,
     id_chunks,
     operation_key,
     sweep_cutoffs,
@@ -329,16 +328,13 @@ class CustomerAccountConnector:
 
     def access(self, call: AccessInput) -> AccessResult:
         key = operation_key(self.secret, Operation.ACCESS, call)
-        done = self.store.lookup(key, AccessResult)
-        if done is not None and (done.blob_ref is None or self.blobs.exists(done.blob_ref)):
-            return done
-        with self.store.reading() as session:
-            subject = resolve_subject(session, call.scope)
-            chunks = _export_chunks(session, sources(subject)) if not subject.empty else iter(())
-            records, ref = export_jsonl(self.blobs, export_key(key.request_id, self.name), chunks)
-        result = AccessResult(connector=self.name, records=records, blob_ref=ref)
-        self.store.remember(key, result)
-        return result
+        return export_once(self.store, self.blobs, self.name, key,
+                           lambda session: self._export_chunks(session, call.scope))
+
+    @staticmethod
+    def _export_chunks(session: Session, scope: Scope) -> Iterator[list[dict[str, Any]]]:
+        subject = resolve_subject(session, scope)
+        return _export_chunks(session, sources(subject)) if not subject.empty else iter(())
 
     def erase(self, call: EraseInput) -> EraseResult:
         cutoffs = _cutoffs(call.rules)

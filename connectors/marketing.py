@@ -57,8 +57,7 @@ from connectors.base import (
     OperationLogMixin,
     Store,
     UtcDateTime,
-    export_jsonl,
-    export_key,
+    export_once,
     id_chunks,
     operation_key,
     sweep_cutoffs,
@@ -293,15 +292,9 @@ class MarketingConnector:
         if subject is None:
             return AccessResult(connector=self.name)
         key = operation_key(self.secret, Operation.ACCESS, call)
-        done = self.store.lookup(key, AccessResult)
-        if done is not None and (done.blob_ref is None or self.blobs.exists(done.blob_ref)):
-            return done
-        with self.store.reading() as session:
-            chunks = _export_chunks(session, subject)
-            records, ref = export_jsonl(self.blobs, export_key(key.request_id, self.name), chunks)
-        result = AccessResult(connector=self.name, records=records, blob_ref=ref)
-        self.store.remember(key, result)
-        return result
+        return export_once(
+            self.store, self.blobs, self.name, key, lambda session: _export_chunks(session, subject)
+        )
 
     def erase(self, call: EraseInput) -> EraseResult:
         cutoffs = _cutoffs(call.rules)
