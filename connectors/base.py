@@ -28,7 +28,13 @@ from sqlalchemy.types import TypeDecorator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from connectors.protocol import AccessResult, EraseRule, SweepInput
+from connectors.protocol import (
+    AccessResult,
+    CategoryHolding,
+    Discovery,
+    EraseRule,
+    SweepInput,
+)
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 
@@ -297,6 +303,22 @@ def export_jsonl(
 
 def export_key(request_id: str, connector: str) -> str:
     return f"exports/{request_id}/{connector}.jsonl"
+
+
+def discover_holdings(
+    store: Store,
+    connector: str,
+    categories: Iterable[str],
+    holding: Callable[[Session, str], CategoryHolding | None],
+) -> Discovery:
+    """Discovery from one consistent read: each category the subject has records in."""
+    discovery = Discovery(connector=connector)
+    with store.reading() as session:
+        for category in categories:
+            found = holding(session, category)
+            if found is not None:
+                discovery.holdings.append(found)
+    return discovery
 
 
 def export_once(

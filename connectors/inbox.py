@@ -66,6 +66,7 @@ from connectors.base import (
     OperationLogMixin,
     Store,
     UtcDateTime,
+    discover_holdings,
     export_once,
     id_chunks,
     operation_key,
@@ -273,16 +274,13 @@ class InboxConnector:
         self.secret = secret
 
     def discover(self, scope: Scope) -> Discovery:
-        discovery = Discovery(connector=self.name)
         subject = subject_of(scope)
         if subject is None:
-            return discovery
-        with self.store.reading() as session:
-            for category in CATEGORIES:
-                holding = _holding(session, subject, category)
-                if holding is not None:
-                    discovery.holdings.append(holding)
-        return discovery
+            return Discovery(connector=self.name)
+        return discover_holdings(
+            self.store, self.name, CATEGORIES,
+            lambda session, category: _holding(session, subject, category),
+        )
 
     def access(self, call: AccessInput) -> AccessResult:
         subject = subject_of(call.scope)

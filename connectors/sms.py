@@ -47,6 +47,7 @@ from connectors.base import (
     OperationLogMixin,
     Store,
     UtcDateTime,
+    discover_holdings,
     export_once,
     id_chunks,
     operation_key,
@@ -189,17 +190,14 @@ class SmsConnector:
         self.secret = secret
 
     def discover(self, scope: Scope) -> Discovery:
-        discovery = Discovery(connector=self.name)
         phones = subject_phones(scope)
         if not phones or scope.customer_account is None:
-            return discovery
+            return Discovery(connector=self.name)
         where = subject_where(scope.customer_account, phones)
-        with self.store.reading() as session:
-            for category in CATEGORIES:
-                holding = _holding(session, where, category)
-                if holding is not None:
-                    discovery.holdings.append(holding)
-        return discovery
+        return discover_holdings(
+            self.store, self.name, CATEGORIES,
+            lambda session, category: _holding(session, where, category),
+        )
 
     def access(self, call: AccessInput) -> AccessResult:
         phones = subject_phones(call.scope)
