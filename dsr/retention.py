@@ -14,6 +14,7 @@ import calendar
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -270,7 +271,17 @@ def load_retention_policy(path: Path | None = None) -> RetentionPolicy:
 
 def read_policy_file(path: Path, model: type[M]) -> M:
     """Read and validate a YAML policy file; any fault becomes a ``PolicyError`` naming the
-    file and the line (YAML syntax) or the entry and field (content)."""
+    file and the line (YAML syntax) or the entry and field (content). Parsed once per version
+    of the file: a lawyer's edit is picked up by the next call."""
+    try:
+        modified = path.stat().st_mtime_ns
+    except OSError as error:
+        raise PolicyError(f"{path}: cannot be read ({error.strerror})") from None
+    return _read_policy_file(path, modified, model)
+
+
+@lru_cache(maxsize=32)
+def _read_policy_file(path: Path, modified: int, model: type[M]) -> M:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
