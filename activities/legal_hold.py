@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from connectors.protocol import Discovery
+from connectors.registry import load_registry
 from dsr.retention import ErasurePlan, load_retention_policy, plan_erasure
 from dsr.settings import Settings
 
@@ -25,4 +26,6 @@ class LegalHoldActivities:
     @activity.defn(name="legal_hold.assess")
     def assess(self, check: HoldCheck) -> ErasurePlan:
         policy = load_retention_policy(self._settings.policy_dir / "retention.yaml")
-        return plan_erasure(check.discoveries, check.as_of, policy)
+        registry = load_registry(self._settings.connector_registry)
+        declared = {e.name: set(e.categories) for e in registry.connectors if e.categories}
+        return plan_erasure(check.discoveries, check.as_of, policy, declared)

@@ -7,6 +7,7 @@ catalogue facts of each category. Exports are read line by line, never held whol
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from typing import IO
 
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from connectors.protocol import AccessResult
 from dsr.blobstore import BlobStore
@@ -59,10 +61,20 @@ class PackageActivities:
         return Package(blob_ref=self._blobs.ref(key), records=total)
 
     def _records(self, export: AccessResult) -> Iterator[dict[str, object]]:
+        """The export's records, checked against the SHA-256 its connector reported."""
         assert export.blob_ref is not None
+        digest = hashlib.sha256()
         with self._blobs.open_reader(export.blob_ref) as source:
             for line in source:
+                digest.update(line)
                 yield json.loads(line)
+        if export.sha256 is not None and digest.hexdigest() != export.sha256:
+            raise ApplicationError(
+                f"the {export.connector} export does not match the checksum its connector "
+                "reported: export it again",
+                type="ExportChecksumMismatch",
+                non_retryable=True,
+            )
 
     def _add_export(self, archive: zipfile.ZipFile, export: AccessResult) -> int:
         count = 0
@@ -99,6 +111,7 @@ class PackageActivities:
         return {
             "connector": export.connector,
             "records": export.records,
+            "sha256": export.sha256,
             "categories": {
                 category: catalogue.facts(export.connector, category, language).model_dump()
                 for category in export.records

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import hashlib
 import json
 import typing
 from collections import Counter
@@ -20,10 +21,24 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, DateTime, Engine, String, create_engine, event, make_url, select
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    DateTime,
+    Engine,
+    Index,
+    String,
+    and_,
+    create_engine,
+    event,
+    make_url,
+    or_,
+    select,
+)
 from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateIndex
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -33,12 +48,17 @@ from connectors.protocol import (
     CategoryHolding,
     Discovery,
     EraseRule,
+    FlagInput,
+    Scope,
     SweepInput,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
+from dsr.models import Identity
 
 EXPORT_CHUNK_ROWS = 1000
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 SWEEP_CHUNK_ROWS = 10_000
 Result = TypeVar("Result", bound=BaseModel)
 
@@ -207,6 +227,7 @@ class Store:
         self.engine = as_engine(engine_or_url)
         self.log_model = log_model
         base.metadata.create_all(self.engine)
+        _create_missing_indexes(self.engine, base)
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -269,6 +290,144 @@ class Store:
             return done
 
 
+def _create_missing_indexes(engine: Engine, base: type[DeclarativeBase]) -> None:
+    """``create_all`` skips the indexes of tables that already exist: an index added in a later
+    version (a locate index, say) is created on an existing store here."""
+    with engine.begin() as connection:
+        for table in base.metadata.sorted_tables:
+            for index in table.indexes:
+                connection.execute(CreateIndex(index, if_not_exists=True))
+
+
+# --- erase rules ---------------------------------------------------------------------------
+
+
+def erase_cutoffs(
+    connector: str, rules: Iterable[EraseRule], categories: Iterable[str]
+) -> dict[str, datetime]:
+    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time.
+    A rule confined to some countries is refused: this connector keeps no country."""
+    known = set(categories)
+    cutoffs: dict[str, datetime] = {}
+    for rule in rules:
+        before = _checked_cutoff(connector, rule, known)
+        if rule.countries_ended is not None:
+            raise ConnectorInputError(
+                f"{connector} keeps no country: the rule for {rule.category} cannot be "
+                "confined to countries_ended"
+            )
+        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
+    return cutoffs
+
+
+def country_conditions(
+    connector: str,
+    rules: Iterable[EraseRule],
+    categories: Iterable[str],
+    dated: Any,
+    country: Any,
+) -> dict[str, ColumnElement[bool]]:
+    """Per category, the records its rules reach: dated before the cutoff and, for a rule
+    confined to countries, ended in one of them."""
+    known = set(categories)
+    reached: dict[str, list[ColumnElement[bool]]] = {}
+    for rule in rules:
+        condition = dated < _checked_cutoff(connector, rule, known)
+        if rule.countries_ended is not None:
+            countries = [code.upper() for code in rule.countries_ended]
+            condition = and_(condition, country.in_(countries))
+        reached.setdefault(rule.category, []).append(condition)
+    return {category: or_(*conditions) for category, conditions in reached.items()}
+
+
+def _checked_cutoff(connector: str, rule: EraseRule, known: set[str]) -> datetime:
+    if rule.category not in known:
+        raise ConnectorInputError(f"{connector} holds no category named {rule.category!r}")
+    before = rule.before if rule.before is not None else END_OF_TIME
+    if before.tzinfo is None:
+        raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
+    return before
+
+
+# --- restrictions --------------------------------------------------------------------------
+
+
+class RestrictionMixin:
+    """A restriction of processing for one end user of one customer (or of the group's own
+    data: customer ``"-"``), by keyed hash of one identity."""
+
+    __tablename__ = "restrictions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_account: Mapped[str] = mapped_column(String(64))
+    identity_hash: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Index]:
+        return (Index("ix_restrictions_subject", "customer_account", "identity_hash"),)
+
+
+class Restrictions:
+    """The restrictions of one store: placed, lifted and carried over to a corrected identity."""
+
+    def __init__(self, model: type[RestrictionMixin], secret: bytes) -> None:
+        self.model = model
+        self.secret = secret
+
+    def identity_hash(self, identity: Identity) -> str:
+        return keyed_hash(self.secret, identity.normalised)
+
+    def active(self, session: Session, customer: str, identities: Iterable[Identity]) -> list[Any]:
+        hashes = [self.identity_hash(identity) for identity in identities]
+        statement = select(self.model).where(
+            self.model.customer_account == customer,
+            self.model.identity_hash.in_(hashes),
+            self.model.lifted_at.is_(None),
+        )
+        return list(session.scalars(statement))
+
+    def place_or_lift(
+        self, session: Session, customer: str, call: FlagInput, identities: Iterable[Identity]
+    ) -> None:
+        """Restrict each identity (once), or lift their restrictions."""
+        scope = call.scope
+        for identity in identities:
+            active = self.active(session, customer, [identity])
+            if call.lift:
+                for restriction in active:
+                    restriction.lifted_at = scope.as_of
+            elif not active:
+                self._place(session, customer, identity, scope)
+
+    def carry_over(
+        self, session: Session, customer: str, scope: Scope, corrected: Identity
+    ) -> None:
+        """A rectified identity stays restricted: the corrected value gets the restriction the
+        old one had (the old one keeps it too, should it come back)."""
+        if not self.active(session, customer, scope.identities):
+            return
+        if not self.active(session, customer, [corrected]):
+            self._place(session, customer, corrected, scope)
+
+    def _place(self, session: Session, customer: str, identity: Identity, scope: Scope) -> None:
+        restriction = self.model()
+        restriction.customer_account = customer
+        restriction.identity_hash = self.identity_hash(identity)
+        restriction.request_id = scope.request_id
+        restriction.since = scope.as_of
+        session.add(restriction)
+
+
+def is_restricted(
+    store: Store, restrictions: Restrictions, customer: str, identity: Identity
+) -> bool:
+    with store.reading() as session:
+        return restrictions.active(session, customer, [identity]) != []
+
+
 # --- exports -------------------------------------------------------------------------------
 
 
@@ -283,22 +442,31 @@ def heartbeat(*details: Any) -> None:
 
 def export_jsonl(
     blobs: BlobStore, key: str, chunks: Iterable[Iterable[Mapping[str, Any]]]
-) -> tuple[dict[str, int], str | None]:
+) -> Export:
     """Stream records (each with its ``category``) into a JSON Lines blob, one chunk at a time
-    with a heartbeat after each. Returns the count per category and the blob reference, or no
-    reference when there was nothing to export."""
+    with a heartbeat after each. Returns the count per category, the blob reference and its
+    SHA-256, or no reference when there was nothing to export."""
     counts: Counter[str] = Counter()
+    digest = hashlib.sha256()
     with blobs.open_writer(key) as file:
         for number, chunk in enumerate(chunks, start=1):
             for record in chunk:
                 counts[record["category"]] += 1
-                file.write(json.dumps(record, default=_json_default).encode() + b"\n")
+                line = json.dumps(record, default=_json_default).encode() + b"\n"
+                digest.update(line)
+                file.write(line)
             heartbeat({"chunks": number, "records": sum(counts.values())})
     ref = blobs.ref(key)
     if not counts:
         blobs.delete(ref)
-        return {}, None
-    return dict(counts), ref
+        return Export({}, None, None)
+    return Export(dict(counts), ref, digest.hexdigest())
+
+
+class Export(typing.NamedTuple):
+    records: dict[str, int]
+    blob_ref: str | None
+    sha256: str | None
 
 
 def export_key(request_id: str, connector: str) -> str:
@@ -334,8 +502,10 @@ def export_once(
     if done is not None and (done.blob_ref is None or blobs.exists(done.blob_ref)):
         return done
     with store.reading() as session:
-        records, ref = export_jsonl(blobs, export_key(key.request_id, connector), chunks(session))
-    result = AccessResult(connector=connector, records=records, blob_ref=ref)
+        export = export_jsonl(blobs, export_key(key.request_id, connector), chunks(session))
+    result = AccessResult(
+        connector=connector, records=export.records, blob_ref=export.blob_ref, sha256=export.sha256
+    )
     store.remember(key, result)
     return result
 
@@ -357,6 +527,8 @@ class Connector(Protocol):
 
     name: ClassVar[str]
     activities: ClassVar[tuple[str, ...]]
+    categories: ClassVar[tuple[str, ...]]
+    treatments: ClassVar[tuple[Treatment, ...]]  # how erasing each category anonymises
 
 
 _thread_heartbeat: contextvars.ContextVar[Callable[..., None] | None] = contextvars.ContextVar(

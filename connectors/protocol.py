@@ -46,11 +46,15 @@ class Scope(BaseModel):
 
 
 class CategoryHolding(BaseModel):
+    """Records of one category; for communications, the countries where they ended (which
+    decide their retention) and the newest record per country."""
+
     category: str
     records: int
     earliest: datetime | None = None
     latest: datetime | None = None
     countries_ended: list[str] = Field(default_factory=list)
+    latest_by_country: dict[str, datetime] = Field(default_factory=dict)
 
 
 class Discovery(BaseModel):
@@ -64,10 +68,36 @@ class Discovery(BaseModel):
 
 class EraseRule(BaseModel):
     """Erase (or anonymise, as the connector declares) a category's records dated before
-    ``before``; ``before=None`` erases all of the category."""
+    ``before``; ``before=None`` erases all of the category. ``countries_ended`` confines the
+    rule to communications that ended in those countries (their retention differs)."""
 
     category: str
     before: datetime | None = None
+    countries_ended: list[str] | None = None
+
+
+class Strategy(StrEnum):
+    """How a connector anonymises one field when its category is erased."""
+
+    DELETE_ROW = "delete_row"  # the whole row goes (column "*")
+    NULL = "null"
+    PSEUDONYM = "pseudonym"  # a keyed hash (HMAC under the deployment's secret)
+    REDACT = "redact"  # text replaced by REDACTED
+    TO_DAY = "to_day"  # a timestamp cut to its day: statistics keep the date
+    MARK = "mark"  # bookkeeping: set to the time of anonymisation
+
+
+REDACTED = "[redacted]"
+
+
+class Treatment(BaseModel):
+    """A connector's declaration: erasing ``category`` applies ``strategy`` to
+    ``table.column``. Columns not declared keep their values (they feed statistics)."""
+
+    category: str
+    table: str
+    column: str
+    strategy: Strategy
 
 
 class EraseInput(BaseModel):
@@ -109,6 +139,7 @@ class AccessResult(BaseModel):
     connector: str
     records: dict[str, int] = Field(default_factory=dict)
     blob_ref: str | None = None
+    sha256: str | None = None  # of the blob, checked when the package is assembled
     already_done: bool = False
 
 

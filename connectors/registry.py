@@ -33,6 +33,8 @@ class ConnectorEntry(BaseModel):
     role: DataRole
     identity_types: list[IdentityType]
     operations: list[Operation]
+    # The data categories it holds: only these are sent to it (erase rules, holdings).
+    categories: list[str] = Field(default_factory=list)
     instruct_by_email: EmailInstruction | None = None
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
@@ -43,13 +43,16 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
-    ConnectorInputError,
     OperationLogMixin,
+    RestrictionMixin,
+    Restrictions,
     Store,
     UtcDateTime,
+    country_conditions,
     discover_holdings,
     export_once,
     id_chunks,
+    is_restricted,
     operation_key,
     sweep_cutoffs,
     sweep_key,
@@ -67,8 +70,10 @@ from connectors.protocol import (
     Located,
     Operation,
     Scope,
+    Strategy,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -81,7 +86,30 @@ MESSAGE_CONTENT = "message_content"
 CATEGORIES = (PHONE_NUMBER, TRAFFIC_DATA, LOCATION_DATA, MESSAGE_CONTENT)
 # Erasing either cuts the record loose from the person (see the module docstring).
 LINK_CATEGORIES = frozenset({PHONE_NUMBER, TRAFFIC_DATA})
-END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+CONTENT_COLUMNS = ("content",)
+LOCATION_COLUMNS = ("cell_id", "latitude", "longitude")
+UNLINK = (
+    ("end_user_phone", Strategy.PSEUDONYM),
+    ("sent_at", Strategy.TO_DAY),
+    *((column, Strategy.NULL) for column in ("operator", "route")),
+    *((column, Strategy.NULL) for column in CONTENT_COLUMNS + LOCATION_COLUMNS),
+    ("anonymised_at", Strategy.MARK),
+)
+TREATMENTS = (
+    *(
+        Treatment(category=category, table="messages", column=column, strategy=strategy)
+        for category in sorted(LINK_CATEGORIES)
+        for column, strategy in UNLINK
+    ),
+    *(
+        Treatment(category=MESSAGE_CONTENT, table="messages", column=column, strategy=Strategy.NULL)
+        for column in CONTENT_COLUMNS
+    ),
+    *(
+        Treatment(category=LOCATION_DATA, table="messages", column=column, strategy=Strategy.NULL)
+        for column in LOCATION_COLUMNS
+    ),
+)
 
 
 class SmsBase(DeclarativeBase):
@@ -115,19 +143,8 @@ class Message(SmsBase):
     )
 
 
-class Restriction(SmsBase):
-    """A restriction of processing for one end user of one customer, by keyed hash."""
-
-    __tablename__ = "restrictions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    phone_hash: Mapped[str] = mapped_column(String(64))
-    request_id: Mapped[str] = mapped_column(String(64))
-    since: Mapped[datetime] = mapped_column(UtcDateTime)
-    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (Index("ix_restrictions_subject", "customer_account", "phone_hash"),)
+class Restriction(RestrictionMixin, SmsBase):
+    pass
 
 
 class SmsOperationLog(OperationLogMixin, SmsBase):
@@ -175,6 +192,8 @@ def holds(category: str) -> ColumnElement[bool]:
 
 class SmsConnector:
     name: ClassVar[str] = "sms"
+    categories: ClassVar[tuple[str, ...]] = CATEGORIES
+    treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
     activities: ClassVar[tuple[str, ...]] = (
         "discover",
         "access",
@@ -186,6 +205,7 @@ class SmsConnector:
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, SmsBase, SmsOperationLog)
+        self.restrictions = Restrictions(Restriction, secret)
         self.blobs = blobs
         self.secret = secret
 
@@ -195,7 +215,9 @@ class SmsConnector:
             return Discovery(connector=self.name)
         where = subject_where(scope.customer_account, phones)
         return discover_holdings(
-            self.store, self.name, CATEGORIES,
+            self.store,
+            self.name,
+            CATEGORIES,
             lambda session, category: _holding(session, where, category),
         )
 
@@ -211,7 +233,7 @@ class SmsConnector:
         )
 
     def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = _cutoffs(call.rules)
+        reached = _reached(call.rules)
         phones = subject_phones(call.scope)
         customer_account = call.scope.customer_account
         if not phones or customer_account is None:
@@ -219,15 +241,16 @@ class SmsConnector:
         where = subject_where(customer_account, phones)
         key = operation_key(self.secret, Operation.ERASE, call)
         return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, where, cutoffs, call.scope.as_of)
+            key, EraseResult, lambda session: self._erase(session, where, reached, call.scope.as_of)
         )
 
     def sweep(self, call: SweepInput) -> SweepResult:
         """Anonymise every customer's messages past their retention, as ``erase`` would."""
         cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        reached = _reached(call.rules)
         key = sweep_key(self.secret, call)
         return self.store.once(
-            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
+            key, SweepResult, lambda session: self._sweep(session, cutoffs, reached, call.as_of)
         )
 
     def restrict(self, call: FlagInput) -> FlagResult:
@@ -252,8 +275,8 @@ class SmsConnector:
 
     def is_restricted(self, customer_account: str, phone: str) -> bool:
         """Whether processing of this end user's messages is restricted for this customer."""
-        with self.store.reading() as session:
-            return _active_restriction(session, customer_account, self._phone_hash(phone)) != []
+        identity = Identity(type=IdentityType.PHONE, value=phone)
+        return is_restricted(self.store, self.restrictions, customer_account, identity)
 
     # --- erase and restrict, inside the operation's transaction ----------------------------
 
@@ -261,27 +284,33 @@ class SmsConnector:
         self,
         session: Session,
         where: list[ColumnElement[bool]],
-        cutoffs: dict[str, datetime],
+        reached: dict[str, ColumnElement[bool]],
         as_of: datetime,
     ) -> EraseResult:
         erased: dict[str, int] = {}
-        link = _widest(cutoffs, LINK_CATEGORIES)
         for category, columns in (
-            (MESSAGE_CONTENT, ("content",)),
-            (LOCATION_DATA, ("cell_id", "latitude", "longitude")),
+            (MESSAGE_CONTENT, CONTENT_COLUMNS),
+            (LOCATION_DATA, LOCATION_COLUMNS),
         ):
-            cutoff = _widest(cutoffs, LINK_CATEGORIES | {category})
-            cleared = _clear(session, where, category, cutoff, columns) if cutoff else 0
-            if category in cutoffs or cleared:
+            condition = _any(reached, LINK_CATEGORIES | {category})
+            cleared = (
+                0 if condition is None else _clear(session, where, category, condition, columns)
+            )
+            if category in reached or cleared:
                 erased[category] = cleared
+        link = _any(reached, LINK_CATEGORIES)
         if link is not None:
             unlinked = self._unlink(session, where, link, as_of)
             erased.update(dict.fromkeys(sorted(LINK_CATEGORIES), unlinked))
-        retained = {category: _count(session, where, category) for category in cutoffs}
+        retained = {category: _count(session, where, category) for category in reached}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
     def _sweep(
-        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+        self,
+        session: Session,
+        cutoffs: dict[str, datetime],
+        reached: dict[str, ColumnElement[bool]],
+        as_of: datetime,
     ) -> SweepResult:
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         pending: list[ColumnElement[bool]] = [Message.anonymised_at.is_(None)]
@@ -292,20 +321,18 @@ class SmsConnector:
                 Message.id.in_(ids),
                 Message.anonymised_at.is_(None),
             ]
-            anonymised.update(self._erase(session, where, cutoffs, as_of).erased)
+            anonymised.update(self._erase(session, where, reached, as_of).erased)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _unlink(
         self,
         session: Session,
         where: list[ColumnElement[bool]],
-        before: datetime,
+        reached: ColumnElement[bool],
         as_of: datetime,
     ) -> int:
         rows = session.execute(
-            select(Message.id, Message.end_user_phone, Message.sent_at).where(
-                *where, Message.sent_at < before
-            )
+            select(Message.id, Message.end_user_phone, Message.sent_at).where(*where, reached)
         ).all()
         changes = [
             {
@@ -327,28 +354,12 @@ class SmsConnector:
         return len(changes)
 
     def _restrict(self, session: Session, call: FlagInput) -> FlagResult:
-        scope = call.scope
-        customer_account = cast(str, scope.customer_account)
-        phones = subject_phones(scope)
-        for phone in phones:
-            active = _active_restriction(session, customer_account, self._phone_hash(phone))
-            if call.lift:
-                for restriction in active:
-                    restriction.lifted_at = scope.as_of
-            elif not active:
-                session.add(
-                    Restriction(
-                        customer_account=customer_account,
-                        phone_hash=self._phone_hash(phone),
-                        request_id=scope.request_id,
-                        since=scope.as_of,
-                    )
-                )
+        customer_account = cast(str, call.scope.customer_account)
+        phones = subject_phones(call.scope)
+        identities = [Identity(type=IdentityType.PHONE, value=phone) for phone in phones]
+        self.restrictions.place_or_lift(session, customer_account, call, identities)
         covered = _count(session, subject_where(customer_account, phones), PHONE_NUMBER)
         return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
-
-    def _phone_hash(self, phone: str) -> str:
-        return keyed_hash(self.secret, Identity(type=IdentityType.PHONE, value=phone).normalised)
 
 
 # --- queries -------------------------------------------------------------------------------
@@ -375,6 +386,7 @@ def _holding(
         earliest=min(row[2] for row in rows),
         latest=max(row[3] for row in rows),
         countries_ended=sorted(row[0] for row in rows),
+        latest_by_country={row[0]: row[3] for row in rows},
     )
 
 
@@ -387,27 +399,16 @@ def _clear(
     session: Session,
     where: list[ColumnElement[bool]],
     category: str,
-    before: datetime,
+    reached: ColumnElement[bool],
     columns: tuple[str, ...],
 ) -> int:
     statement = (
         update(Message)
-        .where(*where, Message.sent_at < before, holds(category))
+        .where(*where, reached, holds(category))
         .values(dict.fromkeys(columns))
         .execution_options(synchronize_session=False)
     )
     return cast(CursorResult[Any], session.execute(statement)).rowcount
-
-
-def _active_restriction(
-    session: Session, customer_account: str, phone_hash: str
-) -> list[Restriction]:
-    statement = select(Restriction).where(
-        Restriction.customer_account == customer_account,
-        Restriction.phone_hash == phone_hash,
-        Restriction.lifted_at.is_(None),
-    )
-    return list(session.scalars(statement))
 
 
 def _export_chunks(
@@ -454,18 +455,13 @@ def _records(message: Message) -> Iterator[dict[str, Any]]:
 # --- rules ---------------------------------------------------------------------------------
 
 
-def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
-    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
-    cutoffs: dict[str, datetime] = {}
-    for rule in rules:
-        if rule.category not in CATEGORIES:
-            raise ConnectorInputError(f"sms holds no category named {rule.category!r}")
-        before = rule.before if rule.before is not None else END_OF_TIME
-        if before.tzinfo is None:
-            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
-        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
-    return cutoffs
+def _reached(rules: list[EraseRule]) -> dict[str, ColumnElement[bool]]:
+    """Per category, the messages its rules reach (by date, and by country where confined)."""
+    return country_conditions("sms", rules, CATEGORIES, Message.sent_at, Message.country_ended)
 
 
-def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime | None:
-    return max((cutoffs[c] for c in categories if c in cutoffs), default=None)
+def _any(
+    reached: dict[str, ColumnElement[bool]], categories: Iterable[str]
+) -> ColumnElement[bool] | None:
+    conditions = [reached[c] for c in sorted(categories) if c in reached]
+    return or_(*conditions) if conditions else None

@@ -149,12 +149,14 @@ class RetentionPolicy(StrictModel):
 
     def binding_duty(self, connector: str, holding: CategoryHolding) -> Duty | None:
         """The longest must-keep duty for a holding, or None when nothing blocks erasure."""
-        duties = [
-            rule.duty(holding.countries_ended)
-            for rule in self.must_keep(connector, holding.category)
-        ]
+        return self.duty_for(connector, holding.category, holding.countries_ended)
+
+    def duty_for(self, connector: str, category: str, countries_ended: list[str]) -> Duty | None:
+        """The longest must-keep duty for records of ``category`` that ended in any of these
+        countries (none: the rules' own periods)."""
         longest: Duty | None = None
-        for duty in duties:
+        for rule in self.must_keep(connector, category):
+            duty = rule.duty(countries_ended)
             if longest is None or _longer(duty.period, longest.period):
                 longest = duty
         return longest
@@ -170,6 +172,7 @@ class RetainedPart(BaseModel):
     basis_translations: dict[Language, str] = Field(default_factory=dict)
     records_until: datetime | None  # records dated on/after this cutoff are kept (None: all)
     until: date | None  # when the last retained record may be erased (None: until released)
+    countries_ended: list[str] | None = None  # only communications that ended there
 
 
 class ErasurePlan(BaseModel):
@@ -187,9 +190,13 @@ class ErasurePlan(BaseModel):
 
 
 def plan_erasure(
-    discoveries: list[Discovery], as_of: datetime, policy: RetentionPolicy
+    discoveries: list[Discovery],
+    as_of: datetime,
+    policy: RetentionPolicy,
+    declared_categories: dict[str, set[str]] | None = None,
 ) -> ErasurePlan:
-    """Which records each connector erases now, and which the retention duties keep."""
+    """Which records each connector erases now, and which the retention duties keep. A
+    connector in ``declared_categories`` is sent rules for its declared categories only."""
     plan = ErasurePlan(policy_version=policy.version)
     for discovery in discoveries:
         if discovery.connector == ORCHESTRATOR:
@@ -197,34 +204,72 @@ def plan_erasure(
         for holding in discovery.holdings:
             if holding.records == 0:
                 continue
-            rule, kept = _plan_holding(discovery.connector, holding, _utc(as_of), policy)
-            plan.rules.setdefault(discovery.connector, []).append(rule)
-            if kept is not None:
-                plan.retained.append(kept)
+            declared = (declared_categories or {}).get(discovery.connector)
+            if declared is not None and holding.category not in declared:
+                continue  # not in the connector's contract: never sent to it
+            for rule, kept in _plan_holding(discovery.connector, holding, _utc(as_of), policy):
+                plan.rules.setdefault(discovery.connector, []).append(rule)
+                if kept is not None:
+                    plan.retained.append(kept)
     return plan
 
 
 def _plan_holding(
     connector: str, holding: CategoryHolding, as_of: datetime, policy: RetentionPolicy
+) -> list[tuple[EraseRule, RetainedPart | None]]:
+    """One rule for the holding, or, where the countries in which its communications ended
+    bind different duties, one rule per group of countries sharing a duty."""
+    groups: dict[str, list[str]] = {}
+    duties: dict[str, Duty | None] = {}
+    for country in holding.countries_ended:
+        duty = policy.duty_for(connector, holding.category, [country])
+        key = duty.model_dump_json() if duty else ""
+        groups.setdefault(key, []).append(country)
+        duties[key] = duty
+    if len(groups) <= 1:
+        duty = policy.binding_duty(connector, holding)
+        return [_plan_part(connector, holding.category, duty, as_of, holding.latest, None)]
+    return [
+        _plan_part(connector, holding.category, duties[key], as_of,
+                   _latest_in(holding, countries), sorted(countries))
+        for key, countries in groups.items()
+    ]
+
+
+def _plan_part(
+    connector: str,
+    category: str,
+    duty: Duty | None,
+    as_of: datetime,
+    latest: datetime | None,
+    countries: list[str] | None,
 ) -> tuple[EraseRule, RetainedPart | None]:
-    duty = policy.binding_duty(connector, holding)
     if duty is None:
-        return EraseRule(category=holding.category, before=None), None
+        return EraseRule(category=category, before=None, countries_ended=countries), None
     cutoff = subtract_period(as_of, duty.period)
-    rule = EraseRule(category=holding.category, before=cutoff)
+    rule = EraseRule(category=category, before=cutoff, countries_ended=countries)
     # Unknown dates: assume the newest possible record, so the promised date is never early.
-    latest = _utc(holding.latest) if holding.latest is not None else as_of
-    if latest < cutoff:
+    newest = _utc(latest) if latest is not None else as_of
+    if newest < cutoff:
         return rule, None
     return rule, RetainedPart(
         connector=connector,
-        category=holding.category,
+        category=category,
         rule_id=duty.rule_id,
         basis=duty.basis.en,
         basis_translations=duty.basis.translations(),
         records_until=cutoff,
-        until=add_period(latest, duty.period).date(),
+        until=add_period(newest, duty.period).date(),
+        countries_ended=countries,
     )
+
+
+def _latest_in(holding: CategoryHolding, countries: list[str]) -> datetime | None:
+    """The newest record among these countries; the holding's newest where not reported."""
+    dates = [holding.latest_by_country.get(country) for country in countries]
+    if any(moment is None for moment in dates):
+        return holding.latest
+    return max(moment for moment in dates if moment is not None)
 
 
 def keep_until(

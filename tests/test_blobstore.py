@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import hashlib
 import json
 import socket
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.package import PackageActivities, PackageInput
@@ -224,8 +226,10 @@ def _write_export(store: BlobStore, request_id: str) -> AccessResult:
         [{"category": "traffic_data", "to": "+31600000002", "status": "delivered"},
          {"category": "traffic_data", "to": "+31600000003", "status": "failed"}],
     ]
-    counts, ref = export_jsonl(store, export_key(request_id, "sms"), chunks)
-    return AccessResult(connector="sms", records=counts, blob_ref=ref)
+    export = export_jsonl(store, export_key(request_id, "sms"), chunks)
+    return AccessResult(
+        connector="sms", records=export.records, blob_ref=export.blob_ref, sha256=export.sha256
+    )
 
 
 def test_export_jsonl_into_s3(s3_store: S3BlobStore) -> None:
@@ -233,14 +237,16 @@ def test_export_jsonl_into_s3(s3_store: S3BlobStore) -> None:
     assert result.records == {"phone_number": 1, "traffic_data": 2}
     assert result.blob_ref == "blob:exports/REQ-7/sms.jsonl"
     with s3_store.open_reader(result.blob_ref) as source:
-        lines = [json.loads(line) for line in source]
+        raw = source.read()
+    assert hashlib.sha256(raw).hexdigest() == result.sha256
+    lines = [json.loads(line) for line in raw.splitlines()]
     assert [line["category"] for line in lines] == ["phone_number", "traffic_data",
                                                      "traffic_data"]
 
 
 def test_empty_export_leaves_no_object_in_s3(s3_store: S3BlobStore) -> None:
-    counts, ref = export_jsonl(s3_store, export_key("REQ-8", "sms"), [[], []])
-    assert (counts, ref) == ({}, None)
+    export = export_jsonl(s3_store, export_key("REQ-8", "sms"), [[], []])
+    assert (export.records, export.blob_ref, export.sha256) == ({}, None, None)
     assert _objects(s3_store) == []
 
 
@@ -268,6 +274,24 @@ def test_package_assembled_into_s3(s3_store: S3BlobStore, tmp_path: Path) -> Non
     assert [p["connector"] for p in manifest["products"]] == ["sms"]
     assert traffic[0] == "category,to,status"
     assert len(traffic) == 3
+    assert manifest["products"][0]["sha256"] == export.sha256
+
+
+def test_package_refuses_an_export_changed_since_it_was_written(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    export = _write_export(store, "REQ-10")
+    assert export.blob_ref is not None
+    with store.open_writer("exports/REQ-10/sms.jsonl") as file:
+        file.write(b'{"category": "phone_number", "phone_number": "+31600000009"}\n')
+    activities = PackageActivities(Settings(data_dir=tmp_path), store)
+    with pytest.raises(ApplicationError, match="does not match the checksum") as raised:
+        ActivityEnvironment().run(
+            activities.assemble,
+            PackageInput(request_id="REQ-10", language=Language.EN, exports=[export]),
+        )
+    assert raised.value.non_retryable
+    assert "+316" not in str(raised.value)
 
 
 # --- URLs and settings --------------------------------------------------------------------

@@ -172,14 +172,40 @@ def test_a_country_without_an_override_keeps_the_default(policy) -> None:
     assert plan.retained == []
 
 
-def test_the_longest_of_several_countries_binds(policy) -> None:
+def test_each_country_keeps_its_communications_for_its_own_duty(policy) -> None:
+    """Messages that ended in Italy are kept two years, in Poland one, elsewhere six months:
+    a longer duty in one country never keeps another country's messages."""
+    traffic = holding("traffic_data", None, at(2026, 6, 30), countries=["FR", "IT", "NL", "PL"])
+    traffic.latest_by_country = {"FR": at(2026, 6, 30), "IT": at(2025, 1, 10),
+                                 "NL": at(2026, 2, 1), "PL": at(2025, 3, 1)}
+    plan = plan_for("sms", traffic, policy=policy)
+
+    rules = {tuple(rule.countries_ended or ()): rule.before for rule in plan.rules["sms"]}
+    assert rules == {("FR", "NL"): at(2026, 2, 28), ("IT",): at(2024, 8, 31),
+                     ("PL",): at(2025, 8, 31)}
+    kept = {tuple(part.countries_ended or ()): part.until for part in plan.retained}
+    # French and Dutch messages up to 2026-06-30 are kept six months; the Italian ones of
+    # 2025-01-10 two years; the Polish ones of 2025-03-01 are past their year: erased now.
+    assert kept == {("FR", "NL"): date(2026, 12, 30), ("IT",): date(2027, 1, 10)}
+
+
+def test_countries_sharing_a_duty_get_one_unconfined_rule(policy) -> None:
     plan = plan_for(
         "sms",
-        holding("traffic_data", None, at(2025, 6, 30), countries=["PL", "IT", "FR"]),
+        holding("traffic_data", None, at(2025, 6, 30), countries=["DE", "FR"]),
         policy=policy,
     )
 
-    assert plan.rules["sms"][0].before == at(2024, 8, 31)
+    [rule] = plan.rules["sms"]
+    assert (rule.before, rule.countries_ended) == (at(2026, 2, 28), None)
+
+
+def test_categories_a_connector_does_not_declare_are_never_sent(policy) -> None:
+    discovery = Discovery(connector="sms", holdings=[
+        holding("traffic_data", None, at(2025, 6, 30)), holding("gossip", None, None)])
+    plan = plan_erasure([discovery], AS_OF, policy, {"sms": {"traffic_data"}})
+
+    assert [rule.category for rule in plan.rules["sms"]] == ["traffic_data"]
 
 
 def overlapping_policy() -> RetentionPolicy:
