@@ -19,7 +19,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from dsr import officer
+from dsr.ledger import ledger_app
 from dsr.models import parse_request
+from dsr.report import report_command
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
 from workflows.models import (
@@ -38,6 +40,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Data-subject-request orchestrator: the privacy officer's commands.")
 stack_app = typer.Typer(no_args_is_help=True, help="The embedded stack under var/.")
 app.add_typer(stack_app, name="stack")
+app.add_typer(ledger_app, name="ledger")
+app.command("report")(report_command)
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -424,6 +428,86 @@ def list_requests(
         table.add_row(row["request_id"], row["status"], ", ".join(row["rights"]),
                       row["jurisdiction"], f"{row['received_at']:%Y-%m-%d}",
                       f"{row['due_at']:%Y-%m-%d}" if row["due_at"] else "")
+    console.print(table)
+
+
+# Legal holds ---------------------------------------------------------------------------------
+
+hold_app = typer.Typer(no_args_is_help=True, help="Legal holds: data that must be kept.")
+app.add_typer(hold_app, name="hold")
+
+
+@hold_app.command("place")
+def hold_place(
+    kind: Annotated[str, typer.Option(help="litigation or government.")],
+    reason: Annotated[str, typer.Option(help="Why: case or request reference (internal).")],
+    email: Annotated[str | None, typer.Option(help="Scope: a subject's email.")] = None,
+    phone: Annotated[str | None, typer.Option(help="Scope: a subject's phone (E.164).")] = None,
+    account_id: Annotated[str | None, typer.Option(help="Scope: a subject's account id.")] = None,
+    customer: Annotated[str | None, typer.Option(help="Scope: a customer account.")] = None,
+    product: Annotated[str | None, typer.Option(help="Scope: a product, e.g. SMS.")] = None,
+    category: Annotated[str | None, typer.Option(help="Scope: a data category.")] = None,
+    until: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD (default: open).")] = None,
+    officer_name: OfficerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Place a legal hold: erasures keep what it covers until it is released."""
+    from dsr import holds
+
+    given = {"email": email, "phone": phone, "account_id": account_id}
+    identities = [{"type": kind_, "value": value} for kind_, value in given.items() if value]
+    if len(identities) > 1:
+        _fail("give at most one of --email, --phone, --account-id", code=2)
+    try:
+        spec = holds.HoldSpec.model_validate({
+            "kind": kind, "reason": reason, "placed_by": _officer(officer_name),
+            "identity": identities[0] if identities else None, "customer_account": customer,
+            "product": product, "category": category, "until": until})
+    except ValidationError as error:
+        _fail(officer.describe_errors(error).replace("the request", "the hold"), code=2)
+    settings = _settings()
+    try:
+        hold = holds.place_hold(_register_engine(settings), settings.secret, spec,
+                                datetime.now(UTC))
+    except holds.HoldError as error:
+        _fail(str(error), code=2)
+    _print(hold, as_json, f"placed {hold.hold_id} ({hold.kind.value})")
+
+
+@hold_app.command("release")
+def hold_release(
+    hold_id: str,
+    reason: Annotated[str, typer.Option(help="Why the hold ends.")],
+    officer_name: OfficerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Release a hold: what only it was keeping is erased by the deferred erasure."""
+    from dsr import holds
+
+    settings = _settings()
+    try:
+        hold = holds.release_hold(_register_engine(settings), settings.secret, hold_id,
+                                  _officer(officer_name),
+                                  reason, datetime.now(UTC))
+    except holds.HoldError as error:
+        _fail(str(error), code=2)
+    _print(hold, as_json, f"released {hold.hold_id}")
+
+
+@hold_app.command("list")
+def hold_list(as_json: JsonOpt = False) -> None:
+    """The active holds (identities appear only as keyed hashes)."""
+    from dsr import holds
+
+    active = holds.active_holds(_register_engine(_settings()), datetime.now(UTC))
+    if as_json:
+        print(json.dumps([hold.model_dump(mode="json") for hold in active], indent=2))
+        return
+    table = Table("hold", "kind", "subject", "customer", "product", "category", "until")
+    for hold in active:
+        table.add_row(hold.hold_id, hold.kind.value, "yes" if hold.identity_hash else "",
+                      hold.customer_account or "", hold.product or "", hold.category or "",
+                      str(hold.until or "released by an officer"))
     console.print(table)
 
 

@@ -35,8 +35,8 @@ def orchestrator_activities(
         MailActivities(settings).send_notice,
         verification.issue_codes,
         verification.check_code,
-        LegalHoldActivities(settings).assess,
+        LegalHoldActivities(settings, engine).assess,
         PackageActivities(settings, blobs).assemble,
         answer.send,
-        ProofActivities(engine).purge_confirmations,
+        ProofActivities(engine, settings).purge_confirmations,
     ]

@@ -1,14 +1,21 @@
-"""The legal-hold check: what each erasure may remove now, and what must wait, until when."""
+"""The hold check: what each erasure may remove now, and what the retention duties and legal
+holds keep, until when."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from pydantic import BaseModel
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from temporalio import activity
 
 from connectors.protocol import Discovery
-from connectors.registry import load_registry
+from connectors.registry import Registry, load_registry
+from dsr.database import RequestRecord
+from dsr.hashing import keyed_hash
+from dsr.holds import Hold, active_holds
+from dsr.models import Identity, IdentityType
 from dsr.retention import ErasurePlan, load_retention_policy, plan_erasure
 from dsr.settings import Settings
 
@@ -20,12 +27,62 @@ class HoldCheck(BaseModel):
 
 
 class LegalHoldActivities:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
         self._settings = settings
+        self._engine = engine
 
     @activity.defn(name="legal_hold.assess")
     def assess(self, check: HoldCheck) -> ErasurePlan:
         policy = load_retention_policy(self._settings.policy_dir / "retention.yaml")
         registry = load_registry(self._settings.connector_registry)
         declared = {e.name: set(e.categories) for e in registry.connectors if e.categories}
-        return plan_erasure(check.discoveries, check.as_of, policy, declared)
+        return plan_erasure(
+            check.discoveries, check.as_of, policy, declared, self._holds(check, registry)
+        )
+
+    def _holds(self, check: HoldCheck, registry: Registry) -> HeldBy:
+        with Session(self._engine) as session:
+            request = session.get(RequestRecord, check.request_id)
+            if request is None:
+                raise LookupError(f"request {check.request_id} is not in the register")
+            subject, customer = set(request.subject_hashes), request.customer_account
+        holds = active_holds(self._engine, check.as_of)
+        # The subject's own customer account (a request about the account's data).
+        customers = {
+            hold.customer_account
+            for hold in holds
+            if hold.customer_account and self._account_hash(hold.customer_account) in subject
+        }
+        if customer is not None:
+            customers.add(customer)
+        products = {entry.name: entry.products for entry in registry.connectors}
+        return HeldBy(holds, subject, customers, products)
+
+    def _account_hash(self, account_id: str) -> str:
+        identity = Identity(type=IdentityType.ACCOUNT_ID, value=account_id)
+        return keyed_hash(self._settings.secret, identity.normalised)
+
+
+class HeldBy:
+    """Which active hold, if any, keeps a category of one subject's data at a connector."""
+
+    def __init__(
+        self,
+        holds: list[Hold],
+        subject: set[str],
+        customers: set[str],
+        products: dict[str, list[str]],
+    ) -> None:
+        self._holds, self._subject, self._customers = holds, subject, customers
+        self._products = products
+
+    def __call__(self, connector: str, category: str) -> Hold | None:
+        covering = [
+            hold
+            for hold in self._holds
+            if hold.covers(
+                self._subject, self._customers, self._products.get(connector, []), category
+            )
+        ]
+        # An open-ended hold outlasts any dated one.
+        return max(covering, key=lambda h: (h.until is None, h.until), default=None)

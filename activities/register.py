@@ -6,7 +6,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from temporalio import activity
 
-from dsr import register
+from dsr import ledger, register
 from dsr.models import RightsRequest
 from dsr.register import Milestone
 
@@ -27,4 +27,4 @@ class RegisterActivities:
 
     @activity.defn(name="register.milestone")
     def record_milestone(self, milestone: Milestone) -> None:
-        register.record_milestone(self._engine, milestone)
+        register.record_milestone(self._engine, milestone, ledger.ledger_key(self._secret))

@@ -36,9 +36,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.schema import CreateIndex
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapped_column
+from sqlalchemy.schema import CreateIndex
 from sqlalchemy.types import TypeDecorator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -171,13 +171,19 @@ def sweep_key(secret: bytes, call: SweepInput) -> OperationKey:
 
 
 def sweep_cutoffs(
-    connector: str, rules: list[EraseRule], categories: Iterable[str]
+    connector: str, rules: list[EraseRule], categories: Iterable[str], countries: bool = False
 ) -> dict[str, datetime]:
     """The widest cutoff per category of a sweep; a rule without ``before`` is refused (a
-    sweep never erases everything)."""
+    sweep never erases everything), and so is a rule confined to countries unless the
+    connector keeps them (``countries``)."""
     known = set(categories)
     cutoffs: dict[str, datetime] = {}
     for rule in rules:
+        if rule.countries_ended is not None and not countries:
+            raise ConnectorInputError(
+                f"{connector} keeps no country: the sweep rule for {rule.category} cannot be "
+                "confined to countries_ended"
+            )
         if rule.category not in known:
             raise ConnectorInputError(f"{connector} holds no category named {rule.category!r}")
         if rule.before is None:

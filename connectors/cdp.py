@@ -19,7 +19,8 @@ Erasure:
   also deletes the events before that date, as an erasure of the person's profile data.
 
 Restriction, objection: flags on the profile (``processing_restricted``, ``objected_at``) that
-the customer's segments and enrichment honour. Only a restriction can be lifted.
+the customer's segments and enrichment honour. Only a restriction can be lifted. Being on
+the profile, a restriction stays with it when its email address is rectified.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from connectors.base import (
     Store,
     UtcDateTime,
     discover_holdings,
+    erase_cutoffs,
     export_once,
     id_chunks,
     operation_key,
@@ -72,7 +74,6 @@ from connectors.protocol import (
     Discovery,
     EraseInput,
     EraseResult,
-    EraseRule,
     FlagInput,
     FlagResult,
     Located,
@@ -80,8 +81,10 @@ from connectors.protocol import (
     RectifyInput,
     RectifyResult,
     Scope,
+    Strategy,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
 from dsr.models import EMAIL, Correction, IdentityType
@@ -91,7 +94,17 @@ EVENTS = "events"
 CATEGORIES = (PROFILE, EVENTS)
 CORRECTABLE = ("name", "email", "job_title")
 PROFILE_IDENTIFIERS = ("external_id", "name", "email", "job_title", "ip", "traits")
-END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+TREATMENTS = (
+    *(
+        Treatment(category=category, table="events", column="*", strategy=Strategy.DELETE_ROW)
+        for category in CATEGORIES
+    ),
+    *(
+        Treatment(category=PROFILE, table="profiles", column=column, strategy=Strategy.NULL)
+        for column in PROFILE_IDENTIFIERS
+    ),
+    Treatment(category=PROFILE, table="profiles", column="anonymised_at", strategy=Strategy.MARK),
+)
 
 
 class CdpBase(DeclarativeBase):
@@ -208,6 +221,8 @@ def _profile_ids(subject: Subject, *conditions: ColumnElement[bool]) -> Select[i
 
 class CdpConnector:
     name: ClassVar[str] = "cdp"
+    categories: ClassVar[tuple[str, ...]] = CATEGORIES
+    treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
     activities: ClassVar[tuple[str, ...]] = (
         "discover",
         "access",
@@ -229,7 +244,9 @@ class CdpConnector:
         if subject is None:
             return Discovery(connector=self.name)
         return discover_holdings(
-            self.store, self.name, CATEGORIES,
+            self.store,
+            self.name,
+            CATEGORIES,
             lambda session, category: _holding(session, subject, category),
         )
 
@@ -243,7 +260,7 @@ class CdpConnector:
         )
 
     def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = _cutoffs(call.rules)
+        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
         subject = resolve_subject(call.scope)
         if subject is None:
             return EraseResult(connector=self.name)
@@ -291,6 +308,14 @@ class CdpConnector:
         with self.store.reading() as session:
             customers = session.scalars(statement).all()
         return Located(connector=self.name, customers=list(customers))
+
+    def is_restricted(self, customer_account: str, email: str) -> bool:
+        """Whether processing of this end user's profile is restricted for this customer (the
+        flag is on the profile, so a rectified address keeps it)."""
+        subject = Subject(customer_account, (email.lower(),))
+        restricted = _profile_ids(subject, Profile.processing_restricted.is_(True))
+        with self.store.reading() as session:
+            return session.scalars(restricted.limit(1)).first() is not None
 
     # --- inside the operation's transaction ------------------------------------------------
 
@@ -454,19 +479,6 @@ def _event_record(event: ProfileEvent) -> dict[str, Any]:
 
 
 # --- rules and corrections -----------------------------------------------------------------
-
-
-def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
-    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
-    cutoffs: dict[str, datetime] = {}
-    for rule in rules:
-        if rule.category not in CATEGORIES:
-            raise ConnectorInputError(f"cdp holds no category named {rule.category!r}")
-        before = rule.before if rule.before is not None else END_OF_TIME
-        if before.tzinfo is None:
-            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
-        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
-    return cutoffs
 
 
 def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime | None:

@@ -57,13 +57,16 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
-    ConnectorInputError,
     OperationLogMixin,
+    RestrictionMixin,
+    Restrictions,
     Store,
     UtcDateTime,
     discover_holdings,
+    erase_cutoffs,
     export_once,
     id_chunks,
+    is_restricted,
     operation_key,
     sweep_cutoffs,
     sweep_key,
@@ -76,14 +79,15 @@ from connectors.protocol import (
     Discovery,
     EraseInput,
     EraseResult,
-    EraseRule,
     FlagInput,
     FlagResult,
     Located,
     Operation,
     Scope,
+    Strategy,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -97,7 +101,28 @@ CATEGORIES = (CONTACT_IDENTIFIERS, TRAFFIC_DATA, MESSAGE_CONTENT)
 LINK_CATEGORIES = frozenset({CONTACT_IDENTIFIERS, TRAFFIC_DATA})
 CHANNELS = ("whatsapp", "gbm", "messenger", "instagram", "line", "twitter", "viber", "wechat")
 PHONE_CHANNELS = ("whatsapp", "viber")  # addressed by phone number: the id is its digits
-END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+UNLINK_MESSAGE = (
+    ("thread_id", Strategy.NULL),
+    ("sent_at", Strategy.TO_DAY),
+    *((column, Strategy.NULL) for column in ("content", "delivered_at", "read_at")),
+    ("platform_message_id", Strategy.NULL),
+    ("anonymised_at", Strategy.MARK),
+)
+UNLINK_THREAD = (
+    ("channel_user", Strategy.PSEUDONYM),
+    *((column, Strategy.NULL) for column in ("phone", "profile_name")),
+    *((column, Strategy.TO_DAY) for column in ("started_at", "last_message_at")),
+    ("anonymised_at", Strategy.MARK),
+)
+TREATMENTS = (
+    *(
+        Treatment(category=category, table=table, column=column, strategy=strategy)
+        for category in sorted(LINK_CATEGORIES)
+        for table, unlink in (("messages", UNLINK_MESSAGE), ("threads", UNLINK_THREAD))
+        for column, strategy in unlink
+    ),
+    Treatment(category=MESSAGE_CONTENT, table="messages", column="content", strategy=Strategy.NULL),
+)
 
 
 class ConversationsBase(DeclarativeBase):
@@ -153,19 +178,8 @@ class ChatMessage(ConversationsBase):
     )
 
 
-class Restriction(ConversationsBase):
-    """A restriction of processing for one end-user identity of one customer, by keyed hash."""
-
-    __tablename__ = "restrictions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    identity_hash: Mapped[str] = mapped_column(String(64))
-    request_id: Mapped[str] = mapped_column(String(64))
-    since: Mapped[datetime] = mapped_column(UtcDateTime)
-    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (Index("ix_restrictions_subject", "customer_account", "identity_hash"),)
+class Restriction(RestrictionMixin, ConversationsBase):
+    pass
 
 
 class ConversationsOperationLog(OperationLogMixin, ConversationsBase):
@@ -265,6 +279,8 @@ def _message_ids(subject: Subject, *conditions: ColumnElement[bool]) -> Select[i
 
 class ConversationsConnector:
     name: ClassVar[str] = "conversations"
+    categories: ClassVar[tuple[str, ...]] = CATEGORIES
+    treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
     activities: ClassVar[tuple[str, ...]] = (
         "discover",
         "access",
@@ -276,6 +292,7 @@ class ConversationsConnector:
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, ConversationsBase, ConversationsOperationLog)
+        self.restrictions = Restrictions(Restriction, secret)
         self.blobs = blobs
         self.secret = secret
 
@@ -284,7 +301,9 @@ class ConversationsConnector:
         if subject is None:
             return Discovery(connector=self.name)
         return discover_holdings(
-            self.store, self.name, CATEGORIES,
+            self.store,
+            self.name,
+            CATEGORIES,
             lambda session, category: _holding(session, subject, category),
         )
 
@@ -298,7 +317,7 @@ class ConversationsConnector:
         )
 
     def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = _cutoffs(call.rules)
+        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
         subject = resolve_subject(call.scope)
         if subject is None:
             return EraseResult(connector=self.name)
@@ -339,9 +358,7 @@ class ConversationsConnector:
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end-user identity is restricted for this customer."""
-        with self.store.reading() as session:
-            active = _active_restrictions(session, customer_account, self._hash(identity))
-        return bool(active)
+        return is_restricted(self.store, self.restrictions, customer_account, identity)
 
     # --- erase and restrict, inside the operation's transaction ----------------------------
 
@@ -401,27 +418,10 @@ class ConversationsConnector:
         return len(changes)
 
     def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> FlagResult:
-        as_of = call.scope.as_of
-        for identity in subject.identities:
-            identity_hash = self._hash(identity)
-            active = _active_restrictions(session, subject.customer_account, identity_hash)
-            if call.lift:
-                for restriction in active:
-                    restriction.lifted_at = as_of
-            elif not active:
-                session.add(
-                    Restriction(
-                        customer_account=subject.customer_account,
-                        identity_hash=identity_hash,
-                        request_id=call.scope.request_id,
-                        since=as_of,
-                    )
-                )
+        customer = subject.customer_account
+        self.restrictions.place_or_lift(session, customer, call, subject.identities)
         covered = _count(session, subject, TRAFFIC_DATA)
         return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
-
-    def _hash(self, identity: Identity) -> str:
-        return keyed_hash(self.secret, identity.normalised)
 
 
 # --- queries -------------------------------------------------------------------------------
@@ -490,17 +490,6 @@ def _unlink_messages(session: Session, subject: Subject, before: datetime, as_of
     return len(changes)
 
 
-def _active_restrictions(
-    session: Session, customer_account: str, identity_hash: str
-) -> list[Restriction]:
-    statement = select(Restriction).where(
-        Restriction.customer_account == customer_account,
-        Restriction.identity_hash == identity_hash,
-        Restriction.lifted_at.is_(None),
-    )
-    return list(session.scalars(statement))
-
-
 # --- export --------------------------------------------------------------------------------
 
 
@@ -561,19 +550,6 @@ def _message_records(message: ChatMessage) -> Iterator[dict[str, Any]]:
 
 
 # --- rules ---------------------------------------------------------------------------------
-
-
-def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
-    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
-    cutoffs: dict[str, datetime] = {}
-    for rule in rules:
-        if rule.category not in CATEGORIES:
-            raise ConnectorInputError(f"conversations holds no category named {rule.category!r}")
-        before = rule.before if rule.before is not None else END_OF_TIME
-        if before.tzinfo is None:
-            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
-        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
-    return cutoffs
 
 
 def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime | None:

@@ -12,6 +12,9 @@ Who the subject is:
 Erasure keeps what the books need: contacts and the registered address are cleared, billing
 details nulled, invoices keep amounts and dates but their billing name, email and address are
 redacted.
+
+Restriction is a flag on the account (``processing_restricted``), set and lifted through the
+account holder; it stays on the account when its registered address is rectified.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from connectors.base import (
     OperationLogMixin,
     Store,
     UtcDateTime,
+    erase_cutoffs,
     export_once,
     id_chunks,
     operation_key,
@@ -55,30 +59,34 @@ from connectors.base import (
     sweep_key,
 )
 from connectors.protocol import (
+    REDACTED,
     AccessInput,
     AccessResult,
     CategoryHolding,
     Discovery,
     EraseInput,
     EraseResult,
-    EraseRule,
     FlagInput,
     FlagResult,
     Operation,
     RectifyInput,
     RectifyResult,
     Scope,
+    Strategy,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
-from dsr.models import EMAIL, PHONE, Correction, IdentityType
+from dsr.models import EMAIL, PHONE, Correction, Identity, IdentityType
 
 ACCOUNT_PROFILE = "account_profile"
 BILLING_DETAILS = "billing_details"
 INVOICES = "invoices"
 CATEGORIES = (ACCOUNT_PROFILE, BILLING_DETAILS, INVOICES)
-REDACTED = "[redacted]"
+CONTACT_FIELDS = ("name", "email", "phone", "job_title", "signature")
+BILLING_FIELDS = ("billing_name", "company_address", "bank_iban", "bank_bic", "vat_number")
+INVOICE_FIELDS = ("billing_name", "billing_email", "billing_address")
 
 
 class AccountBase(DeclarativeBase):
@@ -200,8 +208,12 @@ def contacts_where(subject: AccountSubject) -> list[ColumnElement[bool]]:
 
 
 def resolve_subject(session: Session, scope: Scope) -> AccountSubject:
-    account_ids = {i.value for i in scope.identities if i.type is IdentityType.ACCOUNT_ID}
-    emails = {i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL}
+    return resolve_identities(session, scope.identities)
+
+
+def resolve_identities(session: Session, identities: Sequence[Identity]) -> AccountSubject:
+    account_ids = {i.value for i in identities if i.type is IdentityType.ACCOUNT_ID}
+    emails = {i.value.lower() for i in identities if i.type is IdentityType.EMAIL}
     if not account_ids and not emails:
         return AccountSubject(frozenset(), frozenset(), frozenset(), frozenset())
     accounts = session.execute(accounts_query(account_ids, emails)).all()
@@ -256,10 +268,7 @@ def sources(subject: AccountSubject) -> list[Source]:
             Contact,
             Contact.created_at,
             contacts_where(subject),
-            lambda as_of: {
-                **dict.fromkeys(("name", "email", "phone", "job_title", "signature")),
-                "anonymised_at": as_of,
-            },
+            lambda as_of: {**dict.fromkeys(CONTACT_FIELDS), "anonymised_at": as_of},
             _contact_record,
         ),
         Source(
@@ -267,10 +276,7 @@ def sources(subject: AccountSubject) -> list[Source]:
             BillingProfile,
             BillingProfile.updated_at,
             [*held_by(BillingProfile.account_id), BillingProfile.anonymised_at.is_(None)],
-            lambda as_of: {
-                **dict.fromkeys(BILLING_FIELDS),
-                "anonymised_at": as_of,
-            },
+            lambda as_of: {**dict.fromkeys(BILLING_FIELDS), "anonymised_at": as_of},
             _billing_record,
         ),
         Source(
@@ -278,20 +284,39 @@ def sources(subject: AccountSubject) -> list[Source]:
             Invoice,
             Invoice.issued_at,
             [*held_by(Invoice.account_id), Invoice.anonymised_at.is_(None)],
-            lambda as_of: {
-                **dict.fromkeys(("billing_name", "billing_email", "billing_address"), REDACTED),
-                "anonymised_at": as_of,
-            },
+            lambda as_of: {**dict.fromkeys(INVOICE_FIELDS, REDACTED), "anonymised_at": as_of},
             _invoice_record,
         ),
     ]
 
 
 EVERYONE = AccountSubject(frozenset(), frozenset(), frozenset(), frozenset(), everyone=True)
-BILLING_FIELDS = ("billing_name", "company_address", "bank_iban", "bank_bic", "vat_number")
 CONTACT_CORRECTIONS = ("name", "email", "phone", "job_title")
 BILLING_CORRECTIONS = ("company_address", "billing_name")
 VALID_VALUE = {"email": EMAIL, "phone": PHONE}
+
+
+def _treatments(
+    category: str, table: str, columns: tuple[str, ...], strategy: Strategy
+) -> list[Treatment]:
+    """``strategy`` on ``columns``, and the row marked anonymised."""
+    return [
+        *(Treatment(category=category, table=table, column=c, strategy=strategy) for c in columns),
+        Treatment(category=category, table=table, column="anonymised_at", strategy=Strategy.MARK),
+    ]
+
+
+TREATMENTS = (
+    Treatment(
+        category=ACCOUNT_PROFILE,
+        table="accounts",
+        column="registered_email",
+        strategy=Strategy.NULL,
+    ),
+    *_treatments(ACCOUNT_PROFILE, "contacts", CONTACT_FIELDS, Strategy.NULL),
+    *_treatments(BILLING_DETAILS, "billing_profiles", BILLING_FIELDS, Strategy.NULL),
+    *_treatments(INVOICES, "invoices", INVOICE_FIELDS, Strategy.REDACT),
+)
 
 
 # --- the connector -------------------------------------------------------------------------
@@ -299,6 +324,8 @@ VALID_VALUE = {"email": EMAIL, "phone": PHONE}
 
 class CustomerAccountConnector:
     name: ClassVar[str] = "customer_account"
+    categories: ClassVar[tuple[str, ...]] = CATEGORIES
+    treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
     activities: ClassVar[tuple[str, ...]] = (
         "discover",
         "access",
@@ -328,8 +355,13 @@ class CustomerAccountConnector:
 
     def access(self, call: AccessInput) -> AccessResult:
         key = operation_key(self.secret, Operation.ACCESS, call)
-        return export_once(self.store, self.blobs, self.name, key,
-                           lambda session: self._export_chunks(session, call.scope))
+        return export_once(
+            self.store,
+            self.blobs,
+            self.name,
+            key,
+            lambda session: self._export_chunks(session, call.scope),
+        )
 
     @staticmethod
     def _export_chunks(session: Session, scope: Scope) -> Iterator[list[dict[str, Any]]]:
@@ -337,7 +369,7 @@ class CustomerAccountConnector:
         return _export_chunks(session, sources(subject)) if not subject.empty else iter(())
 
     def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = _cutoffs(call.rules)
+        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
         key = operation_key(self.secret, Operation.ERASE, call)
         return self.store.once(
             key, EraseResult, lambda session: self._erase(session, call.scope, cutoffs)
@@ -362,6 +394,16 @@ class CustomerAccountConnector:
         key = operation_key(self.secret, Operation.RESTRICT, call)
         return self.store.once(key, FlagResult, lambda session: self._restrict(session, call))
 
+    def is_restricted(self, identity: Identity) -> bool:
+        """Whether processing is restricted for an account this identity holds (the flag is on
+        the account, so an account whose registered address is rectified keeps it)."""
+        with self.store.reading() as session:
+            held = sorted(resolve_identities(session, [identity]).held)
+            restricted = select(Account.account_id).where(
+                Account.account_id.in_(held), Account.processing_restricted.is_(True)
+            )
+            return session.scalars(restricted.limit(1)).first() is not None
+
     def registered_contact(self, call: RegisteredContactInput) -> RegisteredContact:
         with self.store.reading() as session:
             row = session.execute(
@@ -375,9 +417,7 @@ class CustomerAccountConnector:
 
     # --- inside the operation's transaction ------------------------------------------------
 
-    def _erase(
-        self, session: Session, scope: Scope, cutoffs: dict[str, datetime | None]
-    ) -> EraseResult:
+    def _erase(self, session: Session, scope: Scope, cutoffs: dict[str, datetime]) -> EraseResult:
         result = EraseResult(connector=self.name)
         subject = resolve_subject(session, scope)
         if subject.empty:
@@ -385,11 +425,9 @@ class CustomerAccountConnector:
         for source in sources(subject):
             if source.category not in cutoffs:
                 continue
-            before = cutoffs[source.category]
-            dated = [source.dated < before] if before is not None else []
             statement = (
                 update(source.model)
-                .where(*source.where, *dated)
+                .where(*source.where, source.dated < cutoffs[source.category])
                 .values(source.erasure(scope.as_of))
                 .execution_options(synchronize_session=False)
             )
@@ -503,23 +541,6 @@ def _update(
         update(model).where(*where).values(values).execution_options(synchronize_session=False)
     )
     return cast(CursorResult[Any], session.execute(statement)).rowcount
-
-
-def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime | None]:
-    """The widest cutoff per category (``None``: all records)."""
-    cutoffs: dict[str, datetime | None] = {}
-    for rule in rules:
-        if rule.category not in CATEGORIES:
-            raise ConnectorInputError(f"customer_account holds no category {rule.category!r}")
-        if rule.before is not None and rule.before.tzinfo is None:
-            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
-        if rule.category in cutoffs:
-            earlier = cutoffs[rule.category]
-            both = None if earlier is None or rule.before is None else max(earlier, rule.before)
-            cutoffs[rule.category] = both
-        else:
-            cutoffs[rule.category] = rule.before
-    return cutoffs
 
 
 def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:

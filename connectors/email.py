@@ -22,17 +22,21 @@ Erasure, per category:
   identify them. An entry is dated by its latest activity (created, sent to, or event), since
   its address is what finds every later record: it is cut loose only when all of it is older
   than the cutoff.
+
+Restriction is by keyed hash of the address; a rectified address stays restricted (the corrected
+address is restricted too).
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
 
+from pydantic import ValidationError
 from sqlalchemy import (
     JSON,
     CheckConstraint,
@@ -58,11 +62,15 @@ from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
     OperationLogMixin,
+    RestrictionMixin,
+    Restrictions,
     Store,
     UtcDateTime,
     discover_holdings,
+    erase_cutoffs,
     export_once,
     id_chunks,
+    is_restricted,
     operation_key,
     sweep_cutoffs,
     sweep_key,
@@ -75,7 +83,6 @@ from connectors.protocol import (
     Discovery,
     EraseInput,
     EraseResult,
-    EraseRule,
     FlagInput,
     FlagResult,
     Located,
@@ -83,12 +90,14 @@ from connectors.protocol import (
     RectifyInput,
     RectifyResult,
     Scope,
+    Strategy,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
-from dsr.models import EMAIL, Correction, Identity, IdentityType
+from dsr.models import Correction, Identity, IdentityType
 
 CONTACT_DETAILS = "contact_details"
 SEGMENT_DATA = "segment_data"
@@ -97,7 +106,40 @@ MESSAGE_CONTENT = "message_content"
 CATEGORIES = (CONTACT_DETAILS, SEGMENT_DATA, USAGE_AND_DEVICE, MESSAGE_CONTENT)
 EVENT_TYPES = ("delivery", "open", "click", "bounce")
 RECTIFIABLE = ("name", "email")
-END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+# The usage data an event holds until it is anonymised, and the content a send holds.
+USAGE_FIELDS = ("ip", "user_agent", "geo_country", "geo_city", "target_link", "cookie_id")
+CONTENT_FIELDS = ("subject", "body")
+CLEAR_CONTENT = tuple((column, Strategy.NULL) for column in CONTENT_FIELDS)
+ANONYMISE_EVENT = (
+    *((column, Strategy.NULL) for column in USAGE_FIELDS),
+    ("occurred_at", Strategy.TO_DAY),
+    ("anonymised_at", Strategy.MARK),
+)
+CLEAR_SEGMENTS = (("segment_data", Strategy.NULL),)
+UNLINK_ENTRY = (
+    ("email", Strategy.PSEUDONYM),
+    ("name", Strategy.NULL),
+    *CLEAR_SEGMENTS,
+    ("anonymised_at", Strategy.MARK),
+)
+
+
+def _treat(category: str, table: str, changes: Iterable[tuple[str, Strategy]]) -> list[Treatment]:
+    return [
+        Treatment(category=category, table=table, column=column, strategy=strategy)
+        for column, strategy in changes
+    ]
+
+
+TREATMENTS = (
+    *_treat(MESSAGE_CONTENT, "sends", CLEAR_CONTENT),
+    *_treat(USAGE_AND_DEVICE, "events", ANONYMISE_EVENT),
+    *_treat(SEGMENT_DATA, "recipients", CLEAR_SEGMENTS),
+    # Cutting an entry loose takes what hangs from it too.
+    *_treat(CONTACT_DETAILS, "recipients", UNLINK_ENTRY),
+    *_treat(CONTACT_DETAILS, "sends", CLEAR_CONTENT),
+    *_treat(CONTACT_DETAILS, "events", ANONYMISE_EVENT),
+)
 
 
 class EmailBase(DeclarativeBase):
@@ -157,19 +199,8 @@ class Event(EmailBase):
     )
 
 
-class Restriction(EmailBase):
-    """A restriction of processing for one end user of one customer, by keyed hash."""
-
-    __tablename__ = "restrictions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    identity_hash: Mapped[str] = mapped_column(String(64))
-    request_id: Mapped[str] = mapped_column(String(64))
-    since: Mapped[datetime] = mapped_column(UtcDateTime)
-    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (Index("ix_email_restrictions_subject", "customer_account", "identity_hash"),)
+class Restriction(RestrictionMixin, EmailBase):
+    pass
 
 
 class EmailOperationLog(OperationLogMixin, EmailBase):
@@ -178,9 +209,6 @@ class EmailOperationLog(OperationLogMixin, EmailBase):
 
 # One subject's entries at one customer; addresses match case-insensitively.
 Index("ix_recipients_subject", Recipient.customer_account, func.lower(Recipient.email))
-
-# The usage data an event holds until it is anonymised.
-USAGE_FIELDS = ("ip", "user_agent", "geo_country", "geo_city", "target_link", "cookie_id")
 
 
 # --- the subject ---------------------------------------------------------------------------
@@ -192,6 +220,10 @@ class EmailSubject:
     emails: tuple[str, ...]  # lower-cased
     # A sweep's filter in place of the addresses: the entries it names, any customer's.
     where: tuple[ColumnElement[bool], ...] = ()
+
+    @property
+    def identities(self) -> list[Identity]:
+        return [Identity(type=IdentityType.EMAIL, value=email) for email in self.emails]
 
 
 def email_subject(scope: Scope) -> EmailSubject | None:
@@ -264,6 +296,8 @@ def part(subject: EmailSubject, category: str) -> Part:
 
 class EmailConnector:
     name: ClassVar[str] = "email"
+    categories: ClassVar[tuple[str, ...]] = CATEGORIES
+    treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
     activities: ClassVar[tuple[str, ...]] = (
         "discover",
         "access",
@@ -276,6 +310,7 @@ class EmailConnector:
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, EmailBase, EmailOperationLog)
+        self.restrictions = Restrictions(Restriction, secret)
         self.blobs = blobs
         self.secret = secret
 
@@ -284,7 +319,9 @@ class EmailConnector:
         if subject is None:
             return Discovery(connector=self.name)
         return discover_holdings(
-            self.store, self.name, CATEGORIES,
+            self.store,
+            self.name,
+            CATEGORIES,
             lambda session, category: _holding(session, subject, category),
         )
 
@@ -298,7 +335,7 @@ class EmailConnector:
         )
 
     def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = _cutoffs(call.rules)
+        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
         subject = email_subject(call.scope)
         if subject is None:
             return EraseResult(connector=self.name)
@@ -329,7 +366,7 @@ class EmailConnector:
             RectifyResult,
             lambda session: RectifyResult(
                 connector=self.name,
-                updated=_rectify(session, subject, values),
+                updated=self._rectify(session, subject, call.scope, values),
                 unsupported_fields=unsupported,
             ),
         )
@@ -357,11 +394,9 @@ class EmailConnector:
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's email data is restricted for this customer."""
-        identity_hash = keyed_hash(self.secret, identity.normalised)
-        with self.store.reading() as session:
-            return _active_restrictions(session, customer_account, identity_hash) != []
+        return is_restricted(self.store, self.restrictions, customer_account, identity)
 
-    # --- erase and restrict, inside the operation's transaction ----------------------------
+    # --- erase, rectify and restrict, inside the operation's transaction -------------------
 
     def _erase(
         self,
@@ -439,28 +474,21 @@ class EmailConnector:
             session.execute(update(Recipient), changes)
         return {**erased, CONTACT_DETAILS: len(changes)}
 
+    def _rectify(
+        self, session: Session, subject: EmailSubject, scope: Scope, values: dict[str, str]
+    ) -> dict[str, int]:
+        """Correct the subject's entries; a corrected address stays restricted if it was."""
+        updated = _correct(session, subject, values)
+        if "email" in values:
+            corrected = _corrected_email(values["email"])
+            self.restrictions.carry_over(session, subject.customer_account, scope, corrected)
+        return updated
+
     def _restrict(self, session: Session, subject: EmailSubject, call: FlagInput) -> FlagResult:
-        scope = call.scope
-        for email in subject.emails:
-            identity_hash = self._identity_hash(email)
-            active = _active_restrictions(session, subject.customer_account, identity_hash)
-            if call.lift:
-                for restriction in active:
-                    restriction.lifted_at = scope.as_of
-            elif not active:
-                session.add(
-                    Restriction(
-                        customer_account=subject.customer_account,
-                        identity_hash=identity_hash,
-                        request_id=scope.request_id,
-                        since=scope.as_of,
-                    )
-                )
+        customer = subject.customer_account
+        self.restrictions.place_or_lift(session, customer, call, subject.identities)
         covered = _subject_rows(session, subject)
         return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
-
-    def _identity_hash(self, email: str) -> str:
-        return keyed_hash(self.secret, Identity(type=IdentityType.EMAIL, value=email).normalised)
 
 
 # --- queries -------------------------------------------------------------------------------
@@ -545,7 +573,7 @@ def _clear_content(session: Session, where: list[ColumnElement[bool]]) -> int:
     statement = (
         update(Send)
         .where(*where, held)
-        .values(subject=None, body=None)
+        .values(dict.fromkeys(CONTENT_FIELDS))
         .execution_options(synchronize_session=False)
     )
     return _changed(session, statement)
@@ -580,7 +608,7 @@ def _anonymise_events(session: Session, where: list[ColumnElement[bool]], as_of:
     return len(changes)
 
 
-def _rectify(session: Session, subject: EmailSubject, values: dict[str, str]) -> dict[str, int]:
+def _correct(session: Session, subject: EmailSubject, values: dict[str, str]) -> dict[str, int]:
     """Correct each field where the subject's entries hold it (they are found first, so that
     correcting an identity does not lose them)."""
     ids = list(session.scalars(_recipient_ids(subject)))
@@ -595,17 +623,6 @@ def _rectify(session: Session, subject: EmailSubject, values: dict[str, str]) ->
         )
         updated[name] = _changed(session, statement)
     return updated
-
-
-def _active_restrictions(
-    session: Session, customer_account: str, identity_hash: str
-) -> list[Restriction]:
-    statement = select(Restriction).where(
-        Restriction.customer_account == customer_account,
-        Restriction.identity_hash == identity_hash,
-        Restriction.lifted_at.is_(None),
-    )
-    return list(session.scalars(statement))
 
 
 # --- export --------------------------------------------------------------------------------
@@ -666,27 +683,22 @@ def _event(event: Event) -> Iterator[dict[str, Any]]:
 # --- rules ---------------------------------------------------------------------------------
 
 
-def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
-    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
-    cutoffs: dict[str, datetime] = {}
-    for rule in rules:
-        if rule.category not in CATEGORIES:
-            raise ConnectorInputError(f"email holds no category named {rule.category!r}")
-        before = rule.before if rule.before is not None else END_OF_TIME
-        if before.tzinfo is None:
-            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
-        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
-    return cutoffs
-
-
 def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
     """The corrected value per field (the last one given wins); an error names the field."""
     latest: dict[str, str] = {}
     for correction in corrections:
-        if correction.field == "email" and not EMAIL.fullmatch(correction.value):
-            raise ConnectorInputError("corrected email is malformed")
+        if correction.field == "email":
+            _corrected_email(correction.value)
         latest[correction.field] = correction.value
     return latest
+
+
+def _corrected_email(value: str) -> Identity:
+    """The corrected address as an identity; an error names the field, never the value."""
+    try:
+        return Identity(type=IdentityType.EMAIL, value=value)
+    except ValidationError:
+        raise ConnectorInputError("corrected email is malformed") from None
 
 
 # --- seed ----------------------------------------------------------------------------------

@@ -11,7 +11,13 @@ from typing import ClassVar
 from sqlalchemy import ColumnElement, Engine, Integer, String, delete, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from connectors.base import OperationLogMixin, Store, UtcDateTime, operation_key
+from connectors.base import (
+    OperationLogMixin,
+    Store,
+    UtcDateTime,
+    erase_cutoffs,
+    operation_key,
+)
 from connectors.protocol import (
     CategoryHolding,
     Discovery,
@@ -19,6 +25,8 @@ from connectors.protocol import (
     EraseResult,
     Operation,
     Scope,
+    Strategy,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
 from dsr.models import IdentityType
@@ -47,6 +55,11 @@ class LoyaltyOperationLog(OperationLogMixin, LoyaltyBase):
 class LoyaltyConnector:
     name: ClassVar[str] = "loyalty"
     activities: ClassVar[tuple[str, ...]] = ("discover", "erase")
+    categories: ClassVar[tuple[str, ...]] = (CATEGORY,)
+    # Erasing loyalty points deletes the entries: nothing in them feeds statistics.
+    treatments: ClassVar[tuple[Treatment, ...]] = (
+        Treatment(category=CATEGORY, table="points", column="*", strategy=Strategy.DELETE_ROW),
+    )
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, LoyaltyBase, LoyaltyOperationLog)
@@ -70,11 +83,13 @@ class LoyaltyConnector:
         if call.scope.customer_account is None:
             return EraseResult(connector=self.name)
         key = operation_key(self.secret, Operation.ERASE, call)  # once per request and rule
-        cutoff = next((rule.before for rule in call.rules if rule.category == CATEGORY), None)
+        cutoffs = erase_cutoffs(self.name, call.rules, self.categories)  # checks the rules
 
         def work(session: Session) -> EraseResult:
             where = self._subject(call.scope)
-            older = where + ([PointsEntry.earned_at < cutoff] if cutoff else [])
+            if CATEGORY not in cutoffs:
+                return EraseResult(connector=self.name)
+            older = [*where, PointsEntry.earned_at < cutoffs[CATEGORY]]
             erased = session.execute(delete(PointsEntry).where(*older)).rowcount  # type: ignore[attr-defined]
             kept = session.scalar(select(func.count()).where(*where)) or 0
             return EraseResult(connector=self.name, erased={CATEGORY: erased},

@@ -6,7 +6,8 @@ lookup is confined to one customer account: without ``scope.customer_account`` t
 finds nothing, and it never searches across customers. An invocation names its end user by
 email address (stored and matched in lower case), phone number or channel id; those
 identifiers of the invocation payload are kept in their own indexed columns, and ``payload``
-keeps the rest of what the trigger carried.
+keeps the rest of what the trigger carried. Each step's name and status are kept in
+``step_results`` and what it produced, apart, in ``step_outputs``.
 
 Categories:
 - ``invocation_identifiers``: the email address, phone number or channel id the invocation was
@@ -15,8 +16,8 @@ Categories:
   such as message text and profile name, and each step's output).
 
 Erasure, per category:
-- ``channel_data``: the payload is cleared and each step result keeps only its step name and
-  status (the customer's flow statistics);
+- ``channel_data``: the payload and the step outputs are cleared; each step's name and status
+  stay (the customer's flow statistics);
 - ``invocation_identifiers``: the invocation is cut loose from the person. Its identifiers are
   cleared and its channel data goes too (an invocation that can no longer be found for its
   subject must not keep what could identify them). Flow, time, trigger channel and step
@@ -30,11 +31,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    CursorResult,
     Engine,
     Index,
     Integer,
@@ -54,13 +56,16 @@ from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Sessi
 
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
-    ConnectorInputError,
     OperationLogMixin,
+    RestrictionMixin,
+    Restrictions,
     Store,
     UtcDateTime,
     discover_holdings,
+    erase_cutoffs,
     export_once,
     id_chunks,
+    is_restricted,
     operation_key,
     sweep_cutoffs,
     sweep_key,
@@ -73,24 +78,38 @@ from connectors.protocol import (
     Discovery,
     EraseInput,
     EraseResult,
-    EraseRule,
     FlagInput,
     FlagResult,
     Located,
     Operation,
     Scope,
+    Strategy,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
-from dsr.hashing import keyed_hash
 from dsr.models import Identity, IdentityType
 
 INVOCATION_IDENTIFIERS = "invocation_identifiers"
 CHANNEL_DATA = "channel_data"
 CATEGORIES = (INVOCATION_IDENTIFIERS, CHANNEL_DATA)
 IDENTIFIER_COLUMNS = ("contact_email", "contact_phone", "contact_channel_id")
-END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+CHANNEL_COLUMNS = ("payload", "step_outputs")
+TREATMENTS = tuple(
+    Treatment(category=category, table="invocations", column=column, strategy=strategy)
+    for category, treatments in (
+        (
+            INVOCATION_IDENTIFIERS,
+            (
+                *((column, Strategy.NULL) for column in IDENTIFIER_COLUMNS + CHANNEL_COLUMNS),
+                ("anonymised_at", Strategy.MARK),
+            ),
+        ),
+        (CHANNEL_DATA, tuple((column, Strategy.NULL) for column in CHANNEL_COLUMNS)),
+    )
+    for column, strategy in treatments
+)
 
 
 class FlowBuilderBase(DeclarativeBase):
@@ -109,7 +128,9 @@ class Invocation(FlowBuilderBase):
     contact_phone: Mapped[str | None] = mapped_column(String(20))  # E.164
     contact_channel_id: Mapped[str | None] = mapped_column(String(170))  # "whatsapp:..."
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    step_results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    step_results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # each step and status
+    # What each step produced, in the order of ``step_results`` (None: no output).
+    step_outputs: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
@@ -123,19 +144,8 @@ class Invocation(FlowBuilderBase):
     )
 
 
-class Restriction(FlowBuilderBase):
-    """A restriction of processing for one identity of one customer's end user, by keyed hash."""
-
-    __tablename__ = "restrictions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    identity_hash: Mapped[str] = mapped_column(String(64))
-    request_id: Mapped[str] = mapped_column(String(64))
-    since: Mapped[datetime] = mapped_column(UtcDateTime)
-    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (Index("ix_flow_restrictions_subject", "customer_account", "identity_hash"),)
+class Restriction(RestrictionMixin, FlowBuilderBase):
+    pass
 
 
 class FlowBuilderOperationLog(OperationLogMixin, FlowBuilderBase):
@@ -212,7 +222,7 @@ def subject_invocations(subject: Subject) -> Select[Invocation]:
 def holds(category: str) -> ColumnElement[bool]:
     """Whether a (not anonymised) invocation still holds data of ``category``."""
     if category == CHANNEL_DATA:
-        return Invocation.payload.is_not(None)
+        return or_(Invocation.payload.is_not(None), Invocation.step_outputs.is_not(None))
     return true()
 
 
@@ -221,6 +231,8 @@ def holds(category: str) -> ColumnElement[bool]:
 
 class FlowBuilderConnector:
     name: ClassVar[str] = "flow_builder"
+    categories: ClassVar[tuple[str, ...]] = CATEGORIES
+    treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
     activities: ClassVar[tuple[str, ...]] = (
         "discover",
         "access",
@@ -232,6 +244,7 @@ class FlowBuilderConnector:
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, FlowBuilderBase, FlowBuilderOperationLog)
+        self.restrictions = Restrictions(Restriction, secret)
         self.blobs = blobs
         self.secret = secret
 
@@ -241,7 +254,9 @@ class FlowBuilderConnector:
             return Discovery(connector=self.name)
         where = subject_where(subject)
         return discover_holdings(
-            self.store, self.name, CATEGORIES,
+            self.store,
+            self.name,
+            CATEGORIES,
             lambda session, category: _holding(session, where, category),
         )
 
@@ -256,7 +271,7 @@ class FlowBuilderConnector:
         )
 
     def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = _cutoffs(call.rules)
+        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
         subject = subject_of(call.scope)
         if subject is None:
             return EraseResult(connector=self.name)
@@ -298,9 +313,7 @@ class FlowBuilderConnector:
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether flows may no longer process this end user's data for this customer."""
-        with self.store.reading() as session:
-            hashed = self._identity_hash(identity)
-            return _active_restriction(session, customer_account, hashed) != []
+        return is_restricted(self.store, self.restrictions, customer_account, identity)
 
     # --- inside the operation's transaction ------------------------------------------------
 
@@ -338,27 +351,10 @@ class FlowBuilderConnector:
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> FlagResult:
-        as_of = call.scope.as_of
-        for identity in subject.identities:
-            hashed = self._identity_hash(identity)
-            active = _active_restriction(session, subject.customer_account, hashed)
-            if call.lift:
-                for restriction in active:
-                    restriction.lifted_at = as_of
-            elif not active:
-                session.add(
-                    Restriction(
-                        customer_account=subject.customer_account,
-                        identity_hash=hashed,
-                        request_id=call.scope.request_id,
-                        since=as_of,
-                    )
-                )
+        customer_account = subject.customer_account
+        self.restrictions.place_or_lift(session, customer_account, call, subject.identities)
         covered = _count(session, subject_where(subject), INVOCATION_IDENTIFIERS)
         return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
-
-    def _identity_hash(self, identity: Identity) -> str:
-        return keyed_hash(self.secret, identity.normalised)
 
 
 # --- queries -------------------------------------------------------------------------------
@@ -385,22 +381,13 @@ def _count(session: Session, where: list[ColumnElement[bool]], category: str) ->
 def _clear_channel_data(
     session: Session, where: list[ColumnElement[bool]], before: datetime
 ) -> int:
-    rows = session.execute(
-        select(Invocation.id, Invocation.step_results).where(
-            *where, Invocation.invoked_at < before, holds(CHANNEL_DATA)
-        )
-    ).all()
-    changes = [
-        {"id": row.id, "payload": None, "step_results": _outcomes(row.step_results)} for row in rows
-    ]
-    if changes:
-        session.execute(update(Invocation), changes)
-    return len(changes)
-
-
-def _outcomes(step_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each step's name and status, without what it produced."""
-    return [{"step": step.get("step"), "status": step.get("status")} for step in step_results]
+    statement = (
+        update(Invocation)
+        .where(*where, Invocation.invoked_at < before, holds(CHANNEL_DATA))
+        .values(dict.fromkeys(CHANNEL_COLUMNS))
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
 def _unlink(
@@ -414,17 +401,6 @@ def _unlink(
     if changes:
         session.execute(update(Invocation), changes)
     return len(changes)
-
-
-def _active_restriction(
-    session: Session, customer_account: str, identity_hash: str
-) -> list[Restriction]:
-    statement = select(Restriction).where(
-        Restriction.customer_account == customer_account,
-        Restriction.identity_hash == identity_hash,
-        Restriction.lifted_at.is_(None),
-    )
-    return list(session.scalars(statement))
 
 
 def _export_chunks(
@@ -453,29 +429,25 @@ def _records(invocation: Invocation) -> Iterator[dict[str, Any]]:
         "phone_number": invocation.contact_phone,
         "channel_id": invocation.contact_channel_id,
     }
-    if invocation.payload is not None:
+    if invocation.payload is not None or invocation.step_outputs is not None:
         yield {
             "category": CHANNEL_DATA,
             **ids,
             "payload": invocation.payload,
-            "step_results": invocation.step_results,
+            "step_results": _with_outputs(invocation.step_results, invocation.step_outputs),
         }
 
 
+def _with_outputs(steps: list[dict[str, Any]], outputs: list[Any] | None) -> list[dict[str, Any]]:
+    """Each step with what it produced, as the flow ran it."""
+    padded = [*(outputs or []), *([None] * len(steps))]
+    return [
+        step if out is None else {**step, "output": out}
+        for step, out in zip(steps, padded, strict=False)
+    ]
+
+
 # --- rules ---------------------------------------------------------------------------------
-
-
-def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
-    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
-    cutoffs: dict[str, datetime] = {}
-    for rule in rules:
-        if rule.category not in CATEGORIES:
-            raise ConnectorInputError(f"flow_builder holds no category named {rule.category!r}")
-        before = rule.before if rule.before is not None else END_OF_TIME
-        if before.tzinfo is None:
-            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
-        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
-    return cutoffs
 
 
 def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime | None:
@@ -529,7 +501,7 @@ def _invocation(rng: random.Random, user: EndUser, customer: str, now: datetime)
         "contact_phone": user.phone if by_phone else None,
         "contact_channel_id": user.channel_ids.get(trigger),
         "payload": _payload(rng, user, trigger),
-        "step_results": _step_results(rng, user),
+        **_steps(rng, user),
         "anonymised_at": None,
     }
 
@@ -546,14 +518,18 @@ def _payload(rng: random.Random, user: EndUser, trigger: str) -> dict[str, Any]:
     return payload
 
 
-def _step_results(rng: random.Random, user: EndUser) -> list[dict[str, Any]]:
+def _steps(rng: random.Random, user: EndUser) -> dict[str, Any]:
+    """The steps a flow ran and their outcomes, and apart what each produced."""
     sent = rng.random() < 0.95
-    return [
-        {"step": "trigger", "status": "ok"},
-        {"step": "lookup_contact", "status": "ok", "output": {"first_name": user.first_name}},
-        {
-            "step": "send_message",
-            "status": "ok" if sent else "failed",
-            "output": {"text": f"Hi {user.first_name}, thanks for your message!"},
-        },
-    ]
+    return {
+        "step_results": [
+            {"step": "trigger", "status": "ok"},
+            {"step": "lookup_contact", "status": "ok"},
+            {"step": "send_message", "status": "ok" if sent else "failed"},
+        ],
+        "step_outputs": [
+            None,
+            {"first_name": user.first_name},
+            {"text": f"Hi {user.first_name}, thanks for your message!"},
+        ],
+    }

@@ -24,7 +24,8 @@ Erasure, per category:
   customer's workload statistics; the conversation gets ``anonymised_at``.
 
 Rectification corrects the display name (``name``) or email address (``email``) where a
-conversation holds one; it adds neither where none was given.
+conversation holds one; it adds neither where none was given. A restricted subject's corrected
+email address is restricted too.
 """
 
 from __future__ import annotations
@@ -64,11 +65,15 @@ from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
     OperationLogMixin,
+    RestrictionMixin,
+    Restrictions,
     Store,
     UtcDateTime,
     discover_holdings,
+    erase_cutoffs,
     export_once,
     id_chunks,
+    is_restricted,
     operation_key,
     sweep_cutoffs,
     sweep_key,
@@ -81,7 +86,6 @@ from connectors.protocol import (
     Discovery,
     EraseInput,
     EraseResult,
-    EraseRule,
     FlagInput,
     FlagResult,
     Located,
@@ -89,11 +93,12 @@ from connectors.protocol import (
     RectifyInput,
     RectifyResult,
     Scope,
+    Strategy,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
-from dsr.hashing import keyed_hash
 from dsr.models import EMAIL, Correction, Identity, IdentityType
 
 CONTACT_IDENTIFIERS = "contact_identifiers"
@@ -103,7 +108,21 @@ CATEGORIES = (CONTACT_IDENTIFIERS, CONVERSATION_CONTENT, AGENT_NOTES)
 MESSAGE_CATEGORIES = (CONVERSATION_CONTENT, AGENT_NOTES)
 CONTACT_COLUMNS = ("contact_phone", "contact_email", "contact_channel_id", "contact_name")
 CORRECTABLE = {"name": "contact_name", "email": "contact_email"}
-END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+TREATMENTS = (
+    *(
+        Treatment(
+            category=CONTACT_IDENTIFIERS, table="conversations", column=column, strategy=strategy
+        )
+        for column, strategy in (
+            *((column, Strategy.NULL) for column in CONTACT_COLUMNS),
+            ("anonymised_at", Strategy.MARK),
+        )
+    ),
+    *(
+        Treatment(category=category, table="messages", column="*", strategy=Strategy.DELETE_ROW)
+        for category in CATEGORIES
+    ),
+)
 
 
 class InboxBase(DeclarativeBase):
@@ -155,19 +174,8 @@ class Message(InboxBase):
     )
 
 
-class Restriction(InboxBase):
-    """A restriction of processing for one identity of one customer's end user, by keyed hash."""
-
-    __tablename__ = "restrictions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    identity_hash: Mapped[str] = mapped_column(String(64))
-    request_id: Mapped[str] = mapped_column(String(64))
-    since: Mapped[datetime] = mapped_column(UtcDateTime)
-    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (Index("ix_inbox_restrictions_subject", "customer_account", "identity_hash"),)
+class Restriction(RestrictionMixin, InboxBase):
+    pass
 
 
 class InboxOperationLog(OperationLogMixin, InboxBase):
@@ -258,6 +266,8 @@ def subject_messages(subject: Subject, category: str) -> list[ColumnElement[bool
 
 class InboxConnector:
     name: ClassVar[str] = "inbox"
+    categories: ClassVar[tuple[str, ...]] = CATEGORIES
+    treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
     activities: ClassVar[tuple[str, ...]] = (
         "discover",
         "access",
@@ -270,6 +280,7 @@ class InboxConnector:
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, InboxBase, InboxOperationLog)
+        self.restrictions = Restrictions(Restriction, secret)
         self.blobs = blobs
         self.secret = secret
 
@@ -278,7 +289,9 @@ class InboxConnector:
         if subject is None:
             return Discovery(connector=self.name)
         return discover_holdings(
-            self.store, self.name, CATEGORIES,
+            self.store,
+            self.name,
+            CATEGORIES,
             lambda session, category: _holding(session, subject, category),
         )
 
@@ -292,7 +305,7 @@ class InboxConnector:
         )
 
     def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = _cutoffs(call.rules)
+        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
         subject = subject_of(call.scope)
         if subject is None:
             return EraseResult(connector=self.name)
@@ -317,7 +330,9 @@ class InboxConnector:
             return RectifyResult(connector=self.name, unsupported_fields=_unsupported(corrections))
         key = operation_key(self.secret, Operation.RECTIFY, call)
         return self.store.once(
-            key, RectifyResult, lambda session: self._rectify(session, subject, corrections)
+            key,
+            RectifyResult,
+            lambda session: self._rectify(session, subject, call.scope, corrections),
         )
 
     def restrict(self, call: FlagInput) -> FlagResult:
@@ -343,9 +358,7 @@ class InboxConnector:
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's conversations is restricted for this customer."""
-        with self.store.reading() as session:
-            hashed = self._identity_hash(identity)
-            return _active_restriction(session, customer_account, hashed) != []
+        return is_restricted(self.store, self.restrictions, customer_account, identity)
 
     # --- inside the operation's transaction ------------------------------------------------
 
@@ -379,8 +392,10 @@ class InboxConnector:
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _rectify(
-        self, session: Session, subject: Subject, corrections: dict[str, str]
+        self, session: Session, subject: Subject, scope: Scope, corrections: dict[str, str]
     ) -> RectifyResult:
+        """Correct the subject's conversations; a corrected email stays restricted if the
+        subject is."""
         result = RectifyResult(connector=self.name, unsupported_fields=_unsupported(corrections))
         # Found once, before any change: a corrected email must not lose the other fields.
         found = list(session.scalars(select(Conversation.id).where(*subject_where(subject))))
@@ -396,30 +411,16 @@ class InboxConnector:
                 .execution_options(synchronize_session=False)
             )
             result.updated[field] = cast(CursorResult[Any], session.execute(statement)).rowcount
+        if "email" in corrections:
+            corrected = Identity(type=IdentityType.EMAIL, value=corrections["email"])
+            self.restrictions.carry_over(session, subject.customer_account, scope, corrected)
         return result
 
     def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> FlagResult:
-        as_of = call.scope.as_of
-        for identity in subject.identities:
-            hashed = self._identity_hash(identity)
-            active = _active_restriction(session, subject.customer_account, hashed)
-            if call.lift:
-                for restriction in active:
-                    restriction.lifted_at = as_of
-            elif not active:
-                session.add(
-                    Restriction(
-                        customer_account=subject.customer_account,
-                        identity_hash=hashed,
-                        request_id=call.scope.request_id,
-                        since=as_of,
-                    )
-                )
+        customer_account = subject.customer_account
+        self.restrictions.place_or_lift(session, customer_account, call, subject.identities)
         covered = _count(session, subject, CONTACT_IDENTIFIERS)
         return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
-
-    def _identity_hash(self, identity: Identity) -> str:
-        return keyed_hash(self.secret, identity.normalised)
 
 
 # --- queries -------------------------------------------------------------------------------
@@ -486,17 +487,6 @@ def _unlink(session: Session, subject: Subject, before: datetime, as_of: datetim
     return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
-def _active_restriction(
-    session: Session, customer_account: str, identity_hash: str
-) -> list[Restriction]:
-    statement = select(Restriction).where(
-        Restriction.customer_account == customer_account,
-        Restriction.identity_hash == identity_hash,
-        Restriction.lifted_at.is_(None),
-    )
-    return list(session.scalars(statement))
-
-
 def _export_chunks(session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
     conversations = (
         subject_conversations(subject)
@@ -546,19 +536,6 @@ def _message_record(category: str, message: Message, customer_account: str) -> d
 
 
 # --- rules ---------------------------------------------------------------------------------
-
-
-def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
-    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
-    cutoffs: dict[str, datetime] = {}
-    for rule in rules:
-        if rule.category not in CATEGORIES:
-            raise ConnectorInputError(f"inbox holds no category named {rule.category!r}")
-        before = rule.before if rule.before is not None else END_OF_TIME
-        if before.tzinfo is None:
-            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
-        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
-    return cutoffs
 
 
 def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime | None:

@@ -21,7 +21,8 @@ by a request. The other operations:
 - ``withdraw_consent``: the withdrawal is recorded on every consent still given (the proof is
   kept) and the subscriptions resting on those consents end;
 - ``marketing_opt_out``: every subscription ends;
-- ``restrict``: a restriction by keyed hash, which ``lift`` ends.
+- ``restrict``: a restriction by keyed hash (the shared restrictions, as the group's data:
+  customer ``"-"``), which ``lift`` ends.
 """
 
 from __future__ import annotations
@@ -55,10 +56,14 @@ from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
     OperationLogMixin,
+    RestrictionMixin,
+    Restrictions,
     Store,
     UtcDateTime,
+    erase_cutoffs,
     export_once,
     id_chunks,
+    is_restricted,
     operation_key,
     sweep_cutoffs,
     sweep_key,
@@ -71,15 +76,16 @@ from connectors.protocol import (
     Discovery,
     EraseInput,
     EraseResult,
-    EraseRule,
     FlagInput,
     FlagResult,
     Operation,
     RectifyInput,
     RectifyResult,
     Scope,
+    Strategy,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -90,8 +96,16 @@ SUBSCRIPTIONS = "subscriptions"
 CONSENT_PROOF = "consent_proof"
 CATEGORIES = (PROSPECT_PROFILE, SUBSCRIPTIONS, CONSENT_PROOF)
 CORRECTABLE = ("name", "company", "job_title")
-END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 IMPORT_CHUNK_ROWS = 500
+GROUP = "-"  # restrictions of the group's own data belong to no customer
+TREATMENTS = tuple(
+    Treatment(category=category, table=table, column="*", strategy=Strategy.DELETE_ROW)
+    for category, table in (
+        (PROSPECT_PROFILE, "prospects"),
+        (SUBSCRIPTIONS, "subscriptions"),
+        (CONSENT_PROOF, "consent_records"),
+    )
+)
 
 
 class MarketingBase(DeclarativeBase):
@@ -152,14 +166,8 @@ class Suppression(MarketingBase):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-class Restriction(MarketingBase):
-    __tablename__ = "restrictions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    identity_hash: Mapped[str] = mapped_column(String(64), index=True)
-    request_id: Mapped[str] = mapped_column(String(64))
-    since: Mapped[datetime] = mapped_column(UtcDateTime)
-    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+class Restriction(RestrictionMixin, MarketingBase):
+    """Restrictions of the group's own data: customer ``GROUP``."""
 
 
 class MarketingOperationLog(OperationLogMixin, MarketingBase):
@@ -258,6 +266,8 @@ def subject_rows(source: Source) -> Select[Any]:
 
 class MarketingConnector:
     name: ClassVar[str] = "marketing"
+    categories: ClassVar[tuple[str, ...]] = CATEGORIES
+    treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
     activities: ClassVar[tuple[str, ...]] = (
         "discover",
         "access",
@@ -272,6 +282,7 @@ class MarketingConnector:
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, MarketingBase, MarketingOperationLog)
+        self.restrictions = Restrictions(Restriction, secret)
         self.blobs = blobs
         self.secret = secret
 
@@ -297,7 +308,7 @@ class MarketingConnector:
         )
 
     def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = _cutoffs(call.rules)
+        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
         subject = self._subject(call.scope)
         if subject is None:
             return EraseResult(connector=self.name)
@@ -346,13 +357,9 @@ class MarketingConnector:
     # --- suppression, restriction and import -----------------------------------------------
 
     def identity_hash(self, email: str) -> str:
-        """The keyed hash of an email identity, as suppression entries and consent proof hold
-        it. A malformed address is refused without quoting it."""
-        try:
-            identity = Identity(type=IdentityType.EMAIL, value=email)
-        except ValidationError:
-            raise ConnectorInputError("email is malformed") from None
-        return keyed_hash(self.secret, identity.normalised)
+        """The keyed hash of an email identity, as suppression entries, consent proof and
+        restrictions hold it."""
+        return keyed_hash(self.secret, _email_identity(email).normalised)
 
     def is_suppressed(self, email: str) -> bool:
         """Whether this person must never be contacted or imported again."""
@@ -360,8 +367,7 @@ class MarketingConnector:
             return session.get(Suppression, self.identity_hash(email)) is not None
 
     def is_restricted(self, email: str) -> bool:
-        with self.store.reading() as session:
-            return bool(_active_restrictions(session, self.identity_hash(email)))
+        return is_restricted(self.store, self.restrictions, GROUP, _email_identity(email))
 
     def import_prospects(self, rows: Iterable[ProspectRow]) -> int:
         """Import prospects, skipping every suppressed identity. Returns how many were
@@ -451,19 +457,8 @@ class MarketingConnector:
         return result
 
     def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> int:
-        for identity_hash in subject.hashes:
-            active = _active_restrictions(session, identity_hash)
-            if call.lift:
-                for restriction in active:
-                    restriction.lifted_at = call.scope.as_of
-            elif not active:
-                session.add(
-                    Restriction(
-                        identity_hash=identity_hash,
-                        request_id=call.scope.request_id,
-                        since=call.scope.as_of,
-                    )
-                )
+        identities = [_email_identity(email) for email in subject.emails]
+        self.restrictions.place_or_lift(session, GROUP, call, identities)
         holdings = (_holding(session, source) for source in sources(subject).values())
         return sum(holding.records for holding in holdings if holding is not None)
 
@@ -549,11 +544,12 @@ def _suppress(session: Session, subject: Subject, operation: Operation, scope: S
     session.flush()
 
 
-def _active_restrictions(session: Session, identity_hash: str) -> list[Restriction]:
-    statement = select(Restriction).where(
-        Restriction.identity_hash == identity_hash, Restriction.lifted_at.is_(None)
-    )
-    return list(session.scalars(statement))
+def _email_identity(email: str) -> Identity:
+    """An email identity; a malformed address is refused without quoting it."""
+    try:
+        return Identity(type=IdentityType.EMAIL, value=email)
+    except ValidationError:
+        raise ConnectorInputError("email is malformed") from None
 
 
 def _chunks(rows: list[ProspectRow], size: int) -> Iterator[list[ProspectRow]]:
@@ -609,22 +605,6 @@ def _consent_record(consent: ConsentRecord) -> dict[str, Any]:
         "withdrawn_at": consent.withdrawn_at,
         "withdrawal_evidence": consent.withdrawal_evidence,
     }
-
-
-# --- rules ---------------------------------------------------------------------------------
-
-
-def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
-    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
-    cutoffs: dict[str, datetime] = {}
-    for rule in rules:
-        if rule.category not in CATEGORIES:
-            raise ConnectorInputError(f"marketing holds no category named {rule.category!r}")
-        before = rule.before if rule.before is not None else END_OF_TIME
-        if before.tzinfo is None:
-            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
-        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
-    return cutoffs
 
 
 # --- demo data -----------------------------------------------------------------------------

@@ -23,10 +23,10 @@ from sqlalchemy import CheckConstraint, Engine, Index, Integer, String, insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from connectors.base import (
-    ConnectorInputError,
     OperationLogMixin,
     Store,
     UtcDateTime,
+    erase_cutoffs,
     operation_key,
     sweep_cutoffs,
     sweep_key,
@@ -38,13 +38,13 @@ from connectors.protocol import (
     Discovery,
     EraseInput,
     EraseResult,
-    EraseRule,
     FlagInput,
     FlagResult,
     Operation,
     Scope,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
 
@@ -83,6 +83,8 @@ class NumbersOperationLog(OperationLogMixin, NumbersBase):
 
 class NumbersConnector:
     name: ClassVar[str] = "numbers"
+    categories: ClassVar[tuple[str, ...]] = CATEGORIES
+    treatments: ClassVar[tuple[Treatment, ...]] = ()  # nothing of a subject to anonymise
     activities: ClassVar[tuple[str, ...]] = (
         "discover",
         "access",
@@ -107,7 +109,7 @@ class NumbersConnector:
 
     def erase(self, call: EraseInput) -> EraseResult:
         """Nothing to erase; recorded, so a retry says ``already_done`` like any connector."""
-        _check_rules(call.rules)
+        erase_cutoffs(self.name, call.rules, CATEGORIES)  # any category is unknown here
         if call.scope.customer_account is None:
             return EraseResult(connector=self.name)
         key = operation_key(self.secret, Operation.ERASE, call)
@@ -136,13 +138,6 @@ def _nothing_swept(_session: Session) -> SweepResult:
 
 def _nothing_restricted(_session: Session) -> FlagResult:
     return FlagResult(connector=NumbersConnector.name, operation=Operation.RESTRICT, records=0)
-
-
-def _check_rules(rules: list[EraseRule]) -> None:
-    """Any category is unknown here: an erase rule for one is an input error."""
-    for rule in rules:
-        if rule.category not in CATEGORIES:
-            raise ConnectorInputError(f"numbers holds no category named {rule.category!r}")
 
 
 # --- the customers' numbers ----------------------------------------------------------------

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
@@ -52,13 +52,16 @@ from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Sessi
 
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
-    ConnectorInputError,
     OperationLogMixin,
+    RestrictionMixin,
+    Restrictions,
     Store,
     UtcDateTime,
     discover_holdings,
+    erase_cutoffs,
     export_once,
     id_chunks,
+    is_restricted,
     operation_key,
     sweep_cutoffs,
     sweep_key,
@@ -71,14 +74,15 @@ from connectors.protocol import (
     Discovery,
     EraseInput,
     EraseResult,
-    EraseRule,
     FlagInput,
     FlagResult,
     Located,
     Operation,
     Scope,
+    Strategy,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -89,7 +93,30 @@ TRAFFIC_DATA = "traffic_data"
 MESSAGE_CONTENT = "message_content"
 CATEGORIES = (DEVICE_AND_IP, TRAFFIC_DATA, MESSAGE_CONTENT)
 CHANNEL_ID_PREFIX = "pusher:"
-END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+CLEAR_CONTENT = (("data", Strategy.NULL),)
+UNLINK_CONNECTION = (
+    ("user_id", Strategy.PSEUDONYM),
+    *((column, Strategy.NULL) for column in ("socket_id", "channel_name", "ip")),
+    ("connected_at", Strategy.TO_DAY),
+    ("anonymised_at", Strategy.MARK),
+)
+
+
+def _treat(category: str, table: str, changes: Iterable[tuple[str, Strategy]]) -> list[Treatment]:
+    return [
+        Treatment(category=category, table=table, column=column, strategy=strategy)
+        for column, strategy in changes
+    ]
+
+
+TREATMENTS = (
+    *_treat(DEVICE_AND_IP, "beams_devices", [("*", Strategy.DELETE_ROW)]),
+    *_treat(DEVICE_AND_IP, "channel_connections", [("ip", Strategy.NULL)]),
+    *_treat(MESSAGE_CONTENT, "client_events", CLEAR_CONTENT),
+    *_treat(TRAFFIC_DATA, "channel_connections", UNLINK_CONNECTION),
+    # A connection cut loose takes its client events' content with it.
+    *_treat(TRAFFIC_DATA, "client_events", CLEAR_CONTENT),
+)
 
 
 class PushBase(DeclarativeBase):
@@ -152,19 +179,8 @@ class ClientEvent(PushBase):
     __table_args__ = (Index("ix_client_events_connection", "connection_id", "sent_at"),)
 
 
-class Restriction(PushBase):
-    """A restriction of processing for one end user of one customer, by keyed hash."""
-
-    __tablename__ = "restrictions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    identity_hash: Mapped[str] = mapped_column(String(64))
-    request_id: Mapped[str] = mapped_column(String(64))
-    since: Mapped[datetime] = mapped_column(UtcDateTime)
-    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (Index("ix_push_restrictions_subject", "customer_account", "identity_hash"),)
+class Restriction(RestrictionMixin, PushBase):
+    pass
 
 
 class PushOperationLog(OperationLogMixin, PushBase):
@@ -292,6 +308,8 @@ def parts(subject: PushSubject, category: str) -> list[Part]:
 
 class PushConnector:
     name: ClassVar[str] = "push"
+    categories: ClassVar[tuple[str, ...]] = CATEGORIES
+    treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
     activities: ClassVar[tuple[str, ...]] = (
         "discover",
         "access",
@@ -303,6 +321,7 @@ class PushConnector:
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, PushBase, PushOperationLog)
+        self.restrictions = Restrictions(Restriction, secret)
         self.blobs = blobs
         self.secret = secret
 
@@ -311,7 +330,9 @@ class PushConnector:
         if subject is None:
             return Discovery(connector=self.name)
         return discover_holdings(
-            self.store, self.name, CATEGORIES,
+            self.store,
+            self.name,
+            CATEGORIES,
             lambda session, category: _holding(session, subject, category),
         )
 
@@ -325,7 +346,7 @@ class PushConnector:
         )
 
     def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = _cutoffs(call.rules)
+        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
         subject = push_subject(call.scope)
         if subject is None:
             return EraseResult(connector=self.name)
@@ -366,9 +387,7 @@ class PushConnector:
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's push data is restricted for this customer."""
-        identity_hash = keyed_hash(self.secret, identity.normalised)
-        with self.store.reading() as session:
-            return _active_restrictions(session, customer_account, identity_hash) != []
+        return is_restricted(self.store, self.restrictions, customer_account, identity)
 
     # --- erase and restrict, inside the operation's transaction ----------------------------
 
@@ -450,22 +469,8 @@ class PushConnector:
         }
 
     def _restrict(self, session: Session, subject: PushSubject, call: FlagInput) -> FlagResult:
-        scope = call.scope
-        for identity in subject.identities:
-            identity_hash = keyed_hash(self.secret, identity.normalised)
-            active = _active_restrictions(session, subject.customer_account, identity_hash)
-            if call.lift:
-                for restriction in active:
-                    restriction.lifted_at = scope.as_of
-            elif not active:
-                session.add(
-                    Restriction(
-                        customer_account=subject.customer_account,
-                        identity_hash=identity_hash,
-                        request_id=scope.request_id,
-                        since=scope.as_of,
-                    )
-                )
+        customer = subject.customer_account
+        self.restrictions.place_or_lift(session, customer, call, subject.identities)
         covered = _subject_rows(session, subject)
         return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
 
@@ -540,17 +545,6 @@ def _clear_content(session: Session, where: list[ColumnElement[bool]]) -> int:
     return _changed(session, statement)
 
 
-def _active_restrictions(
-    session: Session, customer_account: str, identity_hash: str
-) -> list[Restriction]:
-    statement = select(Restriction).where(
-        Restriction.customer_account == customer_account,
-        Restriction.identity_hash == identity_hash,
-        Restriction.lifted_at.is_(None),
-    )
-    return list(session.scalars(statement))
-
-
 # --- export --------------------------------------------------------------------------------
 
 
@@ -613,22 +607,6 @@ def _client_event(event: ClientEvent) -> Iterator[dict[str, Any]]:
         "data": event.data,
         "sent_at": event.sent_at,
     }
-
-
-# --- rules ---------------------------------------------------------------------------------
-
-
-def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
-    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
-    cutoffs: dict[str, datetime] = {}
-    for rule in rules:
-        if rule.category not in CATEGORIES:
-            raise ConnectorInputError(f"push holds no category named {rule.category!r}")
-        before = rule.before if rule.before is not None else END_OF_TIME
-        if before.tzinfo is None:
-            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
-        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
-    return cutoffs
 
 
 # --- seed ----------------------------------------------------------------------------------

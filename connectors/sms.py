@@ -246,7 +246,7 @@ class SmsConnector:
 
     def sweep(self, call: SweepInput) -> SweepResult:
         """Anonymise every customer's messages past their retention, as ``erase`` would."""
-        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES, countries=True)
         reached = _reached(call.rules)
         key = sweep_key(self.secret, call)
         return self.store.once(

@@ -14,17 +14,21 @@ Erasure, per category:
   cleared and the row is marked ``anonymised_at`` (the meeting still counts its visitors). A
   meeting the subject can no longer be found in must not keep what could identify them, so
   its details and recording go too.
+
+Restriction is by keyed hash of each identity; a rectified address or number stays restricted
+(the corrected identity is restricted too).
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
 
+from pydantic import ValidationError
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
@@ -50,11 +54,15 @@ from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
     OperationLogMixin,
+    RestrictionMixin,
+    Restrictions,
     Store,
     UtcDateTime,
     discover_holdings,
+    erase_cutoffs,
     export_once,
     id_chunks,
+    is_restricted,
     operation_key,
     sweep_cutoffs,
     sweep_key,
@@ -67,7 +75,6 @@ from connectors.protocol import (
     Discovery,
     EraseInput,
     EraseResult,
-    EraseRule,
     FlagInput,
     FlagResult,
     Located,
@@ -75,22 +82,44 @@ from connectors.protocol import (
     RectifyInput,
     RectifyResult,
     Scope,
+    Strategy,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
-from dsr.hashing import keyed_hash
-from dsr.models import EMAIL, PHONE, Correction, Identity, IdentityType
+from dsr.models import Correction, Identity, IdentityType
 
 MEETING_DETAILS = "meeting_details"
 VISITOR_DETAILS = "visitor_details"
 RECORDINGS = "recordings"
 CATEGORIES = (MEETING_DETAILS, VISITOR_DETAILS, RECORDINGS)
 RECTIFIABLE = ("name", "email", "phone")
-VALID_VALUE = {"email": EMAIL, "phone": PHONE}
+IDENTITY_FIELDS = {"email": IdentityType.EMAIL, "phone": IdentityType.PHONE}
 DETAIL_FIELDS = ("description", "review", "summary")
 VISITOR_FIELDS = ("name", "email", "phone", "ip")
-END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+CLEAR_DETAILS = tuple((column, Strategy.NULL) for column in DETAIL_FIELDS)
+CLEAR_RECORDING = (("recording_ref", Strategy.NULL),)
+UNLINK_VISITOR = (
+    *((column, Strategy.NULL) for column in VISITOR_FIELDS),
+    ("anonymised_at", Strategy.MARK),
+)
+
+
+def _treat(category: str, table: str, changes: Iterable[tuple[str, Strategy]]) -> list[Treatment]:
+    return [
+        Treatment(category=category, table=table, column=column, strategy=strategy)
+        for column, strategy in changes
+    ]
+
+
+TREATMENTS = (
+    *_treat(MEETING_DETAILS, "meetings", CLEAR_DETAILS),
+    *_treat(RECORDINGS, "meetings", CLEAR_RECORDING),
+    *_treat(VISITOR_DETAILS, "visitors", UNLINK_VISITOR),
+    # A meeting the subject can no longer be found in loses its details and recording.
+    *_treat(VISITOR_DETAILS, "meetings", CLEAR_DETAILS + CLEAR_RECORDING),
+)
 
 
 class VideoBase(DeclarativeBase):
@@ -132,19 +161,8 @@ class Visitor(VideoBase):
     )
 
 
-class Restriction(VideoBase):
-    """A restriction of processing for one end user of one customer, by keyed hash."""
-
-    __tablename__ = "restrictions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    identity_hash: Mapped[str] = mapped_column(String(64))
-    request_id: Mapped[str] = mapped_column(String(64))
-    since: Mapped[datetime] = mapped_column(UtcDateTime)
-    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (Index("ix_video_restrictions_subject", "customer_account", "identity_hash"),)
+class Restriction(RestrictionMixin, VideoBase):
+    pass
 
 
 class VideoOperationLog(OperationLogMixin, VideoBase):
@@ -258,6 +276,8 @@ def held(subject: VideoSubject, category: str) -> Select[int, datetime]:
 
 class VideoConnector:
     name: ClassVar[str] = "video"
+    categories: ClassVar[tuple[str, ...]] = CATEGORIES
+    treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
     activities: ClassVar[tuple[str, ...]] = (
         "discover",
         "access",
@@ -270,6 +290,7 @@ class VideoConnector:
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, VideoBase, VideoOperationLog)
+        self.restrictions = Restrictions(Restriction, secret)
         self.blobs = blobs
         self.secret = secret
 
@@ -278,7 +299,9 @@ class VideoConnector:
         if subject is None:
             return Discovery(connector=self.name)
         return discover_holdings(
-            self.store, self.name, CATEGORIES,
+            self.store,
+            self.name,
+            CATEGORIES,
             lambda session, category: _holding(session, subject, category),
         )
 
@@ -292,7 +315,7 @@ class VideoConnector:
         )
 
     def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = _cutoffs(call.rules)
+        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
         subject = video_subject(call.scope)
         if subject is None:
             return EraseResult(connector=self.name)
@@ -323,7 +346,7 @@ class VideoConnector:
             RectifyResult,
             lambda session: RectifyResult(
                 connector=self.name,
-                updated=_rectify(session, subject, values),
+                updated=self._rectify(session, subject, call.scope, values),
                 unsupported_fields=unsupported,
             ),
         )
@@ -351,11 +374,9 @@ class VideoConnector:
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's video data is restricted for this customer."""
-        identity_hash = keyed_hash(self.secret, identity.normalised)
-        with self.store.reading() as session:
-            return _active_restrictions(session, customer_account, identity_hash) != []
+        return is_restricted(self.store, self.restrictions, customer_account, identity)
 
-    # --- erase and restrict, inside the operation's transaction ----------------------------
+    # --- erase, rectify and restrict, inside the operation's transaction -------------------
 
     def _erase(
         self,
@@ -393,23 +414,21 @@ class VideoConnector:
                 anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
+    def _rectify(
+        self, session: Session, subject: VideoSubject, scope: Scope, values: dict[str, str]
+    ) -> dict[str, int]:
+        """Correct the subject's visits; a corrected address or number stays restricted if
+        the subject was."""
+        updated = _correct(session, subject, values)
+        for name, value in values.items():
+            if name in IDENTITY_FIELDS:
+                corrected = _corrected_identity(name, value)
+                self.restrictions.carry_over(session, subject.customer_account, scope, corrected)
+        return updated
+
     def _restrict(self, session: Session, subject: VideoSubject, call: FlagInput) -> FlagResult:
-        scope = call.scope
-        for identity in subject.identities:
-            identity_hash = keyed_hash(self.secret, identity.normalised)
-            active = _active_restrictions(session, subject.customer_account, identity_hash)
-            if call.lift:
-                for restriction in active:
-                    restriction.lifted_at = scope.as_of
-            elif not active:
-                session.add(
-                    Restriction(
-                        customer_account=subject.customer_account,
-                        identity_hash=identity_hash,
-                        request_id=scope.request_id,
-                        since=scope.as_of,
-                    )
-                )
+        customer = subject.customer_account
+        self.restrictions.place_or_lift(session, customer, call, subject.identities)
         covered = _subject_rows(session, subject)
         return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
 
@@ -490,7 +509,7 @@ def _unlink(
     return [*cleared, (VISITOR_DETAILS, _changed(session, statement))]
 
 
-def _rectify(session: Session, subject: VideoSubject, values: dict[str, str]) -> dict[str, int]:
+def _correct(session: Session, subject: VideoSubject, values: dict[str, str]) -> dict[str, int]:
     """Correct each field where the subject's visits hold it (they are found first, so that
     correcting an identity does not lose them)."""
     ids = list(session.scalars(select(Visitor.id).where(*visitor_where(subject))))
@@ -505,17 +524,6 @@ def _rectify(session: Session, subject: VideoSubject, values: dict[str, str]) ->
         )
         updated[name] = _changed(session, statement)
     return updated
-
-
-def _active_restrictions(
-    session: Session, customer_account: str, identity_hash: str
-) -> list[Restriction]:
-    statement = select(Restriction).where(
-        Restriction.customer_account == customer_account,
-        Restriction.identity_hash == identity_hash,
-        Restriction.lifted_at.is_(None),
-    )
-    return list(session.scalars(statement))
 
 
 # --- export --------------------------------------------------------------------------------
@@ -558,28 +566,23 @@ def _records(visitor: Visitor, meeting: Meeting) -> Iterator[dict[str, Any]]:
 # --- rules ---------------------------------------------------------------------------------
 
 
-def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
-    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
-    cutoffs: dict[str, datetime] = {}
-    for rule in rules:
-        if rule.category not in CATEGORIES:
-            raise ConnectorInputError(f"video holds no category named {rule.category!r}")
-        before = rule.before if rule.before is not None else END_OF_TIME
-        if before.tzinfo is None:
-            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
-        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
-    return cutoffs
-
-
 def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
     """The corrected value per field (the last one given wins); an error names the field."""
     latest: dict[str, str] = {}
     for correction in corrections:
-        pattern = VALID_VALUE.get(correction.field)
-        if pattern is not None and not pattern.fullmatch(correction.value):
-            raise ConnectorInputError(f"corrected {correction.field} is malformed")
+        if correction.field in IDENTITY_FIELDS:
+            _corrected_identity(correction.field, correction.value)
         latest[correction.field] = correction.value
     return latest
+
+
+def _corrected_identity(name: str, value: str) -> Identity:
+    """A corrected address or number as an identity; an error names the field, never the
+    value."""
+    try:
+        return Identity(type=IDENTITY_FIELDS[name], value=value)
+    except ValidationError:
+        raise ConnectorInputError(f"corrected {name} is malformed") from None
 
 
 # --- seed ----------------------------------------------------------------------------------

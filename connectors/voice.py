@@ -16,6 +16,10 @@ Erasure anonymises rather than deletes, per category:
   duration, direction, status, the customer's caller id and the country ended stay, for
   statistics and the records of the customer. The call gets ``anonymised_at`` and is no longer
   the subject's.
+
+An erase or sweep rule may be confined to the calls that ended in some countries
+(``countries_ended``): the retention of communications differs by country. Discovery reports,
+per category, the countries the calls ended in and the newest call per country.
 """
 
 from __future__ import annotations
@@ -50,13 +54,16 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
-    ConnectorInputError,
     OperationLogMixin,
+    RestrictionMixin,
+    Restrictions,
     Store,
     UtcDateTime,
+    country_conditions,
     discover_holdings,
     export_once,
     id_chunks,
+    is_restricted,
     operation_key,
     sweep_cutoffs,
     sweep_key,
@@ -76,8 +83,10 @@ from connectors.protocol import (
     Located,
     Operation,
     Scope,
+    Strategy,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -91,7 +100,28 @@ CATEGORIES = (PHONE_NUMBER, TRAFFIC_DATA, LOCATION_DATA, CALL_RECORDINGS)
 # Erasing either cuts the call loose from the person (see the module docstring).
 LINK_CATEGORIES = frozenset({PHONE_NUMBER, TRAFFIC_DATA})
 LOCATION_COLUMNS = ("cell_id", "latitude", "longitude")
-END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+RECORDING_TREATMENTS = (
+    ("recordings", "*", Strategy.DELETE_ROW),
+    ("calls", "recording_ref", Strategy.NULL),
+)
+LOCATION_TREATMENTS = tuple(("calls", column, Strategy.NULL) for column in LOCATION_COLUMNS)
+UNLINK = (
+    ("calls", "end_user_phone", Strategy.PSEUDONYM),
+    ("calls", "started_at", Strategy.TO_DAY),
+    ("calls", "route", Strategy.NULL),
+    *LOCATION_TREATMENTS,
+    *RECORDING_TREATMENTS,
+    ("calls", "anonymised_at", Strategy.MARK),
+)
+TREATMENTS = tuple(
+    Treatment(category=category, table=table, column=column, strategy=strategy)
+    for category, treatments in (
+        *((category, UNLINK) for category in sorted(LINK_CATEGORIES)),
+        (LOCATION_DATA, LOCATION_TREATMENTS),
+        (CALL_RECORDINGS, RECORDING_TREATMENTS),
+    )
+    for table, column, strategy in treatments
+)
 
 
 class VoiceBase(DeclarativeBase):
@@ -138,19 +168,8 @@ class Call(VoiceBase):
     )
 
 
-class Restriction(VoiceBase):
-    """A restriction of processing for one end user of one customer, by keyed hash."""
-
-    __tablename__ = "restrictions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    phone_hash: Mapped[str] = mapped_column(String(64))
-    request_id: Mapped[str] = mapped_column(String(64))
-    since: Mapped[datetime] = mapped_column(UtcDateTime)
-    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (Index("ix_voice_restrictions_subject", "customer_account", "phone_hash"),)
+class Restriction(RestrictionMixin, VoiceBase):
+    pass
 
 
 class VoiceOperationLog(OperationLogMixin, VoiceBase):
@@ -208,6 +227,8 @@ def holds(category: str) -> ColumnElement[bool]:
 
 class VoiceConnector:
     name: ClassVar[str] = "voice"
+    categories: ClassVar[tuple[str, ...]] = CATEGORIES
+    treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
     activities: ClassVar[tuple[str, ...]] = (
         "discover",
         "access",
@@ -219,6 +240,7 @@ class VoiceConnector:
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, VoiceBase, VoiceOperationLog)
+        self.restrictions = Restrictions(Restriction, secret)
         self.blobs = blobs
         self.secret = secret
 
@@ -228,7 +250,9 @@ class VoiceConnector:
             return Discovery(connector=self.name)
         where = subject_where(scope.customer_account, phones)
         return discover_holdings(
-            self.store, self.name, CATEGORIES,
+            self.store,
+            self.name,
+            CATEGORIES,
             lambda session, category: _holding(session, where, category),
         )
 
@@ -244,7 +268,7 @@ class VoiceConnector:
         )
 
     def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = _cutoffs(call.rules)
+        reached = _reached(call.rules)
         phones = subject_phones(call.scope)
         customer_account = call.scope.customer_account
         if not phones or customer_account is None:
@@ -252,16 +276,16 @@ class VoiceConnector:
         where = subject_where(customer_account, phones)
         key = operation_key(self.secret, Operation.ERASE, call)
         return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, where, cutoffs, call.scope)
+            key, EraseResult, lambda session: self._erase(session, where, reached, call.scope.as_of)
         )
 
     def sweep(self, call: SweepInput) -> SweepResult:
         """Anonymise every customer's records past their retention, as ``erase`` would."""
-        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
+        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES, countries=True)
+        reached = _reached(call.rules)
         key = sweep_key(self.secret, call)
-        scope = Scope(request_id=call.sweep_id, identities=[], as_of=call.as_of)
         return self.store.once(
-            key, SweepResult, lambda session: self._sweep(session, cutoffs, scope)
+            key, SweepResult, lambda session: self._sweep(session, cutoffs, reached, call.as_of)
         )
 
     def restrict(self, call: FlagInput) -> FlagResult:
@@ -285,8 +309,8 @@ class VoiceConnector:
 
     def is_restricted(self, customer_account: str, phone: str) -> bool:
         """Whether processing of this end user's calls is restricted for this customer."""
-        with self.store.reading() as session:
-            return _active_restriction(session, customer_account, self._phone_hash(phone)) != []
+        identity = Identity(type=IdentityType.PHONE, value=phone)
+        return is_restricted(self.store, self.restrictions, customer_account, identity)
 
     # --- erase and restrict, inside the operation's transaction ----------------------------
 
@@ -294,26 +318,32 @@ class VoiceConnector:
         self,
         session: Session,
         where: list[ColumnElement[bool]],
-        cutoffs: dict[str, datetime],
-        scope: Scope,
+        reached: dict[str, ColumnElement[bool]],
+        as_of: datetime,
     ) -> EraseResult:
         erased: dict[str, int] = {}
-        recordings = _widest(cutoffs, LINK_CATEGORIES | {CALL_RECORDINGS})
-        deleted = _delete_recordings(session, where, recordings) if recordings else 0
-        if CALL_RECORDINGS in cutoffs or deleted:
-            erased[CALL_RECORDINGS] = deleted
-        location = _widest(cutoffs, LINK_CATEGORIES | {LOCATION_DATA})
-        cleared = _clear_location(session, where, location) if location else 0
-        if LOCATION_DATA in cutoffs or cleared:
-            erased[LOCATION_DATA] = cleared
-        link = _widest(cutoffs, LINK_CATEGORIES)
+        for category, clear in (
+            (CALL_RECORDINGS, _delete_recordings),
+            (LOCATION_DATA, _clear_location),
+        ):
+            condition = _any(reached, LINK_CATEGORIES | {category})
+            cleared = 0 if condition is None else clear(session, where, condition)
+            if category in reached or cleared:
+                erased[category] = cleared
+        link = _any(reached, LINK_CATEGORIES)
         if link is not None:
-            unlinked = self._unlink(session, where, link, scope.as_of)
+            unlinked = self._unlink(session, where, link, as_of)
             erased.update(dict.fromkeys(sorted(LINK_CATEGORIES), unlinked))
-        retained = {category: _count(session, where, category) for category in cutoffs}
+        retained = {category: _count(session, where, category) for category in reached}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
-    def _sweep(self, session: Session, cutoffs: dict[str, datetime], scope: Scope) -> SweepResult:
+    def _sweep(
+        self,
+        session: Session,
+        cutoffs: dict[str, datetime],
+        reached: dict[str, ColumnElement[bool]],
+        as_of: datetime,
+    ) -> SweepResult:
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         if cutoffs:
             pending: list[ColumnElement[bool]] = [
@@ -322,20 +352,18 @@ class VoiceConnector:
             ]
             for ids in id_chunks(session, Call.id, pending):
                 where: list[ColumnElement[bool]] = [Call.id.in_(ids), Call.anonymised_at.is_(None)]
-                anonymised.update(self._erase(session, where, cutoffs, scope).erased)
+                anonymised.update(self._erase(session, where, reached, as_of).erased)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _unlink(
         self,
         session: Session,
         where: list[ColumnElement[bool]],
-        before: datetime,
+        reached: ColumnElement[bool],
         as_of: datetime,
     ) -> int:
         rows = session.execute(
-            select(Call.id, Call.end_user_phone, Call.started_at).where(
-                *where, Call.started_at < before
-            )
+            select(Call.id, Call.end_user_phone, Call.started_at).where(*where, reached)
         ).all()
         changes = [
             {
@@ -353,28 +381,12 @@ class VoiceConnector:
         return len(changes)
 
     def _restrict(self, session: Session, call: FlagInput) -> FlagResult:
-        scope = call.scope
-        customer_account = cast(str, scope.customer_account)
-        phones = subject_phones(scope)
-        for phone in phones:
-            active = _active_restriction(session, customer_account, self._phone_hash(phone))
-            if call.lift:
-                for restriction in active:
-                    restriction.lifted_at = scope.as_of
-            elif not active:
-                session.add(
-                    Restriction(
-                        customer_account=customer_account,
-                        phone_hash=self._phone_hash(phone),
-                        request_id=scope.request_id,
-                        since=scope.as_of,
-                    )
-                )
+        customer_account = cast(str, call.scope.customer_account)
+        phones = subject_phones(call.scope)
+        identities = [Identity(type=IdentityType.PHONE, value=phone) for phone in phones]
+        self.restrictions.place_or_lift(session, customer_account, call, identities)
         covered = _count(session, subject_where(customer_account, phones), PHONE_NUMBER)
         return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
-
-    def _phone_hash(self, phone: str) -> str:
-        return keyed_hash(self.secret, Identity(type=IdentityType.PHONE, value=phone).normalised)
 
 
 # --- queries -------------------------------------------------------------------------------
@@ -398,6 +410,7 @@ def _holding(
         earliest=min(row[2] for row in rows),
         latest=max(row[3] for row in rows),
         countries_ended=sorted(row[0] for row in rows),
+        latest_by_country={row[0]: row[3] for row in rows},
     )
 
 
@@ -406,8 +419,10 @@ def _count(session: Session, where: list[ColumnElement[bool]], category: str) ->
     return session.scalar(statement) or 0
 
 
-def _delete_recordings(session: Session, where: list[ColumnElement[bool]], before: datetime) -> int:
-    recorded = [*where, Call.started_at < before, holds(CALL_RECORDINGS)]
+def _delete_recordings(
+    session: Session, where: list[ColumnElement[bool]], reached: ColumnElement[bool]
+) -> int:
+    recorded = [*where, reached, holds(CALL_RECORDINGS)]
     refs = list(session.scalars(select(Call.recording_ref).where(*recorded)))
     if not refs:
         return 0
@@ -421,25 +436,16 @@ def _delete_recordings(session: Session, where: list[ColumnElement[bool]], befor
     return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
-def _clear_location(session: Session, where: list[ColumnElement[bool]], before: datetime) -> int:
+def _clear_location(
+    session: Session, where: list[ColumnElement[bool]], reached: ColumnElement[bool]
+) -> int:
     statement = (
         update(Call)
-        .where(*where, Call.started_at < before, holds(LOCATION_DATA))
+        .where(*where, reached, holds(LOCATION_DATA))
         .values(dict.fromkeys(LOCATION_COLUMNS))
         .execution_options(synchronize_session=False)
     )
     return cast(CursorResult[Any], session.execute(statement)).rowcount
-
-
-def _active_restriction(
-    session: Session, customer_account: str, phone_hash: str
-) -> list[Restriction]:
-    statement = select(Restriction).where(
-        Restriction.customer_account == customer_account,
-        Restriction.phone_hash == phone_hash,
-        Restriction.lifted_at.is_(None),
-    )
-    return list(session.scalars(statement))
 
 
 def _export_chunks(
@@ -492,21 +498,16 @@ def _records(call: Call, recording: Recording | None) -> Iterator[dict[str, Any]
 # --- rules ---------------------------------------------------------------------------------
 
 
-def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
-    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
-    cutoffs: dict[str, datetime] = {}
-    for rule in rules:
-        if rule.category not in CATEGORIES:
-            raise ConnectorInputError(f"voice holds no category named {rule.category!r}")
-        before = rule.before if rule.before is not None else END_OF_TIME
-        if before.tzinfo is None:
-            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
-        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
-    return cutoffs
+def _reached(rules: list[EraseRule]) -> dict[str, ColumnElement[bool]]:
+    """Per category, the calls its rules reach (by date, and by country where confined)."""
+    return country_conditions("voice", rules, CATEGORIES, Call.started_at, Call.country_ended)
 
 
-def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime | None:
-    return max((cutoffs[c] for c in categories if c in cutoffs), default=None)
+def _any(
+    reached: dict[str, ColumnElement[bool]], categories: Iterable[str]
+) -> ColumnElement[bool] | None:
+    conditions = [reached[c] for c in sorted(categories) if c in reached]
+    return or_(*conditions) if conditions else None
 
 
 # --- demo data -----------------------------------------------------------------------------

@@ -10,6 +10,9 @@ Both categories live in one row, a session, so erasing either cuts the session l
 person (as SMS does with its number and traffic data): email, phone, channel id, preferred
 channel, IP and the pages visited are cleared, ``started_at`` is cut to the day and the row
 gets ``anonymised_at``. Day, duration and page count stay, for the customer's statistics.
+
+Restriction is by keyed hash of each identity; a rectified address or number stays restricted
+(the corrected identity is restricted too).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
 
+from pydantic import ValidationError
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -44,10 +48,14 @@ from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
     OperationLogMixin,
+    RestrictionMixin,
+    Restrictions,
     Store,
     UtcDateTime,
+    erase_cutoffs,
     export_once,
     id_chunks,
+    is_restricted,
     operation_key,
     sweep_cutoffs,
     sweep_key,
@@ -60,7 +68,6 @@ from connectors.protocol import (
     Discovery,
     EraseInput,
     EraseResult,
-    EraseRule,
     FlagInput,
     FlagResult,
     Located,
@@ -68,12 +75,13 @@ from connectors.protocol import (
     RectifyInput,
     RectifyResult,
     Scope,
+    Strategy,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.blobstore import BlobStore
-from dsr.hashing import keyed_hash
-from dsr.models import EMAIL, PHONE, Correction, Identity, IdentityType
+from dsr.models import Correction, Identity, IdentityType
 
 CONTACT_IDENTIFIERS = "contact_identifiers"
 TRAFFIC_DATA = "traffic_data"
@@ -81,7 +89,18 @@ CATEGORIES = (CONTACT_IDENTIFIERS, TRAFFIC_DATA)
 PREFERRED_CHANNELS = ("email", "sms", "voice", "whatsapp", "messenger", "line", "instagram")
 RECTIFIABLE = ("email", "phone", "preferred_channel")
 IDENTIFIER_FIELDS = ("email", "phone", "channel_id", "preferred_channel", "ip")
-END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+IDENTITY_FIELDS = {"email": IdentityType.EMAIL, "phone": IdentityType.PHONE}
+# Erasing either category cuts the whole session loose (see the module docstring).
+UNLINK = (
+    *((column, Strategy.NULL) for column in (*IDENTIFIER_FIELDS, "pages")),
+    ("started_at", Strategy.TO_DAY),
+    ("anonymised_at", Strategy.MARK),
+)
+TREATMENTS = tuple(
+    Treatment(category=category, table="widget_sessions", column=column, strategy=strategy)
+    for category in CATEGORIES
+    for column, strategy in UNLINK
+)
 
 
 class WidgetBase(DeclarativeBase):
@@ -114,19 +133,8 @@ class WidgetSession(WidgetBase):
     )
 
 
-class Restriction(WidgetBase):
-    """A restriction of processing for one end user of one customer, by keyed hash."""
-
-    __tablename__ = "restrictions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    identity_hash: Mapped[str] = mapped_column(String(64))
-    request_id: Mapped[str] = mapped_column(String(64))
-    since: Mapped[datetime] = mapped_column(UtcDateTime)
-    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (Index("ix_widget_restrictions_subject", "customer_account", "identity_hash"),)
+class Restriction(RestrictionMixin, WidgetBase):
+    pass
 
 
 class WidgetOperationLog(OperationLogMixin, WidgetBase):
@@ -220,6 +228,8 @@ def _lookup_value(identity: Identity) -> str:
 
 class WidgetConnector:
     name: ClassVar[str] = "widget"
+    categories: ClassVar[tuple[str, ...]] = CATEGORIES
+    treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
     activities: ClassVar[tuple[str, ...]] = (
         "discover",
         "access",
@@ -232,6 +242,7 @@ class WidgetConnector:
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
         self.store = Store(engine_or_url, WidgetBase, WidgetOperationLog)
+        self.restrictions = Restrictions(Restriction, secret)
         self.blobs = blobs
         self.secret = secret
 
@@ -265,7 +276,7 @@ class WidgetConnector:
         )
 
     def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = _cutoffs(call.rules)
+        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
         subject = widget_subject(call.scope)
         if subject is None:
             return EraseResult(connector=self.name)
@@ -296,7 +307,7 @@ class WidgetConnector:
             RectifyResult,
             lambda session: RectifyResult(
                 connector=self.name,
-                updated=_rectify(session, subject, values),
+                updated=self._rectify(session, subject, call.scope, values),
                 unsupported_fields=unsupported,
             ),
         )
@@ -324,11 +335,9 @@ class WidgetConnector:
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's widget data is restricted for this customer."""
-        identity_hash = keyed_hash(self.secret, identity.normalised)
-        with self.store.reading() as session:
-            return _active_restrictions(session, customer_account, identity_hash) != []
+        return is_restricted(self.store, self.restrictions, customer_account, identity)
 
-    # --- erase and restrict, inside the operation's transaction ----------------------------
+    # --- erase, rectify and restrict, inside the operation's transaction -------------------
 
     def _erase(
         self,
@@ -358,23 +367,21 @@ class WidgetConnector:
                 anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
+    def _rectify(
+        self, session: Session, subject: WidgetSubject, scope: Scope, values: dict[str, str]
+    ) -> dict[str, int]:
+        """Correct the subject's sessions; a corrected address or number stays restricted if
+        the subject was."""
+        updated = _correct(session, subject, values)
+        for name, value in values.items():
+            if name in IDENTITY_FIELDS:
+                corrected = _corrected_identity(name, value)
+                self.restrictions.carry_over(session, subject.customer_account, scope, corrected)
+        return updated
+
     def _restrict(self, session: Session, subject: WidgetSubject, call: FlagInput) -> FlagResult:
-        scope = call.scope
-        for identity in subject.identities:
-            identity_hash = keyed_hash(self.secret, identity.normalised)
-            active = _active_restrictions(session, subject.customer_account, identity_hash)
-            if call.lift:
-                for restriction in active:
-                    restriction.lifted_at = scope.as_of
-            elif not active:
-                session.add(
-                    Restriction(
-                        customer_account=subject.customer_account,
-                        identity_hash=identity_hash,
-                        request_id=scope.request_id,
-                        since=scope.as_of,
-                    )
-                )
+        customer = subject.customer_account
+        self.restrictions.place_or_lift(session, customer, call, subject.identities)
         covered = _count(session, subject)
         return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
 
@@ -412,7 +419,7 @@ def _unlink(session: Session, subject: WidgetSubject, before: datetime, as_of: d
     return len(changes)
 
 
-def _rectify(session: Session, subject: WidgetSubject, values: dict[str, str]) -> dict[str, int]:
+def _correct(session: Session, subject: WidgetSubject, values: dict[str, str]) -> dict[str, int]:
     """Correct each field where the subject's sessions hold it (they are found first, so that
     correcting an identity does not lose them)."""
     ids = list(session.scalars(select(WidgetSession.id).where(*session_where(subject))))
@@ -427,17 +434,6 @@ def _rectify(session: Session, subject: WidgetSubject, values: dict[str, str]) -
         )
         updated[name] = _changed(session, statement)
     return updated
-
-
-def _active_restrictions(
-    session: Session, customer_account: str, identity_hash: str
-) -> list[Restriction]:
-    statement = select(Restriction).where(
-        Restriction.customer_account == customer_account,
-        Restriction.identity_hash == identity_hash,
-        Restriction.lifted_at.is_(None),
-    )
-    return list(session.scalars(statement))
 
 
 # --- export --------------------------------------------------------------------------------
@@ -475,34 +471,28 @@ def _records(row: WidgetSession) -> Iterator[dict[str, Any]]:
 # --- rules ---------------------------------------------------------------------------------
 
 
-def _cutoffs(rules: list[EraseRule]) -> dict[str, datetime]:
-    """The widest cutoff per category; ``before=None`` (all records) becomes the end of time."""
-    cutoffs: dict[str, datetime] = {}
-    for rule in rules:
-        if rule.category not in CATEGORIES:
-            raise ConnectorInputError(f"widget holds no category named {rule.category!r}")
-        before = rule.before if rule.before is not None else END_OF_TIME
-        if before.tzinfo is None:
-            raise ConnectorInputError(f"erase rule for {rule.category} needs a timezone")
-        cutoffs[rule.category] = max(before, cutoffs.get(rule.category, before))
-    return cutoffs
-
-
 def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
     """The corrected value per field (the last one given wins); an error names the field."""
     latest: dict[str, str] = {}
     for correction in corrections:
         value = correction.value
-        if correction.field == "email" and not EMAIL.fullmatch(value):
-            raise ConnectorInputError("corrected email is malformed")
-        if correction.field == "phone" and not PHONE.fullmatch(value):
-            raise ConnectorInputError("corrected phone is malformed")
+        if correction.field in IDENTITY_FIELDS:
+            _corrected_identity(correction.field, value)
         if correction.field == "preferred_channel" and value not in PREFERRED_CHANNELS:
             raise ConnectorInputError(
                 f"corrected preferred_channel must be one of: {', '.join(PREFERRED_CHANNELS)}"
             )
         latest[correction.field] = value
     return latest
+
+
+def _corrected_identity(name: str, value: str) -> Identity:
+    """A corrected address or number as an identity; an error names the field, never the
+    value."""
+    try:
+        return Identity(type=IDENTITY_FIELDS[name], value=value)
+    except ValidationError:
+        raise ConnectorInputError(f"corrected {name} is malformed") from None
 
 
 # --- seed ----------------------------------------------------------------------------------

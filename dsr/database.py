@@ -112,3 +112,7 @@ def _sqlite_pragmas(connection: Any, _: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+import dsr.holds  # noqa: E402  (registers the legal holds' table on Base)
+import dsr.ledger  # noqa: E402, F401  (registers the audit ledger's tables on Base)

@@ -41,6 +41,19 @@ def _mask_personal_data(
     }
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at the time of writing (a CLI test swaps it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR: Any = _CurrentStderr()
+
+
 def configure(fmt: str | None = None, level: int = logging.INFO) -> None:
     """``fmt`` is ``json`` or ``console``; by default ``DSR_LOG_FORMAT``, else by terminal."""
     fmt = fmt or os.environ.get("DSR_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json")
@@ -59,10 +72,10 @@ def configure(fmt: str | None = None, level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_STDERR),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_STDERR)
     handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from dsr import ledger
 from dsr.database import MilestoneRecord, RequestRecord
 from dsr.hashing import keyed_hash
 from dsr.models import RightsRequest
@@ -65,9 +66,17 @@ def record_intake(engine: Engine, request: RightsRequest, secret: bytes, at: dat
                 updated_at=at,
             )
         )
+        ledger.append(
+            session, "received", "intake", request.received_at, request.request_id,
+            {"rights": [right.value for right in request.rights],
+             "jurisdiction": request.jurisdiction.value, "channel": request.channel.value,
+             "requester_kind": request.requester.kind.value},
+            ledger.ledger_key(secret),
+        )
 
 
-def record_milestone(engine: Engine, milestone: Milestone) -> None:
+def record_milestone(engine: Engine, milestone: Milestone, ledger_key: bytes) -> None:
+    """Record a new milestone, and its audit-ledger entry in the same transaction."""
     with Session(engine) as session, session.begin():
         record = session.get(RequestRecord, milestone.request_id)
         if record is None:
@@ -91,6 +100,25 @@ def record_milestone(engine: Engine, milestone: Milestone) -> None:
             )
         )
         _apply(record, milestone)
+        ledger.append(
+            session, "milestone", milestone.actor, milestone.at, milestone.request_id,
+            _ledger_detail(milestone), ledger_key,
+        )
+
+
+def _ledger_detail(milestone: Milestone) -> dict[str, Any]:
+    """The milestone as the ledger keeps it: its key, step, detail and register changes."""
+    detail: dict[str, Any] = {"key": milestone.key, "step": milestone.step}
+    if milestone.detail:
+        detail["detail"] = milestone.detail
+    for field in ("status", "due_at", "extended", "overdue", "affiliates", "policy_version",
+                  "outcome"):
+        value = getattr(milestone, field)
+        if value is not None:
+            detail[field] = value
+    if milestone.closed:
+        detail["closed"] = True
+    return detail
 
 
 def _apply(record: RequestRecord, milestone: Milestone) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import calendar
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -22,6 +23,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from connectors.protocol import CategoryHolding, Discovery, EraseRule
+from dsr.holds import Hold, HoldKind
 from dsr.models import Language, StrictModel
 
 POLICY_DIR = Path(__file__).parent / "policy"
@@ -132,6 +134,7 @@ class RetentionRule(StrictModel):
 class RetentionPolicy(StrictModel):
     version: Annotated[str, Field(min_length=1)]
     rules: list[RetentionRule]
+    hold_basis: dict[HoldKind, LocalText]  # what the answer says of data a legal hold keeps
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RetentionPolicy:
@@ -194,9 +197,12 @@ def plan_erasure(
     as_of: datetime,
     policy: RetentionPolicy,
     declared_categories: dict[str, set[str]] | None = None,
+    held: Callable[[str, str], Hold | None] | None = None,
 ) -> ErasurePlan:
-    """Which records each connector erases now, and which the retention duties keep. A
-    connector in ``declared_categories`` is sent rules for its declared categories only."""
+    """Which records each connector erases now, and which the retention duties and legal
+    holds keep. A connector in ``declared_categories`` is sent rules for its declared
+    categories only; ``held(connector, category)`` names the legal hold keeping a category of
+    this subject's data, which is then not erased at all."""
     plan = ErasurePlan(policy_version=policy.version)
     for discovery in discoveries:
         if discovery.connector == ORCHESTRATOR:
@@ -207,6 +213,10 @@ def plan_erasure(
             declared = (declared_categories or {}).get(discovery.connector)
             if declared is not None and holding.category not in declared:
                 continue  # not in the connector's contract: never sent to it
+            hold = held(discovery.connector, holding.category) if held else None
+            if hold is not None:
+                plan.retained.append(_held_part(discovery.connector, holding, hold, policy))
+                continue
             for rule, kept in _plan_holding(discovery.connector, holding, _utc(as_of), policy):
                 plan.rules.setdefault(discovery.connector, []).append(rule)
                 if kept is not None:
@@ -230,10 +240,37 @@ def _plan_holding(
         duty = policy.binding_duty(connector, holding)
         return [_plan_part(connector, holding.category, duty, as_of, holding.latest, None)]
     return [
-        _plan_part(connector, holding.category, duties[key], as_of,
-                   _latest_in(holding, countries), sorted(countries))
+        _plan_part(
+            connector,
+            holding.category,
+            duties[key],
+            as_of,
+            _latest_in(holding, countries),
+            sorted(countries),
+        )
         for key, countries in groups.items()
     ]
+
+
+def _held_part(
+    connector: str, holding: CategoryHolding, hold: Hold, policy: RetentionPolicy
+) -> RetainedPart:
+    """All of the category stays while the hold is active: until its end date, if any, or
+    the longer duty of the retention rules (the stricter binds); else until released."""
+    basis = policy.hold_basis[hold.kind]
+    until = hold.until
+    duty = policy.binding_duty(connector, holding)
+    if until is not None and duty is not None and holding.latest is not None:
+        until = max(until, add_period(_utc(holding.latest), duty.period).date())
+    return RetainedPart(
+        connector=connector,
+        category=holding.category,
+        rule_id=hold.hold_id,
+        basis=basis.en,
+        basis_translations=basis.translations(),
+        records_until=None,
+        until=until,
+    )
 
 
 def _plan_part(

@@ -11,7 +11,15 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from connectors.base import connector_activities
-from connectors.protocol import CategoryHolding, Discovery, EraseInput, EraseResult, Scope
+from connectors.protocol import (
+    CategoryHolding,
+    Discovery,
+    EraseInput,
+    EraseResult,
+    Scope,
+    Strategy,
+    Treatment,
+)
 from dsr.settings import Settings
 
 NAME = "outage"
@@ -26,6 +34,8 @@ def registry_entry(suffix: str) -> dict[str, Any]:
 class OutageConnector:
     name: ClassVar[str] = NAME
     activities: ClassVar[tuple[str, ...]] = ("discover", "erase")
+    categories: ClassVar[tuple[str, ...]] = ("call_recordings",)
+    treatments: ClassVar[tuple[Treatment, ...]] = ()  # it never gets to erase
     erase_calls = 0
 
     def discover(self, scope: Scope) -> Discovery:
@@ -50,6 +60,11 @@ class StandbyConnector:
 
     name: ClassVar[str] = "standby"
     activities: ClassVar[tuple[str, ...]] = ("discover", "erase")
+    categories: ClassVar[tuple[str, ...]] = ("call_recordings",)
+    treatments: ClassVar[tuple[Treatment, ...]] = (
+        Treatment(category="call_recordings", table="recordings", column="*",
+                  strategy=Strategy.DELETE_ROW),
+    )
 
     def discover(self, scope: Scope) -> Discovery:
         old = scope.as_of - timedelta(days=400)

@@ -485,6 +485,26 @@ def test_account_restrict_and_lift(stores: Stores) -> None:
     assert account_rows(stores, flag, holder)[0][0] == 0
 
 
+def test_account_restriction_stays_with_a_rectified_email(stores: Stores) -> None:
+    facts = stores.facts
+    old = Identity(type=IdentityType.EMAIL, value=facts.account_holder_email)
+    corrected = Identity(type=IdentityType.EMAIL, value="Lars.Lim@new-domain.example.org")
+    other = Identity(type=IdentityType.EMAIL, value=facts.controller_registered_email)
+    stores.accounts.restrict(FlagInput(scope=holder_scope(stores, "REQ-0104")))
+    assert stores.accounts.is_restricted(old)
+
+    stores.accounts.rectify(
+        RectifyInput(
+            scope=holder_scope(stores, "REQ-0105"),
+            corrections=[Correction(field="email", value=corrected.value.lower())],
+        )
+    )
+
+    assert stores.accounts.is_restricted(corrected)
+    assert not stores.accounts.is_restricted(old)
+    assert not stores.accounts.is_restricted(other)
+
+
 def test_account_registered_contact(stores: Stores) -> None:
     facts = stores.facts
     call = RegisteredContactInput(account_id=facts.controller_account_id)

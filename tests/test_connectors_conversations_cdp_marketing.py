@@ -594,6 +594,26 @@ def test_cdp_restrict_lift_and_object(stores: Stores) -> None:
         stores.cdp.object(FlagInput(scope=profile_scope(stores, "REQ-P005"), lift=True))
 
 
+def test_cdp_restriction_stays_with_a_rectified_email(stores: Stores) -> None:
+    facts = stores.facts
+    corrected = "anna.m@new.example.org"
+    stores.cdp.restrict(FlagInput(scope=profile_scope(stores, "REQ-P007")))
+    assert stores.cdp.is_restricted(facts.profile_customer, facts.profile_user.email)
+
+    rectified = stores.cdp.rectify(
+        RectifyInput(
+            scope=profile_scope(stores, "REQ-P008"),
+            corrections=[Correction(field="email", value=corrected)],
+        )
+    )
+
+    assert rectified.updated == {"email": 1}
+    assert stores.cdp.is_restricted(facts.profile_customer, corrected.upper())
+    assert not stores.cdp.is_restricted(facts.profile_customer, facts.profile_user.email)
+    other = next(c for c in facts.profile_user.customers if c != facts.profile_customer)
+    assert not stores.cdp.is_restricted(other, facts.profile_user.email)
+
+
 def test_cdp_finds_nothing_without_a_customer_account(stores: Stores) -> None:
     email = Identity(type=IdentityType.EMAIL, value=stores.facts.profile_user.email)
     no_customer = scope("REQ-P006", email)

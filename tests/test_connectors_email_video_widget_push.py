@@ -893,6 +893,52 @@ def test_restrict_and_lift(stores: Stores, name: str) -> None:
     assert not is_restricted(subject.controller)
 
 
+CORRECTED_IDENTITIES = {
+    "email": [(EMAIL, "corrected.address@example.org")],
+    "video": [(EMAIL, "corrected.address@example.org"), (PHONE, "+447700900999")],
+    "widget": [(PHONE, "+447700900998")],
+}
+
+
+def rectify_identities(stores: Stores, name: str, request_id: str) -> list[Identity]:
+    """Correct the subject's identities at its controller; the corrected identities."""
+    corrected = [Identity(type=kind, value=value) for kind, value in CORRECTED_IDENTITIES[name]]
+    corrections = [Correction(field=i.type.value, value=i.value) for i in corrected]
+    scope = stores.subjects[name].scope(request_id)
+    result = stores.connectors[name].rectify(RectifyInput(scope=scope, corrections=corrections))
+    assert all(result.updated[i.type.value] > 0 for i in corrected)
+    return corrected
+
+
+@pytest.mark.parametrize("name", CORRECTED_IDENTITIES)
+def test_a_rectified_identity_stays_restricted(stores: Stores, name: str) -> None:
+    subject, connector = stores.subjects[name], stores.connectors[name]
+    connector.restrict(FlagInput(scope=subject.scope("REQ-0003")))
+
+    corrected = rectify_identities(stores, name, "REQ-0004")
+
+    for identity in corrected:
+        assert connector.is_restricted(subject.controller, identity)
+        assert not any(connector.is_restricted(other, identity) for other in subject.others)
+    assert connector.is_restricted(subject.controller, subject.scope().identities[0])
+    stored = stores.rows(name, "SELECT * FROM restrictions")
+    assert len(stored) == len(subject.identities) + len(corrected)
+    values = {value for _, value in (*subject.identities, *CORRECTED_IDENTITIES[name])}
+    assert not any(values & set(row.values()) for row in stored)
+
+
+@pytest.mark.parametrize("name", CORRECTED_IDENTITIES)
+def test_rectifying_an_unrestricted_identity_restricts_nothing(stores: Stores, name: str) -> None:
+    subject, connector = stores.subjects[name], stores.connectors[name]
+    connector.restrict(FlagInput(scope=subject.scope("REQ-0003")))
+    connector.restrict(FlagInput(scope=subject.scope("REQ-0003"), lift=True))
+
+    corrected = rectify_identities(stores, name, "REQ-0004")
+
+    assert not any(connector.is_restricted(subject.controller, i) for i in corrected)
+    assert len(stores.rows(name, "SELECT * FROM restrictions")) == len(subject.identities)
+
+
 @pytest.mark.parametrize("name", CONNECTORS)
 def test_nothing_is_found_without_a_customer_account(stores: Stores, name: str) -> None:
     connector, no_customer = stores.connectors[name], stores.subjects[name].scope(customer=False)
@@ -1058,9 +1104,7 @@ def holders(stores: Stores, name: str, subject: Subject) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("name", CONNECTORS)
-def test_locate_names_exactly_the_customers_holding_the_subject(
-    stores: Stores, name: str
-) -> None:
+def test_locate_names_exactly_the_customers_holding_the_subject(stores: Stores, name: str) -> None:
     subject = stores.subjects[name]
     counts = holders(stores, name, subject)
     assert len(counts) >= 2, "the seed must give the subject records at several customers"

@@ -241,6 +241,11 @@ def test_voice_discover_counts_dates_and_countries_ended(stores: Stores) -> None
     assert holdings["traffic_data"].earliest == min(stored_utc(r["started_at"]) for r in mine)
     assert holdings["traffic_data"].latest == max(stored_utc(r["started_at"]) for r in mine)
     assert holdings["traffic_data"].countries_ended == sorted({r["country_ended"] for r in mine})
+    newest = {
+        country: max(stored_utc(r["started_at"]) for r in mine if r["country_ended"] == country)
+        for country in {r["country_ended"] for r in mine}
+    }
+    assert holdings["traffic_data"].latest_by_country == newest
     assert holdings["location_data"].records == sum(1 for r in mine if r["cell_id"])
     recorded = [r for r in mine if r["recording_ref"]]
     assert holdings["call_recordings"].records == len(recorded)
@@ -330,6 +335,34 @@ def test_voice_erase_recordings_only_keeps_the_calls(stores: Stores) -> None:
     assert [r["id"] for r in after] == [r["id"] for r in before]
     assert {r["recording_ref"] for r in after} == {None}
     assert all(r["anonymised_at"] is None for r in after)
+
+
+def end_in_italy(database: Path, calls: list[Row]) -> None:
+    with sqlite3.connect(database) as connection:
+        connection.execute(f"UPDATE calls SET country_ended = 'IT' WHERE id IN ({ids(calls)})")
+
+
+def test_voice_erase_rules_confined_to_countries_reach_only_their_calls(stores: Stores) -> None:
+    user, database = stores.subjects.voice, stores.db("voice")
+    mine = voice_calls(database, user, user.customers[0])
+    end_in_italy(database, mine[::2])  # every other call ended in Italy
+    italian, other = mine[::2], mine[1::2]
+    italy_cutoff = CUTOFF - timedelta(days=120)  # Italy keeps traffic data for less long
+    reached = [r for r in italian if stored_utc(r["started_at"]) < italy_cutoff]
+    reached += older(other, "started_at")
+    assert reached and [r for r in italian if italy_cutoff <= stored_utc(r["started_at"]) < CUTOFF]
+    rules = [
+        EraseRule(category="phone_number", before=italy_cutoff, countries_ended=["IT"]),
+        EraseRule(category="phone_number", before=CUTOFF, countries_ended=list(voice.COUNTRIES)),
+    ]
+
+    result = stores.voice.erase(EraseInput(scope=voice_scope(stores), rules=rules))
+
+    assert result.erased["phone_number"] == len(reached)
+    assert result.retained["phone_number"] == len(mine) - len(reached)
+    after = {r["id"]: r for r in rows(database, f"SELECT * FROM calls WHERE id IN ({ids(mine)})")}
+    anonymised = {number for number, call in after.items() if call["anonymised_at"] is not None}
+    assert anonymised == {r["id"] for r in reached}
 
 
 def test_voice_refuses_an_unknown_category(stores: Stores) -> None:
@@ -567,6 +600,33 @@ def test_inbox_rectify_corrects_name_and_email_on_the_controllers_conversations(
         )
 
 
+def test_inbox_rectify_keeps_a_restricted_subject_restricted_under_the_corrected_email(
+    stores: Stores,
+) -> None:
+    customer = stores.subjects.inbox.customers[0]
+    corrected = Identity(type=IdentityType.EMAIL, value="corrected.address@example.org")
+    corrections = [Correction(field="email", value="Corrected.Address@example.org")]
+    stores.inbox.restrict(FlagInput(scope=inbox_scope(stores)))
+    assert not stores.inbox.is_restricted(customer, corrected)
+
+    stores.inbox.rectify(RectifyInput(scope=inbox_scope(stores), corrections=corrections))
+
+    assert stores.inbox.is_restricted(customer, corrected)
+    assert not stores.inbox.is_restricted("CUST-9999", corrected)
+
+
+def test_inbox_rectify_restricts_no_corrected_email_of_an_unrestricted_subject(
+    stores: Stores,
+) -> None:
+    customer = stores.subjects.inbox.customers[0]
+    corrected = Identity(type=IdentityType.EMAIL, value="corrected.address@example.org")
+    corrections = [Correction(field="email", value=corrected.value)]
+
+    stores.inbox.rectify(RectifyInput(scope=inbox_scope(stores), corrections=corrections))
+
+    assert not stores.inbox.is_restricted(customer, corrected)
+
+
 def test_inbox_lookups_use_the_customer_first_indexes(stores: Stores) -> None:
     user = stores.subjects.inbox
     engine = stores.inbox.store.engine
@@ -655,6 +715,15 @@ def test_flow_access_exports_exactly_the_controllers_invocations(stores: Stores)
         r["invocation_id"]: r["payload"] for r in records if r["category"] == "channel_data"
     }
     assert payloads == {r["id"]: json.loads(r["payload"]) for r in mine}
+    steps = {
+        r["invocation_id"]: r["step_results"] for r in records if r["category"] == "channel_data"
+    }
+    for row in mine:
+        outputs = json.loads(row["step_outputs"])
+        assert [s.get("output") for s in steps[row["id"]]] == outputs
+        assert [s["status"] for s in steps[row["id"]]] == [
+            s["status"] for s in json.loads(row["step_results"])
+        ]
 
 
 def test_flow_erase_by_rule_unlinks_older_invocations_only_for_the_controller(
@@ -673,7 +742,7 @@ def test_flow_erase_by_rule_unlinks_older_invocations_only_for_the_controller(
     for before in old:
         after = rows(database, "SELECT * FROM invocations WHERE id = ?", before["id"])[0]
         assert after["contact_email"] is after["contact_phone"] is None
-        assert after["contact_channel_id"] is after["payload"] is None
+        assert after["contact_channel_id"] is after["payload"] is after["step_outputs"] is None
         assert after["anonymised_at"] is not None
         steps = json.loads(after["step_results"])
         assert steps == [
@@ -697,7 +766,8 @@ def test_flow_erase_channel_data_only_keeps_the_identifiers(stores: Stores) -> N
     assert result.erased == {"channel_data": len(mine)} and result.retained == {"channel_data": 0}
     after = flow_invocations(database, user, user.customers[0])
     assert [r["id"] for r in after] == [r["id"] for r in mine]
-    assert all(r["payload"] is None and r["anonymised_at"] is None for r in after)
+    assert all(r["payload"] is r["step_outputs"] is r["anonymised_at"] is None for r in after)
+    assert [r["step_results"] for r in after] == [r["step_results"] for r in mine]
 
 
 def test_flow_lookups_use_the_customer_first_indexes(stores: Stores) -> None:
@@ -950,9 +1020,7 @@ def operation_log_size(stores: Stores, name: str) -> int:
 
 
 @pytest.mark.parametrize("name", ["voice", "inbox", "flow_builder"])
-def test_locate_names_exactly_the_customers_holding_the_subject(
-    stores: Stores, name: str
-) -> None:
+def test_locate_names_exactly_the_customers_holding_the_subject(stores: Stores, name: str) -> None:
     case = locate_case(stores, name)
     counts = {r[0]: r[1] for r in rows(stores.db(name), case.holders_sql, *case.params)}
     assert len(counts) >= 2, "the seed must give the subject records at several customers"
@@ -1052,6 +1120,28 @@ def test_voice_sweep_anonymises_every_customers_old_calls(stores: Stores) -> Non
     assert_swept_once(stores.voice, database, call, result)
 
 
+def test_voice_sweep_rules_confined_to_countries_reach_only_their_calls(stores: Stores) -> None:
+    user, database = stores.subjects.voice, stores.db("voice")
+    end_in_italy(database, voice_calls(database, user, user.customers[0])[::2])
+    calls = rows(database, "SELECT * FROM calls ORDER BY id")
+    italy_cutoff = CUTOFF - timedelta(days=120)
+    reached = {
+        r["id"]
+        for r in calls
+        if stored_utc(r["started_at"]) < (italy_cutoff if r["country_ended"] == "IT" else CUTOFF)
+    }
+    rules = [
+        EraseRule(category="traffic_data", before=italy_cutoff, countries_ended=["IT"]),
+        EraseRule(category="traffic_data", before=CUTOFF, countries_ended=list(voice.COUNTRIES)),
+    ]
+
+    result = stores.voice.sweep(SweepInput(sweep_id="SWEEP-VC", as_of=NOW, rules=rules))
+
+    assert result.anonymised["traffic_data"] == len(reached)
+    swept = rows(database, "SELECT id FROM calls WHERE anonymised_at IS NOT NULL")
+    assert {r["id"] for r in swept} == reached
+
+
 def test_numbers_sweep_holds_nothing(stores: Stores) -> None:
     result = stores.numbers.sweep(SweepInput(sweep_id="SWEEP-N", as_of=NOW, rules=[]))
     assert result.anonymised == {} and not result.already_done
@@ -1116,7 +1206,7 @@ def test_flow_sweep_unlinks_every_customers_old_invocations(stores: Stores) -> N
     for before in old:
         after = rows(database, "SELECT * FROM invocations WHERE id = ?", before["id"])[0]
         assert after["contact_email"] is after["contact_phone"] is None
-        assert after["contact_channel_id"] is after["payload"] is None
+        assert after["contact_channel_id"] is after["payload"] is after["step_outputs"] is None
         assert stored_utc(after["anonymised_at"]) == NOW
         steps = json.loads(after["step_results"])
         assert steps == [

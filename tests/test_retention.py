@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from connectors.protocol import CategoryHolding, Discovery, EraseRule
+from dsr.holds import Hold, HoldKind
 from dsr.models import Language
 from dsr.retention import (
     ErasurePlan,
@@ -213,6 +214,7 @@ def overlapping_policy() -> RetentionPolicy:
     return RetentionPolicy.model_validate(
         {
             "version": "test",
+            "hold_basis": {"litigation": basis, "government": basis},
             "rules": [
                 {
                     "id": "short",
@@ -351,7 +353,8 @@ VALID_RULE = """\
 
 def write_policy(tmp_path: Path, second_rule: str) -> Path:
     path = tmp_path / "retention.yaml"
-    path.write_text(f'version: "t"\nrules:\n{VALID_RULE}{second_rule}', encoding="utf-8")
+    holds = "hold_basis: {litigation: {en: kept}, government: {en: kept}}\n"
+    path.write_text(f'version: "t"\n{holds}rules:\n{VALID_RULE}{second_rule}', encoding="utf-8")
     return path
 
 
@@ -426,3 +429,37 @@ def test_a_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
 def test_a_missing_file_is_a_policy_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot be read"):
         load_retention_policy(tmp_path / "absent.yaml")
+
+
+# --- legal holds ---------------------------------------------------------------------------
+
+
+def _hold(until: date | None = None, kind: HoldKind = HoldKind.LITIGATION) -> Hold:
+    return Hold(hold_id="HOLD-1", kind=kind, category="traffic_data", until=until)
+
+
+def test_a_held_category_is_not_erased_at_all_and_kept_until_released(policy) -> None:
+    discovery = Discovery(connector="sms", holdings=[
+        holding("traffic_data", at(2024, 1, 1), at(2025, 1, 1)),
+        holding("message_content", at(2024, 1, 1), at(2025, 1, 1))])
+    held = {("sms", "traffic_data"): _hold()}
+
+    plan = plan_erasure([discovery], AS_OF, policy, None, lambda c, k: held.get((c, k)))
+
+    assert [rule.category for rule in plan.rules["sms"]] == ["message_content"]
+    [part] = plan.retained
+    assert (part.category, part.rule_id, part.until, part.records_until) == (
+        "traffic_data", "HOLD-1", None, None)
+    assert "legal hold" in part.basis and part.basis_translations[Language.ZH]
+    assert plan.erase_at() is None  # waits for the release, not for a date
+
+
+def test_a_dated_hold_and_a_longer_duty_keep_until_the_later(policy) -> None:
+    recent = holding("traffic_data", at(2026, 5, 1), at(2026, 8, 1), countries=["IT"])
+    held = {("sms", "traffic_data"): _hold(until=date(2027, 1, 31))}
+
+    plan = plan_erasure([Discovery(connector="sms", holdings=[recent])], AS_OF, policy, None,
+                        lambda c, k: held.get((c, k)))
+
+    assert plan.retained[0].until == date(2028, 8, 1)  # Italy's two years outlast the hold
+    assert "sms" not in plan.rules

@@ -1,0 +1,188 @@
+"""Legal holds: data a court case or a government disclosure request says to keep.
+
+A hold is placed by an officer or counsel on a scope: a subject's identity (stored only as a
+keyed hash), a customer account, a product, a data category, or a combination; every field
+given must match. While it is active, the hold check of every erasure keeps what it covers
+"until released"; releasing it (with a reason) lets the deferred erasure take what only that
+hold was keeping.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, StringConstraints, model_validator
+from sqlalchemy import Date, Engine, String, Text, or_, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from dsr import ledger
+from dsr.database import Base, UtcDateTime
+from dsr.hashing import keyed_hash
+from dsr.models import Identity
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+
+
+class HoldKind(StrEnum):
+    LITIGATION = "litigation"
+    GOVERNMENT = "government"  # a government disclosure request
+
+
+class LegalHoldRecord(Base):
+    __tablename__ = "legal_holds"
+
+    hold_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    identity_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    customer_account: Mapped[str | None] = mapped_column(String(64))
+    product: Mapped[str | None] = mapped_column(String(80))
+    category: Mapped[str | None] = mapped_column(String(80))
+    reason: Mapped[str] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(String(80))
+    placed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    until: Mapped[date | None] = mapped_column(Date)
+    released_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    released_by: Mapped[str | None] = mapped_column(String(80))
+    release_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class HoldSpec(BaseModel):
+    """What an officer asks to hold. The identity is hashed before it is stored."""
+
+    model_config = {"hide_input_in_errors": True}
+
+    kind: HoldKind
+    reason: Reason
+    placed_by: Name
+    identity: Identity | None = None
+    customer_account: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = (
+        None
+    )
+    product: Name | None = None
+    category: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,79}$")] | None = None
+    until: date | None = None
+
+    @model_validator(mode="after")
+    def _scoped(self) -> HoldSpec:
+        if not (self.identity or self.customer_account or self.product or self.category):
+            raise ValueError(
+                "a hold needs a scope: give an identity, a customer account, a product or a "
+                "category (or several)"
+            )
+        return self
+
+
+SCOPE = {"identity_hash", "customer_account", "product", "category"}
+
+
+class Hold(BaseModel):
+    """An active hold as the hold check sees it (no identity, only its keyed hash)."""
+
+    hold_id: str
+    kind: HoldKind
+    identity_hash: str | None = None
+    customer_account: str | None = None
+    product: str | None = None
+    category: str | None = None
+    until: date | None = None
+
+    def covers(
+        self, subject_hashes: set[str], customers: set[str], products: list[str], category: str
+    ) -> bool:
+        """Whether the hold keeps this category of this connector for this subject, whose
+        data is held for ``customers`` (its controller, or its own customer account)."""
+        return (
+            (self.identity_hash is None or self.identity_hash in subject_hashes)
+            and (self.customer_account is None or self.customer_account in customers)
+            and (self.product is None or self.product in products)
+            and (self.category is None or self.category == category)
+        )
+
+
+class HoldError(ValueError):
+    """A hold that cannot be placed or released; the message says why and how to fix it."""
+
+
+def place_hold(engine: Engine, secret: bytes, spec: HoldSpec, at: datetime) -> Hold:
+    if spec.until is not None and spec.until <= at.date():
+        raise HoldError("--until must be a date after today, or left out for an open hold")
+    record = LegalHoldRecord(
+        hold_id=f"HOLD-{secrets.token_hex(4).upper()}",
+        kind=spec.kind.value,
+        identity_hash=keyed_hash(secret, spec.identity.normalised) if spec.identity else None,
+        customer_account=spec.customer_account,
+        product=spec.product,
+        category=spec.category,
+        reason=spec.reason,
+        placed_by=spec.placed_by,
+        placed_at=at,
+        until=spec.until,
+    )
+    with Session(engine) as session, session.begin():
+        session.add(record)
+        hold = _hold(record)
+        detail = {
+            "hold_id": hold.hold_id,
+            "kind": hold.kind.value,
+            "until": str(hold.until),
+            "scope": hold.model_dump(include=SCOPE, exclude_none=True, exclude={"identity_hash"}),
+            "subject": hold.identity_hash is not None,
+        }
+        ledger.append(
+            session, "hold_placed", spec.placed_by, at, None, detail, ledger.ledger_key(secret)
+        )
+        return hold
+
+
+def release_hold(
+    engine: Engine, secret: bytes, hold_id: str, officer: str, reason: str, at: datetime
+) -> Hold:
+    if len(reason.strip()) < 3:
+        raise HoldError("releasing a hold needs a reason: give --reason")
+    with Session(engine) as session, session.begin():
+        record = session.get(LegalHoldRecord, hold_id)
+        if record is None:
+            raise HoldError(f"no hold {hold_id}: see `hold list` for the active holds")
+        if record.released_at is not None:
+            raise HoldError(f"hold {hold_id} was already released")
+        record.released_at, record.released_by, record.release_reason = at, officer, reason.strip()
+        ledger.append(
+            session,
+            "hold_released",
+            officer,
+            at,
+            None,
+            {"hold_id": hold_id, "reason": record.release_reason},
+            ledger.ledger_key(secret),
+        )
+        return _hold(record)
+
+
+def active_holds(engine: Engine, at: datetime) -> list[Hold]:
+    """Holds not released and not past their ``until`` date."""
+    statement = (
+        select(LegalHoldRecord)
+        .where(
+            LegalHoldRecord.released_at.is_(None),
+            or_(LegalHoldRecord.until.is_(None), LegalHoldRecord.until >= at.date()),
+        )
+        .order_by(LegalHoldRecord.placed_at)
+    )
+    with Session(engine) as session:
+        return [_hold(record) for record in session.scalars(statement)]
+
+
+def _hold(record: LegalHoldRecord) -> Hold:
+    return Hold(
+        hold_id=record.hold_id,
+        kind=HoldKind(record.kind),
+        identity_hash=record.identity_hash,
+        customer_account=record.customer_account,
+        product=record.product,
+        category=record.category,
+        until=record.until,
+    )

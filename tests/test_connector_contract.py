@@ -1,0 +1,122 @@
+"""The shared parts of the connector contract, on real SQLite stores: erase rules confined to
+the countries where communications ended, and indexes added to a store created earlier."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.base import ConnectorInputError
+from connectors.customer_account import CustomerAccountConnector
+from connectors.example import LoyaltyConnector
+from connectors.protocol import EraseInput, EraseRule, Scope
+from connectors.seed import DemoFacts, seed_stores
+from connectors.sms import SmsConnector
+from dsr.blobstore import LocalBlobStore
+from dsr.models import Identity, IdentityType
+
+NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+SECRET = b"test-secret-not-for-production"
+
+
+@pytest.fixture
+def sms(tmp_path: Path) -> tuple[SmsConnector, DemoFacts, Path]:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    database = tmp_path / "sms.db"
+    connector = SmsConnector(f"sqlite:///{database}", blobs, SECRET)
+    accounts = CustomerAccountConnector(f"sqlite:///{tmp_path / 'accounts.db'}", blobs, SECRET)
+    facts = seed_stores(connector, accounts, people=40, now=NOW)
+    return connector, facts, database
+
+
+def _subject(customer: str, phone: str) -> Scope:
+    return Scope(request_id="REQ-COUNTRY",
+                 identities=[Identity(type=IdentityType.PHONE, value=phone)],
+                 customer_account=customer, as_of=NOW)
+
+
+def _roaming(database: Path) -> tuple[str, str]:
+    """The end user (and customer) whose messages ended in the most countries."""
+    with sqlite3.connect(database) as connection:
+        customer, phone, countries = connection.execute(
+            "SELECT customer_account, end_user_phone, COUNT(DISTINCT country_ended) AS n "
+            "FROM messages GROUP BY 1, 2 ORDER BY n DESC, 1, 2 LIMIT 1").fetchone()
+    assert countries >= 2, "the seed lets about one message in ten end abroad"
+    return customer, phone
+
+
+def _messages(database: Path, customer: str, phone: str) -> list[sqlite3.Row]:
+    with sqlite3.connect(database) as connection:
+        connection.row_factory = sqlite3.Row
+        return connection.execute(
+            "SELECT * FROM messages WHERE customer_account = ? AND end_user_phone = ? "
+            "AND anonymised_at IS NULL ORDER BY id", (customer, phone)).fetchall()
+
+
+def test_discovery_reports_the_newest_message_per_country(
+    sms: tuple[SmsConnector, DemoFacts, Path],
+) -> None:
+    connector, _, database = sms
+    customer, phone = _roaming(database)
+    [traffic] = [h for h in connector.discover(_subject(customer, phone)).holdings
+                 if h.category == "traffic_data"]
+    rows = _messages(database, customer, phone)
+    newest: dict[str, str] = {}
+    for row in rows:
+        newest[row["country_ended"]] = max(newest.get(row["country_ended"], ""), row["sent_at"])
+    assert sorted(traffic.latest_by_country) == traffic.countries_ended == sorted(newest)
+    assert {country: moment.replace(tzinfo=None).isoformat(sep=" ")
+            for country, moment in traffic.latest_by_country.items()} == newest
+
+
+def test_a_rule_confined_to_a_country_reaches_only_messages_that_ended_there(
+    sms: tuple[SmsConnector, DemoFacts, Path],
+) -> None:
+    connector, _, database = sms
+    customer, phone = _roaming(database)
+    before = _messages(database, customer, phone)
+    countries = sorted({row["country_ended"] for row in before})
+    confined, other = countries[0], countries[1:]
+    six_months = NOW - timedelta(days=183)
+    rules = [EraseRule(category="traffic_data", before=NOW, countries_ended=[confined]),
+             EraseRule(category="traffic_data", before=six_months, countries_ended=other)]
+
+    result = connector.erase(EraseInput(scope=_subject(customer, phone), rules=rules))
+
+    reached = [row for row in before if row["country_ended"] == confined
+               or row["sent_at"] < six_months.replace(tzinfo=None).isoformat(sep=" ")]
+    assert result.erased["traffic_data"] == len(reached)
+    left = _messages(database, customer, phone)
+    assert {row["id"] for row in left} == {row["id"] for row in before} - {
+        row["id"] for row in reached}
+    assert all(row["country_ended"] != confined for row in left)
+
+
+def test_a_connector_without_countries_refuses_a_confined_rule(tmp_path: Path) -> None:
+    loyalty = LoyaltyConnector(f"sqlite:///{tmp_path / 'loyalty.db'}",
+                               LocalBlobStore(tmp_path / "blobs"), SECRET)
+    scope = Scope(request_id="REQ-1", customer_account="CUST-0001", as_of=NOW,
+                  identities=[Identity(type=IdentityType.EMAIL, value="ana@example.com")])
+    rule = EraseRule(category="loyalty_points", countries_ended=["IT"])
+
+    with pytest.raises(ConnectorInputError, match="keeps no country"):
+        loyalty.erase(EraseInput(scope=scope, rules=[rule]))
+
+
+def test_an_index_added_later_is_created_on_an_existing_store(
+    sms: tuple[SmsConnector, DemoFacts, Path],
+) -> None:
+    connector, _, database = sms
+    connector.store.engine.dispose()
+    with sqlite3.connect(database) as connection:
+        connection.execute("DROP INDEX ix_messages_phone")  # a store from before the index
+
+    SmsConnector(f"sqlite:///{database}", LocalBlobStore(database.parent / "blobs"), SECRET)
+
+    with sqlite3.connect(database) as connection:
+        names = {row[0] for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "ix_messages_phone" in names
