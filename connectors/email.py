@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
@@ -94,6 +94,7 @@ from connectors.protocol import (
     SweepInput,
     SweepResult,
     Treatment,
+    treat,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -124,21 +125,14 @@ UNLINK_ENTRY = (
 )
 
 
-def _treat(category: str, table: str, changes: Iterable[tuple[str, Strategy]]) -> list[Treatment]:
-    return [
-        Treatment(category=category, table=table, column=column, strategy=strategy)
-        for column, strategy in changes
-    ]
-
-
 TREATMENTS = (
-    *_treat(MESSAGE_CONTENT, "sends", CLEAR_CONTENT),
-    *_treat(USAGE_AND_DEVICE, "events", ANONYMISE_EVENT),
-    *_treat(SEGMENT_DATA, "recipients", CLEAR_SEGMENTS),
+    *treat(MESSAGE_CONTENT, "sends", CLEAR_CONTENT),
+    *treat(USAGE_AND_DEVICE, "events", ANONYMISE_EVENT),
+    *treat(SEGMENT_DATA, "recipients", CLEAR_SEGMENTS),
     # Cutting an entry loose takes what hangs from it too.
-    *_treat(CONTACT_DETAILS, "recipients", UNLINK_ENTRY),
-    *_treat(CONTACT_DETAILS, "sends", CLEAR_CONTENT),
-    *_treat(CONTACT_DETAILS, "events", ANONYMISE_EVENT),
+    *treat(CONTACT_DETAILS, "recipients", UNLINK_ENTRY),
+    *treat(CONTACT_DETAILS, "sends", CLEAR_CONTENT),
+    *treat(CONTACT_DETAILS, "events", ANONYMISE_EVENT),
 )
 
 

@@ -7,6 +7,7 @@ added without breaking running requests. Every operation is idempotent for a req
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
@@ -175,3 +176,11 @@ class FlagResult(BaseModel):
     operation: Operation
     records: int = 0
     already_done: bool = False
+
+
+def treat(category: str, table: str, changes: Iterable[tuple[str, Strategy]]) -> list[Treatment]:
+    """The treatments of one category on one table, from (column, strategy) pairs."""
+    return [
+        Treatment(category=category, table=table, column=column, strategy=strategy)
+        for column, strategy in changes
+    ]

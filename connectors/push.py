@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
@@ -83,6 +83,7 @@ from connectors.protocol import (
     SweepInput,
     SweepResult,
     Treatment,
+    treat,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -102,20 +103,13 @@ UNLINK_CONNECTION = (
 )
 
 
-def _treat(category: str, table: str, changes: Iterable[tuple[str, Strategy]]) -> list[Treatment]:
-    return [
-        Treatment(category=category, table=table, column=column, strategy=strategy)
-        for column, strategy in changes
-    ]
-
-
 TREATMENTS = (
-    *_treat(DEVICE_AND_IP, "beams_devices", [("*", Strategy.DELETE_ROW)]),
-    *_treat(DEVICE_AND_IP, "channel_connections", [("ip", Strategy.NULL)]),
-    *_treat(MESSAGE_CONTENT, "client_events", CLEAR_CONTENT),
-    *_treat(TRAFFIC_DATA, "channel_connections", UNLINK_CONNECTION),
+    *treat(DEVICE_AND_IP, "beams_devices", [("*", Strategy.DELETE_ROW)]),
+    *treat(DEVICE_AND_IP, "channel_connections", [("ip", Strategy.NULL)]),
+    *treat(MESSAGE_CONTENT, "client_events", CLEAR_CONTENT),
+    *treat(TRAFFIC_DATA, "channel_connections", UNLINK_CONNECTION),
     # A connection cut loose takes its client events' content with it.
-    *_treat(TRAFFIC_DATA, "client_events", CLEAR_CONTENT),
+    *treat(TRAFFIC_DATA, "client_events", CLEAR_CONTENT),
 )
 
 

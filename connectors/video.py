@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
@@ -86,6 +86,7 @@ from connectors.protocol import (
     SweepInput,
     SweepResult,
     Treatment,
+    treat,
 )
 from dsr.blobstore import BlobStore
 from dsr.models import Correction, Identity, IdentityType
@@ -106,19 +107,12 @@ UNLINK_VISITOR = (
 )
 
 
-def _treat(category: str, table: str, changes: Iterable[tuple[str, Strategy]]) -> list[Treatment]:
-    return [
-        Treatment(category=category, table=table, column=column, strategy=strategy)
-        for column, strategy in changes
-    ]
-
-
 TREATMENTS = (
-    *_treat(MEETING_DETAILS, "meetings", CLEAR_DETAILS),
-    *_treat(RECORDINGS, "meetings", CLEAR_RECORDING),
-    *_treat(VISITOR_DETAILS, "visitors", UNLINK_VISITOR),
+    *treat(MEETING_DETAILS, "meetings", CLEAR_DETAILS),
+    *treat(RECORDINGS, "meetings", CLEAR_RECORDING),
+    *treat(VISITOR_DETAILS, "visitors", UNLINK_VISITOR),
     # A meeting the subject can no longer be found in loses its details and recording.
-    *_treat(VISITOR_DETAILS, "meetings", CLEAR_DETAILS + CLEAR_RECORDING),
+    *treat(VISITOR_DETAILS, "meetings", CLEAR_DETAILS + CLEAR_RECORDING),
 )
 
 
