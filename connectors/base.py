@@ -334,14 +334,23 @@ def country_conditions(
     country: Any,
 ) -> dict[str, ColumnElement[bool]]:
     """Per category, the records its rules reach: dated before the cutoff and, for a rule
-    confined to countries, ended in one of them."""
+    confined to countries, ended in one of them. The most specific rule governs: a rule not
+    confined to countries reaches only the countries no rule of its category names (so a
+    sweep can say "6 months, but 2 years in Italy")."""
     known = set(categories)
+    rules = list(rules)
+    named: dict[str, set[str]] = {}
+    for rule in rules:
+        for code in rule.countries_ended or ():
+            named.setdefault(rule.category, set()).add(code.upper())
     reached: dict[str, list[ColumnElement[bool]]] = {}
     for rule in rules:
         condition = dated < _checked_cutoff(connector, rule, known)
         if rule.countries_ended is not None:
             countries = [code.upper() for code in rule.countries_ended]
             condition = and_(condition, country.in_(countries))
+        elif rule.category in named:
+            condition = and_(condition, country.not_in(sorted(named[rule.category])))
         reached.setdefault(rule.category, []).append(condition)
     return {category: or_(*conditions) for category, conditions in reached.items()}
 

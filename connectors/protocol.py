@@ -70,7 +70,8 @@ class Discovery(BaseModel):
 class EraseRule(BaseModel):
     """Erase (or anonymise, as the connector declares) a category's records dated before
     ``before``; ``before=None`` erases all of the category. ``countries_ended`` confines the
-    rule to communications that ended in those countries (their retention differs)."""
+    rule to communications that ended in those countries (their retention differs); a rule
+    without it then reaches only the countries no other rule of its category names."""
 
     category: str
     before: datetime | None = None

@@ -120,3 +120,22 @@ def test_an_index_added_later_is_created_on_an_existing_store(
         names = {row[0] for row in connection.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "ix_messages_phone" in names
+
+
+def test_an_unconfined_rule_leaves_the_countries_another_rule_names(
+    sms: tuple[SmsConnector, DemoFacts, Path],
+) -> None:
+    """A sweep's "six months, but two years in Italy": the Italian rule governs Italy."""
+    connector, _, database = sms
+    customer, phone = _roaming(database)
+    before = _messages(database, customer, phone)
+    kept_country = sorted({row["country_ended"] for row in before})[0]
+    long_ago = NOW - timedelta(days=3650)
+    rules = [EraseRule(category="traffic_data", before=NOW),
+             EraseRule(category="traffic_data", before=long_ago, countries_ended=[kept_country])]
+
+    connector.erase(EraseInput(scope=_subject(customer, phone), rules=rules))
+
+    left = _messages(database, customer, phone)
+    assert left and {row["country_ended"] for row in left} == {kept_country}
+    assert len(left) == sum(1 for row in before if row["country_ended"] == kept_country)
