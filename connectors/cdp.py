@@ -37,7 +37,6 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     CursorResult,
-    Engine,
     ForeignKey,
     Index,
     Integer,
@@ -56,37 +55,26 @@ from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
     OperationLogMixin,
-    Store,
+    SubjectConnector,
     UtcDateTime,
-    discover_holdings,
     erase_cutoffs,
-    export_once,
     id_chunks,
-    operation_key,
-    sweep_cutoffs,
-    sweep_key,
+    sweep_scope,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
-    AccessInput,
-    AccessResult,
     CategoryHolding,
-    Discovery,
-    EraseInput,
     EraseResult,
+    EraseRule,
     FlagInput,
     FlagResult,
-    Located,
     Operation,
-    RectifyInput,
-    RectifyResult,
     Scope,
     Strategy,
     SweepInput,
     SweepResult,
     Treatment,
 )
-from dsr.blobstore import BlobStore
 from dsr.models import EMAIL, Correction, IdentityType
 
 PROFILE = "profile"
@@ -219,7 +207,7 @@ def _profile_ids(subject: Subject, *conditions: ColumnElement[bool]) -> Select[i
 # --- the connector -------------------------------------------------------------------------
 
 
-class CdpConnector:
+class CdpConnector(SubjectConnector[Subject, dict[str, datetime]]):
     name: ClassVar[str] = "cdp"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -234,80 +222,34 @@ class CdpConnector:
         "sweep",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
-        self.store = Store(engine_or_url, CdpBase, CdpOperationLog)
-        self.blobs = blobs
-        self.secret = secret
+    schema = CdpBase
+    operation_log = CdpOperationLog
+    correctable = CORRECTABLE
 
-    def discover(self, scope: Scope) -> Discovery:
-        subject = resolve_subject(scope)
-        if subject is None:
-            return Discovery(connector=self.name)
-        return discover_holdings(
-            self.store,
-            self.name,
-            CATEGORIES,
-            lambda session, category: _holding(session, subject, category),
-        )
+    subject = staticmethod(resolve_subject)
+    holders = staticmethod(locate_holders)
 
-    def access(self, call: AccessInput) -> AccessResult:
-        subject = resolve_subject(call.scope)
-        if subject is None:
-            return AccessResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ACCESS, call)
-        return export_once(
-            self.store, self.blobs, self.name, key, lambda session: _export_chunks(session, subject)
-        )
+    def holding(self, session: Session, subject: Subject, category: str) -> CategoryHolding | None:
+        return _holding(session, subject, category)
 
-    def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
-        subject = resolve_subject(call.scope)
-        if subject is None:
-            return EraseResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ERASE, call)
-        as_of = call.scope.as_of
-        return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
-        )
+    def export_chunks(self, session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
+        return _export_chunks(session, subject)
 
-    def sweep(self, call: SweepInput) -> SweepResult:
-        """Anonymise every customer's records past their retention, as ``erase`` would."""
-        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
-        key = sweep_key(self.secret, call)
-        return self.store.once(
-            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
-        )
+    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
+        return erase_cutoffs(self.name, rules, CATEGORIES)
 
-    def rectify(self, call: RectifyInput) -> RectifyResult:
-        corrections = _latest_corrections(call.corrections)
-        subject = resolve_subject(call.scope)
-        if subject is None:
-            return RectifyResult(connector=self.name, unsupported_fields=_unsupported(corrections))
-        key = operation_key(self.secret, Operation.RECTIFY, call)
-        as_of = call.scope.as_of
-        return self.store.once(
-            key, RectifyResult, lambda session: self._rectify(session, subject, corrections, as_of)
-        )
-
-    def restrict(self, call: FlagInput) -> FlagResult:
-        return self._flag(call, Operation.RESTRICT, {"processing_restricted": not call.lift})
+    def corrections(self, corrections: list[Correction]) -> dict[str, str]:
+        return _latest_corrections(corrections)
 
     def object(self, call: FlagInput) -> FlagResult:
         if call.lift:
             raise ConnectorInputError("cdp lifts restrictions only, not objections")
-        return self._flag(call, Operation.OBJECT, {"objected_at": call.scope.as_of})
-
-    def locate(self, scope: Scope) -> Located:
-        """The customers holding profiles of these identities, whatever customer the scope
-        names: an end user wrote to the group directly, and each of them is a controller to
-        refer the request to. The one lookup across customers; account ids only, never the
-        records. Read-only, so not in the operation log."""
-        statement = locate_holders(scope)
-        if statement is None:
-            return Located(connector=self.name)
-        with self.store.reading() as session:
-            customers = session.scalars(statement).all()
-        return Located(connector=self.name, customers=list(customers))
+        values = {"objected_at": call.scope.as_of}
+        return self.flag(
+            call,
+            Operation.OBJECT,
+            lambda session, subject: _update(session, profile_where(subject), values),
+        )
 
     def is_restricted(self, customer_account: str, email: str) -> bool:
         """Whether processing of this end user's profile is restricted for this customer (the
@@ -319,9 +261,10 @@ class CdpConnector:
 
     # --- inside the operation's transaction ------------------------------------------------
 
-    def _erase(
-        self, session: Session, subject: Subject, cutoffs: dict[str, datetime], as_of: datetime
+    def erase_now(
+        self, session: Session, subject: Subject, cutoffs: dict[str, datetime], scope: Scope
     ) -> EraseResult:
+        as_of = scope.as_of
         erased: dict[str, int] = {}
         events_cutoff = _widest(cutoffs, CATEGORIES)
         if events_cutoff is not None:
@@ -335,11 +278,12 @@ class CdpConnector:
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
-    def _sweep(
-        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    def sweep_now(
+        self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
     ) -> SweepResult:
         """The erase of every profile created before the widest cutoff (with its events), a
         chunk of profiles at a time: no event predates its profile."""
+        scope = sweep_scope(call)
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         if cutoffs:
             pending: list[ColumnElement[bool]] = [
@@ -348,30 +292,19 @@ class CdpConnector:
             ]
             for ids in id_chunks(session, Profile.id, pending):
                 chunk = Subject("", (), (Profile.id.in_(ids),))
-                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+                anonymised.update(self.erase_now(session, chunk, cutoffs, scope).erased)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
-    def _rectify(
-        self, session: Session, subject: Subject, corrections: dict[str, str], as_of: datetime
-    ) -> RectifyResult:
-        values = {field: value for field, value in corrections.items() if field in CORRECTABLE}
-        result = RectifyResult(connector=self.name, unsupported_fields=_unsupported(corrections))
-        if values:
-            changed = _update(session, profile_where(subject), {**values, "updated_at": as_of})
-            result.updated = dict.fromkeys(values, changed)
-        return result
+    def rectify_now(
+        self, session: Session, subject: Subject, values: dict[str, str], scope: Scope
+    ) -> dict[str, int]:
+        if not values:
+            return {}
+        changed = _update(session, profile_where(subject), {**values, "updated_at": scope.as_of})
+        return dict.fromkeys(values, changed)
 
-    def _flag(self, call: FlagInput, operation: Operation, values: dict[str, Any]) -> FlagResult:
-        subject = resolve_subject(call.scope)
-        if subject is None:
-            return FlagResult(connector=self.name, operation=operation)
-        key = operation_key(self.secret, operation, call)
-
-        def work(session: Session) -> FlagResult:
-            changed = _update(session, profile_where(subject), values)
-            return FlagResult(connector=self.name, operation=operation, records=changed)
-
-        return self.store.once(key, FlagResult, work)
+    def restrict_now(self, session: Session, subject: Subject, call: FlagInput) -> int:
+        return _update(session, profile_where(subject), {"processing_restricted": not call.lift})
 
 
 # --- queries -------------------------------------------------------------------------------
@@ -495,10 +428,6 @@ def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
             raise ConnectorInputError("corrected email is malformed")
         latest[correction.field] = correction.value
     return latest
-
-
-def _unsupported(corrections: dict[str, str]) -> list[str]:
-    return sorted(field for field in corrections if field not in CORRECTABLE)
 
 
 # --- demo data -----------------------------------------------------------------------------

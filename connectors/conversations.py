@@ -41,7 +41,6 @@ from sqlalchemy import (
     CheckConstraint,
     ColumnElement,
     CursorResult,
-    Engine,
     ForeignKey,
     Index,
     Integer,
@@ -59,37 +58,25 @@ from connectors.base import (
     EXPORT_CHUNK_ROWS,
     OperationLogMixin,
     RestrictionMixin,
-    Restrictions,
-    Store,
+    SubjectConnector,
     UtcDateTime,
-    discover_holdings,
     erase_cutoffs,
-    export_once,
     id_chunks,
     is_restricted,
-    operation_key,
-    sweep_cutoffs,
-    sweep_key,
+    sweep_scope,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
-    AccessInput,
-    AccessResult,
     CategoryHolding,
-    Discovery,
-    EraseInput,
     EraseResult,
+    EraseRule,
     FlagInput,
-    FlagResult,
-    Located,
-    Operation,
     Scope,
     Strategy,
     SweepInput,
     SweepResult,
     Treatment,
 )
-from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import Identity, IdentityType
 
@@ -277,7 +264,7 @@ def _message_ids(subject: Subject, *conditions: ColumnElement[bool]) -> Select[i
 # --- the connector -------------------------------------------------------------------------
 
 
-class ConversationsConnector:
+class ConversationsConnector(SubjectConnector[Subject, dict[str, datetime]]):
     name: ClassVar[str] = "conversations"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -290,71 +277,21 @@ class ConversationsConnector:
         "sweep",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
-        self.store = Store(engine_or_url, ConversationsBase, ConversationsOperationLog)
-        self.restrictions = Restrictions(Restriction, secret)
-        self.blobs = blobs
-        self.secret = secret
+    schema = ConversationsBase
+    operation_log = ConversationsOperationLog
+    restriction_model = Restriction
 
-    def discover(self, scope: Scope) -> Discovery:
-        subject = resolve_subject(scope)
-        if subject is None:
-            return Discovery(connector=self.name)
-        return discover_holdings(
-            self.store,
-            self.name,
-            CATEGORIES,
-            lambda session, category: _holding(session, subject, category),
-        )
+    subject = staticmethod(resolve_subject)
+    holders = staticmethod(locate_holders)
 
-    def access(self, call: AccessInput) -> AccessResult:
-        subject = resolve_subject(call.scope)
-        if subject is None:
-            return AccessResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ACCESS, call)
-        return export_once(
-            self.store, self.blobs, self.name, key, lambda session: _export_chunks(session, subject)
-        )
+    def holding(self, session: Session, subject: Subject, category: str) -> CategoryHolding | None:
+        return _holding(session, subject, category)
 
-    def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
-        subject = resolve_subject(call.scope)
-        if subject is None:
-            return EraseResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ERASE, call)
-        as_of = call.scope.as_of
-        return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
-        )
+    def export_chunks(self, session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
+        return _export_chunks(session, subject)
 
-    def sweep(self, call: SweepInput) -> SweepResult:
-        """Anonymise every customer's records past their retention, as ``erase`` would."""
-        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
-        key = sweep_key(self.secret, call)
-        return self.store.once(
-            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
-        )
-
-    def restrict(self, call: FlagInput) -> FlagResult:
-        subject = resolve_subject(call.scope)
-        if subject is None:
-            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
-        key = operation_key(self.secret, Operation.RESTRICT, call)
-        return self.store.once(
-            key, FlagResult, lambda session: self._restrict(session, subject, call)
-        )
-
-    def locate(self, scope: Scope) -> Located:
-        """The customers holding threads of these identities, whatever customer the scope
-        names: an end user wrote to the group directly, and each of them is a controller to
-        refer the request to. The one lookup across customers; account ids only, never the
-        records. Read-only, so not in the operation log."""
-        statement = locate_holders(scope)
-        if statement is None:
-            return Located(connector=self.name)
-        with self.store.reading() as session:
-            customers = session.scalars(statement).all()
-        return Located(connector=self.name, customers=list(customers))
+    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
+        return erase_cutoffs(self.name, rules, CATEGORIES)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end-user identity is restricted for this customer."""
@@ -362,9 +299,10 @@ class ConversationsConnector:
 
     # --- erase and restrict, inside the operation's transaction ----------------------------
 
-    def _erase(
-        self, session: Session, subject: Subject, cutoffs: dict[str, datetime], as_of: datetime
+    def erase_now(
+        self, session: Session, subject: Subject, cutoffs: dict[str, datetime], scope: Scope
     ) -> EraseResult:
+        as_of = scope.as_of
         erased: dict[str, int] = {}
         content_cutoff = _widest(cutoffs, LINK_CATEGORIES | {MESSAGE_CONTENT})
         cleared = _clear_content(session, subject, content_cutoff) if content_cutoff else 0
@@ -377,11 +315,12 @@ class ConversationsConnector:
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
-    def _sweep(
-        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    def sweep_now(
+        self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
     ) -> SweepResult:
         """The erase of every thread started before the widest cutoff (with its messages), a
         chunk of threads at a time: no message predates its thread."""
+        scope = sweep_scope(call)
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         if cutoffs:
             pending: list[ColumnElement[bool]] = [
@@ -390,7 +329,7 @@ class ConversationsConnector:
             ]
             for ids in id_chunks(session, Thread.id, pending):
                 chunk = Subject("", (), (Thread.id.in_(ids),))
-                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+                anonymised.update(self.erase_now(session, chunk, cutoffs, scope).erased)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _pseudonymise_threads(
@@ -417,11 +356,10 @@ class ConversationsConnector:
             session.execute(update(Thread), changes)
         return len(changes)
 
-    def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> FlagResult:
+    def restrict_now(self, session: Session, subject: Subject, call: FlagInput) -> int:
         customer = subject.customer_account
         self.restrictions.place_or_lift(session, customer, call, subject.identities)
-        covered = _count(session, subject, TRAFFIC_DATA)
-        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+        return _count(session, subject, TRAFFIC_DATA)
 
 
 # --- queries -------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     CursorResult,
-    Engine,
     ForeignKey,
     Index,
     Integer,
@@ -49,14 +48,12 @@ from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
     OperationLogMixin,
-    Store,
+    StoreConnector,
     UtcDateTime,
     erase_cutoffs,
     export_once,
     id_chunks,
     operation_key,
-    sweep_cutoffs,
-    sweep_key,
 )
 from connectors.protocol import (
     REDACTED,
@@ -77,7 +74,6 @@ from connectors.protocol import (
     SweepResult,
     Treatment,
 )
-from dsr.blobstore import BlobStore
 from dsr.models import EMAIL, PHONE, Correction, Identity, IdentityType
 
 ACCOUNT_PROFILE = "account_profile"
@@ -322,7 +318,10 @@ TREATMENTS = (
 # --- the connector -------------------------------------------------------------------------
 
 
-class CustomerAccountConnector:
+class CustomerAccountConnector(StoreConnector):
+    """Its subject is found inside each operation's transaction (the accounts an identity
+    holds), so its operations are its own; the store and ``sweep`` are shared."""
+
     name: ClassVar[str] = "customer_account"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -336,10 +335,8 @@ class CustomerAccountConnector:
         "sweep",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
-        self.store = Store(engine_or_url, AccountBase, AccountOperationLog)
-        self.blobs = blobs
-        self.secret = secret
+    schema = AccountBase
+    operation_log = AccountOperationLog
 
     def discover(self, scope: Scope) -> Discovery:
         discovery = Discovery(connector=self.name)
@@ -373,14 +370,6 @@ class CustomerAccountConnector:
         key = operation_key(self.secret, Operation.ERASE, call)
         return self.store.once(
             key, EraseResult, lambda session: self._erase(session, call.scope, cutoffs)
-        )
-
-    def sweep(self, call: SweepInput) -> SweepResult:
-        """Anonymise every account's records past their retention, as ``erase`` would."""
-        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
-        key = sweep_key(self.secret, call)
-        return self.store.once(
-            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
         )
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
@@ -438,9 +427,11 @@ class CustomerAccountConnector:
             result.retained[category] = holding.records if holding else 0
         return result
 
-    def _sweep(
-        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    def sweep_now(
+        self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
     ) -> SweepResult:
+        """Anonymise every account's records past their retention, as ``erase`` would."""
+        as_of = call.as_of
         result = SweepResult(connector=self.name, anonymised=dict.fromkeys(cutoffs, 0))
         for source in sources(EVERYONE):
             if source.category not in cutoffs:

@@ -42,7 +42,6 @@ from sqlalchemy import (
     CheckConstraint,
     ColumnElement,
     CursorResult,
-    Engine,
     ForeignKey,
     Index,
     Integer,
@@ -63,32 +62,19 @@ from connectors.base import (
     ConnectorInputError,
     OperationLogMixin,
     RestrictionMixin,
-    Restrictions,
-    Store,
+    SubjectConnector,
     UtcDateTime,
-    discover_holdings,
     erase_cutoffs,
-    export_once,
     id_chunks,
     is_restricted,
-    operation_key,
-    sweep_cutoffs,
-    sweep_key,
+    sweep_scope,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
-    AccessInput,
-    AccessResult,
     CategoryHolding,
-    Discovery,
-    EraseInput,
     EraseResult,
+    EraseRule,
     FlagInput,
-    FlagResult,
-    Located,
-    Operation,
-    RectifyInput,
-    RectifyResult,
     Scope,
     Strategy,
     SweepInput,
@@ -96,7 +82,6 @@ from connectors.protocol import (
     Treatment,
     treat,
 )
-from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import Correction, Identity, IdentityType
 
@@ -288,7 +273,7 @@ def part(subject: EmailSubject, category: str) -> Part:
 # --- the connector -------------------------------------------------------------------------
 
 
-class EmailConnector:
+class EmailConnector(SubjectConnector[EmailSubject, dict[str, datetime]]):
     name: ClassVar[str] = "email"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -302,89 +287,29 @@ class EmailConnector:
         "sweep",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
-        self.store = Store(engine_or_url, EmailBase, EmailOperationLog)
-        self.restrictions = Restrictions(Restriction, secret)
-        self.blobs = blobs
-        self.secret = secret
+    schema = EmailBase
+    operation_log = EmailOperationLog
+    restriction_model = Restriction
+    correctable = RECTIFIABLE
 
-    def discover(self, scope: Scope) -> Discovery:
-        subject = email_subject(scope)
-        if subject is None:
-            return Discovery(connector=self.name)
-        return discover_holdings(
-            self.store,
-            self.name,
-            CATEGORIES,
-            lambda session, category: _holding(session, subject, category),
-        )
+    subject = staticmethod(email_subject)
+    holders = staticmethod(locate_holders)
 
-    def access(self, call: AccessInput) -> AccessResult:
-        subject = email_subject(call.scope)
-        if subject is None:
-            return AccessResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ACCESS, call)
-        return export_once(
-            self.store, self.blobs, self.name, key, lambda session: _export_chunks(session, subject)
-        )
+    def holding(
+        self, session: Session, subject: EmailSubject, category: str
+    ) -> CategoryHolding | None:
+        return _holding(session, subject, category)
 
-    def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
-        subject = email_subject(call.scope)
-        if subject is None:
-            return EraseResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ERASE, call)
-        as_of = call.scope.as_of
-        return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
-        )
+    def export_chunks(
+        self, session: Session, subject: EmailSubject
+    ) -> Iterator[list[dict[str, Any]]]:
+        return _export_chunks(session, subject)
 
-    def sweep(self, call: SweepInput) -> SweepResult:
-        """Anonymise every customer's records past their retention, as ``erase`` would."""
-        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
-        key = sweep_key(self.secret, call)
-        return self.store.once(
-            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
-        )
+    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
+        return erase_cutoffs(self.name, rules, CATEGORIES)
 
-    def rectify(self, call: RectifyInput) -> RectifyResult:
-        corrections = _latest_corrections(call.corrections)
-        subject = email_subject(call.scope)
-        unsupported = sorted(field for field in corrections if field not in RECTIFIABLE)
-        if subject is None:
-            return RectifyResult(connector=self.name, unsupported_fields=unsupported)
-        values = {f: v for f, v in corrections.items() if f in RECTIFIABLE}
-        key = operation_key(self.secret, Operation.RECTIFY, call)
-        return self.store.once(
-            key,
-            RectifyResult,
-            lambda session: RectifyResult(
-                connector=self.name,
-                updated=self._rectify(session, subject, call.scope, values),
-                unsupported_fields=unsupported,
-            ),
-        )
-
-    def restrict(self, call: FlagInput) -> FlagResult:
-        subject = email_subject(call.scope)
-        if subject is None:
-            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
-        key = operation_key(self.secret, Operation.RESTRICT, call)
-        return self.store.once(
-            key, FlagResult, lambda session: self._restrict(session, subject, call)
-        )
-
-    def locate(self, scope: Scope) -> Located:
-        """The customers holding recipient entries of these identities, whatever customer the scope
-        names: an end user wrote to the group directly, and each of them is a controller to
-        refer the request to. The one lookup across customers; account ids only, never the
-        records. Read-only, so not in the operation log."""
-        statement = locate_holders(scope)
-        if statement is None:
-            return Located(connector=self.name)
-        with self.store.reading() as session:
-            customers = session.scalars(statement).all()
-        return Located(connector=self.name, customers=list(customers))
+    def corrections(self, corrections: list[Correction]) -> dict[str, str]:
+        return _latest_corrections(corrections)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's email data is restricted for this customer."""
@@ -392,13 +317,10 @@ class EmailConnector:
 
     # --- erase, rectify and restrict, inside the operation's transaction -------------------
 
-    def _erase(
-        self,
-        session: Session,
-        subject: EmailSubject,
-        cutoffs: dict[str, datetime],
-        as_of: datetime,
+    def erase_now(
+        self, session: Session, subject: EmailSubject, cutoffs: dict[str, datetime], scope: Scope
     ) -> EraseResult:
+        as_of = scope.as_of
         erased: dict[str, int] = {}
         if MESSAGE_CONTENT in cutoffs:
             content = part(subject, MESSAGE_CONTENT)
@@ -424,11 +346,12 @@ class EmailConnector:
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
-    def _sweep(
-        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    def sweep_now(
+        self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
     ) -> SweepResult:
         """The erase of every entry (with its sends and events) created before the widest
         cutoff, a chunk of entries at a time: nothing of an entry predates its creation."""
+        scope = sweep_scope(call)
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         if cutoffs:
             pending: list[ColumnElement[bool]] = [
@@ -437,7 +360,7 @@ class EmailConnector:
             ]
             for ids in id_chunks(session, Recipient.id, pending):
                 chunk = EmailSubject("", (), (Recipient.id.in_(ids),))
-                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+                anonymised.update(self.erase_now(session, chunk, cutoffs, scope).erased)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _unlink(
@@ -468,8 +391,8 @@ class EmailConnector:
             session.execute(update(Recipient), changes)
         return {**erased, CONTACT_DETAILS: len(changes)}
 
-    def _rectify(
-        self, session: Session, subject: EmailSubject, scope: Scope, values: dict[str, str]
+    def rectify_now(
+        self, session: Session, subject: EmailSubject, values: dict[str, str], scope: Scope
     ) -> dict[str, int]:
         """Correct the subject's entries; a corrected address stays restricted if it was."""
         updated = _correct(session, subject, values)
@@ -478,11 +401,10 @@ class EmailConnector:
             self.restrictions.carry_over(session, subject.customer_account, scope, corrected)
         return updated
 
-    def _restrict(self, session: Session, subject: EmailSubject, call: FlagInput) -> FlagResult:
+    def restrict_now(self, session: Session, subject: EmailSubject, call: FlagInput) -> int:
         customer = subject.customer_account
         self.restrictions.place_or_lift(session, customer, call, subject.identities)
-        covered = _subject_rows(session, subject)
-        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+        return _subject_rows(session, subject)
 
 
 # --- queries -------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     CursorResult,
-    Engine,
     Index,
     Integer,
     Select,
@@ -58,37 +57,25 @@ from connectors.base import (
     EXPORT_CHUNK_ROWS,
     OperationLogMixin,
     RestrictionMixin,
-    Restrictions,
-    Store,
+    SubjectConnector,
     UtcDateTime,
-    discover_holdings,
     erase_cutoffs,
-    export_once,
     id_chunks,
     is_restricted,
-    operation_key,
-    sweep_cutoffs,
-    sweep_key,
+    sweep_scope,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
-    AccessInput,
-    AccessResult,
     CategoryHolding,
-    Discovery,
-    EraseInput,
     EraseResult,
+    EraseRule,
     FlagInput,
-    FlagResult,
-    Located,
-    Operation,
     Scope,
     Strategy,
     SweepInput,
     SweepResult,
     Treatment,
 )
-from dsr.blobstore import BlobStore
 from dsr.models import Identity, IdentityType
 
 INVOCATION_IDENTIFIERS = "invocation_identifiers"
@@ -229,7 +216,7 @@ def holds(category: str) -> ColumnElement[bool]:
 # --- the connector -------------------------------------------------------------------------
 
 
-class FlowBuilderConnector:
+class FlowBuilderConnector(SubjectConnector[Subject, dict[str, datetime]]):
     name: ClassVar[str] = "flow_builder"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -242,80 +229,32 @@ class FlowBuilderConnector:
         "sweep",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
-        self.store = Store(engine_or_url, FlowBuilderBase, FlowBuilderOperationLog)
-        self.restrictions = Restrictions(Restriction, secret)
-        self.blobs = blobs
-        self.secret = secret
+    schema = FlowBuilderBase
+    operation_log = FlowBuilderOperationLog
+    restriction_model = Restriction
 
-    def discover(self, scope: Scope) -> Discovery:
-        subject = subject_of(scope)
-        if subject is None:
-            return Discovery(connector=self.name)
-        where = subject_where(subject)
-        return discover_holdings(
-            self.store,
-            self.name,
-            CATEGORIES,
-            lambda session, category: _holding(session, where, category),
-        )
+    subject = staticmethod(subject_of)
+    holders = staticmethod(locate_holders)
 
-    def access(self, call: AccessInput) -> AccessResult:
-        subject = subject_of(call.scope)
-        if subject is None:
-            return AccessResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ACCESS, call)
-        where = subject_where(subject)
-        return export_once(
-            self.store, self.blobs, self.name, key, lambda session: _export_chunks(session, where)
-        )
+    def holding(self, session: Session, subject: Subject, category: str) -> CategoryHolding | None:
+        return _holding(session, subject_where(subject), category)
 
-    def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
-        subject = subject_of(call.scope)
-        if subject is None:
-            return EraseResult(connector=self.name)
-        where = subject_where(subject)
-        key = operation_key(self.secret, Operation.ERASE, call)
-        return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, where, cutoffs, call.scope)
-        )
+    def export_chunks(self, session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
+        return _export_chunks(session, subject_where(subject))
 
-    def sweep(self, call: SweepInput) -> SweepResult:
-        """Anonymise every customer's records past their retention, as ``erase`` would."""
-        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
-        key = sweep_key(self.secret, call)
-        scope = Scope(request_id=call.sweep_id, identities=[], as_of=call.as_of)
-        return self.store.once(
-            key, SweepResult, lambda session: self._sweep(session, cutoffs, scope)
-        )
-
-    def restrict(self, call: FlagInput) -> FlagResult:
-        subject = subject_of(call.scope)
-        if subject is None:
-            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
-        key = operation_key(self.secret, Operation.RESTRICT, call)
-        return self.store.once(
-            key, FlagResult, lambda session: self._restrict(session, subject, call)
-        )
-
-    def locate(self, scope: Scope) -> Located:
-        """The customers holding invocations of these identities, whatever customer the scope
-        names: an end user wrote to the group directly, and each of them is a controller to
-        refer the request to. The one lookup across customers; account ids only, never the
-        records. Read-only, so not in the operation log."""
-        statement = locate_holders(scope)
-        if statement is None:
-            return Located(connector=self.name)
-        with self.store.reading() as session:
-            customers = session.scalars(statement).all()
-        return Located(connector=self.name, customers=list(customers))
+    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
+        return erase_cutoffs(self.name, rules, CATEGORIES)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether flows may no longer process this end user's data for this customer."""
         return is_restricted(self.store, self.restrictions, customer_account, identity)
 
     # --- inside the operation's transaction ------------------------------------------------
+
+    def erase_now(
+        self, session: Session, subject: Subject, cutoffs: dict[str, datetime], scope: Scope
+    ) -> EraseResult:
+        return self._erase(session, subject_where(subject), cutoffs, scope)
 
     def _erase(
         self,
@@ -335,7 +274,10 @@ class FlowBuilderConnector:
         retained = {category: _count(session, where, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
-    def _sweep(self, session: Session, cutoffs: dict[str, datetime], scope: Scope) -> SweepResult:
+    def sweep_now(
+        self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
+    ) -> SweepResult:
+        scope = sweep_scope(call)
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         if cutoffs:
             pending = [
@@ -350,11 +292,10 @@ class FlowBuilderConnector:
                 anonymised.update(self._erase(session, where, cutoffs, scope).erased)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
-    def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> FlagResult:
+    def restrict_now(self, session: Session, subject: Subject, call: FlagInput) -> int:
         customer_account = subject.customer_account
         self.restrictions.place_or_lift(session, customer_account, call, subject.identities)
-        covered = _count(session, subject_where(subject), INVOCATION_IDENTIFIERS)
-        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+        return _count(session, subject_where(subject), INVOCATION_IDENTIFIERS)
 
 
 # --- queries -------------------------------------------------------------------------------

@@ -42,7 +42,6 @@ from sqlalchemy import (
     CheckConstraint,
     ColumnElement,
     CursorResult,
-    Engine,
     ForeignKey,
     Index,
     Integer,
@@ -66,39 +65,25 @@ from connectors.base import (
     ConnectorInputError,
     OperationLogMixin,
     RestrictionMixin,
-    Restrictions,
-    Store,
+    SubjectConnector,
     UtcDateTime,
-    discover_holdings,
     erase_cutoffs,
-    export_once,
     id_chunks,
     is_restricted,
-    operation_key,
-    sweep_cutoffs,
-    sweep_key,
+    sweep_scope,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
-    AccessInput,
-    AccessResult,
     CategoryHolding,
-    Discovery,
-    EraseInput,
     EraseResult,
+    EraseRule,
     FlagInput,
-    FlagResult,
-    Located,
-    Operation,
-    RectifyInput,
-    RectifyResult,
     Scope,
     Strategy,
     SweepInput,
     SweepResult,
     Treatment,
 )
-from dsr.blobstore import BlobStore
 from dsr.models import EMAIL, Correction, Identity, IdentityType
 
 CONTACT_IDENTIFIERS = "contact_identifiers"
@@ -264,7 +249,7 @@ def subject_messages(subject: Subject, category: str) -> list[ColumnElement[bool
 # --- the connector -------------------------------------------------------------------------
 
 
-class InboxConnector:
+class InboxConnector(SubjectConnector[Subject, dict[str, datetime]]):
     name: ClassVar[str] = "inbox"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -278,83 +263,25 @@ class InboxConnector:
         "sweep",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
-        self.store = Store(engine_or_url, InboxBase, InboxOperationLog)
-        self.restrictions = Restrictions(Restriction, secret)
-        self.blobs = blobs
-        self.secret = secret
+    schema = InboxBase
+    operation_log = InboxOperationLog
+    restriction_model = Restriction
+    correctable = CORRECTABLE
 
-    def discover(self, scope: Scope) -> Discovery:
-        subject = subject_of(scope)
-        if subject is None:
-            return Discovery(connector=self.name)
-        return discover_holdings(
-            self.store,
-            self.name,
-            CATEGORIES,
-            lambda session, category: _holding(session, subject, category),
-        )
+    subject = staticmethod(subject_of)
+    holders = staticmethod(locate_holders)
 
-    def access(self, call: AccessInput) -> AccessResult:
-        subject = subject_of(call.scope)
-        if subject is None:
-            return AccessResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ACCESS, call)
-        return export_once(
-            self.store, self.blobs, self.name, key, lambda session: _export_chunks(session, subject)
-        )
+    def holding(self, session: Session, subject: Subject, category: str) -> CategoryHolding | None:
+        return _holding(session, subject, category)
 
-    def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
-        subject = subject_of(call.scope)
-        if subject is None:
-            return EraseResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ERASE, call)
-        return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, call.scope)
-        )
+    def export_chunks(self, session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
+        return _export_chunks(session, subject)
 
-    def sweep(self, call: SweepInput) -> SweepResult:
-        """Anonymise every customer's records past their retention, as ``erase`` would."""
-        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
-        key = sweep_key(self.secret, call)
-        scope = Scope(request_id=call.sweep_id, identities=[], as_of=call.as_of)
-        return self.store.once(
-            key, SweepResult, lambda session: self._sweep(session, cutoffs, scope)
-        )
+    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
+        return erase_cutoffs(self.name, rules, CATEGORIES)
 
-    def rectify(self, call: RectifyInput) -> RectifyResult:
-        corrections = _latest_corrections(call.corrections)
-        subject = subject_of(call.scope)
-        if subject is None:
-            return RectifyResult(connector=self.name, unsupported_fields=_unsupported(corrections))
-        key = operation_key(self.secret, Operation.RECTIFY, call)
-        return self.store.once(
-            key,
-            RectifyResult,
-            lambda session: self._rectify(session, subject, call.scope, corrections),
-        )
-
-    def restrict(self, call: FlagInput) -> FlagResult:
-        subject = subject_of(call.scope)
-        if subject is None:
-            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
-        key = operation_key(self.secret, Operation.RESTRICT, call)
-        return self.store.once(
-            key, FlagResult, lambda session: self._restrict(session, subject, call)
-        )
-
-    def locate(self, scope: Scope) -> Located:
-        """The customers holding conversations of these identities, whatever customer the scope
-        names: an end user wrote to the group directly, and each of them is a controller to
-        refer the request to. The one lookup across customers; account ids only, never the
-        records. Read-only, so not in the operation log."""
-        statement = locate_holders(scope)
-        if statement is None:
-            return Located(connector=self.name)
-        with self.store.reading() as session:
-            customers = session.scalars(statement).all()
-        return Located(connector=self.name, customers=list(customers))
+    def corrections(self, corrections: list[Correction]) -> dict[str, str]:
+        return _latest_corrections(corrections)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's conversations is restricted for this customer."""
@@ -362,7 +289,7 @@ class InboxConnector:
 
     # --- inside the operation's transaction ------------------------------------------------
 
-    def _erase(
+    def erase_now(
         self, session: Session, subject: Subject, cutoffs: dict[str, datetime], scope: Scope
     ) -> EraseResult:
         erased: dict[str, int] = {}
@@ -377,9 +304,12 @@ class InboxConnector:
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
-    def _sweep(self, session: Session, cutoffs: dict[str, datetime], scope: Scope) -> SweepResult:
+    def sweep_now(
+        self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
+    ) -> SweepResult:
         """The erase of every conversation (and its messages) dated before the widest cutoff,
         a chunk of conversations at a time: no message predates its conversation."""
+        scope = sweep_scope(call)
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         if cutoffs:
             pending: list[ColumnElement[bool]] = [
@@ -388,21 +318,19 @@ class InboxConnector:
             ]
             for ids in id_chunks(session, Conversation.id, pending):
                 chunk = Subject("", (), (Conversation.id.in_(ids),))
-                anonymised.update(self._erase(session, chunk, cutoffs, scope).erased)
+                anonymised.update(self.erase_now(session, chunk, cutoffs, scope).erased)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
-    def _rectify(
-        self, session: Session, subject: Subject, scope: Scope, corrections: dict[str, str]
-    ) -> RectifyResult:
+    def rectify_now(
+        self, session: Session, subject: Subject, values: dict[str, str], scope: Scope
+    ) -> dict[str, int]:
         """Correct the subject's conversations; a corrected email stays restricted if the
         subject is."""
-        result = RectifyResult(connector=self.name, unsupported_fields=_unsupported(corrections))
+        updated: dict[str, int] = {}
         # Found once, before any change: a corrected email must not lose the other fields.
         found = list(session.scalars(select(Conversation.id).where(*subject_where(subject))))
-        for field, value in corrections.items():
-            column = CORRECTABLE.get(field)
-            if column is None:
-                continue
+        for field, value in values.items():
+            column = CORRECTABLE[field]
             held = getattr(Conversation, column).is_not(None)
             statement = (
                 update(Conversation)
@@ -410,17 +338,16 @@ class InboxConnector:
                 .values({column: value})
                 .execution_options(synchronize_session=False)
             )
-            result.updated[field] = cast(CursorResult[Any], session.execute(statement)).rowcount
-        if "email" in corrections:
-            corrected = Identity(type=IdentityType.EMAIL, value=corrections["email"])
+            updated[field] = cast(CursorResult[Any], session.execute(statement)).rowcount
+        if "email" in values:
+            corrected = Identity(type=IdentityType.EMAIL, value=values["email"])
             self.restrictions.carry_over(session, subject.customer_account, scope, corrected)
-        return result
+        return updated
 
-    def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> FlagResult:
+    def restrict_now(self, session: Session, subject: Subject, call: FlagInput) -> int:
         customer_account = subject.customer_account
         self.restrictions.place_or_lift(session, customer_account, call, subject.identities)
-        covered = _count(session, subject, CONTACT_IDENTIFIERS)
-        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+        return _count(session, subject, CONTACT_IDENTIFIERS)
 
 
 # --- queries -------------------------------------------------------------------------------
@@ -554,10 +481,6 @@ def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
             value = value.lower()
         latest[correction.field] = value
     return latest
-
-
-def _unsupported(corrections: dict[str, str]) -> list[str]:
-    return sorted(field for field in corrections if field not in CORRECTABLE)
 
 
 # --- demo data -----------------------------------------------------------------------------

@@ -38,7 +38,6 @@ from sqlalchemy import (
     CheckConstraint,
     ColumnElement,
     CursorResult,
-    Engine,
     Index,
     Integer,
     Select,
@@ -57,25 +56,18 @@ from connectors.base import (
     ConnectorInputError,
     OperationLogMixin,
     RestrictionMixin,
-    Restrictions,
-    Store,
+    SubjectConnector,
     UtcDateTime,
     erase_cutoffs,
-    export_once,
     id_chunks,
     is_restricted,
     operation_key,
-    sweep_cutoffs,
-    sweep_key,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
-    AccessInput,
-    AccessResult,
     CategoryHolding,
-    Discovery,
-    EraseInput,
     EraseResult,
+    EraseRule,
     FlagInput,
     FlagResult,
     Operation,
@@ -87,7 +79,6 @@ from connectors.protocol import (
     SweepResult,
     Treatment,
 )
-from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import Identity, IdentityType
 
@@ -264,7 +255,7 @@ def subject_rows(source: Source) -> Select[Any]:
 # --- the connector -------------------------------------------------------------------------
 
 
-class MarketingConnector:
+class MarketingConnector(SubjectConnector[Subject, dict[str, datetime]]):
     name: ClassVar[str] = "marketing"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -280,55 +271,32 @@ class MarketingConnector:
         "sweep",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
-        self.store = Store(engine_or_url, MarketingBase, MarketingOperationLog)
-        self.restrictions = Restrictions(Restriction, secret)
-        self.blobs = blobs
-        self.secret = secret
+    schema = MarketingBase
+    operation_log = MarketingOperationLog
+    restriction_model = Restriction
 
-    def discover(self, scope: Scope) -> Discovery:
-        discovery = Discovery(connector=self.name)
-        subject = self._subject(scope)
-        if subject is None:
-            return discovery
-        with self.store.reading() as session:
-            for source in sources(subject).values():
-                holding = _holding(session, source)
-                if holding is not None:
-                    discovery.holdings.append(holding)
-        return discovery
+    def subject(self, scope: Scope) -> Subject | None:
+        emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
+        if not emails:
+            return None
+        return Subject(tuple(emails), tuple(self.identity_hash(email) for email in emails))
 
-    def access(self, call: AccessInput) -> AccessResult:
-        subject = self._subject(call.scope)
-        if subject is None:
-            return AccessResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ACCESS, call)
-        return export_once(
-            self.store, self.blobs, self.name, key, lambda session: _export_chunks(session, subject)
-        )
+    def holding(self, session: Session, subject: Subject, category: str) -> CategoryHolding | None:
+        return _holding(session, sources(subject)[category])
 
-    def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
-        subject = self._subject(call.scope)
-        if subject is None:
-            return EraseResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ERASE, call)
-        return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, call.scope)
-        )
+    def export_chunks(self, session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
+        return _export_chunks(session, subject)
 
-    def sweep(self, call: SweepInput) -> SweepResult:
-        """Erase everyone's records past their retention, as ``erase`` would (deleted); no
-        one is suppressed, since no one asked."""
-        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
-        key = sweep_key(self.secret, call)
-        return self.store.once(key, SweepResult, lambda session: self._sweep(session, cutoffs))
+    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
+        return erase_cutoffs(self.name, rules, CATEGORIES)
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
+        """Its own rectify: corrections are taken as given, and nothing is recorded when no
+        field can be corrected."""
         corrections = {correction.field: correction.value for correction in call.corrections}
         unsupported = sorted(field for field in corrections if field not in CORRECTABLE)
         values = {field: value for field, value in corrections.items() if field in CORRECTABLE}
-        subject = self._subject(call.scope)
+        subject = self.subject(call.scope)
         if subject is None or not values:
             return RectifyResult(connector=self.name, unsupported_fields=unsupported)
         key = operation_key(self.secret, Operation.RECTIFY, call)
@@ -341,9 +309,6 @@ class MarketingConnector:
             )
 
         return self.store.once(key, RectifyResult, work)
-
-    def restrict(self, call: FlagInput) -> FlagResult:
-        return self._flag(call, Operation.RESTRICT, self._restrict)
 
     def object(self, call: FlagInput) -> FlagResult:
         return self._flag(call, Operation.OBJECT, self._object)
@@ -395,32 +360,18 @@ class MarketingConnector:
 
     # --- inside the operation's transaction ------------------------------------------------
 
-    def _subject(self, scope: Scope) -> Subject | None:
-        emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
-        if not emails:
-            return None
-        return Subject(tuple(emails), tuple(self.identity_hash(email) for email in emails))
-
     def _flag(
         self,
         call: FlagInput,
         operation: Operation,
         change: Callable[[Session, Subject, FlagInput], int],
     ) -> FlagResult:
-        if call.lift and operation is not Operation.RESTRICT:
+        """Object, withdraw consent or opt out: none of them can be lifted."""
+        if call.lift:
             raise ConnectorInputError(f"marketing cannot lift {operation.value}")
-        subject = self._subject(call.scope)
-        if subject is None:
-            return FlagResult(connector=self.name, operation=operation)
-        key = operation_key(self.secret, operation, call)
+        return self.flag(call, operation, lambda session, subject: change(session, subject, call))
 
-        def work(session: Session) -> FlagResult:
-            records = change(session, subject, call)
-            return FlagResult(connector=self.name, operation=operation, records=records)
-
-        return self.store.once(key, FlagResult, work)
-
-    def _erase(
+    def erase_now(
         self, session: Session, subject: Subject, cutoffs: dict[str, datetime], scope: Scope
     ) -> EraseResult:
         result = EraseResult(connector=self.name)
@@ -439,7 +390,11 @@ class MarketingConnector:
         _suppress(session, subject, Operation.ERASE, scope)
         return result
 
-    def _sweep(self, session: Session, cutoffs: dict[str, datetime]) -> SweepResult:
+    def sweep_now(
+        self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
+    ) -> SweepResult:
+        """Erase everyone's records past their retention, as ``erase`` would (deleted); no
+        one is suppressed, since no one asked."""
         result = SweepResult(connector=self.name)
         everyones = sources(EVERYONE)
         for category, before in cutoffs.items():
@@ -456,7 +411,7 @@ class MarketingConnector:
                 result.anonymised[category] += deleted
         return result
 
-    def _restrict(self, session: Session, subject: Subject, call: FlagInput) -> int:
+    def restrict_now(self, session: Session, subject: Subject, call: FlagInput) -> int:
         identities = [_email_identity(email) for email in subject.emails]
         self.restrictions.place_or_lift(session, GROUP, call, identities)
         holdings = (_holding(session, source) for source in sources(subject).values())

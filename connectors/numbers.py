@@ -19,34 +19,28 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import CheckConstraint, Engine, Index, Integer, String, insert
+from sqlalchemy import CheckConstraint, Index, Integer, String, insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from connectors.base import (
     OperationLogMixin,
-    Store,
+    SubjectConnector,
     UtcDateTime,
     erase_cutoffs,
-    operation_key,
-    sweep_cutoffs,
-    sweep_key,
 )
 from connectors.population import Population
 from connectors.protocol import (
     AccessInput,
     AccessResult,
     Discovery,
-    EraseInput,
     EraseResult,
+    EraseRule,
     FlagInput,
-    FlagResult,
-    Operation,
     Scope,
     SweepInput,
     SweepResult,
     Treatment,
 )
-from dsr.blobstore import BlobStore
 
 CATEGORIES: tuple[str, ...] = ()  # no end-user personal data of its own
 KINDS = ("local", "short_code", "programmable")
@@ -81,7 +75,7 @@ class NumbersOperationLog(OperationLogMixin, NumbersBase):
 # --- the connector -------------------------------------------------------------------------
 
 
-class NumbersConnector:
+class NumbersConnector(SubjectConnector[str, dict[str, datetime]]):
     name: ClassVar[str] = "numbers"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = ()  # nothing of a subject to anonymise
@@ -93,10 +87,12 @@ class NumbersConnector:
         "sweep",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
-        self.store = Store(engine_or_url, NumbersBase, NumbersOperationLog)
-        self.blobs = blobs
-        self.secret = secret
+    schema = NumbersBase
+    operation_log = NumbersOperationLog
+
+    def subject(self, scope: Scope) -> str | None:
+        """The customer account: erase and restrict are recorded for any subject of one."""
+        return scope.customer_account
 
     def discover(self, scope: Scope) -> Discovery:
         """No holdings, for any subject: Numbers holds no end-user personal data of its own
@@ -107,37 +103,24 @@ class NumbersConnector:
         """An empty export: there is nothing of the subject's to export (no blob)."""
         return AccessResult(connector=self.name, records={}, blob_ref=None)
 
-    def erase(self, call: EraseInput) -> EraseResult:
+    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
+        return erase_cutoffs(self.name, rules, CATEGORIES)  # any category is unknown here
+
+    def erase_now(
+        self, session: Session, subject: str, cutoffs: dict[str, datetime], scope: Scope
+    ) -> EraseResult:
         """Nothing to erase; recorded, so a retry says ``already_done`` like any connector."""
-        erase_cutoffs(self.name, call.rules, CATEGORIES)  # any category is unknown here
-        if call.scope.customer_account is None:
-            return EraseResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ERASE, call)
-        return self.store.once(key, EraseResult, _nothing_erased)
+        return EraseResult(connector=self.name)
 
-    def sweep(self, call: SweepInput) -> SweepResult:
+    def sweep_now(
+        self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
+    ) -> SweepResult:
         """Nothing past its retention here; recorded, so a retry says ``already_done``."""
-        sweep_cutoffs(self.name, call.rules, CATEGORIES)
-        return self.store.once(sweep_key(self.secret, call), SweepResult, _nothing_swept)
+        return SweepResult(connector=self.name)
 
-    def restrict(self, call: FlagInput) -> FlagResult:
+    def restrict_now(self, session: Session, subject: str, call: FlagInput) -> int:
         """Nothing to restrict: zero records, recorded like any connector's restriction."""
-        if call.scope.customer_account is None:
-            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
-        key = operation_key(self.secret, Operation.RESTRICT, call)
-        return self.store.once(key, FlagResult, _nothing_restricted)
-
-
-def _nothing_erased(_session: Session) -> EraseResult:
-    return EraseResult(connector=NumbersConnector.name)
-
-
-def _nothing_swept(_session: Session) -> SweepResult:
-    return SweepResult(connector=NumbersConnector.name)
-
-
-def _nothing_restricted(_session: Session) -> FlagResult:
-    return FlagResult(connector=NumbersConnector.name, operation=Operation.RESTRICT, records=0)
+        return 0
 
 
 # --- the customers' numbers ----------------------------------------------------------------

@@ -33,7 +33,6 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     CursorResult,
-    Engine,
     ForeignKey,
     Index,
     Integer,
@@ -54,30 +53,19 @@ from connectors.base import (
     EXPORT_CHUNK_ROWS,
     OperationLogMixin,
     RestrictionMixin,
-    Restrictions,
-    Store,
+    SubjectConnector,
     UtcDateTime,
-    discover_holdings,
     erase_cutoffs,
-    export_once,
     id_chunks,
     is_restricted,
-    operation_key,
-    sweep_cutoffs,
-    sweep_key,
+    sweep_scope,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
-    AccessInput,
-    AccessResult,
     CategoryHolding,
-    Discovery,
-    EraseInput,
     EraseResult,
+    EraseRule,
     FlagInput,
-    FlagResult,
-    Located,
-    Operation,
     Scope,
     Strategy,
     SweepInput,
@@ -85,7 +73,6 @@ from connectors.protocol import (
     Treatment,
     treat,
 )
-from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import Identity, IdentityType
 
@@ -300,7 +287,7 @@ def parts(subject: PushSubject, category: str) -> list[Part]:
 # --- the connector -------------------------------------------------------------------------
 
 
-class PushConnector:
+class PushConnector(SubjectConnector[PushSubject, dict[str, datetime]]):
     name: ClassVar[str] = "push"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -313,71 +300,25 @@ class PushConnector:
         "sweep",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
-        self.store = Store(engine_or_url, PushBase, PushOperationLog)
-        self.restrictions = Restrictions(Restriction, secret)
-        self.blobs = blobs
-        self.secret = secret
+    schema = PushBase
+    operation_log = PushOperationLog
+    restriction_model = Restriction
 
-    def discover(self, scope: Scope) -> Discovery:
-        subject = push_subject(scope)
-        if subject is None:
-            return Discovery(connector=self.name)
-        return discover_holdings(
-            self.store,
-            self.name,
-            CATEGORIES,
-            lambda session, category: _holding(session, subject, category),
-        )
+    subject = staticmethod(push_subject)
+    holders = staticmethod(locate_holders)
 
-    def access(self, call: AccessInput) -> AccessResult:
-        subject = push_subject(call.scope)
-        if subject is None:
-            return AccessResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ACCESS, call)
-        return export_once(
-            self.store, self.blobs, self.name, key, lambda session: _export_chunks(session, subject)
-        )
+    def holding(
+        self, session: Session, subject: PushSubject, category: str
+    ) -> CategoryHolding | None:
+        return _holding(session, subject, category)
 
-    def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
-        subject = push_subject(call.scope)
-        if subject is None:
-            return EraseResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ERASE, call)
-        as_of = call.scope.as_of
-        return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
-        )
+    def export_chunks(
+        self, session: Session, subject: PushSubject
+    ) -> Iterator[list[dict[str, Any]]]:
+        return _export_chunks(session, subject)
 
-    def sweep(self, call: SweepInput) -> SweepResult:
-        """Anonymise every customer's records past their retention, as ``erase`` would."""
-        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
-        key = sweep_key(self.secret, call)
-        return self.store.once(
-            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
-        )
-
-    def restrict(self, call: FlagInput) -> FlagResult:
-        subject = push_subject(call.scope)
-        if subject is None:
-            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
-        key = operation_key(self.secret, Operation.RESTRICT, call)
-        return self.store.once(
-            key, FlagResult, lambda session: self._restrict(session, subject, call)
-        )
-
-    def locate(self, scope: Scope) -> Located:
-        """The customers holding devices or connections of these identities, whatever customer
-        the scope names: an end user wrote to the group directly, and each of them is a
-        controller to refer the request to. The one lookup across customers; account ids only,
-        never the records. Read-only, so not in the operation log."""
-        statement = locate_holders(scope)
-        if statement is None:
-            return Located(connector=self.name)
-        with self.store.reading() as session:
-            customers = session.scalars(statement).all()
-        return Located(connector=self.name, customers=list(customers))
+    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
+        return erase_cutoffs(self.name, rules, CATEGORIES)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's push data is restricted for this customer."""
@@ -385,13 +326,10 @@ class PushConnector:
 
     # --- erase and restrict, inside the operation's transaction ----------------------------
 
-    def _erase(
-        self,
-        session: Session,
-        subject: PushSubject,
-        cutoffs: dict[str, datetime],
-        as_of: datetime,
+    def erase_now(
+        self, session: Session, subject: PushSubject, cutoffs: dict[str, datetime], scope: Scope
     ) -> EraseResult:
+        as_of = scope.as_of
         erased: dict[str, int] = {}
         if DEVICE_AND_IP in cutoffs:
             erased[DEVICE_AND_IP] = _erase_devices(session, subject, cutoffs[DEVICE_AND_IP])
@@ -407,17 +345,18 @@ class PushConnector:
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
-    def _sweep(
-        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    def sweep_now(
+        self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
     ) -> SweepResult:
         """The erase of the devices registered before the device cutoff, then of the
         connections (and their events) made before the widest cutoff, a chunk at a time."""
+        scope = sweep_scope(call)
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         if DEVICE_AND_IP in cutoffs:
             old = [BeamsDevice.registered_at < cutoffs[DEVICE_AND_IP]]
             for ids in id_chunks(session, BeamsDevice.id, old):
                 chunk = PushSubject("", (), (), (BeamsDevice.id.in_(ids), false()))
-                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+                anonymised.update(self.erase_now(session, chunk, cutoffs, scope).erased)
         if cutoffs:
             pending: list[ColumnElement[bool]] = [
                 ChannelConnection.anonymised_at.is_(None),
@@ -425,7 +364,7 @@ class PushConnector:
             ]
             for ids in id_chunks(session, ChannelConnection.id, pending):
                 chunk = PushSubject("", (), (), (false(), ChannelConnection.id.in_(ids)))
-                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+                anonymised.update(self.erase_now(session, chunk, cutoffs, scope).erased)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _unlink(
@@ -462,11 +401,10 @@ class PushConnector:
             DEVICE_AND_IP: sum(1 for row in rows if row.ip is not None),
         }
 
-    def _restrict(self, session: Session, subject: PushSubject, call: FlagInput) -> FlagResult:
+    def restrict_now(self, session: Session, subject: PushSubject, call: FlagInput) -> int:
         customer = subject.customer_account
         self.restrictions.place_or_lift(session, customer, call, subject.identities)
-        covered = _subject_rows(session, subject)
-        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+        return _subject_rows(session, subject)
 
 
 # --- queries -------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from sqlalchemy import (
     CheckConstraint,
     ColumnElement,
     CursorResult,
-    Engine,
     Float,
     Index,
     Integer,
@@ -45,37 +44,24 @@ from connectors.base import (
     EXPORT_CHUNK_ROWS,
     OperationLogMixin,
     RestrictionMixin,
-    Restrictions,
-    Store,
+    SubjectConnector,
     UtcDateTime,
     country_conditions,
-    discover_holdings,
-    export_once,
     id_chunks,
     is_restricted,
-    operation_key,
-    sweep_cutoffs,
-    sweep_key,
+    sweep_scope,
 )
 from connectors.protocol import (
-    AccessInput,
-    AccessResult,
     CategoryHolding,
-    Discovery,
-    EraseInput,
     EraseResult,
     EraseRule,
     FlagInput,
-    FlagResult,
-    Located,
-    Operation,
     Scope,
     Strategy,
     SweepInput,
     SweepResult,
     Treatment,
 )
-from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import Identity, IdentityType
 
@@ -153,6 +139,9 @@ class SmsOperationLog(OperationLogMixin, SmsBase):
 
 # --- the subject ---------------------------------------------------------------------------
 
+Where = list[ColumnElement[bool]]  # the subject's messages (or a chunk of a sweep)
+Reached = dict[str, ColumnElement[bool]]  # per category, the messages erase rules reach
+
 
 def subject_phones(scope: Scope) -> list[str]:
     """The phone numbers to look up; none without a customer account (never cross-customer)."""
@@ -190,7 +179,7 @@ def holds(category: str) -> ColumnElement[bool]:
 # --- the connector -------------------------------------------------------------------------
 
 
-class SmsConnector:
+class SmsConnector(SubjectConnector[Where, Reached]):
     name: ClassVar[str] = "sms"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -202,90 +191,46 @@ class SmsConnector:
         "locate",
         "sweep",
     )
+    schema = SmsBase
+    operation_log = SmsOperationLog
+    restriction_model = Restriction
+    sweeps_countries = True
 
-    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
-        self.store = Store(engine_or_url, SmsBase, SmsOperationLog)
-        self.restrictions = Restrictions(Restriction, secret)
-        self.blobs = blobs
-        self.secret = secret
-
-    def discover(self, scope: Scope) -> Discovery:
+    def subject(self, scope: Scope) -> Where | None:
         phones = subject_phones(scope)
         if not phones or scope.customer_account is None:
-            return Discovery(connector=self.name)
-        where = subject_where(scope.customer_account, phones)
-        return discover_holdings(
-            self.store,
-            self.name,
-            CATEGORIES,
-            lambda session, category: _holding(session, where, category),
-        )
+            return None
+        return subject_where(scope.customer_account, phones)
 
-    def access(self, call: AccessInput) -> AccessResult:
-        phones = subject_phones(call.scope)
-        customer_account = call.scope.customer_account
-        if not phones or customer_account is None:
-            return AccessResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ACCESS, call)
-        where = subject_where(customer_account, phones)
-        return export_once(
-            self.store, self.blobs, self.name, key, lambda session: _export_chunks(session, where)
-        )
+    def holding(self, session: Session, subject: Where, category: str) -> CategoryHolding | None:
+        return _holding(session, subject, category)
 
-    def erase(self, call: EraseInput) -> EraseResult:
-        reached = _reached(call.rules)
-        phones = subject_phones(call.scope)
-        customer_account = call.scope.customer_account
-        if not phones or customer_account is None:
-            return EraseResult(connector=self.name)
-        where = subject_where(customer_account, phones)
-        key = operation_key(self.secret, Operation.ERASE, call)
-        return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, where, reached, call.scope.as_of)
-        )
+    def export_chunks(self, session: Session, subject: Where) -> Iterator[list[dict[str, Any]]]:
+        return _export_chunks(session, subject)
 
-    def sweep(self, call: SweepInput) -> SweepResult:
-        """Anonymise every customer's messages past their retention, as ``erase`` would."""
-        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES, countries=True)
-        reached = _reached(call.rules)
-        key = sweep_key(self.secret, call)
-        return self.store.once(
-            key, SweepResult, lambda session: self._sweep(session, cutoffs, reached, call.as_of)
-        )
+    def reach(self, rules: list[EraseRule]) -> Reached:
+        return _reached(rules)
 
-    def restrict(self, call: FlagInput) -> FlagResult:
-        phones = subject_phones(call.scope)
-        if not phones or call.scope.customer_account is None:
-            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
-        key = operation_key(self.secret, Operation.RESTRICT, call)
-        return self.store.once(key, FlagResult, lambda session: self._restrict(session, call))
-
-    def locate(self, scope: Scope) -> Located:
+    def holders(self, scope: Scope) -> Select[str]:
         """The customers holding messages of these numbers (an end user wrote to us directly:
         each of them is the controller to refer the request to)."""
         phones = sorted({i.value for i in scope.identities if i.type is IdentityType.PHONE})
-        with self.store.reading() as session:
-            customers = session.scalars(
-                select(Message.customer_account)
-                .where(Message.end_user_phone.in_(phones))
-                .distinct()
-                .order_by(Message.customer_account)
-            ).all()
-        return Located(connector=self.name, customers=list(customers))
+        return (
+            select(Message.customer_account)
+            .where(Message.end_user_phone.in_(phones))
+            .distinct()
+            .order_by(Message.customer_account)
+        )
 
     def is_restricted(self, customer_account: str, phone: str) -> bool:
         """Whether processing of this end user's messages is restricted for this customer."""
         identity = Identity(type=IdentityType.PHONE, value=phone)
         return is_restricted(self.store, self.restrictions, customer_account, identity)
 
-    # --- erase and restrict, inside the operation's transaction ----------------------------
+    # --- erase, sweep and restrict, inside the operation's transaction ---------------------
 
-    def _erase(
-        self,
-        session: Session,
-        where: list[ColumnElement[bool]],
-        reached: dict[str, ColumnElement[bool]],
-        as_of: datetime,
+    def erase_now(
+        self, session: Session, where: Where, reached: Reached, scope: Scope
     ) -> EraseResult:
         erased: dict[str, int] = {}
         for category, columns in (
@@ -300,18 +245,17 @@ class SmsConnector:
                 erased[category] = cleared
         link = _any(reached, LINK_CATEGORIES)
         if link is not None:
-            unlinked = self._unlink(session, where, link, as_of)
+            unlinked = self._unlink(session, where, link, scope.as_of)
             erased.update(dict.fromkeys(sorted(LINK_CATEGORIES), unlinked))
         retained = {category: _count(session, where, category) for category in reached}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
-    def _sweep(
-        self,
-        session: Session,
-        cutoffs: dict[str, datetime],
-        reached: dict[str, ColumnElement[bool]],
-        as_of: datetime,
+    def sweep_now(
+        self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
     ) -> SweepResult:
+        """Anonymise every customer's messages past their retention, as ``erase`` would."""
+        reached = _reached(call.rules)
+        scope = sweep_scope(call)
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         pending: list[ColumnElement[bool]] = [Message.anonymised_at.is_(None)]
         if cutoffs:
@@ -321,7 +265,7 @@ class SmsConnector:
                 Message.id.in_(ids),
                 Message.anonymised_at.is_(None),
             ]
-            anonymised.update(self._erase(session, where, reached, as_of).erased)
+            anonymised.update(self.erase_now(session, where, reached, scope).erased)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _unlink(
@@ -353,13 +297,12 @@ class SmsConnector:
             session.execute(update(Message), changes)
         return len(changes)
 
-    def _restrict(self, session: Session, call: FlagInput) -> FlagResult:
+    def restrict_now(self, session: Session, where: Where, call: FlagInput) -> int:
         customer_account = cast(str, call.scope.customer_account)
         phones = subject_phones(call.scope)
         identities = [Identity(type=IdentityType.PHONE, value=phone) for phone in phones]
         self.restrictions.place_or_lift(session, customer_account, call, identities)
-        covered = _count(session, subject_where(customer_account, phones), PHONE_NUMBER)
-        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+        return _count(session, where, PHONE_NUMBER)
 
 
 # --- queries -------------------------------------------------------------------------------

@@ -32,7 +32,6 @@ from pydantic import ValidationError
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
-    Engine,
     ForeignKey,
     Index,
     Integer,
@@ -55,32 +54,19 @@ from connectors.base import (
     ConnectorInputError,
     OperationLogMixin,
     RestrictionMixin,
-    Restrictions,
-    Store,
+    SubjectConnector,
     UtcDateTime,
-    discover_holdings,
     erase_cutoffs,
-    export_once,
     id_chunks,
     is_restricted,
-    operation_key,
-    sweep_cutoffs,
-    sweep_key,
+    sweep_scope,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
-    AccessInput,
-    AccessResult,
     CategoryHolding,
-    Discovery,
-    EraseInput,
     EraseResult,
+    EraseRule,
     FlagInput,
-    FlagResult,
-    Located,
-    Operation,
-    RectifyInput,
-    RectifyResult,
     Scope,
     Strategy,
     SweepInput,
@@ -88,7 +74,6 @@ from connectors.protocol import (
     Treatment,
     treat,
 )
-from dsr.blobstore import BlobStore
 from dsr.models import Correction, Identity, IdentityType
 
 MEETING_DETAILS = "meeting_details"
@@ -268,7 +253,7 @@ def held(subject: VideoSubject, category: str) -> Select[int, datetime]:
 # --- the connector -------------------------------------------------------------------------
 
 
-class VideoConnector:
+class VideoConnector(SubjectConnector[VideoSubject, dict[str, datetime]]):
     name: ClassVar[str] = "video"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -282,89 +267,29 @@ class VideoConnector:
         "sweep",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
-        self.store = Store(engine_or_url, VideoBase, VideoOperationLog)
-        self.restrictions = Restrictions(Restriction, secret)
-        self.blobs = blobs
-        self.secret = secret
+    schema = VideoBase
+    operation_log = VideoOperationLog
+    restriction_model = Restriction
+    correctable = RECTIFIABLE
 
-    def discover(self, scope: Scope) -> Discovery:
-        subject = video_subject(scope)
-        if subject is None:
-            return Discovery(connector=self.name)
-        return discover_holdings(
-            self.store,
-            self.name,
-            CATEGORIES,
-            lambda session, category: _holding(session, subject, category),
-        )
+    subject = staticmethod(video_subject)
+    holders = staticmethod(locate_holders)
 
-    def access(self, call: AccessInput) -> AccessResult:
-        subject = video_subject(call.scope)
-        if subject is None:
-            return AccessResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ACCESS, call)
-        return export_once(
-            self.store, self.blobs, self.name, key, lambda session: _export_chunks(session, subject)
-        )
+    def holding(
+        self, session: Session, subject: VideoSubject, category: str
+    ) -> CategoryHolding | None:
+        return _holding(session, subject, category)
 
-    def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
-        subject = video_subject(call.scope)
-        if subject is None:
-            return EraseResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ERASE, call)
-        as_of = call.scope.as_of
-        return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
-        )
+    def export_chunks(
+        self, session: Session, subject: VideoSubject
+    ) -> Iterator[list[dict[str, Any]]]:
+        return _export_chunks(session, subject)
 
-    def sweep(self, call: SweepInput) -> SweepResult:
-        """Anonymise every customer's records past their retention, as ``erase`` would."""
-        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
-        key = sweep_key(self.secret, call)
-        return self.store.once(
-            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
-        )
+    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
+        return erase_cutoffs(self.name, rules, CATEGORIES)
 
-    def rectify(self, call: RectifyInput) -> RectifyResult:
-        corrections = _latest_corrections(call.corrections)
-        subject = video_subject(call.scope)
-        unsupported = sorted(field for field in corrections if field not in RECTIFIABLE)
-        if subject is None:
-            return RectifyResult(connector=self.name, unsupported_fields=unsupported)
-        values = {f: v for f, v in corrections.items() if f in RECTIFIABLE}
-        key = operation_key(self.secret, Operation.RECTIFY, call)
-        return self.store.once(
-            key,
-            RectifyResult,
-            lambda session: RectifyResult(
-                connector=self.name,
-                updated=self._rectify(session, subject, call.scope, values),
-                unsupported_fields=unsupported,
-            ),
-        )
-
-    def restrict(self, call: FlagInput) -> FlagResult:
-        subject = video_subject(call.scope)
-        if subject is None:
-            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
-        key = operation_key(self.secret, Operation.RESTRICT, call)
-        return self.store.once(
-            key, FlagResult, lambda session: self._restrict(session, subject, call)
-        )
-
-    def locate(self, scope: Scope) -> Located:
-        """The customers holding visits of these identities, whatever customer the scope
-        names: an end user wrote to the group directly, and each of them is a controller to
-        refer the request to. The one lookup across customers; account ids only, never the
-        records. Read-only, so not in the operation log."""
-        statement = locate_holders(scope)
-        if statement is None:
-            return Located(connector=self.name)
-        with self.store.reading() as session:
-            customers = session.scalars(statement).all()
-        return Located(connector=self.name, customers=list(customers))
+    def corrections(self, corrections: list[Correction]) -> dict[str, str]:
+        return _latest_corrections(corrections)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's video data is restricted for this customer."""
@@ -372,13 +297,10 @@ class VideoConnector:
 
     # --- erase, rectify and restrict, inside the operation's transaction -------------------
 
-    def _erase(
-        self,
-        session: Session,
-        subject: VideoSubject,
-        cutoffs: dict[str, datetime],
-        as_of: datetime,
+    def erase_now(
+        self, session: Session, subject: VideoSubject, cutoffs: dict[str, datetime], scope: Scope
     ) -> EraseResult:
+        as_of = scope.as_of
         erased: dict[str, int] = {}
         for category in (MEETING_DETAILS, RECORDINGS):
             if category in cutoffs:
@@ -391,11 +313,12 @@ class VideoConnector:
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
-    def _sweep(
-        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    def sweep_now(
+        self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
     ) -> SweepResult:
         """The erase of every visit to a meeting scheduled before the widest cutoff (and of
         those meetings), a chunk of visits at a time."""
+        scope = sweep_scope(call)
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         if cutoffs:
             before = select(Meeting.id).where(Meeting.scheduled_at < max(cutoffs.values()))
@@ -405,11 +328,11 @@ class VideoConnector:
             ]
             for ids in id_chunks(session, Visitor.id, pending):
                 chunk = VideoSubject("", (), (), (Visitor.id.in_(ids),))
-                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+                anonymised.update(self.erase_now(session, chunk, cutoffs, scope).erased)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
-    def _rectify(
-        self, session: Session, subject: VideoSubject, scope: Scope, values: dict[str, str]
+    def rectify_now(
+        self, session: Session, subject: VideoSubject, values: dict[str, str], scope: Scope
     ) -> dict[str, int]:
         """Correct the subject's visits; a corrected address or number stays restricted if
         the subject was."""
@@ -420,11 +343,10 @@ class VideoConnector:
                 self.restrictions.carry_over(session, subject.customer_account, scope, corrected)
         return updated
 
-    def _restrict(self, session: Session, subject: VideoSubject, call: FlagInput) -> FlagResult:
+    def restrict_now(self, session: Session, subject: VideoSubject, call: FlagInput) -> int:
         customer = subject.customer_account
         self.restrictions.place_or_lift(session, customer, call, subject.identities)
-        covered = _subject_rows(session, subject)
-        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+        return _subject_rows(session, subject)
 
 
 # --- queries -------------------------------------------------------------------------------

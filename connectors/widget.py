@@ -29,7 +29,6 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     CursorResult,
-    Engine,
     Index,
     Integer,
     Select,
@@ -49,38 +48,26 @@ from connectors.base import (
     ConnectorInputError,
     OperationLogMixin,
     RestrictionMixin,
-    Restrictions,
-    Store,
+    SubjectConnector,
     UtcDateTime,
     erase_cutoffs,
-    export_once,
     id_chunks,
     is_restricted,
-    operation_key,
-    sweep_cutoffs,
-    sweep_key,
+    sweep_scope,
 )
 from connectors.population import EndUser, Population
 from connectors.protocol import (
-    AccessInput,
-    AccessResult,
     CategoryHolding,
     Discovery,
-    EraseInput,
     EraseResult,
+    EraseRule,
     FlagInput,
-    FlagResult,
-    Located,
-    Operation,
-    RectifyInput,
-    RectifyResult,
     Scope,
     Strategy,
     SweepInput,
     SweepResult,
     Treatment,
 )
-from dsr.blobstore import BlobStore
 from dsr.models import Correction, Identity, IdentityType
 
 CONTACT_IDENTIFIERS = "contact_identifiers"
@@ -226,7 +213,7 @@ def _lookup_value(identity: Identity) -> str:
 # --- the connector -------------------------------------------------------------------------
 
 
-class WidgetConnector:
+class WidgetConnector(SubjectConnector[WidgetSubject, dict[str, datetime]]):
     name: ClassVar[str] = "widget"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -240,11 +227,24 @@ class WidgetConnector:
         "sweep",
     )
 
-    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
-        self.store = Store(engine_or_url, WidgetBase, WidgetOperationLog)
-        self.restrictions = Restrictions(Restriction, secret)
-        self.blobs = blobs
-        self.secret = secret
+    schema = WidgetBase
+    operation_log = WidgetOperationLog
+    restriction_model = Restriction
+    correctable = RECTIFIABLE
+
+    subject = staticmethod(widget_subject)
+    holders = staticmethod(locate_holders)
+
+    def export_chunks(
+        self, session: Session, subject: WidgetSubject
+    ) -> Iterator[list[dict[str, Any]]]:
+        return _export_chunks(session, subject)
+
+    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
+        return erase_cutoffs(self.name, rules, CATEGORIES)
+
+    def corrections(self, corrections: list[Correction]) -> dict[str, str]:
+        return _latest_corrections(corrections)
 
     def discover(self, scope: Scope) -> Discovery:
         discovery = Discovery(connector=self.name)
@@ -266,96 +266,27 @@ class WidgetConnector:
             ]
         return discovery
 
-    def access(self, call: AccessInput) -> AccessResult:
-        subject = widget_subject(call.scope)
-        if subject is None:
-            return AccessResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ACCESS, call)
-        return export_once(
-            self.store, self.blobs, self.name, key, lambda session: _export_chunks(session, subject)
-        )
-
-    def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
-        subject = widget_subject(call.scope)
-        if subject is None:
-            return EraseResult(connector=self.name)
-        key = operation_key(self.secret, Operation.ERASE, call)
-        as_of = call.scope.as_of
-        return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, subject, cutoffs, as_of)
-        )
-
-    def sweep(self, call: SweepInput) -> SweepResult:
-        """Anonymise every customer's records past their retention, as ``erase`` would."""
-        cutoffs = sweep_cutoffs(self.name, call.rules, CATEGORIES)
-        key = sweep_key(self.secret, call)
-        return self.store.once(
-            key, SweepResult, lambda session: self._sweep(session, cutoffs, call.as_of)
-        )
-
-    def rectify(self, call: RectifyInput) -> RectifyResult:
-        corrections = _latest_corrections(call.corrections)
-        subject = widget_subject(call.scope)
-        unsupported = sorted(field for field in corrections if field not in RECTIFIABLE)
-        if subject is None:
-            return RectifyResult(connector=self.name, unsupported_fields=unsupported)
-        values = {f: v for f, v in corrections.items() if f in RECTIFIABLE}
-        key = operation_key(self.secret, Operation.RECTIFY, call)
-        return self.store.once(
-            key,
-            RectifyResult,
-            lambda session: RectifyResult(
-                connector=self.name,
-                updated=self._rectify(session, subject, call.scope, values),
-                unsupported_fields=unsupported,
-            ),
-        )
-
-    def restrict(self, call: FlagInput) -> FlagResult:
-        subject = widget_subject(call.scope)
-        if subject is None:
-            return FlagResult(connector=self.name, operation=Operation.RESTRICT)
-        key = operation_key(self.secret, Operation.RESTRICT, call)
-        return self.store.once(
-            key, FlagResult, lambda session: self._restrict(session, subject, call)
-        )
-
-    def locate(self, scope: Scope) -> Located:
-        """The customers holding sessions of these identities, whatever customer the scope
-        names: an end user wrote to the group directly, and each of them is a controller to
-        refer the request to. The one lookup across customers; account ids only, never the
-        records. Read-only, so not in the operation log."""
-        statement = locate_holders(scope)
-        if statement is None:
-            return Located(connector=self.name)
-        with self.store.reading() as session:
-            customers = session.scalars(statement).all()
-        return Located(connector=self.name, customers=list(customers))
-
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's widget data is restricted for this customer."""
         return is_restricted(self.store, self.restrictions, customer_account, identity)
 
     # --- erase, rectify and restrict, inside the operation's transaction -------------------
 
-    def _erase(
-        self,
-        session: Session,
-        subject: WidgetSubject,
-        cutoffs: dict[str, datetime],
-        as_of: datetime,
+    def erase_now(
+        self, session: Session, subject: WidgetSubject, cutoffs: dict[str, datetime], scope: Scope
     ) -> EraseResult:
+        as_of = scope.as_of
         before = max(cutoffs.values(), default=None)
         unlinked = _unlink(session, subject, before, as_of) if before is not None else 0
         erased = dict.fromkeys(CATEGORIES, unlinked) if cutoffs else {}
         retained = {category: _count(session, subject) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
-    def _sweep(
-        self, session: Session, cutoffs: dict[str, datetime], as_of: datetime
+    def sweep_now(
+        self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
     ) -> SweepResult:
         """The erase of every session started before the widest cutoff, a chunk at a time."""
+        scope = sweep_scope(call)
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         if cutoffs:
             pending: list[ColumnElement[bool]] = [
@@ -364,11 +295,11 @@ class WidgetConnector:
             ]
             for ids in id_chunks(session, WidgetSession.id, pending):
                 chunk = WidgetSubject("", (), (WidgetSession.id.in_(ids),))
-                anonymised.update(self._erase(session, chunk, cutoffs, as_of).erased)
+                anonymised.update(self.erase_now(session, chunk, cutoffs, scope).erased)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
-    def _rectify(
-        self, session: Session, subject: WidgetSubject, scope: Scope, values: dict[str, str]
+    def rectify_now(
+        self, session: Session, subject: WidgetSubject, values: dict[str, str], scope: Scope
     ) -> dict[str, int]:
         """Correct the subject's sessions; a corrected address or number stays restricted if
         the subject was."""
@@ -379,11 +310,10 @@ class WidgetConnector:
                 self.restrictions.carry_over(session, subject.customer_account, scope, corrected)
         return updated
 
-    def _restrict(self, session: Session, subject: WidgetSubject, call: FlagInput) -> FlagResult:
+    def restrict_now(self, session: Session, subject: WidgetSubject, call: FlagInput) -> int:
         customer = subject.customer_account
         self.restrictions.place_or_lift(session, customer, call, subject.identities)
-        covered = _count(session, subject)
-        return FlagResult(connector=self.name, operation=Operation.RESTRICT, records=covered)
+        return _count(session, subject)
 
 
 # --- queries -------------------------------------------------------------------------------
