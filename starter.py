@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 import uuid
 from collections.abc import Callable, Coroutine
@@ -398,6 +399,40 @@ def _print_register_status(result: dict[str, Any]) -> None:
     console.print(table)
 
 
+@app.command()
+def package(
+    request_id: str,
+    out: Annotated[Path, typer.Option(help="Where to write the zip.")],
+    officer_name: OfficerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download a request's access package, recorded in the audit ledger."""
+    from sqlalchemy.orm import Session
+
+    from dsr import ledger
+
+    settings = _settings()
+    blobs = settings.blob_store()
+    ref = blobs.ref(f"packages/{request_id}.zip")
+    if not blobs.exists(ref):
+        _fail(f"no access package for {request_id}: only access and portability requests "
+              "have one, once answered", code=2)
+    if not out.parent.is_dir():
+        _fail(f"--out: folder {out.parent} does not exist", code=2)
+    with blobs.open_reader(ref) as source, out.open("wb") as target:
+        shutil.copyfileobj(source, target)
+    with Session(_register_engine(settings)) as session, session.begin():
+        ledger.append(session, "package_downloaded", _officer(officer_name), datetime.now(UTC),
+                      request_id, {"bytes": out.stat().st_size},
+                      ledger.ledger_key(settings.secret))
+    result = {"request_id": request_id, "written": str(out), "bytes": out.stat().st_size}
+    if as_json:
+        print(json.dumps(result))
+    else:
+        console.print(f"{request_id}: package written to {out} ({result['bytes']} bytes)",
+                      highlight=False)
+
+
 @app.command("list")
 def list_requests(
     status_filter: Annotated[str | None, typer.Option("--status", help="A status.")] = None,
@@ -492,6 +527,28 @@ def hold_release(
     except holds.HoldError as error:
         _fail(str(error), code=2)
     _print(hold, as_json, f"released {hold.hold_id}")
+    _recheck_deferred()
+
+
+@hold_app.command("recheck")
+def hold_recheck() -> None:
+    """Ask the deferred erasures to look again now (done by `release`; for after an outage)."""
+    asked = _run(_ask_deferred)
+    console.print(f"{asked} deferred erasures asked to look again", highlight=False)
+
+
+async def _ask_deferred(settings: Settings) -> int:
+    return await officer.recheck_deferred(await connect(settings))
+
+
+def _recheck_deferred() -> None:
+    try:
+        asked = _run(_ask_deferred)
+    except typer.Exit:  # the release stands; say how the erasure still happens
+        err.print("the release is recorded, but the deferred erasures were not told: run "
+                  "`python starter.py hold recheck` once Temporal is reachable", highlight=False)
+        raise
+    err.print(f"{asked} deferred erasures asked to look again", highlight=False)
 
 
 @hold_app.command("list")

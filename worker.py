@@ -21,13 +21,17 @@ from connectors.registry import load_registry
 from dsr.activity_log import RequestLogInterceptor
 from dsr.database import make_engine
 from dsr.logging import configure, get_logger
+from dsr.policies import PolicyFault, check_policies
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
+from workflows.deferred import DeferredErasureWorkflow
 from workflows.purge import ConfirmationPurgeWorkflow
 from workflows.request import RightsRequestWorkflow
+from workflows.sweep import RetentionSweepWorkflow
 
 log = get_logger()
-WORKFLOWS = [RightsRequestWorkflow, ConfirmationPurgeWorkflow]
+WORKFLOWS = [RightsRequestWorkflow, DeferredErasureWorkflow, ConfirmationPurgeWorkflow,
+             RetentionSweepWorkflow]
 
 
 def orchestrator_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
@@ -97,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
     except SettingsError as error:
         print(error, file=sys.stderr)
+        return 2
+    try:
+        check_policies(settings)
+    except PolicyFault as error:
+        print(f"refusing to start: {error}", file=sys.stderr)
         return 2
     unknown = [name for name in args.connector if name not in BUILTIN]
     if unknown:

@@ -14,6 +14,7 @@ from activities.package import PackageActivities
 from activities.policy import PolicyActivities
 from activities.proof import ProofActivities
 from activities.register import RegisterActivities
+from activities.sweep import SweepActivities
 from activities.verification import VerificationActivities
 from dsr.blobstore import BlobStore
 from dsr.settings import Settings
@@ -26,6 +27,7 @@ def orchestrator_activities(
     policy = PolicyActivities(settings)
     verification = VerificationActivities(settings)
     answer = AnswerActivities(settings, engine)
+    sweep = SweepActivities(settings, engine)
     return [
         register.record_intake,
         register.record_milestone,
@@ -39,4 +41,6 @@ def orchestrator_activities(
         PackageActivities(settings, blobs).assemble,
         answer.send,
         ProofActivities(engine, settings).purge_confirmations,
+        sweep.sweep_plan,
+        sweep.record_sweep,
     ]

@@ -1,26 +1,40 @@
-"""Purging proof past its retention: confirmation records are kept 5 years, then removed.
+"""Purging proof past its retention: confirmation records are kept 5 years, then removed;
+so is the request register (a request's row and its milestones) once the proof period has
+passed since the request closed (the ``request-confirmation`` rule of the retention policy).
 
-Each run records the purge in the audit ledger (counts only) and then anchors the ledger's
-chain head outside the database, so the daily Schedule is also the ledger's regular anchor.
+Each run records the purge in the audit ledger (counts and request ids only: the ledger holds
+no personal data and is never purged) and then anchors the ledger's chain head outside the
+database, so the daily Schedule is also the ledger's regular anchor.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-from sqlalchemy import Engine, delete, select
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.orm import Session
 from temporalio import activity
 
 from dsr import ledger
-from dsr.database import ConfirmationRecord, MilestoneRecord
+from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
+from dsr.retention import (
+    ORCHESTRATOR,
+    RetentionPolicy,
+    keep_until,
+    load_retention_policy,
+    subtract_period,
+)
 
 if TYPE_CHECKING:
     from dsr.settings import Settings
 
 PURGE_ACTOR = "confirmation-purge-schedule"
+REGISTER_CATEGORY = "request_confirmation"  # the register is kept as long as the proof
+# Month ends: a record closed up to 3 days after "as_of minus the period" may already be due
+# (2024-02-29 plus 5 years is 2029-02-28); keep_until decides for each candidate.
+MONTH_END_MARGIN = timedelta(days=3)
 
 
 class PurgeInput(BaseModel):
@@ -30,6 +44,9 @@ class PurgeInput(BaseModel):
 class PurgeResult(BaseModel):
     purged: int
     request_ids: list[str]
+    # Register rows (with their milestones) purged, the proof period having passed.
+    register_purged: int = 0
+    register_request_ids: list[str] = Field(default_factory=list)
 
 
 class ProofActivities:
@@ -37,6 +54,7 @@ class ProofActivities:
         self._engine = engine
         self._key = ledger.ledger_key(settings.secret)
         self._anchors = ledger.anchors_path(settings)
+        self._retention_file = settings.policy_dir / "retention.yaml"
 
     @activity.defn(name="proof.purge_confirmations")
     def purge_confirmations(self, purge: PurgeInput) -> PurgeResult:
@@ -47,11 +65,15 @@ class ProofActivities:
             ))
             session.execute(delete(ConfirmationRecord)
                             .where(ConfirmationRecord.request_id.in_(expired)))
+            registered = set(session.scalars(
+                select(RequestRecord.request_id).where(RequestRecord.request_id.in_(expired))
+            ))
             session.add_all(
                 MilestoneRecord(request_id=request_id, key="proof-purged", step="purge",
                                 at=purge.as_of, actor=PURGE_ACTOR,
                                 detail={"reason": "confirmation retention ended"})
                 for request_id in expired
+                if request_id in registered  # its register row may already be purged
             )
             for request_id in expired:
                 ledger.append(session, "purge", PURGE_ACTOR, purge.as_of, request_id,
@@ -59,5 +81,69 @@ class ProofActivities:
                                "reason": "confirmation retention ended"}, self._key)
             ledger.append(session, "purge", PURGE_ACTOR, purge.as_of, None,
                           {"purged": "confirmations", "count": len(expired)}, self._key)
+            policy = load_retention_policy(self._retention_file)
+            register = self._purge_register(session, policy, purge.as_of)
         ledger.anchor(self._engine, self._key, self._anchors)
-        return PurgeResult(purged=len(expired), request_ids=expired)
+        return PurgeResult(purged=len(expired), request_ids=expired,
+                           register_purged=len(register), register_request_ids=register)
+
+    def _purge_register(
+        self, session: Session, policy: RetentionPolicy, as_of: datetime
+    ) -> list[str]:
+        """Delete the register rows (and milestones) of requests closed longer ago than the
+        proof period; a policy without that duty purges nothing (kept, never early)."""
+        duty = policy.duty_for(ORCHESTRATOR, REGISTER_CATEGORY, [])
+        if duty is None:
+            return []
+        latest = subtract_period(as_of, duty.period) + MONTH_END_MARGIN
+        candidates = session.execute(
+            select(RequestRecord.request_id, RequestRecord.closed_at)
+            .where(RequestRecord.closed_at.is_not(None), RequestRecord.closed_at <= latest)
+            .order_by(RequestRecord.request_id)
+        ).all()
+        due = [
+            row.request_id
+            for row in candidates
+            if (until := keep_until(policy, ORCHESTRATOR, REGISTER_CATEGORY, row.closed_at))
+            is not None and until <= as_of
+        ]
+        due = [request_id for request_id in due if not self._erasure_pending(session, request_id)]
+        if not due:
+            return []
+        milestones: dict[str, int] = {
+            request_id: count
+            for request_id, count in session.execute(
+                select(MilestoneRecord.request_id, func.count())
+                .where(MilestoneRecord.request_id.in_(due))
+                .group_by(MilestoneRecord.request_id)
+            )
+        }
+        session.execute(delete(MilestoneRecord).where(MilestoneRecord.request_id.in_(due)))
+        session.execute(delete(RequestRecord).where(RequestRecord.request_id.in_(due)))
+        for request_id in due:
+            ledger.append(session, "purge", PURGE_ACTOR, as_of, request_id,
+                          {"purged": "register", "milestones": milestones.get(request_id, 0),
+                           "reason": "request register retention ended",
+                           "rule": duty.rule_id}, self._key)
+        ledger.append(session, "purge", PURGE_ACTOR, as_of, None,
+                      {"purged": "register", "count": len(due), "rule": duty.rule_id},
+                      self._key)
+        return due
+
+    @staticmethod
+    def _erasure_pending(session: Session, request_id: str) -> bool:
+        """Whether the request kept data whose deferred erasure has not finished: its
+        workflow still needs the register row (the hold check reads it), and the request is
+        not fully honoured yet. The last deferred round records ``still_kept: 0``."""
+        rows = session.scalars(
+            select(MilestoneRecord).where(
+                MilestoneRecord.request_id == request_id,
+                or_(MilestoneRecord.key == "legal_hold_check",
+                    MilestoneRecord.key.startswith("deferred-erasure-")),
+            )
+        ).all()
+        retained = any(row.detail.get("retained") for row in rows
+                       if row.key == "legal_hold_check")
+        finished = any(row.detail.get("still_kept") == 0 for row in rows
+                       if row.key.startswith("deferred-erasure-"))
+        return retained and not finished

@@ -193,6 +193,16 @@ class OfficerLockedContext(EmailContext):
     locked_at: datetime | None = None
 
 
+class DeferredErasureContext(EmailContext):
+    """Data kept for a duty or a hold, erased when it ended; ``erased`` lines name products
+    and categories, never records."""
+
+    template = "deferred_erasure"
+    erased_on: date
+    erased: list[str]
+    remaining: bool = False
+
+
 class OfficerConnectorFailedContext(EmailContext):
     template = "officer_connector_failed"
     connector: str

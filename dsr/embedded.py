@@ -1,4 +1,5 @@
-"""The embedded stack as the officer starts it: services, workers and the purge Schedule."""
+"""The embedded stack as the officer starts it: services, workers and the daily Schedules
+(confirmation purge, retention sweep)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from dsr import stack
 from dsr.settings import Settings
-from dsr.temporal import connect, ensure_purge_schedule
+from dsr.temporal import connect, ensure_purge_schedule, ensure_sweep_schedule
 
 WORKER = Path(__file__).resolve().parent.parent / "worker.py"
 
@@ -22,4 +23,6 @@ async def start(settings: Settings) -> stack.StackStatus:
     client = await connect(settings)
     created = await ensure_purge_schedule(client, settings)
     print("confirmation purge schedule:", "created" if created else "already present")
+    created = await ensure_sweep_schedule(client, settings)
+    print("retention sweep schedule:", "created" if created else "already present")
     return status

@@ -120,3 +120,17 @@ def _rpc_error(request_id: str, error: RPCError) -> OfficerError:
     if "already completed" in error.message:
         return OfficerError(f"request {request_id} is closed; see its status")
     return OfficerError(f"Temporal refused the call for {request_id}: {error.message}")
+
+
+DEFERRED_WORKFLOW = "DeferredErasure"
+
+
+async def recheck_deferred(client: Client) -> int:
+    """Ask every waiting deferred erasure to look again now (a hold was released): what only
+    that hold was keeping is erased. Returns how many were asked."""
+    query = f"WorkflowType = '{DEFERRED_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    asked = 0
+    async for execution in client.list_workflows(query):
+        await client.get_workflow_handle(execution.id).signal("recheck")
+        asked += 1
+    return asked

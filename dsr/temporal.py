@@ -1,4 +1,5 @@
-"""Connecting to Temporal with the product's data converter, and the purge Schedule."""
+"""Connecting to Temporal with the product's data converter, and the daily Schedules: the
+purge of proof past its retention and the retention sweep of the connectors."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from temporalio.client import (
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
     ScheduleSpec,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -19,6 +22,9 @@ from dsr.settings import Settings
 SCHEDULE_ID = "dsr-confirmation-purge"
 PURGE_WORKFLOW = "ConfirmationPurge"
 PURGE_EVERY = timedelta(days=1)
+SWEEP_SCHEDULE_ID = "dsr-retention-sweep"
+SWEEP_WORKFLOW = "RetentionSweep"
+SWEEP_EVERY = timedelta(days=1)
 
 
 async def connect(settings: Settings) -> Client:
@@ -40,8 +46,29 @@ def purge_schedule(settings: Settings) -> Schedule:
 
 async def ensure_purge_schedule(client: Client, settings: Settings) -> bool:
     """Create the daily purge Schedule; True if created, False if it already existed."""
+    return await _ensure_schedule(client, SCHEDULE_ID, purge_schedule(settings))
+
+
+def sweep_schedule(settings: Settings) -> Schedule:
+    """The daily retention sweep. One run at a time, and after an outage one catch-up run,
+    not one per missed day (each sweep takes everything past its cutoffs anyway)."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            SWEEP_WORKFLOW, id="dsr-retention-sweep-run", task_queue=settings.task_queue
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=SWEEP_EVERY),
+    )
+
+
+async def ensure_sweep_schedule(client: Client, settings: Settings) -> bool:
+    """Create the daily retention sweep Schedule; True if created, False if it existed."""
+    return await _ensure_schedule(client, SWEEP_SCHEDULE_ID, sweep_schedule(settings))
+
+
+async def _ensure_schedule(client: Client, schedule_id: str, schedule: Schedule) -> bool:
     try:
-        await client.create_schedule(SCHEDULE_ID, purge_schedule(settings))
+        await client.create_schedule(schedule_id, schedule)
     except ScheduleAlreadyRunningError:
         return False
     return True

@@ -9,8 +9,8 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 import worker
@@ -33,6 +34,7 @@ from dsr.demo import seed_stores
 from dsr.mailserver import MailFolder, running_mail_server
 from dsr.models import RightsRequest, parse_request
 from dsr.settings import Settings
+from workflows.deferred import workflow_id as deferred_id
 from workflows.models import RequestStatus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,8 +56,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture(scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+async def _time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
@@ -67,6 +68,20 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     ))
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    async for env in _time_skipping():
+        yield env
+
+
+@pytest.fixture
+async def own_time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of the test's own, for a test that moves its clock by years
+    (the shared one's clock would then be ahead of the stores other tests seed)."""
+    async for env in _time_skipping():
+        yield env
 
 
 @pytest.fixture
@@ -102,6 +117,7 @@ class Harness:
     client: Client
     mail: MailFolder
     facts: DemoFacts
+    submitted: list[str] = field(default_factory=list)
 
     @property
     def engine(self) -> Any:
@@ -133,7 +149,16 @@ class Harness:
         } | fields))
 
     async def submit(self, request: RightsRequest) -> WorkflowHandle[Any, Any]:
+        self.submitted.append(request.request_id)
         return await officer.submit(self.client, self.settings, request)
+
+    async def end_deferred_erasures(self) -> None:
+        """A deferred erasure outlives its test's workers: on a shared time-skipping server
+        its next timer would wait for them forever and stop the clock for every other test."""
+        for request_id in self.submitted:
+            with suppress(RPCError):
+                await self.client.get_workflow_handle(deferred_id(request_id)).terminate(
+                    "test over")
 
     async def status(self, request_id: str) -> RequestStatus:
         return await officer.status(self.client, request_id)
@@ -154,7 +179,9 @@ async def start_harness(env: WorkflowEnvironment, tmp_path: Path, smtp_port: int
     workers += [make(env.client, settings) for make in extra_workers]
     for running in workers:
         await stack.enter_async_context(running)
-    return Harness(settings=settings, client=env.client, mail=folder, facts=facts)
+    harness = Harness(settings=settings, client=env.client, mail=folder, facts=facts)
+    stack.push_async_callback(harness.end_deferred_erasures)  # before the workers stop
+    return harness
 
 
 @pytest.fixture

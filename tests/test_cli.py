@@ -10,8 +10,10 @@ import asyncio
 import json
 import os
 import re
+import sqlite3
 import sys
 import uuid
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -151,6 +153,19 @@ async def test_officer_submits_verifies_and_follows_requests_through_the_cli(
     assert code == 1 and "already submitted" in err, (out, err)
     latest = await h.client.get_workflow_handle(officer.workflow_id(erasure)).describe()
     assert latest.run_id == first_run and await runs_of(h, erasure) == 1
+
+    # The access package, downloaded by an officer: the download is in the audit ledger.
+    zipped = tmp_path / "package.zip"
+    code, out, err = await cli(h, "package", access, "--out", str(zipped))
+    assert code == 0, err
+    with zipfile.ZipFile(zipped) as archive:
+        assert "manifest.json" in archive.namelist()
+    code, out, err = await cli(h, "package", erasure, "--out", str(tmp_path / "none.zip"))
+    assert code == 2 and "no access package" in err and not (tmp_path / "none.zip").exists()
+    with sqlite3.connect(h.settings.data_dir / "dsr.db") as db:
+        downloads = db.execute("SELECT request_id, actor FROM ledger "
+                               "WHERE kind = 'package_downloaded'").fetchall()
+    assert downloads == [(access, OFFICER)]
 
 
 async def test_refusals_exit_one_with_a_reason_and_change_nothing(harness: Harness) -> None:

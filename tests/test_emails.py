@@ -24,6 +24,7 @@ from dsr.emails import (
     AnswerContext,
     CancelledContext,
     ClarificationContext,
+    DeferredErasureContext,
     DenialContext,
     EmailContext,
     ExtensionContext,
@@ -210,7 +211,11 @@ def all_contexts(language: Language, catalogue: Catalogue) -> list[EmailContext]
     reminder = OfficerInstructionReminderContext(
         request_id=REQUEST, language=language, connector="acme_analytics",
         instructed_on=date(2026, 8, 3))
-    return [*requester_contexts(language, catalogue), *officers, referral, instruction, reminder]
+    deferred = DeferredErasureContext(
+        request_id=REQUEST, language=language, erased_on=date(2027, 2, 1),
+        erased=["sms: message_content, phone_number"], remaining=True)
+    return [*requester_contexts(language, catalogue), *officers, referral, instruction, reminder,
+            deferred]
 
 
 # --- every template, every language --------------------------------------------------------

@@ -37,6 +37,7 @@ def _cli(settings: Settings, *args: str) -> tuple[int, str]:
         "DSR_HMAC_KEY": KEY,
         "DSR_SETTINGS_FILE": str(settings.data_dir / "absent.env"),
         "DSR_OFFICER_NAME": "officer.tan",
+        "DSR_TEMPORAL_ADDRESS": "127.0.0.1:9",  # nothing listens: no Temporal in these tests
     }
     result = CliRunner().invoke(app, list(args), env=env)
     return result.exit_code, result.output
@@ -77,7 +78,9 @@ def test_a_hold_is_placed_listed_and_released_from_the_cli(settings: Settings) -
     assert PHONE not in json.dumps(dict(row)) and len(row["identity_hash"]) == 64
 
     code, output = _cli(settings, "hold", "release", hold_id, "--reason", "case settled")
-    assert code == 0 and f"released {hold_id}" in output
+    assert f"released {hold_id}" in output
+    # No Temporal here: the release stands, and the officer is told how to finish it.
+    assert code == 1 and "hold recheck" in output
     assert json.loads(_cli(settings, "hold", "list", "--json")[1]) == []
     assert _hold_rows(settings)[0]["release_reason"] == "case settled"
     with sqlite3.connect(settings.data_dir / "dsr.db") as connection:

@@ -28,6 +28,7 @@ from dsr import officer
 from dsr import search_attributes as sa
 from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
 from dsr.deadlines import DeadlineQuery, compute_deadline, load_deadline_policy
+from dsr.ledger import LedgerEntry
 from dsr.mailserver import MailFolder
 from dsr.models import RightsRequest
 from dsr.temporal import PURGE_EVERY, SCHEDULE_ID, ensure_purge_schedule
@@ -374,12 +375,19 @@ async def test_confirmation_is_kept_five_years_then_purged(
         purged = await purge(time_env, h, "in-five-years")
 
         assert purged.request_ids == [rid] and purged.purged == 1
+        # The register row is proof too: five years after the request closed it goes, with
+        # its milestones; the ledger (no personal data) keeps the record of both purges.
+        assert purged.register_request_ids == [rid]
         with Session(h.engine) as session:
             assert session.get(ConfirmationRecord, rid) is None
-            assert session.get(RequestRecord, rid) is not None, "the register stays"
-        mark = milestones(h, rid, "proof-purged")
-        assert len(mark) == 1 and mark[0].actor == "confirmation-purge-schedule"
-        assert mark[0].at > proof.retain_until
+            assert session.get(RequestRecord, rid) is None
+            entries = list(session.scalars(select(LedgerEntry).where(
+                LedgerEntry.request_id == rid, LedgerEntry.kind == "purge")
+                .order_by(LedgerEntry.seq)))
+        assert milestones(h, rid, "") == []
+        assert [e.detail["purged"] for e in entries] == ["confirmation", "register"]
+        assert all(e.actor == "confirmation-purge-schedule" for e in entries)
+        assert all(e.at > proof.retain_until for e in entries)
 
 
 # 5. The daily purge Schedule (dev server) ----------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from connectors.registry import ConnectorEntry, DataRole
     from dsr import search_attributes as sa
     from dsr.emails import ProductOutcome
-    from dsr.models import Right
+    from dsr.models import Right, RightsRequest
     from dsr.retention import ErasurePlan
     from workflows.models import (
         ConnectorDecision,
@@ -111,14 +111,7 @@ class ConnectorFanOut(RequestState):
         ]
 
     def _scope(self, entry: ConnectorEntry) -> p.Scope:
-        identities = [i for i in self._req.identities if i.type in entry.identity_types]
-        customer = self._req.customer_scope if entry.role is DataRole.END_USER else None
-        return p.Scope(
-            request_id=self._req.request_id,
-            identities=identities,
-            customer_account=customer,
-            as_of=self._now(),
-        )
+        return connector_scope(self._req, entry, self._now())
 
     async def _execute(self, discoveries: list[p.Discovery], plan: ErasurePlan | None) -> None:
         self._begin("execute")
@@ -326,6 +319,19 @@ class ConnectorFanOut(RequestState):
                 f"connector {decision.connector} is not waiting for an officer; "
                 f"failing connectors: {', '.join(failing) or 'none'}"
             )
+
+
+def connector_scope(request: RightsRequest, entry: ConnectorEntry, as_of: datetime) -> p.Scope:
+    """What a connector is asked about: the identities it can look up and, for end-user data,
+    the customer whose records alone it may touch."""
+    identities = [i for i in request.identities if i.type in entry.identity_types]
+    customer = request.customer_scope if entry.role is DataRole.END_USER else None
+    return p.Scope(
+        request_id=request.request_id,
+        identities=identities,
+        customer_account=customer,
+        as_of=as_of,
+    )
 
 
 def _counts(result: Any) -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.answer import AnswerInput, AnswerSent
@@ -35,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
 from workflows.base import Stopped
 from workflows.connectors import CONNECTOR_CALL
 from workflows.deadline import DeadlineKeeping
+from workflows.deferred import DeferredErasureWorkflow, DeferredInput
+from workflows.deferred import workflow_id as deferred_workflow_id
 from workflows.referral import Referral
 from workflows.verification import IdentityVerification
 
@@ -57,6 +60,7 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
             await self._execute(discoveries, plan)
             package = await self._package()
             await self._answer(plan, package)
+            await self._defer_erasure(plan)
             return await self._finish(Status.ANSWERED, "answered")
         except Stopped:
             if self._denial is not None:
@@ -156,6 +160,18 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
             referred_to=self._referrals,
         )
         await self._send_answer(answer)
+
+    async def _defer_erasure(self, plan: ErasurePlan | None) -> None:
+        """What had to be kept is erased when its duty ends or its hold is released, by a
+        workflow of its own that outlives this one."""
+        if plan is None or not plan.retained or not workflow.patched("deferred-erasure"):
+            return
+        await workflow.start_child_workflow(
+            DeferredErasureWorkflow.run,
+            DeferredInput(request=self._req, parts=plan.retained, erase_before=self._now()),
+            id=deferred_workflow_id(self._req.request_id),
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
 
     async def _send_answer(self, answer: AnswerInput) -> None:
         sent = await self._activity("answer.send", answer, result_type=AnswerSent)

@@ -1,0 +1,28 @@
+"""Every file lawyers and operators edit, checked at start: a worker with a bad rule refuses
+to start, naming the file, the line or entry and the field, instead of failing a request."""
+
+from __future__ import annotations
+
+from connectors.registry import RegistryError, load_registry
+from dsr import deadlines, retention
+from dsr.catalogue import load_authorities, load_catalogue
+from dsr.emails import load_words
+from dsr.settings import Settings
+
+
+class PolicyFault(Exception):
+    pass
+
+
+def check_policies(settings: Settings) -> None:
+    """Load and validate deadlines, retention, catalogue, authorities, words and registry."""
+    folder = settings.policy_dir
+    try:
+        deadlines.load_deadline_policy(folder / "deadlines.yaml")
+        retention.load_retention_policy(folder / "retention.yaml")
+        load_catalogue(folder / "catalogue.yaml")
+        load_authorities(folder / "authorities.yaml")
+        load_words()
+        load_registry(settings.connector_registry)
+    except (deadlines.PolicyError, retention.PolicyError, RegistryError) as error:
+        raise PolicyFault(str(error)) from None
