@@ -21,7 +21,7 @@ EXPECTED = {
     "cancelled_after_partial_execution", "connector_done_by_hand", "california_opt_out",
     "unverified", "overdue_then_approved", "clarification_uk_clock_stopped", "clarification_eu",
     "connector_missing_then_back", "referred_to_controllers", "recipient_instructed_and_confirmed",
-    "held_then_deferred", "deferred_erasure_after_duty",
+    "held_then_deferred", "deferred_erasure_after_duty", "retention_sweep",
 }
 
 

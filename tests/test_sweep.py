@@ -34,7 +34,7 @@ from dsr.mailserver import MailFolder
 from dsr.retention import Period, RetentionPolicy, load_retention_policy, subtract_period
 from dsr.temporal import SWEEP_EVERY, SWEEP_SCHEDULE_ID, ensure_sweep_schedule
 from tests import conftest
-from tests.conftest import ROOT, Harness, start_harness
+from tests.conftest import ROOT, Harness, save_history, start_harness
 from workflows.purge import ConfirmationPurgeWorkflow
 from workflows.sweep import RetentionSweepWorkflow, SweepRequest
 
@@ -211,13 +211,19 @@ def _sweep_entries(h: Harness) -> list[LedgerEntry]:
         )
 
 
-async def _run_sweep(h: Harness, request: SweepRequest | None = None) -> SweepReport:
-    return await h.client.execute_workflow(
+async def _run_sweep(
+    h: Harness, request: SweepRequest | None = None, history: str | None = None
+) -> SweepReport:
+    handle = await h.client.start_workflow(
         RetentionSweepWorkflow.run,
         request,
         id=f"sweep-{uuid.uuid4().hex[:8]}",
         task_queue=h.settings.task_queue,
     )
+    report = await handle.result()
+    if history:
+        await save_history(handle, history)
+    return report
 
 
 async def test_the_sweep_anonymises_exactly_what_is_past_retention_and_once(
@@ -227,7 +233,7 @@ async def test_the_sweep_anonymises_exactly_what_is_past_retention_and_once(
     _add_messages(h, datetime.now(UTC))
     before = _messages(h)
 
-    report = await _run_sweep(h)
+    report = await _run_sweep(h, history="retention_sweep")
 
     assert report.as_of == datetime.combine(report.as_of.date(), datetime.min.time(), UTC)
     assert report.sweep_id == f"retention-sweep-{report.as_of.date().isoformat()}"
