@@ -59,6 +59,21 @@ class Settings(BaseSettings):
     officer_name: str = Field(default_factory=getpass.getuser)
 
     hmac_key: SecretStr | None = None
+    # Payload encryption keys, "id:base64key,id2:base64key" (32-byte AES keys), newest last;
+    # or on the embedded stack a key file generated once under var/secrets/.
+    payload_keys: SecretStr | None = None
+    payload_key_file: Path | None = None
+    # The codec server the Web UI and CLI decode through, and who may call it.
+    codec_port: int = Field(default=8081, ge=1, le=65535)
+    codec_allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"]
+    )
+    ui_session_hours: int = Field(default=8, ge=1, le=24 * 7)
+    # Where the Web UI signs officers in with OIDC: the issuer's public key (PEM file),
+    # issuer and audience the bearer tokens must carry. None: sessions from the CLI only.
+    codec_oidc_public_key: Path | None = None
+    codec_oidc_issuer: str | None = None
+    codec_oidc_audience: str | None = None
     policy_dir: Path = POLICY_DIR
     connector_registry: Path = Path(__file__).parent.parent / "connectors" / "registry.yaml"
 
