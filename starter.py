@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dsr import officer
+from dsr.codec import KeyringError
 from dsr.ledger import ledger_app
 from dsr.models import parse_request
 from dsr.report import report_command
@@ -70,6 +71,8 @@ def _run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
         return asyncio.run(work(settings))
     except officer.OfficerError as error:
         _fail(str(error))
+    except KeyringError as error:
+        _fail(str(error), code=2)
     except RuntimeError as error:
         if "Failed client connect" in str(error) or "connect" in str(error).lower():
             _fail(f"cannot reach Temporal at {settings.temporal_address}: "
@@ -593,6 +596,36 @@ def stack_status() -> None:
     from dsr import stack
 
     console.print(stack.status(_settings()).describe(), highlight=False)
+
+
+@app.command("ui-session")
+def ui_session(
+    officer_name: Annotated[str | None, typer.Option(
+        "--officer", "--officer-name", help="Officer it is for (default: settings).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open a Web UI session: a link that lets this browser decode payloads in the Web UI."""
+    from dsr import sessions
+    from dsr.codecserver import session_link
+
+    settings = _settings()
+    name = _officer(officer_name)
+    hours = settings.ui_session_hours
+    try:
+        token = sessions.open_session(_register_engine(settings), settings.secret, name, hours)
+    except ValueError as error:
+        _fail(str(error), code=2)
+    link = session_link(settings, token)
+    if as_json:
+        print(json.dumps({"officer": name, "hours": hours, "link": link}, indent=2))
+        return
+    console.print(f"Web UI session for {escape(name)}, valid {hours} hours. Open this link in "
+                  "the browser you use for the Web UI:", highlight=False)
+    console.print(link, highlight=False, soft_wrap=True)
+    console.print(f"Then, once, in the Web UI ({escape(settings.web_ui_url)}): open the codec "
+                  "server settings and enable \"Include cross-origin credentials\". "
+                  "The link opens the session for anyone who has it: do not share it.",
+                  highlight=False)
 
 
 @app.command()

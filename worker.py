@@ -19,6 +19,7 @@ from connectors.base import connector_activities
 from connectors.builtin import BUILTIN, build_connector
 from connectors.registry import load_registry
 from dsr.activity_log import RequestLogInterceptor
+from dsr.codec import Keyring, KeyringError, load_keyring
 from dsr.database import make_engine
 from dsr.logging import configure, get_logger
 from dsr.policies import PolicyFault, check_policies
@@ -59,8 +60,9 @@ def connector_worker(client: Client, settings: Settings, name: str,
                   interceptors=[RequestLogInterceptor()])
 
 
-async def serve(settings: Settings, orchestrator: bool, connectors: list[str]) -> None:
-    client = await connect(settings)
+async def serve(settings: Settings, orchestrator: bool, connectors: list[str],
+                keyring: Keyring | None = None) -> None:
+    client = await connect(settings, keyring)
     executor = ThreadPoolExecutor(max_workers=32)
     workers = [connector_worker(client, settings, name, executor) for name in connectors]
     if orchestrator:
@@ -107,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     except PolicyFault as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         return 2
+    try:
+        keyring = load_keyring(settings)
+    except KeyringError as error:
+        print(f"refusing to start: {error}", file=sys.stderr)
+        return 2
     unknown = [name for name in args.connector if name not in BUILTIN]
     if unknown:
         print(f"unknown connector(s): {', '.join(unknown)}; known: {', '.join(BUILTIN)}",
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     connectors = list(BUILTIN) if args.all else args.connector
     orchestrator = args.all or not args.connector
-    asyncio.run(serve(settings, orchestrator, connectors))
+    asyncio.run(serve(settings, orchestrator, connectors, keyring))
     return 0
 
 

@@ -38,6 +38,7 @@ from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
 from temporalio.client import Client
 
 from dsr import search_attributes
+from dsr.codecserver import codec_endpoint
 from dsr.settings import Settings
 
 __all__ = [
@@ -51,7 +52,7 @@ __all__ = [
     "wait_for_port",
 ]
 
-SERVICE_NAMES = ("temporal", "mail", "worker")
+SERVICE_NAMES = ("temporal", "mail", "codec", "worker")
 TEMPORAL_READY_SECONDS = 30.0
 MAIL_READY_SECONDS = 10.0
 WORKER_SETTLE_SECONDS = 1.0
@@ -227,7 +228,7 @@ def _lock(settings: Settings) -> Iterator[None]:
 
 
 def _services(settings: Settings, worker_command: list[str]) -> list[Service]:
-    services = [_temporal_service(settings), _mail_service(settings)]
+    services = [_temporal_service(settings), _mail_service(settings), _codec_service(settings)]
     if worker_command:
         services.append(_worker_service(settings, worker_command))
     return services
@@ -247,6 +248,7 @@ def _temporal_service(settings: Settings) -> Service:
         "--ip", "127.0.0.1",
         "--port", str(port),
         "--ui-port", str(settings.temporal_ui_port),
+        "--ui-codec-endpoint", codec_endpoint(settings),
         "--namespace", settings.temporal_namespace,
         "--log-format", "json",
         "--log-level", "warn",
@@ -281,21 +283,41 @@ def _mail_service(settings: Settings) -> Service:
     return Service("mail", argv, (port,), {"PYTHONPATH": python_path}, ready=_mail_ready)
 
 
+def _codec_service(settings: Settings) -> Service:
+    """The codec server the Web UI decodes payloads through, for officers with a session."""
+    argv = [sys.executable, "-m", "dsr.codecserver"]
+    port = Port("127.0.0.1", settings.codec_port, "codec server", "DSR_CODEC_PORT")
+    python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    ui = settings.temporal_ui_port
+    origins = [*settings.codec_allowed_origins, f"http://localhost:{ui}", f"http://127.0.0.1:{ui}"]
+    env = _stack_env(settings) | {
+        "PYTHONPATH": python_path,
+        "DSR_CODEC_ALLOWED_ORIGINS": json.dumps(sorted(set(origins))),  # this stack's Web UI
+    }
+    return Service("codec", argv, (port,), env, ready=_codec_ready)
+
+
 def _worker_service(settings: Settings, worker_command: list[str]) -> Service:
     """The worker, told where this stack is, so settings given in code reach it too."""
-    env = {
+    return Service("worker", list(worker_command), env=_stack_env(settings), ready=_worker_ready)
+
+
+def _stack_env(settings: Settings) -> dict[str, str]:
+    return {
         "DSR_LOG_FORMAT": "json",
         "DSR_DATA_DIR": str(settings.data_dir.resolve()),
         "DSR_TEMPORAL_ADDRESS": settings.temporal_address,
         "DSR_TEMPORAL_NAMESPACE": settings.temporal_namespace,
         "DSR_SMTP_HOST": settings.smtp_host,
         "DSR_SMTP_PORT": str(settings.smtp_port),
+        "DSR_CODEC_PORT": str(settings.codec_port),
     }
-    return Service("worker", list(worker_command), env=env, ready=_worker_ready)
 
 
 def _service_port(settings: Settings, name: str) -> int | None:
-    return {"temporal": _temporal_port(settings), "mail": settings.smtp_port}.get(name)
+    ports = {"temporal": _temporal_port(settings), "mail": settings.smtp_port,
+             "codec": settings.codec_port}
+    return ports.get(name)
 
 
 # Readiness ----------------------------------------------------------------------------------
@@ -322,6 +344,12 @@ def _mail_ready(settings: Settings, service: Service, pid: int) -> None:
     deadline = time.monotonic() + MAIL_READY_SECONDS
     host, port = settings.smtp_host, settings.smtp_port
     _wait_until(lambda: _accepts_connections(host, port), deadline, settings, service, pid)
+
+
+def _codec_ready(settings: Settings, service: Service, pid: int) -> None:
+    deadline = time.monotonic() + MAIL_READY_SECONDS
+    port = settings.codec_port
+    _wait_until(lambda: _accepts_connections("127.0.0.1", port), deadline, settings, service, pid)
 
 
 def _worker_ready(settings: Settings, service: Service, pid: int) -> None:

@@ -15,8 +15,8 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from dsr.codec import Keyring, data_converter, load_keyring
 from dsr.settings import Settings
 
 SCHEDULE_ID = "dsr-confirmation-purge"
@@ -27,11 +27,13 @@ SWEEP_WORKFLOW = "RetentionSweep"
 SWEEP_EVERY = timedelta(days=1)
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, keyring: Keyring | None = None) -> Client:
+    """A client with the product's converter: pydantic payloads encrypted with the payload
+    keys (``keyring``, or loaded from the settings; a bad key raises ``KeyringError``)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(keyring or load_keyring(settings)),
     )
 
 

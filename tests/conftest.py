@@ -20,7 +20,6 @@ import yaml
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -29,6 +28,7 @@ from connectors.builtin import BUILTIN
 from connectors.seed import DemoFacts
 from dsr import officer
 from dsr import search_attributes as sa
+from dsr.codec import Keyring, data_converter, new_key_entry
 from dsr.database import make_engine
 from dsr.demo import seed_stores
 from dsr.mailserver import MailFolder, running_mail_server
@@ -39,6 +39,9 @@ from workflows.models import RequestStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 HISTORIES = Path(__file__).resolve().parent / "histories"
+# The payload keys of every test server, worker and CLI: fresh for each test session.
+TEST_KEY_SPEC = ",".join(new_key_entry(key_id) for key_id in ("test-old", "test-new"))
+TEST_KEYRING = Keyring.from_spec(TEST_KEY_SPEC)
 
 
 def binary(name: str) -> str:
@@ -49,7 +52,7 @@ def binary(name: str) -> str:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(TEST_KEYRING),
         search_attributes=sa.ALL,
     )
     yield env
@@ -59,7 +62,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 async def _time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(TEST_KEYRING),
     )
     await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
         namespace=env.client.namespace,
@@ -70,16 +73,10 @@ async def _time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture(scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    async for env in _time_skipping():
-        yield env
-
-
 @pytest.fixture
-async def own_time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of the test's own, for a test that moves its clock by years
-    (the shared one's clock would then be ahead of the stores other tests seed)."""
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of the test's own (about a second to start): one test's skipped
+    clock or leftover timers never reach another."""
     async for env in _time_skipping():
         yield env
 
@@ -105,7 +102,7 @@ def test_settings(tmp_path: Path, smtp_port: int, **overrides: Any) -> Settings:
         data_dir=tmp_path, smtp_port=smtp_port, task_queue=f"dsr-orchestrator-{suffix}",
         connector_registry=registry_file, hmac_key="test-secret-" + suffix,
         officer_address="officer@group.example", connector_retry_seconds=0.1,
-        **overrides,
+        **({"payload_keys": TEST_KEY_SPEC} | overrides),
     )
 
 

@@ -44,7 +44,7 @@ def cli_env(h: Harness | None) -> dict[str, str]:
     if h is None:
         return env
     settings = h.settings
-    assert settings.hmac_key is not None
+    assert settings.hmac_key is not None and settings.payload_keys is not None
     return env | {
         "DSR_SETTINGS_FILE": str(settings.data_dir / "absent.env"),
         "DSR_TEMPORAL_ADDRESS": h.client.service_client.config.target_host,
@@ -52,6 +52,7 @@ def cli_env(h: Harness | None) -> dict[str, str]:
         "DSR_TASK_QUEUE": settings.task_queue,
         "DSR_CONNECTOR_REGISTRY": str(settings.connector_registry),
         "DSR_HMAC_KEY": settings.hmac_key.get_secret_value(),
+        "DSR_PAYLOAD_KEYS": settings.payload_keys.get_secret_value(),
         "DSR_SMTP_PORT": str(settings.smtp_port),
         "DSR_OFFICER_ADDRESS": settings.officer_address,
         "DSR_OFFICER_NAME": OFFICER,
@@ -334,7 +335,7 @@ async def test_malformed_submissions_exit_two_name_the_field_and_start_nothing(
     h = harness
     before = (await snapshot_temporal(h), snapshot_db(h), snapshot_mail(h))
     assert set(before[1]) == {"requests", "milestones", "confirmations", "ledger",
-                              "ledger_head", "legal_holds"}
+                              "ledger_head", "legal_holds", "officer_sessions"}
     problems: list[str] = []
     request_ids = []
     for number, bad in enumerate(GRID):

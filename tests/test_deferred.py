@@ -78,9 +78,8 @@ async def parts_of(h: Harness, request_id: str) -> list[RetainedPart]:
 
 
 async def test_sms_kept_for_six_months_is_erased_the_day_after_the_duty_ends(
-    own_time_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]
+    time_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]
 ) -> None:
-    time_env = own_time_env
     async with AsyncExitStack() as stack:
         h = await start_harness(time_env, tmp_path, mail[0], mail[1], stack)
         now = await time_env.get_current_time()
@@ -124,9 +123,8 @@ async def test_sms_kept_for_six_months_is_erased_the_day_after_the_duty_ends(
 
 
 async def test_a_hold_released_after_a_year_lets_the_erasure_happen(
-    own_time_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]
+    time_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]
 ) -> None:
-    time_env = own_time_env
     async with AsyncExitStack() as stack:
         h = await start_harness(time_env, tmp_path, mail[0], mail[1], stack)
         now = await time_env.get_current_time()
@@ -162,9 +160,8 @@ async def test_a_hold_released_after_a_year_lets_the_erasure_happen(
 
 
 async def test_marketing_goes_at_once_and_its_consent_proof_after_five_years(
-    own_time_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]
+    time_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]
 ) -> None:
-    time_env = own_time_env
     async with AsyncExitStack() as stack:
         h = await start_harness(time_env, tmp_path, mail[0], mail[1], stack)
         now = await time_env.get_current_time()

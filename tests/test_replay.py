@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from dsr.codec import data_converter
+from tests.conftest import TEST_KEYRING
 from worker import WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -32,5 +33,7 @@ def test_every_path_has_a_recorded_history() -> None:
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    # The recorded histories are plaintext, from before encryption: they replay through the
+    # product's encrypting converter because the codec passes unencrypted payloads through.
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(TEST_KEYRING))
     await replayer.replay_workflow(history)

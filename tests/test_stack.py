@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
@@ -38,6 +39,7 @@ def make_settings(data_dir: Path) -> Settings:
         temporal_ui_port=free_port(),
         temporal_retention_days=RETENTION_DAYS,
         smtp_port=free_port(),
+        codec_port=free_port(),
     )
 
 
@@ -65,7 +67,7 @@ def notes(status: StackStatus) -> list[str]:
 
 
 def test_up_starts_every_service(settings: Settings, first_up: StackStatus) -> None:
-    assert notes(first_up) == ["started"] * 3
+    assert notes(first_up) == ["started"] * 4
     assert first_up.all_running
     assert first_up.web_ui_url == f"http://localhost:{settings.temporal_ui_port}"
     for service in first_up.services:
@@ -114,9 +116,27 @@ def test_worker_runs_with_json_logging(settings: Settings, running: StackStatus)
     assert cmdline == WORKER
 
 
+async def test_the_web_ui_decodes_through_the_codec_server_for_officers_only(
+    settings: Settings, running: StackStatus
+) -> None:
+    """The dev server's UI is pointed at the stack's codec server, which refuses anyone
+    without a session and any other origin."""
+    cmdline = json.loads((settings.data_dir / "run" / "temporal.cmdline").read_text())
+    endpoint = cmdline[cmdline.index("--ui-codec-endpoint") + 1]
+    assert endpoint == f"http://localhost:{settings.codec_port}"
+    body = {"payloads": []}
+    async with aiohttp.ClientSession() as http:
+        ui = {"Origin": f"http://localhost:{settings.temporal_ui_port}"}
+        async with http.post(f"{endpoint}/decode", json=body, headers=ui) as response:
+            assert response.status == 401, "the stack's own UI, but no session"
+        other = {"Origin": "http://evil.example"}
+        async with http.post(f"{endpoint}/decode", json=body, headers=other) as response:
+            assert response.status == 403
+
+
 def test_up_again_says_already_running(settings: Settings, running: StackStatus) -> None:
     again = stack.up(settings, WORKER)
-    assert notes(again) == ["already running"] * 3
+    assert notes(again) == ["already running"] * 4
     assert [s.pid for s in again.services] == [s.pid for s in running.services]
 
 
@@ -136,14 +156,14 @@ def test_dead_worker_is_restarted_and_a_failing_one_reported(
     assert not (settings.data_dir / "run" / "worker.pid").exists()
 
     again = stack.up(settings, WORKER)
-    assert notes(again) == ["already running", "already running", "started"]
+    assert notes(again) == ["already running"] * 3 + ["started"]
     assert again.service("worker").pid != old_pid
     assert again.service("temporal").pid == running.service("temporal").pid
 
 
 def test_down_stops_everything(settings: Settings, running: StackStatus) -> None:
     stopped = stack.down(settings)
-    assert notes(stopped) == ["stopped"] * 3
+    assert notes(stopped) == ["stopped"] * 4
     assert not any(s.running for s in stack.status(settings).services)
     assert list((settings.data_dir / "run").glob("*.pid")) == []
     for service in running.services:
@@ -151,7 +171,7 @@ def test_down_stops_everything(settings: Settings, running: StackStatus) -> None
     assert not stack.port_in_use("127.0.0.1", settings.smtp_port)
     assert not stack.port_in_use("127.0.0.1", settings.temporal_ui_port)
 
-    assert notes(stack.down(settings)) == ["not running"] * 3
+    assert notes(stack.down(settings)) == ["not running"] * 4
 
 
 @pytest.mark.parametrize(
@@ -183,13 +203,14 @@ def test_stale_pid_files_are_cleaned_and_never_signalled(tmp_path: Path) -> None
     run = tmp_path / "run"
     run.mkdir()
     # One pid that no process has, one recycled by a process that is not ours (this one).
-    for name, pid in [("temporal", unused_pid()), ("mail", os.getpid())]:
+    for name, pid in [("temporal", unused_pid()), ("mail", os.getpid()),
+                      ("codec", unused_pid())]:
         (run / f"{name}.pid").write_text(f"{pid}\n")
         (run / f"{name}.cmdline").write_text(json.dumps(["temporal", "server", "start-dev"]))
     (run / "worker.pid").write_text("not a pid\n")
 
-    assert notes(stack.status(settings)) == ["not running (stale pid file)"] * 3
-    assert notes(stack.down(settings)) == ["stale pid file removed"] * 3
+    assert notes(stack.status(settings)) == ["not running (stale pid file)"] * 4
+    assert notes(stack.down(settings)) == ["stale pid file removed"] * 4
     assert sorted(p.name for p in run.iterdir()) == ["stack.lock"]
 
 

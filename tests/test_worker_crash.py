@@ -42,8 +42,9 @@ def add_messages(h: Harness, count: int) -> None:
 
 async def start_sms_worker(h: Harness, env: WorkflowEnvironment) -> asyncio.subprocess.Process:
     settings = h.settings
-    assert settings.hmac_key is not None
+    assert settings.hmac_key is not None and settings.payload_keys is not None
     variables = {
+        "DSR_PAYLOAD_KEYS": settings.payload_keys.get_secret_value(),
         "DSR_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
         "DSR_DATA_DIR": str(settings.data_dir),
         "DSR_TASK_QUEUE": settings.task_queue,
