@@ -124,7 +124,7 @@ async def test_the_web_ui_decodes_through_the_codec_server_for_officers_only(
     cmdline = json.loads((settings.data_dir / "run" / "temporal.cmdline").read_text())
     endpoint = cmdline[cmdline.index("--ui-codec-endpoint") + 1]
     assert endpoint == f"http://localhost:{settings.codec_port}"
-    body = {"payloads": []}
+    body: dict[str, list[object]] = {"payloads": []}
     async with aiohttp.ClientSession() as http:
         ui = {"Origin": f"http://localhost:{settings.temporal_ui_port}"}
         async with http.post(f"{endpoint}/decode", json=body, headers=ui) as response:
