@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sys
 import uuid
@@ -646,8 +647,23 @@ def demo() -> None:
     _run(run_demo)
 
 
-if __name__ == "__main__":
+def main() -> int:
     try:
         app()
+    except SystemExit as done:
+        if isinstance(done.code, str):
+            print(done.code, file=sys.stderr)
+            return 1
+        return done.code or 0
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The Temporal client's native threads can abort a short-lived process during interpreter
+    # teardown (temporalio/sdk-python#300): leave without it, everything is flushed.
+    os._exit(code)
