@@ -437,6 +437,35 @@ def package(
                       highlight=False)
 
 
+@app.command()
+def proof(
+    request_id: str,
+    out: Annotated[Path, typer.Option(help="Where to write the .eml.")],
+    officer_name: OfficerOpt = None,
+) -> None:
+    """The answer as sent (kept encrypted as proof), decrypted into an .eml file; the
+    reading is recorded in the audit ledger."""
+    from sqlalchemy.orm import Session
+
+    from dsr import ledger
+    from dsr.codec import EncryptionCodec, load_keyring, unseal
+    from dsr.database import ConfirmationRecord
+
+    settings = _settings()
+    if not out.parent.is_dir():
+        _fail(f"--out: folder {out.parent} does not exist", code=2)
+    with Session(_register_engine(settings)) as session, session.begin():
+        record = session.get(ConfirmationRecord, request_id)
+        if record is None:
+            _fail(f"no confirmation kept for {request_id}: not answered yet, or purged after "
+                  "its retention", code=2)
+        kind = record.kind
+        out.write_bytes(unseal(EncryptionCodec(load_keyring(settings)), record.message))
+        ledger.append(session, "proof_read", _officer(officer_name), datetime.now(UTC),
+                      request_id, {"kind": kind}, ledger.ledger_key(settings.secret))
+    console.print(f"{request_id}: the {kind} as sent, written to {out}", highlight=False)
+
+
 @app.command("list")
 def list_requests(
     status_filter: Annotated[str | None, typer.Option("--status", help="A status.")] = None,

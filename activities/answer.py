@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 
 from dsr.catalogue import authority_for, load_catalogue
+from dsr.codec import EncryptionCodec, load_keyring, seal
 from dsr.database import ConfirmationRecord
 from dsr.emails import AnswerContext, ProductOutcome, render
 from dsr.mailer import send_email
@@ -48,6 +49,7 @@ class AnswerActivities:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self._settings = settings
         self._engine = engine
+        self._codec = EncryptionCodec(load_keyring(settings))  # the proof is kept encrypted
 
     @activity.defn(name="answer.send")
     async def send(self, answer: AnswerInput) -> AnswerSent:
@@ -105,7 +107,8 @@ class AnswerActivities:
         with Session(self._engine) as session, session.begin():
             session.add(ConfirmationRecord(
                 request_id=request_id, message_id=sent.message_id, kind=kind,
-                sent_at=sent.sent_at, retain_until=sent.retain_until, message=message,
+                sent_at=sent.sent_at, retain_until=sent.retain_until,
+                message=seal(self._codec, message),
             ))
 
 

@@ -236,6 +236,17 @@ class EncryptionCodec(PayloadCodec):
         return decoded
 
 
+def seal(codec: EncryptionCodec, data: bytes) -> bytes:
+    """Bytes kept at rest (a confirmation email), encrypted as a payload is: key id inside."""
+    return codec.encrypt(Payload(data=data)).SerializeToString()
+
+
+def unseal(codec: EncryptionCodec, sealed: bytes) -> bytes:
+    payload = Payload()
+    payload.ParseFromString(sealed)
+    return codec.decrypt(payload).data
+
+
 def data_converter(keyring: Keyring) -> DataConverter:
     """The product's converter: pydantic payloads, encrypted; failure messages and stack
     traces moved into an (encrypted) payload, so the server sees "Encoded failure"."""

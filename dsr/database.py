@@ -92,7 +92,7 @@ class ConfirmationRecord(Base):
     kind: Mapped[str] = mapped_column(String(20))
     sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
     retain_until: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
-    message: Mapped[bytes] = mapped_column(LargeBinary)
+    message: Mapped[bytes] = mapped_column(LargeBinary)  # sealed: dsr.codec.unseal reads it
 
 
 def make_engine(url: str) -> Engine:

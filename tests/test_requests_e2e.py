@@ -20,6 +20,7 @@ from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
 from dsr.mailserver import MailFolder
 from tests import outage_connector
 from tests.conftest import Harness, save_history, start_harness
+from tests.test_cli import cli
 from workflows.models import (
     CodeResult,
     CodeSubmission,
@@ -193,7 +194,8 @@ async def test_extension_beyond_the_limit_is_refused_and_a_valid_one_notifies(
     await save_history(handle, "extended")
 
 
-async def test_denial_tells_the_reasons_and_where_to_complain(harness: Harness) -> None:
+async def test_denial_tells_the_reasons_and_where_to_complain(
+        harness: Harness, tmp_path: Path) -> None:
     h = harness
     request = h.controller_erasure()
     handle = await h.submit(request)
@@ -208,7 +210,15 @@ async def test_denial_tells_the_reasons_and_where_to_complain(harness: Harness) 
     assert len(sms_rows(h, h.facts.controller_account_id)) > 0
     with Session(h.engine) as session:
         assert session.get(RequestRecord, request.request_id).status == "denied"  # type: ignore[union-attr]
-        assert session.get(ConfirmationRecord, request.request_id) is not None
+        proof = session.get(ConfirmationRecord, request.request_id)
+        assert proof is not None
+        assert h.facts.controller_registered_email.encode() not in proof.message, "sealed"
+        assert b"fifth identical request" not in proof.message
+    code, _, err = await cli(h, "proof", request.request_id, "--out", str(tmp_path / "p.eml"))
+    assert code == 0, err
+    kept = (tmp_path / "p.eml").read_text()
+    assert "the fifth identical request this month" in kept
+    assert f"<denial.{request.request_id}@dsr>" in kept
     await save_history(handle, "denied")
 
 
