@@ -621,8 +621,13 @@ class SubjectConnector(StoreConnector, Generic[Subject, Reach]):
         raise NotImplementedError(f"{self.name} erases nothing")
 
     def corrections(self, corrections: list[Correction]) -> dict[str, str]:
-        """The corrected value per field, checked (an error names the field, never a value)."""
-        raise NotImplementedError(f"{self.name} rectifies nothing")
+        """The corrected value per field, the last one given winning, each ``corrected``."""
+        return {c.field: self.corrected(c.field, c.value) for c in corrections}
+
+    def corrected(self, field: str, value: str) -> str:
+        """One corrected value, checked (an error names the field, never the value) and
+        normalised; as given by default."""
+        return value
 
     def rectify_now(
         self, session: Session, subject: Subject, values: dict[str, str], scope: Scope
@@ -732,6 +737,14 @@ class SubjectConnector(StoreConnector, Generic[Subject, Reach]):
 def sweep_scope(call: SweepInput) -> Scope:
     """The scope a sweep erases under: no subject, and its sweep id for a request id."""
     return Scope(request_id=call.sweep_id, identities=[], as_of=call.as_of)
+
+
+class CutoffConnector(SubjectConnector[Subject, dict[str, datetime]]):
+    """A subject connector whose erase rules reach records by date alone: the widest cutoff
+    per category (it keeps no country, so a rule confined to countries is refused)."""
+
+    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
+        return erase_cutoffs(self.name, rules, self.categories)
 
 
 # --- Temporal activities -------------------------------------------------------------------

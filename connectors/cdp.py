@@ -54,10 +54,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
+    CutoffConnector,
     OperationLogMixin,
-    SubjectConnector,
     UtcDateTime,
-    erase_cutoffs,
     id_chunks,
     sweep_scope,
 )
@@ -65,7 +64,6 @@ from connectors.population import EndUser, Population
 from connectors.protocol import (
     CategoryHolding,
     EraseResult,
-    EraseRule,
     FlagInput,
     FlagResult,
     Operation,
@@ -75,7 +73,7 @@ from connectors.protocol import (
     SweepResult,
     Treatment,
 )
-from dsr.models import EMAIL, Correction, IdentityType
+from dsr.models import EMAIL, IdentityType
 
 PROFILE = "profile"
 EVENTS = "events"
@@ -207,7 +205,7 @@ def _profile_ids(subject: Subject, *conditions: ColumnElement[bool]) -> Select[i
 # --- the connector -------------------------------------------------------------------------
 
 
-class CdpConnector(SubjectConnector[Subject, dict[str, datetime]]):
+class CdpConnector(CutoffConnector[Subject]):
     name: ClassVar[str] = "cdp"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -235,11 +233,8 @@ class CdpConnector(SubjectConnector[Subject, dict[str, datetime]]):
     def export_chunks(self, session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
         return _export_chunks(session, subject)
 
-    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
-        return erase_cutoffs(self.name, rules, CATEGORIES)
-
-    def corrections(self, corrections: list[Correction]) -> dict[str, str]:
-        return _latest_corrections(corrections)
+    def corrected(self, field: str, value: str) -> str:
+        return _corrected(field, value)
 
     def object(self, call: FlagInput) -> FlagResult:
         if call.lift:
@@ -418,16 +413,12 @@ def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime
     return max((cutoffs[c] for c in categories if c in cutoffs), default=None)
 
 
-def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
-    """The corrected value per field (the last one given wins); an email address is checked.
-
-    An error names the field, never the value."""
-    latest: dict[str, str] = {}
-    for correction in corrections:
-        if correction.field == "email" and not EMAIL.fullmatch(correction.value):
-            raise ConnectorInputError("corrected email is malformed")
-        latest[correction.field] = correction.value
-    return latest
+def _corrected(field: str, value: str) -> str:
+    """A corrected value; an email address is checked. An error names the field, never the
+    value."""
+    if field == "email" and not EMAIL.fullmatch(value):
+        raise ConnectorInputError("corrected email is malformed")
+    return value
 
 
 # --- demo data -----------------------------------------------------------------------------

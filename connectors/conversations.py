@@ -56,11 +56,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
+    CutoffConnector,
     OperationLogMixin,
     RestrictionMixin,
-    SubjectConnector,
     UtcDateTime,
-    erase_cutoffs,
     id_chunks,
     is_restricted,
     sweep_scope,
@@ -69,7 +68,6 @@ from connectors.population import EndUser, Population
 from connectors.protocol import (
     CategoryHolding,
     EraseResult,
-    EraseRule,
     FlagInput,
     Scope,
     Strategy,
@@ -264,7 +262,7 @@ def _message_ids(subject: Subject, *conditions: ColumnElement[bool]) -> Select[i
 # --- the connector -------------------------------------------------------------------------
 
 
-class ConversationsConnector(SubjectConnector[Subject, dict[str, datetime]]):
+class ConversationsConnector(CutoffConnector[Subject]):
     name: ClassVar[str] = "conversations"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -289,9 +287,6 @@ class ConversationsConnector(SubjectConnector[Subject, dict[str, datetime]]):
 
     def export_chunks(self, session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
         return _export_chunks(session, subject)
-
-    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
-        return erase_cutoffs(self.name, rules, CATEGORIES)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end-user identity is restricted for this customer."""

@@ -60,11 +60,10 @@ from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Sessi
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
+    CutoffConnector,
     OperationLogMixin,
     RestrictionMixin,
-    SubjectConnector,
     UtcDateTime,
-    erase_cutoffs,
     id_chunks,
     is_restricted,
     sweep_scope,
@@ -73,7 +72,6 @@ from connectors.population import EndUser, Population
 from connectors.protocol import (
     CategoryHolding,
     EraseResult,
-    EraseRule,
     FlagInput,
     Scope,
     Strategy,
@@ -83,7 +81,7 @@ from connectors.protocol import (
     treat,
 )
 from dsr.hashing import keyed_hash
-from dsr.models import Correction, Identity, IdentityType
+from dsr.models import Identity, IdentityType
 
 CONTACT_DETAILS = "contact_details"
 SEGMENT_DATA = "segment_data"
@@ -273,7 +271,7 @@ def part(subject: EmailSubject, category: str) -> Part:
 # --- the connector -------------------------------------------------------------------------
 
 
-class EmailConnector(SubjectConnector[EmailSubject, dict[str, datetime]]):
+class EmailConnector(CutoffConnector[EmailSubject]):
     name: ClassVar[str] = "email"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -305,11 +303,8 @@ class EmailConnector(SubjectConnector[EmailSubject, dict[str, datetime]]):
     ) -> Iterator[list[dict[str, Any]]]:
         return _export_chunks(session, subject)
 
-    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
-        return erase_cutoffs(self.name, rules, CATEGORIES)
-
-    def corrections(self, corrections: list[Correction]) -> dict[str, str]:
-        return _latest_corrections(corrections)
+    def corrected(self, field: str, value: str) -> str:
+        return _corrected(field, value)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's email data is restricted for this customer."""
@@ -599,14 +594,11 @@ def _event(event: Event) -> Iterator[dict[str, Any]]:
 # --- rules ---------------------------------------------------------------------------------
 
 
-def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
-    """The corrected value per field (the last one given wins); an error names the field."""
-    latest: dict[str, str] = {}
-    for correction in corrections:
-        if correction.field == "email":
-            _corrected_email(correction.value)
-        latest[correction.field] = correction.value
-    return latest
+def _corrected(field: str, value: str) -> str:
+    """A corrected value; an email address is checked. An error names the field."""
+    if field == "email":
+        _corrected_email(value)
+    return value
 
 
 def _corrected_email(value: str) -> Identity:

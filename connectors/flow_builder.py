@@ -55,11 +55,10 @@ from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Sessi
 
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
+    CutoffConnector,
     OperationLogMixin,
     RestrictionMixin,
-    SubjectConnector,
     UtcDateTime,
-    erase_cutoffs,
     id_chunks,
     is_restricted,
     sweep_scope,
@@ -68,7 +67,6 @@ from connectors.population import EndUser, Population
 from connectors.protocol import (
     CategoryHolding,
     EraseResult,
-    EraseRule,
     FlagInput,
     Scope,
     Strategy,
@@ -216,7 +214,7 @@ def holds(category: str) -> ColumnElement[bool]:
 # --- the connector -------------------------------------------------------------------------
 
 
-class FlowBuilderConnector(SubjectConnector[Subject, dict[str, datetime]]):
+class FlowBuilderConnector(CutoffConnector[Subject]):
     name: ClassVar[str] = "flow_builder"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -241,9 +239,6 @@ class FlowBuilderConnector(SubjectConnector[Subject, dict[str, datetime]]):
 
     def export_chunks(self, session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
         return _export_chunks(session, subject_where(subject))
-
-    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
-        return erase_cutoffs(self.name, rules, CATEGORIES)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether flows may no longer process this end user's data for this customer."""

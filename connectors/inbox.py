@@ -63,11 +63,10 @@ from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Sessi
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
+    CutoffConnector,
     OperationLogMixin,
     RestrictionMixin,
-    SubjectConnector,
     UtcDateTime,
-    erase_cutoffs,
     id_chunks,
     is_restricted,
     sweep_scope,
@@ -76,7 +75,6 @@ from connectors.population import EndUser, Population
 from connectors.protocol import (
     CategoryHolding,
     EraseResult,
-    EraseRule,
     FlagInput,
     Scope,
     Strategy,
@@ -84,7 +82,7 @@ from connectors.protocol import (
     SweepResult,
     Treatment,
 )
-from dsr.models import EMAIL, Correction, Identity, IdentityType
+from dsr.models import EMAIL, Identity, IdentityType
 
 CONTACT_IDENTIFIERS = "contact_identifiers"
 CONVERSATION_CONTENT = "conversation_content"
@@ -249,7 +247,7 @@ def subject_messages(subject: Subject, category: str) -> list[ColumnElement[bool
 # --- the connector -------------------------------------------------------------------------
 
 
-class InboxConnector(SubjectConnector[Subject, dict[str, datetime]]):
+class InboxConnector(CutoffConnector[Subject]):
     name: ClassVar[str] = "inbox"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -277,11 +275,8 @@ class InboxConnector(SubjectConnector[Subject, dict[str, datetime]]):
     def export_chunks(self, session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
         return _export_chunks(session, subject)
 
-    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
-        return erase_cutoffs(self.name, rules, CATEGORIES)
-
-    def corrections(self, corrections: list[Correction]) -> dict[str, str]:
-        return _latest_corrections(corrections)
+    def corrected(self, field: str, value: str) -> str:
+        return _corrected(field, value)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's conversations is restricted for this customer."""
@@ -469,18 +464,14 @@ def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime
     return max((cutoffs[c] for c in categories if c in cutoffs), default=None)
 
 
-def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
-    """The corrected value per field (the last one given wins); an email address is checked
-    and kept in lower case. An error names the field, never the value."""
-    latest: dict[str, str] = {}
-    for correction in corrections:
-        value = correction.value
-        if correction.field == "email":
-            if not EMAIL.fullmatch(value):
-                raise ConnectorInputError("corrected email is malformed")
-            value = value.lower()
-        latest[correction.field] = value
-    return latest
+def _corrected(field: str, value: str) -> str:
+    """A corrected value; an email address is checked and kept in lower case. An error names
+    the field, never the value."""
+    if field != "email":
+        return value
+    if not EMAIL.fullmatch(value):
+        raise ConnectorInputError("corrected email is malformed")
+    return value.lower()
 
 
 # --- demo data -----------------------------------------------------------------------------

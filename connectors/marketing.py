@@ -54,11 +54,10 @@ from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Sessi
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
+    CutoffConnector,
     OperationLogMixin,
     RestrictionMixin,
-    SubjectConnector,
     UtcDateTime,
-    erase_cutoffs,
     id_chunks,
     is_restricted,
     operation_key,
@@ -67,7 +66,6 @@ from connectors.population import EndUser, Population
 from connectors.protocol import (
     CategoryHolding,
     EraseResult,
-    EraseRule,
     FlagInput,
     FlagResult,
     Operation,
@@ -255,7 +253,7 @@ def subject_rows(source: Source) -> Select[Any]:
 # --- the connector -------------------------------------------------------------------------
 
 
-class MarketingConnector(SubjectConnector[Subject, dict[str, datetime]]):
+class MarketingConnector(CutoffConnector[Subject]):
     name: ClassVar[str] = "marketing"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -286,9 +284,6 @@ class MarketingConnector(SubjectConnector[Subject, dict[str, datetime]]):
 
     def export_chunks(self, session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
         return _export_chunks(session, subject)
-
-    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
-        return erase_cutoffs(self.name, rules, CATEGORIES)
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
         """Its own rectify: corrections are taken as given, and nothing is recorded when no

@@ -23,10 +23,9 @@ from sqlalchemy import CheckConstraint, Index, Integer, String, insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from connectors.base import (
+    CutoffConnector,
     OperationLogMixin,
-    SubjectConnector,
     UtcDateTime,
-    erase_cutoffs,
 )
 from connectors.population import Population
 from connectors.protocol import (
@@ -34,7 +33,6 @@ from connectors.protocol import (
     AccessResult,
     Discovery,
     EraseResult,
-    EraseRule,
     FlagInput,
     Scope,
     SweepInput,
@@ -75,7 +73,7 @@ class NumbersOperationLog(OperationLogMixin, NumbersBase):
 # --- the connector -------------------------------------------------------------------------
 
 
-class NumbersConnector(SubjectConnector[str, dict[str, datetime]]):
+class NumbersConnector(CutoffConnector[str]):
     name: ClassVar[str] = "numbers"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = ()  # nothing of a subject to anonymise
@@ -102,9 +100,6 @@ class NumbersConnector(SubjectConnector[str, dict[str, datetime]]):
     def access(self, call: AccessInput) -> AccessResult:
         """An empty export: there is nothing of the subject's to export (no blob)."""
         return AccessResult(connector=self.name, records={}, blob_ref=None)
-
-    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
-        return erase_cutoffs(self.name, rules, CATEGORIES)  # any category is unknown here
 
     def erase_now(
         self, session: Session, subject: str, cutoffs: dict[str, datetime], scope: Scope

@@ -51,11 +51,10 @@ from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Sessi
 
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
+    CutoffConnector,
     OperationLogMixin,
     RestrictionMixin,
-    SubjectConnector,
     UtcDateTime,
-    erase_cutoffs,
     id_chunks,
     is_restricted,
     sweep_scope,
@@ -64,7 +63,6 @@ from connectors.population import EndUser, Population
 from connectors.protocol import (
     CategoryHolding,
     EraseResult,
-    EraseRule,
     FlagInput,
     Scope,
     Strategy,
@@ -287,7 +285,7 @@ def parts(subject: PushSubject, category: str) -> list[Part]:
 # --- the connector -------------------------------------------------------------------------
 
 
-class PushConnector(SubjectConnector[PushSubject, dict[str, datetime]]):
+class PushConnector(CutoffConnector[PushSubject]):
     name: ClassVar[str] = "push"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -316,9 +314,6 @@ class PushConnector(SubjectConnector[PushSubject, dict[str, datetime]]):
         self, session: Session, subject: PushSubject
     ) -> Iterator[list[dict[str, Any]]]:
         return _export_chunks(session, subject)
-
-    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
-        return erase_cutoffs(self.name, rules, CATEGORIES)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's push data is restricted for this customer."""

@@ -52,11 +52,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
+    CutoffConnector,
     OperationLogMixin,
     RestrictionMixin,
-    SubjectConnector,
     UtcDateTime,
-    erase_cutoffs,
     id_chunks,
     is_restricted,
     sweep_scope,
@@ -65,7 +64,6 @@ from connectors.population import EndUser, Population
 from connectors.protocol import (
     CategoryHolding,
     EraseResult,
-    EraseRule,
     FlagInput,
     Scope,
     Strategy,
@@ -74,7 +72,7 @@ from connectors.protocol import (
     Treatment,
     treat,
 )
-from dsr.models import Correction, Identity, IdentityType
+from dsr.models import Identity, IdentityType
 
 MEETING_DETAILS = "meeting_details"
 VISITOR_DETAILS = "visitor_details"
@@ -253,7 +251,7 @@ def held(subject: VideoSubject, category: str) -> Select[int, datetime]:
 # --- the connector -------------------------------------------------------------------------
 
 
-class VideoConnector(SubjectConnector[VideoSubject, dict[str, datetime]]):
+class VideoConnector(CutoffConnector[VideoSubject]):
     name: ClassVar[str] = "video"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -285,11 +283,8 @@ class VideoConnector(SubjectConnector[VideoSubject, dict[str, datetime]]):
     ) -> Iterator[list[dict[str, Any]]]:
         return _export_chunks(session, subject)
 
-    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
-        return erase_cutoffs(self.name, rules, CATEGORIES)
-
-    def corrections(self, corrections: list[Correction]) -> dict[str, str]:
-        return _latest_corrections(corrections)
+    def corrected(self, field: str, value: str) -> str:
+        return _corrected(field, value)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's video data is restricted for this customer."""
@@ -482,14 +477,11 @@ def _records(visitor: Visitor, meeting: Meeting) -> Iterator[dict[str, Any]]:
 # --- rules ---------------------------------------------------------------------------------
 
 
-def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
-    """The corrected value per field (the last one given wins); an error names the field."""
-    latest: dict[str, str] = {}
-    for correction in corrections:
-        if correction.field in IDENTITY_FIELDS:
-            _corrected_identity(correction.field, correction.value)
-        latest[correction.field] = correction.value
-    return latest
+def _corrected(field: str, value: str) -> str:
+    """A corrected value; an identity is checked. An error names the field."""
+    if field in IDENTITY_FIELDS:
+        _corrected_identity(field, value)
+    return value
 
 
 def _corrected_identity(name: str, value: str) -> Identity:

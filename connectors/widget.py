@@ -46,11 +46,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
+    CutoffConnector,
     OperationLogMixin,
     RestrictionMixin,
-    SubjectConnector,
     UtcDateTime,
-    erase_cutoffs,
     id_chunks,
     is_restricted,
     sweep_scope,
@@ -60,7 +59,6 @@ from connectors.protocol import (
     CategoryHolding,
     Discovery,
     EraseResult,
-    EraseRule,
     FlagInput,
     Scope,
     Strategy,
@@ -68,7 +66,7 @@ from connectors.protocol import (
     SweepResult,
     Treatment,
 )
-from dsr.models import Correction, Identity, IdentityType
+from dsr.models import Identity, IdentityType
 
 CONTACT_IDENTIFIERS = "contact_identifiers"
 TRAFFIC_DATA = "traffic_data"
@@ -213,7 +211,7 @@ def _lookup_value(identity: Identity) -> str:
 # --- the connector -------------------------------------------------------------------------
 
 
-class WidgetConnector(SubjectConnector[WidgetSubject, dict[str, datetime]]):
+class WidgetConnector(CutoffConnector[WidgetSubject]):
     name: ClassVar[str] = "widget"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
@@ -240,11 +238,8 @@ class WidgetConnector(SubjectConnector[WidgetSubject, dict[str, datetime]]):
     ) -> Iterator[list[dict[str, Any]]]:
         return _export_chunks(session, subject)
 
-    def reach(self, rules: list[EraseRule]) -> dict[str, datetime]:
-        return erase_cutoffs(self.name, rules, CATEGORIES)
-
-    def corrections(self, corrections: list[Correction]) -> dict[str, str]:
-        return _latest_corrections(corrections)
+    def corrected(self, field: str, value: str) -> str:
+        return _corrected(field, value)
 
     def discover(self, scope: Scope) -> Discovery:
         discovery = Discovery(connector=self.name)
@@ -401,19 +396,16 @@ def _records(row: WidgetSession) -> Iterator[dict[str, Any]]:
 # --- rules ---------------------------------------------------------------------------------
 
 
-def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
-    """The corrected value per field (the last one given wins); an error names the field."""
-    latest: dict[str, str] = {}
-    for correction in corrections:
-        value = correction.value
-        if correction.field in IDENTITY_FIELDS:
-            _corrected_identity(correction.field, value)
-        if correction.field == "preferred_channel" and value not in PREFERRED_CHANNELS:
-            raise ConnectorInputError(
-                f"corrected preferred_channel must be one of: {', '.join(PREFERRED_CHANNELS)}"
-            )
-        latest[correction.field] = value
-    return latest
+def _corrected(field: str, value: str) -> str:
+    """A corrected value; identities and the preferred channel are checked. An error names
+    the field."""
+    if field in IDENTITY_FIELDS:
+        _corrected_identity(field, value)
+    if field == "preferred_channel" and value not in PREFERRED_CHANNELS:
+        raise ConnectorInputError(
+            f"corrected preferred_channel must be one of: {', '.join(PREFERRED_CHANNELS)}"
+        )
+    return value
 
 
 def _corrected_identity(name: str, value: str) -> Identity:
