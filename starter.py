@@ -437,6 +437,25 @@ def package(
                       highlight=False)
 
 
+@app.command("revoke-link")
+def revoke_link(
+    request_id: str,
+    reason: Annotated[str, typer.Option(help="Why the link is withdrawn (for the ledger).")],
+    officer_name: OfficerOpt = None,
+) -> None:
+    """Withdraw a package's download link; the next purge deletes the package."""
+    from dsr import package_links
+
+    if not reason.strip():
+        _fail("--reason is empty: say why the link is withdrawn", code=2)
+    settings = _settings()
+    revoked = package_links.revoke(_register_engine(settings), settings.secret, request_id,
+                                   _officer(officer_name), reason.strip(), datetime.now(UTC))
+    if not revoked:
+        _fail(f"{request_id} has no download link that still works", code=2)
+    console.print(f"{request_id}: download link withdrawn", highlight=False)
+
+
 @app.command()
 def proof(
     request_id: str,

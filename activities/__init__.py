@@ -40,7 +40,7 @@ def orchestrator_activities(
         LegalHoldActivities(settings, engine).assess,
         PackageActivities(settings, blobs).assemble,
         answer.send,
-        ProofActivities(engine, settings).purge_confirmations,
+        ProofActivities(engine, settings, blobs).purge_confirmations,
         sweep.sweep_plan,
         sweep.record_sweep,
     ]

@@ -6,7 +6,7 @@ nothing, so a request never gets two answers.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from email.message import EmailMessage
 
 from pydantic import BaseModel, Field
@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from temporalio import activity
 
+from dsr import package_links
 from dsr.catalogue import authority_for, load_catalogue
 from dsr.codec import EncryptionCodec, load_keyring, seal
 from dsr.database import ConfirmationRecord
@@ -33,7 +34,7 @@ class AnswerInput(BaseModel):
     outcomes: list[ProductOutcome] = Field(default_factory=list)
     retained: list[RetainedPart] = Field(default_factory=list)
     exported: dict[str, list[str]] = Field(default_factory=dict)
-    package_ref: str | None = None
+    package_ref: str | None = None  # the package exists: the email links to its download page
     reason: str | None = None
     referred_to: list[str] = Field(default_factory=list)
 
@@ -70,6 +71,7 @@ class AnswerActivities:
     def _context(self, answer: AnswerInput) -> dict[str, object]:
         request = answer.request
         catalogue = load_catalogue(self._settings.policy_dir / "catalogue.yaml")
+        package_link, package_until = self._package_link(answer)
         context = AnswerContext(
             request_id=request.request_id,
             rights=request.rights,
@@ -79,7 +81,8 @@ class AnswerActivities:
             answered_on=answer.answered_at.date(),
             outcomes=answer.outcomes,
             retained=answer.retained,
-            package_ref=answer.package_ref,
+            package_link=package_link,
+            package_until=package_until,
             categories=[
                 catalogue.facts(connector, category, request.language)
                 for connector, categories in answer.exported.items()
@@ -91,6 +94,17 @@ class AnswerActivities:
             referred_to=answer.referred_to,
         )
         return context.model_dump()
+
+    def _package_link(self, answer: AnswerInput) -> tuple[str | None, date | None]:
+        """The package's download page and its last day; issued once, so a retried answer
+        carries the same link."""
+        if answer.package_ref is None:
+            return None, None
+        link = package_links.issue(self._engine, self._settings.secret,
+                                   answer.request.request_id, answer.answered_at,
+                                   self._settings.package_link_days)
+        return (package_links.landing_url(self._settings.public_base_url, link.token),
+                package_links.last_day(link))
 
     def _retain_until(self, sent_at: datetime) -> datetime:
         policy = load_retention_policy(self._settings.policy_dir / "retention.yaml")

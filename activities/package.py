@@ -1,4 +1,5 @@
-"""The access and portability package: every connector's export, zipped into the blob store.
+"""The access and portability package: every connector's export, zipped into the blob store
+(encrypted at rest, like every blob: ``dsr.sealedblobs``).
 
 A JSON document per product, a CSV per category and a manifest with counts, sources and the
 catalogue facts of each category. Exports are read line by line, never held whole.
@@ -44,7 +45,23 @@ class PackageActivities:
 
     @activity.defn(name="package.assemble")
     def assemble(self, package: PackageInput) -> Package:
+        """Zip the exports into the package, then delete them: the package is the one copy
+        kept, until its download link expires. A retry after the exports are gone returns the
+        package already written."""
         key = f"packages/{package.request_id}.zip"
+        exports = [export for export in package.exports if export.blob_ref is not None]
+        if self._blobs.exists(self._blobs.ref(key)) and not all(
+            self._blobs.exists(export.blob_ref) for export in exports if export.blob_ref
+        ):
+            return Package(blob_ref=self._blobs.ref(key),
+                           records=sum(sum(e.records.values()) for e in exports))
+        written = self._write(key, package)
+        for export in exports:
+            assert export.blob_ref is not None
+            self._blobs.delete(export.blob_ref)
+        return written
+
+    def _write(self, key: str, package: PackageInput) -> Package:
         manifest: dict[str, object] = {"request_id": package.request_id, "products": []}
         total = 0
         with (

@@ -1,6 +1,7 @@
 """Purging proof past its retention: confirmation records are kept 5 years, then removed;
 so is the request register (a request's row and its milestones) once the proof period has
-passed since the request closed (the ``request-confirmation`` rule of the retention policy).
+passed since the request closed (the ``request-confirmation`` rule of the retention policy);
+and access packages, once their download link has expired or was revoked.
 
 Each run records the purge in the audit ledger (counts and request ids only: the ledger holds
 no personal data and is never purged) and then anchors the ledger's chain head outside the
@@ -17,7 +18,8 @@ from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.orm import Session
 from temporalio import activity
 
-from dsr import ledger
+from dsr import ledger, package_links
+from dsr.blobstore import BlobStore
 from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
 from dsr.retention import (
     ORCHESTRATOR,
@@ -47,11 +49,13 @@ class PurgeResult(BaseModel):
     # Register rows (with their milestones) purged, the proof period having passed.
     register_purged: int = 0
     register_request_ids: list[str] = Field(default_factory=list)
+    packages_purged: list[str] = Field(default_factory=list)  # their download link ended
 
 
 class ProofActivities:
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, blobs: BlobStore) -> None:
         self._engine = engine
+        self._blobs = blobs
         self._key = ledger.ledger_key(settings.secret)
         self._anchors = ledger.anchors_path(settings)
         self._retention_file = settings.policy_dir / "retention.yaml"
@@ -83,9 +87,11 @@ class ProofActivities:
                           {"purged": "confirmations", "count": len(expired)}, self._key)
             policy = load_retention_policy(self._retention_file)
             register = self._purge_register(session, policy, purge.as_of)
+            packages = package_links.purge_packages(session, self._blobs, purge.as_of, self._key)
         ledger.anchor(self._engine, self._key, self._anchors)
         return PurgeResult(purged=len(expired), request_ids=expired,
-                           register_purged=len(register), register_request_ids=register)
+                           register_purged=len(register), register_request_ids=register,
+                           packages_purged=packages)
 
     def _purge_register(
         self, session: Session, policy: RetentionPolicy, as_of: datetime

@@ -152,7 +152,9 @@ class AnswerContext(EmailContext):
     answered_on: date
     outcomes: list[ProductOutcome] = Field(default_factory=list)
     retained: list[RetainedPart] = Field(default_factory=list)
-    package_ref: str | None = None  # the access package, delivered securely
+    # The access package's download page, and the last day its link works.
+    package_link: str | None = None
+    package_until: date | None = None
     categories: list[CategoryFacts] = Field(default_factory=list)  # facts, for access
     category_names: dict[str, str] = Field(default_factory=dict)  # Catalogue.names(language)
     complaint: str  # authority_for(jurisdiction, language)

@@ -12,6 +12,7 @@ import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,12 @@ class Settings(BaseSettings):
     codec_oidc_public_key: Path | None = None
     codec_oidc_issuer: str | None = None
     codec_oidc_audience: str | None = None
+    # Where requesters download their access packages: the landing page's public address,
+    # the port the download server listens on, and how long a link works.
+    public_base_url: str = "http://localhost:8082"
+    download_port: int = Field(default=8082, ge=1, le=65535)
+    download_bind_host: str = "127.0.0.1"
+    package_link_days: int = Field(default=5, ge=1, le=90)
     policy_dir: Path = POLICY_DIR
     connector_registry: Path = Path(__file__).parent.parent / "connectors" / "registry.yaml"
 
@@ -97,6 +104,16 @@ class Settings(BaseSettings):
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError("must be host:port, for example localhost:7233")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s):// address, for example https://privacy.example")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must be a plain address without query, fragment or credentials")
         return value
 
     @field_validator("blob_url")
@@ -123,10 +140,15 @@ class Settings(BaseSettings):
         return self.data_dir / "blobs"
 
     def blob_store(self) -> BlobStore:
-        """The blob store ``blob_url`` names, or the local folder ``data_dir/blobs``."""
-        if self.blob_url is None:
-            return LocalBlobStore(self.blob_dir)
-        return open_blob_store(self.blob_url)
+        """The blob store ``blob_url`` names, or the local folder ``data_dir/blobs``, with
+        every blob encrypted at rest under the payload keys."""
+        from dsr.codec import load_keyring
+        from dsr.sealedblobs import SealedBlobStore
+
+        inner = LocalBlobStore(self.blob_dir) if self.blob_url is None else open_blob_store(
+            self.blob_url
+        )
+        return SealedBlobStore(inner, load_keyring(self))
 
     @cached_property
     def secret(self) -> bytes:

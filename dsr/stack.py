@@ -52,7 +52,7 @@ __all__ = [
     "wait_for_port",
 ]
 
-SERVICE_NAMES = ("temporal", "mail", "codec", "worker")
+SERVICE_NAMES = ("temporal", "mail", "codec", "downloads", "worker")
 TEMPORAL_READY_SECONDS = 30.0
 MAIL_READY_SECONDS = 10.0
 WORKER_SETTLE_SECONDS = 1.0
@@ -228,7 +228,8 @@ def _lock(settings: Settings) -> Iterator[None]:
 
 
 def _services(settings: Settings, worker_command: list[str]) -> list[Service]:
-    services = [_temporal_service(settings), _mail_service(settings), _codec_service(settings)]
+    services = [_temporal_service(settings), _mail_service(settings), _codec_service(settings),
+                _downloads_service(settings)]
     if worker_command:
         services.append(_worker_service(settings, worker_command))
     return services
@@ -297,6 +298,16 @@ def _codec_service(settings: Settings) -> Service:
     return Service("codec", argv, (port,), env, ready=_codec_ready)
 
 
+def _downloads_service(settings: Settings) -> Service:
+    """The download server the answer emails link to, for access packages."""
+    argv = [sys.executable, "-m", "dsr.downloadserver"]
+    port = Port(settings.download_bind_host, settings.download_port, "download server",
+                "DSR_DOWNLOAD_PORT")
+    python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    env = _stack_env(settings) | {"PYTHONPATH": python_path}
+    return Service("downloads", argv, (port,), env, ready=_downloads_ready)
+
+
 def _worker_service(settings: Settings, worker_command: list[str]) -> Service:
     """The worker, told where this stack is, so settings given in code reach it too."""
     return Service("worker", list(worker_command), env=_stack_env(settings), ready=_worker_ready)
@@ -311,12 +322,14 @@ def _stack_env(settings: Settings) -> dict[str, str]:
         "DSR_SMTP_HOST": settings.smtp_host,
         "DSR_SMTP_PORT": str(settings.smtp_port),
         "DSR_CODEC_PORT": str(settings.codec_port),
+        "DSR_DOWNLOAD_PORT": str(settings.download_port),
+        "DSR_PUBLIC_BASE_URL": settings.public_base_url,
     }
 
 
 def _service_port(settings: Settings, name: str) -> int | None:
     ports = {"temporal": _temporal_port(settings), "mail": settings.smtp_port,
-             "codec": settings.codec_port}
+             "codec": settings.codec_port, "downloads": settings.download_port}
     return ports.get(name)
 
 
@@ -350,6 +363,12 @@ def _codec_ready(settings: Settings, service: Service, pid: int) -> None:
     deadline = time.monotonic() + MAIL_READY_SECONDS
     port = settings.codec_port
     _wait_until(lambda: _accepts_connections("127.0.0.1", port), deadline, settings, service, pid)
+
+
+def _downloads_ready(settings: Settings, service: Service, pid: int) -> None:
+    deadline = time.monotonic() + MAIL_READY_SECONDS
+    host, port = settings.download_bind_host, settings.download_port
+    _wait_until(lambda: _accepts_connections(host, port), deadline, settings, service, pid)
 
 
 def _worker_ready(settings: Settings, service: Service, pid: int) -> None:

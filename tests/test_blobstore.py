@@ -30,7 +30,9 @@ from dsr.blobstore import (
     parse_blob_url,
 )
 from dsr.models import Language
+from dsr.sealedblobs import SealedBlobStore
 from dsr.settings import Settings
+from tests.conftest import TEST_KEYRING
 
 BUCKET = "dsr-blobs"
 
@@ -85,16 +87,20 @@ def s3_store(moto_endpoint: str, admin_client: Any, aws_env: None,
     return store
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "sealed"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if request.param == "local":
         return LocalBlobStore(tmp_path / "blobs")
+    if request.param == "sealed":
+        return SealedBlobStore(LocalBlobStore(tmp_path / "blobs"), TEST_KEYRING)
     s3: S3BlobStore = request.getfixturevalue("s3_store")
     return s3
 
 
 def _objects(store: BlobStore) -> list[str]:
     """Every object or file the store holds, partial ones included."""
+    if isinstance(store, SealedBlobStore):
+        return _objects(store.inner)
     if isinstance(store, LocalBlobStore):
         return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file())
     assert isinstance(store, S3BlobStore)
@@ -354,10 +360,10 @@ def test_credentials_in_url_are_refused(url: str) -> None:
 
 def test_settings_blob_store(tmp_path: Path, moto_endpoint: str, aws_env: None) -> None:
     local = Settings(data_dir=tmp_path).blob_store()
-    assert isinstance(local, LocalBlobStore)
-    assert local.root == tmp_path / "blobs"
+    assert isinstance(local, SealedBlobStore) and isinstance(local.inner, LocalBlobStore)
+    assert local.inner.root == tmp_path / "blobs"
     s3 = Settings(data_dir=tmp_path,
                   blob_url=f"s3://b/p?endpoint_url={moto_endpoint}").blob_store()
-    assert isinstance(s3, S3BlobStore)
+    assert isinstance(s3, SealedBlobStore) and isinstance(s3.inner, S3BlobStore)
     with pytest.raises(ValueError, match="credentials"):
         Settings(data_dir=tmp_path, blob_url="s3://k:secret@b/p")

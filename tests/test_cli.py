@@ -335,7 +335,7 @@ async def test_malformed_submissions_exit_two_name_the_field_and_start_nothing(
     h = harness
     before = (await snapshot_temporal(h), snapshot_db(h), snapshot_mail(h))
     assert set(before[1]) == {"requests", "milestones", "confirmations", "ledger",
-                              "ledger_head", "legal_holds", "officer_sessions"}
+                              "ledger_head", "legal_holds", "officer_sessions", "package_links"}
     problems: list[str] = []
     request_ids = []
     for number, bad in enumerate(GRID):

@@ -115,7 +115,8 @@ def answer(language: Language, catalogue: Catalogue) -> AnswerContext:
         answered_on=date(2026, 8, 31),
         outcomes=outcomes(),
         retained=retained(),
-        package_ref="pkg-7f3a",
+        package_link="https://privacy.example/packages/tok3n",
+        package_until=date(2025, 3, 6),
         categories=[
             catalogue.facts("sms", "traffic_data", language),
             catalogue.facts("customer_account", "billing_details", language),
@@ -354,7 +355,7 @@ def test_the_answer_lists_each_product_retained_part_and_the_complaint(catalogue
     assert "Why: Telecom integrity duty." in body
     assert "Invoices (Customer account): all records, kept until released" in body
     assert "Why: Legal hold for litigation." in body
-    assert "pkg-7f3a" in body
+    assert "from this page until 6 March 2025:\n\n    https://privacy.example/packages/tok3n" in body
     assert "Autoriteit Persoonsgegevens" in body and "judicial remedy" in body
 
 
@@ -392,7 +393,7 @@ def test_the_chinese_answer_speaks_chinese(catalogue) -> None:
 
 def test_the_answer_without_access_or_retention_leaves_those_sections_out(catalogue) -> None:
     context = answer(Language.EN, catalogue).model_copy(
-        update={"categories": [], "retained": [], "package_ref": None}
+        update={"categories": [], "retained": [], "package_link": None}
     )
     body = render_email(context).body
 

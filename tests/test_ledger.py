@@ -216,7 +216,7 @@ def test_a_purge_is_recorded_with_counts_and_anchors_the_head(
                 message=f"To: {EMAIL}".encode(),
             )
         )
-    purged = ProofActivities(engine, settings).purge_confirmations(
+    purged = ProofActivities(engine, settings, settings.blob_store()).purge_confirmations(
         PurgeInput(as_of=T0 + timedelta(days=2))
     )
     assert purged.purged == 1

@@ -3,19 +3,22 @@ an officer and a requester walk through."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import zipfile
 from contextlib import AsyncExitStack
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from temporalio.testing import WorkflowEnvironment
 
 from connectors.sms import Message
-from dsr import officer
+from dsr import downloadserver, officer
 from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
 from dsr.mailserver import MailFolder
 from tests import outage_connector
@@ -67,6 +70,18 @@ def sms_rows(h: Harness, customer: str) -> list[Message]:
         return list(session.scalars(select(Message).where(Message.customer_account == customer)))
 
 
+async def download(h: Harness, link: str) -> bytes:
+    """The package as the requester gets it: the landing page, then its button's POST."""
+    path = urlsplit(link).path
+    server = TestServer(downloadserver.make_app(h.settings, h.engine, h.settings.blob_store()))
+    async with TestClient(server) as client:
+        page = await client.get(path)
+        assert page.status == 200 and f'action="{path}/download"' in await page.text()
+        response = await client.post(f"{path}/download")
+        assert response.status == 200
+        return await response.read()
+
+
 async def test_account_holder_gets_access_package_through_privacy_panel(harness: Harness) -> None:
     h = harness
     request = h.request()
@@ -80,10 +95,15 @@ async def test_account_holder_gets_access_package_through_privacy_panel(harness:
     assert {"execute", "package", "answer", "proof"} <= set(done)
     assert status.verification == {"identity-1": "privacy-panel login"}
     answer = answer_of(h, request.request_id)
-    assert f"blob:packages/{request.request_id}.zip" in answer
     assert "Autoriteit Persoonsgegevens" in answer
-    package = h.settings.blob_dir / "packages" / f"{request.request_id}.zip"
-    with zipfile.ZipFile(package) as archive:
+    link = re.search(r"^\s+(http://\S+/packages/\S+)$", answer, re.MULTILINE)
+    assert link and link[1].startswith(h.settings.public_base_url)
+    # At rest the package is ciphertext, and the exports it was made from are gone.
+    raw = (h.settings.blob_dir / "packages" / f"{request.request_id}.zip").read_bytes()
+    assert not zipfile.is_zipfile(io.BytesIO(raw))
+    exports = h.settings.blob_dir / "exports" / request.request_id
+    assert not any(path.is_file() for path in exports.rglob("*"))
+    with zipfile.ZipFile(io.BytesIO(await download(h, link[1]))) as archive:
         manifest = json.loads(archive.read("manifest.json"))
         exported = json.loads(archive.read("customer_account.json"))
         assert "customer_account/invoices.csv" in archive.namelist()

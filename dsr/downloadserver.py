@@ -1,0 +1,176 @@
+"""The download server: where a requester fetches an access package from the answer's link.
+
+``GET /packages/{token}`` is the landing page: it says until when the link works and has one
+button, a form that POSTs to ``/packages/{token}/download``. Only that POST sends the package
+(decrypted from the blob store as it streams), so a mail scanner or link preview that follows
+the link downloads nothing. A GET of the download address is refused (405). An unknown, altered,
+expired or revoked token gets a page saying which, and nothing else. Each download is recorded
+in the audit ledger.
+
+Pages never show personal data, and the access log is off: it would print the token. Run it
+with ``python -m dsr.downloadserver``; the embedded stack starts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import signal
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, BinaryIO
+
+from aiohttp import web
+from sqlalchemy import Engine
+
+from dsr import package_links
+from dsr.blobstore import BlobStore
+from dsr.logging import get_logger
+from dsr.package_links import LinkRefusal, PackageLinkRecord
+
+if TYPE_CHECKING:
+    from dsr.settings import Settings
+
+CHUNK_BYTES = 1024 * 1024
+log = get_logger()
+
+
+class _DownloadServer:
+    def __init__(self, settings: Settings, engine: Engine, blobs: BlobStore) -> None:
+        self.secret = settings.secret
+        self.engine = engine
+        self.blobs = blobs
+
+    async def _link(self, request: web.Request) -> PackageLinkRecord | LinkRefusal:
+        token = request.match_info["token"]
+        now = datetime.now(UTC)
+        found = await asyncio.to_thread(package_links.find, self.engine, self.secret, token, now)
+        if isinstance(found, LinkRefusal):
+            log.info("package link refused", reason=found.name.lower())
+        return found
+
+    async def landing(self, request: web.Request) -> web.StreamResponse:
+        found = await self._link(request)
+        if isinstance(found, LinkRefusal):
+            return _page(found.value, status=404)
+        until = (found.expires_at.astimezone(UTC)).strftime("%d %B %Y, %H:%M UTC")
+        form = (
+            f'<form method="post" action="/packages/{html.escape(request.match_info["token"])}'
+            '/download"><button type="submit">Download my data</button></form>'
+        )
+        return _page(
+            f"Your data for privacy request {found.request_id} is ready. The link works until "
+            f"{until}; after that the package is deleted.",
+            extra=form,
+        )
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        found = await self._link(request)
+        if isinstance(found, LinkRefusal):
+            return _page(found.value, status=404)
+        ref = self.blobs.ref(package_links.package_key(found.request_id))
+        if not await asyncio.to_thread(self.blobs.exists, ref):
+            return _page(LinkRefusal.EXPIRED.value, status=404)
+        source = await asyncio.to_thread(self.blobs.open_reader, ref)
+        response = web.StreamResponse(headers={
+            "Content-Type": "application/zip",
+            "Content-Disposition": f'attachment; filename="privacy-{found.request_id}.zip"',
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        })
+        size = await self._stream(request, response, source)
+        # Recorded once every byte is sent, before the response ends.
+        await asyncio.to_thread(package_links.record_download, self.engine, self.secret,
+                                found.request_id, size, datetime.now(UTC))
+        await response.write_eof()
+        log.info("package downloaded", request_id=found.request_id, bytes=size)
+        return response
+
+    @staticmethod
+    async def _stream(request: web.Request, response: web.StreamResponse,
+                      source: BinaryIO) -> int:
+        size = 0
+        try:
+            await response.prepare(request)
+            while chunk := await asyncio.to_thread(source.read, CHUNK_BYTES):
+                await response.write(chunk)
+                size += len(chunk)
+        finally:
+            source.close()
+        return size
+
+
+def _page(text: str, status: int = 200, extra: str = "") -> web.Response:
+    body = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>Your privacy request</title>'
+        f"</head><body><p>{html.escape(text)}</p>{extra}</body></html>"
+    )
+    response = web.Response(text=body, content_type="text/html", status=status)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; form-action 'self'"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+def make_app(settings: Settings, engine: Engine, blobs: BlobStore) -> web.Application:
+    server = _DownloadServer(settings, engine, blobs)
+    app = web.Application()
+    app.router.add_get("/packages/{token}", server.landing)
+    app.router.add_post("/packages/{token}/download", server.download)
+    return app
+
+
+async def start(settings: Settings, port: int | None = None) -> web.AppRunner:
+    """Serve on ``download_bind_host``:``download_port``; ``await runner.cleanup()`` stops it."""
+    from dsr.database import make_engine
+
+    app = make_app(settings, make_engine(settings.app_database_url), settings.blob_store())
+    runner = web.AppRunner(app, access_log=None)  # the access log would print tokens
+    await runner.setup()
+    site = web.TCPSite(runner, settings.download_bind_host, port or settings.download_port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    log.info("download server listening", base_url=settings.public_base_url)
+    return runner
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    runner = await start(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        log.info("download server stopped")
+
+
+def main() -> None:
+    from dsr.codec import KeyringError
+    from dsr.logging import configure
+    from dsr.settings import SettingsError, load_settings
+
+    configure()
+    try:
+        settings = load_settings()
+        asyncio.run(serve(settings))
+    except (SettingsError, KeyringError) as error:
+        raise SystemExit(f"error: {error}") from None
+    except OSError as error:
+        raise SystemExit(
+            f"error: cannot listen on port {settings.download_port} ({error.strerror}); "
+            "set DSR_DOWNLOAD_PORT to a free port"
+        ) from None
+
+
+if __name__ == "__main__":
+    main()

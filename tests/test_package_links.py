@@ -1,0 +1,182 @@
+"""Package downloads: the answer's link opens a landing page, only its POST downloads, and an
+expired, revoked or altered link downloads nothing. A real aiohttp server, a real SQLite app
+database, the sealed blob store and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+import starter
+from dsr import downloadserver, package_links
+from dsr.blobstore import BlobStore
+from dsr.database import make_engine
+from dsr.ledger import LedgerEntry
+from dsr.settings import Settings
+from tests.conftest import TEST_KEY_SPEC
+
+REQUEST = "REQ-PKG-1"
+CONTENT = b"PK\x03\x04 the package of ana.silva@example.com"
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, hmac_key="links-secret", payload_keys=TEST_KEY_SPEC,
+                    public_base_url="https://privacy.example/dsr/")
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Engine:
+    return make_engine(settings.app_database_url)
+
+
+@pytest.fixture
+def blobs(settings: Settings) -> BlobStore:
+    store = settings.blob_store()
+    with store.open_writer(package_links.package_key(REQUEST)) as sink:
+        sink.write(CONTENT)
+    return store
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, engine: Engine, blobs: BlobStore
+) -> AsyncIterator[TestClient[Any, Any]]:
+    server = TestServer(downloadserver.make_app(settings, engine, blobs), host="127.0.0.1")
+    async with TestClient(server) as client:
+        yield client
+
+
+def _issue(settings: Settings, engine: Engine, issued_at: datetime = NOW) -> str:
+    link = package_links.issue(engine, settings.secret, REQUEST, issued_at,
+                               settings.package_link_days)
+    url = package_links.landing_url(settings.public_base_url, link.token)
+    assert url.startswith("https://privacy.example/dsr/packages/")
+    return "/packages/" + link.token
+
+
+def _downloads(engine: Engine) -> list[LedgerEntry]:
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.scalars(
+            select(LedgerEntry).where(LedgerEntry.kind == "package_downloaded")))
+
+
+async def test_the_landing_page_offers_a_button_and_its_post_downloads(
+    settings: Settings, engine: Engine, client: TestClient[Any, Any]
+) -> None:
+    path = _issue(settings, engine)
+    page = await client.get(path)
+    text = await page.text()
+    assert page.status == 200 and f'<form method="post" action="{path}/download">' in text
+    assert REQUEST in text and "ana.silva" not in text
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert _downloads(engine) == [], "opening the page downloads nothing"
+
+    response = await client.post(f"{path}/download")
+    assert response.status == 200 and await response.read() == CONTENT
+    assert response.headers["Content-Type"] == "application/zip"
+    [entry] = _downloads(engine)
+    assert (entry.request_id, entry.actor) == (REQUEST, "requester")
+    assert entry.detail == {"bytes": len(CONTENT), "via": "download link"}
+
+
+async def test_a_get_of_the_download_address_downloads_nothing(
+    settings: Settings, engine: Engine, client: TestClient[Any, Any]
+) -> None:
+    path = _issue(settings, engine)
+    response = await client.get(f"{path}/download")
+    assert response.status == 405
+    assert CONTENT not in await response.read()
+    assert _downloads(engine) == []
+
+
+@pytest.mark.parametrize("case", ["expired", "revoked", "altered", "unknown"])
+async def test_a_link_that_no_longer_works_downloads_nothing(
+    settings: Settings, engine: Engine, client: TestClient[Any, Any], case: str
+) -> None:
+    issued = NOW - timedelta(days=6) if case == "expired" else NOW
+    path = _issue(settings, engine, issued)
+    if case == "revoked":
+        assert package_links.revoke(engine, settings.secret, REQUEST, "officer.tan",
+                                    "sent to the wrong address", NOW)
+    elif case == "altered":
+        path = path[:-1] + ("A" if path[-1] != "A" else "B")
+    elif case == "unknown":
+        path = "/packages/" + "x" * 43
+    expected = {"expired": "expired", "revoked": "withdrawn", "altered": "not valid",
+                "unknown": "not valid"}[case]
+    for response in (await client.get(path), await client.post(f"{path}/download")):
+        assert response.status == 404
+        body = await response.read()
+        assert expected in body.decode() and CONTENT not in body
+    assert _downloads(engine) == []
+
+
+def test_a_link_works_to_the_end_of_its_fifth_day_and_a_retry_gets_the_same_link(
+    settings: Settings, engine: Engine
+) -> None:
+    issued = datetime(2024, 2, 27, 18, 30, tzinfo=UTC)  # a leap year: 29 February counts
+    link = package_links.issue(engine, settings.secret, REQUEST, issued, 5)
+    assert package_links.last_day(link) == date(2024, 3, 3)
+    assert link.expires_at == datetime(2024, 3, 4, tzinfo=UTC)
+    token = link.token
+    assert not isinstance(package_links.find(engine, settings.secret, token,
+                                             datetime(2024, 3, 3, 23, 59, tzinfo=UTC)),
+                          package_links.LinkRefusal)
+    assert package_links.find(engine, settings.secret, token, link.expires_at) \
+        is package_links.LinkRefusal.EXPIRED
+    again = package_links.issue(engine, settings.secret, REQUEST, issued + timedelta(hours=1), 5)
+    assert again == link
+    with Session(engine) as session:
+        record = session.scalars(select(package_links.PackageLinkRecord)).one()
+    assert token not in record.token_hash
+
+
+def test_packages_are_purged_once_their_link_has_ended(
+    settings: Settings, engine: Engine, blobs: BlobStore
+) -> None:
+    link = package_links.issue(engine, settings.secret, REQUEST, NOW, 5)
+    ref = blobs.ref(package_links.package_key(REQUEST))
+    key = b"ledger-key"
+    with Session(engine) as session, session.begin():
+        assert package_links.purge_packages(session, blobs, link.expires_at
+                                            - timedelta(seconds=1), key) == []
+    assert blobs.exists(ref)
+    with Session(engine) as session, session.begin():
+        assert package_links.purge_packages(session, blobs, link.expires_at, key) == [REQUEST]
+    assert not blobs.exists(ref)
+    with Session(engine) as session, session.begin():
+        assert package_links.purge_packages(session, blobs, link.expires_at, key) == []
+        purges = session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "purge")).all()
+        assert [(p.request_id, p.detail["purged"]) for p in purges] == [(REQUEST, "package")]
+
+
+def test_the_officer_revokes_a_link_from_the_cli(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DSR_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("DSR_HMAC_KEY", "links-secret")
+    link = package_links.issue(engine, settings.secret, REQUEST, NOW, 5)
+    runner = CliRunner()
+    refused = runner.invoke(starter.app, ["revoke-link", REQUEST, "--reason", " "])
+    assert refused.exit_code == 2 and "--reason is empty" in refused.output
+    done = runner.invoke(starter.app, ["revoke-link", REQUEST, "--reason", "wrong address",
+                                       "--officer-name", "officer.tan"])
+    assert done.exit_code == 0, done.output
+    assert package_links.find(engine, settings.secret, link.token, NOW) \
+        is package_links.LinkRefusal.REVOKED
+    again = runner.invoke(starter.app, ["revoke-link", REQUEST, "--reason", "again"])
+    assert again.exit_code == 2 and "no download link that still works" in again.output
+    with Session(engine) as session:
+        entry = session.scalars(
+            select(LedgerEntry).where(LedgerEntry.kind == "package_link_revoked")).one()
+    assert (entry.actor, entry.detail) == ("officer.tan", {"reason": "wrong address"})
