@@ -655,7 +655,7 @@ def ui_session(
 ) -> None:
     """Open a Web UI session: a link that lets this browser decode payloads in the Web UI."""
     from dsr import sessions
-    from dsr.codecserver import session_link
+    from dsr.codecserver import codec_endpoint, session_link
 
     settings = _settings()
     name = _officer(officer_name)
@@ -672,7 +672,8 @@ def ui_session(
                   "the browser you use for the Web UI:", highlight=False)
     console.print(link, highlight=False, soft_wrap=True)
     console.print(f"Then, once, in the Web UI ({escape(settings.web_ui_url)}): open the codec "
-                  "server settings and enable \"Include cross-origin credentials\". "
+                  f"server settings, choose a browser endpoint ({codec_endpoint(settings)}) and "
+                  "enable \"Include cross-origin credentials\". "
                   "The link opens the session for anyone who has it: do not share it.",
                   highlight=False)
 

@@ -21,8 +21,10 @@ workflow id: never payload data. The session link's token is never logged (the a
 off: it would print the path).
 
 On the embedded stack the Web UI reaches it through ``temporal server start-dev
---ui-codec-endpoint`` :func:`codec_endpoint`; the officer enables "Include cross-origin
-credentials" in the Web UI's codec settings once, so the browser sends the session cookie.
+--ui-codec-endpoint`` :func:`codec_endpoint`. That flag always comes with credentials off, so
+the officer, once, in the Web UI's codec settings, chooses "use a browser endpoint" with this
+server's address and enables "Include cross-origin credentials": the browser then sends the
+session cookie (``tests/test_web_ui_browser.py`` checks this in Chromium).
 Run it alone with ``python -m dsr.codecserver``.
 """
 
@@ -225,8 +227,8 @@ class _CodecServer:
         raise refusal or _Refused(
             401,
             "sign in first: open the link `python starter.py ui-session` prints in this "
-            'browser, and enable "Include cross-origin credentials" in the Web UI\'s codec '
-            "settings",
+            "browser; in the Web UI's codec settings use a browser endpoint (this server) and "
+            'enable "Include cross-origin credentials"',
         )
 
     # The codec endpoints -------------------------------------------------------------------
