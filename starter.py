@@ -125,6 +125,7 @@ def submit(
     language: Annotated[str, typer.Option(help="en or zh")] = "en",
     child: Annotated[bool, typer.Option(help="The subject is under 18.")] = False,
     correct: Annotated[list[str] | None, typer.Option(help="field=value to rectify.")] = None,
+    officer_name: OfficerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a rights request (from flags or a JSON file). Bad input starts nothing."""
@@ -159,7 +160,7 @@ def submit(
             raise officer.OfficerError(f"request {request.request_id} was already submitted; "
                                        f"see: python starter.py status {request.request_id}")
         client = await connect(settings)
-        handle = await officer.submit(client, settings, request)
+        handle = await officer.submit(client, settings, request, _officer(officer_name))
         return handle.id
 
     workflow_id = _run(work)

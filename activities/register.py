@@ -13,6 +13,7 @@ from dsr.register import Milestone
 
 class Intake(BaseModel):
     request: RightsRequest
+    submitted_by: str | None = None
 
 
 class RegisterActivities:
@@ -23,7 +24,8 @@ class RegisterActivities:
     @activity.defn(name="register.intake")
     def record_intake(self, intake: Intake) -> None:
         started = activity.info().started_time
-        register.record_intake(self._engine, intake.request, self._secret, started)
+        register.record_intake(self._engine, intake.request, self._secret, started,
+                               intake.submitted_by)
 
     @activity.defn(name="register.milestone")
     def record_milestone(self, milestone: Milestone) -> None:

@@ -62,12 +62,14 @@ def _initial_search_attributes(request: RightsRequest) -> TypedSearchAttributes:
 
 
 async def submit(
-    client: Client, settings: Settings, request: RightsRequest
+    client: Client, settings: Settings, request: RightsRequest, submitted_by: str | None = None
 ) -> WorkflowHandle[Any, RequestOutcome]:
+    """Start the request's workflow; ``submitted_by`` is the officer entering it (by default
+    the configured officer)."""
     try:
         return await client.start_workflow(
             WORKFLOW,
-            RequestInput(request=request),
+            RequestInput(request=request, submitted_by=submitted_by or settings.officer_name),
             result_type=RequestOutcome,
             id=workflow_id(request.request_id),
             # A request id is for good: an answered, denied or cancelled request submitted

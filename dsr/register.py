@@ -47,7 +47,9 @@ def subject_hashes(secret: bytes, request: RightsRequest) -> list[str]:
     return sorted({keyed_hash(secret, identity.normalised) for identity in request.identities})
 
 
-def record_intake(engine: Engine, request: RightsRequest, secret: bytes, at: datetime) -> None:
+def record_intake(engine: Engine, request: RightsRequest, secret: bytes, at: datetime,
+                  submitted_by: str | None = None) -> None:
+    """Register the request; the ledger names the officer who entered it, or ``intake``."""
     with Session(engine) as session, session.begin():
         if session.get(RequestRecord, request.request_id) is not None:
             return
@@ -67,7 +69,8 @@ def record_intake(engine: Engine, request: RightsRequest, secret: bytes, at: dat
             )
         )
         ledger.append(
-            session, "received", "intake", request.received_at, request.request_id,
+            session, "received", submitted_by or "intake", request.received_at,
+            request.request_id,
             {"rights": [right.value for right in request.rights],
              "jurisdiction": request.jurisdiction.value, "channel": request.channel.value,
              "requester_kind": request.requester.kind.value},

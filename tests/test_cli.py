@@ -117,7 +117,8 @@ async def test_officer_submits_verifies_and_follows_requests_through_the_cli(
         "requester": {"kind": "subject", "email": facts.account_holder_email},
         "received_at": now, "last_login_at": now,
     }))
-    code, out, err = await cli(h, "submit", "--file", str(request_file), "--json")
+    code, out, err = await cli(h, "submit", "--file", str(request_file), "--json",
+                               "--officer-name", "Bea")
     assert code == 0, err
     assert json.loads(out) == {"request_id": access, "workflow_id": f"dsr-{access}"}
 
@@ -167,6 +168,11 @@ async def test_officer_submits_verifies_and_follows_requests_through_the_cli(
         downloads = db.execute("SELECT request_id, actor FROM ledger "
                                "WHERE kind = 'package_downloaded'").fetchall()
     assert downloads == [(access, OFFICER)]
+    with sqlite3.connect(h.settings.data_dir / "dsr.db") as db:
+        received = dict(db.execute("SELECT request_id, actor FROM ledger "
+                                   "WHERE kind = 'received'").fetchall())
+    assert received[access] == "Bea", "the ledger names the officer who entered the request"
+    assert received[erasure] == OFFICER, "by default, the configured officer"
 
 
 async def test_refusals_exit_one_with_a_reason_and_change_nothing(harness: Harness) -> None:

@@ -355,7 +355,8 @@ def test_the_answer_lists_each_product_retained_part_and_the_complaint(catalogue
     assert "Why: Telecom integrity duty." in body
     assert "Invoices (Customer account): all records, kept until released" in body
     assert "Why: Legal hold for litigation." in body
-    assert "from this page until 6 March 2025:\n\n    https://privacy.example/packages/tok3n" in body
+    link = "https://privacy.example/packages/tok3n"
+    assert f"from this page until 6 March 2025:\n\n    {link}" in body
     assert "Autoriteit Persoonsgegevens" in body and "judicial remedy" in body
 
 

@@ -73,6 +73,7 @@ class RequestInput(BaseModel):
     model_config = ConfigDict(hide_input_in_errors=True)
 
     request: RightsRequest
+    submitted_by: str | None = None  # the officer who entered it; None: an automated intake
 
 
 class RequestStatus(BaseModel):

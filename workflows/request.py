@@ -47,7 +47,7 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
     @workflow.run
     async def run(self, start: RequestInput) -> RequestOutcome:
         self._request = start.request
-        await self._intake()
+        await self._intake(start.submitted_by)
         watcher = asyncio.create_task(self._watch_deadline())
         try:
             await self._acknowledge()
@@ -69,10 +69,10 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
         finally:
             watcher.cancel()
 
-    async def _intake(self) -> None:
+    async def _intake(self, submitted_by: str | None) -> None:
         request = self._req
         self._begin("intake")
-        await self._activity("register.intake", Intake(request=request))
+        await self._activity("register.intake", Intake(request=request, submitted_by=submitted_by))
         self._policy = await self._activity(
             "policy.snapshot", PolicyQuery(as_of=self._now()), result_type=RequestPolicy
         )
