@@ -585,7 +585,8 @@ def hold_release(
 
 @hold_app.command("recheck")
 def hold_recheck() -> None:
-    """Ask the deferred erasures to look again now (done by `release`; for after an outage)."""
+    """Ask the deferred erasures to look again now (done by `release`; for after an outage, or
+    after adding a payload key: each continues as new under the newest key)."""
     asked = _run(_ask_deferred)
     console.print(f"{asked} deferred erasures asked to look again", highlight=False)
 

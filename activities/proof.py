@@ -87,7 +87,8 @@ class ProofActivities:
                           {"purged": "confirmations", "count": len(expired)}, self._key)
             policy = load_retention_policy(self._retention_file)
             register = self._purge_register(session, policy, purge.as_of)
-            packages = package_links.purge_packages(session, self._blobs, purge.as_of, self._key)
+            packages = package_links.purge_packages(session, self._blobs, purge.as_of, self._key,
+                                                    PURGE_ACTOR)
         ledger.anchor(self._engine, self._key, self._anchors)
         return PurgeResult(purged=len(expired), request_ids=expired,
                            register_purged=len(register), register_request_ids=register,

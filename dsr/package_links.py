@@ -28,7 +28,6 @@ from dsr.hashing import keyed_hash
 
 PURPOSE = "package-link"
 MAX_TOKEN_CHARS = 100
-PURGE_ACTOR = "package-link-expiry"
 
 
 class PackageLinkRecord(Base):
@@ -140,7 +139,9 @@ def revoke(engine: Engine, secret: bytes, request_id: str, officer: str, reason:
     return True
 
 
-def purge_packages(session: Session, blobs: BlobStore, now: datetime, key: bytes) -> list[str]:
+def purge_packages(
+    session: Session, blobs: BlobStore, now: datetime, key: bytes, actor: str
+) -> list[str]:
     """Delete the packages whose link has expired or was revoked; returns their requests."""
     due = session.scalars(
         select(PackageLinkRecord).where(
@@ -151,6 +152,6 @@ def purge_packages(session: Session, blobs: BlobStore, now: datetime, key: bytes
     for record in due:
         blobs.delete(blobs.ref(package_key(record.request_id)))
         record.purged_at = now
-        ledger.append(session, "purge", PURGE_ACTOR, now, record.request_id,
+        ledger.append(session, "purge", actor, now, record.request_id,
                       {"purged": "package", "reason": "download link ended"}, key)
     return [record.request_id for record in due]

@@ -41,6 +41,7 @@ from dsr.settings import Settings
 from tests import outage_connector
 from tests.conftest import Harness, start_harness
 from tests.test_requests_e2e import emailed_code, send_code, wait_for_connector
+from workflows.deferred import workflow_id as deferred_id
 from workflows.models import (
     ConnectorDecision,
     ConnectorResolution,
@@ -369,3 +370,50 @@ async def test_a_request_survives_a_key_rotation(
 
     assert key_ids(events[:written_before]) == {b"key-a"}
     assert key_ids(events[written_before:]) == {b"key-b"}
+
+
+async def test_a_deferred_erasure_moves_onto_the_newest_key_when_asked_to_look_again(
+    dev_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]
+) -> None:
+    """A deferred erasure may wait for years: after a key is added, `hold recheck` makes each
+    one continue as new, so its open run holds only the new key's payloads (the old run's
+    history keeps the old key until the namespace's retention drops it)."""
+    target, namespace = dev_env.client.service_client.config.target_host, dev_env.client.namespace
+    before = await Client.connect(target, namespace=namespace,
+                                  data_converter=data_converter(Keyring.from_spec(A)))
+    async with AsyncExitStack() as stack:
+        h = await start_harness(WorkflowEnvironment.from_client(before), tmp_path, mail[0],
+                                mail[1], stack, payload_keys=A)
+        request = h.controller_erasure()
+        handle = await h.submit(request)
+        await send_code(h, request.request_id, await emailed_code(h, request.request_id))
+        assert (await handle.result()).status is Status.ANSWERED
+        h.submitted.clear()  # its deferred erasure must outlive these workers
+    raw = (await raw_client(dev_env)).get_workflow_handle(deferred_id(request.request_id))
+    first_run = (await raw.describe()).run_id
+
+    after = await Client.connect(target, namespace=namespace,
+                                 data_converter=data_converter(Keyring.from_spec(f"{A},{B}")))
+    settings = h.settings.model_copy(update={"payload_keys": SecretStr(f"{A},{B}")})
+    async with AsyncExitStack() as stack:
+        executor = stack.enter_context(ThreadPoolExecutor(max_workers=16))
+        for running in [worker.orchestrator_worker(after, settings, executor),
+                        worker.connector_worker(after, settings, "sms", executor)]:
+            await stack.enter_async_context(running)
+        for _ in range(100):  # the list (visibility) shows a new workflow after a moment
+            if await officer.recheck_deferred(after):
+                break
+            await asyncio.sleep(0.1)
+        for _ in range(200):
+            if (await raw.describe()).run_id != first_run:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the deferred erasure never continued as new")
+    old_run = (await raw_client(dev_env)).get_workflow_handle(raw.id, run_id=first_run)
+    old, new = [{p.metadata[KEY_ID_METADATA]
+                 for p in payloads_of(History(events=(await run.fetch_history()).events))}
+                for run in (old_run, raw)]
+    assert b"key-a" in old, "the old run, kept until the namespace's retention drops it"
+    assert new == {b"key-b"}
+    await after.get_workflow_handle(raw.id).terminate("test over")

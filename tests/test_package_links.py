@@ -146,16 +146,17 @@ def test_packages_are_purged_once_their_link_has_ended(
 ) -> None:
     link = package_links.issue(engine, settings.secret, REQUEST, NOW, 5)
     ref = blobs.ref(package_links.package_key(REQUEST))
-    key = b"ledger-key"
-    with Session(engine) as session, session.begin():
-        assert package_links.purge_packages(session, blobs, link.expires_at
-                                            - timedelta(seconds=1), key) == []
+
+    def purge(at: datetime) -> list[str]:
+        with Session(engine) as session, session.begin():
+            return package_links.purge_packages(session, blobs, at, b"ledger-key", "purge")
+
+    assert purge(link.expires_at - timedelta(seconds=1)) == []
     assert blobs.exists(ref)
-    with Session(engine) as session, session.begin():
-        assert package_links.purge_packages(session, blobs, link.expires_at, key) == [REQUEST]
+    assert purge(link.expires_at) == [REQUEST]
     assert not blobs.exists(ref)
-    with Session(engine) as session, session.begin():
-        assert package_links.purge_packages(session, blobs, link.expires_at, key) == []
+    assert purge(link.expires_at) == []
+    with Session(engine) as session:
         purges = session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "purge")).all()
         assert [(p.request_id, p.detail["purged"]) for p in purges] == [(REQUEST, "package")]
 

@@ -385,7 +385,7 @@ async def test_confirmation_is_kept_five_years_then_purged(
                 LedgerEntry.request_id == rid, LedgerEntry.kind == "purge")
                 .order_by(LedgerEntry.seq)))
         assert milestones(h, rid, "") == []
-        assert [e.detail["purged"] for e in entries] == ["confirmation", "register"]
+        assert [e.detail["purged"] for e in entries] == ["confirmation", "register", "package"]
         assert all(e.actor == "confirmation-purge-schedule" for e in entries)
         assert all(e.at > proof.retain_until for e in entries)
 

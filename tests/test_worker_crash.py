@@ -4,6 +4,7 @@ the restarted worker, the request completes, and the export holds every record o
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -100,9 +101,9 @@ async def test_a_connector_worker_killed_mid_export_is_replaced(
                 async for event in handle.fetch_history_events()
                 if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
     assert max(attempts) >= 2, "the killed call was retried"
-    package = h.settings.blob_dir / "packages" / f"{request.request_id}.zip"
-    with zipfile.ZipFile(package) as archive:
-        exported = json.loads(archive.read("sms.json"))
+    blobs = h.settings.blob_store()
+    with blobs.open_reader(blobs.ref(f"packages/{request.request_id}.zip")) as package:
+        exported = json.loads(zipfile.ZipFile(io.BytesIO(package.read())).read("sms.json"))
     expected = EXTRA_MESSAGES + h.facts.end_user_messages_older + h.facts.end_user_messages_newer
     messages = [r["message_id"] for r in exported if r["category"] == "phone_number"]
     assert len(messages) == len(set(messages)) == expected, "every message exported once"
