@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
 
 from temporalio.client import Client
 
@@ -28,6 +31,7 @@ from dsr.temporal import connect
 from workflows.models import CodeResult, CodeSubmission, RequestOutcome, RequestStatus
 
 CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
+PACKAGE_LINK = re.compile(r"^\s+(https?://\S+/packages/\S+)$", re.MULTILINE)
 
 
 def seed_stores(settings: Settings, people: int = 300, customers: int = 6,
@@ -106,6 +110,13 @@ async def run_demo(settings: Settings) -> None:
     print("Stop it with: python starter.py stack down")
 
 
+def _body(path: Path) -> str:
+    with path.open("rb") as file:
+        message = BytesParser(policy=policy.default).parse(file)
+    body = message.get_body(("plain",))
+    return body.get_content() if body is not None else ""
+
+
 def print_summary(settings: Settings, outcome: RequestOutcome, status: RequestStatus) -> None:
     request_id = outcome.request_id
     print(f"\n== {request_id}: {outcome.status.value} ==")
@@ -116,5 +127,8 @@ def print_summary(settings: Settings, outcome: RequestOutcome, status: RequestSt
         print(f"  {connector.connector:18} {connector.status.value:12} {counts}")
     answer = MailFolder(settings.mail_dir).file_with(("Message-ID", f"<answer.{request_id}@dsr>"))
     print("answer email:", answer or "not found")
+    link = PACKAGE_LINK.search(_body(answer)) if answer else None
+    if link:
+        print("package download page (open it, press the button):", link.group(1))
     print(f"Web UI: {settings.web_ui_url}/namespaces/{settings.temporal_namespace}/workflows/"
           f"{officer.workflow_id(request_id)}")

@@ -17,7 +17,7 @@ import asyncio
 import html
 import signal
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
 from aiohttp import web
@@ -53,14 +53,14 @@ class _DownloadServer:
         found = await self._link(request)
         if isinstance(found, LinkRefusal):
             return _page(found.value, status=404)
-        until = (found.expires_at.astimezone(UTC)).strftime("%d %B %Y, %H:%M UTC")
+        last = (found.expires_at.astimezone(UTC) - timedelta(days=1)).date()
         form = (
             f'<form method="post" action="/packages/{html.escape(request.match_info["token"])}'
             '/download"><button type="submit">Download my data</button></form>'
         )
         return _page(
             f"Your data for privacy request {found.request_id} is ready. The link works until "
-            f"{until}; after that the package is deleted.",
+            f"the end of {last.day} {last:%B %Y} (UTC); after that the package is deleted.",
             extra=form,
         )
 

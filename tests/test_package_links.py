@@ -78,6 +78,8 @@ async def test_the_landing_page_offers_a_button_and_its_post_downloads(
     text = await page.text()
     assert page.status == 200 and f'<form method="post" action="{path}/download">' in text
     assert REQUEST in text and "ana.silva" not in text
+    last = NOW.date() + timedelta(days=5)
+    assert f"works until the end of {last.day} {last:%B %Y} (UTC)" in text
     assert page.headers["Referrer-Policy"] == "no-referrer"
     assert _downloads(engine) == [], "opening the page downloads nothing"
 
