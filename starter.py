@@ -155,19 +155,23 @@ def submit(
     except ValidationError as error:
         _fail(officer.describe_errors(error), code=2)
 
-    async def work(settings: Settings) -> str:
+    async def work(settings: Settings) -> tuple[str, list[str]]:
         if _registered(settings, request.request_id):
             raise officer.OfficerError(f"request {request.request_id} was already submitted; "
                                        f"see: python starter.py status {request.request_id}")
         client = await connect(settings)
         handle = await officer.submit(client, settings, request, _officer(officer_name))
-        return handle.id
+        return handle.id, _possible_duplicates(settings, request)
 
-    workflow_id = _run(work)
+    workflow_id, duplicates = _run(work)
     if as_json:
-        print(json.dumps({"request_id": request.request_id, "workflow_id": workflow_id}))
-    else:
-        console.print(f"submitted {request.request_id} (workflow {workflow_id})", highlight=False)
+        print(json.dumps({"request_id": request.request_id, "workflow_id": workflow_id,
+                          "possible_duplicate_of": duplicates}))
+        return
+    console.print(f"submitted {request.request_id} (workflow {workflow_id})", highlight=False)
+    if duplicates:
+        console.print(f"possible duplicate of {', '.join(duplicates)}: the same subject asked "
+                      "for the same right within 30 days (see `status`)", highlight=False)
 
 
 def _read_json(file: Path) -> Any:
@@ -349,6 +353,15 @@ def _register_engine(settings: Settings) -> Any:
     return make_engine(settings.app_database_url)
 
 
+def _possible_duplicates(settings: Settings, request: Any) -> list[str]:
+    from sqlalchemy.orm import Session
+
+    from dsr import register
+
+    with Session(_register_engine(settings)) as session:
+        return register.possible_duplicates(session, settings.secret, request)
+
+
 def _registered(settings: Settings, request_id: str) -> bool:
     """Known to the register: Temporal may have forgotten a request closed long ago."""
     from dsr import register
@@ -381,6 +394,10 @@ def _print_status(result: Any) -> None:
                   f"{', '.join(result.rights)}  {result.jurisdiction}  "
                   f"due {result.due_at:%Y-%m-%d}"
                   + ("  [red]OVERDUE[/red]" if result.overdue else ""))
+    if result.possible_duplicate_of:
+        console.print("[yellow]possible duplicate of[/yellow] "
+                      f"{', '.join(result.possible_duplicate_of)} (same subject, same right, "
+                      "within 30 days): check before answering twice", highlight=False)
     table = Table("step", "status", "at", "detail")
     for step in result.steps:
         table.add_row(step.name, step.status.value,

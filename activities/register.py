@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from temporalio import activity
 
@@ -16,16 +16,21 @@ class Intake(BaseModel):
     submitted_by: str | None = None
 
 
+class Registered(BaseModel):
+    possible_duplicate_of: list[str] = Field(default_factory=list)
+
+
 class RegisterActivities:
     def __init__(self, engine: Engine, secret: bytes) -> None:
         self._engine = engine
         self._secret = secret
 
     @activity.defn(name="register.intake")
-    def record_intake(self, intake: Intake) -> None:
+    def record_intake(self, intake: Intake) -> Registered:
         started = activity.info().started_time
-        register.record_intake(self._engine, intake.request, self._secret, started,
-                               intake.submitted_by)
+        duplicates = register.record_intake(self._engine, intake.request, self._secret, started,
+                                            intake.submitted_by)
+        return Registered(possible_duplicate_of=duplicates)
 
     @activity.defn(name="register.milestone")
     def record_milestone(self, milestone: Milestone) -> None:

@@ -3,7 +3,7 @@ and milestone key, so an activity retried after a crash records each milestone o
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -14,6 +14,9 @@ from dsr import ledger
 from dsr.database import MilestoneRecord, RequestRecord
 from dsr.hashing import keyed_hash
 from dsr.models import RightsRequest
+
+# The same subject asking for the same right again within this is shown as a possible duplicate.
+DUPLICATE_WINDOW = timedelta(days=30)
 
 
 class Milestone(BaseModel):
@@ -47,12 +50,32 @@ def subject_hashes(secret: bytes, request: RightsRequest) -> list[str]:
     return sorted({keyed_hash(secret, identity.normalised) for identity in request.identities})
 
 
+def possible_duplicates(session: Session, secret: bytes, request: RightsRequest) -> list[str]:
+    """Earlier requests of the same subject (an identity's keyed hash in common) for one of
+    the same rights, received within the window before this one: possibly the same request
+    sent twice. From the register, since Temporal may no longer hold the first."""
+    hashes = set(subject_hashes(secret, request))
+    rights = {right.value for right in request.rights}
+    since = request.received_at - DUPLICATE_WINDOW
+    candidates = session.scalars(
+        select(RequestRecord)
+        .where(RequestRecord.received_at >= since,
+               RequestRecord.received_at <= request.received_at,
+               RequestRecord.request_id != request.request_id)
+        .order_by(RequestRecord.received_at)
+    )
+    return [record.request_id for record in candidates
+            if hashes & set(record.subject_hashes) and rights & set(record.rights)]
+
+
 def record_intake(engine: Engine, request: RightsRequest, secret: bytes, at: datetime,
-                  submitted_by: str | None = None) -> None:
-    """Register the request; the ledger names the officer who entered it, or ``intake``."""
+                  submitted_by: str | None = None) -> list[str]:
+    """Register the request; the ledger names the officer who entered it, or ``intake``.
+    Returns the possible duplicates (see :func:`possible_duplicates`)."""
     with Session(engine) as session, session.begin():
+        duplicates = possible_duplicates(session, secret, request)
         if session.get(RequestRecord, request.request_id) is not None:
-            return
+            return duplicates
         session.add(
             RequestRecord(
                 request_id=request.request_id,
@@ -73,9 +96,11 @@ def record_intake(engine: Engine, request: RightsRequest, secret: bytes, at: dat
             request.request_id,
             {"rights": [right.value for right in request.rights],
              "jurisdiction": request.jurisdiction.value, "channel": request.channel.value,
-             "requester_kind": request.requester.kind.value},
+             "requester_kind": request.requester.kind.value,
+             **({"possible_duplicate_of": duplicates} if duplicates else {})},
             ledger.ledger_key(secret),
         )
+    return duplicates
 
 
 def record_milestone(engine: Engine, milestone: Milestone, ledger_key: bytes) -> None:

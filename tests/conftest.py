@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
@@ -28,7 +30,7 @@ from connectors.builtin import BUILTIN
 from connectors.seed import DemoFacts
 from dsr import officer
 from dsr import search_attributes as sa
-from dsr.codec import Keyring, data_converter, new_key_entry
+from dsr.codec import ENCODING, EncryptionCodec, Keyring, data_converter, new_key_entry
 from dsr.database import make_engine
 from dsr.demo import seed_stores
 from dsr.mailserver import MailFolder, running_mail_server
@@ -188,10 +190,54 @@ async def harness(dev_env: WorkflowEnvironment, tmp_path: Path,
         yield await start_harness(dev_env, tmp_path, mail[0], mail[1], stack)
 
 
+# Each path's stated bound on history events (as recorded, with about 20% headroom),
+# enforced on every run of the path's test and on its recorded history. A request
+# lives weeks at most; what lives longer (the deferred erasure, each day's sweep) continues as
+# new or starts anew, so each run stays within its bound however long it lasts.
+EVENT_BOUNDS = {
+    "access_panel_verified": 130, "california_opt_out": 100,
+    "cancelled_after_partial_execution": 200, "clarification_eu": 180,
+    "clarification_uk_clock_stopped": 210, "connector_done_by_hand": 200,
+    "connector_missing_then_back": 200, "controller_erasure_code_verified": 165,
+    "deferred_erasure_after_duty": 60, "denied": 110, "extended": 195,
+    "held_then_deferred": 205, "overdue_then_approved": 200, "possible_duplicate": 130,
+    "recipient_instructed_and_confirmed": 225, "referred_to_controllers": 190,
+    "retention_sweep": 50, "unverified": 90, "verification_locked_then_new_code": 280,
+}
+
+
 async def save_history(handle: WorkflowHandle[Any, Any], path_name: str) -> None:
-    """Record a path's history for the replay test when DSR_RECORD_HISTORIES=1."""
+    """Check the path's history against its bound; record it for the replay test when
+    DSR_RECORD_HISTORIES=1."""
+    history = await handle.fetch_history()
+    assert len(history.events) <= EVENT_BOUNDS[path_name], (
+        f"{path_name}: {len(history.events)} events, bound {EVENT_BOUNDS[path_name]}")
     if os.environ.get("DSR_RECORD_HISTORIES") != "1":
         return
-    history = await handle.fetch_history()
+    # Saved decrypted: the test keys are new in every run, and the codec passes plaintext
+    # payloads through, so a plaintext history replays in any run.
+    codec = EncryptionCodec(TEST_KEYRING)
+    for event in history.events:
+        for message in walk(event):
+            if isinstance(message, Payload) and message.metadata.get("encoding") == ENCODING:
+                message.CopyFrom((await codec.decode([message]))[0])
     HISTORIES.mkdir(exist_ok=True)
     (HISTORIES / f"{path_name}.json").write_text(history.to_json())
+
+
+def walk(message: Message, skip: frozenset[str] = frozenset()) -> Iterator[Message]:
+    """Every protobuf message nested in ``message`` (itself included), except under the
+    fields named in ``skip``."""
+    yield message
+    for field_, value in message.ListFields():
+        if field_.name in skip or field_.type != field_.TYPE_MESSAGE:
+            continue
+        if isinstance(value, Message):
+            values: list[Any] = [value]
+        elif hasattr(value, "values"):  # a map
+            values = list(value.values())
+        else:  # a repeated field
+            values = list(value)
+        for item in values:
+            if isinstance(item, Message):
+                yield from walk(item, skip)

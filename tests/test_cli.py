@@ -120,7 +120,8 @@ async def test_officer_submits_verifies_and_follows_requests_through_the_cli(
     code, out, err = await cli(h, "submit", "--file", str(request_file), "--json",
                                "--officer-name", "Bea")
     assert code == 0, err
-    assert json.loads(out) == {"request_id": access, "workflow_id": f"dsr-{access}"}
+    assert json.loads(out) == {"request_id": access, "workflow_id": f"dsr-{access}",
+                               "possible_duplicate_of": []}
 
     code, out, err = await cli(h, "verify", erasure, await emailed_code(h, erasure))
     assert code == 0, err

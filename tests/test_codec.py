@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf.message import Message
 from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
@@ -39,7 +38,7 @@ from dsr.codec import (
 from dsr.mailserver import MailFolder
 from dsr.settings import Settings
 from tests import outage_connector
-from tests.conftest import Harness, start_harness
+from tests.conftest import Harness, start_harness, walk
 from tests.test_requests_e2e import emailed_code, send_code, wait_for_connector
 from workflows.deferred import workflow_id as deferred_id
 from workflows.models import (
@@ -193,24 +192,6 @@ def test_worker_refuses_to_start_with_a_bad_key(
 
 
 # On the dev server -------------------------------------------------------------------------
-
-
-def walk(message: Message, skip: frozenset[str] = frozenset()) -> Iterator[Message]:
-    """Every protobuf message nested in ``message`` (itself included), except under the
-    fields named in ``skip``."""
-    yield message
-    for field, value in message.ListFields():
-        if field.name in skip or field.type != field.TYPE_MESSAGE:
-            continue
-        if isinstance(value, Message):
-            values: list[Any] = [value]
-        elif hasattr(value, "values"):  # a map
-            values = list(value.values())
-        else:  # a repeated field
-            values = list(value)
-        for item in values:
-            if isinstance(item, Message):
-                yield from walk(item, skip)
 
 
 # Search attributes, memos and headers are not payloads of the product's data: Temporal never

@@ -11,7 +11,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from dsr.codec import data_converter
-from tests.conftest import TEST_KEYRING
+from tests.conftest import EVENT_BOUNDS, TEST_KEYRING
 from worker import WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -23,6 +23,7 @@ EXPECTED = {
     "unverified", "overdue_then_approved", "clarification_uk_clock_stopped", "clarification_eu",
     "connector_missing_then_back", "referred_to_controllers", "recipient_instructed_and_confirmed",
     "held_then_deferred", "deferred_erasure_after_duty", "retention_sweep",
+    "possible_duplicate",
 }
 
 
@@ -37,3 +38,9 @@ async def test_history_replays(path: Path) -> None:
     # product's encrypting converter because the codec passes unencrypted payloads through.
     replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(TEST_KEYRING))
     await replayer.replay_workflow(history)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_history_stays_within_its_bound(path: Path) -> None:
+    events = len(json.loads(path.read_text())["events"])
+    assert events <= EVENT_BOUNDS[path.stem], f"{path.stem}: {events} events"

@@ -86,6 +86,7 @@ class RequestState:
         self._referrals: list[str] = []
         self._previous_status = Status.IN_PROGRESS
         self._outcome: str | None = None
+        self._possible_duplicates: list[str] = []
         self._lock = asyncio.Lock()
         self._fired: set[tuple[str, datetime]] = set()
 

@@ -93,6 +93,9 @@ class RequestStatus(BaseModel):
     connectors: list[ConnectorState] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
     outcome: str | None = None
+    # Earlier requests of the same subject for the same right within 30 days (the register's
+    # keyed hashes): the officer decides whether this one is the same request sent twice.
+    possible_duplicate_of: list[str] = Field(default_factory=list)
 
 
 class RequestOutcome(BaseModel):

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.legal_hold import HoldCheck
     from activities.package import Package, PackageInput
     from activities.policy import PolicyQuery, RequestPolicy
-    from activities.register import Intake
+    from activities.register import Intake, Registered
     from connectors import protocol as p
     from dsr.models import Right
     from dsr.retention import ErasurePlan
@@ -72,7 +72,12 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
     async def _intake(self, submitted_by: str | None) -> None:
         request = self._req
         self._begin("intake")
-        await self._activity("register.intake", Intake(request=request, submitted_by=submitted_by))
+        intake = Intake(request=request, submitted_by=submitted_by)
+        if workflow.patched("possible-duplicates"):
+            registered = await self._activity("register.intake", intake, result_type=Registered)
+            self._possible_duplicates = registered.possible_duplicate_of
+        else:  # requests started before the duplicate check: the activity answered nothing
+            await self._activity("register.intake", intake)
         self._policy = await self._activity(
             "policy.snapshot", PolicyQuery(as_of=self._now()), result_type=RequestPolicy
         )
@@ -274,4 +279,5 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
             connectors=list(self._connectors.values()),
             steps=list(self._steps.values()),
             outcome=self._outcome,
+            possible_duplicate_of=self._possible_duplicates,
         )
