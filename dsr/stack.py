@@ -48,6 +48,7 @@ __all__ = [
     "down",
     "port_in_use",
     "status",
+    "stop",
     "up",
     "wait_for_port",
 ]
@@ -177,6 +178,14 @@ def down(settings: Settings) -> StackStatus:
     with _lock(settings):
         statuses = [_stop(settings, name) for name in reversed(SERVICE_NAMES)]
     return _stack_status(settings, list(reversed(statuses)))
+
+
+def stop(settings: Settings, name: str) -> ServiceStatus:
+    """Stop one service (``up`` starts it again), as an outage or a maintenance would."""
+    if name not in SERVICE_NAMES:
+        raise StackError(f"no service {name!r}: the services are {', '.join(SERVICE_NAMES)}")
+    with _lock(settings):
+        return _stop(settings, name)
 
 
 def status(settings: Settings) -> StackStatus:
