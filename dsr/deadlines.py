@@ -7,6 +7,7 @@ dates in the jurisdiction's own time zone; ``due_at`` is the end of the due day,
 from __future__ import annotations
 
 import calendar
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -254,7 +255,13 @@ def _public_holidays(calendar: HolidayCalendar, year: int) -> frozenset[date]:
         calendar.country, subdiv=calendar.subdivision, years=year, language="en_US"
     )
     counted = {day for day, name in found.items() if name not in calendar.not_counted}
-    annual = {date.fromisoformat(f"{year}-{month_day}") for month_day in calendar.annual_closures}
+    # date(), not fromisoformat: a year before 1000 has no 4-digit ISO form; a "02-29"
+    # closure exists only in leap years.
+    annual = set()
+    for month_day in calendar.annual_closures:
+        month, day = (int(part) for part in month_day.split("-"))
+        with suppress(ValueError):
+            annual.add(date(year, month, day))
     return frozenset(counted | annual | set(calendar.extra_closures))
 
 

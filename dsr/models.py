@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -27,6 +27,12 @@ EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f-\x9f]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-
 PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 CHANNEL_ID = re.compile(r"^[a-z_]{2,32}:[^\s\x00-\x1f\x7f-\x9f]{1,128}$")
 CLOCK_SKEW = timedelta(minutes=5)
+# The earliest year of a receipt intake accepts: an earlier one is a typo (and the deadline
+# arithmetic and holiday calendars are not meant for it).
+EARLIEST_YEAR = 2000
+# An unknown field is named in errors only if its name looks like a field name: a key such as
+# an email address or a phone number is personal data.
+SHOWN_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 
 
 class Right(StrEnum):
@@ -107,6 +113,20 @@ class StrictModel(BaseModel):
     # (an identity, the requester's email, or the whole request) after "input_value=".
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True,
                               hide_input_in_errors=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unknown_keys_not_shown(cls, data: Any) -> Any:
+        """pydantic names an unknown field by its key (``extra_forbidden``), in its own error
+        text too: refuse keys that are not field names first, without naming them."""
+        if isinstance(data, dict):
+            unnamed = [key for key in data if key not in cls.model_fields
+                       and not (isinstance(key, str) and SHOWN_FIELD_NAME.fullmatch(key))]
+            if unnamed:
+                raise ValueError(
+                    f"{len(unnamed)} unknown field(s) not permitted (names not shown: a field "
+                    "name is letters, digits and '_')")
+        return data
 
 
 class Identity(StrictModel):
@@ -195,6 +215,17 @@ class RightsRequest(StrictModel):
             raise ValueError("rights are repeated: name each right once")
         return value
 
+    @field_validator("received_at", "last_login_at", mode="before")
+    @classmethod
+    def _not_a_number(cls, value: object) -> object:
+        # pydantic would take 1700000000 (or "1700000000") as a Unix time in UTC: a number in
+        # a request file is far likelier a mistake than a time.
+        if (isinstance(value, int | float) and not isinstance(value, bool)) or (
+                isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1)
+                .isdigit()):
+            raise ValueError("needs an ISO time such as 2026-11-29T10:00:00+00:00, not a number")
+        return value
+
     @field_validator("received_at", "last_login_at")
     @classmethod
     def _aware_and_past(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
@@ -206,7 +237,12 @@ class RightsRequest(StrictModel):
         now = (info.context or {}).get("now")
         if now is not None and value > now + CLOCK_SKEW:
             raise ValueError("is in the future")
-        return value.astimezone(UTC)
+        if now is not None and value.year < EARLIEST_YEAR:
+            raise ValueError(f"is before the year {EARLIEST_YEAR}: check the year")
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:30:00+01:00: before the first datetime
+            raise ValueError("is out of range: check the year") from None
 
     @model_validator(mode="after")
     def _consistent(self) -> RightsRequest:

@@ -5,6 +5,7 @@ Errors are ``OfficerError`` with a message an officer can act on; none quotes pe
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -40,13 +41,19 @@ def workflow_id(request_id: str) -> str:
     return f"dsr-{request_id}"
 
 
-def describe_errors(error: ValidationError) -> str:
-    """One line per bad field, naming the field and the rule, never the value given."""
+def describe_errors(error: ValidationError, what: str = "the request") -> str:
+    """One line per bad field, naming the field and the rule, never the value given (nor a
+    key that is not a field name: a key can be personal data too)."""
     lines = []
-    for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"]) or "request"
+    for problem in error.errors(include_input=False, include_url=False):
+        parts = [str(part) if isinstance(part, int) or _FIELD_NAME.fullmatch(str(part))
+                 else "(unknown field)" for part in problem["loc"]]
+        field = ".".join(parts) or what.removeprefix("the ")
         lines.append(f"  {field}: {problem['msg']}")
-    return "the request is invalid:\n" + "\n".join(lines)
+    return f"{what} is invalid:\n" + "\n".join(lines)
+
+
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 
 
 def _initial_search_attributes(request: RightsRequest) -> TypedSearchAttributes:

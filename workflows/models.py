@@ -4,16 +4,42 @@ request itself does and stays inside the workflow's payloads."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from dsr.models import RightsRequest
 
-Officer = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+
+def _no_control_characters(value: str) -> str:
+    # Officer text is shown on terminals and in the Web UI, and reasons are emailed to the
+    # requester: no escape sequences or other control characters (tab and newline are text).
+    if CONTROL.search(value):
+        raise ValueError("contains control characters")
+    return value
+
+
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value or "\t" in value:
+        raise ValueError("contains control characters")
+    return _no_control_characters(value)
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+Officer = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80),
+                    AfterValidator(_one_line)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000),
+                   AfterValidator(_no_control_characters)]
 
 
 class Status(StrEnum):
@@ -109,7 +135,18 @@ class RequestOutcome(BaseModel):
 
 
 class CodeSubmission(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
+
+    @field_validator("code")
+    @classmethod
+    def _six_ascii_digits(cls, value: str) -> str:
+        # str.isdigit() also takes "１２３４５６" or "²³⁴⁵⁶⁷", which no code email holds: such
+        # a code would be counted as a wrong attempt instead of refused as malformed.
+        if not (len(value) == 6 and value.isascii() and value.isdigit()):
+            raise ValueError("the code is 6 digits, as in the verification email")
+        return value
 
 
 class CodeResult(BaseModel):
@@ -120,21 +157,29 @@ class CodeResult(BaseModel):
 
 
 class OfficerNote(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     officer: Officer
     note: Reason
 
 
 class OfficerAction(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     officer: Officer
 
 
 class Extension(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     officer: Officer
     reason: Reason
     until: date | None = None
 
 
 class Denial(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     officer: Officer
     reason: Reason
     manifestly_unfounded: bool = False
@@ -147,6 +192,8 @@ class ConnectorResolution(StrEnum):
 
 
 class ConnectorDecision(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     officer: Officer
     connector: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
     resolution: ConnectorResolution
@@ -154,6 +201,8 @@ class ConnectorDecision(BaseModel):
 
 
 class InstructionConfirmation(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     officer: Officer
     connector: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
     note: Reason
