@@ -104,10 +104,15 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 def create_store_engine(url: str) -> Engine:
-    """An engine for a connector's store; SQLite gets WAL, foreign keys and its folder."""
+    """An engine for a connector's store; SQLite gets WAL, foreign keys and its folder.
+    PostgreSQL works too (``postgresql://`` means psycopg 3, the driver installed); the
+    connector creates its own tables there as on SQLite."""
     parsed = make_url(url)
-    engine = create_engine(url, hide_parameters=True)
-    if parsed.get_backend_name() == "sqlite":
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    engine = create_engine(parsed, hide_parameters=True, pool_pre_ping=backend != "sqlite")
+    if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         _tune_sqlite(engine)

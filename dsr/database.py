@@ -23,6 +23,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -95,13 +96,27 @@ class ConfirmationRecord(Base):
     message: Mapped[bytes] = mapped_column(LargeBinary)  # sealed: dsr.codec.unseal reads it
 
 
-def make_engine(url: str) -> Engine:
+def database_url(url: str) -> str:
+    """``postgresql://`` means psycopg (version 3), the PostgreSQL driver installed."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
+def make_engine(url: str, *, migrate: bool = True) -> Engine:
+    """An engine on the application database (SQLite or PostgreSQL), upgraded to the newest
+    migration first (``dsr.migrations``) unless ``migrate`` is False."""
+    url = database_url(url)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, hide_parameters=True)
+    engine = create_engine(url, hide_parameters=True, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    Base.metadata.create_all(engine)
+    if migrate:
+        from dsr.migrations import upgrade
+
+        upgrade(engine)
     return engine
 
 
