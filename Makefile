@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint stop clean
+.PHONY: install demo test bench lint stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: install  ## start the embedded stack and run the two demo requests
 
 test: install  ## the whole suite against real servers
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: install  ## the benchmarks: tables printed, figures in bench/results/*.json
+	$(BIN)/python bench/data_plane.py
+	$(BIN)/python bench/orchestrator.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -48,8 +48,24 @@ app.command("report")(report_command)
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 OfficerOpt = Annotated[str | None, typer.Option(help="Officer acting (default: settings).")]
+
+
+def _request_id_argument(value: str) -> str:
+    # Checked before anything is asked of Temporal or the register: a mistyped id (or an email
+    # pasted in its place) exits 2 and is not repeated back.
+    from dsr.models import REQUEST_ID
+
+    if not REQUEST_ID.fullmatch(value):
+        raise typer.BadParameter("a request id is 3-64 letters, digits, '-' or '_', starting "
+                                 "with a letter or digit")
+    return value
+
+
+RequestIdArg = Annotated[str, typer.Argument(callback=_request_id_argument,
+                                             metavar="REQUEST_ID")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -102,6 +118,15 @@ def _officer(name: str | None) -> str:
     return name or _settings().officer_name
 
 
+def _payload(model: type[M], **fields: Any) -> M:
+    """An Update's payload, validated here: bad input exits 2 naming the field, before
+    anything is sent."""
+    try:
+        return model(**fields)
+    except ValidationError as error:
+        _fail(officer.describe_errors(error, "the input"), code=2)
+
+
 # Submitting ------------------------------------------------------------------------------------
 
 
@@ -137,14 +162,18 @@ def submit(
                                            ("account_id", account_id), ("channel_id", channel_id))
                       for value in values or []]
         data = {
-            "request_id": request_id or _new_request_id(),
+            # An empty value is refused, not taken as "not given" (is not None, not `or`).
+            "request_id": request_id if request_id is not None else _new_request_id(),
             "rights": right or [],
             "identities": identities,
             "jurisdiction": jurisdiction,
             "channel": channel,
-            "requester": {"kind": requester, "email": requester_email or (email or [""])[0],
+            "requester": {"kind": requester,
+                          "email": (requester_email if requester_email is not None
+                                    else (email or [""])[0]),
                           "customer_account": customer_account, "mandate_reference": mandate},
-            "received_at": received_at or datetime.now(UTC).isoformat(),
+            "received_at": (received_at if received_at is not None
+                            else datetime.now(UTC).isoformat()),
             "last_login_at": last_login_at,
             "language": language,
             "is_child": child,
@@ -179,11 +208,15 @@ def _read_json(file: Path) -> Any:
         return json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         _fail(f"no such file: {file}", code=2)
+    except OSError as error:  # a folder, no permission
+        _fail(f"cannot read {file}: {error.strerror}", code=2)
     except UnicodeDecodeError as error:
         _fail(f"{file} is not valid UTF-8: undecodable byte at offset {error.start}", code=2)
     except json.JSONDecodeError as error:
         _fail(f"{file} is not valid JSON: {error.msg} at line {error.lineno} "
               f"column {error.colno}", code=2)
+    except RecursionError:  # "[[[[..." thousands deep: json gives up without a JSONDecodeError
+        _fail(f"{file} is not valid JSON: nested too deeply", code=2)
 
 
 def _correction(text: str) -> dict[str, str]:
@@ -201,12 +234,13 @@ def _new_request_id() -> str:
 
 
 @app.command()
-def verify(request_id: str, code: str, as_json: JsonOpt = False) -> None:
+def verify(request_id: RequestIdArg, code: str, as_json: JsonOpt = False) -> None:
     """Submit the one-time code the requester received by email."""
+    submission = _payload(CodeSubmission, code=code)
+
     async def work(settings: Settings) -> CodeResult:
         client = await connect(settings)
-        return await officer.update(client, request_id, "submit_code",
-                                    CodeSubmission(code=code), CodeResult)
+        return await officer.update(client, request_id, "submit_code", submission, CodeResult)
 
     result = _run(work)
     if result.accepted:
@@ -221,70 +255,80 @@ def verify(request_id: str, code: str, as_json: JsonOpt = False) -> None:
 
 
 @app.command("mark-verified")
-def mark_verified(request_id: str, note: Annotated[str, typer.Option(help="How it was checked.")],
+def mark_verified(request_id: RequestIdArg,
+                  note: Annotated[str, typer.Option(help="How it was checked.")],
                   officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Record that an officer verified the identity by hand (post, agent's mandate)."""
-    note_model = OfficerNote(officer=_officer(officer_name), note=note)
+    note_model = _payload(OfficerNote, officer=_officer(officer_name), note=note)
     _send(request_id, "mark_verified", note_model, as_json)
 
 
 @app.command("new-code")
-def new_code(request_id: str, officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
+def new_code(request_id: RequestIdArg,
+             officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Issue a new one-time code (after a lock or expiry)."""
-    _send(request_id, "new_code", OfficerAction(officer=_officer(officer_name)), as_json)
+    _send(request_id, "new_code", _payload(OfficerAction, officer=_officer(officer_name)),
+          as_json)
 
 
 @app.command()
-def extend(request_id: str, reason: Annotated[str, typer.Option(help="Told to the requester.")],
+def extend(request_id: RequestIdArg,
+           reason: Annotated[str, typer.Option(help="Told to the requester.")],
            until: Annotated[str | None, typer.Option(help="YYYY-MM-DD; default the limit.")] = None,
            officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Extend the deadline; the requester is emailed the new date and the reason."""
     try:
-        day = date.fromisoformat(until) if until else None
+        # "--until ''" is refused, not taken as the limit.
+        day = date.fromisoformat(until) if until is not None else None
     except ValueError:
         _fail("--until takes a date as YYYY-MM-DD", code=2)
     _send(request_id, "extend",
-          Extension(officer=_officer(officer_name), reason=reason, until=day), as_json)
+          _payload(Extension, officer=_officer(officer_name), reason=reason, until=day), as_json)
 
 
 @app.command()
-def clarify(request_id: str,
+def clarify(request_id: RequestIdArg,
             question: Annotated[str | None, typer.Option(help="Ask the requester this.")] = None,
             received: Annotated[str | None, typer.Option(help="Answer arrived: a note.")] = None,
             officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Ask for clarification (UK: the clock stops), or record that the answer arrived."""
     if (question is None) == (received is None):
         _fail("give either --question (ask) or --received (the answer arrived)", code=2)
-    name = "request_clarification" if question else "clarification_received"
-    _send(request_id, name, OfficerNote(officer=_officer(officer_name),
-                                        note=question or received or ""), as_json)
+    name = "request_clarification" if question is not None else "clarification_received"
+    _send(request_id, name, _payload(OfficerNote, officer=_officer(officer_name),
+                                     note=question or received or ""), as_json)
 
 
 @app.command()
-def approve(request_id: str, officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
+def approve(request_id: RequestIdArg,
+            officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Approve execution of the request."""
-    _send(request_id, "approve", OfficerAction(officer=_officer(officer_name)), as_json)
+    _send(request_id, "approve", _payload(OfficerAction, officer=_officer(officer_name)),
+          as_json)
 
 
 @app.command()
-def deny(request_id: str, reason: Annotated[str, typer.Option(help="Told to the requester.")],
+def deny(request_id: RequestIdArg,
+         reason: Annotated[str, typer.Option(help="Told to the requester.")],
          manifestly_unfounded: Annotated[bool, typer.Option(help="Unfounded/excessive.")] = False,
          officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Deny the request; the requester is told the reasons and where to complain."""
-    _send(request_id, "deny", Denial(officer=_officer(officer_name), reason=reason,
-                                     manifestly_unfounded=manifestly_unfounded), as_json)
+    _send(request_id, "deny", _payload(Denial, officer=_officer(officer_name), reason=reason,
+                                       manifestly_unfounded=manifestly_unfounded), as_json)
 
 
 @app.command()
-def cancel(request_id: str, reason: Annotated[str, typer.Option(help="Why it is cancelled.")],
+def cancel(request_id: RequestIdArg,
+           reason: Annotated[str, typer.Option(help="Why it is cancelled.")],
            officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Cancel: nothing not yet started starts; what already happened is reported."""
-    _send(request_id, "cancel", OfficerNote(officer=_officer(officer_name), note=reason), as_json)
+    _send(request_id, "cancel", _payload(OfficerNote, officer=_officer(officer_name), note=reason),
+          as_json)
 
 
 @app.command("confirm-instruction")
 def confirm_instruction(
-    request_id: str, connector: str,
+    request_id: RequestIdArg, connector: str,
     note: Annotated[str, typer.Option(help="What the recipient confirmed.")],
     officer_name: OfficerOpt = None, as_json: JsonOpt = False,
 ) -> None:
@@ -301,7 +345,7 @@ def confirm_instruction(
 
 @app.command("resolve-connector")
 def resolve_connector(
-    request_id: str, connector: str,
+    request_id: RequestIdArg, connector: str,
     reason: Annotated[str, typer.Option(help="Why.")],
     done: Annotated[bool, typer.Option("--done", help="Done by hand.")] = False,
     skip: Annotated[bool, typer.Option("--skip", help="Skip this connector.")] = False,
@@ -326,7 +370,7 @@ def resolve_connector(
 
 
 @app.command()
-def status(request_id: str, as_json: JsonOpt = False) -> None:
+def status(request_id: RequestIdArg, as_json: JsonOpt = False) -> None:
     """Where a request stands: from Temporal while it runs, from the register after."""
     async def work(settings: Settings) -> Any:
         client = await connect(settings)
@@ -423,7 +467,7 @@ def _print_register_status(result: dict[str, Any]) -> None:
 
 @app.command()
 def package(
-    request_id: str,
+    request_id: RequestIdArg,
     out: Annotated[Path, typer.Option(help="Where to write the zip.")],
     officer_name: OfficerOpt = None,
     as_json: JsonOpt = False,
@@ -457,7 +501,7 @@ def package(
 
 @app.command("revoke-link")
 def revoke_link(
-    request_id: str,
+    request_id: RequestIdArg,
     reason: Annotated[str, typer.Option(help="Why the link is withdrawn (for the ledger).")],
     officer_name: OfficerOpt = None,
 ) -> None:
@@ -476,7 +520,7 @@ def revoke_link(
 
 @app.command()
 def proof(
-    request_id: str,
+    request_id: RequestIdArg,
     out: Annotated[Path, typer.Option(help="Where to write the .eml.")],
     officer_name: OfficerOpt = None,
 ) -> None:
@@ -509,12 +553,21 @@ def list_requests(
     right: Annotated[str | None, typer.Option(help="A right.")] = None,
     jurisdiction: Annotated[str | None, typer.Option(help="A jurisdiction.")] = None,
     overdue: Annotated[bool, typer.Option(help="Only open requests past due.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
     """List requests from the register, newest first."""
     from dsr import register
+    from dsr.models import Jurisdiction, Right
+    from workflows.models import Status
 
+    # A misspelt filter would list nothing and look like "no such requests": refuse it.
+    for option, value, known in (("--status", status_filter, Status),
+                                 ("--right", right, Right),
+                                 ("--jurisdiction", jurisdiction, Jurisdiction)):
+        allowed = [member.value for member in known]
+        if value is not None and value not in allowed:
+            _fail(f"{option} is unknown: give one of {', '.join(allowed)}", code=2)
     settings = _settings()
     filters = register.RequestFilter(status=status_filter, right=right,
                                      jurisdiction=jurisdiction, overdue=overdue, limit=limit)
@@ -664,6 +717,34 @@ def stack_status() -> None:
     from dsr import stack
 
     console.print(stack.status(_settings()).describe(), highlight=False)
+
+
+@app.command("setup-cluster")
+def setup_cluster(
+    cloud: Annotated[bool, typer.Option(
+        "--cloud", help="Only print the tcld commands for a Temporal Cloud namespace.")] = False,
+) -> None:
+    """Create the product's search attributes on the namespace (idempotent); print the
+    Temporal Cloud equivalent."""
+    from dsr import search_attributes
+
+    settings = _settings()
+    if not cloud:
+        async def work(settings: Settings) -> list[str]:
+            client = await connect(settings)
+            return await search_attributes.ensure(client, settings.temporal_namespace)
+
+        try:
+            added = _run(work)
+        except search_attributes.SearchAttributeError as error:
+            _fail(str(error))
+        console.print(f"namespace {settings.temporal_namespace}: "
+                      + (f"added {', '.join(added)}" if added else "search attributes present"),
+                      highlight=False)
+        console.print("On Temporal Cloud, search attributes are added with tcld instead:",
+                      highlight=False)
+    for command in search_attributes.cloud_commands(settings.temporal_namespace):
+        print(command)
 
 
 @app.command("ui-session")

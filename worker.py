@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.runtime import Runtime
+from temporalio.worker import Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import orchestrator_activities
 from connectors.base import connector_activities
 from connectors.builtin import BUILTIN, build_connector
 from connectors.registry import load_registry
+from dsr import metrics, search_attributes
 from dsr.activity_log import RequestLogInterceptor
 from dsr.codec import Keyring, KeyringError, load_keyring
 from dsr.database import make_engine
@@ -46,7 +52,19 @@ def orchestrator_worker(client: Client, settings: Settings, executor: ThreadPool
         activities=orchestrator_activities(settings, engine, blobs),
         activity_executor=executor,
         interceptors=[RequestLogInterceptor()],
+        graceful_shutdown_timeout=_grace(settings),
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        workflow_runner=_workflow_runner(settings),
     )
+
+
+def _workflow_runner(settings: Settings) -> WorkflowRunner:
+    """The sandbox; with ``worker_passthrough_workflow_modules`` the workflow code is imported
+    once instead of for each workflow instance (see dsr/settings.py)."""
+    if not settings.worker_passthrough_workflow_modules:
+        return SandboxedWorkflowRunner()
+    restrictions = SandboxRestrictions.default.with_passthrough_modules("workflows")
+    return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
 def connector_worker(client: Client, settings: Settings, name: str,
@@ -57,12 +75,29 @@ def connector_worker(client: Client, settings: Settings, name: str,
     connector = build_connector(name, settings, settings.blob_store())
     return Worker(client, task_queue=entry.task_queue,
                   activities=connector_activities(connector), activity_executor=executor,
-                  interceptors=[RequestLogInterceptor()])
+                  interceptors=[RequestLogInterceptor()],
+                  graceful_shutdown_timeout=_grace(settings))
+
+
+def _grace(settings: Settings) -> timedelta:
+    """On SIGTERM running activities get this long to finish; what does not is cancelled and
+    retried by another worker (rolling updates lose nothing)."""
+    return timedelta(seconds=settings.worker_shutdown_grace_seconds)
+
+
+class MissingSearchAttributes(Exception):
+    """The namespace lacks the product's search attributes."""
 
 
 async def serve(settings: Settings, orchestrator: bool, connectors: list[str],
                 keyring: Keyring | None = None) -> None:
-    client = await connect(settings, keyring)
+    runtime = metrics.runtime(settings)
+    client = await connect(settings, keyring, runtime)
+    absent = await search_attributes.missing(client, settings.temporal_namespace)
+    if absent:
+        raise MissingSearchAttributes(
+            f"namespace {settings.temporal_namespace} lacks the search attributes "
+            f"{', '.join(absent)}: run `python starter.py setup-cluster`")
     executor = ThreadPoolExecutor(max_workers=32)
     workers = [connector_worker(client, settings, name, executor) for name in connectors]
     if orchestrator:
@@ -72,9 +107,29 @@ async def serve(settings: Settings, orchestrator: bool, connectors: list[str],
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("workers started", orchestrator=orchestrator, connectors=connectors)
-    async with _all(workers):
+    async with _all(workers), _published(settings, runtime, client, orchestrator, stop):
         await stop.wait()
+        log.info("stopping: running activities may finish",
+                 grace_seconds=settings.worker_shutdown_grace_seconds)
     log.info("workers stopped")
+
+
+@contextlib.asynccontextmanager
+async def _published(settings: Settings, runtime: Runtime | None, client: Client,
+                     orchestrator: bool, stop: asyncio.Event) -> AsyncIterator[None]:
+    """The product's gauges, refreshed by the orchestrator worker while metrics are on."""
+    if runtime is None or not orchestrator:
+        yield
+        return
+    connectors = [e.name for e in load_registry(settings.connector_registry).connectors]
+    task = asyncio.create_task(metrics.publish(
+        runtime, make_engine(settings.app_database_url), client, connectors,
+        settings.metrics_refresh_seconds, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 class _all:
@@ -121,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     connectors = list(BUILTIN) if args.all else args.connector
     orchestrator = args.all or not args.connector
-    asyncio.run(serve(settings, orchestrator, connectors, keyring))
+    try:
+        asyncio.run(serve(settings, orchestrator, connectors, keyring))
+    except (MissingSearchAttributes, search_attributes.SearchAttributeError) as error:
+        print(f"refusing to start: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -25,7 +25,9 @@ On the embedded stack the Web UI reaches it through ``temporal server start-dev
 the officer, once, in the Web UI's codec settings, chooses "use a browser endpoint" with this
 server's address and enables "Include cross-origin credentials": the browser then sends the
 session cookie (``tests/test_web_ui_browser.py`` checks this in Chromium).
-Run it alone with ``python -m dsr.codecserver``.
+Run it alone with ``python -m dsr.codecserver``. It listens on ``codec_bind_host`` (127.0.0.1 by
+default; 0.0.0.0 in a container, where the Web UI's browsers reach it through the published
+port or an Ingress).
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ def codec_endpoint(settings: Settings) -> str:
     Its host is the Web UI's own (``localhost`` or ``127.0.0.1``): the session cookie belongs
     to the host that set it and the browser sends it with the Web UI's fetches only when the
     two are the same site, so the session link, ``--ui-codec-endpoint`` and the Web UI's address
-    must agree. The server listens on 127.0.0.1, where ``localhost`` arrives too.
+    must agree. The server listens on ``codec_bind_host`` (127.0.0.1 by default, where
+    ``localhost`` arrives too).
     """
     host = urlsplit(settings.web_ui_url).hostname or BIND_HOST
     return f"http://{host if host in LOOPBACK_HOSTS else BIND_HOST}:{settings.codec_port}"
@@ -370,10 +373,12 @@ async def start(
     settings: Settings,
     codec: PayloadCodec | None = None,
     engine: Engine | None = None,
-    host: str = BIND_HOST,
+    host: str | None = None,
     port: int | None = None,
 ) -> web.AppRunner:
     """Serve on ``host``:``codec_port``; ``await runner.cleanup()`` stops it.
+
+    ``host`` defaults to ``codec_bind_host``.
 
     By default the codec is ``dsr.codec``'s with the configured keyring and the sessions are in
     the app database.
@@ -386,6 +391,8 @@ async def start(
         from dsr.database import make_engine
 
         engine = make_engine(settings.app_database_url)
+    if host is None:
+        host = settings.codec_bind_host
     # No access log: it would print the session link's token.
     runner = web.AppRunner(make_app(codec, settings, engine), access_log=None)
     await runner.setup()
@@ -431,8 +438,8 @@ def main() -> None:
         raise SystemExit(f"error: {error}") from None
     except OSError as error:
         raise SystemExit(
-            f"error: cannot listen on {BIND_HOST}:{settings.codec_port} ({error.strerror}); "
-            "set DSR_CODEC_PORT to a free port"
+            f"error: cannot listen on {settings.codec_bind_host}:{settings.codec_port} "
+            f"({error.strerror}); set DSR_CODEC_PORT to a free port"
         ) from None
 
 

@@ -13,6 +13,7 @@ import email
 import email.policy
 import logging
 import os
+import random
 import signal
 import socket
 import time
@@ -173,12 +174,22 @@ def _recipients(message: EmailMessage) -> set[str]:
     return {address.lower() for _, address in getaddresses(values) if address}
 
 
+PICKED_PORTS = (20000, 32000)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port on ``host`` that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A port on ``host`` that nothing listens on right now, below the kernel's ephemeral
+    range (32768 and up), where outgoing connections take their source ports: a port picked
+    there may be taken before the server that was to use it starts."""
+    for _ in range(200):
+        port = random.randint(*PICKED_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port between {PICKED_PORTS[0]} and {PICKED_PORTS[1]}")
 
 
 @contextmanager

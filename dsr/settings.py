@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dsr.blobstore import BlobStore, LocalBlobStore, open_blob_store, parse_blob_url
@@ -43,6 +43,27 @@ class Settings(BaseSettings):
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
     temporal_retention_days: int = Field(default=30, ge=1, le=3650)
     task_queue: str = "dsr-orchestrator"
+    # A production cluster: TLS with the system's CAs, or the server CA given here; mTLS with
+    # a client certificate and key; or an API key (Temporal Cloud), which implies TLS.
+    temporal_tls: bool = False
+    temporal_tls_ca: Path | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_api_key: SecretStr | None = None
+    # Prometheus metrics (the SDK's and the product's) on this port; None: off.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_bind_host: str = "127.0.0.1"
+    metrics_refresh_seconds: float = Field(default=60, gt=0, le=3600)
+    # On SIGTERM a worker stops polling and lets running activities finish for this long.
+    worker_shutdown_grace_seconds: float = Field(default=30, ge=0, le=3600)
+    # Workflows the orchestrator worker keeps in memory (the SDK's default, 1000): each open
+    # request beyond it is replayed from its history when it next moves or is queried.
+    worker_max_cached_workflows: int = Field(default=1000, ge=0, le=100_000)
+    # Import the workflow code (workflows.*) once, outside the per-workflow sandbox, instead of
+    # again for each workflow the worker starts or replays (about 30 ms of CPU each). Faster;
+    # but the sandbox no longer catches a non-deterministic call in that code (the replay of
+    # the recorded histories in the test suite still does).
+    worker_passthrough_workflow_modules: bool = False
 
     database_url: str | None = None
     # Where exports and packages live: None is the folder data_dir/blobs; or a URL,
@@ -66,6 +87,8 @@ class Settings(BaseSettings):
     payload_key_file: Path | None = None
     # The codec server the Web UI and CLI decode through, and who may call it.
     codec_port: int = Field(default=8081, ge=1, le=65535)
+    # Where the codec server listens: 127.0.0.1 on one host, 0.0.0.0 in a container.
+    codec_bind_host: str = "127.0.0.1"
     codec_allowed_origins: list[str] = Field(
         default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"]
     )
@@ -105,6 +128,20 @@ class Settings(BaseSettings):
         if not host or not port.isdigit():
             raise ValueError("must be host:port, for example localhost:7233")
         return value
+
+    @field_validator("temporal_tls_ca", "temporal_tls_cert", "temporal_tls_key")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _client_certificate_pair(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError(
+                "mTLS needs both DSR_TEMPORAL_TLS_CERT and DSR_TEMPORAL_TLS_KEY, or neither")
+        return self
 
     @field_validator("public_base_url")
     @classmethod
@@ -176,7 +213,8 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as error:
         lines = [
-            f"DSR_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
+            (f"DSR_{'_'.join(str(part) for part in e['loc']).upper()}" if e["loc"]
+             else "settings") + f": {e['msg']}"
             for e in error.errors()
         ]
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

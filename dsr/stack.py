@@ -28,12 +28,7 @@ from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from pydantic import BaseModel
-from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.namespace.v1 import NamespaceConfig
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
 from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
 from temporalio.client import Client
 
@@ -442,24 +437,11 @@ async def _configure_namespace(settings: Settings) -> None:
 
 
 async def _register_search_attributes(client: Client, namespace: str) -> None:
-    listed = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
-    )
-    registered = dict(listed.custom_attributes)
-    missing: dict[str, IndexedValueType.ValueType] = {}
-    for key in search_attributes.ALL:
-        wanted = IndexedValueType.ValueType(key.indexed_value_type)
-        if key.name not in registered:
-            missing[key.name] = wanted
-        elif registered[key.name] != wanted:
-            raise StackError(
-                f"search attribute {key.name} is registered with another type in namespace "
-                f"{namespace}; remove it or start from a new {namespace!r} database"
-            )
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
-        )
+    try:
+        await search_attributes.ensure(client, namespace)
+    except search_attributes.SearchAttributeError as error:
+        raise StackError(f"{error}; remove it or start from a new {namespace!r} database"
+                         ) from None
 
 
 def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:

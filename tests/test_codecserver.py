@@ -530,3 +530,37 @@ async def test_start_serves_on_the_codec_port(
             assert _payloads(await response.json()) == [_plain()]
     finally:
         await runner.cleanup()
+
+
+async def test_start_listens_on_the_configured_bind_host(
+    tmp_path: Path, engine: Engine, codec: CountingCodec, unused_tcp_port: int
+) -> None:
+    # In a container the codec server listens on every interface (DSR_CODEC_BIND_HOST=0.0.0.0).
+    settings = _settings(tmp_path, codec_port=unused_tcp_port, codec_bind_host="0.0.0.0")
+    runner = await codecserver.start(settings, codec=codec, engine=engine)
+    try:
+        assert [address[:2] for address in runner.addresses] == [("0.0.0.0", unused_tcp_port)]
+    finally:
+        await runner.cleanup()
+
+
+def test_a_port_in_use_names_the_bind_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import dsr.logging
+    import dsr.settings
+
+    settings = _settings(tmp_path, codec_port=8181, codec_bind_host="0.0.0.0")
+
+    async def in_use(_: Settings) -> None:
+        raise OSError(errno.EADDRINUSE, "Address already in use")
+
+    monkeypatch.setattr(dsr.logging, "configure", lambda: None)
+    monkeypatch.setattr(dsr.settings, "load_settings", lambda: settings)
+    monkeypatch.setattr(codecserver, "run_codec_server", in_use)
+    with pytest.raises(SystemExit) as exit_:
+        codecserver.main()
+    assert str(exit_.value) == (
+        "error: cannot listen on 0.0.0.0:8181 (Address already in use); "
+        "set DSR_CODEC_PORT to a free port"
+    )

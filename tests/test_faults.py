@@ -58,13 +58,15 @@ class Workers:
     settings: Settings
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, kind: str) -> None:
+    def start(self, kind: str, **env: str) -> subprocess.Popen[bytes]:
+        """``connectors`` serves every built-in connector; any other kind, the orchestrator."""
         args = ["--connector" if i % 2 == 0 else name
                 for name in BUILTIN for i in range(2)] if kind == "connectors" else []
         log = (self.settings.data_dir / "log" / f"{kind}.log").open("ab")
         self.processes[kind] = subprocess.Popen(
-            [sys.executable, str(ROOT / "worker.py"), *args], cwd=ROOT, env=self._env(),
-            stdout=log, stderr=subprocess.STDOUT)
+            [sys.executable, str(ROOT / "worker.py"), *args], cwd=ROOT,
+            env=self._env() | env, stdout=log, stderr=subprocess.STDOUT)
+        return self.processes[kind]
 
     def kill(self, kind: str) -> None:
         process = self.processes.pop(kind)

@@ -205,6 +205,9 @@ class ConnectorFanOut(RequestState):
                     state.status = ConnectorStatus.FAILED
                     state.error = f"{operation.value} failed: {_failure_type(error)}"
                     retry_after = None
+                    workflow.metric_meter().create_counter(
+                        "dsr_connector_failures", "connector calls failed after their retries"
+                    ).add(1, {"connector": entry.name})
             decision = await self._await_decision(entry, retry_after, notify=absences <= 1)
             if decision is None and retry_after is not None and not self._stopping:
                 continue
