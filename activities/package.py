@@ -26,6 +26,8 @@ from dsr.catalogue import load_catalogue
 from dsr.models import Language
 from dsr.settings import Settings
 
+HEARTBEAT_EVERY = 2000  # records
+
 
 class PackageInput(BaseModel):
     request_id: str
@@ -103,6 +105,8 @@ class PackageActivities:
                 document.write(json.dumps(record, ensure_ascii=False, default=str).encode())
                 self._csv_row(csv_files, record)
                 count += 1
+                if count % HEARTBEAT_EVERY == 0:
+                    activity.heartbeat(export.connector, count)
             document.write(b"\n]\n")
         for category, (spool, _) in csv_files.items():
             spool.seek(0)

@@ -173,13 +173,17 @@ class RequestState:
         result_type: Any = None,
         task_queue: str | None = None,
         timeout: timedelta = QUICK,
+        heartbeat: timedelta | None = None,
     ) -> Any:
+        """``heartbeat``: for a long activity, how soon a worker lost mid-call (or a result
+        lost with it) is noticed and the call retried, instead of after ``timeout``."""
         return await workflow.execute_activity(
             name,
             payload,
             result_type=result_type,
             task_queue=task_queue,
             start_to_close_timeout=timeout,
+            heartbeat_timeout=heartbeat,
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
         )
 

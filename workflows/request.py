@@ -8,6 +8,7 @@ verification, the connector fan-out and the deadline keeping.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
@@ -41,6 +42,9 @@ from workflows.deferred import workflow_id as deferred_workflow_id
 from workflows.referral import Referral
 from workflows.verification import IdentityVerification
 
+# The package heartbeats every few thousand records: a worker killed while packaging, or right
+# after, is noticed in a minute rather than at the end of the call's ten.
+PACKAGE_HEARTBEAT = timedelta(minutes=1)
 
 @workflow.defn(name="RightsRequest")
 class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
@@ -143,6 +147,7 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
             ),
             result_type=Package,
             timeout=CONNECTOR_CALL,
+            heartbeat=PACKAGE_HEARTBEAT,
         )
         self._done("package", f"{package.records} records")
         return package
