@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-import signal
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from sqlalchemy import Engine
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
-from dsr import sessions
+from dsr import serving, sessions
 from dsr.logging import get_logger
 
 if TYPE_CHECKING:
@@ -393,32 +392,15 @@ async def start(
         engine = make_engine(settings.app_database_url)
     if host is None:
         host = settings.codec_bind_host
-    # No access log: it would print the session link's token.
-    runner = web.AppRunner(make_app(codec, settings, engine), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port or settings.codec_port)
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
+    runner = await serving.listen(make_app(codec, settings, engine), host,
+                                  port or settings.codec_port)
     log.info("codec server listening", endpoint=f"http://{host}:{port or settings.codec_port}")
     return runner
 
 
 async def run_codec_server(settings: Settings) -> None:
-    """Serve until cancelled, SIGINT or SIGTERM."""
-    runner = await start(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        log.info("codec server stopped")
+    """Serve until SIGINT or SIGTERM."""
+    await serving.until_signalled(await start(settings), "codec server")
 
 
 def main() -> None:

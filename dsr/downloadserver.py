@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import html
-import signal
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
 from aiohttp import web
 from sqlalchemy import Engine
 
-from dsr import package_links
+from dsr import package_links, serving
 from dsr.blobstore import BlobStore
 from dsr.logging import get_logger
 from dsr.package_links import LinkRefusal, PackageLinkRecord
@@ -127,31 +125,15 @@ async def start(settings: Settings, port: int | None = None) -> web.AppRunner:
     from dsr.database import make_engine
 
     app = make_app(settings, make_engine(settings.app_database_url), settings.blob_store())
-    runner = web.AppRunner(app, access_log=None)  # the access log would print tokens
-    await runner.setup()
-    site = web.TCPSite(runner, settings.download_bind_host, port or settings.download_port)
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
+    runner = await serving.listen(app, settings.download_bind_host,
+                                  port or settings.download_port)
     log.info("download server listening", base_url=settings.public_base_url)
     return runner
 
 
 async def serve(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM."""
-    runner = await start(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        log.info("download server stopped")
+    await serving.until_signalled(await start(settings), "download server")
 
 
 def main() -> None:

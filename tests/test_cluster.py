@@ -33,7 +33,7 @@ from dsr.models import RightsRequest, parse_request
 from dsr.settings import Settings
 from dsr.temporal import connect
 from tests.conftest import ROOT, binary
-from tests.test_faults import CUSTOMERS, PEOPLE, Stack, Workers
+from tests.test_faults import CUSTOMERS, PEOPLE, Stack, Workers, stack_settings
 from workflows.models import Status
 
 BURST = 40
@@ -45,10 +45,7 @@ PATIENT = {"DSR_CONNECTOR_HEARTBEAT_SECONDS": "60"}
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data_dir = tmp_path_factory.mktemp("cluster")
-    settings = Settings(data_dir=data_dir, temporal_address=f"127.0.0.1:{free_port()}",
-                        temporal_ui_port=free_port(), smtp_port=free_port(),
-                        codec_port=free_port(), download_port=free_port())
+    settings = stack_settings(tmp_path_factory.mktemp("cluster"))
     workers = Workers(settings)
     try:
         stack.up(settings, [])

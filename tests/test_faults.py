@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -96,12 +97,16 @@ class Stack:
     population: Population
 
 
+def stack_settings(data_dir: Path) -> Settings:
+    """An embedded stack of its own, on free ports."""
+    return Settings(data_dir=data_dir, temporal_address=f"127.0.0.1:{free_port()}",
+                    temporal_ui_port=free_port(), smtp_port=free_port(),
+                    codec_port=free_port(), download_port=free_port())
+
+
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data_dir = tmp_path_factory.mktemp("faults")
-    settings = Settings(data_dir=data_dir, temporal_address=f"127.0.0.1:{free_port()}",
-                        temporal_ui_port=free_port(), smtp_port=free_port(),
-                        codec_port=free_port(), download_port=free_port())
+    settings = stack_settings(tmp_path_factory.mktemp("faults"))
     workers = Workers(settings)
     try:
         stack.up(settings, [])
