@@ -237,7 +237,9 @@ async def test_metrics_show_open_requests_by_jurisdiction_and_the_sdks_own(
     text = ""
     for _ in range(200):
         text = await _metrics()
-        if _value(text, "dsr_requests_open", jurisdiction="UK") == 3:
+        # One refresh sets the request gauges, then asks visibility about each connector.
+        if (_value(text, "dsr_requests_open", jurisdiction="UK") == 3
+                and _value(text, "dsr_connectors_missing", connector="sms") is not None):
             break
         await asyncio.sleep(0.2)
     assert _value(text, "dsr_requests_open", jurisdiction="UK") == 3, text[-2000:]
