@@ -69,6 +69,13 @@ class Workers:
             env=self._env() | env, stdout=log, stderr=subprocess.STDOUT)
         return self.processes[kind]
 
+    def restart_exited(self) -> None:
+        """A worker started while the server was down exits (as under a supervisor, which
+        would start it again): start it again."""
+        for kind, process in list(self.processes.items()):
+            if process.poll() is not None:
+                self.start(kind)
+
     def kill(self, kind: str) -> None:
         process = self.processes.pop(kind)
         process.send_signal(signal.SIGKILL)
@@ -251,6 +258,7 @@ async def test_requests_survive_killed_workers_and_a_server_restart(running: Sta
         kills.append(await _kill_at(running, kind, threshold, rng))
         if number == RESTART_SERVER_AFTER_KILL:
             _restart_server(running.settings)
+            running.workers.restart_exited()
             client = await connect(running.settings)
 
     outcomes = await asyncio.wait_for(asyncio.gather(*(
