@@ -20,7 +20,7 @@ from temporalio import activity
 
 from dsr import ledger, package_links
 from dsr.blobstore import BlobStore
-from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
+from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord, RequestSubjectRecord
 from dsr.retention import (
     ORCHESTRATOR,
     RetentionPolicy,
@@ -97,8 +97,9 @@ class ProofActivities:
     def _purge_register(
         self, session: Session, policy: RetentionPolicy, as_of: datetime
     ) -> list[str]:
-        """Delete the register rows (and milestones) of requests closed longer ago than the
-        proof period; a policy without that duty purges nothing (kept, never early)."""
+        """Delete the register rows (and milestones, subject hashes) of requests closed longer
+        ago than the proof period; a policy without that duty purges nothing (kept, never
+        early)."""
         duty = policy.duty_for(ORCHESTRATOR, REGISTER_CATEGORY, [])
         if duty is None:
             return []
@@ -126,6 +127,9 @@ class ProofActivities:
             )
         }
         session.execute(delete(MilestoneRecord).where(MilestoneRecord.request_id.in_(due)))
+        session.execute(
+            delete(RequestSubjectRecord).where(RequestSubjectRecord.request_id.in_(due))
+        )
         session.execute(delete(RequestRecord).where(RequestRecord.request_id.in_(due)))
         for request_id in due:
             ledger.append(session, "purge", PURGE_ACTOR, as_of, request_id,

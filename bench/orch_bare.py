@@ -12,6 +12,7 @@ data converter (no payload encryption) and async no-op activities.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from datetime import timedelta
@@ -25,8 +26,11 @@ from temporalio.worker import Worker
 
 BARE_WORKFLOW = "BareRequest"
 CHILD = "child"  # a batch entry that starts a child workflow rather than an activity
+LOCAL = "local"  # a batch entry that runs a local activity, before the batch's remote calls
+LOCAL_MARKER = "core_local_activity"
 QUEUE_PREFIX = "bench-"
 CALL = timedelta(seconds=60)
+RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 
 
 def bare_queue(queue: str) -> str:
@@ -34,12 +38,14 @@ def bare_queue(queue: str) -> str:
 
 
 def shape_of(events: list[HistoryEvent]) -> list[list[str]]:
-    """Per workflow task that scheduled something: the task queue of each activity it
-    scheduled (``child`` for a child workflow)."""
+    """Per workflow task that did something: ``local`` for each local activity it ran, then
+    the task queue of each activity it scheduled (``child`` for a child workflow)."""
     batches: list[list[str]] = [[]]
     for event in events:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             batches.append([])
+        elif _is_local_activity(event):
+            batches[-1].append(LOCAL)
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             batches[-1].append(event.activity_task_scheduled_event_attributes.task_queue.name)
         elif event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
@@ -48,11 +54,22 @@ def shape_of(events: list[HistoryEvent]) -> list[list[str]]:
 
 
 def activity_names(events: list[HistoryEvent]) -> list[str]:
-    return [
-        e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    ]
+    """The activities called, in order; a local activity's name ends in `` (local)``."""
+    names = []
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            names.append(event.activity_task_scheduled_event_attributes.activity_type.name)
+        elif _is_local_activity(event):
+            data = event.marker_recorded_event_attributes.details["data"].payloads[0].data
+            names.append(f"{json.loads(data)['activity_type']} (local)")
+    return names
+
+
+def _is_local_activity(event: HistoryEvent) -> bool:
+    return (
+        event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and event.marker_recorded_event_attributes.marker_name == LOCAL_MARKER
+    )
 
 
 @activity.defn(name="noop")
@@ -75,7 +92,12 @@ class BareRequest:
     async def run(self, shape: list[list[str]]) -> int:
         calls = 0
         for batch in shape:
-            await asyncio.gather(*(self._call(queue, n) for n, queue in enumerate(batch)))
+            for _ in range(batch.count(LOCAL)):
+                await workflow.execute_local_activity(
+                    noop, "x", start_to_close_timeout=CALL, retry_policy=RETRY
+                )
+            remote = [queue for queue in batch if queue != LOCAL]
+            await asyncio.gather(*(self._call(queue, n) for n, queue in enumerate(remote)))
             calls += sum(queue != CHILD for queue in batch)
         return calls
 
@@ -92,7 +114,7 @@ class BareRequest:
             "x",
             task_queue=bare_queue(queue),
             start_to_close_timeout=CALL,
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            retry_policy=RETRY,
         )
 
 

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from orch_bare import BARE_WORKFLOW, activity_names, bare_queue, shape_of
+from orch_bare import BARE_WORKFLOW, CHILD, LOCAL, activity_names, bare_queue, shape_of
 from orch_stack import (
     Subject,
     controller_request,
@@ -38,6 +38,8 @@ from workflows.models import OfficerNote, RequestOutcome, Status, UpdateResult
 
 BENCH = Path(__file__).resolve().parent
 BATCH = 50
+IN_INTAKE = 250  # open requests: at most this many started and not yet waiting for their code
+WAITING = "WorkflowType = 'RightsRequest' AND DsrStatus = 'awaiting_verification'"
 T = TypeVar("T")
 
 
@@ -73,12 +75,14 @@ async def run_requests(
     return time.perf_counter() - started, outcomes
 
 
-async def run_bare(client: Client, shape: list[list[str]], n: int, tag: str) -> float:
+async def run_bare(
+    client: Client, shape: list[list[str]], queue: str, n: int, tag: str
+) -> float:
     started = time.perf_counter()
 
     async def start(i: int) -> WorkflowHandle[Any, Any]:
         return await client.start_workflow(
-            BARE_WORKFLOW, shape, id=f"bench-bare-{tag}-{i}", task_queue=bare_queue(shape[0][0])
+            BARE_WORKFLOW, shape, id=f"bench-bare-{tag}-{i}", task_queue=bare_queue(queue)
         )
 
     handles = await in_batches([partial(start, i) for i in range(n)])
@@ -141,7 +145,8 @@ async def overhead(
     shape = shape_of(events)
     names = activity_names(events)
     requests = [controller_request(f"BENCH-OVH-{i:05d}", s) for i, s in enumerate(take(pool, n))]
-    queues = sorted({q for batch in shape for q in batch if q != "child"}, key=_orchestrator_first)
+    remote = {q for batch in shape for q in batch if q not in (CHILD, LOCAL)}
+    queues = sorted(remote, key=_orchestrator_first)
     worker = bare_worker(settings, queues)
     real_pids = {**pids, "worker": service_pid(settings, "worker")}
     bare_pids = {**pids, "bare worker": worker.pid}
@@ -152,7 +157,7 @@ async def overhead(
         bare_client = await Client.connect(
             settings.temporal_address, namespace=settings.temporal_namespace
         )
-        await run_bare(bare_client, shape, 1, "warm")
+        await run_bare(bare_client, shape, queues[0], 1, "warm")
         # Alternate rounds, so that other load on the machine falls on both alike.
         size = -(-n // rounds)
         for r, start in enumerate(range(0, n, size)):
@@ -164,7 +169,7 @@ async def overhead(
             real.append((seconds, meter.stop(len(chunk))))
             outcomes += done
             meter = CpuMeter(bare_pids)
-            seconds = await run_bare(bare_client, shape, len(chunk), f"run{r}")
+            seconds = await run_bare(bare_client, shape, queues[0], len(chunk), f"run{r}")
             bare.append((seconds, meter.stop(len(chunk))))
         bare_events = await history(bare_client, "bench-bare-warm-0")
     finally:
@@ -289,9 +294,14 @@ async def open_requests(settings: Settings, n: int, sample: int) -> dict[str, An
     requests = [waiting_request(f"BENCH-OPEN-{i:06d}", i) for i in range(n)]
     worker_pid, temporal_pid = service_pid(settings, "worker"), service_pid(settings, "temporal")
     rss_before = {"worker_kib": rss_kib(worker_pid), "temporal_kib": rss_kib(temporal_pid)}
-    print(f"open: starting {n:,} requests, {BATCH} at a time ...", flush=True)
+    print(f"open: starting {n:,} requests, at most {IN_INTAKE} in intake at once ...", flush=True)
     started = time.perf_counter()
-    await in_batches([partial(officer.submit, client, settings, r) for r in requests])
+    peak_worker_kib = 0
+    for first in range(0, n, BATCH):
+        await _intake_below(client, first - IN_INTAKE)
+        await in_batches([partial(officer.submit, client, settings, r)
+                          for r in requests[first : first + BATCH]])
+        peak_worker_kib = max(peak_worker_kib, rss_kib(worker_pid))
     submitted = time.perf_counter() - started
     waiting = await _wait_all_waiting(client, n)
     settled = time.perf_counter() - started
@@ -311,17 +321,24 @@ async def open_requests(settings: Settings, n: int, sample: int) -> dict[str, An
         "all_waiting_after_seconds": round(settled, 1),
         "rss_before": rss_before,
         "rss_all_waiting": rss,
+        "worker_peak_rss_mib": round(max(peak_worker_kib, rss["worker_kib"]) / 1024),
         "worker_rss_mib": round(rss["worker_kib"] / 1024),
         "temporal_rss_mib": round(rss["temporal_kib"] / 1024),
         "status_query_seconds": percentiles(timings),
     }
 
 
+async def _intake_below(client: Client, waiting_at_least: int) -> None:
+    """Pace the starts as a bulk import would: wait until at most ``IN_INTAKE`` requests are
+    still being received (a burst of thousands at once only thrashes the workflow cache)."""
+    while waiting_at_least > 0 and (await client.count_workflows(WAITING)).count < waiting_at_least:
+        await asyncio.sleep(0.5)
+
+
 async def _wait_all_waiting(client: Client, n: int, timeout: float = 3600) -> int:
-    query = "WorkflowType = 'RightsRequest' AND DsrStatus = 'awaiting_verification'"
     deadline = time.monotonic() + timeout
     while True:
-        count = (await client.count_workflows(query)).count
+        count = (await client.count_workflows(WAITING)).count
         if count >= n or time.monotonic() > deadline:
             return count
         print(f"open: {count:,} of {n:,} waiting for verification", flush=True)

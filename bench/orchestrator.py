@@ -169,7 +169,8 @@ def _open_rows(o: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     yield (
         f"{o['requests']:,} requests waiting for verification: worker RSS",
         f"< {TARGETS['open_worker_rss_mib']} MiB",
-        f"{o['worker_rss_mib']} MiB ({o['waiting']:,} waiting; started in "
+        f"{o['worker_rss_mib']} MiB, peak {o.get('worker_peak_rss_mib', '-')} MiB "
+        f"({o['waiting']:,} waiting; started in "
         f"{o['submit_seconds']} s, all waiting after {o['all_waiting_after_seconds']} s)",
     )
     yield ("  Temporal dev server RSS", "-", f"{o['temporal_rss_mib']} MiB")

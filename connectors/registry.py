@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -63,7 +65,15 @@ class RegistryError(Exception):
 
 
 def load_registry(path: Path) -> Registry:
+    """The registry as the file says now: an edited file is read again, an unchanged one is
+    not parsed again (the policy and hold-check steps read it for every request)."""
     try:
-        return Registry.model_validate(yaml.safe_load(path.read_text()))
+        stat = path.stat()
+        return Registry.model_validate(_parsed(path, stat.st_mtime_ns, stat.st_size))
     except (OSError, yaml.YAMLError, ValidationError) as error:
         raise RegistryError(f"connector registry {path} is invalid: {error}") from None
+
+
+@lru_cache(maxsize=8)
+def _parsed(path: Path, mtime_ns: int, size: int) -> Any:
+    return yaml.safe_load(path.read_text())

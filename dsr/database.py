@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -68,6 +69,21 @@ class RequestRecord(Base):
     outcome: Mapped[str | None] = mapped_column(String(200))
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RequestSubjectRecord(Base):
+    """One subject hash of a registered request: the index possible duplicates are found by."""
+
+    __tablename__ = "request_subjects"
+    __table_args__ = (
+        Index("ix_request_subjects_subject_hash_received_at", "subject_hash", "received_at"),
+    )
+
+    subject_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(
+        ForeignKey("requests.request_id"), primary_key=True, index=True  # the purge's delete
+    )
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)  # the request's, for the window
 
 
 class MilestoneRecord(Base):

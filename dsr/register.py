@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from dsr import ledger
-from dsr.database import MilestoneRecord, RequestRecord
+from dsr.database import MilestoneRecord, RequestRecord, RequestSubjectRecord
 from dsr.hashing import keyed_hash
 from dsr.models import RightsRequest
 
@@ -53,29 +53,38 @@ def subject_hashes(secret: bytes, request: RightsRequest) -> list[str]:
 def possible_duplicates(session: Session, secret: bytes, request: RightsRequest) -> list[str]:
     """Earlier requests of the same subject (an identity's keyed hash in common) for one of
     the same rights, received within the window before this one: possibly the same request
-    sent twice. From the register, since Temporal may no longer hold the first."""
-    hashes = set(subject_hashes(secret, request))
+    sent twice. From the register, since Temporal may no longer hold the first. An indexed
+    lookup of ``request_subjects`` by subject hash and receipt time."""
     rights = {right.value for right in request.rights}
-    since = request.received_at - DUPLICATE_WINDOW
-    candidates = session.scalars(
-        select(RequestRecord)
-        .where(RequestRecord.received_at >= since,
-               RequestRecord.received_at <= request.received_at,
-               RequestRecord.request_id != request.request_id)
-        .order_by(RequestRecord.received_at)
+    candidates = session.execute(
+        select(RequestRecord.request_id, RequestRecord.rights)
+        .join(RequestSubjectRecord, RequestSubjectRecord.request_id == RequestRecord.request_id)
+        .where(
+            RequestSubjectRecord.subject_hash.in_(subject_hashes(secret, request)),
+            RequestSubjectRecord.received_at >= request.received_at - DUPLICATE_WINDOW,
+            RequestSubjectRecord.received_at <= request.received_at,
+            RequestSubjectRecord.request_id != request.request_id,
+        )
+        .order_by(RequestRecord.received_at, RequestRecord.request_id)
     )
-    return [record.request_id for record in candidates
-            if hashes & set(record.subject_hashes) and rights & set(record.rights)]
+    same_right = [row.request_id for row in candidates if rights & set(row.rights)]
+    return list(dict.fromkeys(same_right))  # once each, though found once per hash in common
 
 
-def record_intake(engine: Engine, request: RightsRequest, secret: bytes, at: datetime,
-                  submitted_by: str | None = None) -> list[str]:
+def record_intake(
+    engine: Engine,
+    request: RightsRequest,
+    secret: bytes,
+    at: datetime,
+    submitted_by: str | None = None,
+) -> list[str]:
     """Register the request; the ledger names the officer who entered it, or ``intake``.
     Returns the possible duplicates (see :func:`possible_duplicates`)."""
     with Session(engine) as session, session.begin():
         duplicates = possible_duplicates(session, secret, request)
         if session.get(RequestRecord, request.request_id) is not None:
             return duplicates
+        hashes = subject_hashes(secret, request)
         session.add(
             RequestRecord(
                 request_id=request.request_id,
@@ -85,19 +94,33 @@ def record_intake(engine: Engine, request: RightsRequest, secret: bytes, at: dat
                 requester_kind=request.requester.kind.value,
                 customer_account=request.requester.customer_account,
                 language=request.language.value,
-                subject_hashes=subject_hashes(secret, request),
+                subject_hashes=hashes,
                 status="received",
                 received_at=request.received_at,
                 updated_at=at,
             )
         )
+        session.add_all(  # inserted after the request (the unit of work follows the FK)
+            RequestSubjectRecord(
+                subject_hash=subject_hash,
+                request_id=request.request_id,
+                received_at=request.received_at,
+            )
+            for subject_hash in hashes
+        )
         ledger.append(
-            session, "received", submitted_by or "intake", request.received_at,
+            session,
+            "received",
+            submitted_by or "intake",
+            request.received_at,
             request.request_id,
-            {"rights": [right.value for right in request.rights],
-             "jurisdiction": request.jurisdiction.value, "channel": request.channel.value,
-             "requester_kind": request.requester.kind.value,
-             **({"possible_duplicate_of": duplicates} if duplicates else {})},
+            {
+                "rights": [right.value for right in request.rights],
+                "jurisdiction": request.jurisdiction.value,
+                "channel": request.channel.value,
+                "requester_kind": request.requester.kind.value,
+                **({"possible_duplicate_of": duplicates} if duplicates else {}),
+            },
             ledger.ledger_key(secret),
         )
     return duplicates
@@ -129,8 +152,13 @@ def record_milestone(engine: Engine, milestone: Milestone, ledger_key: bytes) ->
         )
         _apply(record, milestone)
         ledger.append(
-            session, "milestone", milestone.actor, milestone.at, milestone.request_id,
-            _ledger_detail(milestone), ledger_key,
+            session,
+            "milestone",
+            milestone.actor,
+            milestone.at,
+            milestone.request_id,
+            _ledger_detail(milestone),
+            ledger_key,
         )
 
 
@@ -139,8 +167,15 @@ def _ledger_detail(milestone: Milestone) -> dict[str, Any]:
     detail: dict[str, Any] = {"key": milestone.key, "step": milestone.step}
     if milestone.detail:
         detail["detail"] = milestone.detail
-    for field in ("status", "due_at", "extended", "overdue", "affiliates", "policy_version",
-                  "outcome"):
+    for field in (
+        "status",
+        "due_at",
+        "extended",
+        "overdue",
+        "affiliates",
+        "policy_version",
+        "outcome",
+    ):
         value = getattr(milestone, field)
         if value is not None:
             detail[field] = value
@@ -150,8 +185,15 @@ def _ledger_detail(milestone: Milestone) -> dict[str, Any]:
 
 
 def _apply(record: RequestRecord, milestone: Milestone) -> None:
-    for field in ("status", "due_at", "extended", "overdue", "affiliates", "policy_version",
-                  "outcome"):
+    for field in (
+        "status",
+        "due_at",
+        "extended",
+        "overdue",
+        "affiliates",
+        "policy_version",
+        "outcome",
+    ):
         value = getattr(milestone, field)
         if value is not None:
             setattr(record, field, value)

@@ -34,7 +34,7 @@ class DeadlineKeeping(RequestState):
             received_at=request.received_at,
             paused_days=self._paused_days,
         )
-        self._deadline = await self._activity("deadline.compute", query, result_type=Deadline)
+        self._deadline = await self._quick("deadline.compute", query, result_type=Deadline)
         self._done("deadline", f"due {self._deadline.due_on.isoformat()}")
         self._upsert(sa.DUE_AT.value_set(self._deadline.due_at))
         await self._milestone(
@@ -108,7 +108,7 @@ class DeadlineKeeping(RequestState):
         limit = self._dl.extension_limit_on
         assert limit is not None
         until = extension.until or limit
-        self._deadline = await self._activity(
+        self._deadline = await self._quick(
             "deadline.extend", ExtensionQuery(deadline=self._dl, until=until), result_type=Deadline
         )
         self._extended = True

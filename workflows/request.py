@@ -51,6 +51,7 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
     @workflow.run
     async def run(self, start: RequestInput) -> RequestOutcome:
         self._request = start.request
+        self._local_quick_steps = workflow.patched("local-quick-steps")
         await self._intake(start.submitted_by)
         watcher = asyncio.create_task(self._watch_deadline())
         try:
@@ -78,11 +79,11 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
         self._begin("intake")
         intake = Intake(request=request, submitted_by=submitted_by)
         if workflow.patched("possible-duplicates"):
-            registered = await self._activity("register.intake", intake, result_type=Registered)
+            registered = await self._quick("register.intake", intake, result_type=Registered)
             self._possible_duplicates = registered.possible_duplicate_of
         else:  # requests started before the duplicate check: the activity answered nothing
-            await self._activity("register.intake", intake)
-        self._policy = await self._activity(
+            await self._quick("register.intake", intake)
+        self._policy = await self._quick(
             "policy.snapshot", PolicyQuery(as_of=self._now()), result_type=RequestPolicy
         )
         self._done("intake", f"{len(request.rights)} rights, {request.jurisdiction.value}")
@@ -104,7 +105,7 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
             self._skip("legal_hold_check", "no erasure requested")
             return None
         self._begin("legal_hold_check")
-        plan = await self._activity(
+        plan = await self._quick(
             "legal_hold.assess",
             HoldCheck(request_id=self._req.request_id, discoveries=discoveries, as_of=self._now()),
             result_type=ErasurePlan,
