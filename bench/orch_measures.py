@@ -150,8 +150,10 @@ async def overhead(
     worker = bare_worker(settings, queues)
     real_pids = {**pids, "worker": service_pid(settings, "worker")}
     bare_pids = {**pids, "bare worker": worker.pid}
+    remote_shape = all_remote(shape, queues[0])
     real: list[tuple[float, dict[str, Any]]] = []
     bare: list[tuple[float, dict[str, Any]]] = []
+    bare_remote: list[float] = []
     outcomes: list[RequestOutcome] = []
     try:
         bare_client = await Client.connect(
@@ -171,6 +173,9 @@ async def overhead(
             meter = CpuMeter(bare_pids)
             seconds = await run_bare(bare_client, shape, queues[0], len(chunk), f"run{r}")
             bare.append((seconds, meter.stop(len(chunk))))
+            bare_remote.append(
+                await run_bare(bare_client, remote_shape, queues[0], len(chunk), f"remote{r}")
+            )
         bare_events = await history(bare_client, "bench-bare-warm-0")
     finally:
         worker.terminate()
@@ -185,7 +190,28 @@ async def overhead(
         "orchestrator_cpu": _cpu_total([c for _, c in real], n),
         "bare_cpu": _cpu_total([c for _, c in bare], n),
         "rounds_seconds": {"orchestrator": [s for s, _ in real], "bare": [s for s, _ in bare]},
+        "bare_all_remote": _all_remote_figures(n, sum(s for s, _ in real), sum(bare_remote)),
     } | _cpu_ratio(real, bare)
+
+
+def all_remote(shape: list[list[str]], queue: str) -> list[list[str]]:
+    """The shape with each local activity made a remote call on ``queue`` of its own, one
+    after the other, as the orchestrator made its quick steps before ``local-quick-steps``."""
+    out: list[list[str]] = []
+    for batch in shape:
+        out += [[queue] for entry in batch if entry == LOCAL]
+        remote = [entry for entry in batch if entry != LOCAL]
+        if remote:
+            out.append(remote)
+    return out
+
+
+def _all_remote_figures(n: int, real_seconds: float, seconds: float) -> dict[str, Any]:
+    return {
+        "seconds": round(seconds, 2),
+        "requests_per_second": round(n / seconds, 2),
+        "orchestrator_ratio": round(seconds / real_seconds, 3),
+    }
 
 
 def _cpu_total(parts: list[dict[str, Any]], n: int) -> dict[str, Any]:

@@ -97,6 +97,7 @@ def parameters(args: argparse.Namespace) -> dict[str, Any]:
         "open_requests": args.open_requests,
         "status_sample": args.sample,
         "submit_batch": measures.BATCH,
+        "open_at_most_in_intake": measures.IN_INTAKE,
         "worker_env": {k: v for k, v in os.environ.items() if k.startswith("DSR_WORKER_")},
     }
 
@@ -125,9 +126,10 @@ def rows_for_table(results: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
             yield (
                 f"history events: {right}",
                 "-",
-                f"customer API {c['events']} ({c['activities']} activities, "
+                f"customer API {c['events']} ({c['activities']} remote activities, "
                 f"{len(c['connectors'])} connectors, {c['status']}); panel {p['events']} "
-                f"({p['activities']} activities, {len(p['connectors'])} connectors, {p['status']})",
+                f"({p['activities']} remote activities, {len(p['connectors'])} connectors, "
+                f"{p['status']})",
             )
 
 
@@ -146,6 +148,14 @@ def _overhead_rows(o: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
         f"{o['bare_requests_per_second']} req/s, {o['bare_activity_calls_per_second']} "
         f"activity calls/s ({o['bare_seconds']} s)",
     )
+    remote = o.get("bare_all_remote")
+    if remote:
+        yield (
+            "bare Temporal, same calls all remote (no local activities)",
+            "-",
+            f"{remote['requests_per_second']} req/s; orchestrator / this "
+            f"{remote['orchestrator_ratio']}",
+        )
     yield (
         "orchestrator / bare",
         f">= {TARGETS['overhead_ratio']}",

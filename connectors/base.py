@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    Connection,
     DateTime,
     Engine,
     Index,
@@ -66,6 +67,7 @@ from connectors.protocol import (
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import Correction, Identity
+from dsr.schemalock import schema_lock
 
 EXPORT_CHUNK_ROWS = 1000
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)
@@ -247,8 +249,10 @@ class Store:
     ) -> None:
         self.engine = as_engine(engine_or_url)
         self.log_model = log_model
-        base.metadata.create_all(self.engine)
-        _create_missing_indexes(self.engine, base)
+        with schema_lock(self.engine) as connection:  # two workers starting on an empty store
+            base.metadata.create_all(connection)
+            _create_missing_indexes(connection, base)
+            connection.commit()
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -311,13 +315,12 @@ class Store:
             return done
 
 
-def _create_missing_indexes(engine: Engine, base: type[DeclarativeBase]) -> None:
+def _create_missing_indexes(connection: Connection, base: type[DeclarativeBase]) -> None:
     """``create_all`` skips the indexes of tables that already exist: an index added in a later
     version (a locate index, say) is created on an existing store here."""
-    with engine.begin() as connection:
-        for table in base.metadata.sorted_tables:
-            for index in table.indexes:
-                connection.execute(CreateIndex(index, if_not_exists=True))
+    for table in base.metadata.sorted_tables:
+        for index in table.indexes:
+            connection.execute(CreateIndex(index, if_not_exists=True))
 
 
 # --- erase rules ---------------------------------------------------------------------------

@@ -2,11 +2,10 @@
 
 Every process that opens the database (``dsr.database.make_engine``) upgrades it to the
 newest revision first: a no-op read of ``alembic_version`` when it is already there;
-otherwise under a lock, so that two processes starting at once (the worker and the codec
-server, say) never both migrate: a PostgreSQL advisory lock, or on SQLite an exclusive
-``flock`` on a file beside the database. A database created by ``create_all`` before the
-migrations existed (tables, no ``alembic_version``) is adopted: the tables of the initial
-revision it lacks are created, it is stamped at the initial revision, then upgraded.
+otherwise under a lock (``dsr.schemalock``), so that two processes starting at once (the
+worker and the codec server, say) never both migrate. A database created by ``create_all``
+before the migrations existed (tables, no ``alembic_version``) is adopted: the tables of the
+initial revision it lacks are created, it is stamped at the initial revision, then upgraded.
 
 The operator's command (``DSR_DATABASE_URL``, or ``--url``)::
 
@@ -22,10 +21,7 @@ for ``UtcDateTime``).
 
 from __future__ import annotations
 
-import fcntl
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,8 +32,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, func, inspect, select
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, inspect
+
+from dsr.schemalock import schema_lock
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "schema"  # package data: installed too
 INITIAL_REVISION = "0001"
@@ -52,9 +49,6 @@ INITIAL_TABLES = (
     "officer_sessions",
     "package_links",
 )
-# pg_advisory_lock's key: any bigint the deployment's other software does not use.
-ADVISORY_LOCK_KEY = 0x6473_725F_6D69_6772  # "dsr_migr"
-
 
 # The standard logger (shown where logging is set to INFO): a CLI's --json output, and what
 # a test captures of a CLI's output, stay clean. ``python -m dsr.migrations`` says what it did.
@@ -90,7 +84,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         with engine.connect() as connection:
             if current_revision(connection) == head_revision():
                 return
-    with _migration_lock(engine) as connection:
+    with schema_lock(engine) as connection:
         before = current_revision(connection)
         connection.commit()
         if before is None:
@@ -131,35 +125,6 @@ def _adopt_legacy(connection: Connection) -> None:
     log.info("application database made before the migrations adopted: created %s, stamped "
              "%s (%s)", [table.name for table in missing], INITIAL_REVISION,
              connection.dialect.name)
-
-
-@contextmanager
-def _migration_lock(engine: Engine) -> Iterator[Connection]:
-    """A connection held by one migrating process at a time."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            connection.execute(select(func.pg_advisory_lock(ADVISORY_LOCK_KEY)))
-            connection.commit()
-            try:
-                yield connection
-            finally:
-                connection.rollback()
-                connection.execute(select(func.pg_advisory_unlock(ADVISORY_LOCK_KEY)))
-                connection.commit()
-        return
-    database = make_url(str(engine.url)).database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or database.startswith("file:"):
-        with engine.connect() as connection:
-            yield connection
-        return
-    lock_path = Path(database).expanduser().with_name(Path(database).name + ".migrate-lock")
-    with lock_path.open("a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            with engine.connect() as connection:
-                yield connection
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 # The operator's command: python -m dsr.migrations ... -----------------------------------

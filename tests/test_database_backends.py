@@ -549,3 +549,24 @@ def test_a_connector_store_runs_on_postgresql(postgres_admin_url: str, tmp_path:
         assert sms.erase(EraseInput(scope=end_user, rules=rules)).already_done
         sms.store.engine.dispose()
         accounts.store.engine.dispose()
+
+
+def test_workers_starting_at_once_on_an_empty_store_all_start(
+    postgres_admin_url: str, tmp_path: Path
+) -> None:
+    """Two replicas of a connector starting together on a new PostgreSQL store (and on a
+    SQLite file) create its tables once: none fails on a table the other just made."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from connectors.sms import SmsConnector
+    from dsr.blobstore import LocalBlobStore
+    from tests.conftest import fresh_postgres_database
+
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    with fresh_postgres_database(postgres_admin_url) as url:
+        for store_url in (url, f"sqlite:///{tmp_path / 'sms.db'}"):
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                starts = [pool.submit(SmsConnector, store_url, blobs, SECRET) for _ in range(6)]
+                started = [start.result() for start in starts]  # raises what a start raised
+            for connector in started:
+                connector.store.engine.dispose()
