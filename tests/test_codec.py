@@ -197,14 +197,23 @@ def test_worker_refuses_to_start_with_a_bad_key(
 # Search attributes, memos and headers are not payloads of the product's data: Temporal never
 # encodes them, and the product puts no personal data there.
 UNENCODED = frozenset({"search_attributes", "header", "memo"})
-# The SDK writes its workflow.patched markers itself, in clear: a patch id is a code name.
+# The SDK writes its markers' own bookkeeping in clear: a workflow.patched marker's patch id
+# (a code name), and a local activity's sequence number, attempt, type and times (its "data").
+# A local activity's result is the product's data, encoded like any other payload.
 PATCH_MARKER = "core_patch"
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
 
 def payloads_of(history: History) -> list[Payload]:
-    events = [
-        e for e in history.events if e.marker_recorded_event_attributes.marker_name != PATCH_MARKER
-    ]
+    events = []
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes.marker_name
+        if marker == PATCH_MARKER:
+            continue
+        if marker == LOCAL_ACTIVITY_MARKER:
+            event = HistoryEvent.FromString(event.SerializeToString())
+            del event.marker_recorded_event_attributes.details["data"]
+        events.append(event)
     return [m for m in walk(History(events=events), UNENCODED) if isinstance(m, Payload)]
 
 
