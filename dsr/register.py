@@ -17,6 +17,10 @@ from dsr.models import RightsRequest
 
 # The same subject asking for the same right again within this is shown as a possible duplicate.
 DUPLICATE_WINDOW = timedelta(days=30)
+# What a milestone may change in the register (and the ledger records when it does).
+MILESTONE_FIELDS = (
+    "status", "due_at", "extended", "overdue", "affiliates", "policy_version", "outcome",
+)
 
 
 class Milestone(BaseModel):
@@ -167,15 +171,7 @@ def _ledger_detail(milestone: Milestone) -> dict[str, Any]:
     detail: dict[str, Any] = {"key": milestone.key, "step": milestone.step}
     if milestone.detail:
         detail["detail"] = milestone.detail
-    for field in (
-        "status",
-        "due_at",
-        "extended",
-        "overdue",
-        "affiliates",
-        "policy_version",
-        "outcome",
-    ):
+    for field in MILESTONE_FIELDS:
         value = getattr(milestone, field)
         if value is not None:
             detail[field] = value
@@ -185,15 +181,7 @@ def _ledger_detail(milestone: Milestone) -> dict[str, Any]:
 
 
 def _apply(record: RequestRecord, milestone: Milestone) -> None:
-    for field in (
-        "status",
-        "due_at",
-        "extended",
-        "overdue",
-        "affiliates",
-        "policy_version",
-        "outcome",
-    ):
+    for field in MILESTONE_FIELDS:
         value = getattr(milestone, field)
         if value is not None:
             setattr(record, field, value)
