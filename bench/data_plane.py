@@ -22,8 +22,6 @@ import argparse
 import cProfile
 import io
 import json
-import os
-import platform
 import pstats
 import random
 import resource
@@ -44,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from machine import machine  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from connectors.protocol import AccessInput, EraseInput, EraseRule, Scope  # noqa: E402
@@ -382,30 +381,7 @@ def measure_exports(db: Path, blobs: Path, sizes: list[int]) -> dict[str, Any]:
     return out
 
 
-# --- the machine and the report ------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    def first(path: str, prefix: str) -> str | None:
-        try:
-            with open(path) as file:
-                for line in file:
-                    if line.startswith(prefix):
-                        return line.split(":", 1)[1].strip()
-        except OSError:
-            return None
-        return None
-
-    return {
-        "nproc": os.cpu_count(),
-        "nproc_available": len(os.sched_getaffinity(0)),
-        "cpu_model": first("/proc/cpuinfo", "model name"),
-        "mem_total": first("/proc/meminfo", "MemTotal"),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "sqlalchemy": __import__("sqlalchemy").__version__,
-    }
+# --- the report ------------------------------------------------------------
 
 
 def rows_for_table(results: dict[str, Any]) -> Iterator[tuple[str, str, str]]:

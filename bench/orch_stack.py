@@ -4,9 +4,7 @@ the real worker, seeded stores, the requests, and what the machine and processes
 from __future__ import annotations
 
 import os
-import platform
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -26,24 +24,12 @@ from connectors.seed import DemoFacts  # noqa: E402
 from dsr import stack  # noqa: E402
 from dsr.demo import seed_stores  # noqa: E402
 from dsr.embedded import worker_command  # noqa: E402
-from dsr.mailserver import free_port  # noqa: E402
 from dsr.models import Right, RightsRequest, parse_request  # noqa: E402
 from dsr.settings import Settings  # noqa: E402
 
 PEOPLE = 300
 CUSTOMERS = 6
 CORRECTIONS = [{"field": "name", "value": "Corrected Name"}]
-
-
-def make_settings(data_dir: Path) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        temporal_address=f"127.0.0.1:{free_port()}",
-        temporal_ui_port=free_port(),
-        smtp_port=free_port(),
-        codec_port=free_port(),
-        download_port=free_port(),
-    )
 
 
 @dataclass(frozen=True)
@@ -56,7 +42,7 @@ class Stack:
 def running_stack(keep: bool = False) -> Iterator[Stack]:
     """The embedded stack with the real worker on free ports in a temp folder, seeded."""
     folder = Path(tempfile.mkdtemp(prefix="bench-orchestrator-"))
-    settings = make_settings(folder)
+    settings = stack.settings_on_free_ports(folder)
     try:
         stack.up(settings, worker_command())
         yield Stack(settings, seed_stores(settings, people=PEOPLE, customers=CUSTOMERS))
@@ -204,28 +190,4 @@ def percentiles(values: list[float]) -> dict[str, float]:
         "p95": round(p95, 4),
         "min": round(ordered[0], 4),
         "max": round(ordered[-1], 4),
-    }
-
-
-def machine() -> dict[str, Any]:
-    def first(path: str, prefix: str) -> str | None:
-        try:
-            with open(path) as file:
-                for line in file:
-                    if line.startswith(prefix):
-                        return line.split(":", 1)[1].strip()
-        except OSError:
-            return None
-        return None
-
-    return {
-        "nproc": os.cpu_count(),
-        "nproc_available": len(os.sched_getaffinity(0)),
-        "cpu_model": first("/proc/cpuinfo", "model name"),
-        "mem_total": first("/proc/meminfo", "MemTotal"),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "temporalio": __import__("temporalio").__version__,
-        "load_average_at_start": os.getloadavg(),
     }

@@ -37,7 +37,8 @@ if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
 import orch_measures as measures  # noqa: E402
-from orch_stack import ROOT, machine, running_stack, subjects  # noqa: E402
+from machine import machine  # noqa: E402
+from orch_stack import ROOT, running_stack, subjects  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "orchestrator.json"
 TARGETS = {

@@ -34,6 +34,7 @@ from temporalio.client import Client
 
 from dsr import search_attributes
 from dsr.codecserver import codec_endpoint
+from dsr.mailserver import free_port
 from dsr.settings import Settings
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "StackStatus",
     "down",
     "port_in_use",
+    "settings_on_free_ports",
     "status",
     "stop",
     "up",
@@ -154,6 +156,20 @@ def _addresses(host: str, port: int) -> list[Any]:
 
 
 # The stack ----------------------------------------------------------------------------------
+
+
+def settings_on_free_ports(data_dir: Path, **overrides: Any) -> Settings:
+    """A stack of its own under ``data_dir``, beside any other on this machine, every port
+    picked free: the stacks the tests and benchmarks start."""
+    return Settings(
+        data_dir=data_dir,
+        temporal_address=f"127.0.0.1:{free_port()}",
+        temporal_ui_port=free_port(),
+        smtp_port=free_port(),
+        codec_port=free_port(),
+        download_port=free_port(),
+        **overrides,
+    )
 
 
 def up(settings: Settings, worker_command: list[str]) -> StackStatus:

@@ -34,7 +34,7 @@ import starter
 from dsr import officer
 from dsr.deadlines import add_months
 from tests.conftest import Harness
-from tests.test_cli import cli, cli_env, emailed_code
+from tests.test_cli import cli, cli_env, emailed_code, submit_args, valid_file
 from workflows import models as wm
 from workflows.models import RequestStatus, Status, UpdateResult
 
@@ -220,32 +220,13 @@ def invoke(h: Harness, args: list[str]) -> tuple[int, str, BaseException | None]
     return result.exit_code, result.stdout + result.stderr, crashed
 
 
-def flag_args(case: dict[str, Any], request_id: str, place: Place) -> list[str]:
-    options: dict[str, Any] = {
-        "--request-id": request_id, "--right": ["access"], "--email": [SUBJECT],
-        "--channel": "email", "--requester": "subject", "--requester-email": REQUESTER,
-    } | place.expand(case["flags"])
-    args = ["submit"]
-    for option, value in options.items():
-        for one in [] if value is None else value if isinstance(value, list) else [value]:
-            args += [option, one]
-    return args
-
-
-def valid_file(request_id: str) -> dict[str, Any]:
-    return {"request_id": request_id, "rights": ["access"],
-            "identities": [{"type": "email", "value": SUBJECT}], "jurisdiction": "EU",
-            "channel": "email", "requester": {"kind": "subject", "email": REQUESTER},
-            "received_at": "2026-01-05T09:00:00+01:00"}
-
-
 def file_bytes(case: dict[str, Any], request_id: str, place: Place) -> bytes:
     if "raw" in case:
         return str(place.expand(case["raw"])).encode("latin-1")
     if "raw_json" in case:  # JSON text merged by hand: escapes and literals json.dumps avoids
-        merged = json.dumps(valid_file(request_id))[:-1]
+        merged = json.dumps(valid_file(request_id, SUBJECT, REQUESTER))[:-1]
         return (merged + ", " + str(case["raw_json"])[1:]).encode()
-    data = valid_file(request_id)
+    data = valid_file(request_id, SUBJECT, REQUESTER)
     for key, value in place.expand(case.get("json", {})).items():
         *parents, last = key.split("/")
         target = data
@@ -298,7 +279,8 @@ async def test_bad_submit_flags_exit_two_and_start_nothing(harness: Harness,
 
     async def one(number: int, case: dict[str, Any]) -> list[str]:
         name = case_name("flags", number, case)
-        args = flag_args(case, f"BAD-FLAG-{number}-{uuid.uuid4().hex[:6]}", place)
+        request_id = f"BAD-FLAG-{number}-{uuid.uuid4().hex[:6]}"
+        args = submit_args(request_id, place.expand(case["flags"]), SUBJECT, REQUESTER)
         private = private_values(case, [*args, *place.expand(case.get("private", []))])
         if "in_process" in case:
             code, shown, crashed = await asyncio.to_thread(invoke, h, args)

@@ -264,11 +264,14 @@ class Bad:
     private: tuple[str, ...] = ()
 
 
-def flags_for(bad: Bad, request_id: str) -> list[str]:
+def submit_args(request_id: str, flags: dict[str, Any], subject: str = SUBJECT,
+                requester: str = REQUESTER) -> list[str]:
+    """``submit`` of a valid access request, with ``flags`` replacing or adding options (a
+    value of None leaves the option out, a list repeats it)."""
     options: dict[str, Any] = {
-        "--request-id": request_id, "--right": ["access"], "--email": [SUBJECT],
-        "--channel": "email", "--requester": "subject", "--requester-email": REQUESTER,
-    } | bad.flags
+        "--request-id": request_id, "--right": ["access"], "--email": [subject],
+        "--channel": "email", "--requester": "subject", "--requester-email": requester,
+    } | flags
     args = ["submit"]
     for option, value in options.items():
         for one in [] if value is None else value if isinstance(value, list) else [value]:
@@ -276,10 +279,11 @@ def flags_for(bad: Bad, request_id: str) -> list[str]:
     return args
 
 
-def valid_file(request_id: str) -> dict[str, Any]:
+def valid_file(request_id: str, subject: str = SUBJECT,
+               requester: str = REQUESTER) -> dict[str, Any]:
     return {"request_id": request_id, "rights": ["access"],
-            "identities": [{"type": "email", "value": SUBJECT}], "jurisdiction": "EU",
-            "channel": "email", "requester": {"kind": "subject", "email": REQUESTER},
+            "identities": [{"type": "email", "value": subject}], "jurisdiction": "EU",
+            "channel": "email", "requester": {"kind": "subject", "email": requester},
             "received_at": "2026-01-05T09:00:00+01:00"}
 
 
@@ -353,7 +357,7 @@ async def test_malformed_submissions_exit_two_name_the_field_and_start_nothing(
         request_ids.append(request_id)
         path = tmp_path / f"bad-{number}.json"
         if bad.file is None:
-            args = flags_for(bad, request_id)
+            args = submit_args(request_id, bad.flags)
         else:
             content = bad.file
             if isinstance(content, dict):

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from sqlalchemy import insert
-from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
@@ -33,7 +33,8 @@ from dsr.models import RightsRequest, parse_request
 from dsr.settings import Settings
 from dsr.temporal import connect
 from tests.conftest import ROOT, binary
-from tests.test_faults import CUSTOMERS, PEOPLE, Stack, Workers, stack_settings
+from tests.test_faults import CUSTOMERS, PEOPLE, Stack, Workers
+from tests.test_worker_crash import wait_for_running_activity
 from workflows.models import Status
 
 BURST = 40
@@ -45,7 +46,7 @@ PATIENT = {"DSR_CONNECTOR_HEARTBEAT_SECONDS": "60"}
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    settings = stack_settings(tmp_path_factory.mktemp("cluster"))
+    settings = stack.settings_on_free_ports(tmp_path_factory.mktemp("cluster"))
     workers = Workers(settings)
     try:
         stack.up(settings, [])
@@ -109,18 +110,6 @@ async def test_two_orchestrator_processes_share_one_task_queue(running: Stack) -
     assert {str(first.pid), str(second.pid)} <= pids, "each process did part of the work"
 
 
-async def _wait_for_running(client: Client, workflow_id: str, activity: str) -> None:
-    handle = client.get_workflow_handle(workflow_id)
-    for _ in range(600):
-        pending = (await handle.describe()).raw_description.pending_activities
-        if any(p.activity_type.name == activity
-               and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-               for p in pending):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{activity} never started")
-
-
 def _add_messages(settings: Settings, customer: str, phone: str) -> None:
     start = datetime.now(UTC) - timedelta(days=30)
     rows = [{"customer_account": customer, "end_user_phone": phone, "direction": "outbound",
@@ -148,7 +137,7 @@ async def test_sigterm_lets_the_running_export_finish(running: Stack) -> None:
     if "orchestrator" not in running.workers.processes:
         running.workers.start("orchestrator", **PATIENT)
     handle = await officer.submit(client, running.settings, request)
-    await _wait_for_running(client, handle.id, "sms.access")
+    await wait_for_running_activity(client, handle.id, "sms.access")
     stopping = running.workers.processes.pop("connectors")
     stopping.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(stopping.wait, 150) == 0

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
-from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -37,7 +36,6 @@ from connectors.builtin import BUILTIN
 from connectors.population import Population, make_population
 from dsr import officer, stack
 from dsr.demo import seed_stores
-from dsr.mailserver import free_port
 from dsr.models import RightsRequest, parse_request
 from dsr.settings import Settings
 from dsr.temporal import connect
@@ -104,16 +102,9 @@ class Stack:
     population: Population
 
 
-def stack_settings(data_dir: Path) -> Settings:
-    """An embedded stack of its own, on free ports."""
-    return Settings(data_dir=data_dir, temporal_address=f"127.0.0.1:{free_port()}",
-                    temporal_ui_port=free_port(), smtp_port=free_port(),
-                    codec_port=free_port(), download_port=free_port())
-
-
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    settings = stack_settings(tmp_path_factory.mktemp("faults"))
+    settings = stack.settings_on_free_ports(tmp_path_factory.mktemp("faults"))
     workers = Workers(settings)
     try:
         stack.up(settings, [])

@@ -47,7 +47,6 @@ from connectors.seed import DemoFacts
 from connectors.sms import Message
 from dsr import embedded, officer, stack
 from dsr.demo import demo_requests, seed_stores, submit_emailed_code
-from dsr.mailserver import free_port
 from dsr.models import parse_request
 from dsr.settings import Settings
 from dsr.temporal import connect
@@ -75,13 +74,8 @@ class Run:
 
 
 def _settings(data_dir: Path) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        temporal_address=f"127.0.0.1:{free_port()}",
-        temporal_ui_port=free_port(),
-        smtp_port=free_port(),
-        codec_port=free_port(),
-        download_port=free_port(),
+    return stack.settings_on_free_ports(
+        data_dir,
         connector_registry=data_dir / "registry.yaml",
         connector_max_attempts=2,
         connector_retry_seconds=0.1,

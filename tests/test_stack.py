@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 from dsr import search_attributes, stack
 from dsr.mailer import send_email
-from dsr.mailserver import MailFolder, free_port
+from dsr.mailserver import MailFolder
 from dsr.settings import Settings
 from dsr.stack import StackError, StackStatus
 
@@ -33,15 +33,7 @@ WORKER = [
 
 
 def make_settings(data_dir: Path) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        temporal_address=f"127.0.0.1:{free_port()}",
-        temporal_ui_port=free_port(),
-        temporal_retention_days=RETENTION_DAYS,
-        smtp_port=free_port(),
-        codec_port=free_port(),
-        download_port=free_port(),
-    )
+    return stack.settings_on_free_ports(data_dir, temporal_retention_days=RETENTION_DAYS)
 
 
 @pytest.fixture(scope="module")

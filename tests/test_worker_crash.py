@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from connectors.base import create_store_engine
@@ -60,9 +61,9 @@ async def start_sms_worker(h: Harness, env: WorkflowEnvironment) -> asyncio.subp
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
-async def wait_for_running_activity(h: Harness, workflow_id: str, activity: str) -> None:
-    handle = h.client.get_workflow_handle(workflow_id)
-    for _ in range(300):
+async def wait_for_running_activity(client: Client, workflow_id: str, activity: str) -> None:
+    handle = client.get_workflow_handle(workflow_id)
+    for _ in range(600):
         pending = (await handle.describe()).raw_description.pending_activities
         if any(p.activity_type.name == activity
                and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
@@ -86,7 +87,7 @@ async def test_a_connector_worker_killed_mid_export_is_replaced(
             requester={"kind": "controller", "email": h.facts.controller_registered_email,
                        "customer_account": h.facts.controller_account_id})
         handle = await h.submit(request)
-        await wait_for_running_activity(h, handle.id, "sms.access")
+        await wait_for_running_activity(h.client, handle.id, "sms.access")
         first.send_signal(signal.SIGKILL)
         await first.wait()
         second = await start_sms_worker(h, dev_env)
