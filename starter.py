@@ -21,7 +21,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from dsr import officer
-from dsr.codec import KeyringError
+from dsr.blobstore import BlobStore
+from dsr.codec import DecryptionError
+from dsr.files import open_private, private_umask
+from dsr.keyring import KeyringError
+from dsr.keys import keys_app
 from dsr.ledger import ledger_app
 from dsr.models import parse_request
 from dsr.report import report_command
@@ -44,6 +48,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 stack_app = typer.Typer(no_args_is_help=True, help="The embedded stack under var/.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(keys_app, name="keys")
 app.command("report")(report_command)
 console = Console()
 err = Console(stderr=True)
@@ -261,6 +266,16 @@ def mark_verified(request_id: RequestIdArg,
     """Record that an officer verified the identity by hand (post, agent's mandate)."""
     note_model = _payload(OfficerNote, officer=_officer(officer_name), note=note)
     _send(request_id, "mark_verified", note_model, as_json)
+
+
+@app.command("confirm-recipient")
+def confirm_recipient(request_id: RequestIdArg,
+                      note: Annotated[str, typer.Option(help="How the address was checked.")],
+                      officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
+    """Confirm the requester's address as the answer's recipient (when no verification
+    proved it): the answer waiting for it is sent."""
+    note_model = _payload(OfficerNote, officer=_officer(officer_name), note=note)
+    _send(request_id, "confirm_recipient", note_model, as_json)
 
 
 @app.command("new-code")
@@ -485,8 +500,7 @@ def package(
               "have one, once answered", code=2)
     if not out.parent.is_dir():
         _fail(f"--out: folder {out.parent} does not exist", code=2)
-    with blobs.open_reader(ref) as source, out.open("wb") as target:
-        shutil.copyfileobj(source, target)
+    _write_package(blobs, ref, out, request_id)
     with Session(_register_engine(settings)) as session, session.begin():
         ledger.append(session, "package_downloaded", _officer(officer_name), datetime.now(UTC),
                       request_id, {"bytes": out.stat().st_size},
@@ -497,6 +511,21 @@ def package(
     else:
         console.print(f"{request_id}: package written to {out} ({result['bytes']} bytes)",
                       highlight=False)
+
+
+def _write_package(blobs: BlobStore, ref: str, out: Path, request_id: str) -> None:
+    """The package, decrypted into ``out`` (the owner's only); one not sealed by the product,
+    or altered, is refused and leaves no file."""
+    try:
+        source = blobs.open_reader(ref)
+    except DecryptionError as error:
+        _fail(f"the access package of {request_id} is refused: {error}")
+    try:
+        with source, open_private(out) as target:
+            shutil.copyfileobj(source, target)
+    except DecryptionError as error:
+        out.unlink(missing_ok=True)
+        _fail(f"the access package of {request_id} is refused: {error}")
 
 
 @app.command("revoke-link")
@@ -529,8 +558,9 @@ def proof(
     from sqlalchemy.orm import Session
 
     from dsr import ledger
-    from dsr.codec import EncryptionCodec, load_keyring, unseal
+    from dsr.codec import EncryptionCodec, unseal
     from dsr.database import ConfirmationRecord
+    from dsr.keyring import load_keyring
 
     settings = _settings()
     if not out.parent.is_dir():
@@ -541,7 +571,9 @@ def proof(
             _fail(f"no confirmation kept for {request_id}: not answered yet, or purged after "
                   "its retention", code=2)
         kind = record.kind
-        out.write_bytes(unseal(EncryptionCodec(load_keyring(settings)), record.message))
+        message = unseal(EncryptionCodec(load_keyring(settings)), record.message)
+        with open_private(out) as target:
+            target.write(message)
         ledger.append(session, "proof_read", _officer(officer_name), datetime.now(UTC),
                       request_id, {"kind": kind}, ledger.ledger_key(settings.secret))
     console.print(f"{request_id}: the {kind} as sent, written to {out}", highlight=False)
@@ -797,6 +829,7 @@ def demo() -> None:
 
 
 def main() -> int:
+    private_umask()  # var/ and whatever the officer's commands write: the owner's only
     try:
         app()
     except SystemExit as done:

@@ -25,8 +25,9 @@ from connectors.builtin import BUILTIN, build_connector
 from connectors.registry import load_registry
 from dsr import metrics, search_attributes
 from dsr.activity_log import RequestLogInterceptor
-from dsr.codec import Keyring, KeyringError, load_keyring
+from dsr.converter import RefuseForeignInput
 from dsr.database import make_engine
+from dsr.keyring import Keyring, KeyringError, load_keyring
 from dsr.logging import configure, get_logger
 from dsr.policies import PolicyFault, check_policies
 from dsr.settings import Settings, SettingsError, load_settings
@@ -51,7 +52,7 @@ def orchestrator_worker(client: Client, settings: Settings, executor: ThreadPool
         # ignore until activities/__init__.py annotates BlobStore (PackageActivities takes any)
         activities=orchestrator_activities(settings, engine, blobs),
         activity_executor=executor,
-        interceptors=[RequestLogInterceptor()],
+        interceptors=[RefuseForeignInput(), RequestLogInterceptor()],
         graceful_shutdown_timeout=_grace(settings),
         max_cached_workflows=settings.worker_max_cached_workflows,
         workflow_runner=_workflow_runner(settings),
@@ -75,7 +76,7 @@ def connector_worker(client: Client, settings: Settings, name: str,
     connector = build_connector(name, settings, settings.blob_store())
     return Worker(client, task_queue=entry.task_queue,
                   activities=connector_activities(connector), activity_executor=executor,
-                  interceptors=[RequestLogInterceptor()],
+                  interceptors=[RefuseForeignInput(), RequestLogInterceptor()],
                   graceful_shutdown_timeout=_grace(settings))
 
 

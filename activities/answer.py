@@ -16,9 +16,10 @@ from temporalio import activity
 
 from dsr import package_links
 from dsr.catalogue import authority_for, load_catalogue
-from dsr.codec import EncryptionCodec, load_keyring, seal
+from dsr.codec import EncryptionCodec, seal
 from dsr.database import ConfirmationRecord
 from dsr.emails import AnswerContext, ProductOutcome, render
+from dsr.keyring import load_keyring
 from dsr.mailer import send_email
 from dsr.models import RightsRequest
 from dsr.retention import RetainedPart, keep_until, load_retention_policy
@@ -37,6 +38,9 @@ class AnswerInput(BaseModel):
     package_ref: str | None = None  # the package exists: the email links to its download page
     reason: str | None = None
     referred_to: list[str] = Field(default_factory=list)
+    # The verified recipient (dsr.recipients) of an answer; None: the requester's address
+    # (closing notices, and answers of requests begun before the rule).
+    recipient: str | None = Field(default=None, repr=False)
 
 
 class AnswerSent(BaseModel):
@@ -61,8 +65,9 @@ class AnswerActivities:
                               retain_until=existing.retain_until, already_sent=True)
         mail = render(answer.kind, answer.request.language, **self._context(answer))
         message_id = f"<{answer.kind}.{request_id}@dsr>"
-        await send_email(self._settings, to=answer.request.requester.email, subject=mail.subject,
-                         body=mail.body, message_id=message_id)
+        to = answer.recipient or answer.request.requester.email
+        await send_email(self._settings, to=to, subject=mail.subject, body=mail.body,
+                         message_id=message_id)
         sent = AnswerSent(message_id=message_id, sent_at=answer.answered_at,
                           retain_until=self._retain_until(answer.answered_at))
         self._store(request_id, answer.kind, sent, _as_bytes(mail.subject, mail.body, message_id))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsr.emails import render
 from pydantic import BaseModel, Field
 from temporalio import activity
 
+from dsr.emails import render
 from dsr.mailer import send_email
 from dsr.models import Language
 from dsr.settings import Settings

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 import zipfile
@@ -20,13 +21,15 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from connectors.protocol import AccessResult
-from dsr.blobstore import BlobStore
+from connectors.protocol import AccessResult, export_area
+from dsr.blobstore import BlobStore, key_of
 from dsr.catalogue import load_catalogue
+from dsr.codec import DecryptionError
 from dsr.models import Language
 from dsr.settings import Settings
 
 HEARTBEAT_EVERY = 2000  # records
+CONNECTOR_NAME = re.compile(r"[a-z][a-z0-9_]{1,40}")  # as in the registry
 
 
 class PackageInput(BaseModel):
@@ -49,7 +52,9 @@ class PackageActivities:
     def assemble(self, package: PackageInput) -> Package:
         """Zip the exports into the package, then delete them: the package is the one copy
         kept, until its download link expires. A retry after the exports are gone returns the
-        package already written."""
+        package already written. An export outside this request's own area, or not sealed by
+        the product, is refused before anything is read or deleted."""
+        refuse_foreign_exports(package)
         key = f"packages/{package.request_id}.zip"
         exports = [export for export in package.exports if export.blob_ref is not None]
         if self._blobs.exists(self._blobs.ref(key)) and not all(
@@ -83,13 +88,20 @@ class PackageActivities:
         """The export's records, checked against the SHA-256 its connector reported."""
         assert export.blob_ref is not None
         digest = hashlib.sha256()
-        with self._blobs.open_reader(export.blob_ref) as source:
-            for line in source:
-                digest.update(line)
-                yield json.loads(line)
+        try:
+            with self._blobs.open_reader(export.blob_ref) as source:
+                for line in source:
+                    digest.update(line)
+                    yield json.loads(line)
+        except DecryptionError as error:  # its messages name the fault, never the content
+            raise ApplicationError(
+                f"{_described(export)} was refused ({error}): nothing was packed or deleted",
+                type="ExportNotSealed",
+                non_retryable=True,
+            ) from None
         if export.sha256 is not None and digest.hexdigest() != export.sha256:
             raise ApplicationError(
-                f"the {export.connector} export does not match the checksum its connector "
+                f"{_described(export)} does not match the checksum its connector "
                 "reported: export it again",
                 type="ExportChecksumMismatch",
                 non_retryable=True,
@@ -138,3 +150,38 @@ class PackageActivities:
                 for category in export.records
             },
         }
+
+
+def refuse_foreign_exports(package: PackageInput) -> None:
+    """Each export's blob must lie in this request's own export area: a connector result naming
+    another request's export, or a package, is refused before anything is read or deleted."""
+    for export in package.exports:
+        problem = _outside_area(export.blob_ref, package.request_id)
+        if problem is not None:
+            raise ApplicationError(
+                f"{_described(export)} was refused: its blob reference {problem}; "
+                "nothing was read or deleted",
+                type="ExportOutsideRequest",
+                non_retryable=True,
+            )
+
+
+def _outside_area(ref: str | None, request_id: str) -> str | None:
+    """What is wrong with an export's blob reference, or None when it is this request's."""
+    if ref is None:
+        return None
+    try:
+        key = key_of(ref)  # a blob reference, with no empty, '.' or '..' segment
+    except ValueError as error:
+        return f"is not valid ({error})"
+    area = export_area(request_id)
+    if not key.startswith(area):
+        return f"lies outside this request's export area ({area})"
+    return None
+
+
+def _described(export: AccessResult) -> str:
+    """The export by its connector's name, if the result names one at all."""
+    if CONNECTOR_NAME.fullmatch(export.connector):
+        return f"the {export.connector} export"
+    return "an export whose connector name is not valid"

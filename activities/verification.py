@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from dsr.emails import render
 from pydantic import BaseModel
 from temporalio import activity
 
+from dsr.emails import render
 from dsr.hashing import keyed_hash, matches
 from dsr.mailer import send_email
 from dsr.models import Language

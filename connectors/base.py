@@ -63,6 +63,7 @@ from connectors.protocol import (
     SweepInput,
     SweepResult,
     Treatment,
+    export_area,
 )
 from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
@@ -503,7 +504,7 @@ class Export(typing.NamedTuple):
 
 
 def export_key(request_id: str, connector: str) -> str:
-    return f"exports/{request_id}/{connector}.jsonl"
+    return f"{export_area(request_id)}{connector}.jsonl"
 
 
 def discover_holdings(

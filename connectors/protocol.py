@@ -134,9 +134,16 @@ class AccessInput(BaseModel):
     scope: Scope
 
 
+def export_area(request_id: str) -> str:
+    """Where a request's exports live in the blob store. The package step refuses an
+    ``AccessResult`` whose blob lies anywhere else (another request's export, a package)."""
+    return f"exports/{request_id}/"
+
+
 class AccessResult(BaseModel):
     """An export travels by reference: ``blob_ref`` names a JSON Lines file in the blob
-    store, one record per line with its ``category``."""
+    store, one record per line with its ``category``, under the request's
+    :func:`export_area`."""
 
     connector: str
     records: dict[str, int] = Field(default_factory=dict)

@@ -1,198 +1,129 @@
-"""Encryption of every Temporal payload the product writes.
+"""Encryption of every Temporal payload the product writes, bound to where it belongs.
 
-Workflow and activity inputs and results, Update and Query arguments and results, and (through
-the failure converter) failure messages and stack traces go to Temporal encrypted with AES-GCM.
-Each encrypted payload names its key in the metadata (``encryption-key-id``), so several keys
-can be active: new payloads use the newest, payloads under older keys still decrypt. Payloads
-written before encryption was switched on carry no such encoding and pass through unchanged, so
-their histories still decode and replay.
+Workflow and activity inputs and results, Update, Signal and Query arguments and results, and
+(through the failure converter) failure messages and stack traces go to Temporal encrypted with
+AES-GCM under the newest payload key (``dsr.keyring``). Each payload names, in its metadata,
+its key and the namespace and workflow it belongs to, and all three are bound as associated
+data: a payload copied into another workflow no longer matches. The SDK tells the codec where
+each payload goes or comes from (``WithSerializationContext``); a decoder compares the binding
+with that context exactly, or, for a workflow that a Schedule starts (its id is the Schedule's
+configured id, a dash and the time), by the configured id as a prefix. Without a context (the
+codec server, a history read by an operator) the binding is still authenticated and can be
+read from the metadata.
 
-Keys come from ``DSR_PAYLOAD_KEYS`` ("id:base64key,id2:base64key", 32-byte keys, newest last),
-else from the key file (``DSR_PAYLOAD_KEY_FILE``, by default ``var/secrets/payload-keys``, which
-the embedded stack generates once). The key file holds the same spec, one entry per line or
-comma-separated. Worker, CLI and every other client build their converter with
-:func:`data_converter`, so they all agree.
+Only the product's own payloads are trusted. One that is not (unencrypted, under an unknown
+key, failing authentication, unbound under a bound key, or bound to another workflow) is never
+an exception here: the codec runs over a whole workflow activation, and one stray payload
+would fail a genuine request's task. It decodes to a refusal marker instead, which the
+product's converter (``dsr.converter``) refuses where it is used.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import dataclasses
 import os
-import re
-import secrets
 from collections.abc import Sequence
-from contextlib import suppress
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Self
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
-    DataConverter,
-    DefaultFailureConverterWithEncodedAttributes,
+    ActivitySerializationContext,
     PayloadCodec,
+    SerializationContext,
+    WithSerializationContext,
+    WorkflowSerializationContext,
 )
 
-from dsr.settings import Settings
+from dsr.keyring import Keyring, KeyringError, UnknownKeyError
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
-KEY_BYTES = 32
+NAMESPACE_METADATA = "dsr-namespace"
+WORKFLOW_METADATA = "dsr-workflow-id"
+PREFIX_METADATA = "dsr-workflow-id-prefix"
+REFUSED_ENCODING = b"binary/dsr-refused"
+REFUSAL_METADATA = "dsr-refusal"
 NONCE_BYTES = 12
-_KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-class KeyringError(Exception):
-    """The payload keys are missing or malformed; the message never contains key material."""
-
-
-class UnknownKeyError(KeyringError):
-    """A payload names a key the keyring does not hold."""
-
-    def __init__(self, key_id: str) -> None:
-        self.key_id = key_id
-        super().__init__(
-            f"payload encrypted with key {key_id!r}, which is not among the payload keys: "
-            f"add the key {key_id!r} to DSR_PAYLOAD_KEYS (or the payload key file) and restart"
-        )
+# The workflow ids the product's Schedules start (each run's id is this, "-" and the time).
+PURGE_RUN_ID = "dsr-confirmation-purge-run"
+SWEEP_RUN_ID = "dsr-retention-sweep-run"
+SCHEDULED_WORKFLOW_IDS = frozenset({PURGE_RUN_ID, SWEEP_RUN_ID})
 
 
 class DecryptionError(KeyringError):
     """A payload does not decrypt under the key it names: tampered with or corrupted."""
 
 
-class Keyring:
-    """Named AES-256 keys, oldest first; new payloads are encrypted with the newest."""
+class Refusal(DecryptionError):
+    """A payload that is not the product's; ``reason`` is one of the REASONS."""
 
-    def __init__(self, keys: Sequence[tuple[str, bytes]]) -> None:
-        if not keys:
-            raise KeyringError("no payload keys: set DSR_PAYLOAD_KEYS as id:base64key,...")
-        self._keys: dict[str, bytes] = {}
-        for key_id, key in keys:
-            if not _KEY_ID.match(key_id):
-                raise KeyringError(
-                    f"payload key id {key_id!r} must be 1-64 letters, digits, '.', '_' or '-'"
-                )
-            if key_id in self._keys:
-                raise KeyringError(f"payload key id {key_id!r} appears twice")
-            if len(key) != KEY_BYTES:
-                raise KeyringError(
-                    f"payload key {key_id!r} is {len(key)} bytes; it must be {KEY_BYTES}"
-                )
-            self._keys[key_id] = key
-        self.newest_id: str = next(reversed(self._keys))
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        super().__init__(detail)
+
+
+REASONS = ("unencrypted", "unknown-key", "unauthenticated", "unbound", "other-workflow")
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Where a payload belongs: a namespace and a workflow id (or, for a workflow a Schedule
+    starts, the Schedule's configured id as a prefix)."""
+
+    namespace: str
+    workflow_id: str
+    prefix: bool = False
 
     @classmethod
-    def from_spec(cls, spec: str) -> Keyring:
-        """Parse ``id:base64key,id2:base64key`` (commas or newlines between entries, newest
-        last). Errors name the entry and what is wrong with it, never the key."""
-        entries = [e.strip() for e in re.split(r"[,\n]", spec)]
-        entries = [e for e in entries if e and not e.startswith("#")]
-        if not entries:
-            raise KeyringError("no payload keys: expected id:base64key,id2:base64key")
-        keys: list[tuple[str, bytes]] = []
-        for number, entry in enumerate(entries, start=1):
-            key_id, colon, encoded = entry.partition(":")
-            key_id, encoded = key_id.strip(), encoded.strip()
-            # An entry without a colon may be a bare key: name it by position only.
-            if not colon:
-                raise KeyringError(f"payload key entry {number} is not id:base64key")
-            if not _KEY_ID.match(key_id):
-                raise KeyringError(
-                    f"payload key entry {number}: the id must be 1-64 letters, digits, "
-                    "'.', '_' or '-'"
-                )
-            try:
-                key = base64.b64decode(encoded, validate=True)
-            except (binascii.Error, ValueError):
-                raise KeyringError(
-                    f"payload key entry {number} ({key_id!r}) is not valid base64"
-                ) from None
-            if len(key) != KEY_BYTES:
-                raise KeyringError(
-                    f"payload key entry {number} ({key_id!r}) is {len(key)} bytes; "
-                    f"it must be {KEY_BYTES} (base64 of 32 random bytes)"
-                )
-            keys.append((key_id, key))
-        return cls(keys)
+    def of(cls, context: SerializationContext) -> Binding | None:
+        kinds = WorkflowSerializationContext | ActivitySerializationContext
+        if isinstance(context, kinds) and context.workflow_id:
+            scheduled = context.workflow_id in SCHEDULED_WORKFLOW_IDS
+            return cls(context.namespace, context.workflow_id, scheduled)
+        return None
 
-    @property
-    def ids(self) -> list[str]:
-        return list(self._keys)
+    @classmethod
+    def read(cls, payload: Payload) -> Binding | None:
+        namespace = payload.metadata.get(NAMESPACE_METADATA)
+        if namespace is None:
+            return None
+        prefix = payload.metadata.get(PREFIX_METADATA)
+        workflow = prefix if prefix is not None else payload.metadata.get(WORKFLOW_METADATA, b"")
+        return cls(namespace.decode(errors="replace"), workflow.decode(errors="replace"),
+                   prefix is not None)
 
-    def key(self, key_id: str) -> bytes:
-        try:
-            return self._keys[key_id]
-        except KeyError:
-            raise UnknownKeyError(key_id) from None
+    def stamp(self, metadata: dict[str, bytes]) -> None:
+        metadata[NAMESPACE_METADATA] = self.namespace.encode()
+        metadata[PREFIX_METADATA if self.prefix else WORKFLOW_METADATA] = self.workflow_id.encode()
 
-    def __repr__(self) -> str:  # never the keys themselves
-        return f"Keyring(ids={self.ids!r}, newest={self.newest_id!r})"
+    def associated(self, key_id: bytes) -> bytes:
+        kind = b"prefix" if self.prefix else b"id"
+        return b"\x00".join((key_id, self.namespace.encode(), kind, self.workflow_id.encode()))
+
+    def admits(self, context: Binding) -> bool:
+        """Whether a payload bound here may be read where ``context`` says it is."""
+        if self.namespace != context.namespace:
+            return False
+        if self.prefix:
+            wanted = context.workflow_id
+            return wanted == self.workflow_id or wanted.startswith(self.workflow_id + "-")
+        return self.workflow_id == context.workflow_id
 
 
-def new_key_entry(key_id: str | None = None) -> str:
-    """A fresh ``id:base64key`` entry, for a key file or DSR_PAYLOAD_KEYS."""
-    key_id = key_id or "k" + datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    return f"{key_id}:{base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()}"
+class EncryptionCodec(PayloadCodec, WithSerializationContext):
+    """AES-GCM over the whole serialised payload, with the newest key and a random 12-byte
+    nonce; the key id and the binding are in the metadata and bound as associated data."""
 
-
-def default_key_file(settings: Settings) -> Path:
-    return settings.data_dir / "secrets" / "payload-keys"
-
-
-def load_keyring(settings: Settings) -> Keyring:
-    """The payload keys from ``DSR_PAYLOAD_KEYS``, else from the key file.
-
-    The default key file of the embedded stack is generated once (mode 0600) when absent; a
-    key file set explicitly must exist, so a missing secret fails at start instead of
-    silently starting a new key."""
-    if settings.payload_keys is not None:
-        try:
-            return Keyring.from_spec(settings.payload_keys.get_secret_value())
-        except KeyringError as error:
-            raise KeyringError(f"DSR_PAYLOAD_KEYS: {error}") from None
-    path = settings.payload_key_file
-    if path is None:
-        path = default_key_file(settings)
-        if not path.exists():
-            _write_new_key_file(path)
-    try:
-        spec = path.read_text()
-    except OSError as error:
-        raise KeyringError(f"payload key file {path}: {error.strerror or error}") from None
-    try:
-        return Keyring.from_spec(spec)
-    except KeyringError as error:
-        raise KeyringError(f"payload key file {path}: {error}") from None
-
-
-def _write_new_key_file(path: Path) -> None:
-    """Write a new key file atomically: two processes starting at once agree on one key."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            file.write(new_key_entry() + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        with suppress(FileExistsError):  # another process was first: use its key
-            os.link(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-class EncryptionCodec(PayloadCodec):
-    """AES-GCM over the whole serialised payload, with the newest key of the keyring and a
-    random 12-byte nonce; the key id is both in the metadata and bound as associated data."""
-
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, context: Binding | None = None,
+                 ciphers: dict[str, AESGCM] | None = None) -> None:
         self.keyring = keyring
-        self._ciphers: dict[str, AESGCM] = {}
+        self.context = context
+        self._ciphers: dict[str, AESGCM] = {} if ciphers is None else ciphers
+
+    def with_context(self, context: SerializationContext) -> Self:
+        return type(self)(self.keyring, Binding.of(context), self._ciphers)
 
     def _cipher(self, key_id: str) -> AESGCM:
         cipher = self._ciphers.get(key_id)
@@ -204,36 +135,73 @@ class EncryptionCodec(PayloadCodec):
         return [self.encrypt(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.decrypt(p) for p in payloads]
+        """Never raises on a payload: one that is not the product's becomes a marker."""
+        return [self.open(p) for p in payloads]
 
     def encrypt(self, payload: Payload) -> Payload:
         key_id = self.keyring.newest_id
+        raw_id = key_id.encode()
+        metadata = {"encoding": ENCODING, KEY_ID_METADATA: raw_id}
+        associated = raw_id
+        if self.context is not None:
+            self.context.stamp(metadata)
+            associated = self.context.associated(raw_id)
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self._cipher(key_id).encrypt(nonce, payload.SerializeToString(), key_id.encode())
-        return Payload(
-            metadata={"encoding": ENCODING, KEY_ID_METADATA: key_id.encode()},
-            data=nonce + sealed,
-        )
+        sealed = self._cipher(key_id).encrypt(nonce, payload.SerializeToString(), associated)
+        return Payload(metadata=metadata, data=nonce + sealed)
+
+    def open(self, payload: Payload) -> Payload:
+        try:
+            return self.decrypt(payload)
+        except Refusal as refusal:
+            return refusal_marker(refusal.reason, payload)
 
     def decrypt(self, payload: Payload) -> Payload:
+        """The payload as it was encoded; :class:`Refusal` when it is not the product's."""
         if payload.metadata.get("encoding") != ENCODING:
-            return payload  # written before encryption was switched on
-        raw_id = payload.metadata.get(KEY_ID_METADATA)
-        if raw_id is None:
-            raise DecryptionError(f"encrypted payload without {KEY_ID_METADATA} metadata")
+            raise Refusal("unencrypted", "the payload is not encrypted")
+        raw_id = payload.metadata.get(KEY_ID_METADATA, b"")
         key_id = raw_id.decode(errors="replace")
-        cipher = self._cipher(key_id)
+        if key_id not in self.keyring:
+            raise Refusal("unknown-key", str(UnknownKeyError(key_id)))
+        binding = Binding.read(payload)
+        associated = binding.associated(raw_id) if binding else raw_id
         nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
         try:
-            plain = cipher.decrypt(nonce, sealed, raw_id)
+            plain = self._cipher(key_id).decrypt(nonce, sealed, associated)
         except InvalidTag:
-            raise DecryptionError(
+            raise Refusal(
+                "unauthenticated",
                 f"payload encrypted with key {key_id!r} fails authentication: it was "
-                "tampered with or corrupted, or the key under this id has changed"
+                "tampered with or corrupted, or the key under this id has changed",
             ) from None
+        if self.context is not None:
+            self._check_binding(key_id, binding, self.context)
         decoded = Payload()
         decoded.ParseFromString(plain)
         return decoded
+
+
+    def _check_binding(self, key_id: str, binding: Binding | None, context: Binding) -> None:
+        if binding is None and not self.keyring.accepts_unbound(key_id):
+            raise Refusal("unbound", f"payload under key {key_id!r} is bound to no workflow")
+        if binding is not None and not binding.admits(context):
+            raise Refusal("other-workflow", "payload belongs to another workflow")
+
+
+def refusal_marker(reason: str, payload: Payload) -> Payload:
+    """What a foreign payload decodes to: its reason and its (cleaned) encoding, no data."""
+    return Payload(metadata={
+        "encoding": REFUSED_ENCODING,
+        REFUSAL_METADATA: reason.encode(),
+        "refused-encoding": printable(payload.metadata.get("encoding", b"none")).encode(),
+    })
+
+
+def printable(raw: bytes, limit: int = 40) -> str:
+    """An encoding name as a sender wrote it, safe for a log line."""
+    text = raw.decode("ascii", errors="replace")[:limit]
+    return "".join(c if c.isprintable() and c.isascii() else "?" for c in text)
 
 
 def seal(codec: EncryptionCodec, data: bytes) -> bytes:
@@ -245,13 +213,3 @@ def unseal(codec: EncryptionCodec, sealed: bytes) -> bytes:
     payload = Payload()
     payload.ParseFromString(sealed)
     return codec.decrypt(payload).data
-
-
-def data_converter(keyring: Keyring) -> DataConverter:
-    """The product's converter: pydantic payloads, encrypted; failure messages and stack
-    traces moved into an (encrypted) payload, so the server sees "Encoded failure"."""
-    return dataclasses.replace(
-        pydantic_data_converter,
-        payload_codec=EncryptionCodec(keyring),
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
-    )

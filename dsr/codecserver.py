@@ -383,7 +383,8 @@ async def start(
     the app database.
     """
     if codec is None:
-        from dsr.codec import EncryptionCodec, load_keyring
+        from dsr.codec import EncryptionCodec
+        from dsr.keyring import load_keyring
 
         codec = EncryptionCodec(load_keyring(settings))
     if engine is None:
@@ -404,15 +405,17 @@ async def run_codec_server(settings: Settings) -> None:
 
 
 def main() -> None:
+    from dsr.files import private_umask
     from dsr.logging import configure
     from dsr.settings import SettingsError, load_settings
 
+    private_umask()
     configure()
     try:
         settings = load_settings()
     except SettingsError as error:
         raise SystemExit(f"error: {error}") from None
-    from dsr.codec import KeyringError
+    from dsr.keyring import KeyringError
 
     try:
         asyncio.run(run_codec_server(settings))

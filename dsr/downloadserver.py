@@ -4,8 +4,10 @@
 button, a form that POSTs to ``/packages/{token}/download``. Only that POST sends the package
 (decrypted from the blob store as it streams), so a mail scanner or link preview that follows
 the link downloads nothing. A GET of the download address is refused (405). An unknown, altered,
-expired or revoked token gets a page saying which, and nothing else. Each download is recorded
-in the audit ledger.
+expired or revoked token gets a page saying which, and nothing else. A package blob that is not
+sealed by the product, or does not decrypt, is refused with a page too (and a log line naming
+the request and the fault): its bytes are never sent. Each download is recorded in the audit
+ledger.
 
 Pages never show personal data, and the access log is off: it would print the token. Run it
 with ``python -m dsr.downloadserver``; the embedded stack starts it.
@@ -23,6 +25,7 @@ from sqlalchemy import Engine
 
 from dsr import package_links, serving
 from dsr.blobstore import BlobStore
+from dsr.keyring import KeyringError
 from dsr.logging import get_logger
 from dsr.package_links import LinkRefusal, PackageLinkRecord
 
@@ -69,14 +72,20 @@ class _DownloadServer:
         ref = self.blobs.ref(package_links.package_key(found.request_id))
         if not await asyncio.to_thread(self.blobs.exists, ref):
             return _page(LinkRefusal.EXPIRED.value, status=404)
-        source = await asyncio.to_thread(self.blobs.open_reader, ref)
+        try:
+            source, first = await asyncio.to_thread(_open, self.blobs, ref)
+        except KeyringError as error:  # not sealed by us, altered, or under a retired key
+            _log_refused(found.request_id, error)
+            return _page(LinkRefusal.UNREADABLE.value, status=404)
         response = web.StreamResponse(headers={
             "Content-Type": "application/zip",
             "Content-Disposition": f'attachment; filename="privacy-{found.request_id}.zip"',
             "Cache-Control": "no-store",
             "Referrer-Policy": "no-referrer",
         })
-        size = await self._stream(request, response, source)
+        size = await self._stream(request, response, source, first, found.request_id)
+        if size is None:
+            return response  # broken off: the client sees a failed download, not a short one
         # Recorded once every byte is sent, before the response ends.
         await asyncio.to_thread(package_links.record_download, self.engine, self.secret,
                                 found.request_id, size, datetime.now(UTC))
@@ -85,17 +94,41 @@ class _DownloadServer:
         return response
 
     @staticmethod
-    async def _stream(request: web.Request, response: web.StreamResponse,
-                      source: BinaryIO) -> int:
+    async def _stream(request: web.Request, response: web.StreamResponse, source: BinaryIO,
+                      chunk: bytes, request_id: str) -> int | None:
+        """The bytes sent, or None if a later frame did not decrypt and the download was
+        broken off."""
         size = 0
         try:
             await response.prepare(request)
-            while chunk := await asyncio.to_thread(source.read, CHUNK_BYTES):
+            while chunk:
                 await response.write(chunk)
                 size += len(chunk)
+                chunk = await asyncio.to_thread(source.read, CHUNK_BYTES)
+        except KeyringError as error:
+            _log_refused(request_id, error)
+            if request.transport is not None:
+                request.transport.abort()
+            return None
         finally:
             source.close()
         return size
+
+
+def _open(blobs: BlobStore, ref: str) -> tuple[BinaryIO, bytes]:
+    """The package's reader and its first chunk: a blob that is not sealed, or whose first
+    chunk does not decrypt, is refused before anything is sent."""
+    source = blobs.open_reader(ref)
+    try:
+        return source, source.read(CHUNK_BYTES)
+    except BaseException:
+        source.close()
+        raise
+
+
+def _log_refused(request_id: str, error: KeyringError) -> None:
+    log.warning("package refused: its blob is not sealed by us or does not decrypt",
+                request_id=request_id, fault=type(error).__name__)
 
 
 def _page(text: str, status: int = 200, extra: str = "") -> web.Response:
@@ -137,10 +170,11 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    from dsr.codec import KeyringError
+    from dsr.files import private_umask
     from dsr.logging import configure
     from dsr.settings import SettingsError, load_settings
 
+    private_umask()
     configure()
     try:
         settings = load_settings()

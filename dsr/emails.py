@@ -205,6 +205,13 @@ class DeferredErasureContext(EmailContext):
     remaining: bool = False
 
 
+class OfficerConfirmRecipientContext(EmailContext):
+    """The answer is ready but the requester's address is not a verified recipient
+    (dsr.recipients): no address in it, the officer looks the request up."""
+
+    template = "officer_confirm_recipient"
+
+
 class OfficerConnectorFailedContext(EmailContext):
     template = "officer_connector_failed"
     connector: str

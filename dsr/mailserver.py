@@ -29,6 +29,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from dsr.files import private_umask
+
 log = logging.getLogger(__name__)
 
 SERVER_HOSTNAME = "dsr-mail.localhost"
@@ -232,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--dir", type=Path, default=Path("var/mail"))
     args = parser.parse_args(argv)
+    private_umask()  # the messages hold one-time codes and download links
     # aiosmtpd logs addresses at INFO, so only this module logs below WARNING.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)

@@ -183,4 +183,7 @@ def check_command(url: UrlOpt = None) -> None:
 
 
 if __name__ == "__main__":
+    from dsr.files import private_umask
+
+    private_umask()
     app()

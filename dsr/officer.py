@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from dsr import search_attributes as sa
 from dsr.models import RightsRequest
 from dsr.settings import Settings
+from workflows.deferred import Recheck
 from workflows.models import RequestInput, RequestOutcome, RequestStatus
 
 WORKFLOW = "RightsRequest"  # by name: the CLI need not import the workflow code
@@ -140,6 +141,6 @@ async def recheck_deferred(client: Client) -> int:
     query = f"WorkflowType = '{DEFERRED_WORKFLOW}' AND ExecutionStatus = 'Running'"
     asked = 0
     async for execution in client.list_workflows(query):
-        await client.get_workflow_handle(execution.id).signal("recheck")
+        await client.get_workflow_handle(execution.id).signal("recheck", Recheck())
         asked += 1
     return asked

@@ -47,6 +47,8 @@ class LinkRefusal(StrEnum):
     UNKNOWN = "This link is not valid. Check that you copied the whole link from our email."
     EXPIRED = "This link has expired, and the package it pointed to has been deleted."
     REVOKED = "This link was withdrawn."
+    UNREADABLE = ("This package cannot be downloaded: it did not pass our integrity check. "
+                  "Please reply to our email so that we can look into it.")
 
 
 @dataclass(frozen=True)

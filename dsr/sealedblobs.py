@@ -9,8 +9,10 @@ streams through in constant memory. A sealed blob is::
 
 Each frame's associated data binds the blob's key (its path), the frame's number and whether
 it is the last, so frames cannot be reordered, dropped, cut off at the end or moved to another
-blob without the read failing. Blobs written before sealing was switched on carry no magic
-and are read as they are.
+blob without the read failing. A blob without the magic is not the product's (planted by
+whoever could write to the store, or left from before sealing) and is never read: opening it
+raises :class:`UnsealedBlobError`, so neither the package step nor the download server passes
+its bytes on.
 """
 
 from __future__ import annotations
@@ -26,12 +28,20 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from dsr.blobstore import BlobStore, key_of
-from dsr.codec import NONCE_BYTES, DecryptionError, Keyring
+from dsr.codec import NONCE_BYTES, DecryptionError
+from dsr.keyring import Keyring
 
 MAGIC = b"DSRSEAL1"
 FRAME_BYTES = 64 * 1024
 _FRAME_HEADER = struct.Struct(">?I")
 _TAG_BYTES = 16
+
+
+class UnsealedBlobError(DecryptionError):
+    """A blob that does not carry the product's seal: refused, never read."""
+
+    def __init__(self) -> None:
+        super().__init__("blob is not sealed by the product")
 
 
 class SealedBlobStore:
@@ -56,11 +66,9 @@ class SealedBlobStore:
     def open_reader(self, ref: str) -> BinaryIO:
         source = self.inner.open_reader(ref)
         try:
-            head = source.read(len(MAGIC))
-            if head != MAGIC:  # written before sealing: read it as it is
-                raw: io.RawIOBase = _Prefixed(head, source)
-            else:
-                raw = _UnsealingReader(source, self.keyring, _binding(key_of(ref)))
+            if source.read(len(MAGIC)) != MAGIC:  # buffered: short only at its end
+                raise UnsealedBlobError()
+            raw = _UnsealingReader(source, self.keyring, _binding(key_of(ref)))
         except BaseException:
             source.close()
             raise
@@ -163,33 +171,6 @@ class _UnsealingReader(io.RawIOBase):
         self._frames += 1
         self._ended = last
         return plain
-
-    def close(self) -> None:
-        if not self.closed:
-            self._source.close()
-        super().close()
-
-
-class _Prefixed(io.RawIOBase):
-    """Bytes already read, then the rest of the source."""
-
-    def __init__(self, prefix: bytes, source: BinaryIO) -> None:
-        self._prefix = prefix
-        self._source = source
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._prefix:
-            size = min(len(view), len(self._prefix))
-            view[:size] = self._prefix[:size]
-            self._prefix = self._prefix[size:]
-            return size
-        data = self._source.read(len(view))
-        view[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         if not self.closed:

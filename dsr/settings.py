@@ -179,7 +179,7 @@ class Settings(BaseSettings):
     def blob_store(self) -> BlobStore:
         """The blob store ``blob_url`` names, or the local folder ``data_dir/blobs``, with
         every blob encrypted at rest under the payload keys."""
-        from dsr.codec import load_keyring
+        from dsr.keyring import load_keyring
         from dsr.sealedblobs import SealedBlobStore
 
         inner = LocalBlobStore(self.blob_dir) if self.blob_url is None else open_blob_store(

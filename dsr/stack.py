@@ -34,6 +34,7 @@ from temporalio.client import Client
 
 from dsr import search_attributes
 from dsr.codecserver import codec_endpoint
+from dsr.files import OWNER_ONLY_UMASK, owner_only, private_folder
 from dsr.mailserver import free_port
 from dsr.settings import Settings
 
@@ -173,9 +174,14 @@ def settings_on_free_ports(data_dir: Path, **overrides: Any) -> Settings:
 
 
 def up(settings: Settings, worker_command: list[str]) -> StackStatus:
-    """Start whatever is not running yet; an empty ``worker_command`` starts no worker."""
+    """Start whatever is not running yet; an empty ``worker_command`` starts no worker.
+
+    What the stack and its services write is readable by its owner only (``dsr.files``):
+    ``var/`` and the mail folder, made before, are tightened too."""
     services = _services(settings, worker_command)
-    with _lock(settings):
+    with owner_only(), _lock(settings):
+        private_folder(settings.data_dir)
+        private_folder(settings.mail_dir)
         pids = {service.name: _live_pid_or_clean(settings, service.name) for service in services}
         _check_ports_free([service for service in services if pids[service.name] is None])
         statuses = [_ensure_running(settings, service, pids[service.name]) for service in services]
@@ -483,6 +489,7 @@ def _start(settings: Settings, service: Service) -> int:
             stderr=subprocess.STDOUT,
             env={**os.environ, **service.env},
             start_new_session=True,
+            umask=OWNER_ONLY_UMASK,
         )
     _children[process.pid] = process
     _await_cmdline(process)

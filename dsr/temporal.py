@@ -18,7 +18,9 @@ from temporalio.client import (
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
-from dsr.codec import Keyring, data_converter, load_keyring
+from dsr.codec import PURGE_RUN_ID, SWEEP_RUN_ID
+from dsr.converter import data_converter
+from dsr.keyring import Keyring, load_keyring
 from dsr.settings import Settings
 
 SCHEDULE_ID = "dsr-confirmation-purge"
@@ -62,7 +64,7 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
 def purge_schedule(settings: Settings) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            PURGE_WORKFLOW, id="dsr-confirmation-purge-run",
+            PURGE_WORKFLOW, id=PURGE_RUN_ID,
             task_queue=settings.task_queue),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=PURGE_EVERY)]),
     )
@@ -78,7 +80,7 @@ def sweep_schedule(settings: Settings) -> Schedule:
     not one per missed day (each sweep takes everything past its cutoffs anyway)."""
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            SWEEP_WORKFLOW, id="dsr-retention-sweep-run", task_queue=settings.task_queue
+            SWEEP_WORKFLOW, id=SWEEP_RUN_ID, task_queue=settings.task_queue
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=SWEEP_EVERY),

@@ -25,7 +25,8 @@ class Method(StrEnum):
 class Target(BaseModel):
     """One thing to verify. ``identity_index`` points into the request's identities (the code
     goes to that address); ``registered_account`` means the code goes to that customer
-    account's registered contact."""
+    account's registered contact. ``verified_by`` is what proved it: the planned method, or
+    ``MANUAL`` when an officer verified it by hand instead."""
 
     target_id: str
     method: Method
@@ -33,6 +34,7 @@ class Target(BaseModel):
     registered_account: str | None = None
     verified: bool = False
     how: str | None = None
+    verified_by: Method | None = None
 
 
 def plan_verification(request: RightsRequest, now: datetime, reauth_minutes: int) -> list[Target]:
@@ -66,9 +68,14 @@ def _controller_target(request: RightsRequest, fresh_login: bool) -> Target:
     return Target(target_id="controller", method=Method.CODE, registered_account=account)
 
 
+def identity_target_id(index: int) -> str:
+    """The target verifying the request's identity at ``index``, for a subject's request."""
+    return f"identity-{index + 1}"
+
+
 def _subject_target(request: RightsRequest, index: int, fresh_login: bool) -> Target:
     identity = request.identities[index]
-    target_id = f"identity-{index + 1}"
+    target_id = identity_target_id(index)
     if identity.type is IdentityType.ACCOUNT_ID:
         if fresh_login:
             return _done(target_id, Method.ACCOUNT_LOGIN, "privacy-panel login")
@@ -80,4 +87,4 @@ def _subject_target(request: RightsRequest, index: int, fresh_login: bool) -> Ta
 
 
 def _done(target_id: str, method: Method, how: str) -> Target:
-    return Target(target_id=target_id, method=method, verified=True, how=how)
+    return Target(target_id=target_id, method=method, verified=True, how=how, verified_by=method)

@@ -3,6 +3,7 @@ from PyPI), a real SMTP server writing .eml files, real SQLite files, real worke
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -22,6 +23,8 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -30,9 +33,11 @@ from connectors.builtin import BUILTIN
 from connectors.seed import DemoFacts
 from dsr import officer
 from dsr import search_attributes as sa
-from dsr.codec import ENCODING, EncryptionCodec, Keyring, data_converter, new_key_entry
+from dsr.codec import ENCODING, EncryptionCodec
+from dsr.converter import data_converter
 from dsr.database import make_engine
 from dsr.demo import seed_stores
+from dsr.keyring import Keyring, new_key_entry
 from dsr.mailserver import MailFolder, running_mail_server
 from dsr.models import RightsRequest, parse_request
 from dsr.settings import Settings
@@ -44,6 +49,10 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 # The payload keys of every test server, worker and CLI: fresh for each test session.
 TEST_KEY_SPEC = ",".join(new_key_entry(key_id) for key_id in ("test-old", "test-new"))
 TEST_KEYRING = Keyring.from_spec(TEST_KEY_SPEC)
+# The recorded histories replay through this, plaintext, as they are saved: nothing else may
+# use it, since the product refuses every payload that is not encrypted and bound.
+REPLAY_CONVERTER = dataclasses.replace(
+    pydantic_data_converter, failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
 
 
 def binary(name: str) -> str:
@@ -202,7 +211,8 @@ EVENT_BOUNDS = {
     "connector_missing_then_back": 240, "controller_erasure_code_verified": 190,
     "deferred_erasure_after_duty": 80, "denied": 95, "extended": 215,
     "held_then_deferred": 195, "overdue_then_approved": 180, "possible_duplicate": 105,
-    "recipient_instructed_and_confirmed": 220, "referred_to_controllers": 195,
+    "recipient_confirmed_by_officer": 210, "recipient_instructed_and_confirmed": 220,
+    "referred_to_controllers": 195,
     "retention_sweep": 70, "unverified": 80, "verification_locked_then_new_code": 340,
 }
 

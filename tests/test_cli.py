@@ -230,9 +230,9 @@ async def test_every_command_has_help() -> None:
     """Every command in-process (a CLI process costs over a second), and the entry point for
     real: the top level and a nested command."""
     commands = [(), *_commands(typer.main.get_command(starter.app))]
-    assert {("submit",), ("verify",), ("mark-verified",), ("new-code",), ("extend",),
-            ("clarify",), ("approve",), ("deny",), ("cancel",), ("resolve-connector",),
-            ("status",), ("list",), ("stack", "up")} <= set(commands)
+    assert {("submit",), ("verify",), ("mark-verified",), ("confirm-recipient",),
+            ("new-code",), ("extend",), ("clarify",), ("approve",), ("deny",), ("cancel",),
+            ("resolve-connector",), ("status",), ("list",), ("stack", "up")} <= set(commands)
     runner = CliRunner()
     for command in commands:
         result = runner.invoke(starter.app, [*command, "--help"], env={"COLUMNS": "400"})

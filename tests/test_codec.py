@@ -26,15 +26,13 @@ from dsr import officer
 from dsr.codec import (
     ENCODING,
     KEY_ID_METADATA,
-    DecryptionError,
+    REFUSAL_METADATA,
+    REFUSED_ENCODING,
     EncryptionCodec,
-    Keyring,
-    KeyringError,
-    UnknownKeyError,
-    data_converter,
-    load_keyring,
-    new_key_entry,
+    Refusal,
 )
+from dsr.converter import data_converter
+from dsr.keyring import Keyring, KeyringError, load_keyring, new_key_entry
 from dsr.mailserver import MailFolder
 from dsr.settings import Settings
 from tests import outage_connector
@@ -84,16 +82,26 @@ async def test_each_payload_has_its_own_nonce() -> None:
     assert first.data != second.data
 
 
-async def test_payloads_from_before_encryption_pass_through() -> None:
+def refused(payload: Payload) -> str:
+    """The reason a decoded payload was refused; fails if it was not."""
+    assert payload.metadata["encoding"] == REFUSED_ENCODING, payload.metadata
+    assert not payload.data
+    return payload.metadata[REFUSAL_METADATA].decode()
+
+
+async def test_an_unencrypted_payload_decodes_to_a_refusal_not_an_error() -> None:
     codec = EncryptionCodec(Keyring.from_spec(A))
-    assert await codec.decode([plain()]) == [plain()]
+    [marker] = await codec.decode([plain()])
+    assert refused(marker) == "unencrypted"
+    assert marker.metadata["refused-encoding"] == b"json/plain"
 
 
-async def test_a_payload_under_a_removed_key_names_the_key() -> None:
+async def test_a_payload_under_a_removed_key_is_refused_naming_the_key() -> None:
     [sealed] = await EncryptionCodec(Keyring.from_spec(f"{A},{B}")).encode([plain()])
-    with pytest.raises(UnknownKeyError, match="key-b") as caught:
-        await EncryptionCodec(Keyring.from_spec(A)).decode([sealed])
-    assert caught.value.key_id == "key-b"
+    removed = EncryptionCodec(Keyring.from_spec(A))
+    assert refused((await removed.decode([sealed]))[0]) == "unknown-key"
+    with pytest.raises(Refusal, match="key-b") as caught:
+        removed.decrypt(sealed)
     assert "DSR_PAYLOAD_KEYS" in str(caught.value)
 
 
@@ -103,11 +111,12 @@ async def test_a_tampered_payload_is_refused() -> None:
     flipped = bytearray(sealed.data)
     flipped[-1] ^= 1
     tampered = Payload(metadata=dict(sealed.metadata), data=bytes(flipped))
-    with pytest.raises(DecryptionError, match="tampered"):
-        await codec.decode([tampered])
+    assert refused((await codec.decode([tampered]))[0]) == "unauthenticated"
+    with pytest.raises(Refusal, match="tampered"):
+        codec.decrypt(tampered)
     relabelled = Payload(metadata={**sealed.metadata, KEY_ID_METADATA: b"key-b"}, data=sealed.data)
-    with pytest.raises(DecryptionError, match="key-b"):  # the key id is authenticated too
-        await EncryptionCodec(Keyring.from_spec(f"{A},{B}")).decode([relabelled])
+    rotated = EncryptionCodec(Keyring.from_spec(f"{A},{B}"))  # the key id is authenticated too
+    assert refused((await rotated.decode([relabelled]))[0]) == "unauthenticated"
 
 
 async def test_failures_leave_only_an_encoded_message_for_the_server() -> None:

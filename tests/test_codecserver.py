@@ -28,8 +28,9 @@ from typer.testing import CliRunner
 
 import starter
 from dsr import codecserver, sessions
-from dsr.codec import EncryptionCodec, Keyring, new_key_entry
+from dsr.codec import EncryptionCodec
 from dsr.database import make_engine
+from dsr.keyring import Keyring, new_key_entry
 from dsr.ledger import LedgerEntry
 from dsr.settings import Settings
 

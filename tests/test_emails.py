@@ -29,6 +29,7 @@ from dsr.emails import (
     EmailContext,
     ExtensionContext,
     InstructionContext,
+    OfficerConfirmRecipientContext,
     OfficerConnectorFailedContext,
     OfficerInstructionReminderContext,
     OfficerLockedContext,
@@ -139,6 +140,7 @@ def officer_contexts() -> list[EmailContext]:
             error="TimeoutError",
             failed_at=datetime(2026, 8, 5, 14, 5, tzinfo=UTC),
         ),
+        OfficerConfirmRecipientContext(request_id=REQUEST),
     ]
 
 
@@ -318,6 +320,7 @@ def test_notices_render_from_plain_values_with_optional_fields_left_out(
         "officer_overdue": {"due_on": "2026-09-03"},
         "officer_locked": {"attempts": 5},
         "officer_connector_failed": {"connector": "sms", "error": "TimeoutError"},
+        "officer_confirm_recipient": {},
     }
     for template, context in notices.items():
         email = render(template, language, request_id=REQUEST, **context)
@@ -449,13 +452,16 @@ def test_officer_emails_hold_only_what_they_are_given(language: Language) -> Non
 
 
 def test_officer_emails_say_how_to_act() -> None:
-    locked, failed = officer_contexts()[2:]
+    locked, failed, recipient = officer_contexts()[2:]
 
     assert f"python starter.py new-code {REQUEST}" in render_email(locked).body
     failed_body = render_email(failed).body
     assert f"python starter.py resolve-connector {REQUEST} sms --done --reason" in failed_body
     assert f"python starter.py resolve-connector {REQUEST} sms --skip --reason" in failed_body
     assert "5 August 2026, 14:05 UTC" in failed_body
+    recipient_body = render_email(recipient).body
+    assert f"python starter.py confirm-recipient {REQUEST} --note" in recipient_body
+    assert f"python starter.py cancel {REQUEST} --reason" in recipient_body
 
 
 # --- the catalogue -------------------------------------------------------------------------

@@ -4,12 +4,15 @@ database, the sealed blob store and the CLI."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -17,9 +20,10 @@ from typer.testing import CliRunner
 
 import starter
 from dsr import downloadserver, package_links
-from dsr.blobstore import BlobStore
+from dsr.blobstore import BlobStore, LocalBlobStore
 from dsr.database import make_engine
 from dsr.ledger import LedgerEntry
+from dsr.sealedblobs import SealedBlobStore
 from dsr.settings import Settings
 from tests.conftest import TEST_KEY_SPEC
 
@@ -121,6 +125,48 @@ async def test_a_link_that_no_longer_works_downloads_nothing(
         body = await response.read()
         assert expected in body.decode() and CONTENT not in body
     assert _downloads(engine) == []
+
+
+def _stored(blobs: BlobStore) -> Path:
+    """The package's file in the store, as it lies on disk."""
+    assert isinstance(blobs, SealedBlobStore) and isinstance(blobs.inner, LocalBlobStore)
+    return blobs.inner.path(blobs.ref(package_links.package_key(REQUEST)))
+
+
+async def test_a_blob_not_sealed_by_the_product_is_not_served(
+    settings: Settings, engine: Engine, blobs: BlobStore, client: TestClient[Any, Any]
+) -> None:
+    path = _issue(settings, engine)
+    _stored(blobs).write_bytes(CONTENT)  # planted as it is: not sealed by the product
+    with structlog.testing.capture_logs() as logs:
+        response = await client.post(f"{path}/download")
+    body = await response.read()
+    assert response.status == 404 and response.content_type == "text/html"
+    assert "did not pass our integrity check" in body.decode()
+    assert CONTENT not in body and b"Traceback" not in body
+    assert _downloads(engine) == []
+    [refused] = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert (refused["request_id"], refused["fault"]) == (REQUEST, "UnsealedBlobError")
+    assert "ana.silva" not in repr(logs)
+
+
+async def test_a_package_damaged_past_its_first_megabyte_is_broken_off(
+    settings: Settings, engine: Engine, blobs: BlobStore, client: TestClient[Any, Any]
+) -> None:
+    path = _issue(settings, engine)
+    with blobs.open_writer(package_links.package_key(REQUEST)) as sink:
+        sink.write(os.urandom(3 * 1024 * 1024))
+    damaged = bytearray(_stored(blobs).read_bytes())
+    damaged[2 * 1024 * 1024] ^= 1
+    _stored(blobs).write_bytes(bytes(damaged))
+    with structlog.testing.capture_logs() as logs:
+        response = await client.post(f"{path}/download")
+        assert response.status == 200, "the first megabyte decrypted: the download began"
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()
+    assert _downloads(engine) == [], "a download broken off is not recorded as made"
+    [refused] = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert (refused["request_id"], refused["fault"]) == (REQUEST, "DecryptionError")
 
 
 def test_a_link_works_to_the_end_of_its_fifth_day_and_a_retry_gets_the_same_link(

@@ -10,8 +10,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from dsr.codec import data_converter
-from tests.conftest import EVENT_BOUNDS, TEST_KEYRING
+from tests.conftest import EVENT_BOUNDS, REPLAY_CONVERTER
 from worker import WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -38,9 +37,9 @@ def test_every_path_has_a_recorded_history() -> None:
 @pytest.mark.parametrize("path", PATHS, ids=IDS)
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    # The recorded histories are plaintext, from before encryption: they replay through the
-    # product's encrypting converter because the codec passes unencrypted payloads through.
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(TEST_KEYRING))
+    # The recorded histories are saved decrypted (the test keys are new in every run), and
+    # the product refuses plaintext: they replay through a converter only this test uses.
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=REPLAY_CONVERTER)
     await replayer.replay_workflow(history)
 
 

@@ -426,6 +426,11 @@ async def test_an_end_users_direct_request_is_referred_to_the_controlling_custom
     await officer.update(h.client, request.request_id, "mark_verified",
                          OfficerNote(officer="Ada", note="called back on the number"),
                          UpdateResult)
+    # Calling back the number proves the phone, not the typed email: the officer confirms it.
+    await wait_for_status(h, request.request_id, Status.AWAITING_RECIPIENT)
+    await officer.update(h.client, request.request_id, "confirm_recipient",
+                         OfficerNote(officer="Ada", note="the caller confirmed the address"),
+                         UpdateResult)
     assert (await handle.result()).status is Status.ANSWERED
 
     for customer in holders:

@@ -1,5 +1,5 @@
 """Exports and packages encrypted at rest: nothing readable on disk, tampering detected,
-rotated keys still read, blobs written before sealing still read."""
+rotated keys still read, a blob not sealed by the product never read."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from activities.package import PackageActivities, PackageInput
 from connectors.base import export_jsonl, export_key
 from connectors.protocol import AccessResult
 from dsr.blobstore import LocalBlobStore
-from dsr.codec import DecryptionError, Keyring, UnknownKeyError, new_key_entry
+from dsr.codec import DecryptionError
+from dsr.keyring import Keyring, UnknownKeyError, new_key_entry
 from dsr.models import Language
-from dsr.sealedblobs import FRAME_BYTES, MAGIC, SealedBlobStore
+from dsr.sealedblobs import FRAME_BYTES, MAGIC, SealedBlobStore, UnsealedBlobError
 from dsr.settings import Settings
 from tests.conftest import TEST_KEYRING
 
@@ -121,8 +122,11 @@ def test_a_blob_under_an_older_key_reads_after_rotation_and_an_unknown_key_is_na
         _sealed(tmp_path, Keyring.from_spec(new_key_entry("k-2026"))).open_reader(f"blob:{KEY}")
 
 
-def test_a_blob_written_before_sealing_reads_as_it_is(tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", [b"", b"DSRSEAL", b'{"to": "+31612345678"}\n'])
+def test_a_blob_not_sealed_by_the_product_is_refused(tmp_path: Path, content: bytes) -> None:
     plain = LocalBlobStore(tmp_path / "blobs")
-    export_jsonl(plain, KEY, [_records(2)])
-    with _sealed(tmp_path).open_reader(f"blob:{KEY}") as source:
-        assert [json.loads(line)["to"] for line in source] == [PHONE, PHONE]
+    with plain.open_writer(KEY) as sink:
+        sink.write(content)
+    with pytest.raises(UnsealedBlobError, match="not sealed by the product") as raised:
+        _sealed(tmp_path).open_reader(f"blob:{KEY}")
+    assert isinstance(raised.value, DecryptionError) and PHONE not in str(raised.value)

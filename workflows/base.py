@@ -10,6 +10,8 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows import calls
+
 with workflow.unsafe.imports_passed_through():
     from activities.mail import Notice
     from activities.policy import RequestPolicy
@@ -87,6 +89,11 @@ class RequestState:
         self._previous_status = Status.IN_PROGRESS
         self._outcome: str | None = None
         self._possible_duplicates: list[str] = []
+        self._recipient_rule = False  # dsr.recipients applies (requests begun after it)
+        self._recipient_contact: str | None = None  # the registered contact it may use
+        self._awaiting_recipient = False
+        self._recipient_confirmed: OfficerNote | None = None
+        self._answer_to: str | None = None  # None: the requester's address (before the rule)
         self._lock = asyncio.Lock()
         self._fired: set[tuple[str, datetime]] = set()
         self._local_quick_steps = False
@@ -178,7 +185,7 @@ class RequestState:
     ) -> Any:
         """``heartbeat``: for a long activity, how soon a worker lost mid-call (or a result
         lost with it) is noticed and the call retried, instead of after ``timeout``."""
-        return await workflow.execute_activity(
+        return await calls.activity(
             name,
             payload,
             result_type=result_type,
@@ -195,7 +202,7 @@ class RequestState:
         runs again if the worker is lost before its result is recorded."""
         if not self._local_quick_steps:
             return await self._activity(name, payload, result_type=result_type)
-        return await workflow.execute_local_activity(
+        return await calls.local_activity(
             name,
             payload,
             result_type=result_type,

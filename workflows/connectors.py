@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+from workflows import calls
 from workflows.base import RequestState
 
 CONNECTOR_CALL = timedelta(minutes=10)
@@ -178,7 +179,7 @@ class ConnectorFanOut(RequestState):
         while True:
             state.status = ConnectorStatus.RUNNING
             try:
-                result = await workflow.execute_activity(
+                result = await calls.activity(
                     p.activity_name(entry.name, operation),
                     payload,
                     task_queue=entry.task_queue,
@@ -190,10 +191,16 @@ class ConnectorFanOut(RequestState):
                     heartbeat_timeout=timedelta(seconds=self._pol.connector_heartbeat_seconds),
                     retry_policy=self._connector_retry(),
                     summary=f"{entry.name} {operation.value}",
+                    refusals=self._pol.connector_max_attempts,
+                    backoff=timedelta(seconds=self._pol.connector_retry_seconds),
                 )
                 if absences:
                     self._refresh_attention()  # the worker is back
                 return result
+            except calls.ResultRefused:
+                state.status = ConnectorStatus.FAILED
+                state.error = f"{operation.value} failed: its result was not the product's"
+                retry_after = None
             except ActivityError as error:
                 if _worker_missing(error):
                     # Temporal never retries a schedule-to-start timeout: call again later.

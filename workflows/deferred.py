@@ -17,9 +17,11 @@ import asyncio
 import contextlib
 from datetime import UTC, date, datetime, time, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+
+from workflows import calls
 
 with workflow.unsafe.imports_passed_through():
     from activities.legal_hold import HoldCheck
@@ -44,6 +46,15 @@ class DeferredInput(BaseModel):
     parts: list[RetainedPart]
     erase_before: datetime
     round: int = 1
+    # Where the answer went (a verified recipient); None: the requester's address, as for
+    # erasures answered before the rule.
+    recipient: str | None = Field(default=None, repr=False)
+
+
+class Recheck(BaseModel):
+    """Asks a deferred erasure to look again: sent by the product's own clients only."""
+
+    reason: str = "a hold was released"
 
 
 class DeferredOutcome(BaseModel):
@@ -63,8 +74,12 @@ class DeferredErasureWorkflow:
         self._parts: list[RetainedPart] = []
 
     @workflow.signal(name="recheck")
-    def recheck(self) -> None:
-        """A hold was released: look again now."""
+    def recheck(self, ask: Recheck | None = None) -> None:
+        """A hold was released: look again now. A recheck without the product's payload
+        (anyone reaching the server can send a Signal with none) is dropped."""
+        if ask is None and workflow.patched("recheck-needs-payload"):
+            workflow.logger.warning("recheck without a payload dropped")
+            return
         self._recheck = True
 
     @workflow.query(name="parts")
@@ -100,7 +115,7 @@ class DeferredErasureWorkflow:
     async def _erase_what_is_free(
         self, start: DeferredInput
     ) -> tuple[dict[str, dict[str, int]], list[RetainedPart]]:
-        policy: RequestPolicy = await workflow.execute_activity(
+        policy: RequestPolicy = await calls.activity(
             "policy.snapshot",
             PolicyQuery(as_of=workflow.now()),
             result_type=RequestPolicy,
@@ -110,7 +125,7 @@ class DeferredErasureWorkflow:
         entries = [e for e in policy.connectors if e.name in {c for c, _ in wanted}]
         found = await asyncio.gather(*(self._discover(start.request, e) for e in entries))
         discoveries = [_only(d, wanted) for d in found]
-        plan: ErasurePlan = await workflow.execute_activity(
+        plan: ErasurePlan = await calls.activity(
             "legal_hold.assess",
             HoldCheck(
                 request_id=start.request.request_id, discoveries=discoveries, as_of=workflow.now()
@@ -130,7 +145,7 @@ class DeferredErasureWorkflow:
         return erased, remaining
 
     async def _discover(self, request: RightsRequest, entry: ConnectorEntry) -> p.Discovery:
-        return await workflow.execute_activity(
+        return await calls.activity(
             p.activity_name(entry.name, p.Operation.DISCOVER),
             connector_scope(request, entry, workflow.now()),
             task_queue=entry.task_queue,
@@ -151,7 +166,7 @@ class DeferredErasureWorkflow:
         call = p.EraseInput(
             scope=connector_scope(start.request, entry, workflow.now()), rules=capped
         )
-        return await workflow.execute_activity(
+        return await calls.activity(
             p.activity_name(entry.name, p.Operation.ERASE),
             call,
             task_queue=entry.task_queue,
@@ -168,7 +183,7 @@ class DeferredErasureWorkflow:
         remaining: list[RetainedPart],
     ) -> None:
         request = start.request
-        await workflow.execute_activity(
+        await calls.activity(
             "register.milestone",
             Milestone(
                 request_id=request.request_id,
@@ -189,7 +204,7 @@ class DeferredErasureWorkflow:
             request_id=request.request_id,
             template="deferred_erasure",
             language=request.language,
-            to=request.requester.email,
+            to=start.recipient or request.requester.email,
             message_id=f"<deferred-erasure-{start.round}.{request.request_id}@dsr>",
             context={
                 "erased_on": workflow.now().date().isoformat(),
@@ -197,7 +212,7 @@ class DeferredErasureWorkflow:
                 "remaining": bool(remaining),
             },
         )
-        await workflow.execute_activity("mail.send_notice", notice, start_to_close_timeout=QUICK)
+        await calls.activity("mail.send_notice", notice, start_to_close_timeout=QUICK)
 
     def _show(self, parts: list[RetainedPart], due: datetime | None) -> None:
         """What the Web UI shows: when it next looks, which products, which rules or holds."""

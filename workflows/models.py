@@ -50,6 +50,9 @@ class Status(StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
     IN_PROGRESS = "in_progress"
     AWAITING_OFFICER = "awaiting_officer"
+    # Ready to answer, but the requester's address is not a verified recipient: an officer
+    # confirms it (dsr.recipients).
+    AWAITING_RECIPIENT = "awaiting_recipient"
     ANSWERED = "answered"
     DENIED = "denied"
     CANCELLED = "cancelled"

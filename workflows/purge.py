@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from temporalio import workflow
 
+from workflows import calls
+
 with workflow.unsafe.imports_passed_through():
     from activities.proof import PurgeInput, PurgeResult
 
@@ -14,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
 class ConfirmationPurgeWorkflow:
     @workflow.run
     async def run(self) -> PurgeResult:
-        return await workflow.execute_activity(
+        return await calls.activity(
             "proof.purge_confirmations",
             PurgeInput(as_of=workflow.now()),
             result_type=PurgeResult,

@@ -39,6 +39,7 @@ from workflows.connectors import CONNECTOR_CALL
 from workflows.deadline import DeadlineKeeping
 from workflows.deferred import DeferredErasureWorkflow, DeferredInput
 from workflows.deferred import workflow_id as deferred_workflow_id
+from workflows.recipient import AnswerRecipient
 from workflows.referral import Referral
 from workflows.verification import IdentityVerification
 
@@ -47,7 +48,7 @@ from workflows.verification import IdentityVerification
 PACKAGE_HEARTBEAT = timedelta(minutes=1)
 
 @workflow.defn(name="RightsRequest")
-class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
+class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, AnswerRecipient):
     @workflow.run
     async def run(self, start: RequestInput) -> RequestOutcome:
         self._request = start.request
@@ -58,6 +59,7 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
             await self._acknowledge()
             if not await self._verify():
                 return await self._close(Status.UNVERIFIED, "unverified")
+            await self._find_registered_contact()
             await self._refer()
             discoveries = await self._discover()
             plan = await self._legal_hold_check(discoveries)
@@ -154,7 +156,9 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
         return package
 
     async def _answer(self, plan: ErasurePlan | None, package: Package | None) -> None:
+        """Only to a verified recipient (``dsr.recipients``): it discloses or confirms."""
         self._begin("answer")
+        recipient = await self._answer_recipient()
         exported = {
             name: sorted(r.records)
             for name, rs in self._results.items()
@@ -169,8 +173,9 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
             exported=exported,
             package_ref=package.blob_ref if package else None,
             referred_to=self._referrals,
+            recipient=recipient.email if recipient else None,
         )
-        await self._send_answer(answer)
+        await self._send_answer(answer, f" to {recipient.basis.value}" if recipient else "")
 
     async def _defer_erasure(self, plan: ErasurePlan | None) -> None:
         """What had to be kept is erased when its duty ends or its hold is released, by a
@@ -179,20 +184,24 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping):
             return
         await workflow.start_child_workflow(
             DeferredErasureWorkflow.run,
-            DeferredInput(request=self._req, parts=plan.retained, erase_before=self._now()),
+            DeferredInput(request=self._req, parts=plan.retained, erase_before=self._now(),
+                          recipient=self._answer_to),
             id=deferred_workflow_id(self._req.request_id),
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
 
-    async def _send_answer(self, answer: AnswerInput) -> None:
+    async def _send_answer(self, answer: AnswerInput, to_whom: str = "") -> None:
         sent = await self._activity("answer.send", answer, result_type=AnswerSent)
-        self._done("answer", sent.message_id)
+        self._done("answer", sent.message_id + to_whom)
         self._begin("proof")
         self._done("proof", f"confirmation kept until {sent.retain_until.date().isoformat()}")
 
     async def _close(
         self, status: Status, template: str, reason: str | None = None
     ) -> RequestOutcome:
+        """A denial, a cancellation or an unverified closing discloses none of the data (a
+        cancellation names the products already acted on), so it goes to the requester's
+        address as typed, verified or not."""
         self._begin("answer")
         answer = AnswerInput(
             request=self._req,

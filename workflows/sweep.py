@@ -19,6 +19,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
+from workflows import calls
+
 with workflow.unsafe.imports_passed_through():
     from activities.sweep import (
         ConnectorSweep,
@@ -62,7 +64,7 @@ class RetentionSweepWorkflow:
                 non_retryable=True,
             )
         sweep_id = request.sweep_id or sweep_id_for(as_of)
-        plan: SweepPlan = await workflow.execute_activity(
+        plan: SweepPlan = await calls.activity(
             "retention.sweep_plan",
             SweepPlanQuery(as_of=as_of),
             result_type=SweepPlan,
@@ -80,7 +82,7 @@ class RetentionSweepWorkflow:
             report.anonymised[part.connector] = outcome.anonymised
             if outcome.already_done:
                 report.already_done.append(part.connector)
-        await workflow.execute_activity(
+        await calls.activity(
             "retention.record_sweep",
             RecordSweep(report=report, at=workflow.now()),
             start_to_close_timeout=QUICK,
@@ -93,7 +95,7 @@ class RetentionSweepWorkflow:
         """The connector's result, or why it has none (the failure's type, never its
         message: a connector's message may quote personal data)."""
         try:
-            result: SweepResult = await workflow.execute_activity(
+            result: SweepResult = await calls.activity(
                 activity_name(part.connector, Operation.SWEEP),
                 SweepInput(sweep_id=sweep_id, as_of=plan.as_of, rules=part.rules),
                 task_queue=part.task_queue,
@@ -108,7 +110,10 @@ class RetentionSweepWorkflow:
                     maximum_attempts=plan.max_attempts,
                 ),
                 summary=f"{part.connector} sweep",
+                refusals=plan.max_attempts,
             )
+        except calls.ResultRefused:
+            return "failed: its result was not the product's"
         except ActivityError as error:
             cause = error.cause
             if isinstance(cause, ActivityTimeout):

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.verification import CodeCheck, CodeIssue, CodeRecipient, IssuedCode
@@ -112,24 +113,20 @@ class IdentityVerification(RequestState):
 
     @workflow.update(name="submit_code")
     async def submit_code(self, submission: CodeSubmission) -> CodeResult:
+        round_ = self._code_round
         async with self._lock:
             # The email can arrive before the workflow has recorded the codes it sent.
             await workflow.wait_condition(lambda: bool(self._codes))
-            pending = [
-                c
-                for c in self._codes
-                if not self._target(c.target_id).verified and c.expires_at > self._now()
-            ]
-            matched = await self._activity(
-                "verification.check_code",
-                CodeCheck(
-                    request_id=self._req.request_id, code=submission.code, candidates=pending
-                ),
-                result_type=str | None,
-            )
+            # Updates queue here: one admitted before the lock, or before a new code was
+            # issued, is refused without its code being compared.
+            refusal = self._code_refusal() or self._stale_round(round_)
+            if refusal is not None:
+                raise ApplicationError(refusal, type="CodeRefused", non_retryable=True)
+            matched = await self._check_code(submission)
             if matched is not None:
                 target = self._target(matched)
                 target.verified = True
+                target.verified_by = Method.CODE
                 target.how = target.how or "one-time code by email"
             else:
                 await self._wrong_code()
@@ -141,18 +138,45 @@ class IdentityVerification(RequestState):
                 attempts_left=max(left, 0),
             )
 
+    async def _check_code(self, submission: CodeSubmission) -> str | None:
+        """The target whose pending code this is, or None: one code compared."""
+        pending = [
+            c
+            for c in self._codes
+            if not self._target(c.target_id).verified and c.expires_at > self._now()
+        ]
+        matched: str | None = await self._activity(
+            "verification.check_code",
+            CodeCheck(request_id=self._req.request_id, code=submission.code, candidates=pending),
+            result_type=str | None,
+        )
+        return matched
+
     @submit_code.validator
     def _validate_code(self, submission: CodeSubmission) -> None:
         if not submission.code.isdigit() or len(submission.code) != 6:
             raise ValueError("the code is 6 digits, as in the verification email")
+        refusal = self._code_refusal()
+        if refusal is not None:
+            raise ValueError(refusal)
+
+    def _code_refusal(self) -> str | None:
+        """Why no code may be compared now, or None."""
         awaiting = any(t.method is Method.CODE and not t.verified for t in self._targets)
         if not awaiting or self._status in CLOSED or self._stopping:
-            raise ValueError(f"the request is not waiting for a code (status: {self._status})")
+            return f"the request is not waiting for a code (status: {self._status})"
         if self._locked:
-            raise ValueError(
+            return (
                 "verification is locked after too many wrong codes; "
                 "an officer can issue a new code (starter.py new-code)"
             )
+        return None
+
+    def _stale_round(self, round_: int) -> str | None:
+        """A new code was issued after this one was submitted (round 0: none had been yet)."""
+        if round_ in (0, self._code_round):
+            return None
+        return "a new code was sent after this one was submitted: use the newest email's code"
 
     async def _wrong_code(self) -> None:
         self._wrong_codes += 1
@@ -191,6 +215,7 @@ class IdentityVerification(RequestState):
         for target in self._targets:
             if not target.verified:
                 target.verified = True
+                target.verified_by = Method.MANUAL
                 target.how = f"verified by hand by {note.officer}"
         await self._milestone(
             "verified-by-hand", "verify", actor=note.officer, detail={"note": note.note}

@@ -1,0 +1,56 @@
+"""Activity calls that trust only the product's own results.
+
+A result that is not the product's (``dsr.converter.Refused``: say, a task taken from the
+queue by someone without the keys and answered in plaintext) is that call's failure: the call
+is made again after a backoff, and after ``refusals`` such results in a row (if given) fails
+with :class:`ResultRefused`. A normal result makes no extra command, so running requests
+replay as before.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from dsr.converter import Refused
+
+MAX_BACKOFF = timedelta(seconds=30)
+
+
+class ResultRefused(ApplicationError):
+    def __init__(self, name: str, refused: Refused) -> None:
+        super().__init__(f"{name}: {refused}", type="ForeignResult", non_retryable=True)
+
+
+async def activity(name: str, arg: Any, *, refusals: int | None = None,
+                   backoff: timedelta = timedelta(seconds=1), **options: Any) -> Any:
+    """``workflow.execute_activity`` of ``name``, called again while its result is refused."""
+    return await _repeat(name, refusals, backoff,
+                         lambda: workflow.execute_activity(name, arg, **options))
+
+
+async def local_activity(name: str, arg: Any, **options: Any) -> Any:
+    """``workflow.execute_local_activity`` of ``name``, called again while refused."""
+    return await _repeat(name, None, timedelta(seconds=1),
+                         lambda: workflow.execute_local_activity(name, arg, **options))
+
+
+async def _repeat(name: str, refusals: int | None, backoff: timedelta, call: Any) -> Any:
+    refused = 0
+    while True:
+        result = await call()
+        if not isinstance(result, Refused):
+            return result
+        refused += 1
+        workflow.logger.warning(
+            "activity result refused, calling again",
+            extra={"activity": name, "reason": result.reason, "refused": refused},
+        )
+        if refusals is not None and refused >= refusals:
+            raise ResultRefused(name, result)
+        await workflow.sleep(min(backoff * 2 ** (refused - 1), MAX_BACKOFF),
+                             summary=f"{name} result refused")
