@@ -27,6 +27,7 @@ from dsr import metrics, search_attributes
 from dsr.activity_log import RequestLogInterceptor
 from dsr.converter import RefuseForeignInput
 from dsr.database import make_engine
+from dsr.files import private_umask
 from dsr.keyring import Keyring, KeyringError, load_keyring
 from dsr.logging import configure, get_logger
 from dsr.policies import PolicyFault, check_policies
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true",
                         help="serve the orchestrator and every built-in connector")
     args = parser.parse_args(argv)
+    private_umask()
     configure()
     try:
         settings = load_settings()

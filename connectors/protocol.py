@@ -135,9 +135,19 @@ class AccessInput(BaseModel):
 
 
 def export_area(request_id: str) -> str:
-    """Where a request's exports live in the blob store. The package step refuses an
-    ``AccessResult`` whose blob lies anywhere else (another request's export, a package)."""
+    """Where a request's exports live in the blob store. The workflow and the package step
+    refuse an ``AccessResult`` whose blob lies anywhere else (another request's, a package)."""
     return f"exports/{request_id}/"
+
+
+def in_export_area(blob_ref: str | None, request_id: str) -> bool:
+    """Whether an export's blob reference is in the request's own area (or there is none):
+    ``blob:exports/<request_id>/`` and no empty, '.' or '..' segment after it."""
+    if blob_ref is None:
+        return True
+    prefix = "blob:" + export_area(request_id)
+    rest = blob_ref.removeprefix(prefix)
+    return rest != blob_ref and all(part not in ("", ".", "..") for part in rest.split("/"))
 
 
 class AccessResult(BaseModel):

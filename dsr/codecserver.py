@@ -50,6 +50,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
 from dsr import serving, sessions
+from dsr.codec import ENCODING
 from dsr.logging import get_logger
 
 if TYPE_CHECKING:
@@ -63,7 +64,8 @@ PREFLIGHT_MAX_AGE = 600
 MAX_BODY_BYTES = 16 * 1024 * 1024
 JWT_LEEWAY_SECONDS = 30
 # Where a payload may name its workflow: metadata the encoder stamps, or a header.
-WORKFLOW_ID_METADATA = ("workflow-id", "workflow_id", "workflowId")
+WORKFLOW_ID_METADATA = ("dsr-workflow-id", "dsr-workflow-id-prefix", "workflow-id", "workflow_id",
+                        "workflowId")
 WORKFLOW_ID_HEADER = "X-Workflow-Id"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 
@@ -270,7 +272,7 @@ class _CodecServer:
         }
         try:
             if direction == "decode":
-                result = await self.codec.decode(payloads)
+                result = await _decoded_for_display(self.codec, payloads)
             else:
                 result = await self.codec.encode(payloads)
         except Exception as error:  # the codec's own errors, never quoted: they may hold data
@@ -344,6 +346,14 @@ async def _read_payloads(request: web.Request) -> list[Payload]:
         where = str(error).split(":", 1)[0][:200]
         raise _Refused(400, f"the payloads are not valid Temporal payloads ({where})") from None
     return list(payloads.payloads)
+
+
+async def _decoded_for_display(codec: PayloadCodec, payloads: list[Payload]) -> list[Payload]:
+    """The encrypted payloads decrypted (a foreign one shown as its refusal marker); one that
+    is not encrypted is shown as it is, as the Web UI would show it without a codec."""
+    encrypted = [p for p in payloads if p.metadata.get("encoding") == ENCODING]
+    decoded = iter(await codec.decode(encrypted))
+    return [next(decoded) if p.metadata.get("encoding") == ENCODING else p for p in payloads]
 
 
 def _workflow_ids(payloads: Iterable[Payload], header: str | None) -> list[str]:

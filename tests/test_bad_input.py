@@ -35,6 +35,7 @@ from dsr import officer
 from dsr.deadlines import add_months
 from tests.conftest import Harness
 from tests.test_cli import cli, cli_env, emailed_code, submit_args, valid_file
+from tests.test_foreign_payloads import foreign_client
 from workflows import models as wm
 from workflows.models import RequestStatus, Status, UpdateResult
 
@@ -357,7 +358,8 @@ async def test_bad_updates_are_rejected_by_the_workflow_and_change_nothing(
         private = private_values(case, given_strings(place.expand(case["payload"])))
         # The worker's reason, cause by cause (a payload that does not decode is "Failed
         # decoding arguments", caused by the validation error naming the field) ...
-        handle = h.client.get_workflow_handle(officer.workflow_id(waiting))
+        client = foreign_client(h.client, case["sender"]) if "sender" in case else h.client
+        handle = client.get_workflow_handle(officer.workflow_id(waiting))
         try:
             result = await asyncio.wait_for(handle.execute_update(
                 case["update"], payload, result_type=UpdateResult), timeout=30)
@@ -372,7 +374,7 @@ async def test_bad_updates_are_rejected_by_the_workflow_and_change_nothing(
             problems.append(f"{name}: accepted: {result!r}")
         # ... and the officer's client refuses it too.
         try:
-            await officer.update(h.client, waiting, case["update"], payload, UpdateResult)
+            await officer.update(client, waiting, case["update"], payload, UpdateResult)
             problems.append(f"{name}: dsr.officer.update accepted it")
         except officer.OfficerError as error:
             if not str(error).startswith("refused: ") or leaks(str(error), private):

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 import starter
 from dsr import codecserver, sessions
-from dsr.codec import EncryptionCodec
+from dsr.codec import REFUSAL_METADATA, REFUSED_ENCODING, EncryptionCodec
 from dsr.database import make_engine
 from dsr.keyring import Keyring, new_key_entry
 from dsr.ledger import LedgerEntry
@@ -399,15 +399,19 @@ async def test_bad_input_is_refused_with_a_message(
     assert codec.decoded == 0
 
 
-async def test_a_payload_that_does_not_decrypt_is_a_400_without_its_content(
+async def test_a_payload_that_does_not_decrypt_is_shown_refused_without_its_content(
     client: TestClient[Any, Any], settings: Settings, engine: Engine, codec: CountingCodec
 ) -> None:
     token = sessions.open_session(engine, settings.secret, OFFICER, 8)
     tampered = await _encrypted(codec)
     tampered.data = tampered.data[:-1] + bytes([tampered.data[-1] ^ 1])
-    response = await client.post("/decode", json=_body(tampered), headers=_cookie(token))
-    assert response.status == 400
-    assert "DecryptionError" in (await response.json())["error"]
+    response = await client.post("/decode", json=_body(tampered, await _encrypted(codec)),
+                                 headers=_cookie(token))
+    assert response.status == 200  # one bad payload does not hide the others
+    refused, readable = _payloads(await response.json())
+    assert refused.metadata["encoding"] == REFUSED_ENCODING and not refused.data
+    assert refused.metadata[REFUSAL_METADATA] == b"unauthenticated"
+    assert readable == _plain()
 
 
 # The log ----------------------------------------------------------------------------------

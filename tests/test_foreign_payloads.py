@@ -10,6 +10,7 @@ completes; the product writes nothing of what was refused.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sqlite3
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import RawValue
@@ -30,20 +32,29 @@ from temporalio.worker import Worker
 
 import worker
 from connectors.builtin import BUILTIN
+from connectors.protocol import AccessResult, CategoryHolding, Discovery
 from connectors.registry import load_registry
-from dsr.codec import EncryptionCodec
+from dsr import officer
+from dsr.codec import Binding, EncryptionCodec
 from dsr.converter import data_converter
-from dsr.keyring import Keyring
+from dsr.keyring import Keyring, new_key
 from dsr.keys import KeyInUse, key_holders, retire
 from dsr.mailserver import MailFolder
 from dsr.models import RightsRequest
 from tests.conftest import TEST_KEYRING, Harness, start_harness
 from tests.test_codec import raw_client
 from tests.test_payload_binding import LEGACY
-from tests.test_requests_e2e import emailed_code, send_code, wait_for_status
+from tests.test_requests_e2e import emailed_code, send_code, wait_for_connector, wait_for_status
 from workflows.deferred import DeferredErasureWorkflow, DeferredInput, Recheck
 from workflows.deferred import workflow_id as deferred_id
-from workflows.models import OfficerNote, RequestInput, RequestOutcome, Status
+from workflows.models import (
+    ConnectorStatus,
+    OfficerNote,
+    RequestInput,
+    RequestOutcome,
+    Status,
+    UpdateResult,
+)
 
 ATTACKER = "attacker@evil.example"
 
@@ -177,24 +188,39 @@ async def _until_logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
     raise AssertionError(f"never logged: {text}")
 
 
+async def without_sms(env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder],
+                      stack: AsyncExitStack, **overrides: Any) -> tuple[Harness, str]:
+    """The product's workers but the SMS connector's, and the queue its tasks wait on."""
+    h = await start_harness(env, tmp_path, mail[0], mail[1], stack,
+                            in_process=[n for n in BUILTIN if n != "sms"], **overrides)
+    sms_queue = load_registry(h.settings.connector_registry).get("sms").task_queue
+    assert sms_queue is not None
+    return h, sms_queue
+
+
+def forging_worker(raw: Client, task_queue: str, answered: asyncio.Event) -> Worker:
+    """A keyless poller on a connector's queue, answering every task in plaintext."""
+
+    @activity.defn(dynamic=True)
+    async def forged(args: Sequence[RawValue]) -> dict[str, Any]:
+        answered.set()
+        return {"connector": "sms", "records": 999, "categories": {"messages": 999}}
+
+    return Worker(raw, task_queue=task_queue, activities=[forged], max_concurrent_activities=1)
+
+
+def scheduled_calls(history: Any) -> list[str]:
+    return [e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in events_of(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)]
+
+
 async def test_a_connector_task_answered_in_plaintext_is_called_again(
         dev_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
     async with AsyncExitStack() as stack:
-        h = await start_harness(dev_env, tmp_path, mail[0], mail[1], stack,
-                                in_process=[n for n in BUILTIN if n != "sms"])
-        sms_queue = load_registry(h.settings.connector_registry).get("sms").task_queue
-        assert sms_queue is not None
+        h, sms_queue = await without_sms(dev_env, tmp_path, mail, stack)
         answered = asyncio.Event()
-
-        @activity.defn(dynamic=True)
-        async def forged(args: Sequence[RawValue]) -> dict[str, Any]:
-            answered.set()
-            return {"connector": "sms", "records": 999, "categories": {"messages": 999}}
-
-        raw = await raw_client(dev_env)
-        async with Worker(raw, task_queue=sms_queue, activities=[forged],
-                          max_concurrent_activities=1):
-            handle = await h.submit(request := api_erasure(h))
+        async with forging_worker(await raw_client(dev_env), sms_queue, answered):
+            handle = await h.submit(api_erasure(h))
             await asyncio.wait_for(answered.wait(), 30)
         executor = stack.enter_context(ThreadPoolExecutor(max_workers=4))
         await stack.enter_async_context(
@@ -203,11 +229,57 @@ async def test_a_connector_task_answered_in_plaintext_is_called_again(
         assert outcome.status is Status.ANSWERED
         [sms] = [c for c in outcome.connectors if c.connector == "sms"]
         assert sms.status.value == "done" and 999 not in sms.records.values()
-        scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
-                     for e in events_of(await handle.fetch_history(),
-                                        EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)]
-        assert scheduled.count("sms.discover") == 2, scheduled
-        assert request.request_id in outcome.request_id
+        assert scheduled_calls(await handle.fetch_history()).count("sms.discover") == 2
+
+
+async def test_a_connector_answered_only_in_plaintext_is_shown_to_the_officer(
+        dev_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
+    async with AsyncExitStack() as stack:
+        h, sms_queue = await without_sms(dev_env, tmp_path, mail, stack, connector_max_attempts=2)
+        async with forging_worker(await raw_client(dev_env), sms_queue, asyncio.Event()):
+            request = api_erasure(h)
+            handle = await h.submit(request)
+            await wait_for_connector(h, request.request_id, ConnectorStatus.FAILED, "sms")
+        [sms] = [c for c in (await h.status(request.request_id)).connectors
+                 if c.connector == "sms"]
+        assert sms.error == "discover failed: its result was not the product's"
+        assert scheduled_calls(await handle.fetch_history()).count("sms.discover") == 2
+        await h.mail.wait_for(header=("Message-ID",
+                                      f"<officer_connector_failed.sms.{request.request_id}@dsr>"))
+        await officer.update(h.client, request.request_id, "cancel",
+                             OfficerNote(officer="Ada", note="test over"), UpdateResult)
+
+
+async def test_an_export_naming_another_requests_blob_is_refused_and_nothing_deleted(
+        dev_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
+    """An affiliate's connector (holding keys) answers an access call with another request's
+    export: the workflow refuses the result and shows the connector to the officer."""
+    async with AsyncExitStack() as stack:
+        h, sms_queue = await without_sms(dev_env, tmp_path, mail, stack, connector_max_attempts=2)
+        victim = h.settings.blob_store()
+        with victim.open_writer("exports/T-victim/sms.jsonl") as sink:
+            sink.write(b'{"body": "the victim\'s message"}\n')
+
+        @activity.defn(name="sms.discover")
+        async def discover(scope: Any) -> Discovery:
+            return Discovery(connector="sms",
+                             holdings=[CategoryHolding(category="messages", records=1)])
+
+        @activity.defn(name="sms.access")
+        async def access(call: Any) -> AccessResult:
+            return AccessResult(connector="sms", records={"messages": 1},
+                                blob_ref="blob:exports/T-victim/sms.jsonl")
+
+        async with Worker(h.client, task_queue=sms_queue, activities=[discover, access]):
+            request = h.controller_erasure(channel="api", rights=["access"])
+            await h.submit(request)
+            await wait_for_connector(h, request.request_id, ConnectorStatus.FAILED, "sms")
+        [sms] = [c for c in (await h.status(request.request_id)).connectors
+                 if c.connector == "sms"]
+        assert sms.error == "access failed: its export lies outside this request's area"
+        assert victim.exists("blob:exports/T-victim/sms.jsonl")
+        await officer.update(h.client, request.request_id, "cancel",
+                             OfficerNote(officer="Ada", note="test over"), UpdateResult)
 
 
 async def test_an_old_unbound_payload_is_read_until_its_key_is_retired(
@@ -235,6 +307,47 @@ async def test_an_old_unbound_payload_is_read_until_its_key_is_retired(
         await h.client.get_workflow_handle(handle.id).result()
         message = await retire(h.settings, h.client, "legacy-key")
         assert "retired" in message and "legacy-key" not in key_file.read_text()
+
+
+class ForeignCodec(EncryptionCodec):
+    """Sends payloads that are not the product's, of one kind (a refusal reason), and reads
+    what comes back as the product does: what a sender without the right keys would send,
+    with the product's reason for refusing it made readable for the test."""
+
+    def __init__(self, kind: str, context: Any = None) -> None:
+        super().__init__(TEST_KEYRING)
+        self.kind, self.where = kind, context
+
+    def with_context(self, context: Any) -> Any:
+        return type(self)(self.kind, context)
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        if self.kind == "unencrypted":
+            return list(payloads)
+        if self.kind == "unbound":
+            return await EncryptionCodec(TEST_KEYRING).encode(payloads)
+        if self.kind == "unknown-key":
+            return await EncryptionCodec(Keyring([new_key("stolen")]), Binding.of(
+                self.where)).encode(payloads)
+        other = WorkflowSerializationContext(namespace=self.where.namespace,
+                                             workflow_id="dsr-other")
+        bound = EncryptionCodec(TEST_KEYRING).with_context(
+            other if self.kind == "other-workflow" else self.where)
+        sealed = await bound.encode(payloads)
+        if self.kind == "unauthenticated":
+            sealed = [Payload(metadata=dict(p.metadata), data=p.data[:-1] + bytes([p.data[-1] ^ 1]))
+                      for p in sealed]
+        return sealed
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return await EncryptionCodec(TEST_KEYRING).with_context(self.where).decode(payloads)
+
+
+def foreign_client(client: Client, kind: str) -> Client:
+    config = client.config()
+    config["data_converter"] = dataclasses.replace(client.data_converter,
+                                                   payload_codec=ForeignCodec(kind))
+    return Client(**config)
 
 
 class _UnboundCodec(EncryptionCodec):

@@ -22,8 +22,11 @@ MAX_BACKOFF = timedelta(seconds=30)
 
 
 class ResultRefused(ApplicationError):
-    def __init__(self, name: str, refused: Refused) -> None:
-        super().__init__(f"{name}: {refused}", type="ForeignResult", non_retryable=True)
+    """A call's result the workflow may not use; ``why`` names what is wrong, never data."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"{name}: {why}", type="ForeignResult", non_retryable=True)
+        self.why = why
 
 
 async def activity(name: str, arg: Any, *, refusals: int | None = None,
@@ -51,6 +54,6 @@ async def _repeat(name: str, refusals: int | None, backoff: timedelta, call: Any
             extra={"activity": name, "reason": result.reason, "refused": refused},
         )
         if refusals is not None and refused >= refusals:
-            raise ResultRefused(name, result)
+            raise ResultRefused(name, "its result was not the product's")
         await workflow.sleep(min(backoff * 2 ** (refused - 1), MAX_BACKOFF),
                              summary=f"{name} result refused")

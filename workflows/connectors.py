@@ -179,27 +179,13 @@ class ConnectorFanOut(RequestState):
         while True:
             state.status = ConnectorStatus.RUNNING
             try:
-                result = await calls.activity(
-                    p.activity_name(entry.name, operation),
-                    payload,
-                    task_queue=entry.task_queue,
-                    result_type=result_type,
-                    schedule_to_start_timeout=timedelta(
-                        seconds=self._pol.connector_start_timeout_seconds
-                    ),
-                    start_to_close_timeout=CONNECTOR_CALL,
-                    heartbeat_timeout=timedelta(seconds=self._pol.connector_heartbeat_seconds),
-                    retry_policy=self._connector_retry(),
-                    summary=f"{entry.name} {operation.value}",
-                    refusals=self._pol.connector_max_attempts,
-                    backoff=timedelta(seconds=self._pol.connector_retry_seconds),
-                )
+                result = await self._connector_call(entry, operation, payload, result_type)
                 if absences:
                     self._refresh_attention()  # the worker is back
                 return result
-            except calls.ResultRefused:
+            except calls.ResultRefused as refused:
                 state.status = ConnectorStatus.FAILED
-                state.error = f"{operation.value} failed: its result was not the product's"
+                state.error = f"{operation.value} failed: {refused.why}"
                 retry_after = None
             except ActivityError as error:
                 if _worker_missing(error):
@@ -220,6 +206,30 @@ class ConnectorFanOut(RequestState):
                 continue
             if decision is None or decision.resolution is not ConnectorResolution.RETRY:
                 return None
+
+    async def _connector_call(
+        self, entry: ConnectorEntry, operation: p.Operation, payload: Any, result_type: type
+    ) -> Any:
+        """One call, its retries and its refused results; an export outside this request's
+        own area is refused too (the package step would refuse it, failing the request)."""
+        name = p.activity_name(entry.name, operation)
+        result = await calls.activity(
+            name,
+            payload,
+            task_queue=entry.task_queue,
+            result_type=result_type,
+            schedule_to_start_timeout=timedelta(seconds=self._pol.connector_start_timeout_seconds),
+            start_to_close_timeout=CONNECTOR_CALL,
+            heartbeat_timeout=timedelta(seconds=self._pol.connector_heartbeat_seconds),
+            retry_policy=self._connector_retry(),
+            summary=f"{entry.name} {operation.value}",
+            refusals=self._pol.connector_max_attempts,
+            backoff=timedelta(seconds=self._pol.connector_retry_seconds),
+        )
+        if isinstance(result, p.AccessResult) and not p.in_export_area(
+                result.blob_ref, self._req.request_id):
+            raise calls.ResultRefused(name, "its export lies outside this request's area")
+        return result
 
     def _missing_backoff(self, absences: int) -> timedelta:
         seconds = self._pol.connector_missing_retry_seconds * 2**absences
