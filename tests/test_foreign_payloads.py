@@ -105,6 +105,7 @@ async def test_a_keyless_start_fails_at_its_first_task_sending_nothing(
     assert not [m for m in h.mail.messages() if forged.request_id in str(m["Message-ID"])]
     written = app_tables(h)
     assert forged.request_id not in written and ATTACKER not in written
+    assert h.facts.account_holder_email not in written
 
 
 async def test_a_keyless_or_copied_update_is_rejected_and_the_request_goes_on(
