@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dsr import officer
+from dsr import officer, secret_input
 from dsr.blobstore import BlobStore
 from dsr.codec import DecryptionError
 from dsr.files import open_private, private_umask
@@ -148,6 +148,9 @@ def submit(
     channel: Annotated[str, typer.Option(help="privacy_panel, email, post, api")] = "email",
     requester: Annotated[str, typer.Option(help="subject, agent or controller")] = "subject",
     requester_email: Annotated[str | None, typer.Option(help="Where answers go.")] = None,
+    identities_file: Annotated[str | None, typer.Option(
+        metavar="FILE", help="More identities, one type:value a line (- for stdin): kept out "
+                             "of shell history and ps, unlike the flags.")] = None,
     customer_account: Annotated[str | None, typer.Option(help="Controller's account.")] = None,
     mandate: Annotated[str | None, typer.Option(help="Agent's proof of mandate.")] = None,
     received_at: Annotated[str | None, typer.Option(help="ISO time; default now.")] = None,
@@ -159,6 +162,8 @@ def submit(
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a rights request (from flags or a JSON file). Bad input starts nothing."""
+    if file is not None and identities_file is not None:
+        _fail("--identities-file goes with the flags: a --file request holds its own", code=2)
     if file is not None:
         data = _read_json(file)
     else:
@@ -166,6 +171,8 @@ def submit(
                       for kind, values in (("email", email), ("phone", phone),
                                            ("account_id", account_id), ("channel_id", channel_id))
                       for value in values or []]
+        identities, requester_email = _secret_input(lambda: secret_input.with_identities_file(
+            identities, requester_email, identities_file))
         data = {
             # An empty value is refused, not taken as "not given" (is not None, not `or`).
             "request_id": request_id if request_id is not None else _new_request_id(),
@@ -173,9 +180,7 @@ def submit(
             "identities": identities,
             "jurisdiction": jurisdiction,
             "channel": channel,
-            "requester": {"kind": requester,
-                          "email": (requester_email if requester_email is not None
-                                    else (email or [""])[0]),
+            "requester": {"kind": requester, "email": requester_email,
                           "customer_account": customer_account, "mandate_reference": mandate},
             "received_at": (received_at if received_at is not None
                             else datetime.now(UTC).isoformat()),
@@ -224,6 +229,14 @@ def _read_json(file: Path) -> Any:
         _fail(f"{file} is not valid JSON: nested too deeply", code=2)
 
 
+def _secret_input(read: Callable[[], T]) -> T:
+    """Identities or a code read from a file or stdin; bad input exits 2, naming no value."""
+    try:
+        return read()
+    except secret_input.SecretInputError as error:
+        _fail(str(error), code=2)
+
+
 def _correction(text: str) -> dict[str, str]:
     field, sep, value = text.partition("=")
     if not sep:
@@ -239,9 +252,19 @@ def _new_request_id() -> str:
 
 
 @app.command()
-def verify(request_id: RequestIdArg, code: str, as_json: JsonOpt = False) -> None:
+def verify(
+    request_id: RequestIdArg,
+    code: Annotated[str | None, typer.Argument(
+        metavar="CODE", help="The code; it stays in shell history and shows in ps: prefer "
+                             "--code-file.")] = None,
+    code_file: Annotated[str | None, typer.Option(
+        metavar="FILE", help="Read the code from FILE, or - for stdin (typed unseen on a "
+                             "terminal).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Submit the one-time code the requester received by email."""
-    submission = _payload(CodeSubmission, code=code)
+    given = _secret_input(lambda: secret_input.one_time_code(code, code_file))
+    submission = _payload(CodeSubmission, code=given)
 
     async def work(settings: Settings) -> CodeResult:
         client = await connect(settings)
@@ -434,17 +457,19 @@ def _registered(settings: Settings, request_id: str) -> bool:
 
 def _register_status(settings: Settings, request_id: str) -> dict[str, Any]:
     from dsr import register
+    from dsr.notes import NoteKeys
 
     try:
         record, milestones = register.get_request(_register_engine(settings), request_id)
     except LookupError as error:
         raise officer.OfficerError(str(error)) from None
+    keys = NoteKeys.from_secret(settings.secret)  # the officers' notes, opened to be shown
     return {
         "request_id": record.request_id, "status": record.status, "rights": record.rights,
         "jurisdiction": record.jurisdiction, "received_at": record.received_at,
         "due_at": record.due_at, "closed_at": record.closed_at, "outcome": record.outcome,
-        "milestones": [{"step": m.step, "at": m.at, "actor": m.actor, "detail": m.detail}
-                       for m in milestones],
+        "milestones": [{"step": m.step, "at": m.at, "actor": m.actor,
+                        "detail": register.readable_detail(m, keys)} for m in milestones],
     }
 
 
@@ -782,32 +807,79 @@ def setup_cluster(
 @app.command("ui-session")
 def ui_session(
     officer_name: Annotated[str | None, typer.Option(
-        "--officer", "--officer-name", help="Officer it is for (default: settings).")] = None,
+        "--officer", "--officer-name",
+        help="Officer it is for (default: settings); with --revoke-all or --list, only "
+             "theirs.")] = None,
+    revoke: Annotated[str | None, typer.Option(
+        "--revoke", metavar="SESSION", help="End this session (the id ui-session printed).")
+    ] = None,
+    revoke_all: Annotated[bool, typer.Option(
+        "--revoke-all", help="End every live session (only --officer's when given).")] = False,
+    list_sessions: Annotated[bool, typer.Option("--list", help="List the live sessions.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Open a Web UI session: a link that lets this browser decode payloads in the Web UI."""
+    """Open a Web UI session: a one-time link that lets this browser decode payloads in the
+    Web UI. Or list the live sessions, or end one or all of them."""
     from dsr import sessions
     from dsr.codecserver import codec_endpoint, session_link
 
     settings = _settings()
+    if sum((revoke is not None, revoke_all, list_sessions)) > 1:
+        _fail("use one of --revoke, --revoke-all and --list", code=2)
+    if revoke is not None or revoke_all or list_sessions:
+        _ui_sessions(settings, officer_name, revoke, revoke_all, as_json)
+        return
     name = _officer(officer_name)
     hours = settings.ui_session_hours
     try:
-        token = sessions.open_session(_register_engine(settings), settings.secret, name, hours)
+        opened = sessions.open_session(_register_engine(settings), settings.secret, name, hours)
     except ValueError as error:
         _fail(str(error), code=2)
-    link = session_link(settings, token)
+    link = session_link(settings, opened.token)
     if as_json:
-        print(json.dumps({"officer": name, "hours": hours, "link": link}, indent=2))
+        print(json.dumps({"session": opened.session_id, "officer": name, "hours": hours,
+                          "expires_at": opened.expires_at.isoformat(), "link": link}, indent=2))
         return
-    console.print(f"Web UI session for {escape(name)}, valid {hours} hours. Open this link in "
-                  "the browser you use for the Web UI:", highlight=False)
+    console.print(f"Web UI session {opened.session_id} for {escape(name)}, valid {hours} hours. "
+                  "Open this link once, in the browser you use for the Web UI (it works once):",
+                  highlight=False)
     console.print(link, highlight=False, soft_wrap=True)
     console.print(f"Then, once, in the Web UI ({escape(settings.web_ui_url)}): open the codec "
                   f"server settings, choose a browser endpoint ({codec_endpoint(settings)}) and "
                   "enable \"Include cross-origin credentials\". "
-                  "The link opens the session for anyone who has it: do not share it.",
+                  "Until it is opened, the link opens the session for anyone who has it: do not "
+                  f"share it. End the session with: ui-session --revoke {opened.session_id}",
                   highlight=False)
+
+
+def _ui_sessions(settings: Settings, officer_name: str | None, revoke: str | None,
+                 revoke_all: bool, as_json: bool) -> None:
+    """ui-session --list, --revoke SESSION, --revoke-all."""
+    from dsr import sessions
+
+    engine, by = _register_engine(settings), _officer(None)
+    if revoke is not None:
+        if not sessions.revoke(engine, settings.secret, revoke, by):
+            _fail(f"no live session {escape(revoke[:40])}: unknown, expired or already ended")
+        ended = 1
+    elif revoke_all:
+        ended = sessions.revoke_all(engine, settings.secret, by, officer_name)
+    else:
+        live = sessions.live_sessions(engine, officer_name)
+        rows = [{"session": s.session_id, "officer": s.officer, "link_used": s.link_used,
+                 "expires_at": s.expires_at.isoformat()} for s in live]
+        if as_json:
+            print(json.dumps(rows, indent=2))
+            return
+        table = Table("session", "officer", "link opened", "expires")
+        for row in rows:
+            table.add_row(*(escape(str(value)) for value in row.values()))
+        console.print(table if rows else "no live session", highlight=False)
+        return
+    if as_json:
+        print(json.dumps({"ended": ended}))
+    else:
+        console.print(f"ended {ended} session{'s' if ended != 1 else ''}", highlight=False)
 
 
 @app.command()

@@ -6,9 +6,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from temporalio import activity
 
-from dsr import ledger, register
+from dsr import register
 from dsr.models import RightsRequest
-from dsr.register import Milestone
+from dsr.register import Milestone, RegisterKeys
 
 
 class Intake(BaseModel):
@@ -24,6 +24,7 @@ class RegisterActivities:
     def __init__(self, engine: Engine, secret: bytes) -> None:
         self._engine = engine
         self._secret = secret
+        self._keys = RegisterKeys.from_secret(secret)
 
     @activity.defn(name="register.intake")
     def record_intake(self, intake: Intake) -> Registered:
@@ -34,4 +35,4 @@ class RegisterActivities:
 
     @activity.defn(name="register.milestone")
     def record_milestone(self, milestone: Milestone) -> None:
-        register.record_milestone(self._engine, milestone, ledger.ledger_key(self._secret))
+        register.record_milestone(self._engine, milestone, self._keys)

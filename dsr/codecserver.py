@@ -3,28 +3,37 @@
 Payloads are encrypted before they reach Temporal (``dsr.codec``), so the Web UI shows them
 only through this server, and it decodes only
 
-* for an authenticated officer: a session cookie (``dsr_session``) set by the link
-  ``python starter.py ui-session`` prints, or, where the Web UI signs officers in with OIDC, an
-  ``Authorization: Bearer`` token (RS256, checked against the configured issuer's public key,
-  issuer and audience); and
+* for an authenticated officer: a session cookie (``dsr_session``) set when the officer opens,
+  once, the link ``python starter.py ui-session`` prints (``dsr.sessions``: the link is
+  exchanged for a fresh cookie and opens nothing after), or, where the Web UI signs officers in
+  with OIDC, an ``Authorization: Bearer`` access token with a role allowed to read
+  (``dsr.oidc``: the issuer's JWKS, issuer, audience, expiry, token type, role claim,
+  ``email_verified``); and
 * for the configured Web UI origins (CORS, ``codec_allowed_origins``): a request from any other
   origin is refused before anything is read. Requests without an ``Origin`` (the Temporal CLI's
   ``--codec-endpoint``/``--codec-auth``) still need a session or a token.
 
 The protocol is Temporal's: ``POST /decode`` and ``/encode`` (also ``/{namespace}/decode`` and
 ``/{namespace}/encode``) take and answer ``{"payloads": [{"metadata": {k: base64}, "data":
-base64}]}``, the JSON form of ``temporalio.api.common.v1.Payloads``.
+base64}]}``, the JSON form of ``temporalio.api.common.v1.Payloads``. ``/encode`` answers only an
+administrator's bearer token (``codec_oidc_encode_roles``), never a session (a session carries
+no role). What it encodes carries no authority anyway: it is encrypted but bound to no
+workflow, and every worker refuses an unbound payload under a bound key wherever it lands
+(``dsr.converter``), so it is a tool to look at the encoding, not a way to act.
 
 Each decode is logged with the officer, the namespace, the number of payloads and, where the
 request carries one (a payload's ``workflow-id`` metadata or an ``X-Workflow-Id`` header), the
-workflow id: never payload data. The session link's token is never logged (the access log is
-off: it would print the path).
+workflow id: never payload data. Each refusal is logged with what is wrong, never a token,
+cookie or session link (the access log is off: it would print the link's path).
 
 On the embedded stack the Web UI reaches it through ``temporal server start-dev
 --ui-codec-endpoint`` :func:`codec_endpoint`. That flag always comes with credentials off, so
 the officer, once, in the Web UI's codec settings, chooses "use a browser endpoint" with this
 server's address and enables "Include cross-origin credentials": the browser then sends the
-session cookie (``tests/test_web_ui_browser.py`` checks this in Chromium).
+session cookie (``tests/test_web_ui_browser.py`` checks this in Chromium). The cookie is
+``HttpOnly``, ``SameSite=Lax``, and ``Secure`` when the codec server's public address
+(``codec_public_url``) is https: a TLS proxy in front of it is declared by that setting, not
+by a header a client could send, so no ``X-Forwarded-Proto`` is trusted.
 Run it alone with ``python -m dsr.codecserver``. It listens on ``codec_bind_host`` (127.0.0.1 by
 default; 0.0.0.0 in a container, where the Web UI's browsers reach it through the published
 port or an Ingress).
@@ -34,24 +43,27 @@ from __future__ import annotations
 
 import asyncio
 import html
-import json
-from collections.abc import Awaitable, Callable, Iterable
-from contextlib import suppress
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import jwt
 from aiohttp import web
 from google.protobuf import json_format
 from sqlalchemy import Engine
-from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
 from dsr import serving, sessions
-from dsr.codec import ENCODING
+from dsr.codecpayloads import (
+    MAX_BODY_BYTES,
+    WORKFLOW_ID_HEADER,
+    decoded_for_display,
+    read_payloads,
+    workflow_ids,
+)
 from dsr.logging import get_logger
+from dsr.oidc import OidcVerifier, Refused, TokenIdentity
 
 if TYPE_CHECKING:
     from dsr.settings import Settings
@@ -61,13 +73,23 @@ BIND_HOST = "127.0.0.1"
 ALLOW_HEADERS = "Content-Type, X-Namespace, Authorization"
 ALLOW_METHODS = "POST, OPTIONS"
 PREFLIGHT_MAX_AGE = 600
-MAX_BODY_BYTES = 16 * 1024 * 1024
-JWT_LEEWAY_SECONDS = 30
-# Where a payload may name its workflow: metadata the encoder stamps, or a header.
-WORKFLOW_ID_METADATA = ("dsr-workflow-id", "dsr-workflow-id-prefix", "workflow-id", "workflow_id",
-                        "workflowId")
-WORKFLOW_ID_HEADER = "X-Workflow-Id"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
+NEW_SESSION = "Open a new one with: python starter.py ui-session"
+LINK_REFUSALS = {
+    sessions.LinkRefusal.UNKNOWN: "This session link is not valid. " + NEW_SESSION,
+    sessions.LinkRefusal.EXPIRED: "This session link has expired. " + NEW_SESSION,
+    sessions.LinkRefusal.REVOKED: "This session was ended. " + NEW_SESSION,
+    sessions.LinkRefusal.USED: (
+        "This session link was already opened: it works once, in one browser. If it was not "
+        "you who opened it, end that session (python starter.py ui-session --revoke with the "
+        "session id it printed, or --revoke-all). " + NEW_SESSION
+    ),
+}
+SIGN_IN = (
+    "sign in first: open the link `python starter.py ui-session` prints in this browser; in "
+    "the Web UI's codec settings use a browser endpoint (this server) and enable \"Include "
+    "cross-origin credentials\""
+)
 
 log = get_logger()
 
@@ -81,28 +103,21 @@ class Caller:
     officer: str
     via: str
     subject: str | None = None
-
-
-class OidcConfigError(ValueError):
-    """Bearer tokens configured only in part: a key without issuer and audience, or the reverse."""
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    session_id: str | None = None
+    identity: TokenIdentity | None = None
 
 
 def codec_endpoint(settings: Settings) -> str:
-    """The codec server's URL as the browser reaches it.
+    """The codec server's URL as the browser reaches it: ``codec_public_url`` when set.
 
-    Its host is the Web UI's own (``localhost`` or ``127.0.0.1``): the session cookie belongs
-    to the host that set it and the browser sends it with the Web UI's fetches only when the
-    two are the same site, so the session link, ``--ui-codec-endpoint`` and the Web UI's address
-    must agree. The server listens on ``codec_bind_host`` (127.0.0.1 by default, where
-    ``localhost`` arrives too).
+    Otherwise its host is the Web UI's own (``localhost`` or ``127.0.0.1``): the session cookie
+    belongs to the host that set it and the browser sends it with the Web UI's fetches only
+    when the two are the same site, so the session link, ``--ui-codec-endpoint`` and the Web
+    UI's address must agree. The server listens on ``codec_bind_host`` (127.0.0.1 by default,
+    where ``localhost`` arrives too).
     """
+    if settings.codec_public_url:
+        return settings.codec_public_url
     host = urlsplit(settings.web_ui_url).hostname or BIND_HOST
     return f"http://{host if host in LOOPBACK_HOSTS else BIND_HOST}:{settings.codec_port}"
 
@@ -111,67 +126,14 @@ def session_link(settings: Settings, token: str) -> str:
     return f"{codec_endpoint(settings)}/session/{token}"
 
 
-class _BearerVerifier:
-    def __init__(self, settings: Settings) -> None:
-        configured = {
-            "DSR_CODEC_OIDC_PUBLIC_KEY": settings.codec_oidc_public_key,
-            "DSR_CODEC_OIDC_ISSUER": settings.codec_oidc_issuer,
-            "DSR_CODEC_OIDC_AUDIENCE": settings.codec_oidc_audience,
-        }
-        missing = [name for name, value in configured.items() if not value]
-        self.enabled = len(missing) < len(configured)
-        if self.enabled and missing:
-            raise OidcConfigError(
-                "bearer tokens need the issuer's public key, issuer and audience: "
-                f"set {', '.join(missing)}"
-            )
-        self.key = ""
-        if self.enabled:
-            assert settings.codec_oidc_public_key is not None
-            try:
-                self.key = settings.codec_oidc_public_key.read_text(encoding="ascii")
-            except OSError as error:
-                raise OidcConfigError(
-                    f"cannot read DSR_CODEC_OIDC_PUBLIC_KEY ({error.strerror})"
-                ) from None
-        self.issuer = settings.codec_oidc_issuer
-        self.audience = settings.codec_oidc_audience
-
-    def caller(self, token: str) -> Caller:
-        if not self.enabled:
-            raise _Refused(
-                401,
-                "bearer tokens are not accepted here (OIDC is not configured): "
-                "open a session with `python starter.py ui-session`",
-            )
-        try:
-            claims = jwt.decode(
-                token,
-                self.key,
-                algorithms=["RS256"],
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=JWT_LEEWAY_SECONDS,
-                options={"require": ["exp", "iss", "aud"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise _Refused(401, "the bearer token has expired") from None
-        except jwt.InvalidTokenError as error:
-            raise _Refused(401, f"the bearer token is not valid ({type(error).__name__})") from None
-        officer = claims.get("email") or claims.get("sub")
-        if not isinstance(officer, str) or not officer:
-            raise _Refused(401, "the bearer token names no officer (no email or sub)")
-        subject = claims.get("sub")
-        return Caller(officer, "token", subject if isinstance(subject, str) else None)
-
-
 class _CodecServer:
     def __init__(self, codec: PayloadCodec, settings: Settings, engine: Engine) -> None:
         self.codec = codec
         self.engine = engine
         self.secret = settings.secret
         self.allowed_origins = frozenset(settings.codec_allowed_origins)
-        self.bearer = _BearerVerifier(settings)
+        self.oidc = OidcVerifier(settings)
+        self.secure_cookie = urlsplit(codec_endpoint(settings)).scheme == "https"
 
     # CORS ---------------------------------------------------------------------------------
 
@@ -201,39 +163,41 @@ class _CodecServer:
             response.headers["Access-Control-Allow-Methods"] = ALLOW_METHODS
         return response
 
-    # Authentication -----------------------------------------------------------------------
+    # Authentication and authorization -----------------------------------------------------
 
     async def authenticate(self, request: web.Request) -> Caller:
-        """The officer calling, or ``_Refused``."""
-        refusal: _Refused | None = None
+        """The officer calling, or ``Refused``: a bearer token when there is one (its refusal
+        wins unless a valid session cookie comes with it), else the session cookie."""
+        refusal: Refused | None = None
         authorization = request.headers.get("Authorization", "")
         scheme, _, credentials = authorization.partition(" ")
         if authorization and scheme.lower() == "bearer" and credentials.strip():
             try:
-                return self.bearer.caller(credentials.strip())
-            except _Refused as refused:
+                identity = await asyncio.to_thread(self.oidc.identity, credentials.strip())
+                return Caller(identity.officer, "token", identity.subject, identity=identity)
+            except Refused as refused:
                 refusal = refused
         elif authorization:
-            refusal = _Refused(401, "only Authorization: Bearer tokens are accepted")
-        token = request.cookies.get(SESSION_COOKIE)
-        if token:
-            now = datetime.now(UTC)
-            officer = await asyncio.to_thread(
-                sessions.officer_for, self.engine, self.secret, token, now
-            )
-            if officer is not None:
-                return Caller(officer, "session")
-            refusal = refusal or _Refused(
-                401,
-                "the session has expired or was revoked: open a new one with "
-                "`python starter.py ui-session`",
-            )
-        raise refusal or _Refused(
-            401,
-            "sign in first: open the link `python starter.py ui-session` prints in this "
-            "browser; in the Web UI's codec settings use a browser endpoint (this server) and "
-            'enable "Include cross-origin credentials"',
-        )
+            refusal = Refused(401, "only Authorization: Bearer tokens are accepted")
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            found = await asyncio.to_thread(sessions.session_for, self.engine, self.secret, cookie)
+            if found is not None:
+                return Caller(found.officer, "session", session_id=found.session_id)
+            refusal = refusal or Refused(
+                401, "the session has expired or was ended: open a new one with "
+                     "`python starter.py ui-session`")  # fmt: skip
+        raise refusal or Refused(401, SIGN_IN)
+
+    def authorize(self, caller: Caller, direction: str) -> None:
+        """Decoding: a session, or a token with a read role. Encoding: an administrator's token
+        only (a session carries no role)."""
+        if caller.identity is not None:
+            self.oidc.authorize(caller.identity, direction)
+        elif direction == "encode":
+            raise Refused(403, "encoding is for administrators signed in with OIDC (a bearer "
+                               "token with an encode role): a ui-session session carries no "
+                               "role")
 
     # The codec endpoints -------------------------------------------------------------------
 
@@ -245,34 +209,28 @@ class _CodecServer:
 
     async def _transcode(self, request: web.Request, direction: str) -> web.StreamResponse:
         namespace = request.match_info.get("namespace") or request.headers.get("X-Namespace")
+        caller: Caller | None = None
         try:
             caller = await self.authenticate(request)
-        except _Refused as refused:
-            log.warning(f"codec {direction} refused", reason=refused.message, namespace=namespace)
+            self.authorize(caller, direction)
+            payloads = await read_payloads(request)
+        except Refused as refused:
+            _log_refusal(direction, refused, namespace, caller)
             return web.json_response({"error": refused.message}, status=refused.status)
-        try:
-            payloads = await _read_payloads(request)
-        except _Refused as refused:
-            log.warning(
-                f"codec {direction} refused: bad request",
-                officer=caller.officer,
-                reason=refused.message,
-                namespace=namespace,
-            )
-            return web.json_response({"error": refused.message}, status=refused.status)
-        workflow_ids = _workflow_ids(payloads, request.headers.get(WORKFLOW_ID_HEADER))
+        found_ids = workflow_ids(payloads, request.headers.get(WORKFLOW_ID_HEADER))
         context = {
             "officer": caller.officer,
             "auth": caller.via,
             # The token's subject too: the log masks an officer named by an email address.
             **({"subject": caller.subject} if caller.subject else {}),
+            **({"session": caller.session_id} if caller.session_id else {}),
             "namespace": namespace,
             "payloads": len(payloads),
-            "workflow_id": ", ".join(workflow_ids) if workflow_ids else None,
+            "workflow_id": ", ".join(found_ids) if found_ids else None,
         }
         try:
             if direction == "decode":
-                result = await _decoded_for_display(self.codec, payloads)
+                result = await decoded_for_display(self.codec, payloads)
             else:
                 result = await self.codec.encode(payloads)
         except Exception as error:  # the codec's own errors, never quoted: they may hold data
@@ -287,31 +245,40 @@ class _CodecServer:
     # The session link ----------------------------------------------------------------------
 
     async def open_session(self, request: web.Request) -> web.StreamResponse:
-        token = request.match_info["token"]
-        now = datetime.now(UTC)
-        found = await asyncio.to_thread(sessions.session_for, self.engine, self.secret, token, now)
-        if found is None:
-            log.warning("ui session link refused: unknown, expired or revoked")
-            response = _page(
-                "This session link is not valid: it is unknown, has expired or was revoked. "
-                "Open a new one with: python starter.py ui-session",
-                status=403,
-            )
-            response.del_cookie(SESSION_COOKIE, path="/")
-            return response
+        """Exchange the one-time link for a fresh cookie; a second opening is refused."""
+        result = await asyncio.to_thread(
+            sessions.exchange_link, self.engine, self.secret, request.match_info["token"]
+        )
+        if isinstance(result, sessions.LinkRefused):
+            log.warning("ui session link refused", reason=str(result.reason),
+                        session=result.session_id)
+            # A cookie this browser holds is another credential than the link: left as it is.
+            return _page(LINK_REFUSALS[result.reason], status=403)
+        found = result.session
         until = found.expires_at.astimezone().strftime("%Y-%m-%d %H:%M %Z")
-        response = _page(f"Session open for {found.officer} until {until}; you may close this tab.")
+        response = _page(f"Session open for {found.officer} until {until}; you may close this "
+                         "tab. This link will not open it again.")
         response.set_cookie(
             SESSION_COOKIE,
-            token,
-            max_age=max(1, int((found.expires_at - now).total_seconds())),
+            result.cookie,
+            max_age=max(1, int((found.expires_at - datetime.now(UTC)).total_seconds())),
             path="/",
             httponly=True,
             samesite="Lax",
-            secure=request.secure,
+            secure=self.secure_cookie or request.secure,
         )
-        log.info("ui session cookie set", officer=found.officer, until=found.expires_at.isoformat())
+        log.info("ui session link exchanged for a cookie", officer=found.officer,
+                 session=found.session_id, until=found.expires_at.isoformat())
         return response
+
+
+def _log_refusal(direction: str, refused: Refused, namespace: str | None,
+                 caller: Caller | None) -> None:
+    who: dict[str, Any] = {"officer": caller.officer, "auth": caller.via} if caller else {}
+    if refused.subject:
+        who["subject"] = refused.subject
+    log.warning(f"codec {direction} refused", reason=refused.message, status=refused.status,
+                namespace=namespace, **who)
 
 
 def _page(text: str, status: int = 200) -> web.Response:
@@ -325,45 +292,6 @@ def _page(text: str, status: int = 200) -> web.Response:
     response.headers["Content-Security-Policy"] = "default-src 'none'"
     response.headers["X-Frame-Options"] = "DENY"
     return response
-
-
-async def _read_payloads(request: web.Request) -> list[Payload]:
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise _Refused(413, f"the body is larger than {MAX_BODY_BYTES} bytes") from None
-    try:
-        data: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _Refused(400, "the body is not JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("payloads"), list):
-        raise _Refused(400, 'the body must be {"payloads": [...]}') from None
-    payloads = Payloads()
-    try:
-        json_format.ParseDict(data, payloads, ignore_unknown_fields=True)
-    except json_format.ParseError as error:
-        # The parser's message may quote a value; name the field only.
-        where = str(error).split(":", 1)[0][:200]
-        raise _Refused(400, f"the payloads are not valid Temporal payloads ({where})") from None
-    return list(payloads.payloads)
-
-
-async def _decoded_for_display(codec: PayloadCodec, payloads: list[Payload]) -> list[Payload]:
-    """The encrypted payloads decrypted (a foreign one shown as its refusal marker); one that
-    is not encrypted is shown as it is, as the Web UI would show it without a codec."""
-    encrypted = [p for p in payloads if p.metadata.get("encoding") == ENCODING]
-    decoded = iter(await codec.decode(encrypted))
-    return [next(decoded) if p.metadata.get("encoding") == ENCODING else p for p in payloads]
-
-
-def _workflow_ids(payloads: Iterable[Payload], header: str | None) -> list[str]:
-    found = {header.strip()} if header and header.strip() else set()
-    for payload in payloads:
-        for key in WORKFLOW_ID_METADATA:
-            if key in payload.metadata:
-                with suppress(UnicodeDecodeError):
-                    found.add(payload.metadata[key].decode("utf-8").strip())
-    return sorted(value[:200] for value in found if value)[:10]
 
 
 def make_app(codec: PayloadCodec, settings: Settings, engine: Engine) -> web.Application:
@@ -429,7 +357,7 @@ def main() -> None:
 
     try:
         asyncio.run(run_codec_server(settings))
-    except (OidcConfigError, KeyringError) as error:  # neither quotes key material
+    except KeyringError as error:  # never quotes key material
         raise SystemExit(f"error: {error}") from None
     except OSError as error:
         raise SystemExit(

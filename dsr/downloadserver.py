@@ -9,6 +9,19 @@ sealed by the product, or does not decrypt, is refused with a page too (and a lo
 the request and the fault): its bytes are never sent. Each download is recorded in the audit
 ledger.
 
+The POST must come from the landing page: one whose ``Origin`` is present and not the public
+base URL's origin, or whose ``Sec-Fetch-Site`` is ``cross-site``, is refused (403) and sends
+and records nothing. A POST with neither header (curl, a script, a browser too old to send
+them) is let through: browsers send at least one of them, out of reach of the page's script,
+so a cross-site page cannot drop both; a client outside a browser can write any header, so
+requiring them would stop the honest ones only. The landing page's ``Referrer-Policy`` is
+``same-origin``: under ``no-referrer`` browsers send ``Origin: null`` on the button's POST.
+
+Rate limits (per process, ``dsr.ratelimit``): at most ``download_posts_per_token`` download
+POSTs per link and ``download_requests_per_client`` requests of any kind per client address in
+any 60 seconds; past them 429 with ``Retry-After``. Refusals are logged with a keyed hash of
+the client's address, never the address or the token.
+
 Pages never show personal data, and the access log is off: it would print the token. Run it
 with ``python -m dsr.downloadserver``; the embedded stack starts it.
 """
@@ -17,30 +30,69 @@ from __future__ import annotations
 
 import asyncio
 import html
+import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from sqlalchemy import Engine
 
 from dsr import package_links, serving
 from dsr.blobstore import BlobStore
+from dsr.hashing import keyed_hash
 from dsr.keyring import KeyringError
 from dsr.logging import get_logger
 from dsr.package_links import LinkRefusal, PackageLinkRecord
+from dsr.ratelimit import Clock, SlidingWindowLimiter, client_address, client_key
 
 if TYPE_CHECKING:
     from dsr.settings import Settings
 
 CHUNK_BYTES = 1024 * 1024
+NOT_FROM_OUR_PAGE = ("This download was not started from our page. Open the link in our "
+                     "email and press the button there.")
+TOO_MANY = "Too many attempts. Please wait a minute and try again."
 log = get_logger()
 
 
 class _DownloadServer:
-    def __init__(self, settings: Settings, engine: Engine, blobs: BlobStore) -> None:
+    def __init__(self, settings: Settings, engine: Engine, blobs: BlobStore,
+                 clock: Clock) -> None:
         self.secret = settings.secret
         self.engine = engine
         self.blobs = blobs
+        self.origin = package_links.public_origin(settings.public_base_url)
+        self.proxy_hops = settings.download_proxy_hops
+        self.per_link = SlidingWindowLimiter(settings.download_posts_per_token, clock=clock)
+        self.per_client = SlidingWindowLimiter(settings.download_requests_per_client,
+                                               clock=clock)
+
+    @web.middleware
+    async def limit_clients(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every request counts against its client's limit, the refused and unknown too."""
+        client = self._client(request)
+        if wait := self.per_client.hit(client):
+            return _too_many(wait, "client", client)
+        return await handler(request)
+
+    def _client(self, request: web.Request) -> str:
+        address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                                 self.proxy_hops)
+        return client_key(self.secret, address)
+
+    def _refuse_post(self, request: web.Request) -> web.Response | None:
+        """A POST not from the landing page (403), or past its link's limit (429)."""
+        client = self._client(request)
+        if reason := _cross_site(request, self.origin):
+            log.warning("download refused: not from the landing page", reason=reason,
+                        client=client)
+            return _page(NOT_FROM_OUR_PAGE, status=403)
+        link = keyed_hash(self.secret, request.match_info["token"], purpose="download-limit")
+        if wait := self.per_link.hit(link):
+            return _too_many(wait, "link", client)
+        return None
 
     async def _link(self, request: web.Request) -> PackageLinkRecord | LinkRefusal:
         token = request.match_info["token"]
@@ -62,10 +114,12 @@ class _DownloadServer:
         return _page(
             f"Your data for privacy request {found.request_id} is ready. The link works until "
             f"the end of {last.day} {last:%B %Y} (UTC); after that the package is deleted.",
-            extra=form,
+            extra=form, referrer_policy="same-origin",
         )
 
     async def download(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._refuse_post(request)) is not None:
+            return refused
         found = await self._link(request)
         if isinstance(found, LinkRefusal):
             return _page(found.value, status=404)
@@ -131,23 +185,45 @@ def _log_refused(request_id: str, error: KeyringError) -> None:
                 request_id=request_id, fault=type(error).__name__)
 
 
-def _page(text: str, status: int = 200, extra: str = "") -> web.Response:
+def _cross_site(request: web.Request, own_origin: str | None) -> str | None:
+    """Why a POST is not from our own page, or None (neither header: not a browser's)."""
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return "sec-fetch-site"
+    origin = request.headers.get("Origin")
+    if origin is not None and package_links.public_origin(origin) != own_origin:
+        return "origin"
+    return None
+
+
+def _too_many(wait: float, limit: str, client: str) -> web.Response:
+    retry_after = max(1, math.ceil(wait))
+    log.warning("download server: too many requests", limit=limit, client=client,
+                retry_after=retry_after)
+    response = _page(TOO_MANY, status=429)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _page(text: str, status: int = 200, extra: str = "",
+          referrer_policy: str = "no-referrer") -> web.Response:
     body = (
         '<!doctype html><html><head><meta charset="utf-8"><title>Your privacy request</title>'
         f"</head><body><p>{html.escape(text)}</p>{extra}</body></html>"
     )
     response = web.Response(text=body, content_type="text/html", status=status)
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = referrer_policy
     response.headers["Content-Security-Policy"] = "default-src 'none'; form-action 'self'"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Robots-Tag"] = "noindex"
     return response
 
 
-def make_app(settings: Settings, engine: Engine, blobs: BlobStore) -> web.Application:
-    server = _DownloadServer(settings, engine, blobs)
-    app = web.Application()
+def make_app(settings: Settings, engine: Engine, blobs: BlobStore,
+             clock: Clock = time.monotonic) -> web.Application:
+    """``clock`` times the rate limits (seconds; tests pass their own)."""
+    server = _DownloadServer(settings, engine, blobs, clock)
+    app = web.Application(middlewares=[server.limit_clients])
     app.router.add_get("/packages/{token}", server.landing)
     app.router.add_post("/packages/{token}/download", server.download)
     return app

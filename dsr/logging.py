@@ -6,19 +6,32 @@ anything that looks like an email address, a phone number or an IP address.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
 
-_MASKS = (
+
+def _ipv6(match: re.Match[str]) -> str:
+    """Hex and colons are an IPv6 address only if they parse as one (not a time, 09:00:00)."""
+    try:
+        ipaddress.IPv6Address(match.group(0).split("%")[0])
+    except ValueError:
+        return match.group(0)
+    return "<ip>"
+
+
+_MASKS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"[^\s@\"'<>]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"), "<email>"),
     (re.compile(r"(?<![\w.-])\+\d[\d\s().-]{6,}\d"), "<phone>"),
     (re.compile(r"(?<![\w.:-])0\d{8,11}(?![\w.:-])"), "<phone>"),
+    (re.compile(r"(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}(%\w{1,16})?(?![\w:.%])"),
+     _ipv6),
     (re.compile(r"\b\d{1,3}(\.\d{1,3}){3}\b"), "<ip>"),
 )
 

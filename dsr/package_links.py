@@ -17,6 +17,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -64,6 +65,22 @@ def package_key(request_id: str) -> str:
 
 def landing_url(public_base_url: str, token: str) -> str:
     return f"{public_base_url.rstrip('/')}/packages/{token}"
+
+
+def public_origin(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) address as a browser writes it in ``Origin``
+    (lowercase, default port left out); None for anything else (``null``, say)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme not in ("http", "https") or not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
 
 
 def _end_of_day(last_day: date) -> datetime:

@@ -3,6 +3,7 @@ and milestone key, so an activity retried after a crash records each milestone o
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from dsr import ledger
+from dsr import ledger, notes
 from dsr.database import MilestoneRecord, RequestRecord, RequestSubjectRecord
 from dsr.hashing import keyed_hash
 from dsr.models import RightsRequest
@@ -24,7 +25,9 @@ MILESTONE_FIELDS = (
 
 
 class Milestone(BaseModel):
-    """A step reached. ``detail`` holds ids, counts, dates and reasons, never identities."""
+    """A step reached. ``detail`` holds ids, counts, dates and an officer's notes and reasons
+    (``notes.NOTE_FIELDS``: sealed in the register, a keyed hash in the ledger), never
+    identities."""
 
     request_id: str
     key: str
@@ -40,6 +43,18 @@ class Milestone(BaseModel):
     policy_version: str | None = None
     outcome: str | None = None
     closed: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisterKeys:
+    """What recording a milestone needs: the ledger's chain key and the notes' keys."""
+
+    ledger_key: bytes = dataclasses.field(repr=False)
+    note_keys: notes.NoteKeys
+
+    @classmethod
+    def from_secret(cls, secret: bytes) -> RegisterKeys:
+        return cls(ledger.ledger_key(secret), notes.NoteKeys.from_secret(secret))
 
 
 class RequestFilter(BaseModel):
@@ -130,8 +145,9 @@ def record_intake(
     return duplicates
 
 
-def record_milestone(engine: Engine, milestone: Milestone, ledger_key: bytes) -> None:
-    """Record a new milestone, and its audit-ledger entry in the same transaction."""
+def record_milestone(engine: Engine, milestone: Milestone, keys: RegisterKeys) -> None:
+    """Record a new milestone, and its audit-ledger entry in the same transaction: the
+    officer's notes sealed in the register, as keyed hashes in the ledger."""
     with Session(engine) as session, session.begin():
         record = session.get(RequestRecord, milestone.request_id)
         if record is None:
@@ -151,7 +167,9 @@ def record_milestone(engine: Engine, milestone: Milestone, ledger_key: bytes) ->
                 step=milestone.step,
                 at=milestone.at,
                 actor=milestone.actor,
-                detail=milestone.detail,
+                detail=notes.sealed_detail(
+                    keys.note_keys, milestone.request_id, milestone.key, milestone.detail
+                ),
             )
         )
         _apply(record, milestone)
@@ -161,16 +179,17 @@ def record_milestone(engine: Engine, milestone: Milestone, ledger_key: bytes) ->
             milestone.actor,
             milestone.at,
             milestone.request_id,
-            _ledger_detail(milestone),
-            ledger_key,
+            _ledger_detail(milestone, keys.note_keys),
+            keys.ledger_key,
         )
 
 
-def _ledger_detail(milestone: Milestone) -> dict[str, Any]:
-    """The milestone as the ledger keeps it: its key, step, detail and register changes."""
+def _ledger_detail(milestone: Milestone, note_keys: notes.NoteKeys) -> dict[str, Any]:
+    """The milestone as the ledger keeps it: its key, step, detail (notes as keyed hashes)
+    and register changes."""
     detail: dict[str, Any] = {"key": milestone.key, "step": milestone.step}
     if milestone.detail:
-        detail["detail"] = milestone.detail
+        detail["detail"] = notes.hashed_detail(note_keys, milestone.detail)
     for field in MILESTONE_FIELDS:
         value = getattr(milestone, field)
         if value is not None:
@@ -201,6 +220,11 @@ def get_request(engine: Engine, request_id: str) -> tuple[RequestRecord, list[Mi
             .order_by(MilestoneRecord.id)
         ).all()
         return record, list(milestones)
+
+
+def readable_detail(milestone: MilestoneRecord, note_keys: notes.NoteKeys) -> dict[str, Any]:
+    """A recorded milestone's detail as an officer reads it: its notes opened."""
+    return notes.opened_detail(note_keys, milestone.request_id, milestone.key, milestone.detail)
 
 
 def list_requests(engine: Engine, filters: RequestFilter, now: datetime) -> list[RequestRecord]:

@@ -93,17 +93,36 @@ class Settings(BaseSettings):
         default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"]
     )
     ui_session_hours: int = Field(default=8, ge=1, le=24 * 7)
-    # Where the Web UI signs officers in with OIDC: the issuer's public key (PEM file),
-    # issuer and audience the bearer tokens must carry. None: sessions from the CLI only.
-    codec_oidc_public_key: Path | None = None
+    # The codec server's address as browsers reach it (session links, the Web UI's codec
+    # endpoint); https makes the session cookie Secure. None: http on the Web UI's host.
+    codec_public_url: str | None = None
+    # Where the Web UI signs officers in with OIDC (dsr/oidc.py; no issuer: sessions from the
+    # CLI only): the issuer and audience bearer tokens must carry; the issuer's key set (None:
+    # the jwks_uri of its discovery document), cached this long, fetched again for an unknown
+    # key id at most this often; the claim holding the officer's roles or groups (a dotted
+    # path reaches into an object: realm_access.roles), and the roles that may decode, encode.
     codec_oidc_issuer: str | None = None
     codec_oidc_audience: str | None = None
+    codec_oidc_jwks_url: str | None = None
+    codec_oidc_jwks_cache_seconds: float = Field(default=300, gt=0, le=86400)
+    codec_oidc_jwks_refetch_seconds: float = Field(default=30, ge=0, le=3600)
+    codec_oidc_role_claim: str = Field(default="roles", min_length=1, max_length=200)
+    codec_oidc_read_roles: list[str] = Field(
+        default_factory=lambda: ["officer", "approver", "auditor", "administrator"]
+    )
+    codec_oidc_encode_roles: list[str] = Field(default_factory=lambda: ["administrator"])
     # Where requesters download their access packages: the landing page's public address,
     # the port the download server listens on, and how long a link works.
     public_base_url: str = "http://localhost:8082"
     download_port: int = Field(default=8082, ge=1, le=65535)
     download_bind_host: str = "127.0.0.1"
     package_link_days: int = Field(default=5, ge=1, le=90)
+    # The download server's limits, per process (dsr/ratelimit.py): download POSTs per link
+    # and requests per client address (an IPv6 client by its /64) in any 60 seconds; and how
+    # many reverse proxies in front of it append to X-Forwarded-For (0: the peer's address).
+    download_posts_per_token: int = Field(default=5, ge=1, le=1000)
+    download_requests_per_client: int = Field(default=60, ge=1, le=100_000)
+    download_proxy_hops: int = Field(default=0, ge=0, le=10)
     policy_dir: Path = POLICY_DIR
     connector_registry: Path = Path(__file__).parent.parent / "connectors" / "registry.yaml"
 
@@ -152,6 +171,29 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment or parts.username or parts.password:
             raise ValueError("must be a plain address without query, fragment or credentials")
         return value
+
+    @field_validator("codec_public_url")
+    @classmethod
+    def _codec_public_url(cls, value: str | None) -> str | None:
+        return None if value is None else cls._public_base_url(value).rstrip("/")
+
+    @field_validator("codec_oidc_issuer", "codec_oidc_jwks_url")
+    @classmethod
+    def _oidc_url(cls, value: str | None) -> str | None:
+        if value is not None and not secure_url(value):
+            raise ValueError("must be an https:// address (http:// only on localhost)")
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if (self.codec_oidc_issuer is None) != (self.codec_oidc_audience is None):
+            raise ValueError("bearer tokens need both DSR_CODEC_OIDC_ISSUER and "
+                             "DSR_CODEC_OIDC_AUDIENCE, or neither")
+        if self.codec_oidc_jwks_url and not self.codec_oidc_issuer:
+            raise ValueError("DSR_CODEC_OIDC_JWKS_URL needs DSR_CODEC_OIDC_ISSUER and _AUDIENCE")
+        if not any(role.strip() for role in self.codec_oidc_read_roles):
+            raise ValueError("DSR_CODEC_OIDC_READ_ROLES names no role: nobody could decode")
+        return self
 
     @field_validator("blob_url")
     @classmethod
@@ -202,6 +244,17 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_hex(32))
             path.chmod(0o600)
         return path.read_text().strip().encode()
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def secure_url(value: str) -> bool:
+    """An https:// address, or http:// on this host only (a local identity provider)."""
+    parts = urlsplit(value)
+    if not parts.hostname or parts.username or parts.password:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
 
 
 class SettingsError(Exception):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import yaml
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
@@ -234,6 +235,16 @@ async def save_history(handle: WorkflowHandle[Any, Any], path_name: str) -> None
                 message.CopyFrom((await codec.decode([message]))[0])
     HISTORIES.mkdir(exist_ok=True)
     (HISTORIES / f"{path_name}.json").write_text(history.to_json())
+
+
+@contextmanager
+def captured_logs(monkeypatch: pytest.MonkeyPatch, *modules: Any) -> Iterator[list[Any]]:
+    """structlog's capture, each module's ``log`` made anew inside it: a logger used before
+    is cached (``configure`` asks for it, and a test may have run a main) and would escape."""
+    with structlog.testing.capture_logs() as logs:
+        for module in modules:
+            monkeypatch.setattr(module, "log", structlog.get_logger())
+        yield logs
 
 
 def walk(message: Message, skip: frozenset[str] = frozenset()) -> Iterator[Message]:

@@ -210,15 +210,22 @@ async def waiting_request(h: Harness) -> tuple[str, str]:
 # In-process CLI ---------------------------------------------------------------------------
 
 
-def invoke(h: Harness, args: list[str]) -> tuple[int, str, BaseException | None]:
+def invoke(h: Harness, args: list[str],
+           stdin: bytes | None = None) -> tuple[int, str, BaseException | None]:
     """``starter.app`` in this process, with the harness's settings as the subprocess gets
-    them; run in a thread (its own event loop) so the workers in this loop keep working."""
+    them (and ``stdin``, else nothing, on its standard input); run in a thread (its own event
+    loop) so the workers in this loop keep working."""
     env: dict[str, str | None] = dict(cli_env(h))
     env |= {k: None for k in os.environ if k.startswith("DSR_") and k not in env}
-    with ONE_AT_A_TIME:  # CliRunner swaps sys.stdout, sys.stderr and os.environ
-        result = CliRunner().invoke(starter.app, args, env=env)
+    with ONE_AT_A_TIME:  # CliRunner swaps sys.stdin, sys.stdout, sys.stderr and os.environ
+        result = CliRunner().invoke(starter.app, args, input=stdin, env=env)
     crashed = result.exception if not isinstance(result.exception, SystemExit) else None
     return result.exit_code, result.stdout + result.stderr, crashed
+
+
+def stdin_of(case: dict[str, Any], place: Place) -> bytes | None:
+    """What the case puts on the command's standard input (latin-1: one byte a character)."""
+    return str(place.expand(case["stdin"])).encode("latin-1") if "stdin" in case else None
 
 
 def file_bytes(case: dict[str, Any], request_id: str, place: Place) -> bytes:
@@ -282,12 +289,14 @@ async def test_bad_submit_flags_exit_two_and_start_nothing(harness: Harness,
         name = case_name("flags", number, case)
         request_id = f"BAD-FLAG-{number}-{uuid.uuid4().hex[:6]}"
         args = submit_args(request_id, place.expand(case["flags"]), SUBJECT, REQUESTER)
-        private = private_values(case, [*args, *place.expand(case.get("private", []))])
+        stdin = stdin_of(case, place)
+        private = private_values(case, [*args, *place.expand(case.get("private", [])),
+                                        (stdin or b"").decode("latin-1")])
         if "in_process" in case:
-            code, shown, crashed = await asyncio.to_thread(invoke, h, args)
+            code, shown, crashed = await asyncio.to_thread(invoke, h, args, stdin)
             return judge(name, case, place, code, shown, private, crashed)
         async with gate:
-            code, out, err = await cli(h, *args)
+            code, out, err = await cli(h, *args, stdin=stdin)
         problems = judge(name, case, place, code, err, private)
         if out or not err.startswith("error: "):
             problems.append(f"{name}: stdout {out!r}, stderr {err!r}")
@@ -334,9 +343,10 @@ async def test_bad_command_input_is_refused_and_changes_nothing(harness: Harness
     for number, case in enumerate(CORPUS["commands"]):
         name = case_name("commands", number, case)
         args = [str(a) for a in place.expand(case["args"])]
-        private = private_values(case, args) | {h.facts.end_user_phone,
-                                                h.facts.controller_registered_email}
-        code, shown, crashed = await asyncio.to_thread(invoke, h, args)
+        stdin = stdin_of(case, place)
+        private = private_values(case, [*args, (stdin or b"").decode("latin-1")]) | {
+            h.facts.end_user_phone, h.facts.controller_registered_email}
+        code, shown, crashed = await asyncio.to_thread(invoke, h, args, stdin)
         problems += judge(name, case, place, code, shown, private, crashed)
     problems += changes(before, await snapshot(h, waiting))
     assert not problems, "\n".join(problems)

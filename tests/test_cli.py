@@ -59,13 +59,14 @@ def cli_env(h: Harness | None) -> dict[str, str]:
     }
 
 
-async def cli(h: Harness | None, *args: str) -> tuple[int, str, str]:
-    """Run ``python starter.py *args``; the exit code, stdout and stderr."""
+async def cli(h: Harness | None, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """Run ``python starter.py *args`` (``stdin`` on its standard input, else nothing); the
+    exit code, stdout and stderr."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "starter.py", *args, cwd=ROOT, env=cli_env(h),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 

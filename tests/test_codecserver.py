@@ -1,7 +1,9 @@
-"""Codec server: decodes with a session or token, refuses without, refuses another origin.
+"""Codec server: decodes with a session, refuses without, refuses another origin; the one-time
+session link, and the CLI that opens, lists and ends sessions.
 
 A real aiohttp server on a port, the real ``EncryptionCodec``, a real SQLite app database for
-the sessions, RS256 tokens signed by a key generated here, and the CLI's ``ui-session`` link.
+the sessions, and the CLI's ``ui-session``. Bearer tokens (OIDC, a local issuer serving its
+JWKS) are in ``tests/test_codec_oidc.py``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 import structlog.testing
 from aiohttp.test_utils import TestClient, TestServer
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from temporalio.api.common.v1 import Payload
@@ -38,8 +37,6 @@ SECRET = "codec-test-secret"
 OFFICER = "officer.tan"
 UI = "http://localhost:8233"
 KEY_SPEC = ",".join(new_key_entry(key_id) for key_id in ("codec-old", "codec-new"))
-ISSUER = "https://login.group.example/"
-AUDIENCE = "temporal-ui"
 PERSONAL = b'{"email": "ana.silva@example.com", "name": "Ana Silva"}'
 JSON_HEADERS = {"Content-Type": "application/json", "X-Namespace": "default"}
 
@@ -59,22 +56,6 @@ class CountingCodec(PayloadCodec):
         return await self.codec.decode(payloads)
 
 
-@pytest.fixture(scope="module")
-def signing_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture
-def public_key_file(tmp_path: Path, signing_key: rsa.RSAPrivateKey) -> Path:
-    path = tmp_path / "oidc-public.pem"
-    path.write_bytes(
-        signing_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return path
-
-
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(
         data_dir=tmp_path,
@@ -87,13 +68,8 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, public_key_file: Path) -> Settings:
-    return _settings(
-        tmp_path,
-        codec_oidc_public_key=public_key_file,
-        codec_oidc_issuer=ISSUER,
-        codec_oidc_audience=AUDIENCE,
-    )
+def settings(tmp_path: Path) -> Settings:
+    return _settings(tmp_path)
 
 
 @pytest.fixture
@@ -157,163 +133,137 @@ def _cookie(token: str) -> dict[str, str]:
     return {"Cookie": f"{codecserver.SESSION_COOKIE}={token}"}
 
 
-def _token(key: rsa.RSAPrivateKey, **claims: Any) -> str:
-    now = datetime.now(UTC)
-    payload = {
-        "sub": "oidc|4711",
-        "email": "ada@group.example",
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "iat": now,
-        "exp": now + timedelta(minutes=5),
-    } | claims
-    return jwt.encode(payload, key, algorithm="RS256")
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+def _session_cookie(
+    engine: Engine, settings: Settings, hours: int = 8, now: datetime | None = None
+) -> str:
+    """A session opened and its link exchanged, as the browser does: the cookie's value."""
+    opened = sessions.open_session(engine, settings.secret, OFFICER, hours, now=now)
+    exchanged = sessions.exchange_link(engine, settings.secret, opened.token, now=now)
+    assert isinstance(exchanged, sessions.Exchanged)
+    return exchanged.cookie
 
 
 # With a session -----------------------------------------------------------------------------
 
 
-async def test_encode_then_decode_with_a_session_cookie(
-    client: TestClient[Any, Any], settings: Settings, engine: Engine
+async def test_a_session_decodes_but_may_not_encode(
+    client: TestClient[Any, Any], settings: Settings, engine: Engine, codec: CountingCodec
 ) -> None:
-    token = sessions.open_session(engine, settings.secret, OFFICER, 8)
-    headers = JSON_HEADERS | _cookie(token) | {"Origin": UI}
+    headers = JSON_HEADERS | _cookie(_session_cookie(engine, settings)) | {"Origin": UI}
 
-    encoded = await client.post("/encode", json=_body(_plain()), headers=headers)
-    assert encoded.status == 200, await encoded.text()
-    assert encoded.headers["Access-Control-Allow-Origin"] == UI
-    assert encoded.headers["Access-Control-Allow-Credentials"] == "true"
-    encrypted = _payloads(await encoded.json())
-    assert encrypted[0].metadata["encoding"] == b"binary/encrypted"
-    assert b"ana.silva" not in encrypted[0].data
-
-    decoded = await client.post("/default/decode", json=_body(*encrypted), headers=headers)
+    decoded = await client.post(
+        "/default/decode", json=_body(await _encrypted(codec)), headers=headers
+    )
     assert decoded.status == 200, await decoded.text()
+    assert decoded.headers["Access-Control-Allow-Origin"] == UI
+    assert decoded.headers["Access-Control-Allow-Credentials"] == "true"
     assert _payloads(await decoded.json()) == [_plain()]
+
+    for path in ("/encode", "/default/encode"):
+        encoded = await client.post(path, json=_body(_plain()), headers=headers)
+        assert encoded.status == 403
+        error = (await encoded.json())["error"]
+        assert "administrators" in error and "session carries no role" in error
 
 
 async def test_the_temporal_cli_decodes_without_an_origin(
     client: TestClient[Any, Any], settings: Settings, engine: Engine, codec: CountingCodec
 ) -> None:
-    token = sessions.open_session(engine, settings.secret, OFFICER, 8)
+    cookie = _session_cookie(engine, settings)
     response = await client.post(
-        "/decode", json=_body(await _encrypted(codec), _plain()), headers=_cookie(token)
+        "/decode", json=_body(await _encrypted(codec), _plain()), headers=_cookie(cookie)
     )
     assert response.status == 200
     assert _payloads(await response.json()) == [_plain(), _plain()]
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
-async def test_an_expired_or_revoked_session_is_refused(
+async def test_an_expired_or_revoked_session_or_an_unopened_link_is_refused(
     client: TestClient[Any, Any], settings: Settings, engine: Engine, codec: CountingCodec
 ) -> None:
     long_ago = datetime.now(UTC) - timedelta(hours=3)
-    expired = sessions.open_session(engine, settings.secret, OFFICER, 2, now=long_ago)
-    revoked = sessions.open_session(engine, settings.secret, OFFICER, 8)
-    assert sessions.revoke(engine, settings.secret, revoked)
-    assert not sessions.revoke(engine, settings.secret, revoked)
+    expired = _session_cookie(engine, settings, hours=2, now=long_ago)
+    revoked = _session_cookie(engine, settings)
+    live = sessions.live_sessions(engine)
+    assert len(live) == 1 and live[0].link_used
+    assert sessions.revoke(engine, settings.secret, live[0].session_id, "admin")
+    assert not sessions.revoke(engine, settings.secret, live[0].session_id, "admin")
+    unopened = sessions.open_session(engine, settings.secret, OFFICER, 8).token
     body = _body(await _encrypted(codec))
 
-    for token in (expired, revoked, "not-a-session"):
-        response = await client.post("/decode", json=body, headers=JSON_HEADERS | _cookie(token))
+    for cookie in (expired, revoked, unopened, "not-a-session"):
+        response = await client.post("/decode", json=body, headers=JSON_HEADERS | _cookie(cookie))
         assert response.status == 401
         assert "ui-session" in (await response.json())["error"]
-        link = await client.get(f"/session/{token}")
-        assert link.status == 403
-        cleared = link.cookies.get(codecserver.SESSION_COOKIE)
-        assert cleared is None or cleared.value == ""
     assert codec.decoded == 0
 
 
-def test_sessions_store_only_a_keyed_hash_and_are_in_the_ledger(
+@pytest.mark.parametrize("case", ["unknown", "expired", "revoked", "used"])
+async def test_a_session_link_that_does_not_open_says_why(
+    client: TestClient[Any, Any], settings: Settings, engine: Engine, case: str
+) -> None:
+    now = datetime.now(UTC)
+    when = now - timedelta(hours=3) if case == "expired" else now
+    opened = sessions.open_session(engine, settings.secret, OFFICER, 2, now=when)
+    if case == "revoked":
+        assert sessions.revoke(engine, settings.secret, opened.session_id, "admin")
+    if case == "used":
+        assert isinstance(sessions.exchange_link(engine, settings.secret, opened.token),
+                          sessions.Exchanged)
+    token = "not-a-link" if case == "unknown" else opened.token
+
+    page = await client.get(f"/session/{token}", headers=_cookie("the-browser's-own"))
+    assert page.status == 403
+    text = await page.text()
+    assert "python starter.py ui-session" in text
+    assert {"unknown": "not valid", "expired": "has expired", "revoked": "was ended",
+            "used": "already opened"}[case] in text
+    assert codecserver.SESSION_COOKIE not in page.cookies  # a cookie held is left alone
+    assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_sessions_store_only_keyed_hashes_and_are_in_the_ledger(
     settings: Settings, engine: Engine
 ) -> None:
     now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-    token = sessions.open_session(engine, settings.secret, OFFICER, 8, now=now)
-    assert sessions.officer_for(engine, settings.secret, token, now + timedelta(hours=7)) == OFFICER
-    assert sessions.officer_for(engine, settings.secret, token, now + timedelta(hours=8)) is None
-    assert sessions.officer_for(engine, b"another-secret", token, now) is None
+    opened = sessions.open_session(engine, settings.secret, OFFICER, 8, now=now)
+    exchanged = sessions.exchange_link(engine, settings.secret, opened.token, now)
+    assert isinstance(exchanged, sessions.Exchanged) and exchanged.cookie != opened.token
+    cookie = exchanged.cookie
+    later = now + timedelta(hours=7)
+    assert sessions.officer_for(engine, settings.secret, cookie, later) == OFFICER
+    assert sessions.officer_for(engine, settings.secret, cookie, later + timedelta(hours=1)) is None
+    assert sessions.officer_for(engine, b"another-secret", cookie, now) is None
     with Session(engine) as session:
         record = session.scalars(select(sessions.OfficerSessionRecord)).one()
-        entry = session.scalars(
-            select(LedgerEntry).where(LedgerEntry.kind == "ui_session_opened")
-        ).one()
-    assert token not in record.token_hash and record.officer == OFFICER
-    assert entry.actor == OFFICER and token not in json.dumps(entry.detail)
-    assert entry.detail["expires_at"] == (now + timedelta(hours=8)).isoformat()
-    assert sessions.revoke_all(engine, settings.secret, OFFICER, now) == 1
-    assert sessions.officer_for(engine, settings.secret, token, now) is None
+    stored = json.dumps([str(getattr(record, c.name)) for c in record.__table__.columns])
+    assert opened.token not in stored and cookie not in stored
+    assert record.session_id == opened.session_id and record.officer == OFFICER
+    assert record.link_used_at == now and record.cookie_hash and record.link_hash
+    assert sessions.revoke_all(engine, settings.secret, "admin", OFFICER, now) == 1
+    assert sessions.officer_for(engine, settings.secret, cookie, now) is None
+    with Session(engine) as session:
+        entries = session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq)).all()
+    assert [(e.kind, e.actor) for e in entries] == [
+        ("ui_session_opened", OFFICER), ("ui_session_revoked", "admin")]
+    assert entries[0].detail == {"session": opened.session_id, "hours": 8,
+                                 "expires_at": (now + timedelta(hours=8)).isoformat()}
+    assert entries[1].detail == {"sessions": [opened.session_id], "officer": OFFICER}
+    text = json.dumps([e.detail for e in entries])
+    assert opened.token not in text and cookie not in text
 
 
-# With a bearer token (OIDC) -----------------------------------------------------------------
-
-
-async def test_decodes_with_a_valid_bearer_token(
-    client: TestClient[Any, Any], codec: CountingCodec, signing_key: rsa.RSAPrivateKey
+async def test_a_bearer_token_is_refused_where_oidc_is_not_configured(
+    client: TestClient[Any, Any], codec: CountingCodec
 ) -> None:
-    headers = JSON_HEADERS | {"Origin": UI} | _bearer(_token(signing_key))
-    response = await client.post("/decode", json=_body(await _encrypted(codec)), headers=headers)
-    assert response.status == 200, await response.text()
-    assert _payloads(await response.json()) == [_plain()]
-
-
-@pytest.mark.parametrize(
-    "case", ["expired", "wrong audience", "wrong issuer", "wrong key", "HS256", "garbage"]
-)
-async def test_a_bad_bearer_token_is_refused(
-    client: TestClient[Any, Any],
-    codec: CountingCodec,
-    signing_key: rsa.RSAPrivateKey,
-    case: str,
-) -> None:
-    past = datetime.now(UTC) - timedelta(hours=2)
-    token = {
-        "expired": lambda: _token(signing_key, iat=past, exp=past + timedelta(minutes=5)),
-        "wrong audience": lambda: _token(signing_key, aud="another-app"),
-        "wrong issuer": lambda: _token(signing_key, iss="https://evil.example/"),
-        "wrong key": lambda: _token(rsa.generate_private_key(public_exponent=65537, key_size=2048)),
-        "HS256": lambda: jwt.encode(
-            {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": datetime.now(UTC)},
-            "a-shared-secret-of-at-least-32-bytes!",
-            algorithm="HS256",
-        ),
-        "garbage": lambda: "not.a.jwt",
-    }[case]()
-    headers = JSON_HEADERS | {"Origin": UI} | _bearer(token)
-    response = await client.post("/decode", json=_body(await _encrypted(codec)), headers=headers)
+    response = await client.post(
+        "/decode",
+        json=_body(await _encrypted(codec)),
+        headers=JSON_HEADERS | {"Authorization": "Bearer eyJ.eyJ.sig"},
+    )
     assert response.status == 401
-    assert "bearer token" in (await response.json())["error"]
-    assert response.headers["Access-Control-Allow-Origin"] == UI  # the Web UI can read why
+    assert "OIDC is not configured" in (await response.json())["error"]
     assert codec.decoded == 0
-
-
-async def test_bearer_tokens_are_refused_where_oidc_is_not_configured(
-    tmp_path: Path, engine: Engine, codec: CountingCodec, signing_key: rsa.RSAPrivateKey
-) -> None:
-    client = await _client(_settings(tmp_path), engine, codec)
-    try:
-        response = await client.post(
-            "/decode",
-            json=_body(await _encrypted(codec)),
-            headers=JSON_HEADERS | _bearer(_token(signing_key)),
-        )
-        assert response.status == 401
-        assert "OIDC is not configured" in (await response.json())["error"]
-    finally:
-        await client.close()
-    assert codec.decoded == 0
-
-
-def test_oidc_configured_in_part_is_an_error(
-    tmp_path: Path, engine: Engine, codec: CountingCodec, public_key_file: Path
-) -> None:
-    partial = _settings(tmp_path, codec_oidc_public_key=public_key_file)
-    with pytest.raises(codecserver.OidcConfigError, match="DSR_CODEC_OIDC_ISSUER"):
-        codecserver.make_app(codec, partial, engine)
 
 
 # Refusals ---------------------------------------------------------------------------------
@@ -335,10 +285,11 @@ async def test_refused_without_credentials(
 async def test_another_origin_is_refused_even_with_a_session(
     client: TestClient[Any, Any], settings: Settings, engine: Engine, codec: CountingCodec
 ) -> None:
-    token = sessions.open_session(engine, settings.secret, OFFICER, 8)
+    cookie = _session_cookie(engine, settings)
     evil = {"Origin": "http://evil.example"}
     response = await client.post(
-        "/decode", json=_body(await _encrypted(codec)), headers=JSON_HEADERS | _cookie(token) | evil
+        "/decode", json=_body(await _encrypted(codec)),
+        headers=JSON_HEADERS | _cookie(cookie) | evil,
     )
     assert response.status == 403
     assert "Access-Control-Allow-Origin" not in response.headers
@@ -392,8 +343,8 @@ async def test_bad_input_is_refused_with_a_message(
     body: bytes,
     message: str,
 ) -> None:
-    token = sessions.open_session(engine, settings.secret, OFFICER, 8)
-    response = await client.post("/decode", data=body, headers=JSON_HEADERS | _cookie(token))
+    cookie = _session_cookie(engine, settings)
+    response = await client.post("/decode", data=body, headers=JSON_HEADERS | _cookie(cookie))
     assert response.status == 400
     assert message in (await response.json())["error"]
     assert codec.decoded == 0
@@ -402,11 +353,11 @@ async def test_bad_input_is_refused_with_a_message(
 async def test_a_payload_that_does_not_decrypt_is_shown_refused_without_its_content(
     client: TestClient[Any, Any], settings: Settings, engine: Engine, codec: CountingCodec
 ) -> None:
-    token = sessions.open_session(engine, settings.secret, OFFICER, 8)
+    cookie = _session_cookie(engine, settings)
     tampered = await _encrypted(codec)
     tampered.data = tampered.data[:-1] + bytes([tampered.data[-1] ^ 1])
     response = await client.post("/decode", json=_body(tampered, await _encrypted(codec)),
-                                 headers=_cookie(token))
+                                 headers=_cookie(cookie))
     assert response.status == 200  # one bad payload does not hide the others
     refused, readable = _payloads(await response.json())
     assert refused.metadata["encoding"] == REFUSED_ENCODING and not refused.data
@@ -422,50 +373,52 @@ async def test_each_decode_is_logged_with_the_officer_and_never_the_data(
     settings: Settings,
     engine: Engine,
     codec: CountingCodec,
-    signing_key: rsa.RSAPrivateKey,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    token = sessions.open_session(engine, settings.secret, OFFICER, 8)
+    opened = sessions.open_session(engine, settings.secret, OFFICER, 8)
     stamped = await _encrypted(codec)
     stamped.metadata["workflow-id"] = b"DSR-20260302-0001"
     with structlog.testing.capture_logs() as logs:
         monkeypatch.setattr(codecserver, "log", structlog.get_logger())
+        link = await client.get(f"/session/{opened.token}")
+        cookie = link.cookies[codecserver.SESSION_COOKIE].value
         by_session = await client.post(
-            "/decode",
-            json=_body(stamped, await _encrypted(codec)),
-            headers=JSON_HEADERS | _cookie(token),
-        )
-        by_token = await client.post(
             "/other-ns/decode",
-            json=_body(await _encrypted(codec)),
-            headers={"X-Workflow-Id": "DSR-20260302-0002"} | _bearer(_token(signing_key)),
+            json=_body(stamped, await _encrypted(codec)),
+            headers=JSON_HEADERS | {"X-Workflow-Id": "DSR-20260302-0002"},
         )
-        await client.get(f"/session/{token}")
-    assert by_session.status == 200 and by_token.status == 200
+        again = await client.get(f"/session/{opened.token}")
+        refused = await client.post("/encode", json=_body(_plain()), headers=JSON_HEADERS)
+    assert link.status == 200 and by_session.status == 200
+    assert again.status == 403 and refused.status == 403
     decodes = [entry for entry in logs if entry["event"] == "codec decode"]
     assert decodes[0]["log_level"] == "info"
     assert {
-        k: decodes[0][k] for k in ("officer", "auth", "namespace", "payloads", "workflow_id")
+        k: decodes[0][k]
+        for k in ("officer", "auth", "session", "namespace", "payloads", "workflow_id")
     } == {
         "officer": OFFICER,
         "auth": "session",
-        "namespace": "default",
+        "session": opened.session_id,
+        "namespace": "other-ns",
         "payloads": 2,
-        "workflow_id": "DSR-20260302-0001",
+        "workflow_id": "DSR-20260302-0001, DSR-20260302-0002",
     }
-    assert decodes[1]["officer"] == "ada@group.example" and decodes[1]["subject"] == "oidc|4711"
-    assert decodes[1]["namespace"] == "other-ns"
-    assert decodes[1]["workflow_id"] == "DSR-20260302-0002"
+    events = {entry["event"]: entry for entry in logs}
+    assert events["ui session link exchanged for a cookie"]["session"] == opened.session_id
+    assert events["ui session link refused"]["reason"] == "used"
+    assert events["codec encode refused"]["status"] == 403
+    assert events["codec encode refused"]["officer"] == OFFICER
     text = json.dumps(logs, default=str)
     assert "ana.silva" not in text and "Ana Silva" not in text
     assert base64.b64encode(PERSONAL).decode() not in text
-    assert token not in text
+    assert opened.token not in text and cookie not in text
 
 
 # The CLI's session link -------------------------------------------------------------------
 
 
-def _cli(settings: Settings, *args: str) -> Any:
+def _cli(settings: Settings, *args: str, **env: str) -> Any:
     env = {
         "DSR_DATA_DIR": str(settings.data_dir),
         "DSR_HMAC_KEY": SECRET,
@@ -473,11 +426,11 @@ def _cli(settings: Settings, *args: str) -> Any:
         "DSR_DATABASE_URL": "",
         "DSR_OFFICER_NAME": OFFICER,
         "COLUMNS": "400",
-    }
+    } | env
     return CliRunner().invoke(starter.app, ["ui-session", *args], env=env)
 
 
-async def test_the_cli_link_opens_a_session_in_the_browser(
+async def test_the_cli_link_opens_a_session_in_the_browser_once(
     client: TestClient[Any, Any], settings: Settings, engine: Engine, codec: CountingCodec
 ) -> None:
     result = _cli(settings, "--officer", "Ada Lovelace")
@@ -486,6 +439,9 @@ async def test_the_cli_link_opens_a_session_in_the_browser(
     found = re.search(r"(http://\S+)/session/(\S+)", result.output)
     assert found is not None, result.output
     assert found[1] == codecserver.codec_endpoint(settings) == "http://localhost:8081"
+    session_id = sessions.live_sessions(engine)[0].session_id
+    assert f"session {session_id} for Ada Lovelace" in result.output
+    assert f"--revoke {session_id}" in result.output
 
     page = await client.get(f"/session/{found[2]}")
     assert page.status == 200
@@ -493,9 +449,10 @@ async def test_the_cli_link_opens_a_session_in_the_browser(
     assert "Session open for Ada Lovelace until" in text and "close this tab" in text
     assert page.headers["Cache-Control"] == "no-store"
     cookie = page.cookies[codecserver.SESSION_COOKIE]
-    assert cookie.value == found[2]
+    assert cookie.value and cookie.value != found[2]  # a fresh value, not the link's
     assert cookie["httponly"] is True
     assert cookie["samesite"] == "Lax"
+    assert not cookie["secure"]  # plain http on localhost
     assert cookie["path"] == "/"
     assert 8 * 3600 - 60 < int(cookie["max-age"]) <= 8 * 3600
 
@@ -506,14 +463,99 @@ async def test_the_cli_link_opens_a_session_in_the_browser(
     assert decoded.status == 200
     assert _payloads(await decoded.json()) == [_plain()]
 
+    # The link works once: opened again (another browser, or this one), it is refused.
+    again = await client.get(f"/session/{found[2]}")
+    assert again.status == 403 and "already opened" in await again.text()
+    client.session.cookie_jar.clear()  # the link is no cookie either
+    link_as_cookie = await client.post("/decode", json=_body(await _encrypted(codec)),
+                                       headers=_cookie(found[2]))
+    assert link_as_cookie.status == 401
+
     as_json = json.loads(_cli(settings, "--json").output)
     assert as_json["officer"] == OFFICER and as_json["hours"] == settings.ui_session_hours
     assert as_json["link"].startswith("http://localhost:8081/session/")
+    assert as_json["session"] != session_id
     with Session(engine) as session:
         opened = session.scalars(
             select(LedgerEntry.actor).where(LedgerEntry.kind == "ui_session_opened")
         ).all()
     assert opened == ["Ada Lovelace", OFFICER]
+
+
+async def test_the_cli_lists_and_ends_sessions(
+    client: TestClient[Any, Any], settings: Settings, engine: Engine, codec: CountingCodec
+) -> None:
+    ada = json.loads(_cli(settings, "--officer", "ada", "--json").output)
+    bob = json.loads(_cli(settings, "--officer", "bob", "--json").output)
+    bob_again = json.loads(_cli(settings, "--officer", "bob", "--json").output)
+    cookies = {}
+    for name, opened in (("ada", ada), ("bob", bob), ("bob again", bob_again)):
+        page = await client.get(opened["link"].removeprefix("http://localhost:8081"))
+        assert page.status == 200
+        cookies[name] = page.cookies[codecserver.SESSION_COOKIE].value
+        client.session.cookie_jar.clear()
+
+    async def decodes(name: str) -> bool:
+        response = await client.post("/decode", json=_body(await _encrypted(codec)),
+                                     headers=_cookie(cookies[name]))
+        return response.status == 200
+
+    listed = json.loads(_cli(settings, "--list", "--json").output)
+    assert [(row["session"], row["officer"], row["link_used"]) for row in listed] == [
+        (ada["session"], "ada", True), (bob["session"], "bob", True),
+        (bob_again["session"], "bob", True)]
+    table = _cli(settings, "--list", "--officer", "bob").output
+    assert bob["session"] in table and ada["session"] not in table
+
+    revoked = _cli(settings, "--revoke", bob["session"])
+    assert revoked.exit_code == 0 and "ended 1 session" in revoked.output
+    assert not await decodes("bob") and await decodes("bob again") and await decodes("ada")
+    unknown = _cli(settings, "--revoke", bob["session"])
+    assert unknown.exit_code == 1 and "no live session" in unknown.output
+
+    assert json.loads(_cli(settings, "--revoke-all", "--officer", "bob", "--json").output) == {
+        "ended": 1}
+    assert not await decodes("bob again") and await decodes("ada")
+    assert "ended 1 session" in _cli(settings, "--revoke-all").output
+    assert not await decodes("ada")
+    assert "no live session" in _cli(settings, "--list").output
+    both = _cli(settings, "--revoke", "x", "--revoke-all")
+    assert both.exit_code == 2 and "use one of" in both.output
+    with Session(engine) as session:
+        ended = session.scalars(
+            select(LedgerEntry).where(LedgerEntry.kind == "ui_session_revoked")
+        ).all()
+    assert [(entry.actor, entry.detail) for entry in ended] == [
+        (OFFICER, {"session": bob["session"], "officer": "bob"}),
+        (OFFICER, {"sessions": [bob_again["session"]], "officer": "bob"}),
+        (OFFICER, {"sessions": [ada["session"]], "officer": "*"}),
+    ]
+
+
+async def test_the_cookie_is_secure_where_the_codec_server_is_reached_over_https(
+    tmp_path: Path, engine: Engine, codec: CountingCodec
+) -> None:
+    settings = _settings(tmp_path, codec_public_url="https://codec.dsr.group.example/")
+    assert codecserver.codec_endpoint(settings) == "https://codec.dsr.group.example"
+    opened = sessions.open_session(engine, settings.secret, OFFICER, 1)
+    link = codecserver.session_link(settings, opened.token)
+    assert link == f"https://codec.dsr.group.example/session/{opened.token}"
+    client = await _client(settings, engine, codec)
+    try:
+        # Behind the TLS proxy; a client's X-Forwarded-Proto is not what decides.
+        page = await client.get(f"/session/{opened.token}", headers={"X-Forwarded-Proto": "http"})
+        assert page.status == 200
+        assert "Secure" in page.headers["Set-Cookie"]
+        assert "HttpOnly" in page.headers["Set-Cookie"]
+    finally:
+        await client.close()
+    plain = await _client(_settings(tmp_path), engine, codec)
+    try:
+        other = sessions.open_session(engine, settings.secret, OFFICER, 1)
+        page = await plain.get(f"/session/{other.token}", headers={"X-Forwarded-Proto": "https"})
+        assert page.status == 200 and "Secure" not in page.headers["Set-Cookie"]
+    finally:
+        await plain.close()
 
 
 async def test_start_serves_on_the_codec_port(
@@ -524,12 +566,12 @@ async def test_start_serves_on_the_codec_port(
     try:
         import aiohttp
 
-        token = sessions.open_session(engine, settings.secret, OFFICER, 1)
+        cookie = _session_cookie(engine, settings, hours=1)
         async with aiohttp.ClientSession() as http:
             response = await http.post(
                 f"http://127.0.0.1:{unused_tcp_port}/decode",
                 json=_body(await _encrypted(codec)),
-                headers=_cookie(token),
+                headers=_cookie(cookie),
             )
             assert response.status == 200
             assert _payloads(await response.json()) == [_plain()]

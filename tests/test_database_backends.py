@@ -45,7 +45,9 @@ from dsr.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = b"backends-test-secret"
 KEY = ledger.ledger_key(SECRET)
+KEYS = register.RegisterKeys.from_secret(SECRET)
 EMAIL = "grace.hopper@example.com"
+NOTE = f"withdrawn by phone, answer to {EMAIL}"
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
@@ -268,8 +270,8 @@ def test_the_register_records_intake_milestones_and_answers_status(app_database_
             at=T0 + timedelta(minutes=minutes),
             **changes,
         )
-        register.record_milestone(engine, milestone, KEY)
-        register.record_milestone(engine, milestone, KEY)  # idempotent
+        register.record_milestone(engine, milestone, KEYS)
+        register.record_milestone(engine, milestone, KEYS)  # idempotent
 
     record, milestones = register.get_request(engine, "R-1")
 
@@ -393,17 +395,24 @@ def test_holds_are_placed_listed_and_released(app_database_url: str) -> None:
 
 def test_officer_sessions_open_resolve_and_revoke(app_database_url: str) -> None:
     engine = make_engine(app_database_url)
-    token = sessions.open_session(engine, SECRET, "olga", hours=8, now=T0)
+    opened = sessions.open_session(engine, SECRET, "olga", hours=8, now=T0)
     other = sessions.open_session(engine, SECRET, "olga", hours=1, now=T0)
 
-    assert sessions.officer_for(engine, SECRET, token, T0 + timedelta(hours=7)) == "olga"
-    found = sessions.session_for(engine, SECRET, token, T0)
+    exchanged = sessions.exchange_link(engine, SECRET, opened.token, T0)
+    assert isinstance(exchanged, sessions.Exchanged)
+    assert sessions.exchange_link(engine, SECRET, opened.token, T0) == sessions.LinkRefused(
+        sessions.LinkRefusal.USED, opened.session_id)
+    cookie = exchanged.cookie
+    assert sessions.officer_for(engine, SECRET, cookie, T0 + timedelta(hours=7)) == "olga"
+    assert sessions.officer_for(engine, SECRET, opened.token, T0) is None  # the link is no cookie
+    found = sessions.session_for(engine, SECRET, cookie, T0)
     assert found is not None and found.expires_at == T0 + timedelta(hours=8)
-    assert sessions.officer_for(engine, SECRET, token, T0 + timedelta(hours=8)) is None
-    assert sessions.revoke(engine, SECRET, other, T0 + timedelta(minutes=5))
-    assert not sessions.revoke(engine, SECRET, other, T0 + timedelta(minutes=6))
-    assert sessions.revoke_all(engine, SECRET, "olga", T0 + timedelta(minutes=7)) == 1
-    assert sessions.officer_for(engine, SECRET, token, T0 + timedelta(minutes=8)) is None
+    assert sessions.officer_for(engine, SECRET, cookie, T0 + timedelta(hours=8)) is None
+    assert sessions.revoke(engine, SECRET, other.session_id, "admin", T0 + timedelta(minutes=5))
+    assert not sessions.revoke(engine, SECRET, other.session_id, "admin",
+                               T0 + timedelta(minutes=6))
+    assert sessions.revoke_all(engine, SECRET, "admin", "olga", T0 + timedelta(minutes=7)) == 1
+    assert sessions.officer_for(engine, SECRET, cookie, T0 + timedelta(minutes=8)) is None
     assert ledger.verify(engine, KEY, Path("/nonexistent/anchors")).entries == 4
 
 
@@ -451,13 +460,19 @@ def test_confirmations_and_the_register_are_purged_after_their_retention(
                 request_id=request_id,
                 key="closed",
                 step="closed",
+                actor="Ada",
+                detail={"reason": NOTE},  # an officer's note, sealed in the register
                 status="answered",
                 outcome="erasure",
                 closed=True,
                 at=closed_at if request_id == "R-OLD" else T0 + timedelta(days=1),
             ),
-            KEY,
+            KEYS,
         )
+    _, (closing,) = register.get_request(engine, "R-OLD")
+    assert register.readable_detail(closing, KEYS.note_keys) == {"reason": NOTE}
+    sealed = closing.detail["reason"]["sealed"]
+    assert sealed in _every_row(engine) and NOTE not in _every_row(engine)
     message = bytes(range(256)) * 4  # sealed bytes: every byte value survives
     with Session(engine) as session, session.begin():
         session.add_all(
@@ -502,8 +517,16 @@ def test_confirmations_and_the_register_are_purged_after_their_retention(
             )
             == 0
         )
+    assert sealed not in _every_row(engine), "the note went with the register row"
     verified = ledger.verify(engine, KEY, ledger.anchors_path(settings))
     assert verified.ok and verified.anchors == 1, verified.describe()
+
+
+def _every_row(engine: Engine) -> str:
+    """Every row of every table, as text."""
+    with engine.connect() as connection:
+        return "\n".join(repr(connection.execute(table.select()).fetchall())
+                         for table in Base.metadata.sorted_tables)
 
 
 # --- a connector's reference store ---------------------------------------------------------

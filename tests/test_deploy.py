@@ -46,7 +46,9 @@ EXPECTED_SETTINGS = (
     "DSR_PUBLIC_BASE_URL", "DSR_DATABASE_URL", "DSR_BLOB_URL", "DSR_PAYLOAD_KEYS",
     "DSR_PAYLOAD_KEY_FILE", "DSR_HMAC_KEY", "DSR_CODEC_PORT", "DSR_CODEC_BIND_HOST",
     "DSR_CODEC_ALLOWED_ORIGINS",
-    "DSR_CODEC_OIDC_PUBLIC_KEY", "DSR_CODEC_OIDC_ISSUER", "DSR_CODEC_OIDC_AUDIENCE",
+    "DSR_CODEC_PUBLIC_URL", "DSR_CODEC_OIDC_ISSUER", "DSR_CODEC_OIDC_AUDIENCE",
+    "DSR_CODEC_OIDC_JWKS_URL", "DSR_CODEC_OIDC_ROLE_CLAIM", "DSR_CODEC_OIDC_READ_ROLES",
+    "DSR_CODEC_OIDC_ENCODE_ROLES",
     "DSR_SMTP_HOST", "DSR_SMTP_PORT", "DSR_SMTP_USERNAME", "DSR_SMTP_PASSWORD",
     "DSR_SMTP_SECURITY", "DSR_DATA_DIR", "DSR_WEB_UI_URL",
 )
@@ -109,11 +111,14 @@ REQUIRED: dict[str, frozenset[str]] = {
 # the container and lost with it.
 NEEDS_PAYLOAD_KEYS = frozenset({"orchestrator", "connectors", "codec", "downloads", "setup",
                                 "cli"})
-# Kubernetes: officers sign in with OIDC, so the codec server checks bearer tokens; connector
-# stores are remote databases (the pods' filesystem is scratch).
+# Kubernetes: officers sign in with OIDC, so the codec server checks bearer tokens (against
+# the issuer's JWKS, the officer's roles in the role claim; its public address is https, so
+# session cookies are Secure); connector stores are remote databases (the pods' filesystem is
+# scratch).
 K8S_REQUIRED: dict[str, frozenset[str]] = {
     "codec": frozenset({
-        "DSR_CODEC_OIDC_PUBLIC_KEY", "DSR_CODEC_OIDC_ISSUER", "DSR_CODEC_OIDC_AUDIENCE",
+        "DSR_CODEC_OIDC_ISSUER", "DSR_CODEC_OIDC_AUDIENCE", "DSR_CODEC_OIDC_ROLE_CLAIM",
+        "DSR_CODEC_PUBLIC_URL",
     }),
 }
 WORKER_KINDS = frozenset({"orchestrator", "connectors"})
@@ -714,6 +719,10 @@ def test_helm_values_postgres_namespace_and_web_ui() -> None:
                    and doc["metadata"]["name"] == "dsr-codec-server"
                    for rule in doc["spec"]["rules"]}
     assert web["TEMPORAL_CODEC_ENDPOINT"]["value"] in {f"https://{h}" for h in codec_hosts}
+    # The codec server knows its https address (session links, Secure cookies), and the
+    # issuer it checks tokens of is the one the Web UI signs officers in with.
+    assert codec_env["DSR_CODEC_PUBLIC_URL"] == web["TEMPORAL_CODEC_ENDPOINT"]["value"]
+    assert codec_env["DSR_CODEC_OIDC_ISSUER"] == web["TEMPORAL_AUTH_ISSUER_URL"]["value"]
 
 
 def test_dockerfile_and_dockerignore() -> None:

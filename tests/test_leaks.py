@@ -5,8 +5,8 @@ every built-in connector) on free ports, plus a connector worker whose errors qu
 person's email. It runs the demo's two requests (an account holder's access through the
 privacy panel; a customer's erasure of an end user's SMS, verified by an emailed code) and an
 access request whose CRM connector fails with the email in its message, which the officer
-verifies by hand and then records as done by hand. Then it reads, without the codec, what
-anyone with the server's or the operator's access would:
+verifies by hand and then records as done by hand, both notes quoting the email. Then it reads,
+without the codec, what anyone with the server's or the operator's access would:
 
 * every workflow history, description and schedule as ``temporal ... --output json`` prints
   it, with every base64 value decoded as well (unencrypted payloads are base64 there);
@@ -141,9 +141,11 @@ async def _requests(settings: Settings, facts: DemoFacts) -> list[str]:
     })
     handles = [await officer.submit(client, settings, r) for r in (access, erasure, failing)]
     await submit_emailed_code(client, settings, erasure.request_id)
-    # The email identity is not covered by the panel login: an officer checks it by hand.
+    # The email identity is not covered by the panel login: an officer checks it by hand. The
+    # officers' notes quote the email: sealed in the register, keyed hashes in the ledger.
     await officer.update(client, failing.request_id, "mark_verified", OfficerNote(
-        officer="Ada", note="identity document checked"), UpdateResult)
+        officer="Ada", note=f"identity document checked, {facts.account_holder_email} called"),
+        UpdateResult)
     for _ in range(300):
         status = await officer.status(client, failing.request_id)
         if any(c.connector == "leaky" and c.status is ConnectorStatus.FAILED
@@ -152,7 +154,7 @@ async def _requests(settings: Settings, facts: DemoFacts) -> list[str]:
         await asyncio.sleep(0.1)
     await officer.update(client, failing.request_id, "resolve_connector", ConnectorDecision(
         officer="Ada", connector="leaky", resolution=ConnectorResolution.DONE_BY_HAND,
-        reason="looked up by hand in the CRM"), UpdateResult)
+        reason=f"looked up {facts.account_holder_email} by hand in the CRM"), UpdateResult)
     outcomes = [await handle.result() for handle in handles]
     assert [o.status for o in outcomes] == [Status.ANSWERED] * 3
     return [access.request_id, erasure.request_id, failing.request_id]

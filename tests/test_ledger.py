@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 import starter
 from activities.proof import ProofActivities, PurgeInput
-from dsr import ledger, register
+from dsr import ledger, notes, register
 from dsr.database import ConfirmationRecord, make_engine
 from dsr.ledger import LedgerEntry
 from dsr.models import parse_request
@@ -28,6 +28,7 @@ from dsr.settings import Settings
 
 SECRET = b"ledger-test-secret"
 KEY = ledger.ledger_key(SECRET)
+KEYS = register.RegisterKeys.from_secret(SECRET)
 EMAIL = "ada.lovelace@example.com"
 PHONE = "+447700900123"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -87,7 +88,7 @@ def _fill(engine: Engine, request_id: str = "R-1") -> None:
                 detail=detail,
                 status="in_progress",
             ),
-            KEY,
+            KEYS,
         )
     with Session(engine) as session, session.begin():
         ledger.append(
@@ -149,7 +150,10 @@ def test_an_untouched_ledger_verifies_and_chains_every_entry(
     assert all(b.prev_mac == a.mac for a, b in itertools.pairwise(entries))
     assert head.seq == 8 and head.mac == entries[-1].mac
     assert entries[-1].request_id is None and entries[-1].kind == "hold_placed"
-    assert entries[5].detail["detail"] == {"reason": "complex request", "months": 2}
+    assert entries[5].detail["detail"] == {
+        "reason": notes.note_hash(KEYS.note_keys, "complex request"),  # a note: a keyed hash
+        "months": 2,
+    }
 
 
 def test_an_empty_ledger_verifies(engine: Engine, settings: Settings) -> None:
@@ -162,7 +166,7 @@ def test_a_retried_milestone_appends_once(engine: Engine) -> None:
     register.record_intake(engine, _request("R-2"), SECRET, T0)
     milestone = Milestone(request_id="R-2", key="acknowledged", step="acknowledge", at=T0)
     for _ in range(3):
-        register.record_milestone(engine, milestone, KEY)
+        register.record_milestone(engine, milestone, KEYS)
     register.record_intake(engine, _request("R-2"), SECRET, T0)
     with Session(engine) as session:
         kinds = [entry.kind for entry in session.scalars(select(LedgerEntry))]
@@ -321,7 +325,7 @@ def test_a_chain_rewritten_with_the_key_is_caught_by_the_anchor(
     register.record_milestone(
         engine,
         Milestone(request_id="R-1", key="answered", step="answer", at=T0 + timedelta(days=1)),
-        KEY,
+        KEYS,
     )
     with _db(settings) as db:  # an insider with the key: every mac and the head are right
         db.execute(

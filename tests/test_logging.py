@@ -13,12 +13,14 @@ from dsr.logging import MaskingFormatter, configure, get_logger, mask
 
 @pytest.mark.parametrize("text", [
     "ana.silva@example.com", "+31612345678", "+44 7700 900123", "0612345678", "192.168.10.4",
+    "2001:db8:0:7::1", "fe80::1%eth0", "2001:0db8:0000:0000:0000:ff00:0042:8329", "::1",
 ])
 def test_mask_hides_identities(text: str) -> None:
     assert text not in mask(f"failed for {text} today")
 
 
-@pytest.mark.parametrize("text", ["DSR-20261129-153156", "2026-11-29T15:31:56Z", "ms=1234"])
+@pytest.mark.parametrize("text", ["DSR-20261129-153156", "2026-11-29T15:31:56Z", "ms=1234",
+                                  "at 09:00:00", "std::vector"])
 def test_mask_leaves_ids_and_times(text: str) -> None:
     assert mask(text) == text
 

@@ -1,6 +1,7 @@
 """Package downloads: the answer's link opens a landing page, only its POST downloads, and an
-expired, revoked or altered link downloads nothing. A real aiohttp server, a real SQLite app
-database, the sealed blob store and the CLI."""
+expired, revoked or altered link downloads nothing; a POST from another site, or past the
+rate limits, downloads and records nothing. A real aiohttp server on a free port, a real
+SQLite app database, the sealed blob store and the CLI."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import structlog
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -25,7 +25,7 @@ from dsr.database import make_engine
 from dsr.ledger import LedgerEntry
 from dsr.sealedblobs import SealedBlobStore
 from dsr.settings import Settings
-from tests.conftest import TEST_KEY_SPEC
+from tests.conftest import TEST_KEY_SPEC, captured_logs
 
 REQUEST = "REQ-PKG-1"
 CONTENT = b"PK\x03\x04 the package of ana.silva@example.com"
@@ -51,11 +51,27 @@ def blobs(settings: Settings) -> BlobStore:
     return store
 
 
+class Clock:
+    """The rate limits' clock, moved by hand: a test waits out a window without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
 @pytest.fixture
 async def client(
-    settings: Settings, engine: Engine, blobs: BlobStore
+    settings: Settings, engine: Engine, blobs: BlobStore, clock: Clock
 ) -> AsyncIterator[TestClient[Any, Any]]:
-    server = TestServer(downloadserver.make_app(settings, engine, blobs), host="127.0.0.1")
+    server = TestServer(downloadserver.make_app(settings, engine, blobs, clock),
+                        host="127.0.0.1")
     async with TestClient(server) as client:
         yield client
 
@@ -84,7 +100,8 @@ async def test_the_landing_page_offers_a_button_and_its_post_downloads(
     assert REQUEST in text and "ana.silva" not in text
     last = NOW.date() + timedelta(days=5)
     assert f"works until the end of {last.day} {last:%B %Y} (UTC)" in text
-    assert page.headers["Referrer-Policy"] == "no-referrer"
+    # Not no-referrer: under it browsers send "Origin: null" with the button's POST.
+    assert page.headers["Referrer-Policy"] == "same-origin"
     assert _downloads(engine) == [], "opening the page downloads nothing"
 
     response = await client.post(f"{path}/download")
@@ -135,10 +152,10 @@ def _stored(blobs: BlobStore) -> Path:
 
 async def test_a_blob_not_sealed_by_the_product_is_not_served(
     settings: Settings, engine: Engine, blobs: BlobStore, client: TestClient[Any, Any]
-) -> None:
+, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _issue(settings, engine)
     _stored(blobs).write_bytes(CONTENT)  # planted as it is: not sealed by the product
-    with structlog.testing.capture_logs() as logs:
+    with captured_logs(monkeypatch, downloadserver) as logs:
         response = await client.post(f"{path}/download")
     body = await response.read()
     assert response.status == 404 and response.content_type == "text/html"
@@ -152,14 +169,14 @@ async def test_a_blob_not_sealed_by_the_product_is_not_served(
 
 async def test_a_package_damaged_past_its_first_megabyte_is_broken_off(
     settings: Settings, engine: Engine, blobs: BlobStore, client: TestClient[Any, Any]
-) -> None:
+, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _issue(settings, engine)
     with blobs.open_writer(package_links.package_key(REQUEST)) as sink:
         sink.write(os.urandom(3 * 1024 * 1024))
     damaged = bytearray(_stored(blobs).read_bytes())
     damaged[2 * 1024 * 1024] ^= 1
     _stored(blobs).write_bytes(bytes(damaged))
-    with structlog.testing.capture_logs() as logs:
+    with captured_logs(monkeypatch, downloadserver) as logs:
         response = await client.post(f"{path}/download")
         assert response.status == 200, "the first megabyte decrypted: the download began"
         with pytest.raises(aiohttp.ClientPayloadError):

@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import json
 import re
+import sqlite3
 import zipfile
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session
 from temporalio.testing import WorkflowEnvironment
 
 from connectors.sms import Message
-from dsr import downloadserver, officer
+from dsr import downloadserver, officer, register
 from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
 from dsr.mailserver import MailFolder
 from tests import outage_connector
@@ -242,6 +244,59 @@ async def test_denial_tells_the_reasons_and_where_to_complain(
     assert "the fifth identical request this month" in kept
     assert f"<denial.{request.request_id}@dsr>" in kept
     await save_history(handle, "denied")
+
+
+async def test_an_officers_note_is_sealed_in_the_register_and_hashed_in_the_ledger(
+        harness: Harness) -> None:
+    h = harness
+    email = h.facts.controller_registered_email
+    reason = f"asked twice: {email} called to say the first stands"
+    request = h.controller_erasure()
+    rid = request.request_id
+    handle = await h.submit(request)
+    await emailed_code(h, rid)
+    await officer.update(h.client, rid, "deny", Denial(officer="Ada", reason=reason),
+                         UpdateResult)
+    assert (await handle.result()).status is Status.DENIED
+    with sqlite3.connect(h.settings.data_dir / "dsr.db") as db:
+        stored = repr([db.execute(f"SELECT * FROM {table}").fetchall()
+                       for table in ("milestones", "ledger")]).lower()
+    assert rid.lower() in stored
+    for private in (reason, email, "asked twice", "the first stands"):
+        assert private.lower() not in stored
+    code, out, err = await cli(h, "ledger", "verify")
+    assert code == 0 and "ledger intact" in out, (out, err)
+
+    # A request Temporal no longer knows (its retention passed): the CLI reads the register,
+    # where the real request's sealed note, moved into this one's row, does not open.
+    forgotten = h.controller_erasure().request_id
+    note = f"withdrawn by {email} on the phone"
+    _register_only(h, forgotten, note)
+    with sqlite3.connect(h.settings.data_dir / "dsr.db") as db:
+        db.execute("UPDATE milestones SET detail = (SELECT detail FROM milestones "
+                   "WHERE request_id = ? AND key = 'denied') "
+                   "WHERE request_id = ? AND key = 'deadline'", (rid, forgotten))
+    code, out, err = await cli(h, "status", forgotten, "--json")
+    assert code == 0, err
+    shown = {m["step"]: m["detail"] for m in json.loads(out)["milestones"]}
+    assert shown == {"cancel": {"reason": note},
+                     "deadline": {"reason": "(note unreadable)", "manifestly_unfounded": False}}
+    code, out, err = await cli(h, "status", forgotten)
+    assert code == 0, err
+    assert "(from the register)" in out and note in out and "(note unreadable)" in out
+
+
+def _register_only(h: Harness, request_id: str, note: str) -> None:
+    """A request closed long ago: in the register, no longer in Temporal."""
+    keys = register.RegisterKeys.from_secret(h.settings.secret)
+    received = datetime.now(UTC) - timedelta(days=400)
+    register.record_intake(h.engine, h.controller_erasure(
+        request_id=request_id, received_at=received.isoformat()), h.settings.secret, received)
+    for minutes, (key, step, detail) in enumerate(
+            [("deadline", "deadline", {}), ("cancelled", "cancel", {"reason": note})]):
+        register.record_milestone(h.engine, register.Milestone(
+            request_id=request_id, key=key, step=step, actor="Ada", detail=detail,
+            at=received + timedelta(minutes=minutes), closed=step == "cancel"), keys)
 
 
 async def _outage_harness(env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder],

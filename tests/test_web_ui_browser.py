@@ -7,7 +7,8 @@ free ports with one request workflow whose input names ``browser.check@example.o
   history (and a "Codec Server could not connect" banner), never the subject's email;
 * after opening a session link (``python starter.py ui-session``) in the same browser and
   choosing, in the Web UI's codec settings, "use a browser endpoint" with the codec server and
-  "Include cross-origin credentials", the same page shows the input as readable JSON.
+  "Include cross-origin credentials", the same page shows the input as readable JSON; the
+  link, opened again, is refused (it works once), and the page still decodes.
 
 The Web UI (2.54) keeps those codec settings in the browser's localStorage: ``endpoint``,
 ``passAccessToken``, ``includeCredentials`` and ``overrideRemoteCodecConfiguration`` (values as
@@ -190,10 +191,10 @@ def _codec_settings_script(settings: Settings) -> str:
 
 
 def _open_session_link(settings: Settings) -> str:
-    token = sessions.open_session(
+    opened = sessions.open_session(
         make_engine(settings.app_database_url), settings.secret, OFFICER, hours=1
     )
-    return session_link(settings, token)
+    return session_link(settings, opened.token)
 
 
 async def _screenshot(page: Page, folder: Path, name: str) -> Path:
@@ -239,7 +240,8 @@ async def test_with_a_session_and_credentials_the_web_ui_shows_the_decoded_input
     try:
         await context.add_init_script(_codec_settings_script(settings))
         page = await context.new_page()
-        opened = await page.goto(_open_session_link(settings))
+        link = _open_session_link(settings)
+        opened = await page.goto(link)
         assert opened is not None and opened.status == 200
         await expect(page.get_by_text(f"Session open for {OFFICER}")).to_be_visible()
         await page.goto(_workflow_url(settings, started.workflow_id))
@@ -249,5 +251,12 @@ async def test_with_a_session_and_credentials_the_web_ui_shows_the_decoded_input
         assert f'"request_id": "{REQUEST_ID}"' in text
         assert started.ciphertext not in text
         assert NO_CODEC_BANNER not in text
+
+        # The link works once; opening it again is refused and leaves the cookie it gave.
+        again = await page.goto(link)
+        assert again is not None and again.status == 403
+        await expect(page.get_by_text("already opened")).to_be_visible()
+        await page.goto(_workflow_url(settings, started.workflow_id))
+        await expect(page.get_by_text(SUBJECT_EMAIL).first).to_be_visible(timeout=RENDER_TIMEOUT_MS)
     finally:
         await context.close()

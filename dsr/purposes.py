@@ -1,0 +1,40 @@
+"""Keys by purpose: each use of the server secret gets a key of its own.
+
+A key is derived from the server secret (``settings.secret``) with HKDF-SHA256, the purpose
+and its version as the ``info``: a key for one purpose says nothing about another, and a
+purpose changes its key by changing its version. Each derived key has a short public id (a
+hash of the key, never the key), recorded beside what it sealed or hashed, so that a record
+made under another secret or version is recognised as such.
+
+Used today by the officers' notes (sealed in the register, keyed hashes in the ledger); codes,
+download links, sessions, the identity index and the ledger chain are to move onto it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+KEY_BYTES = 32
+KEY_ID_CHARS = 16
+
+# The purposes, each with its version: a new version is a new key.
+OFFICER_NOTES = "officer notes v1"  # AES-GCM: notes sealed in the register
+OFFICER_NOTE_HASHES = "officer note hashes v1"  # HMAC-SHA256: notes as the ledger keeps them
+PURPOSES = (OFFICER_NOTES, OFFICER_NOTE_HASHES)
+
+
+def purpose_key(secret: bytes, purpose: str) -> bytes:
+    """The 32-byte key for ``purpose`` (one of PURPOSES), derived from the server secret."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown key purpose {purpose!r}")
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None,
+                info=b"dsr " + purpose.encode())
+    return hkdf.derive(secret)
+
+
+def key_id(key: bytes) -> str:
+    """A public name for a derived key: matching records to it discloses nothing of it."""
+    return hashlib.sha256(b"dsr key id\x00" + key).hexdigest()[:KEY_ID_CHARS]
