@@ -733,20 +733,36 @@ def _recheck_deferred() -> None:
 
 
 @hold_app.command("list")
-def hold_list(as_json: JsonOpt = False) -> None:
-    """The active holds (identities appear only as keyed hashes)."""
+def hold_list(
+    show_all: Annotated[bool, typer.Option("--all", help="Released and ended holds too.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The active holds with their reasons (identities appear only as keyed hashes)."""
     from dsr import holds
 
-    active = holds.active_holds(_register_engine(_settings()), datetime.now(UTC))
+    settings = _settings()
+    listed = holds.list_holds(_register_engine(settings), settings.secret, datetime.now(UTC),
+                              everything=show_all)
     if as_json:
-        print(json.dumps([hold.model_dump(mode="json") for hold in active], indent=2))
+        print(json.dumps([hold.model_dump(mode="json") for hold in listed], indent=2))
         return
     table = Table("hold", "kind", "subject", "customer", "product", "category", "until")
-    for hold in active:
+    for hold in listed:
         table.add_row(hold.hold_id, hold.kind.value, "yes" if hold.identity_hash else "",
                       hold.customer_account or "", hold.product or "", hold.category or "",
                       str(hold.until or "released by an officer"))
     console.print(table)
+    for hold in listed:  # free text, unwrapped, below the table
+        _print_hold_reasons(hold)
+
+
+def _print_hold_reasons(hold: Any) -> None:
+    lines = [f"{hold.hold_id} placed {hold.placed_at:%Y-%m-%d} by {hold.placed_by}: {hold.reason}"]
+    if hold.released_at is not None:
+        lines.append(f"{hold.hold_id} released {hold.released_at:%Y-%m-%d} by "
+                     f"{hold.released_by}: {hold.release_reason}")
+    for line in lines:
+        console.print(escape(line), highlight=False, soft_wrap=True)
 
 
 # The embedded stack and the demo -----------------------------------------------------------

@@ -5,6 +5,10 @@ keyed hash), a customer account, a product, a data category, or a combination; e
 given must match. While it is active, the hold check of every erasure keeps what it covers
 "until released"; releasing it (with a reason) lets the deferred erasure take what only that
 hold was keeping.
+
+The reasons an officer gives (on placing and on releasing) may name a person: they are stored
+sealed as officers' notes are (``dsr.notes``), bound to the hold and the column, and the ledger
+keeps only their keyed hashes. Reasons stored before that are shown as they are.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, StringConstraints, model_validator
-from sqlalchemy import Date, Engine, String, Text, or_, select
+from sqlalchemy import ColumnElement, Date, Engine, String, Text, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from dsr import ledger
+from dsr import ledger, notes
 from dsr.database import Base, UtcDateTime
 from dsr.hashing import keyed_hash
 from dsr.models import Identity
@@ -77,6 +81,7 @@ class HoldSpec(BaseModel):
 
 
 SCOPE = {"identity_hash", "customer_account", "product", "category"}
+TABLE = LegalHoldRecord.__tablename__
 
 
 class Hold(BaseModel):
@@ -103,6 +108,17 @@ class Hold(BaseModel):
         )
 
 
+class HoldListing(Hold):
+    """A hold as an officer reads it (``hold list``): its reasons opened, or UNREADABLE."""
+
+    reason: str
+    placed_by: str
+    placed_at: datetime
+    released_at: datetime | None = None
+    released_by: str | None = None
+    release_reason: str | None = None
+
+
 class HoldError(ValueError):
     """A hold that cannot be placed or released; the message says why and how to fix it."""
 
@@ -110,18 +126,8 @@ class HoldError(ValueError):
 def place_hold(engine: Engine, secret: bytes, spec: HoldSpec, at: datetime) -> Hold:
     if spec.until is not None and spec.until <= at.date():
         raise HoldError("--until must be a date after today, or left out for an open hold")
-    record = LegalHoldRecord(
-        hold_id=f"HOLD-{secrets.token_hex(4).upper()}",
-        kind=spec.kind.value,
-        identity_hash=keyed_hash(secret, spec.identity.normalised) if spec.identity else None,
-        customer_account=spec.customer_account,
-        product=spec.product,
-        category=spec.category,
-        reason=spec.reason,
-        placed_by=spec.placed_by,
-        placed_at=at,
-        until=spec.until,
-    )
+    keys = notes.NoteKeys.from_secret(secret)
+    record = _record(spec, f"HOLD-{secrets.token_hex(4).upper()}", secret, keys, at)
     with Session(engine) as session, session.begin():
         session.add(record)
         hold = _hold(record)
@@ -131,6 +137,7 @@ def place_hold(engine: Engine, secret: bytes, spec: HoldSpec, at: datetime) -> H
             "until": str(hold.until),
             "scope": hold.model_dump(include=SCOPE, exclude_none=True, exclude={"identity_hash"}),
             "subject": hold.identity_hash is not None,
+            "reason": notes.note_hash(keys, spec.reason),
         }
         ledger.append(
             session, "hold_placed", spec.placed_by, at, None, detail, ledger.ledger_key(secret)
@@ -138,25 +145,46 @@ def place_hold(engine: Engine, secret: bytes, spec: HoldSpec, at: datetime) -> H
         return hold
 
 
+def _record(
+    spec: HoldSpec, hold_id: str, secret: bytes, keys: notes.NoteKeys, at: datetime
+) -> LegalHoldRecord:
+    """The row for a new hold: the identity as its keyed hash, the reason sealed to the row."""
+    return LegalHoldRecord(
+        hold_id=hold_id,
+        kind=spec.kind.value,
+        identity_hash=keyed_hash(secret, spec.identity.normalised) if spec.identity else None,
+        customer_account=spec.customer_account,
+        product=spec.product,
+        category=spec.category,
+        reason=notes.sealed_text(keys, TABLE, hold_id, "reason", spec.reason),
+        placed_by=spec.placed_by,
+        placed_at=at,
+        until=spec.until,
+    )
+
+
 def release_hold(
     engine: Engine, secret: bytes, hold_id: str, officer: str, reason: str, at: datetime
 ) -> Hold:
-    if len(reason.strip()) < 3:
+    reason = reason.strip()
+    if len(reason) < 3:
         raise HoldError("releasing a hold needs a reason: give --reason")
+    keys = notes.NoteKeys.from_secret(secret)
     with Session(engine) as session, session.begin():
         record = session.get(LegalHoldRecord, hold_id)
         if record is None:
             raise HoldError(f"no hold {hold_id}: see `hold list` for the active holds")
         if record.released_at is not None:
             raise HoldError(f"hold {hold_id} was already released")
-        record.released_at, record.released_by, record.release_reason = at, officer, reason.strip()
+        record.released_at, record.released_by = at, officer
+        record.release_reason = notes.sealed_text(keys, TABLE, hold_id, "release_reason", reason)
         ledger.append(
             session,
             "hold_released",
             officer,
             at,
             None,
-            {"hold_id": hold_id, "reason": record.release_reason},
+            {"hold_id": hold_id, "reason": notes.note_hash(keys, reason)},
             ledger.ledger_key(secret),
         )
         return _hold(record)
@@ -164,16 +192,29 @@ def release_hold(
 
 def active_holds(engine: Engine, at: datetime) -> list[Hold]:
     """Holds not released and not past their ``until`` date."""
-    statement = (
-        select(LegalHoldRecord)
-        .where(
-            LegalHoldRecord.released_at.is_(None),
-            or_(LegalHoldRecord.until.is_(None), LegalHoldRecord.until >= at.date()),
-        )
-        .order_by(LegalHoldRecord.placed_at)
-    )
+    statement = select(LegalHoldRecord).where(*_active(at)).order_by(LegalHoldRecord.placed_at)
     with Session(engine) as session:
         return [_hold(record) for record in session.scalars(statement)]
+
+
+def list_holds(
+    engine: Engine, secret: bytes, at: datetime, everything: bool = False
+) -> list[HoldListing]:
+    """The active holds (with ``everything``, released and ended ones too) as an officer reads
+    them: their reasons opened."""
+    statement = select(LegalHoldRecord).order_by(LegalHoldRecord.placed_at)
+    if not everything:
+        statement = statement.where(*_active(at))
+    keys = notes.NoteKeys.from_secret(secret)
+    with Session(engine) as session:
+        return [_listing(record, keys) for record in session.scalars(statement)]
+
+
+def _active(at: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        LegalHoldRecord.released_at.is_(None),
+        or_(LegalHoldRecord.until.is_(None), LegalHoldRecord.until >= at.date()),
+    )
 
 
 def _hold(record: LegalHoldRecord) -> Hold:
@@ -185,4 +226,20 @@ def _hold(record: LegalHoldRecord) -> Hold:
         product=record.product,
         category=record.category,
         until=record.until,
+    )
+
+
+def _listing(record: LegalHoldRecord, keys: notes.NoteKeys) -> HoldListing:
+    def opened(column: str, stored: str) -> str:
+        return notes.opened_text(keys, TABLE, record.hold_id, column, stored)
+
+    release = record.release_reason
+    return HoldListing(
+        **_hold(record).model_dump(),
+        reason=opened("reason", record.reason),
+        placed_by=record.placed_by,
+        placed_at=record.placed_at,
+        released_at=record.released_at,
+        released_by=record.released_by,
+        release_reason=None if release is None else opened("release_reason", release),
     )

@@ -8,7 +8,8 @@ by the daily confirmation purge, so a chain rewritten by someone holding the key
 against the anchors. ``starter.py ledger verify`` names the first broken entry.
 
 No personal data is written here: entries refer to requests by id and carry ids, counts,
-dates and reasons only; an officer's note on a request only as a keyed hash (``dsr.notes``).
+dates and reasons only; an officer's note on a request, and a hold's reasons, only as a keyed
+hash (``dsr.notes``).
 """
 
 from __future__ import annotations

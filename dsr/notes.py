@@ -9,8 +9,13 @@ open. The register row and its milestones, notes included, are deleted together 
 the proof period. The ledger, which is never purged, keeps an HMAC of each note under a key of
 its own instead: whoever holds that key can tell two equal notes apart, nobody can read one.
 
-Milestones recorded before notes were sealed keep them readable, and are shown as they are.
-A sealed note that does not open (another key, altered, moved) is shown as UNREADABLE.
+A note kept in a text column of its own (a legal hold's reason and release reason) is stored
+the same way, as the sealed form's JSON, bound to its table, row and column; the ledger keeps
+its keyed hash.
+
+Milestones and holds recorded before notes were sealed keep them readable, and are shown as
+they are. A sealed note that does not open (another key, altered, moved) is shown as
+UNREADABLE.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ NOTE_FIELDS = ("note", "reason", "question")
 UNREADABLE = "(note unreadable)"
 SEALED, HASHED, KEY_ID = "sealed", "hmac", "key_id"
 NONCE_BYTES = 12
+SEALED_TEXT_START = '{"sealed":'  # how a sealed note in a text column begins
 
 
 @dataclass(frozen=True)
@@ -52,29 +58,59 @@ class NoteKeys:
         return cls(seal=seal, match=match, seal_id=key_id(seal), match_id=key_id(match))
 
 
-def _bound(request_id: str, milestone_key: str, name: str) -> bytes:
+def _bound(*where: str) -> bytes:
     """The associated data: where the note belongs."""
-    return json.dumps(["dsr officer note", request_id, milestone_key, name]).encode()
+    return json.dumps(list(where)).encode()
+
+
+def _milestone(request_id: str, milestone_key: str, name: str) -> bytes:
+    return _bound("dsr officer note", request_id, milestone_key, name)
+
+
+def _column(table: str, row_id: str, column: str) -> bytes:
+    return _bound("dsr officer note in a column", table, row_id, column)
+
+
+def _seal(keys: NoteKeys, bound: bytes, text: str) -> dict[str, str]:
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(keys.seal).encrypt(nonce, text.encode(), bound)
+    return {SEALED: base64.b64encode(nonce + sealed).decode(), KEY_ID: keys.seal_id}
+
+
+def _unseal(keys: NoteKeys, bound: bytes, value: Any) -> str:
+    try:
+        raw = base64.b64decode(value[SEALED], validate=True)
+        return AESGCM(keys.seal).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], bound).decode()
+    except (KeyError, TypeError, ValueError, binascii.Error, InvalidTag):
+        return UNREADABLE  # UnicodeDecodeError is a ValueError
 
 
 def seal(
     keys: NoteKeys, request_id: str, milestone_key: str, name: str, text: str
 ) -> dict[str, str]:
-    nonce = os.urandom(NONCE_BYTES)
-    bound = _bound(request_id, milestone_key, name)
-    sealed = AESGCM(keys.seal).encrypt(nonce, text.encode(), bound)
-    return {SEALED: base64.b64encode(nonce + sealed).decode(), KEY_ID: keys.seal_id}
+    return _seal(keys, _milestone(request_id, milestone_key, name), text)
 
 
 def unseal(keys: NoteKeys, request_id: str, milestone_key: str, name: str, value: Any) -> str:
     """The note, or UNREADABLE if it does not open here."""
+    return _unseal(keys, _milestone(request_id, milestone_key, name), value)
+
+
+def sealed_text(keys: NoteKeys, table: str, row_id: str, column: str, text: str) -> str:
+    """A note as a text column stores it: its sealed form as JSON, bound to the row and column."""
+    return json.dumps(_seal(keys, _column(table, row_id, column), text), separators=(",", ":"))
+
+
+def opened_text(keys: NoteKeys, table: str, row_id: str, column: str, stored: str) -> str:
+    """A text column's note as an officer reads it: opened (UNREADABLE if it does not open
+    here), or as it is when it was written readable, before notes were sealed."""
+    if not stored.startswith(SEALED_TEXT_START):
+        return stored
     try:
-        raw = base64.b64decode(value[SEALED], validate=True)
-        text = AESGCM(keys.seal).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
-                                         _bound(request_id, milestone_key, name))
-        return text.decode()
-    except (KeyError, TypeError, ValueError, binascii.Error, InvalidTag):
-        return UNREADABLE  # UnicodeDecodeError is a ValueError
+        value = json.loads(stored)
+    except ValueError:
+        return UNREADABLE
+    return _unseal(keys, _column(table, row_id, column), value)
 
 
 def note_hash(keys: NoteKeys, text: str) -> dict[str, str]:

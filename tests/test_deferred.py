@@ -16,8 +16,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.testservice.v1 import SleepRequest
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -34,6 +36,7 @@ from connectors.marketing import (
 from connectors.population import make_population
 from connectors.sms import Message
 from dsr import officer
+from dsr import search_attributes as sa
 from dsr.database import MilestoneRecord, make_engine
 from dsr.holds import HoldKind, HoldSpec, place_hold, release_hold
 from dsr.ledger import LedgerEntry
@@ -131,8 +134,8 @@ async def test_a_hold_released_after_a_year_lets_the_erasure_happen(
         engine = make_engine(h.settings.app_database_url)
         phone = Identity(type=IdentityType.PHONE, value=h.facts.end_user_phone)
         hold = place_hold(engine, h.settings.secret, HoldSpec(
-            kind=HoldKind.LITIGATION, reason="case 2026-201", placed_by="counsel",
-            identity=phone), now)
+            kind=HoldKind.LITIGATION, reason=f"case 2026-201 about {phone.value}",
+            placed_by="counsel", identity=phone), now)
         request = h.controller_erasure().model_copy(update={"received_at": now})
         rid = request.request_id
         stack.push_async_callback(_terminate, h, f"dsr-{rid}", workflow_id(rid))
@@ -142,6 +145,7 @@ async def test_a_hold_released_after_a_year_lets_the_erasure_happen(
         before = mine(h, subject_messages(h))
         assert before and all(m.anonymised_at is None for m in before)
         assert await _rule_ids(h, rid) == {hold.hold_id}
+        await _until(lambda: _hold_reason(h, rid), hold.hold_id)  # its id, never its reason
 
         await _skip_to(time_env, now + timedelta(days=366))
         assert _same(mine(h, subject_messages(h)), before), "a year on, the hold still keeps it"
@@ -338,6 +342,17 @@ def _prospect(email: str, now: datetime) -> ProspectRow:
 
 async def _rule_ids(h: Harness, request_id: str) -> set[str]:
     return {part.rule_id for part in await parts_of(h, request_id)}
+
+
+async def _hold_reason(h: Harness, request_id: str) -> Any:
+    """As stored: the SDK's typed attributes do not parse the unset ``DsrEraseAt`` (an empty
+    payload) the time-skipping server returns."""
+    execution = WorkflowExecution(workflow_id=workflow_id(request_id))
+    described = await h.client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(namespace=h.client.namespace, execution=execution))
+    field = described.workflow_execution_info.search_attributes.indexed_fields.get(
+        sa.HOLD_REASON.name)
+    return None if field is None else json.loads(field.data)
 
 
 async def _until(probe: Any, wanted: Any, seconds: float = 60) -> None:

@@ -9,14 +9,25 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from temporalio.testing import ActivityEnvironment
 from typer.testing import CliRunner
 
 from activities.legal_hold import HoldCheck, LegalHoldActivities
 from connectors.protocol import CategoryHolding, Discovery
 from dsr.database import make_engine
-from dsr.holds import HoldError, HoldKind, HoldSpec, active_holds, place_hold, release_hold
+from dsr.holds import (
+    HoldError,
+    HoldKind,
+    HoldSpec,
+    active_holds,
+    list_holds,
+    place_hold,
+    release_hold,
+)
+from dsr.ledger import ledger_key, verify
 from dsr.models import parse_request
+from dsr.notes import UNREADABLE
 from dsr.register import record_intake
 from dsr.settings import Settings
 from starter import app
@@ -24,6 +35,7 @@ from starter import app
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 KEY = "test-secret-holds"
 PHONE = "+447700900123"
+EMAIL = "dora.seymour@example.com"
 
 
 @pytest.fixture
@@ -82,7 +94,9 @@ def test_a_hold_is_placed_listed_and_released_from_the_cli(settings: Settings) -
     # No Temporal here: the release stands, and the officer is told how to finish it.
     assert code == 1 and "hold recheck" in output
     assert json.loads(_cli(settings, "hold", "list", "--json")[1]) == []
-    assert _hold_rows(settings)[0]["release_reason"] == "case settled"
+    [released] = json.loads(_cli(settings, "hold", "list", "--all", "--json")[1])
+    assert (released["hold_id"], released["release_reason"]) == (hold_id, "case settled")
+    assert "case settled" not in _hold_rows(settings)[0]["release_reason"]  # sealed
     with sqlite3.connect(settings.data_dir / "dsr.db") as connection:
         entries = connection.execute("SELECT kind, actor, detail FROM ledger").fetchall()
     assert [(kind, actor) for kind, actor, _ in entries] == [
@@ -92,6 +106,73 @@ def test_a_hold_is_placed_listed_and_released_from_the_cli(settings: Settings) -
     assert PHONE not in json.dumps(entries) and hold_id in entries[0][2]
     code, output = _cli(settings, "ledger", "verify")
     assert code == 0, output
+
+
+def _ledger_rows(settings: Settings) -> str:
+    with sqlite3.connect(settings.data_dir / "dsr.db") as connection:
+        return repr(connection.execute("SELECT * FROM ledger").fetchall()).lower()
+
+
+def test_the_reasons_are_sealed_in_the_table_hashed_in_the_ledger_and_listed_opened(
+    settings: Settings,
+) -> None:
+    placed = f"Case 2026-115: {EMAIL} wrote to counsel"
+    ended = f"settled; {EMAIL} told by post"
+    code, output = _cli(settings, "hold", "place", "--kind", "litigation", "--reason", placed,
+                        "--customer", "CUST-0001", "--json")
+    assert code == 0, output
+    hold_id = json.loads(output)["hold_id"]
+    [listed] = json.loads(_cli(settings, "hold", "list", "--json")[1])
+    assert (listed["reason"], listed["placed_by"]) == (placed, "officer.tan")
+    _cli(settings, "hold", "release", hold_id, "--reason", ended)  # 1: no Temporal to tell
+
+    stored = repr([tuple(row) for row in _hold_rows(settings)]).lower()
+    for private in (EMAIL, "seymour", "counsel", "told by post"):
+        assert private.lower() not in stored and private.lower() not in _ledger_rows(settings)
+    code, output = _cli(settings, "hold", "list", "--all")
+    assert code == 0 and placed in output and ended in output, output
+    [listed] = json.loads(_cli(settings, "hold", "list", "--all", "--json")[1])
+    assert (listed["reason"], listed["release_reason"]) == (placed, ended)
+    code, output = _cli(settings, "ledger", "verify")
+    assert code == 0 and "ledger intact" in output, output
+
+
+def test_a_sealed_reason_moved_elsewhere_does_not_open_and_older_ones_show_as_they_are(
+    settings: Settings,
+) -> None:
+    first, second, third = (_place(settings, customer_account=f"CUST-000{n}") for n in (1, 2, 3))
+    with sqlite3.connect(settings.data_dir / "dsr.db") as connection:
+        [sealed] = connection.execute(
+            "SELECT reason FROM legal_holds WHERE hold_id = ?", (first,)).fetchone()
+        connection.execute("UPDATE legal_holds SET reason = ?, release_reason = ? "
+                           "WHERE hold_id = ?", (sealed, sealed, second))  # another hold
+        connection.execute("UPDATE legal_holds SET release_reason = ? WHERE hold_id = ?",
+                           (sealed, first))  # another column
+        connection.execute("UPDATE legal_holds SET reason = 'case 12 (before sealing)', "
+                           "release_reason = ? WHERE hold_id = ?", (sealed[:40], third))
+    listed = {hold["hold_id"]: (hold["reason"], hold["release_reason"])
+              for hold in json.loads(_cli(settings, "hold", "list", "--json")[1])}
+    assert listed == {first: ("case 12", UNREADABLE), second: (UNREADABLE, UNREADABLE),
+                      third: ("case 12 (before sealing)", UNREADABLE)}
+
+
+def test_a_reason_of_the_longest_kind_is_sealed_and_opens_on_both_backends(
+    app_database_url: str,
+) -> None:
+    """500 characters of four bytes each, with an email: the sealed form fits the column."""
+    engine = make_engine(app_database_url)
+    reason = (f"{EMAIL} " + "\N{CARD FILE BOX}" * 500)[:500]
+    spec = HoldSpec(kind=HoldKind.LITIGATION, reason=reason, placed_by="counsel",
+                    customer_account="CUST-9")
+    hold_id = place_hold(engine, KEY.encode(), spec, NOW).hold_id
+    release_hold(engine, KEY.encode(), hold_id, "counsel", f"settled, {EMAIL}", NOW)
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT reason, release_reason FROM legal_holds")).one()
+        entries = connection.execute(text("SELECT detail FROM ledger")).scalars().all()
+    assert EMAIL not in repr((tuple(stored), entries)) and len(stored[0]) > 2000
+    [listed] = list_holds(engine, KEY.encode(), NOW, everything=True)
+    assert (listed.reason, listed.release_reason) == (reason, f"settled, {EMAIL}")
+    assert verify(engine, ledger_key(KEY.encode()), Path("/nonexistent/anchors")).ok
 
 
 @pytest.mark.parametrize(

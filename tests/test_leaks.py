@@ -5,8 +5,9 @@ every built-in connector) on free ports, plus a connector worker whose errors qu
 person's email. It runs the demo's two requests (an account holder's access through the
 privacy panel; a customer's erasure of an end user's SMS, verified by an emailed code) and an
 access request whose CRM connector fails with the email in its message, which the officer
-verifies by hand and then records as done by hand, both notes quoting the email. Then it reads,
-without the codec, what anyone with the server's or the operator's access would:
+verifies by hand and then records as done by hand, both notes quoting the email; and a legal
+hold placed and released with reasons quoting it. Then it reads, without the codec, what anyone
+with the server's or the operator's access would:
 
 * every workflow history, description and schedule as ``temporal ... --output json`` prints
   it, with every base64 value decoded as well (unencrypted payloads are base64 there);
@@ -46,7 +47,9 @@ from connectors.customer_account import BillingProfile, Contact
 from connectors.seed import DemoFacts
 from connectors.sms import Message
 from dsr import embedded, officer, stack
+from dsr.database import make_engine
 from dsr.demo import demo_requests, seed_stores, submit_emailed_code
+from dsr.holds import HoldKind, HoldSpec, place_hold, release_hold
 from dsr.models import parse_request
 from dsr.settings import Settings
 from dsr.temporal import connect
@@ -112,6 +115,7 @@ def _run_everything(settings: Settings) -> Run:
     leaky = _start_leaky_worker(settings)
     try:
         request_ids = asyncio.run(_requests(settings, facts))
+        _hold_quoting_the_email(settings, facts)
     finally:
         leaky.terminate()
         leaky.wait(timeout=10)
@@ -158,6 +162,17 @@ async def _requests(settings: Settings, facts: DemoFacts) -> list[str]:
     outcomes = [await handle.result() for handle in handles]
     assert [o.status for o in outcomes] == [Status.ANSWERED] * 3
     return [access.request_id, erasure.request_id, failing.request_id]
+
+
+def _hold_quoting_the_email(settings: Settings, facts: DemoFacts) -> None:
+    """A hold on no one of these requests (a customer account of nobody's), its reasons quoting
+    the email: sealed in legal_holds, keyed hashes in the ledger."""
+    engine = make_engine(settings.app_database_url)
+    spec = HoldSpec(kind=HoldKind.LITIGATION, placed_by="counsel", customer_account="CUST-NONE",
+                    reason=f"case 2026-31, {facts.account_holder_email} wrote to counsel")
+    hold = place_hold(engine, settings.secret, spec, datetime.now(UTC))
+    release_hold(engine, settings.secret, hold.hold_id, "counsel",
+                 f"settled, {facts.account_holder_email} told", datetime.now(UTC))
 
 
 # What must not leak --------------------------------------------------------------------------
@@ -322,6 +337,7 @@ def test_no_log_line_holds_personal_data(run: Run) -> None:
 def test_no_table_of_the_application_database_holds_personal_data(run: Run) -> None:
     tables = _app_database(run.settings)
     assert {"table requests", "table confirmations", "table ledger"} <= set(tables)
+    assert tables["table legal_holds"].count("HOLD-") == 1, "the hold is there, sealed"
     assert _leaks(tables, run.needles) == []
 
 

@@ -19,6 +19,20 @@ def test_mask_hides_identities(text: str) -> None:
     assert text not in mask(f"failed for {text} today")
 
 
+@pytest.mark.parametrize(("text", "masked"), [
+    ("mailto:ana.silva@example.com,", "<email>,"), ("<ana@example.com>", "<<email>>"),
+    ("'ana@example.com'", "'<email>'"), ("x@ana@example.com", "x@<email>"),
+    ("key=ana@example.com;", "<email>;"),
+])
+def test_an_email_is_masked_wherever_its_word_starts(text: str, masked: str) -> None:
+    assert mask(text) == masked
+
+
+def test_a_long_line_without_an_email_comes_through_whole() -> None:
+    line = "x" * 200_000 + "@" + "y" * 1_000
+    assert mask(line) == line  # one pass over it: the pattern starts only where words do
+
+
 @pytest.mark.parametrize("text", ["DSR-20261129-153156", "2026-11-29T15:31:56Z", "ms=1234",
                                   "at 09:00:00", "std::vector"])
 def test_mask_leaves_ids_and_times(text: str) -> None:

@@ -183,3 +183,21 @@ def test_each_purpose_has_a_key_of_its_own() -> None:
         purposes.purpose_key(SECRET, "anything")
     shown = repr(KEYS) + repr(KEYS.note_keys)
     assert all(key.hex() not in shown and repr(key) not in shown for key in keys.values())
+
+
+def test_a_note_in_a_text_column_opens_in_its_own_row_and_column_only() -> None:
+    stored = notes.sealed_text(KEYS.note_keys, "legal_holds", "HOLD-1", "reason", REASON)
+    assert stored.startswith(notes.SEALED_TEXT_START) and EMAIL not in stored
+    assert notes.opened_text(KEYS.note_keys, "legal_holds", "HOLD-1", "reason", stored) == REASON
+    for where in (("legal_holds", "HOLD-2", "reason"), ("legal_holds", "HOLD-1", "note"),
+                  ("milestones", "HOLD-1", "reason")):
+        assert notes.opened_text(KEYS.note_keys, *where, stored) == notes.UNREADABLE
+    other = notes.NoteKeys.from_secret(b"another secret")
+    assert notes.opened_text(other, "legal_holds", "HOLD-1", "reason", stored) == notes.UNREADABLE
+    as_milestone = json.loads(stored)  # the same place, spelt as a milestone's, does not open
+    assert notes.unseal(KEYS.note_keys, "legal_holds", "HOLD-1", "reason", as_milestone) == (
+        notes.UNREADABLE)
+    for broken in (stored[:30], stored.replace("key_id", "kid")[:-3], '{"sealed":7}'):
+        assert notes.opened_text(KEYS.note_keys, "t", "r", "c", broken) == notes.UNREADABLE
+    for older in ("case 12", '{"case": 12}', ""):  # written readable, before sealing
+        assert notes.opened_text(KEYS.note_keys, "t", "r", "c", older) == older
