@@ -23,11 +23,13 @@ from rich.table import Table
 from dsr import officer, secret_input
 from dsr.blobstore import BlobStore
 from dsr.codec import DecryptionError
+from dsr.credentials import CredentialError, Signer
 from dsr.files import open_private, private_umask
 from dsr.keyring import KeyringError
 from dsr.keys import keys_app
 from dsr.ledger import ledger_app
 from dsr.models import parse_request
+from dsr.officers_cli import login, officers_app
 from dsr.report import report_command
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
@@ -49,13 +51,17 @@ stack_app = typer.Typer(no_args_is_help=True, help="The embedded stack under var
 app.add_typer(stack_app, name="stack")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(keys_app, name="keys")
+app.add_typer(officers_app, name="officers")
+app.command("login")(login)
 app.command("report")(report_command)
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
-OfficerOpt = Annotated[str | None, typer.Option(help="Officer acting (default: settings).")]
+OfficerOpt = Annotated[str | None, typer.Option(
+    help="Only for requests begun before signed assertions: the name to record (default: "
+         "your officer id). Later requests record who signed.")]
 
 
 def _request_id_argument(value: str) -> str:
@@ -111,9 +117,16 @@ def _print(model: BaseModel, as_json: bool, text: str) -> None:
 
 
 def _send(request_id: str, name: str, payload: BaseModel, as_json: bool) -> None:
+    """An officer's Update, signed with the officer's key and credential."""
     async def work(settings: Settings) -> UpdateResult:
+        try:
+            signer = Signer.from_files(settings.officer_key_path,
+                                       settings.officer_credential_path,
+                                       settings.temporal_namespace, settings.policy_dir)
+        except CredentialError as error:
+            raise officer.OfficerError(str(error)) from None
         client = await connect(settings)
-        return await officer.update(client, request_id, name, payload, UpdateResult)
+        return await officer.update(client, request_id, name, payload, UpdateResult, signer)
 
     result = _run(work)
     _print(result, as_json, f"{request_id}: {result.message}")
@@ -287,7 +300,7 @@ def mark_verified(request_id: RequestIdArg,
                   note: Annotated[str, typer.Option(help="How it was checked.")],
                   officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Record that an officer verified the identity by hand (post, agent's mandate)."""
-    note_model = _payload(OfficerNote, officer=_officer(officer_name), note=note)
+    note_model = _payload(OfficerNote, officer=officer_name, note=note)
     _send(request_id, "mark_verified", note_model, as_json)
 
 
@@ -297,7 +310,7 @@ def confirm_recipient(request_id: RequestIdArg,
                       officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Confirm the requester's address as the answer's recipient (when no verification
     proved it): the answer waiting for it is sent."""
-    note_model = _payload(OfficerNote, officer=_officer(officer_name), note=note)
+    note_model = _payload(OfficerNote, officer=officer_name, note=note)
     _send(request_id, "confirm_recipient", note_model, as_json)
 
 
@@ -305,7 +318,7 @@ def confirm_recipient(request_id: RequestIdArg,
 def new_code(request_id: RequestIdArg,
              officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Issue a new one-time code (after a lock or expiry)."""
-    _send(request_id, "new_code", _payload(OfficerAction, officer=_officer(officer_name)),
+    _send(request_id, "new_code", _payload(OfficerAction, officer=officer_name),
           as_json)
 
 
@@ -321,7 +334,7 @@ def extend(request_id: RequestIdArg,
     except ValueError:
         _fail("--until takes a date as YYYY-MM-DD", code=2)
     _send(request_id, "extend",
-          _payload(Extension, officer=_officer(officer_name), reason=reason, until=day), as_json)
+          _payload(Extension, officer=officer_name, reason=reason, until=day), as_json)
 
 
 @app.command()
@@ -333,7 +346,7 @@ def clarify(request_id: RequestIdArg,
     if (question is None) == (received is None):
         _fail("give either --question (ask) or --received (the answer arrived)", code=2)
     name = "request_clarification" if question is not None else "clarification_received"
-    _send(request_id, name, _payload(OfficerNote, officer=_officer(officer_name),
+    _send(request_id, name, _payload(OfficerNote, officer=officer_name,
                                      note=question or received or ""), as_json)
 
 
@@ -341,7 +354,7 @@ def clarify(request_id: RequestIdArg,
 def approve(request_id: RequestIdArg,
             officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Approve execution of the request."""
-    _send(request_id, "approve", _payload(OfficerAction, officer=_officer(officer_name)),
+    _send(request_id, "approve", _payload(OfficerAction, officer=officer_name),
           as_json)
 
 
@@ -351,7 +364,7 @@ def deny(request_id: RequestIdArg,
          manifestly_unfounded: Annotated[bool, typer.Option(help="Unfounded/excessive.")] = False,
          officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Deny the request; the requester is told the reasons and where to complain."""
-    _send(request_id, "deny", _payload(Denial, officer=_officer(officer_name), reason=reason,
+    _send(request_id, "deny", _payload(Denial, officer=officer_name, reason=reason,
                                        manifestly_unfounded=manifestly_unfounded), as_json)
 
 
@@ -360,7 +373,7 @@ def cancel(request_id: RequestIdArg,
            reason: Annotated[str, typer.Option(help="Why it is cancelled.")],
            officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
     """Cancel: nothing not yet started starts; what already happened is reported."""
-    _send(request_id, "cancel", _payload(OfficerNote, officer=_officer(officer_name), note=reason),
+    _send(request_id, "cancel", _payload(OfficerNote, officer=officer_name, note=reason),
           as_json)
 
 
@@ -374,7 +387,7 @@ def confirm_instruction(
     from workflows.models import InstructionConfirmation
 
     try:
-        confirmation = InstructionConfirmation(officer=_officer(officer_name),
+        confirmation = InstructionConfirmation(officer=officer_name,
                                                connector=connector, note=note)
     except ValidationError as error:
         _fail(officer.describe_errors(error), code=2)
@@ -397,7 +410,7 @@ def resolve_connector(
     if len(chosen) != 1:
         _fail("give exactly one of --done, --skip or --retry", code=2)
     try:
-        decision = ConnectorDecision(officer=_officer(officer_name), connector=connector,
+        decision = ConnectorDecision(officer=officer_name, connector=connector,
                                      resolution=chosen[0], reason=reason)
     except ValidationError as error:
         _fail(officer.describe_errors(error), code=2)

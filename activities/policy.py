@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 
 from connectors.registry import ConnectorEntry, load_registry
+from dsr.assertions import Role
+from dsr.credentials import authority, load_action_roles
 from dsr.deadlines import (
     Deadline,
     DeadlineQuery,
@@ -35,6 +37,10 @@ class RequestPolicy(BaseModel):
     connector_start_timeout_seconds: float = 300
     connector_missing_retry_seconds: float = 60
     connector_heartbeat_seconds: float = 120
+    # Who may act on the request: the officer authority's public keys (key id to key) and the
+    # roles each action needs, as they were when the request began.
+    authorities: dict[str, str] = Field(default_factory=dict)
+    action_roles: dict[str, list[Role]] = Field(default_factory=dict)
 
 
 class ExtensionQuery(BaseModel):
@@ -60,6 +66,8 @@ class PolicyActivities:
             connector_missing_retry_seconds=settings.connector_missing_retry_seconds,
             connector_heartbeat_seconds=settings.connector_heartbeat_seconds,
             connectors=load_registry(settings.connector_registry).connectors,
+            authorities=authority(settings.secret).public,
+            action_roles=load_action_roles(settings.policy_dir),
         )
 
     @activity.defn(name="deadline.compute")

@@ -21,6 +21,7 @@ checks it, the handler spends it, since a validator must change nothing and is n
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
@@ -29,6 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 import jwt
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -41,6 +43,19 @@ ACTION = "dsr-action"
 MAX_LIFETIME = timedelta(minutes=5)
 CREDENTIAL_LIFETIME = timedelta(hours=12)
 CLOCK_SKEW = timedelta(seconds=30)
+
+
+def _load_native_errors() -> None:
+    """Have cryptography's native code import the exception a bad signature raises, here
+    (outside any workflow sandbox). It imports it lazily, once per process, the first time a
+    signature fails; inside Temporal's sandbox that import fails and aborts the worker
+    process, so a forged assertion sent to an Update validator would crash the worker."""
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key()
+    with contextlib.suppress(InvalidSignature):
+        key.verify(bytes(64), b"")
+
+
+_load_native_errors()
 
 
 class Role(StrEnum):
@@ -183,10 +198,11 @@ def _check_action(claims: dict[str, Any], credential: dict[str, Any], expected: 
         raise AssertionRefused(f"the action lives longer than {MAX_LIFETIME}")
     wanted = {"ns": expected.namespace, "target": expected.target, "action": expected.action,
               "args": arguments_digest(expected.arguments)}
-    names = {"ns": "namespace", "target": "request", "action": "action", "args": "arguments"}
+    names = {"ns": "another namespace", "target": "another request", "action": "another action",
+             "args": "other arguments"}
     for claim, value in wanted.items():
         if claims.get(claim) != value:
-            raise AssertionRefused(f"the assertion was made for another {names[claim]}")
+            raise AssertionRefused(f"the assertion was made for {names[claim]}")
     role = claims.get("role")
     if role not in credential["roles"]:
         raise AssertionRefused(f"the credential does not grant the role {role!r}")

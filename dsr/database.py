@@ -147,5 +147,7 @@ def _sqlite_pragmas(connection: Any, _: Any) -> None:
 
 import dsr.holds  # noqa: E402  (registers the legal holds' table on Base)
 import dsr.ledger  # noqa: E402, F401  (registers the audit ledger's tables on Base)
+from dsr import nonces as _nonces  # noqa: E402, F401  (registers spent_nonces on Base)
+from dsr import officers as _officers  # noqa: E402, F401  (registers the officers' directory)
 from dsr import package_links as _package_links  # noqa: E402, F401  (package_links on Base)
 from dsr import sessions as _sessions  # noqa: E402, F401  (registers officer_sessions on Base)

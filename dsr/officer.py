@@ -6,6 +6,7 @@ Errors are ``OfficerError`` with a message an officer can act on; none quotes pe
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -24,14 +25,16 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from dsr import search_attributes as sa
+from dsr.credentials import CredentialError, Signer
 from dsr.models import RightsRequest
 from dsr.settings import Settings
 from workflows.deferred import Recheck
-from workflows.models import RequestInput, RequestOutcome, RequestStatus
+from workflows.models import OfficerPayload, RequestInput, RequestOutcome, RequestStatus
 
 WORKFLOW = "RightsRequest"  # by name: the CLI need not import the workflow code
 
 Result = TypeVar("Result", bound=BaseModel)
+Payload = TypeVar("Payload", bound=OfficerPayload)
 
 
 class OfficerError(Exception):
@@ -95,7 +98,12 @@ async def submit(
 
 
 async def update(client: Client, request_id: str, name: str, payload: BaseModel,
-                 result_type: type[Result]) -> Result:
+                 result_type: type[Result], signer: Signer | None = None) -> Result:
+    """Send an Update; an officer's payload not yet signed is signed by ``signer`` (an
+    officer's Update without an assertion is refused by every request begun since
+    ``officer-assertions``)."""
+    if signer is not None and isinstance(payload, OfficerPayload) and payload.assertion is None:
+        payload = signed(signer, request_id, name, payload)
     handle = client.get_workflow_handle(workflow_id(request_id))
     try:
         return await handle.execute_update(name, payload, result_type=result_type)
@@ -105,6 +113,20 @@ async def update(client: Client, request_id: str, name: str, payload: BaseModel,
         raise OfficerError(f"refused: {message}") from None
     except RPCError as error:
         raise _rpc_error(request_id, error) from None
+
+
+def signed(signer: Signer, request_id: str, name: str, payload: Payload,
+           now: datetime | None = None) -> Payload:
+    """``payload`` as ``signer`` takes the action ``name`` on the request (``now``: the time
+    of signing, by default this machine's)."""
+    try:
+        # The name requests begun before assertions record; later ones record the signer.
+        payload = payload.model_copy(
+            update={"officer": payload.officer or signer.officer_id, "assertion": None})
+        assertion = signer.sign(workflow_id(request_id), name, payload, now)
+    except CredentialError as error:
+        raise OfficerError(str(error)) from None
+    return payload.model_copy(update={"assertion": assertion})
 
 
 async def status(client: Client, request_id: str) -> RequestStatus:

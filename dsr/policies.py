@@ -6,6 +6,7 @@ from __future__ import annotations
 from connectors.registry import RegistryError, load_registry
 from dsr import deadlines, retention
 from dsr.catalogue import load_authorities, load_catalogue
+from dsr.credentials import CredentialError, load_action_roles
 from dsr.emails import load_words
 from dsr.settings import Settings
 
@@ -15,14 +16,16 @@ class PolicyFault(Exception):
 
 
 def check_policies(settings: Settings) -> None:
-    """Load and validate deadlines, retention, catalogue, authorities, words and registry."""
+    """Load and validate deadlines, retention, catalogue, authorities, roles, words and
+    registry."""
     folder = settings.policy_dir
     try:
         deadlines.load_deadline_policy(folder / "deadlines.yaml")
         retention.load_retention_policy(folder / "retention.yaml")
         load_catalogue(folder / "catalogue.yaml")
         load_authorities(folder / "authorities.yaml")
+        load_action_roles(folder)
         load_words()
         load_registry(settings.connector_registry)
-    except (deadlines.PolicyError, retention.PolicyError, RegistryError) as error:
+    except (deadlines.PolicyError, retention.PolicyError, RegistryError, CredentialError) as error:
         raise PolicyFault(str(error)) from None

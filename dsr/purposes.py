@@ -6,7 +6,8 @@ purpose changes its key by changing its version. Each derived key has a short pu
 hash of the key, never the key), recorded beside what it sealed or hashed, so that a record
 made under another secret or version is recognised as such.
 
-Used today by the officers' notes (sealed in the register, keyed hashes in the ledger); codes,
+Used today by the officers' notes (sealed in the register, keyed hashes in the ledger) and the
+officer authority (``dsr.credentials``); codes,
 download links, sessions, the identity index and the ledger chain are to move onto it.
 """
 
@@ -23,7 +24,8 @@ KEY_ID_CHARS = 16
 # The purposes, each with its version: a new version is a new key.
 OFFICER_NOTES = "officer notes v1"  # AES-GCM: notes sealed in the register
 OFFICER_NOTE_HASHES = "officer note hashes v1"  # HMAC-SHA256: notes as the ledger keeps them
-PURPOSES = (OFFICER_NOTES, OFFICER_NOTE_HASHES)
+OFFICER_AUTHORITY = "officer authority v1"  # Ed25519 seed: certifies officers' keys
+PURPOSES = (OFFICER_NOTES, OFFICER_NOTE_HASHES, OFFICER_AUTHORITY)
 
 
 def purpose_key(secret: bytes, purpose: str) -> bytes:

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     sender_address: str = "privacy@group.example"
     officer_address: str = "privacy-officer@group.example"
     officer_name: str = Field(default_factory=getpass.getuser)
+    # The officer's own key and the credential the directory issued for it (starter.py
+    # officers keygen, starter.py login); by default under the data folder.
+    officer_key_file: Path | None = None
+    officer_credential_file: Path | None = None
 
     hmac_key: SecretStr | None = None
     # Payload encryption keys, "id:base64key,id2:base64key" (32-byte AES keys), newest last;
@@ -209,6 +213,14 @@ class Settings(BaseSettings):
     def connector_database_url(self, connector: str) -> str:
         env = os.environ.get(f"DSR_CONNECTOR_{connector.upper()}_URL")
         return env or f"sqlite:///{self.data_dir / 'connectors' / f'{connector}.db'}"
+
+    @property
+    def officer_key_path(self) -> Path:
+        return self.officer_key_file or self.data_dir / "officer" / "officer.key"
+
+    @property
+    def officer_credential_path(self) -> Path:
+        return self.officer_credential_file or self.data_dir / "officer" / "credential.jwt"
 
     @property
     def mail_dir(self) -> Path:

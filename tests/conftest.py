@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import structlog
 import yaml
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import IndexedValueType
@@ -34,16 +35,20 @@ from connectors.builtin import BUILTIN
 from connectors.seed import DemoFacts
 from dsr import officer
 from dsr import search_attributes as sa
+from dsr.assertions import Role
 from dsr.codec import ENCODING, EncryptionCodec
 from dsr.converter import data_converter
+from dsr.credentials import Signer
 from dsr.database import make_engine
 from dsr.demo import seed_stores
+from dsr.files import open_private, private_folder
 from dsr.keyring import Keyring, new_key_entry
 from dsr.mailserver import MailFolder, running_mail_server
 from dsr.models import RightsRequest, parse_request
+from dsr.officers import officer_signer
 from dsr.settings import Settings
 from workflows.deferred import workflow_id as deferred_id
-from workflows.models import RequestStatus
+from workflows.models import RequestStatus, UpdateResult
 
 ROOT = Path(__file__).resolve().parent.parent
 HISTORIES = Path(__file__).resolve().parent / "histories"
@@ -127,6 +132,8 @@ class Harness:
     mail: MailFolder
     facts: DemoFacts
     submitted: list[str] = field(default_factory=list)
+    signers: dict[str, Signer] = field(default_factory=dict)
+    clock: Callable[[], Awaitable[datetime]] | None = None  # a time-skipping server's time
 
     @property
     def engine(self) -> Any:
@@ -172,6 +179,37 @@ class Harness:
     async def status(self, request_id: str) -> RequestStatus:
         return await officer.status(self.client, request_id)
 
+    def officer(self, officer_id: str = "officer.ada",
+                roles: Sequence[Role] = (Role.OFFICER, Role.APPROVER)) -> Signer:
+        """An officer registered (by the operator) in this test's directory, logged in."""
+        name = f"{officer_id} {sorted(roles)}"
+        if name not in self.signers:
+            self.signers[name] = officer_signer(self.settings, officer_id, roles)
+        return self.signers[name]
+
+    async def update(self, request_id: str, name: str, payload: Any,
+                     signer: Signer | None = None) -> UpdateResult:
+        """An officer's Update, signed by ``signer`` (by default officer.ada). On a
+        time-skipping server, signed at the server's time by a credential issued then."""
+        if self.clock is not None:
+            now = await self.clock()
+            signer = officer_signer(self.settings, "officer.ada", (Role.OFFICER, Role.APPROVER),
+                                    now=now)
+            payload = officer.signed(signer, request_id, name, payload, now=now)
+        return await officer.update(self.client, request_id, name, payload, UpdateResult,
+                                    signer or self.officer())
+
+    def log_in_cli(self, officer_id: str = "officer.ada") -> None:
+        """The CLI's officer: key and credential where the settings say (as ``officers
+        keygen`` and ``login`` leave them; ``tests.test_cli.cli_login`` does it for real)."""
+        signer = self.officer(officer_id)
+        private_folder(self.settings.officer_key_path.parent)
+        with open_private(self.settings.officer_key_path) as file:
+            file.write(signer.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
+                                                NoEncryption()))
+        with open_private(self.settings.officer_credential_path) as file:
+            file.write(signer.credential.encode())
+
 
 async def start_harness(env: WorkflowEnvironment, tmp_path: Path, smtp_port: int,
                         folder: MailFolder, stack: AsyncExitStack, *, people: int = 60,
@@ -188,7 +226,8 @@ async def start_harness(env: WorkflowEnvironment, tmp_path: Path, smtp_port: int
     workers += [make(env.client, settings) for make in extra_workers]
     for running in workers:
         await stack.enter_async_context(running)
-    harness = Harness(settings=settings, client=env.client, mail=folder, facts=facts)
+    harness = Harness(settings=settings, client=env.client, mail=folder, facts=facts,
+                      clock=env.get_current_time if env.supports_time_skipping else None)
     stack.push_async_callback(harness.end_deferred_erasures)  # before the workers stop
     return harness
 

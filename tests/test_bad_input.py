@@ -18,12 +18,14 @@ import os
 import re
 import threading
 import uuid
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 from sqlalchemy import inspect, text
 from temporalio.client import WorkflowUpdateFailedError
@@ -32,6 +34,8 @@ from typer.testing import CliRunner
 
 import starter
 from dsr import officer
+from dsr.assertions import Assertion, Authority, Role, sign_action
+from dsr.credentials import Signer
 from dsr.deadlines import add_months
 from tests.conftest import Harness
 from tests.test_cli import cli, cli_env, emailed_code, submit_args, valid_file
@@ -337,6 +341,7 @@ async def test_bad_command_input_is_refused_and_changes_nothing(harness: Harness
     h = harness
     waiting, beyond = await waiting_request(h)
     place = Place(tmp_path, waiting=waiting, beyond_limit=beyond)
+    h.log_in_cli()
     before = await settled(h, waiting)
     assert before["waiting"]["status"] == Status.AWAITING_VERIFICATION
     problems: list[str] = []
@@ -352,6 +357,40 @@ async def test_bad_command_input_is_refused_and_changes_nothing(harness: Harness
     assert not problems, "\n".join(problems)
 
 
+ROGUE = Authority("rogue", Ed25519PrivateKey.generate())
+
+
+def with_assertion(h: Harness, request_id: str, case: dict[str, Any], payload: Any) -> Any:
+    """The payload as an officer signs it, or with the assertion the case names (``none``,
+    ``malformed``, ``rogue``: another authority, ``expired``, ``other-request``,
+    ``other-arguments``, ``officer-only``: a credential without the role approving needs)."""
+    kind = case.get("assertion", "signed")
+    if kind == "none" or not isinstance(payload, wm.OfficerPayload):
+        return payload
+    ada = h.officer("officer.only", [Role.OFFICER]) if kind == "officer-only" else h.officer()
+    role = Role.OFFICER if kind == "officer-only" else ada.action_roles.get(
+        case["update"], [Role.OFFICER])[0]
+    if kind == "malformed":
+        return payload.model_copy(update={"assertion": Assertion(credential="x.y.z", action="")})
+    target = "dsr-T-another" if kind == "other-request" else officer.workflow_id(request_id)
+    now = datetime.now(UTC) - (timedelta(minutes=10) if kind == "expired" else timedelta(0))
+    credential = (ROGUE.certify("officer.ada", [Role.OFFICER, Role.APPROVER],
+                                ada.key.public_key(), now)
+                  if kind == "rogue" else ada.credential)
+    arguments = payload.model_copy(update={"officer": "someone else"}) \
+        if kind == "other-arguments" else payload
+    with warnings.catch_warnings():  # a payload built unchecked, wrong types and all
+        warnings.simplefilter("ignore", UserWarning)
+        return _signed(ada, target, case["update"], arguments, role, now, payload, credential)
+
+
+def _signed(ada: Signer, target: str, action: str, arguments: Any, role: Role, now: datetime,
+            payload: Any, credential: str) -> Any:
+    assertion = sign_action(ada.key, credential, namespace=ada.namespace, target=target,
+                            action=action, arguments=arguments, role=role, now=now)
+    return payload.model_copy(update={"assertion": assertion})
+
+
 async def test_bad_updates_are_rejected_by_the_workflow_and_change_nothing(
         harness: Harness, tmp_path: Path) -> None:
     """Payloads no client-side model checked: the worker's decoding and the Updates'
@@ -359,12 +398,14 @@ async def test_bad_updates_are_rejected_by_the_workflow_and_change_nothing(
     h = harness
     waiting, beyond = await waiting_request(h)
     place = Place(tmp_path, waiting=waiting, beyond_limit=beyond)
+    h.officer(), h.officer("officer.only", [Role.OFFICER])  # registered before the snapshot
     before = await settled(h, waiting)
     problems: list[str] = []
     for number, case in enumerate(CORPUS["updates"]):
         name = case_name("updates", number, case)
         model: type[BaseModel] = getattr(wm, case["model"])
-        payload = model.model_construct(**place.expand(case["payload"]))
+        payload = with_assertion(h, waiting, case, model.model_construct(
+            **place.expand(case["payload"])))
         private = private_values(case, given_strings(place.expand(case["payload"])))
         # The worker's reason, cause by cause (a payload that does not decode is "Failed
         # decoding arguments", caused by the validation error naming the field) ...

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 
 import starter
 from dsr import officer
-from dsr.database import Base
+from dsr.database import Base, MilestoneRecord
 from tests.conftest import ROOT, Harness
 from workflows.models import RequestOutcome, Status
 
@@ -69,6 +69,19 @@ async def cli(h: Harness | None, *args: str, stdin: bytes | None = None) -> tupl
     out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def cli_login(h: Harness, officer_id: str = "officer.ada",
+                    roles: str = "approver,officer") -> None:
+    """The officer's first day through the CLI: a key, registered by the operator, a login."""
+    code, out, err = await cli(h, "officers", "keygen")
+    assert code == 0, err
+    public = out.split("public key: ")[1].strip()
+    code, out, err = await cli(h, "officers", "bootstrap", officer_id, "--roles", roles,
+                               "--public-key", public)
+    assert code == 0, err
+    code, out, err = await cli(h, "login", officer_id)
+    assert code == 0 and out.startswith(f"logged in as {officer_id} ({roles.replace(',', ', ')})")
 
 
 async def emailed_code(h: Harness, request_id: str) -> str:
@@ -189,6 +202,10 @@ async def test_refusals_exit_one_with_a_reason_and_change_nothing(harness: Harne
     assert code == 1, err
     assert out.strip() == f"{rid}: wrong code; 4 attempts left"
 
+    code, out, err = await cli(h, "cancel", rid, "--reason", "requester withdrew")
+    assert (code, out) == (1, "") and "no officer key" in err and "officers keygen" in err
+    await cli_login(h)
+
     received = request.received_at.date()
     # The first of the month four months on: past the extension limit on any day (the limit
     # counts from the local receipt date and rolls past weekends and holidays).
@@ -218,6 +235,10 @@ async def test_refusals_exit_one_with_a_reason_and_change_nothing(harness: Harne
     assert code == 0, err
     assert out.startswith(f"{rid}: ")
     assert (await handle.result()).status is Status.CANCELLED
+    with Session(h.engine) as session:
+        actors = session.scalars(select(MilestoneRecord.actor).where(
+            MilestoneRecord.request_id == rid, MilestoneRecord.key == "cancelled")).all()
+    assert actors == ["officer.ada"]  # who signed, not DSR_OFFICER_NAME
 
 
 def _commands(group: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -350,7 +371,7 @@ async def test_malformed_submissions_exit_two_name_the_field_and_start_nothing(
     before = (await snapshot_temporal(h), snapshot_db(h), snapshot_mail(h))
     assert set(before[1]) == {"requests", "request_subjects", "milestones", "confirmations",
                               "ledger", "ledger_head", "legal_holds", "officer_sessions",
-                              "package_links"}
+                              "package_links", "officers", "spent_nonces"}
     problems: list[str] = []
     request_ids = []
     for number, bad in enumerate(GRID):

@@ -269,9 +269,7 @@ async def test_the_raw_history_holds_no_identity_in_clear(
             await raw_handle.execute_update("resolve_connector", not_failing.model_dump())
         assert getattr(refused.value.cause, "message", None) == "Encoded failure"
         with pytest.raises(officer.OfficerError, match="failing connectors: outage"):
-            await officer.update(
-                h.client, request.request_id, "resolve_connector", not_failing, UpdateResult
-            )
+            await h.update(request.request_id, "resolve_connector", not_failing)
         await officer.update(
             h.client,
             request.request_id,
@@ -282,7 +280,7 @@ async def test_the_raw_history_holds_no_identity_in_clear(
                 resolution=ConnectorResolution.DONE_BY_HAND,
                 reason="by hand",
             ),
-            UpdateResult,
+            UpdateResult, signer=h.officer()
         )
         outcome: RequestOutcome = await handle.result()
         assert outcome.status is Status.ANSWERED

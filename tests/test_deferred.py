@@ -47,7 +47,7 @@ from tests.conftest import Harness, save_history, start_harness
 from tests.test_cli import cli
 from tests.test_requests_e2e import answer_of, emailed_code, send_code
 from workflows.deferred import DeferredOutcome, Recheck, workflow_id
-from workflows.models import OfficerNote, Status, UpdateResult
+from workflows.models import OfficerNote, Status
 
 SIX_MONTHS = Period(months=6)
 
@@ -310,9 +310,8 @@ async def _mark_verified(h: Harness, request_id: str) -> bool:
 async def _officer_note(h: Harness, request_id: str, update: str) -> bool:
     """An officer's Update with a note; False while the request is not ready for it."""
     try:
-        await officer.update(h.client, request_id, update,
-                             OfficerNote(officer="officer.tan", note="checked by phone"),
-                             UpdateResult)
+        await h.update(request_id, update,
+                             OfficerNote(officer="officer.tan", note="checked by phone"))
     except officer.OfficerError:
         return False
     return True

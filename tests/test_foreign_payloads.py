@@ -34,7 +34,6 @@ import worker
 from connectors.builtin import BUILTIN
 from connectors.protocol import AccessResult, CategoryHolding, Discovery
 from connectors.registry import load_registry
-from dsr import officer
 from dsr.codec import Binding, EncryptionCodec
 from dsr.converter import data_converter
 from dsr.keyring import Keyring, new_key
@@ -53,7 +52,6 @@ from workflows.models import (
     RequestInput,
     RequestOutcome,
     Status,
-    UpdateResult,
 )
 
 ATTACKER = "attacker@evil.example"
@@ -247,8 +245,8 @@ async def test_a_connector_answered_only_in_plaintext_is_shown_to_the_officer(
         assert scheduled_calls(await handle.fetch_history()).count("sms.discover") == 2
         await h.mail.wait_for(header=("Message-ID",
                                       f"<officer_connector_failed.sms.{request.request_id}@dsr>"))
-        await officer.update(h.client, request.request_id, "cancel",
-                             OfficerNote(officer="Ada", note="test over"), UpdateResult)
+        await h.update(request.request_id, "cancel",
+                             OfficerNote(officer="Ada", note="test over"))
 
 
 async def test_an_export_naming_another_requests_blob_is_refused_and_nothing_deleted(
@@ -279,8 +277,8 @@ async def test_an_export_naming_another_requests_blob_is_refused_and_nothing_del
                  if c.connector == "sms"]
         assert sms.error == "access failed: its export lies outside this request's area"
         assert victim.exists("blob:exports/T-victim/sms.jsonl")
-        await officer.update(h.client, request.request_id, "cancel",
-                             OfficerNote(officer="Ada", note="test over"), UpdateResult)
+        await h.update(request.request_id, "cancel",
+                             OfficerNote(officer="Ada", note="test over"))
 
 
 async def test_an_old_unbound_payload_is_read_until_its_key_is_retired(

@@ -10,12 +10,11 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
-from dsr import officer
 from dsr import search_attributes as sa
 from dsr.mailserver import MailFolder
 from tests.conftest import Harness, save_history, start_harness
 from tests.test_requests_e2e import answer_of, emailed_code, send_code, wait_for_connector
-from workflows.models import ConnectorStatus, InstructionConfirmation, Status, UpdateResult
+from workflows.models import ConnectorStatus, InstructionConfirmation, Status
 
 ACME = "privacy@acme-analytics.example"
 
@@ -54,10 +53,9 @@ async def test_a_recipient_is_instructed_by_email_and_confirmed_by_an_officer(
             sa.CONNECTORS_ATTENTION)
         assert attention == ["acme_analytics"]
 
-        await officer.update(h.client, request.request_id, "confirm_instruction",
+        await h.update(request.request_id, "confirm_instruction",
                              InstructionConfirmation(officer="Ada", connector="acme_analytics",
-                                                     note="Acme confirmed erasure on 2 Dec"),
-                             UpdateResult)
+                                                     note="Acme confirmed erasure on 2 Dec"))
         outcome = await handle.result()
 
     assert outcome.status is Status.ANSWERED
@@ -82,8 +80,7 @@ async def test_the_officer_is_reminded_while_a_confirmation_is_awaited(
         assert sent["To"] == "officer@group.example"
         assert "confirm-instruction" in sent.get_content()
         assert h.facts.end_user_phone not in sent.get_content()
-        await officer.update(h.client, request.request_id, "confirm_instruction",
+        await h.update(request.request_id, "confirm_instruction",
                              InstructionConfirmation(officer="Ada", connector="acme_analytics",
-                                                     note="confirmed after the reminder"),
-                             UpdateResult)
+                                                     note="confirmed after the reminder"))
         assert (await handle.result()).status is Status.ANSWERED

@@ -51,6 +51,7 @@ from dsr.database import make_engine
 from dsr.demo import demo_requests, seed_stores, submit_emailed_code
 from dsr.holds import HoldKind, HoldSpec, place_hold, release_hold
 from dsr.models import parse_request
+from dsr.officers import officer_signer
 from dsr.settings import Settings
 from dsr.temporal import connect
 from tests import leaky_connector
@@ -137,6 +138,7 @@ async def _requests(settings: Settings, facts: DemoFacts) -> list[str]:
     import asyncio
 
     client = await connect(settings)
+    ada = officer_signer(settings, "officer.ada")
     access, erasure = demo_requests(facts, datetime.now(UTC))
     failing = parse_request(access.model_dump(mode="json") | {
         "request_id": access.request_id + "-CRM",
@@ -149,7 +151,7 @@ async def _requests(settings: Settings, facts: DemoFacts) -> list[str]:
     # officers' notes quote the email: sealed in the register, keyed hashes in the ledger.
     await officer.update(client, failing.request_id, "mark_verified", OfficerNote(
         officer="Ada", note=f"identity document checked, {facts.account_holder_email} called"),
-        UpdateResult)
+        UpdateResult, signer=ada)
     for _ in range(300):
         status = await officer.status(client, failing.request_id)
         if any(c.connector == "leaky" and c.status is ConnectorStatus.FAILED
@@ -158,7 +160,8 @@ async def _requests(settings: Settings, facts: DemoFacts) -> list[str]:
         await asyncio.sleep(0.1)
     await officer.update(client, failing.request_id, "resolve_connector", ConnectorDecision(
         officer="Ada", connector="leaky", resolution=ConnectorResolution.DONE_BY_HAND,
-        reason=f"looked up {facts.account_holder_email} by hand in the CRM"), UpdateResult)
+        reason=f"looked up {facts.account_holder_email} by hand in the CRM"), UpdateResult,
+        signer=ada)
     outcomes = [await handle.result() for handle in handles]
     assert [o.status for o in outcomes] == [Status.ANSWERED] * 3
     return [access.request_id, erasure.request_id, failing.request_id]

@@ -11,12 +11,11 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dsr import officer
 from dsr.database import MilestoneRecord
 from tests.conftest import Harness, save_history
-from tests.test_cli import OFFICER, cli
+from tests.test_cli import cli
 from tests.test_requests_e2e import send_code, wait_for_status
-from workflows.models import OfficerNote, Status, StepStatus, UpdateResult
+from workflows.models import OfficerNote, Status, StepStatus
 
 ATTACKER = "attacker@evil.example"
 CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
@@ -45,9 +44,8 @@ async def test_an_address_nobody_verified_gets_no_answer_until_an_officer_confir
     rid = request.request_id
     handle = await h.submit(request)
     await wait_for_status(h, rid, Status.AWAITING_VERIFICATION)
-    await officer.update(h.client, rid, "mark_verified",
-                         OfficerNote(officer="Ada", note="identity document checked"),
-                         UpdateResult)
+    await h.update(rid, "mark_verified",
+                         OfficerNote(officer="Ada", note="identity document checked"))
 
     await wait_for_status(h, rid, Status.AWAITING_RECIPIENT)
     notice = await h.mail.wait_for(
@@ -66,6 +64,7 @@ async def test_an_address_nobody_verified_gets_no_answer_until_an_officer_confir
     assert "awaiting_recipient" in out and "starter.py confirm-recipient" in out
     assert ATTACKER not in out and victim not in out
 
+    h.log_in_cli()
     code, out, err = await cli(h, "confirm-recipient", rid, "--note",
                                "called the requester back: the address is theirs")
     assert code == 0, err
@@ -73,7 +72,7 @@ async def test_an_address_nobody_verified_gets_no_answer_until_an_officer_confir
     assert (await handle.result()).status is Status.ANSWERED
     [answer] = mail_of(h, "answer", rid)
     assert answer["To"] == ATTACKER, "where the officer confirmed"
-    assert milestones(h, rid)["recipient-confirmed"] == OFFICER
+    assert milestones(h, rid)["recipient-confirmed"] == "officer.ada"  # who signed
     steps = {s.name: s for s in (await h.status(rid)).steps}
     assert steps["answer"].detail == (
         f"<answer.{rid}@dsr> to the requester's email, confirmed by an officer")

@@ -3,13 +3,16 @@ break running requests fails here (use workflow.patched for such changes)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from dsr import officer
 from tests.conftest import EVENT_BOUNDS, REPLAY_CONVERTER
 from worker import WORKFLOWS
 
@@ -34,12 +37,27 @@ def test_every_path_has_a_recorded_history() -> None:
     assert {path.stem for path in CURRENT} >= EXPECTED
 
 
+def workflow_id(recorded: dict[str, Any], name: str) -> str:
+    """The id the workflow ran under (officers' assertions name it): recorded by the dev
+    server; on the time-skipping server, a request's is its request id's."""
+    started = recorded["events"][0]["workflowExecutionStartedEventAttributes"]
+    if "workflowId" in started:
+        return str(started["workflowId"])
+    if started["workflowType"]["name"] != "RightsRequest":
+        return name
+    start = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
+    return officer.workflow_id(start["request"]["request_id"])
+
+
 @pytest.mark.parametrize("path", PATHS, ids=IDS)
 async def test_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    recorded = json.loads(path.read_text())
+    history = WorkflowHistory.from_json(workflow_id(recorded, path.stem), recorded)
     # The recorded histories are saved decrypted (the test keys are new in every run), and
     # the product refuses plaintext: they replay through a converter only this test uses.
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=REPLAY_CONVERTER)
+    # In the namespace they ran in: an officer's assertion is bound to it.
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=REPLAY_CONVERTER,
+                        namespace="default")
     await replayer.replay_workflow(history)
 
 

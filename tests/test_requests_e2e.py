@@ -38,7 +38,6 @@ from workflows.models import (
     OfficerNote,
     RequestOutcome,
     Status,
-    UpdateResult,
 )
 
 CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
@@ -162,8 +161,7 @@ async def test_five_wrong_codes_lock_until_the_officer_issues_a_new_code(
     assert officer_mail["To"] == "officer@group.example"
     assert "@" not in officer_mail.get_content().replace("officer@group.example", "")
 
-    await officer.update(h.client, request.request_id, "new_code",
-                         OfficerAction(officer="Ada"), UpdateResult)
+    await h.update(request.request_id, "new_code", OfficerAction(officer="Ada"))
     stale = await send_code(h, request.request_id, right)
     assert not stale.accepted, "round 1's code no longer counts"
     new = await emailed_code(h, request.request_id, round_=2)
@@ -191,24 +189,22 @@ async def test_extension_beyond_the_limit_is_refused_and_a_valid_one_notifies(
     # Safely past the limit on any day: the limit is counted from the local receipt date, and
     # rolls past a weekend (from 23:00 UTC on Nov 29 it is Monday 1 February 2027).
     with pytest.raises(officer.OfficerError, match="beyond the limit"):
-        await officer.update(h.client, request.request_id, "extend",
+        await h.update(request.request_id, "extend",
                              Extension(officer="Ada", reason="many requests at once",
-                                       until=months_later(4)), UpdateResult)
+                                       until=months_later(4)))
     with pytest.raises(officer.OfficerError, match="not after the current due date"):
-        await officer.update(h.client, request.request_id, "extend",
-                             Extension(officer="Ada", reason="complex", until=received),
-                             UpdateResult)
-    result = await officer.update(h.client, request.request_id, "extend",
-                                  Extension(officer="Ada", reason="complex request"),
-                                  UpdateResult)
+        await h.update(request.request_id, "extend",
+                             Extension(officer="Ada", reason="complex", until=received))
+    result = await h.update(request.request_id, "extend",
+                                  Extension(officer="Ada", reason="complex request"))
     assert result.due_at is not None and result.due_at > status.due_at
     notice = await h.mail.wait_for(
         header=("Message-ID", f"<extension.{request.request_id}@dsr>"), timeout=10)
     assert notice["To"] == h.facts.controller_registered_email
     assert "complex request" in notice.get_content()
     with pytest.raises(officer.OfficerError, match="already been extended"):
-        await officer.update(h.client, request.request_id, "extend",
-                             Extension(officer="Ada", reason="again"), UpdateResult)
+        await h.update(request.request_id, "extend",
+                             Extension(officer="Ada", reason="again"))
     await send_code(h, request.request_id, code)
     await handle.result()
     record = h.engine
@@ -224,9 +220,9 @@ async def test_denial_tells_the_reasons_and_where_to_complain(
     request = h.controller_erasure()
     handle = await h.submit(request)
     await emailed_code(h, request.request_id)
-    await officer.update(h.client, request.request_id, "deny",
+    await h.update(request.request_id, "deny",
                          Denial(officer="Ada", reason="the fifth identical request this month",
-                                manifestly_unfounded=True), UpdateResult)
+                                manifestly_unfounded=True))
     assert (await handle.result()).status is Status.DENIED
     denial = answer_of(h, request.request_id, "denial")
     assert "the fifth identical request this month" in denial
@@ -255,8 +251,7 @@ async def test_an_officers_note_is_sealed_in_the_register_and_hashed_in_the_ledg
     rid = request.request_id
     handle = await h.submit(request)
     await emailed_code(h, rid)
-    await officer.update(h.client, rid, "deny", Denial(officer="Ada", reason=reason),
-                         UpdateResult)
+    await h.update(rid, "deny", Denial(officer="Ada", reason=reason))
     assert (await handle.result()).status is Status.DENIED
     with sqlite3.connect(h.settings.data_dir / "dsr.db") as db:
         stored = repr([db.execute(f"SELECT * FROM {table}").fetchall()
@@ -342,9 +337,8 @@ async def test_cancel_after_partial_execution_reports_what_was_done(
             header=("Message-ID", f"<officer_connector_failed.outage.{request.request_id}@dsr>"),
             timeout=10)
 
-        await officer.update(h.client, request.request_id, "cancel",
-                             OfficerNote(officer="Ada", note="requester withdrew the request"),
-                             UpdateResult)
+        await h.update(request.request_id, "cancel",
+                             OfficerNote(officer="Ada", note="requester withdrew the request"))
         assert (await handle.result()).status is Status.CANCELLED
         cancelled = answer_of(h, request.request_id, "cancelled")
         assert "requester withdrew the request" in cancelled
@@ -361,15 +355,14 @@ async def test_officer_records_a_failing_connector_as_done_by_hand(
         await send_code(h, request.request_id, await emailed_code(h, request.request_id))
         await wait_for_connector(h, request.request_id, ConnectorStatus.FAILED)
         with pytest.raises(officer.OfficerError, match="failing connectors: outage"):
-            await officer.update(h.client, request.request_id, "resolve_connector",
+            await h.update(request.request_id, "resolve_connector",
                                  ConnectorDecision(officer="Ada", connector="sms",
                                                    resolution=ConnectorResolution.SKIPPED,
-                                                   reason="not failing"), UpdateResult)
-        await officer.update(h.client, request.request_id, "resolve_connector",
+                                                   reason="not failing"))
+        await h.update(request.request_id, "resolve_connector",
                              ConnectorDecision(officer="Ada", connector="outage",
                                                resolution=ConnectorResolution.DONE_BY_HAND,
-                                               reason="deleted in the affiliate's console"),
-                             UpdateResult)
+                                               reason="deleted in the affiliate's console"))
         outcome = await handle.result()
         assert outcome.status is Status.ANSWERED
         states = {c.connector: c.status for c in outcome.connectors}
@@ -379,7 +372,7 @@ async def test_officer_records_a_failing_connector_as_done_by_hand(
         with Session(h.engine) as session:
             actors = session.scalars(select(MilestoneRecord.actor).where(
                 MilestoneRecord.request_id == request.request_id)).all()
-            assert "Ada" in actors
+            assert "officer.ada" in actors  # who signed
         await save_history(handle, "connector_done_by_hand")
 
 
@@ -478,14 +471,12 @@ async def test_an_end_users_direct_request_is_referred_to_the_controlling_custom
         requester={"kind": "subject", "email": "maya.subject@example.org"})
     handle = await h.submit(request)
     await wait_for_status(h, request.request_id, Status.AWAITING_VERIFICATION)
-    await officer.update(h.client, request.request_id, "mark_verified",
-                         OfficerNote(officer="Ada", note="called back on the number"),
-                         UpdateResult)
+    await h.update(request.request_id, "mark_verified",
+                         OfficerNote(officer="Ada", note="called back on the number"))
     # Calling back the number proves the phone, not the typed email: the officer confirms it.
     await wait_for_status(h, request.request_id, Status.AWAITING_RECIPIENT)
-    await officer.update(h.client, request.request_id, "confirm_recipient",
-                         OfficerNote(officer="Ada", note="the caller confirmed the address"),
-                         UpdateResult)
+    await h.update(request.request_id, "confirm_recipient",
+                         OfficerNote(officer="Ada", note="the caller confirmed the address"))
     assert (await handle.result()).status is Status.ANSWERED
 
     for customer in holders:

@@ -24,7 +24,6 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.proof import PurgeResult
-from dsr import officer
 from dsr import search_attributes as sa
 from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
 from dsr.deadlines import DeadlineQuery, compute_deadline, load_deadline_policy
@@ -116,7 +115,7 @@ def milestones(h: Harness, request_id: str, prefix: str) -> list[MilestoneRecord
 
 
 async def officer_update(h: Harness, request_id: str, name: str, payload: Any) -> UpdateResult:
-    return await officer.update(h.client, request_id, name, payload, UpdateResult)
+    return await h.update(request_id, name, payload)
 
 
 def assert_officer_mail_without_personal_data(mail: EmailMessage, h: Harness,

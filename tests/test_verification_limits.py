@@ -17,7 +17,7 @@ from temporalio.client import WorkflowHandle
 from dsr import officer
 from tests.conftest import Harness
 from tests.test_requests_e2e import emailed_code, send_code
-from workflows.models import CodeResult, OfficerAction, Status, UpdateResult
+from workflows.models import CodeResult, OfficerAction, Status
 
 AT_ONCE = 50
 # Why a code Update is refused without being compared: the server's in-flight limit, or the
@@ -75,7 +75,7 @@ async def test_fifty_codes_at_once_compare_no_more_than_the_limit(harness: Harne
         await send_code(h, rid, right)
     assert await codes_compared(handle) == limit
 
-    await officer.update(h.client, rid, "new_code", OfficerAction(officer="Ada"), UpdateResult)
+    await h.update(rid, "new_code", OfficerAction(officer="Ada"))
     new = await emailed_code(h, rid, round_=2)
     assert (await send_code(h, rid, new)).accepted
     assert (await handle.result()).status is Status.ANSWERED
@@ -106,7 +106,6 @@ async def test_a_right_code_among_wrong_ones_is_never_accepted_after_the_lock(
     else:
         assert status.wrong_codes == compared == limit
         assert status.status is Status.VERIFICATION_LOCKED
-        await officer.update(h.client, rid, "new_code", OfficerAction(officer="Ada"),
-                             UpdateResult)
+        await h.update(rid, "new_code", OfficerAction(officer="Ada"))
         assert (await send_code(h, rid, await emailed_code(h, rid, round_=2))).accepted
     assert (await handle.result()).status is Status.ANSWERED

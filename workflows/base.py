@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 from workflows import calls
 
@@ -17,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.policy import RequestPolicy
     from activities.verification import IssuedCode
     from connectors.registry import ConnectorEntry
+    from dsr import assertions
     from dsr import search_attributes as sa
     from dsr.deadlines import Deadline
     from dsr.models import Language, RightsRequest
@@ -28,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ConnectorState,
         Denial,
         OfficerNote,
+        OfficerPayload,
         Status,
         Step,
         StepStatus,
@@ -54,6 +57,9 @@ REMINDERS = (
     ("remind_1_day", timedelta(days=1)),
     ("overdue_check", timedelta(0)),
 )
+
+
+Payload = TypeVar("Payload", bound="OfficerPayload")
 
 
 class Stopped(Exception):
@@ -97,6 +103,8 @@ class RequestState:
         self._lock = asyncio.Lock()
         self._fired: set[tuple[str, datetime]] = set()
         self._local_quick_steps = False
+        self._assertions = False  # officers' Updates carry signed assertions (officer-assertions)
+        self._nonces = assertions.NonceBook()
 
     @property
     def _req(self) -> RightsRequest:
@@ -132,6 +140,45 @@ class RequestState:
             raise ValueError(f"the request is closed ({self._status})")
         if self._deadline is None:
             raise ValueError("the request is still being received; try again in a moment")
+
+    def _authorize(self, action: str, payload: OfficerPayload) -> None:
+        """In an Update's validator: the assertion proves an officer allowed to take
+        ``action`` on this request with these arguments, now, for the first time. No I/O: the
+        authority's keys and the roles are in the request's policy snapshot."""
+        if not self._assertions:
+            if payload.officer is None:
+                raise ValueError("name the officer acting (officer)")
+            return
+        try:
+            self._principal(action, payload, self._nonces)
+        except assertions.AssertionRefused as refused:
+            raise ValueError(f"not authorized: {refused}") from None
+
+    def _acting(self, action: str, payload: Payload) -> Payload:
+        """In an Update's handler, before any state changes: the payload with ``officer`` the
+        proven identity (whatever name was typed), its nonce spent (a second Update with the
+        same assertion, accepted before this one ran, is refused here)."""
+        if not self._assertions:
+            return payload
+        try:
+            principal = self._principal(action, payload, None)
+            self._nonces.spend(principal, self._now())
+        except assertions.AssertionRefused as refused:
+            raise ApplicationError(f"not authorized: {refused}", non_retryable=True) from None
+        return payload.model_copy(update={"officer": principal.principal_id, "assertion": None})
+
+    def _principal(self, action: str, payload: OfficerPayload,
+                   seen: assertions.NonceBook | None) -> assertions.Principal:
+        if self._policy is None:
+            raise assertions.AssertionRefused("the request is still being received; try again")
+        if payload.assertion is None:
+            raise assertions.AssertionRefused("the action carries no assertion; officers act "
+                                              "through starter.py with their credential")
+        info = workflow.info()
+        expected = assertions.Expected(
+            namespace=info.namespace, target=info.workflow_id, action=action, arguments=payload,
+            roles=frozenset(self._pol.action_roles.get(action, [])), now=self._now())
+        return assertions.verify(payload.assertion, self._pol.authorities, expected, seen)
 
     def _cancel_reason(self) -> str | None:
         return self._cancelled.note if self._cancelled else None

@@ -279,7 +279,7 @@ class ConnectorFanOut(RequestState):
             await self._milestone(
                 f"connector-{entry.name}-{decision.resolution.value}",
                 "execute",
-                actor=decision.officer,
+                actor=decision.actor,
                 detail={
                     "connector": entry.name,
                     "resolution": decision.resolution.value,
@@ -327,11 +327,13 @@ class ConnectorFanOut(RequestState):
 
     @workflow.update(name="resolve_connector")
     async def resolve_connector(self, decision: ConnectorDecision) -> UpdateResult:
+        decision = self._acting("resolve_connector", decision)
         self._decisions[decision.connector] = decision
         return UpdateResult(message=f"{decision.connector}: {decision.resolution.value}")
 
     @resolve_connector.validator
     def _validate_resolve(self, decision: ConnectorDecision) -> None:
+        self._authorize("resolve_connector", decision)
         state = self._connectors.get(decision.connector)
         if state is None or state.status not in NEEDS_OFFICER:
             failing = [n for n, s in self._connectors.items() if s.status in NEEDS_OFFICER]

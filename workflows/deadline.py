@@ -105,6 +105,7 @@ class DeadlineKeeping(RequestState):
 
     @workflow.update(name="extend")
     async def extend(self, extension: Extension) -> UpdateResult:
+        extension = self._acting("extend", extension)
         limit = self._dl.extension_limit_on
         assert limit is not None
         until = extension.until or limit
@@ -123,7 +124,7 @@ class DeadlineKeeping(RequestState):
         await self._milestone(
             "extended",
             "deadline",
-            actor=extension.officer,
+            actor=extension.actor,
             due_at=self._dl.due_at,
             extended=True,
             detail={"due_on": until.isoformat(), "reason": extension.reason},
@@ -132,6 +133,7 @@ class DeadlineKeeping(RequestState):
 
     @extend.validator
     def _validate_extend(self, extension: Extension) -> None:
+        self._authorize("extend", extension)
         self._require_open()
         deadline = self._dl
         if self._extended:
@@ -158,6 +160,7 @@ class DeadlineKeeping(RequestState):
 
     @workflow.update(name="request_clarification")
     async def request_clarification(self, note: OfficerNote) -> UpdateResult:
+        note = self._acting("request_clarification", note)
         stops = self._dl.clock_stops_for_clarification
         if stops:
             self._paused_since = self._now()
@@ -173,7 +176,7 @@ class DeadlineKeeping(RequestState):
         await self._milestone(
             f"clarification-asked-{self._now().isoformat()}",
             "clarification",
-            actor=note.officer,
+            actor=note.actor,
             detail={"clock_stopped": stops},
         )
         return UpdateResult(
@@ -183,12 +186,14 @@ class DeadlineKeeping(RequestState):
 
     @request_clarification.validator
     def _validate_clarification(self, note: OfficerNote) -> None:
+        self._authorize("request_clarification", note)
         self._require_open()
         if self._status is Status.AWAITING_CLARIFICATION:
             raise ValueError("a clarification is already awaited")
 
     @workflow.update(name="clarification_received")
     async def clarification_received(self, note: OfficerNote) -> UpdateResult:
+        note = self._acting("clarification_received", note)
         if self._paused_since is not None:
             self._paused_days += _days_between(self._paused_since.date(), self._now().date())
             await self._compute_deadline()  # before the clock restarts: no false overdue
@@ -197,7 +202,7 @@ class DeadlineKeeping(RequestState):
         await self._milestone(
             f"clarification-received-{self._now().isoformat()}",
             "clarification",
-            actor=note.officer,
+            actor=note.actor,
             due_at=self._dl.due_at,
             detail={"paused_days": self._paused_days},
         )
@@ -205,6 +210,7 @@ class DeadlineKeeping(RequestState):
 
     @clarification_received.validator
     def _validate_clarification_received(self, note: OfficerNote) -> None:
+        self._authorize("clarification_received", note)
         if self._status is not Status.AWAITING_CLARIFICATION:
             raise ValueError("no clarification is awaited for this request")
 

@@ -110,19 +110,21 @@ class Instructions(ConnectorFanOut):
 
     @workflow.update(name="confirm_instruction")
     async def confirm_instruction(self, confirmation: InstructionConfirmation) -> UpdateResult:
+        confirmation = self._acting("confirm_instruction", confirmation)
         state = self._connectors[confirmation.connector]
         state.status = ConnectorStatus.CONFIRMED
         state.resolution_reason = confirmation.note
         await self._milestone(
             f"confirmed-{confirmation.connector}",
             "execute",
-            actor=confirmation.officer,
+            actor=confirmation.actor,
             detail={"connector": confirmation.connector, "note": confirmation.note},
         )
         return UpdateResult(message=f"{confirmation.connector}: confirmation recorded")
 
     @confirm_instruction.validator
     def _validate_confirm(self, confirmation: InstructionConfirmation) -> None:
+        self._authorize("confirm_instruction", confirmation)
         state = self._connectors.get(confirmation.connector)
         if state is None or state.status is not ConnectorStatus.AWAITING_CONFIRMATION:
             awaiting = [

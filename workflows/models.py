@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
 )
 
+from dsr.assertions import Assertion
 from dsr.models import RightsRequest
 
 
@@ -159,31 +160,38 @@ class CodeResult(BaseModel):
     locked: bool = False
 
 
-class OfficerNote(BaseModel):
+class OfficerPayload(BaseModel):
+    """What every officer's Update carries: the signed assertion of who acts. Requests begun
+    before ``officer-assertions`` take the officer's name instead; for the others a typed name
+    counts for nothing (the ledger credits whoever signed)."""
+
     model_config = ConfigDict(hide_input_in_errors=True)
 
-    officer: Officer
+    officer: Officer | None = None
+    assertion: Assertion | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who acted: the proven officer (before assertions, the one named)."""
+        if self.officer is None:
+            raise ValueError("no officer named")
+        return self.officer
+
+
+class OfficerNote(OfficerPayload):
     note: Reason
 
 
-class OfficerAction(BaseModel):
-    model_config = ConfigDict(hide_input_in_errors=True)
-
-    officer: Officer
+class OfficerAction(OfficerPayload):
+    """An action with no argument but who takes it (approve, new code)."""
 
 
-class Extension(BaseModel):
-    model_config = ConfigDict(hide_input_in_errors=True)
-
-    officer: Officer
+class Extension(OfficerPayload):
     reason: Reason
     until: date | None = None
 
 
-class Denial(BaseModel):
-    model_config = ConfigDict(hide_input_in_errors=True)
-
-    officer: Officer
+class Denial(OfficerPayload):
     reason: Reason
     manifestly_unfounded: bool = False
 
@@ -194,19 +202,13 @@ class ConnectorResolution(StrEnum):
     RETRY = "retry"
 
 
-class ConnectorDecision(BaseModel):
-    model_config = ConfigDict(hide_input_in_errors=True)
-
-    officer: Officer
+class ConnectorDecision(OfficerPayload):
     connector: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
     resolution: ConnectorResolution
     reason: Reason
 
 
-class InstructionConfirmation(BaseModel):
-    model_config = ConfigDict(hide_input_in_errors=True)
-
-    officer: Officer
+class InstructionConfirmation(OfficerPayload):
     connector: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
     note: Reason
 

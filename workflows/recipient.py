@@ -65,13 +65,14 @@ class AnswerRecipient(RequestState):
 
     @workflow.update(name="confirm_recipient")
     async def confirm_recipient(self, note: OfficerNote) -> UpdateResult:
+        note = self._acting("confirm_recipient", note)
         self._recipient_confirmed = note
         if self._status is Status.AWAITING_CLARIFICATION:
             self._previous_status = Status.IN_PROGRESS  # answered once the reply is in
         else:
             self._set_status(Status.IN_PROGRESS)
         await self._milestone(
-            "recipient-confirmed", "answer", actor=note.officer, detail={"note": note.note}
+            "recipient-confirmed", "answer", actor=note.actor, detail={"note": note.note}
         )
         return UpdateResult(
             message="the requester's address is confirmed; the answer is being sent"
@@ -79,6 +80,7 @@ class AnswerRecipient(RequestState):
 
     @confirm_recipient.validator
     def _validate_confirm_recipient(self, note: OfficerNote) -> None:
+        self._authorize("confirm_recipient", note)
         if not self._awaiting_recipient or self._recipient_confirmed or self._stopping:
             raise ValueError(
                 f"the request is not waiting for its recipient to be confirmed ({self._status})"

@@ -53,6 +53,7 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, Ans
     async def run(self, start: RequestInput) -> RequestOutcome:
         self._request = start.request
         self._local_quick_steps = workflow.patched("local-quick-steps")
+        self._assertions = workflow.patched("officer-assertions")
         await self._intake(start.submitted_by)
         watcher = asyncio.create_task(self._watch_deadline())
         try:
@@ -234,43 +235,49 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, Ans
 
     @workflow.update(name="approve")
     async def approve(self, action: OfficerAction) -> UpdateResult:
+        action = self._acting("approve", action)
         self._approved = True
-        await self._milestone("approved", "approval", actor=action.officer)
+        await self._milestone("approved", "approval", actor=action.actor)
         return UpdateResult(message="approved")
 
     @approve.validator
     def _validate_approve(self, action: OfficerAction) -> None:
+        self._authorize("approve", action)
         self._require_open()
         if self._executing:
             raise ValueError("execution has already begun")
 
     @workflow.update(name="deny")
     async def deny(self, denial: Denial) -> UpdateResult:
+        denial = self._acting("deny", denial)
         self._denial = denial
         await self._milestone(
             "denied",
             "denial",
-            actor=denial.officer,
+            actor=denial.actor,
             detail={"reason": denial.reason, "manifestly_unfounded": denial.manifestly_unfounded},
         )
         return UpdateResult(message="denied; the requester is told the reasons")
 
     @deny.validator
     def _validate_deny(self, denial: Denial) -> None:
+        self._authorize("deny", denial)
         self._require_open()
         if self._executing:
             raise ValueError("execution has already begun: cancel instead")
 
     @workflow.update(name="cancel")
     async def cancel(self, note: OfficerNote) -> UpdateResult:
+        note = self._acting("cancel", note)
         self._cancelled = note
         await self._milestone(
-            "cancelled", "cancel", actor=note.officer, detail={"reason": note.note}
+            "cancelled", "cancel", actor=note.actor, detail={"reason": note.note}
         )
         return UpdateResult(message="cancelled; nothing not yet started will start")
 
     @cancel.validator
     def _validate_cancel(self, note: OfficerNote) -> None:
+        self._authorize("cancel", note)
         self._require_open()
 
     @workflow.query(name="status")

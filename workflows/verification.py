@@ -192,19 +192,21 @@ class IdentityVerification(RequestState):
 
     @workflow.update(name="new_code")
     async def new_code(self, action: OfficerAction) -> UpdateResult:
+        action = self._acting("new_code", action)
         async with self._lock:
             await self._issue_codes()
             self._set_status(Status.AWAITING_VERIFICATION)
             await self._milestone(
                 f"new-code-{self._code_round}",
                 "verify",
-                actor=action.officer,
+                actor=action.actor,
                 detail={"round": self._code_round},
             )
             return UpdateResult(message=f"new code sent (round {self._code_round})")
 
     @new_code.validator
     def _validate_new_code(self, action: OfficerAction) -> None:
+        self._authorize("new_code", action)
         if not any(t.method is Method.CODE and not t.verified for t in self._targets):
             raise ValueError("no identity of this request is waiting for a code")
         if self._status not in (Status.AWAITING_VERIFICATION, Status.VERIFICATION_LOCKED):
@@ -212,17 +214,19 @@ class IdentityVerification(RequestState):
 
     @workflow.update(name="mark_verified")
     async def mark_verified(self, note: OfficerNote) -> UpdateResult:
+        note = self._acting("mark_verified", note)
         for target in self._targets:
             if not target.verified:
                 target.verified = True
                 target.verified_by = Method.MANUAL
-                target.how = f"verified by hand by {note.officer}"
+                target.how = f"verified by hand by {note.actor}"
         await self._milestone(
-            "verified-by-hand", "verify", actor=note.officer, detail={"note": note.note}
+            "verified-by-hand", "verify", actor=note.actor, detail={"note": note.note}
         )
         return UpdateResult(message="identity recorded as verified by hand")
 
     @mark_verified.validator
     def _validate_mark_verified(self, note: OfficerNote) -> None:
+        self._authorize("mark_verified", note)
         if self._status not in (Status.AWAITING_VERIFICATION, Status.VERIFICATION_LOCKED):
             raise ValueError(f"the request is not waiting for verification ({self._status})")

@@ -1,0 +1,35 @@
+"""An officer's action checked outside a workflow (the officers' directory, the officer
+service): the assertion verifies against the product's authority, grants a role the action
+allows (``roles.yaml``), its officer is still registered (a revocation counts at once here,
+not only when the credential expires), and its nonce is spent in the database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from dsr import nonces
+from dsr.assertions import Assertion, AssertionRefused, Expected, Principal, Role, verify
+from dsr.credentials import authority
+from dsr.officers import OfficerRecord
+
+
+def check(engine: Engine, secret: bytes, action_roles: dict[str, list[Role]], *,
+          namespace: str, target: str, action: str, arguments: Any,
+          assertion: Assertion | None, now: datetime) -> Principal:
+    """The proven principal, or :class:`AssertionRefused` naming the fault."""
+    if assertion is None:
+        raise AssertionRefused("the action carries no assertion; log in with "
+                               "python starter.py login")
+    expected = Expected(namespace=namespace, target=target, action=action, arguments=arguments,
+                        roles=frozenset(action_roles.get(action, [])), now=now)
+    principal = verify(assertion, authority(secret).public, expected)
+    with Session(engine) as session, session.begin():
+        record = session.get(OfficerRecord, principal.principal_id)
+        if principal.role is not Role.DOOR and (record is None or record.revoked_at is not None):
+            raise AssertionRefused(f"{principal.principal_id} is no longer a registered officer")
+        nonces.spend(session, principal, now)
+    return principal

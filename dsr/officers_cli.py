@@ -1,0 +1,186 @@
+"""The officers' commands: ``officers keygen|bootstrap|register|revoke|list`` and ``login``.
+
+An officer makes a key (``officers keygen``) and gives its public half to an administrator,
+who registers it with roles (``officers register``, signed with the administrator's own
+credential). The first administrator is registered by the operator, with the server secret
+(``officers bootstrap``). ``login`` signs a login with the officer's key and saves the
+credential the directory answers with; every other officer command signs with both.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from dsr import authorization, officers
+from dsr.assertions import AssertionRefused, Principal, Role, public_key_text
+from dsr.credentials import (
+    CredentialError,
+    Signer,
+    credential_claims,
+    generate_key,
+    load_action_roles,
+    load_key,
+)
+from dsr.database import make_engine
+from dsr.files import open_private, private_folder
+from dsr.officer import describe_errors
+from dsr.settings import Settings, SettingsError, load_settings
+
+officers_app = typer.Typer(no_args_is_help=True, help="The officers' directory and keys.")
+console = Console()
+err = Console(stderr=True)
+
+OfficerIdArg = Annotated[str, typer.Argument(metavar="OFFICER_ID",
+                                             help="e.g. officer.tan (lowercase)")]
+RolesOpt = Annotated[str, typer.Option(help="Comma-separated: officer, approver, auditor, "
+                                            "administrator.")]
+PublicKeyOpt = Annotated[str, typer.Option("--public-key",
+                                           help="As the officer's keygen printed it.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        _fail(str(error))
+
+
+def _registration(officer_id: str, roles: str, public_key: str) -> officers.Registration:
+    try:
+        return officers.Registration(officer_id=officer_id, public_key=public_key,
+                                     roles=[r.strip() for r in roles.split(",") if r.strip()])
+    except ValidationError as error:
+        _fail(describe_errors(error, "the registration"), code=2)
+
+
+@officers_app.command("keygen")
+def keygen() -> None:
+    """Make your officer key (a private file) and print its public half for an administrator."""
+    settings = _settings()
+    try:
+        key = generate_key(settings.officer_key_path)
+    except CredentialError as error:
+        _fail(str(error))
+    console.print(f"key written to {settings.officer_key_path} (keep it private)\n"
+                  f"public key: {public_key_text(key.public_key())}", highlight=False)
+
+
+@officers_app.command("bootstrap")
+def bootstrap(officer_id: OfficerIdArg, public_key: PublicKeyOpt,
+              roles: RolesOpt = "administrator") -> None:
+    """The operator registers the first administrator (needs the server secret; refused once
+    an administrator exists: they register everyone else)."""
+    settings = _settings()
+    registration = _registration(officer_id, roles, public_key)
+    engine = make_engine(settings.app_database_url)
+    active = [o for o in officers.officers(engine)
+              if Role.ADMINISTRATOR in o.roles and o.revoked_at is None]
+    if active:
+        _fail(f"{active[0].officer_id} is an administrator already: they register officers "
+              "with python starter.py officers register")
+    officers.register(engine, settings.secret, registration, officers.OPERATOR, datetime.now(UTC))
+    console.print(f"{officer_id} registered as {', '.join(registration.roles)} by the operator; "
+                  "they log in with: python starter.py login", highlight=False)
+
+
+@officers_app.command("register")
+def register(officer_id: OfficerIdArg, public_key: PublicKeyOpt,
+             roles: RolesOpt = "officer") -> None:
+    """Register an officer (or change their roles or key): an administrator's action."""
+    settings = _settings()
+    registration = _registration(officer_id, roles, public_key)
+    principal = _administrator(settings, "register_officer", registration)
+    engine = make_engine(settings.app_database_url)
+    officers.register(engine, settings.secret, registration, principal, datetime.now(UTC))
+    console.print(f"{officer_id} registered as {', '.join(registration.roles)}", highlight=False)
+
+
+@officers_app.command("revoke")
+def revoke(officer_id: OfficerIdArg) -> None:
+    """Revoke an officer: refused at once by the officer service, and no new credential."""
+    settings = _settings()
+    try:
+        revocation = officers.Revocation(officer_id=officer_id)
+    except ValidationError as error:
+        _fail(describe_errors(error, "the officer id"), code=2)
+    principal = _administrator(settings, "revoke_officer", revocation)
+    engine = make_engine(settings.app_database_url)
+    try:
+        officers.revoke(engine, settings.secret, revocation, principal, datetime.now(UTC))
+    except officers.DirectoryError as error:
+        _fail(str(error))
+    console.print(f"{officer_id} revoked; credentials already issued end within hours",
+                  highlight=False)
+
+
+def _administrator(settings: Settings, action: str, arguments: object) -> Principal:
+    try:
+        signer = _signer(settings)
+        assertion = signer.sign(officers.DIRECTORY, action, arguments)
+        return authorization.check(
+            make_engine(settings.app_database_url), settings.secret,
+            load_action_roles(settings.policy_dir), namespace=settings.temporal_namespace,
+            target=officers.DIRECTORY, action=action, arguments=arguments, assertion=assertion,
+            now=datetime.now(UTC))
+    except (CredentialError, AssertionRefused) as error:
+        _fail(f"not authorized: {error}")
+
+
+def _signer(settings: Settings) -> Signer:
+    return Signer.from_files(settings.officer_key_path, settings.officer_credential_path,
+                             settings.temporal_namespace, settings.policy_dir)
+
+
+@officers_app.command("list")
+def list_officers(as_json: JsonOpt = False) -> None:
+    """The registered officers, their roles, and who registered or revoked them."""
+    listed = officers.officers(make_engine(_settings().app_database_url))
+    if as_json:
+        print(json.dumps([o.model_dump(mode="json") for o in listed], indent=2))
+        return
+    table = Table("officer", "roles", "registered", "by", "revoked")
+    for o in listed:
+        table.add_row(escape(o.officer_id), ", ".join(o.roles), f"{o.registered_at:%Y-%m-%d}",
+                      escape(o.registered_by),
+                      f"{o.revoked_at:%Y-%m-%d}" if o.revoked_at else "")
+    console.print(table)
+
+
+def login(officer_id: Annotated[str | None, typer.Argument(
+        metavar="OFFICER_ID", help="Your officer id (default: settings' officer name).")] = None,
+          ) -> None:
+    """Log in: sign with your key, save the credential the directory issues (hours)."""
+    settings = _settings()
+    who = officer_id or settings.officer_name
+    try:
+        key = load_key(settings.officer_key_path)
+        now = datetime.now(UTC)
+        login_ = officers.sign_login(key, who, settings.temporal_namespace, now)
+        credential = officers.issue_credential(
+            make_engine(settings.app_database_url), settings.secret, login_,
+            settings.temporal_namespace, now)
+    except ValidationError as error:
+        _fail(describe_errors(error, "the officer id"), code=2)
+    except (CredentialError, officers.DirectoryError) as error:
+        _fail(str(error))
+    private_folder(settings.officer_credential_path.parent)
+    with open_private(settings.officer_credential_path) as file:
+        file.write(credential.encode())
+    claims = credential_claims(credential)
+    until = datetime.fromtimestamp(claims["exp"], UTC)
+    console.print(f"logged in as {who} ({', '.join(claims['roles'])}) until "
+                  f"{until:%Y-%m-%d %H:%M} UTC", highlight=False)
