@@ -33,7 +33,7 @@ from connectors.seed import DemoFacts
 from dsr import officer
 from dsr.credentials import Signer
 from dsr.models import Channel, Right, RightsRequest
-from dsr.officers import officer_signer
+from dsr.officers import door_signer, officer_signer
 from dsr.settings import Settings
 from dsr.temporal import connect
 from workflows.models import OfficerNote, RequestOutcome, Status, UpdateResult
@@ -43,6 +43,13 @@ BATCH = 50
 IN_INTAKE = 250  # open requests: at most this many started and not yet waiting for their code
 WAITING = "WorkflowType = 'RightsRequest' AND DsrStatus = 'awaiting_verification'"
 T = TypeVar("T")
+
+
+def _submitting(client: Client, settings: Settings,
+                request: RightsRequest) -> Callable[[], Awaitable[WorkflowHandle[Any, Any]]]:
+    """Submitting ``request`` as its door would (the benchmark stands in for the doors)."""
+    return partial(officer.submit, client, settings, request,
+                   door=door_signer(settings, request.channel))
 
 
 async def in_batches(calls: Sequence[Callable[[], Awaitable[T]]], size: int = BATCH) -> list[T]:
@@ -72,7 +79,7 @@ async def run_requests(
 ) -> tuple[float, list[RequestOutcome]]:
     """Submit all (50 at a time), wait for every outcome; seconds from first submit to last."""
     started = time.perf_counter()
-    handles = await in_batches([partial(officer.submit, client, settings, r) for r in requests])
+    handles = await in_batches([_submitting(client, settings, r) for r in requests])
     outcomes = await asyncio.gather(*(handle.result() for handle in handles))
     return time.perf_counter() - started, outcomes
 
@@ -294,7 +301,8 @@ async def latency(settings: Settings, pool: Iterator[Subject], n: int) -> dict[s
         request = controller_request(f"BENCH-LAT-{i:05d}", subject)
         submitted = datetime.now(UTC)
         started = time.perf_counter()
-        handle = await officer.submit(client, settings, request)
+        handle = await officer.submit(client, settings, request,
+                                      door=door_signer(settings, request.channel))
         outcome = await handle.result()
         trip = time.perf_counter() - started
         if outcome.status is not Status.ANSWERED:
@@ -327,7 +335,7 @@ async def open_requests(settings: Settings, n: int, sample: int) -> dict[str, An
     peak_worker_kib = 0
     for first in range(0, n, BATCH):
         await _intake_below(client, first - IN_INTAKE)
-        await in_batches([partial(officer.submit, client, settings, r)
+        await in_batches([_submitting(client, settings, r)
                           for r in requests[first : first + BATCH]])
         peak_worker_kib = max(peak_worker_kib, rss_kib(worker_pid))
     submitted = time.perf_counter() - started
@@ -400,7 +408,8 @@ async def histories(
 
 
 async def _events_of(client: Client, settings: Settings, request: RightsRequest) -> dict[str, Any]:
-    handle = await officer.submit(client, settings, request)
+    handle = await officer.submit(client, settings, request,
+                                      door=door_signer(settings, request.channel))
     by_hand = request.channel is not Channel.API and await _verify_by_hand(
         client, request, officer_signer(settings, "officer.bench"))
     outcome = await handle.result()

@@ -265,6 +265,13 @@ class RightsRequest(StrictModel):
         return any(right in RIGHTS_NEEDING_VERIFICATION for right in self.rights)
 
     @property
+    def vouched_by_door(self) -> bool:
+        """Whether the request says its door verified someone (a privacy-panel login time, a
+        customer's API call): then it needs that door's signed assertion (``dsr.assertions``)."""
+        return self.channel is Channel.API or (
+            self.channel is Channel.PRIVACY_PANEL and self.last_login_at is not None)
+
+    @property
     def customer_scope(self) -> str | None:
         """The customer whose end-user records a controller request may touch."""
         if self.requester.kind is RequesterKind.CONTROLLER:

@@ -73,14 +73,24 @@ def _initial_search_attributes(request: RightsRequest) -> TypedSearchAttributes:
 
 
 async def submit(
-    client: Client, settings: Settings, request: RightsRequest, submitted_by: str | None = None
+    client: Client, settings: Settings, request: RightsRequest, submitted_by: str | None = None,
+    door: Signer | None = None, now: datetime | None = None,
 ) -> WorkflowHandle[Any, RequestOutcome]:
     """Start the request's workflow; ``submitted_by`` is the officer entering it (by default
-    the configured officer)."""
+    the configured officer). A request its door says it verified (a panel login, an API call)
+    is signed by ``door``, and refused here without it: the workflow would refuse it too."""
+    start = RequestInput(request=request, submitted_by=submitted_by or settings.officer_name)
+    if request.vouched_by_door:
+        if door is None:
+            raise OfficerError(
+                f"a {request.channel.value} request claiming a verified requester needs the "
+                "assertion of the door that verified it: it comes through that door, or "
+                "enter it with the channel it came by (email or post) to verify it here")
+        start.door = door.sign(workflow_id(request.request_id), "submit", request, now)
     try:
         return await client.start_workflow(
             WORKFLOW,
-            RequestInput(request=request, submitted_by=submitted_by or settings.officer_name),
+            start,
             result_type=RequestOutcome,
             id=workflow_id(request.request_id),
             # A request id is for good: an answered, denied or cancelled request submitted

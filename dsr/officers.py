@@ -36,6 +36,7 @@ from dsr.assertions import (
 )
 from dsr.credentials import Signer, authority, load_action_roles
 from dsr.database import Base, UtcDateTime, make_engine
+from dsr.models import Channel
 from dsr.settings import Settings
 
 DIRECTORY = "officers"  # the target named by directory actions and logins
@@ -218,3 +219,15 @@ def officer_signer(settings: Settings, officer_id: str, roles: Sequence[Role] = 
     finally:
         engine.dispose()
     return Signer(key, credential, namespace, load_action_roles(settings.policy_dir))
+
+
+def door_signer(settings: Settings, channel: Channel, now: datetime | None = None) -> Signer:
+    """One of the product's doors (the privacy center, the API), certified by the authority
+    with the channel it verifies: for the demo, the benchmarks and the tests, which stand in
+    for the doors."""
+    key = Ed25519PrivateKey.generate()
+    credential = authority(settings.secret).certify(
+        f"door.{channel.value}", [Role.DOOR], key.public_key(), now or datetime.now(UTC),
+        channel=channel.value)
+    return Signer(key, credential, settings.temporal_namespace,
+                  load_action_roles(settings.policy_dir))

@@ -44,8 +44,8 @@ from dsr.demo import seed_stores
 from dsr.files import open_private, private_folder
 from dsr.keyring import Keyring, new_key_entry
 from dsr.mailserver import MailFolder, running_mail_server
-from dsr.models import RightsRequest, parse_request
-from dsr.officers import officer_signer
+from dsr.models import Channel, RightsRequest, parse_request
+from dsr.officers import door_signer, officer_signer
 from dsr.settings import Settings
 from workflows.deferred import workflow_id as deferred_id
 from workflows.models import RequestStatus, UpdateResult
@@ -165,8 +165,14 @@ class Harness:
         } | fields))
 
     async def submit(self, request: RightsRequest) -> WorkflowHandle[Any, Any]:
+        """As its door would (signing what it verified) or an officer (for the others)."""
         self.submitted.append(request.request_id)
-        return await officer.submit(self.client, self.settings, request)
+        now = await self.clock() if self.clock else None
+        return await officer.submit(self.client, self.settings, request,
+                                    door=self.door(request.channel, now), now=now)
+
+    def door(self, channel: Channel | str, now: datetime | None = None) -> Signer:
+        return door_signer(self.settings, Channel(channel), now)
 
     async def end_deferred_erasures(self) -> None:
         """A deferred erasure outlives its test's workers: on a shared time-skipping server

@@ -124,18 +124,29 @@ async def test_officer_submits_verifies_and_follows_requests_through_the_cli(
     access = new_id("CLI-ACCESS")
     now = datetime.now(UTC).isoformat()
     request_file = tmp_path / "access.json"
-    request_file.write_text(json.dumps({
+    fields = {
         "request_id": access, "rights": ["access"],
         "identities": [{"type": "account_id", "value": facts.account_holder_account_id}],
         "jurisdiction": "EU", "channel": "privacy_panel",
         "requester": {"kind": "subject", "email": facts.account_holder_email},
         "received_at": now, "last_login_at": now,
-    }))
+    }
+    request_file.write_text(json.dumps(fields))
+    # A panel login is the privacy center's to vouch for, not an officer's.
+    code, out, err = await cli(h, "submit", "--file", str(request_file))
+    assert (code, out) == (1, "") and "needs the assertion of the door that verified it" in err
+    assert await runs_of(h, access) == 0
+    request_file.write_text(json.dumps(fields | {"channel": "email", "last_login_at": None}))
     code, out, err = await cli(h, "submit", "--file", str(request_file), "--json",
                                "--officer-name", "Bea")
     assert code == 0, err
     assert json.loads(out) == {"request_id": access, "workflow_id": f"dsr-{access}",
                                "possible_duplicate_of": []}
+    await cli_login(h)
+    while (await h.status(access)).status is not Status.AWAITING_VERIFICATION:
+        await asyncio.sleep(0.1)
+    code, out, err = await cli(h, "mark-verified", access, "--note", "checked on a video call")
+    assert code == 0, err
 
     code, out, err = await cli(h, "verify", erasure, await emailed_code(h, erasure))
     assert code == 0, err

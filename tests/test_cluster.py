@@ -30,6 +30,7 @@ from dsr import officer, stack
 from dsr.demo import seed_stores
 from dsr.mailserver import free_port
 from dsr.models import RightsRequest, parse_request
+from dsr.officers import door_signer
 from dsr.settings import Settings
 from dsr.temporal import connect
 from tests.conftest import ROOT, binary
@@ -99,8 +100,9 @@ async def test_two_orchestrator_processes_share_one_task_queue(running: Stack) -
     await _wait_for_pollers(client, running.settings, {first.pid, second.pid})
     requests = [_panel_access(f"C-BURST-{n:02d}", running.population.customers[n % CUSTOMERS])
                 for n in range(BURST)]
-    handles = await asyncio.gather(*(officer.submit(client, running.settings, r)
-                                     for r in requests))
+    handles = await asyncio.gather(*(
+        officer.submit(client, running.settings, r, door=door_signer(running.settings, r.channel))
+        for r in requests))
     outcomes = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), 300)
     running.workers.kill("orchestrator-2")
 
@@ -136,7 +138,8 @@ async def test_sigterm_lets_the_running_export_finish(running: Stack) -> None:
     })
     if "orchestrator" not in running.workers.processes:
         running.workers.start("orchestrator", **PATIENT)
-    handle = await officer.submit(client, running.settings, request)
+    handle = await officer.submit(client, running.settings, request,
+                                  door=door_signer(running.settings, request.channel))
     await wait_for_running_activity(client, handle.id, "sms.access")
     stopping = running.workers.processes.pop("connectors")
     stopping.send_signal(signal.SIGTERM)
@@ -221,7 +224,8 @@ async def test_metrics_show_open_requests_by_jurisdiction_and_the_sdks_own(
         "requester": {"kind": "subject", "email": f"waiting{n}@example.org"},
     }) for n in range(3)]
     for request in waiting:
-        await officer.submit(client, running.settings, request)
+        await officer.submit(client, running.settings, request,
+                             door=door_signer(running.settings, request.channel))
 
     text = ""
     for _ in range(200):

@@ -46,7 +46,7 @@ async def test_the_same_subject_and_right_within_30_days_is_a_possible_duplicate
     assert received.detail["possible_duplicate_of"] == [second]
 
     # The CLI says so when the officer submits it, and the JSON output links the first.
-    again = h.request(request_id=third + "-AGAIN")
+    again = h.request(request_id=third + "-AGAIN", channel="email", last_login_at=None)
     request_file = tmp_path / "again.json"
     request_file.write_text(again.model_dump_json())
     code, out, err = await cli(h, "submit", "--file", str(request_file), "--json")
@@ -58,7 +58,7 @@ async def test_the_same_request_submitted_twice_starts_one_workflow(
     harness: Harness, tmp_path: Path
 ) -> None:
     h = harness
-    request = h.request()
+    request = h.request(channel="email", last_login_at=None)  # as an officer enters a letter
     request_file = tmp_path / "request.json"
     request_file.write_text(request.model_dump_json())
     first = await cli(h, "submit", "--file", str(request_file))

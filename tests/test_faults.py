@@ -37,6 +37,7 @@ from connectors.population import Population, make_population
 from dsr import officer, stack
 from dsr.demo import seed_stores
 from dsr.models import RightsRequest, parse_request
+from dsr.officers import door_signer
 from dsr.settings import Settings
 from dsr.temporal import connect
 from tests.conftest import ROOT
@@ -143,7 +144,8 @@ def _requests(population: Population, rng: random.Random, count: int) -> list[Ri
 
 async def _submit_all(client: Client, settings: Settings, requests: list[RightsRequest]) -> None:
     for start in range(0, len(requests), 25):
-        await asyncio.gather(*(officer.submit(client, settings, r)
+        await asyncio.gather(*(officer.submit(client, settings, r,
+                                              door=door_signer(settings, r.channel))
                                for r in requests[start:start + 25]))
 
 
@@ -281,7 +283,8 @@ async def test_emails_wait_for_the_smtp_server_and_no_request_fails(running: Sta
         "requester": {"kind": "subject", "email": f"outage{n}@example.org"},
     }) for n in range(CUSTOMERS)]
     client = await connect(settings)
-    handles = [await officer.submit(client, settings, r) for r in requests]
+    handles = [await officer.submit(client, settings, r, door=door_signer(settings, r.channel))
+               for r in requests]
     await asyncio.sleep(8)  # the acknowledgements are being retried
     assert not any(p.read_bytes().count(b"F-SMTP-") for p in settings.mail_dir.rglob("*.eml"))
     stack.up(settings, [])

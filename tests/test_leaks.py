@@ -16,7 +16,9 @@ with the server's or the operator's access would:
 * every blob (exports, packages).
 
 None of them may hold the subjects' emails, phone numbers (E.164, digits only, any case,
-JSON-escaped), names, addresses, IBANs or message contents. The mail folder (the outside
+JSON-escaped), names, addresses, IBANs or message contents; nor the server secret, the officer
+authority's key, an officer's or a door's private key or credential, or an officer's signed
+action (each is searched for by its signature). The mail folder (the outside
 world) and the affiliate stores are where those belong, and the test checks they are there:
 the search would find them.
 """
@@ -47,11 +49,14 @@ from connectors.customer_account import BillingProfile, Contact
 from connectors.seed import DemoFacts
 from connectors.sms import Message
 from dsr import embedded, officer, stack
+from dsr.assertions import Assertion
+from dsr.credentials import Signer
 from dsr.database import make_engine
 from dsr.demo import demo_requests, seed_stores, submit_emailed_code
 from dsr.holds import HoldKind, HoldSpec, place_hold, release_hold
-from dsr.models import parse_request
-from dsr.officers import officer_signer
+from dsr.models import Channel, parse_request
+from dsr.officers import door_signer, officer_signer
+from dsr.purposes import OFFICER_AUTHORITY, purpose_key
 from dsr.settings import Settings
 from dsr.temporal import connect
 from tests import leaky_connector
@@ -115,12 +120,12 @@ def _run_everything(settings: Settings) -> Run:
     asyncio.run(embedded.start(settings))
     leaky = _start_leaky_worker(settings)
     try:
-        request_ids = asyncio.run(_requests(settings, facts))
+        request_ids, secrets = asyncio.run(_requests(settings, facts))
         _hold_quoting_the_email(settings, facts)
     finally:
         leaky.terminate()
         leaky.wait(timeout=10)
-    return Run(settings, facts, needles, request_ids)
+    return Run(settings, facts, needles | secrets, request_ids)
 
 
 def _start_leaky_worker(settings: Settings) -> subprocess.Popen[bytes]:
@@ -134,24 +139,27 @@ def _start_leaky_worker(settings: Settings) -> subprocess.Popen[bytes]:
                                 cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
 
 
-async def _requests(settings: Settings, facts: DemoFacts) -> list[str]:
+async def _requests(settings: Settings,
+                    facts: DemoFacts) -> tuple[list[str], dict[str, list[str]]]:
     import asyncio
 
     client = await connect(settings)
     ada = officer_signer(settings, "officer.ada")
+    panel = door_signer(settings, Channel.PRIVACY_PANEL)
     access, erasure = demo_requests(facts, datetime.now(UTC))
     failing = parse_request(access.model_dump(mode="json") | {
         "request_id": access.request_id + "-CRM",
         "identities": [{"type": "account_id", "value": facts.account_holder_account_id},
                        {"type": "email", "value": facts.account_holder_email}],
     })
-    handles = [await officer.submit(client, settings, r) for r in (access, erasure, failing)]
+    handles = [await officer.submit(client, settings, r, door=panel)
+               for r in (access, erasure, failing)]
     await submit_emailed_code(client, settings, erasure.request_id)
     # The email identity is not covered by the panel login: an officer checks it by hand. The
     # officers' notes quote the email: sealed in the register, keyed hashes in the ledger.
-    await officer.update(client, failing.request_id, "mark_verified", OfficerNote(
-        officer="Ada", note=f"identity document checked, {facts.account_holder_email} called"),
-        UpdateResult, signer=ada)
+    verified = officer.signed(ada, failing.request_id, "mark_verified", OfficerNote(
+        note=f"identity document checked, {facts.account_holder_email} called"))
+    await officer.update(client, failing.request_id, "mark_verified", verified, UpdateResult)
     for _ in range(300):
         status = await officer.status(client, failing.request_id)
         if any(c.connector == "leaky" and c.status is ConnectorStatus.FAILED
@@ -164,7 +172,26 @@ async def _requests(settings: Settings, facts: DemoFacts) -> list[str]:
         signer=ada)
     outcomes = [await handle.result() for handle in handles]
     assert [o.status for o in outcomes] == [Status.ANSWERED] * 3
-    return [access.request_id, erasure.request_id, failing.request_id]
+    assert verified.assertion is not None
+    return [access.request_id, erasure.request_id, failing.request_id], _secrets(
+        settings, ada, panel, verified.assertion)
+
+
+def _secrets(settings: Settings, *held: Signer | Assertion) -> dict[str, list[str]]:
+    """Keys and assertions, which no history, log or table may hold: the officer's and the
+    door's private keys and credentials, an officer's signed action (its signature), the
+    server secret and the officer authority's key."""
+    values = {"server secret": settings.secret.decode(),
+              "authority key": purpose_key(settings.secret, OFFICER_AUTHORITY).hex()}
+    for number, item in enumerate(held):
+        if isinstance(item, Assertion):
+            values[f"assertion {number}"] = item.action.rsplit(".", 1)[1]
+            continue
+        raw = item.key.private_bytes_raw()
+        values |= {f"private key {number}": raw.hex(),
+                   f"private key {number} (base64)": base64.b64encode(raw).decode(),
+                   f"credential {number}": item.credential.rsplit(".", 1)[1]}
+    return {label: _spellings(value) for label, value in values.items()}
 
 
 def _hold_quoting_the_email(settings: Settings, facts: DemoFacts) -> None:
@@ -323,7 +350,7 @@ def test_the_failing_connector_really_quoted_the_email(run: Run) -> None:
     assert "no CRM contact found for <email>" in _logs(run.settings)["log leaky.log"]
 
 
-def test_no_history_description_or_schedule_holds_personal_data(run: Run) -> None:
+def test_no_history_description_or_schedule_holds_personal_data_or_secrets(run: Run) -> None:
     haystacks = _histories(run.settings) | _schedules(run.settings)
     workflows = [name for name in haystacks if name.startswith("history ")]
     assert len(workflows) >= len(run.request_ids)
@@ -331,13 +358,14 @@ def test_no_history_description_or_schedule_holds_personal_data(run: Run) -> Non
     assert _leaks(haystacks, run.needles) == []
 
 
-def test_no_log_line_holds_personal_data(run: Run) -> None:
+def test_no_log_line_holds_personal_data_or_secrets(run: Run) -> None:
     logs = _logs(run.settings)
     assert {"log worker.log", "log temporal.log", "log codec.log"} <= set(logs)
     assert _leaks(logs, run.needles) == []
 
 
-def test_no_table_of_the_application_database_holds_personal_data(run: Run) -> None:
+def test_no_table_of_the_application_database_holds_personal_data_or_secrets(
+        run: Run) -> None:
     tables = _app_database(run.settings)
     assert {"table requests", "table confirmations", "table ledger"} <= set(tables)
     assert tables["table legal_holds"].count("HOLD-") == 1, "the hold is there, sealed"

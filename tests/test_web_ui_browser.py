@@ -41,6 +41,7 @@ from dsr.codecserver import codec_endpoint, session_link
 from dsr.database import make_engine
 from dsr.mailserver import free_port
 from dsr.models import parse_request
+from dsr.officers import door_signer
 from dsr.settings import Settings
 from dsr.temporal import connect
 
@@ -138,7 +139,8 @@ async def started(settings: Settings, running: stack.StackStatus) -> Started:
         "requester": {"kind": "subject", "email": SUBJECT_EMAIL},
         "received_at": datetime.now(UTC).isoformat(),
     })  # fmt: skip
-    handle = await officer.submit(await connect(settings), settings, request)
+    handle = await officer.submit(await connect(settings), settings, request,
+                                  door=door_signer(settings, request.channel))
     return Started(handle.id, await _stored_ciphertext(settings, handle.id))
 
 

@@ -167,6 +167,34 @@ class RequestState:
             raise ApplicationError(f"not authorized: {refused}", non_retryable=True) from None
         return payload.model_copy(update={"officer": principal.principal_id, "assertion": None})
 
+    def _check_door(self, door: assertions.Assertion | None) -> None:
+        """A request its door says it verified fails here, before anything is written or sent,
+        unless that door signed it (``submit``, with the channel in its credential)."""
+        request = self._req
+        if not request.vouched_by_door:
+            return
+        try:
+            if door is None:
+                raise assertions.AssertionRefused("it carries no assertion")
+            principal = assertions.verify(door, self._pol.authorities, self._expected(
+                "submit", request))
+            channel = principal.evidence.get("channel")
+            if channel != request.channel.value:
+                raise assertions.AssertionRefused(
+                    f"the door vouches for {channel}, not {request.channel.value}")
+        except assertions.AssertionRefused as refused:
+            raise ApplicationError(
+                f"a {request.channel.value} request claiming a verified requester needs the "
+                f"assertion of the door that verified it: {refused}",
+                type="NotVouched", non_retryable=True) from None
+
+    def _expected(self, action: str, arguments: Any) -> assertions.Expected:
+        info = workflow.info()
+        return assertions.Expected(
+            namespace=info.namespace, target=info.workflow_id, action=action,
+            arguments=arguments, roles=frozenset(self._pol.action_roles.get(action, [])),
+            now=self._now())
+
     def _principal(self, action: str, payload: OfficerPayload,
                    seen: assertions.NonceBook | None) -> assertions.Principal:
         if self._policy is None:
@@ -174,11 +202,8 @@ class RequestState:
         if payload.assertion is None:
             raise assertions.AssertionRefused("the action carries no assertion; officers act "
                                               "through starter.py with their credential")
-        info = workflow.info()
-        expected = assertions.Expected(
-            namespace=info.namespace, target=info.workflow_id, action=action, arguments=payload,
-            roles=frozenset(self._pol.action_roles.get(action, [])), now=self._now())
-        return assertions.verify(payload.assertion, self._pol.authorities, expected, seen)
+        return assertions.verify(payload.assertion, self._pol.authorities,
+                                 self._expected(action, payload), seen)
 
     def _cancel_reason(self) -> str | None:
         return self._cancelled.note if self._cancelled else None

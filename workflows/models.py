@@ -104,6 +104,9 @@ class RequestInput(BaseModel):
 
     request: RightsRequest
     submitted_by: str | None = None  # the officer who entered it; None: an automated intake
+    # The door's signed word for what it verified (a panel login, an API call): required when
+    # the request says so (RightsRequest.vouched_by_door).
+    door: Assertion | None = None
 
 
 class RequestStatus(BaseModel):

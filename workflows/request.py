@@ -54,7 +54,7 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, Ans
         self._request = start.request
         self._local_quick_steps = workflow.patched("local-quick-steps")
         self._assertions = workflow.patched("officer-assertions")
-        await self._intake(start.submitted_by)
+        await self._intake(start)
         watcher = asyncio.create_task(self._watch_deadline())
         try:
             await self._acknowledge()
@@ -77,20 +77,30 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, Ans
         finally:
             watcher.cancel()
 
-    async def _intake(self, submitted_by: str | None) -> None:
+    async def _intake(self, start: RequestInput) -> None:
+        """Register the request and take its policy; a request its door says it verified is
+        first checked against that door's assertion (before anything is written or sent)."""
         request = self._req
         self._begin("intake")
-        intake = Intake(request=request, submitted_by=submitted_by)
+        vouched = workflow.patched("door-evidence")
+        if vouched:
+            await self._snapshot_policy()
+            self._check_door(start.door)
+        intake = Intake(request=request, submitted_by=start.submitted_by)
         if workflow.patched("possible-duplicates"):
             registered = await self._quick("register.intake", intake, result_type=Registered)
             self._possible_duplicates = registered.possible_duplicate_of
         else:  # requests started before the duplicate check: the activity answered nothing
             await self._quick("register.intake", intake)
+        if not vouched:
+            await self._snapshot_policy()
+        self._done("intake", f"{len(request.rights)} rights, {request.jurisdiction.value}")
+        await self._compute_deadline()
+
+    async def _snapshot_policy(self) -> None:
         self._policy = await self._quick(
             "policy.snapshot", PolicyQuery(as_of=self._now()), result_type=RequestPolicy
         )
-        self._done("intake", f"{len(request.rights)} rights, {request.jurisdiction.value}")
-        await self._compute_deadline()
 
     async def _acknowledge(self) -> None:
         self._begin("acknowledge")
