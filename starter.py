@@ -23,13 +23,12 @@ from rich.table import Table
 from dsr import officer, secret_input
 from dsr.blobstore import BlobStore
 from dsr.codec import DecryptionError
-from dsr.credentials import CredentialError, Signer
 from dsr.files import open_private, private_umask
 from dsr.keyring import KeyringError
 from dsr.keys import keys_app
 from dsr.ledger import ledger_app
 from dsr.models import parse_request
-from dsr.officers_cli import login, officers_app
+from dsr.officers_cli import login, officer_service, officers_app
 from dsr.report import report_command
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
@@ -42,6 +41,7 @@ from workflows.models import (
     Extension,
     OfficerAction,
     OfficerNote,
+    OfficerPayload,
     UpdateResult,
 )
 
@@ -116,17 +116,11 @@ def _print(model: BaseModel, as_json: bool, text: str) -> None:
         console.print(escape(text), highlight=False)
 
 
-def _send(request_id: str, name: str, payload: BaseModel, as_json: bool) -> None:
-    """An officer's Update, signed with the officer's key and credential."""
+def _send(request_id: str, name: str, payload: OfficerPayload, as_json: bool) -> None:
+    """An officer's Update, signed with the officer's key and credential, through the officer
+    service (this process needs none of the product's secrets)."""
     async def work(settings: Settings) -> UpdateResult:
-        try:
-            signer = Signer.from_files(settings.officer_key_path,
-                                       settings.officer_credential_path,
-                                       settings.temporal_namespace, settings.policy_dir)
-        except CredentialError as error:
-            raise officer.OfficerError(str(error)) from None
-        client = await connect(settings)
-        return await officer.update(client, request_id, name, payload, UpdateResult, signer)
+        return await officer_service(settings).update(request_id, name, payload)
 
     result = _run(work)
     _print(result, as_json, f"{request_id}: {result.message}")

@@ -1,7 +1,8 @@
 """An officer's action checked outside a workflow (the officers' directory, the officer
 service): the assertion verifies against the product's authority, grants a role the action
 allows (``roles.yaml``), its officer is still registered (a revocation counts at once here,
-not only when the credential expires), and its nonce is spent in the database."""
+not only when the credential expires), and its nonce is spent in the database (or by the
+workflow the action goes to)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from dsr.officers import OfficerRecord
 
 def check(engine: Engine, secret: bytes, action_roles: dict[str, list[Role]], *,
           namespace: str, target: str, action: str, arguments: Any,
-          assertion: Assertion | None, now: datetime) -> Principal:
-    """The proven principal, or :class:`AssertionRefused` naming the fault."""
+          assertion: Assertion | None, now: datetime, spend: bool = True) -> Principal:
+    """The proven principal, or :class:`AssertionRefused` naming the fault. ``spend=False``
+    where the target spends the nonce itself (a request's workflow, in its Update handler):
+    an action it then refuses leaves nothing behind here either."""
     if assertion is None:
         raise AssertionRefused("the action carries no assertion; log in with "
                                "python starter.py login")
@@ -31,5 +34,6 @@ def check(engine: Engine, secret: bytes, action_roles: dict[str, list[Role]], *,
         record = session.get(OfficerRecord, principal.principal_id)
         if principal.role is not Role.DOOR and (record is None or record.revoked_at is not None):
             raise AssertionRefused(f"{principal.principal_id} is no longer a registered officer")
-        nonces.spend(session, principal, now)
+        if spend:
+            nonces.spend(session, principal, now)
     return principal

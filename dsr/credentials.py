@@ -134,9 +134,11 @@ class Signer:
     def role_for(self, action: str) -> Role:
         """The role to act in: the first one ``action`` allows that the credential grants."""
         allowed = self.action_roles.get(action, [])
+        if not allowed:
+            raise CredentialError(f"{action} is in no row of {ROLES_FILE}: no one may take it")
         granted = [role for role in allowed if role in self.roles]
         if not granted:
-            needed = " or ".join(allowed) or "a role no one has"
+            needed = " or ".join(allowed)
             raise CredentialError(f"{action} needs the role {needed}; your credential grants "
                                   f"{', '.join(self.roles) or 'none'}")
         return granted[0]

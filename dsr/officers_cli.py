@@ -9,29 +9,24 @@ credential the directory answers with; every other officer command signs with bo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dsr import authorization, officers
-from dsr.assertions import AssertionRefused, Principal, Role, public_key_text
-from dsr.credentials import (
-    CredentialError,
-    Signer,
-    credential_claims,
-    generate_key,
-    load_action_roles,
-    load_key,
-)
+from dsr import officers
+from dsr.assertions import Role, public_key_text
+from dsr.credentials import CredentialError, Signer, credential_claims, generate_key, load_key
 from dsr.database import make_engine
 from dsr.files import open_private, private_folder
-from dsr.officer import describe_errors
+from dsr.officer import OfficerError, describe_errors
+from dsr.officerclient import OfficerServiceClient
 from dsr.settings import Settings, SettingsError, load_settings
 
 officers_app = typer.Typer(no_args_is_help=True, help="The officers' directory and keys.")
@@ -101,54 +96,44 @@ def bootstrap(officer_id: OfficerIdArg, public_key: PublicKeyOpt,
 def register(officer_id: OfficerIdArg, public_key: PublicKeyOpt,
              roles: RolesOpt = "officer") -> None:
     """Register an officer (or change their roles or key): an administrator's action."""
-    settings = _settings()
     registration = _registration(officer_id, roles, public_key)
-    principal = _administrator(settings, "register_officer", registration)
-    engine = make_engine(settings.app_database_url)
-    officers.register(engine, settings.secret, registration, principal, datetime.now(UTC))
+    _directory("register_officer", registration)
     console.print(f"{officer_id} registered as {', '.join(registration.roles)}", highlight=False)
 
 
 @officers_app.command("revoke")
 def revoke(officer_id: OfficerIdArg) -> None:
     """Revoke an officer: refused at once by the officer service, and no new credential."""
-    settings = _settings()
     try:
         revocation = officers.Revocation(officer_id=officer_id)
     except ValidationError as error:
         _fail(describe_errors(error, "the officer id"), code=2)
-    principal = _administrator(settings, "revoke_officer", revocation)
-    engine = make_engine(settings.app_database_url)
-    try:
-        officers.revoke(engine, settings.secret, revocation, principal, datetime.now(UTC))
-    except officers.DirectoryError as error:
-        _fail(str(error))
+    _directory("revoke_officer", revocation)
     console.print(f"{officer_id} revoked; credentials already issued end within hours",
                   highlight=False)
 
 
-def _administrator(settings: Settings, action: str, arguments: object) -> Principal:
+def officer_service(settings: Settings) -> OfficerServiceClient:
+    """The officer service, as this officer (signing with their key and credential)."""
     try:
-        signer = _signer(settings)
-        assertion = signer.sign(officers.DIRECTORY, action, arguments)
-        return authorization.check(
-            make_engine(settings.app_database_url), settings.secret,
-            load_action_roles(settings.policy_dir), namespace=settings.temporal_namespace,
-            target=officers.DIRECTORY, action=action, arguments=arguments, assertion=assertion,
-            now=datetime.now(UTC))
-    except (CredentialError, AssertionRefused) as error:
-        _fail(f"not authorized: {error}")
+        signer = Signer.from_files(settings.officer_key_path, settings.officer_credential_path,
+                                   settings.temporal_namespace, settings.policy_dir)
+    except CredentialError as error:
+        raise OfficerError(str(error)) from None
+    return OfficerServiceClient(settings.officer_service_url, signer)
 
 
-def _signer(settings: Settings) -> Signer:
-    return Signer.from_files(settings.officer_key_path, settings.officer_credential_path,
-                             settings.temporal_namespace, settings.policy_dir)
+def _directory(action: str, arguments: BaseModel | None = None) -> Any:
+    try:
+        return asyncio.run(officer_service(_settings()).directory(action, arguments))
+    except OfficerError as error:
+        _fail(str(error))
 
 
 @officers_app.command("list")
 def list_officers(as_json: JsonOpt = False) -> None:
     """The registered officers, their roles, and who registered or revoked them."""
-    listed = officers.officers(make_engine(_settings().app_database_url))
+    listed = [officers.Officer.model_validate(o) for o in _directory("list_officers")]
     if as_json:
         print(json.dumps([o.model_dump(mode="json") for o in listed], indent=2))
         return
@@ -168,14 +153,11 @@ def login(officer_id: Annotated[str | None, typer.Argument(
     who = officer_id or settings.officer_name
     try:
         key = load_key(settings.officer_key_path)
-        now = datetime.now(UTC)
-        login_ = officers.sign_login(key, who, settings.temporal_namespace, now)
-        credential = officers.issue_credential(
-            make_engine(settings.app_database_url), settings.secret, login_,
-            settings.temporal_namespace, now)
+        login_ = officers.sign_login(key, who, settings.temporal_namespace, datetime.now(UTC))
+        credential = asyncio.run(OfficerServiceClient(settings.officer_service_url).login(login_))
     except ValidationError as error:
         _fail(describe_errors(error, "the officer id"), code=2)
-    except (CredentialError, officers.DirectoryError) as error:
+    except (CredentialError, OfficerError) as error:
         _fail(str(error))
     private_folder(settings.officer_credential_path.parent)
     with open_private(settings.officer_credential_path) as file:

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     # officers keygen, starter.py login); by default under the data folder.
     officer_key_file: Path | None = None
     officer_credential_file: Path | None = None
+    # The officer service, which holds the product's secrets and acts on officers' signed
+    # actions (dsr.officerservice): where it listens, and where officers' CLIs reach it.
+    officer_service_port: int = Field(default=8083, ge=1, le=65535)
+    officer_service_bind_host: str = "127.0.0.1"
+    officer_service_url: str = "http://127.0.0.1:8083"
 
     hmac_key: SecretStr | None = None
     # Payload encryption keys, "id:base64key,id2:base64key" (32-byte AES keys), newest last;

@@ -51,7 +51,7 @@ __all__ = [
     "wait_for_port",
 ]
 
-SERVICE_NAMES = ("temporal", "mail", "codec", "downloads", "worker")
+SERVICE_NAMES = ("temporal", "mail", "codec", "downloads", "officers", "worker")
 TEMPORAL_READY_SECONDS = 30.0
 MAIL_READY_SECONDS = 10.0
 WORKER_SETTLE_SECONDS = 1.0
@@ -169,8 +169,13 @@ def settings_on_free_ports(data_dir: Path, **overrides: Any) -> Settings:
         smtp_port=free_port(),
         codec_port=free_port(),
         download_port=free_port(),
+        **_officer_service_on(free_port()),
         **overrides,
     )
+
+
+def _officer_service_on(port: int) -> dict[str, Any]:
+    return {"officer_service_port": port, "officer_service_url": f"http://127.0.0.1:{port}"}
 
 
 def up(settings: Settings, worker_command: list[str]) -> StackStatus:
@@ -255,7 +260,7 @@ def _lock(settings: Settings) -> Iterator[None]:
 
 def _services(settings: Settings, worker_command: list[str]) -> list[Service]:
     services = [_temporal_service(settings), _mail_service(settings), _codec_service(settings),
-                _downloads_service(settings)]
+                _downloads_service(settings), _officers_service(settings)]
     if worker_command:
         services.append(_worker_service(settings, worker_command))
     return services
@@ -334,6 +339,16 @@ def _downloads_service(settings: Settings) -> Service:
     return Service("downloads", argv, (port,), env, ready=_downloads_ready)
 
 
+def _officers_service(settings: Settings) -> Service:
+    """The officer service: officers' CLIs act through it, holding no secret."""
+    argv = [sys.executable, "-m", "dsr.officerservice"]
+    port = Port(settings.officer_service_bind_host, settings.officer_service_port,
+                "officer service", "DSR_OFFICER_SERVICE_PORT")
+    python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    env = _stack_env(settings) | {"PYTHONPATH": python_path}
+    return Service("officers", argv, (port,), env, ready=_officers_ready)
+
+
 def _worker_service(settings: Settings, worker_command: list[str]) -> Service:
     """The worker, told where this stack is, so settings given in code reach it too."""
     return Service("worker", list(worker_command), env=_stack_env(settings), ready=_worker_ready)
@@ -349,13 +364,16 @@ def _stack_env(settings: Settings) -> dict[str, str]:
         "DSR_SMTP_PORT": str(settings.smtp_port),
         "DSR_CODEC_PORT": str(settings.codec_port),
         "DSR_DOWNLOAD_PORT": str(settings.download_port),
+        "DSR_OFFICER_SERVICE_PORT": str(settings.officer_service_port),
+        "DSR_OFFICER_SERVICE_URL": settings.officer_service_url,
         "DSR_PUBLIC_BASE_URL": settings.public_base_url,
     }
 
 
 def _service_port(settings: Settings, name: str) -> int | None:
     ports = {"temporal": _temporal_port(settings), "mail": settings.smtp_port,
-             "codec": settings.codec_port, "downloads": settings.download_port}
+             "codec": settings.codec_port, "downloads": settings.download_port,
+             "officers": settings.officer_service_port}
     return ports.get(name)
 
 
@@ -394,6 +412,12 @@ def _codec_ready(settings: Settings, service: Service, pid: int) -> None:
 def _downloads_ready(settings: Settings, service: Service, pid: int) -> None:
     deadline = time.monotonic() + MAIL_READY_SECONDS
     host, port = settings.download_bind_host, settings.download_port
+    _wait_until(lambda: _accepts_connections(host, port), deadline, settings, service, pid)
+
+
+def _officers_ready(settings: Settings, service: Service, pid: int) -> None:
+    deadline = time.monotonic() + MAIL_READY_SECONDS
+    host, port = settings.officer_service_bind_host, settings.officer_service_port
     _wait_until(lambda: _accepts_connections(host, port), deadline, settings, service, pid)
 
 

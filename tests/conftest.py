@@ -33,7 +33,7 @@ from temporalio.testing import WorkflowEnvironment
 import worker
 from connectors.builtin import BUILTIN
 from connectors.seed import DemoFacts
-from dsr import officer
+from dsr import officer, serving
 from dsr import search_attributes as sa
 from dsr.assertions import Role
 from dsr.codec import ENCODING, EncryptionCodec
@@ -43,9 +43,10 @@ from dsr.database import make_engine
 from dsr.demo import seed_stores
 from dsr.files import open_private, private_folder
 from dsr.keyring import Keyring, new_key_entry
-from dsr.mailserver import MailFolder, running_mail_server
+from dsr.mailserver import MailFolder, free_port, running_mail_server
 from dsr.models import Channel, RightsRequest, parse_request
 from dsr.officers import door_signer, officer_signer
+from dsr.officerservice import OfficerService
 from dsr.settings import Settings
 from workflows.deferred import workflow_id as deferred_id
 from workflows.models import RequestStatus, UpdateResult
@@ -115,7 +116,9 @@ def test_settings(tmp_path: Path, smtp_port: int, **overrides: Any) -> Settings:
     registry["connectors"] += overrides.pop("extra_connectors", [])
     registry_file = tmp_path / "registry.yaml"
     registry_file.write_text(yaml.safe_dump(registry))
+    service_port = free_port()
     return Settings(
+        officer_service_port=service_port, officer_service_url=f"http://127.0.0.1:{service_port}",
         data_dir=tmp_path, smtp_port=smtp_port, task_queue=f"dsr-orchestrator-{suffix}",
         connector_registry=registry_file, hmac_key="test-secret-" + suffix,
         officer_address="officer@group.example", connector_retry_seconds=0.1,
@@ -232,6 +235,9 @@ async def start_harness(env: WorkflowEnvironment, tmp_path: Path, smtp_port: int
     workers += [make(env.client, settings) for make in extra_workers]
     for running in workers:
         await stack.enter_async_context(running)
+    service = OfficerService(settings, env.client, make_engine(settings.app_database_url))
+    runner = await serving.listen(service.app(), "127.0.0.1", settings.officer_service_port)
+    stack.push_async_callback(runner.cleanup)
     harness = Harness(settings=settings, client=env.client, mail=folder, facts=facts,
                       clock=env.get_current_time if env.supports_time_skipping else None)
     stack.push_async_callback(harness.end_deferred_erasures)  # before the workers stop

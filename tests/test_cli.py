@@ -56,14 +56,16 @@ def cli_env(h: Harness | None) -> dict[str, str]:
         "DSR_SMTP_PORT": str(settings.smtp_port),
         "DSR_OFFICER_ADDRESS": settings.officer_address,
         "DSR_OFFICER_NAME": OFFICER,
+        "DSR_OFFICER_SERVICE_URL": settings.officer_service_url,
     }
 
 
-async def cli(h: Harness | None, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    """Run ``python starter.py *args`` (``stdin`` on its standard input, else nothing); the
-    exit code, stdout and stderr."""
+async def cli(h: Harness | None, *args: str, stdin: bytes | None = None,
+              env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run ``python starter.py *args`` (``stdin`` on its standard input, else nothing; ``env``
+    instead of the harness's settings); the exit code, stdout and stderr."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "starter.py", *args, cwd=ROOT, env=cli_env(h),
+        sys.executable, "starter.py", *args, cwd=ROOT, env=env or cli_env(h),
         stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=60)

@@ -48,7 +48,8 @@ EXPECTED_SETTINGS = (
     "DSR_CODEC_ALLOWED_ORIGINS",
     "DSR_CODEC_PUBLIC_URL", "DSR_CODEC_OIDC_ISSUER", "DSR_CODEC_OIDC_AUDIENCE",
     "DSR_CODEC_OIDC_JWKS_URL", "DSR_CODEC_OIDC_ROLE_CLAIM", "DSR_CODEC_OIDC_READ_ROLES",
-    "DSR_CODEC_OIDC_ENCODE_ROLES",
+    "DSR_CODEC_OIDC_ENCODE_ROLES", "DSR_OFFICER_SERVICE_PORT", "DSR_OFFICER_SERVICE_BIND_HOST",
+    "DSR_OFFICER_SERVICE_URL",
     "DSR_SMTP_HOST", "DSR_SMTP_PORT", "DSR_SMTP_USERNAME", "DSR_SMTP_PASSWORD",
     "DSR_SMTP_SECURITY", "DSR_DATA_DIR", "DSR_WEB_UI_URL",
 )
@@ -103,14 +104,19 @@ REQUIRED: dict[str, frozenset[str]] = {
         "DSR_DATABASE_URL", "DSR_HMAC_KEY", "DSR_BLOB_URL", "DSR_PUBLIC_BASE_URL",
         "DSR_DOWNLOAD_PORT", "DSR_DOWNLOAD_BIND_HOST",
     }),
+    # The directory and spent nonces in the app database; the authority from the server secret.
+    "officers": TEMPORAL | {
+        "DSR_DATABASE_URL", "DSR_HMAC_KEY", "DSR_OFFICER_SERVICE_PORT",
+        "DSR_OFFICER_SERVICE_BIND_HOST",
+    },
     "migrate": frozenset({"DSR_DATABASE_URL"}),
     "setup": TEMPORAL,
     "cli": TEMPORAL | {"DSR_DATABASE_URL", "DSR_HMAC_KEY"},
 }
 # One of DSR_PAYLOAD_KEYS / DSR_PAYLOAD_KEY_FILE: without, a key file would be generated in
 # the container and lost with it.
-NEEDS_PAYLOAD_KEYS = frozenset({"orchestrator", "connectors", "codec", "downloads", "setup",
-                                "cli"})
+NEEDS_PAYLOAD_KEYS = frozenset({"orchestrator", "connectors", "codec", "downloads", "officers",
+                                "setup", "cli"})
 # Kubernetes: officers sign in with OIDC, so the codec server checks bearer tokens (against
 # the issuer's JWKS, the officer's roles in the role claim; its public address is https, so
 # session cookies are Secure); connector stores are remote databases (the pods' filesystem is
@@ -205,6 +211,8 @@ def _kind(command: list[str]) -> str:
         return "codec"
     if command[:3] == ["python", "-m", "dsr.downloadserver"]:
         return "downloads"
+    if command[:3] == ["python", "-m", "dsr.officerservice"]:
+        return "officers"
     if command[:3] == ["python", "-m", "dsr.migrations"]:
         return "migrate"
     if command[:3] == ["python", "starter.py", "setup-cluster"]:
@@ -352,7 +360,8 @@ def test_components_found() -> None:
     assert COMPONENTS_ERROR is None, f"reading the deployment failed: {COMPONENTS_ERROR}"
     kinds = {(c.environment, c.kind) for c in COMPONENTS}
     for environment in ("compose", "kubernetes"):
-        for kind in ("orchestrator", "connectors", "codec", "downloads", "migrate", "setup"):
+        for kind in ("orchestrator", "connectors", "codec", "downloads", "officers", "migrate",
+                     "setup"):
             assert (environment, kind) in kinds, f"{environment} has no {kind}"
     assert "unknown" not in {c.kind for c in COMPONENTS}, [
         c.where for c in COMPONENTS if c.kind == "unknown"]
@@ -471,7 +480,8 @@ def _check_entry_point(command: list[str]) -> None:
             group = commands[word]
     elif command[1] == "-m":
         module = command[2]
-        assert module in ("dsr.codecserver", "dsr.downloadserver", "dsr.migrations"), (
+        assert module in ("dsr.codecserver", "dsr.downloadserver", "dsr.officerservice",
+                          "dsr.migrations"), (
             f"{command}: not an entry point")
         assert find_spec(module) is not None, f"{command}: no module {module}"
         if module == "dsr.migrations":
@@ -543,11 +553,12 @@ def test_compose_ports_match_settings() -> None:
         if component.kind in WORKER_KINDS:
             assert _socket_port(service["healthcheck"]["test"]) == int(env["DSR_METRICS_PORT"])
             assert env["DSR_METRICS_BIND_HOST"] == "0.0.0.0", f"{name}: metrics unreachable"
-        if component.kind == "downloads":
-            port = int(env["DSR_DOWNLOAD_PORT"])
+        if component.kind in ("downloads", "officers"):
+            prefix = "DSR_DOWNLOAD" if component.kind == "downloads" else "DSR_OFFICER_SERVICE"
+            port = int(env[f"{prefix}_PORT"])
             assert _socket_port(service["healthcheck"]["test"]) == port
             assert [c for _, c in _published(service)] == [port]
-            assert env["DSR_DOWNLOAD_BIND_HOST"] == "0.0.0.0"
+            assert env[f"{prefix}_BIND_HOST"] == "0.0.0.0"
         if component.kind == "codec":
             port = int(env["DSR_CODEC_PORT"])
             assert _socket_port(service["healthcheck"]["test"]) == port
@@ -634,9 +645,10 @@ def test_kubernetes_ports_probes_and_scraping_match_settings() -> None:
             annotations = doc["spec"]["template"]["metadata"]["annotations"]
             assert annotations["prometheus.io/scrape"] == "true"
             assert int(annotations["prometheus.io/port"]) == port
-        elif component.kind == "downloads":
-            port = int(env["DSR_DOWNLOAD_PORT"])
-            assert env["DSR_DOWNLOAD_BIND_HOST"] == "0.0.0.0"
+        elif component.kind in ("downloads", "officers"):
+            prefix = "DSR_DOWNLOAD" if component.kind == "downloads" else "DSR_OFFICER_SERVICE"
+            port = int(env[f"{prefix}_PORT"])
+            assert env[f"{prefix}_BIND_HOST"] == "0.0.0.0"
             assert set(probes) == {port}
             assert [p["containerPort"] for p in container["ports"]] == [port]
             (service,) = _services_for(labels)

@@ -60,7 +60,7 @@ def notes(status: StackStatus) -> list[str]:
 
 
 def test_up_starts_every_service(settings: Settings, first_up: StackStatus) -> None:
-    assert notes(first_up) == ["started"] * 5
+    assert notes(first_up) == ["started"] * 6
     assert first_up.all_running
     assert first_up.web_ui_url == f"http://localhost:{settings.temporal_ui_port}"
     for service in first_up.services:
@@ -129,7 +129,7 @@ async def test_the_web_ui_decodes_through_the_codec_server_for_officers_only(
 
 def test_up_again_says_already_running(settings: Settings, running: StackStatus) -> None:
     again = stack.up(settings, WORKER)
-    assert notes(again) == ["already running"] * 5
+    assert notes(again) == ["already running"] * 6
     assert [s.pid for s in again.services] == [s.pid for s in running.services]
 
 
@@ -149,14 +149,14 @@ def test_dead_worker_is_restarted_and_a_failing_one_reported(
     assert not (settings.data_dir / "run" / "worker.pid").exists()
 
     again = stack.up(settings, WORKER)
-    assert notes(again) == ["already running"] * 4 + ["started"]
+    assert notes(again) == ["already running"] * 5 + ["started"]
     assert again.service("worker").pid != old_pid
     assert again.service("temporal").pid == running.service("temporal").pid
 
 
 def test_down_stops_everything(settings: Settings, running: StackStatus) -> None:
     stopped = stack.down(settings)
-    assert notes(stopped) == ["stopped"] * 5
+    assert notes(stopped) == ["stopped"] * 6
     assert not any(s.running for s in stack.status(settings).services)
     assert list((settings.data_dir / "run").glob("*.pid")) == []
     for service in running.services:
@@ -164,7 +164,7 @@ def test_down_stops_everything(settings: Settings, running: StackStatus) -> None
     assert not stack.port_in_use("127.0.0.1", settings.smtp_port)
     assert not stack.port_in_use("127.0.0.1", settings.temporal_ui_port)
 
-    assert notes(stack.down(settings)) == ["not running"] * 5
+    assert notes(stack.down(settings)) == ["not running"] * 6
 
 
 @pytest.mark.parametrize(
@@ -197,13 +197,14 @@ def test_stale_pid_files_are_cleaned_and_never_signalled(tmp_path: Path) -> None
     run.mkdir()
     # One pid that no process has, one recycled by a process that is not ours (this one).
     for name, pid in [("temporal", unused_pid()), ("mail", os.getpid()),
-                      ("codec", unused_pid()), ("downloads", unused_pid())]:
+                      ("codec", unused_pid()), ("downloads", unused_pid()),
+                      ("officers", unused_pid())]:
         (run / f"{name}.pid").write_text(f"{pid}\n")
         (run / f"{name}.cmdline").write_text(json.dumps(["temporal", "server", "start-dev"]))
     (run / "worker.pid").write_text("not a pid\n")
 
-    assert notes(stack.status(settings)) == ["not running (stale pid file)"] * 5
-    assert notes(stack.down(settings)) == ["stale pid file removed"] * 5
+    assert notes(stack.status(settings)) == ["not running (stale pid file)"] * 6
+    assert notes(stack.down(settings)) == ["stale pid file removed"] * 6
     assert sorted(p.name for p in run.iterdir()) == ["stack.lock"]
 
 

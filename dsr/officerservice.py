@@ -1,0 +1,225 @@
+"""The officer service: where an officer's CLI sends its actions, so that it holds no secret.
+
+It holds what the CLI used to (the payload keys, the server secret, the database) and acts
+only on an officer's signed assertion, checked here first (``dsr.authorization``: the product's
+authority, a role the action allows, an officer still registered, a nonce not yet spent):
+
+* ``POST /v1/login``: a login signed with the officer's registered key; answers a credential;
+* ``POST /v1/requests/{request_id}/{update}``: an officer's Update on a request, its payload
+  signed; forwarded as it is, and checked again by the request's workflow;
+* ``POST /v1/officers/{action}``: the directory (``register_officer``, ``revoke_officer``,
+  ``list_officers``), as ``{"arguments": ..., "assertion": ...}``.
+
+Answers are JSON; a refusal is ``{"error": ...}`` with 400 (bad input, naming the field), 403
+(not authorized, saying why), 404 (no such request) or 409 (the request refused it). Nothing
+personal is logged, and the access log is off. ``python -m dsr.officerservice``; the embedded
+stack starts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Engine
+from temporalio.client import Client
+
+from dsr import authorization, officer, officers, serving
+from dsr.assertions import Assertion, AssertionRefused, Principal
+from dsr.credentials import load_action_roles
+from dsr.logging import get_logger
+from dsr.settings import Settings
+from workflows.models import (
+    ConnectorDecision,
+    Denial,
+    Extension,
+    InstructionConfirmation,
+    OfficerAction,
+    OfficerNote,
+    OfficerPayload,
+    UpdateResult,
+)
+
+UPDATES: dict[str, type[OfficerPayload]] = {
+    "new_code": OfficerAction, "mark_verified": OfficerNote, "confirm_recipient": OfficerNote,
+    "extend": Extension, "request_clarification": OfficerNote,
+    "clarification_received": OfficerNote, "resolve_connector": ConnectorDecision,
+    "confirm_instruction": InstructionConfirmation, "cancel": OfficerNote,
+    "approve": OfficerAction, "deny": Denial,
+}
+class NoArguments(BaseModel):
+    model_config = {"extra": "forbid"}
+
+
+DIRECTORY: dict[str, type[BaseModel]] = {
+    "register_officer": officers.Registration, "revoke_officer": officers.Revocation,
+    "list_officers": NoArguments,
+}
+MAX_BODY = 64 * 1024
+M = TypeVar("M", bound=BaseModel)
+log = get_logger()
+
+
+class DirectoryAction(BaseModel):
+    arguments: dict[str, Any] = {}
+    assertion: Assertion | None = None
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OfficerService:
+    def __init__(self, settings: Settings, client: Client, engine: Engine) -> None:
+        self.settings = settings
+        self.client = client
+        self.engine = engine
+        self.roles = load_action_roles(settings.policy_dir)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[_refusals])
+        app.router.add_post("/v1/login", self.login)
+        app.router.add_post("/v1/requests/{request_id}/{update}", self.update)
+        app.router.add_post("/v1/officers/{action}", self.directory)
+        return app
+
+    async def login(self, request: web.Request) -> web.Response:
+        login = await _body(request, officers.Login, "the login")
+        try:
+            credential = await asyncio.to_thread(
+                officers.issue_credential, self.engine, self.settings.secret, login,
+                self.settings.temporal_namespace, datetime.now(UTC))
+        except officers.DirectoryError as error:
+            raise Refused(403, str(error)) from None
+        log.info("officer logged in", officer=login.officer_id)
+        return web.json_response({"credential": credential})
+
+    async def update(self, request: web.Request) -> web.Response:
+        request_id, name = request.match_info["request_id"], request.match_info["update"]
+        model = UPDATES.get(name)
+        if model is None:
+            raise Refused(404, f"no officer action {name!r} on requests")
+        if not _request_id_ok(request_id):
+            raise Refused(400, "a request id is 3-64 letters, digits, '-' or '_'")
+        payload = await _body(request, model, "the input")
+        # The request's workflow checks the assertion again and spends its nonce.
+        principal = await self._check(officer.workflow_id(request_id), name, payload,
+                                      payload.assertion, spend=False)
+        try:
+            result = await officer.update(self.client, request_id, name, payload, UpdateResult)
+        except officer.OfficerError as error:
+            raise Refused(*_status_of(str(error).removeprefix("refused: "))) from None
+        log.info("officer action", action=name, request_id=request_id,
+                 officer=principal.principal_id)
+        return web.json_response(result.model_dump(mode="json"))
+
+    async def directory(self, request: web.Request) -> web.Response:
+        name = request.match_info["action"]
+        model = DIRECTORY.get(name)
+        if model is None:
+            raise Refused(404, f"no directory action {name!r}")
+        action = await _body(request, DirectoryAction, "the action")
+        try:
+            arguments = model.model_validate(action.arguments)
+        except ValidationError as error:
+            raise Refused(400, officer.describe_errors(error, "the input")) from None
+        principal = await self._check(officers.DIRECTORY, name, arguments, action.assertion)
+        now = datetime.now(UTC)
+        try:
+            if isinstance(arguments, officers.Registration):
+                changed = officers.register(self.engine, self.settings.secret, arguments,
+                                            principal, now)
+            elif isinstance(arguments, officers.Revocation):
+                changed = officers.revoke(self.engine, self.settings.secret, arguments,
+                                          principal, now)
+            else:
+                return web.json_response([o.model_dump(mode="json")
+                                          for o in officers.officers(self.engine)])
+        except officers.DirectoryError as error:
+            raise Refused(409, str(error)) from None
+        return web.json_response(changed.model_dump(mode="json"))
+
+    async def _check(self, target: str, action: str, arguments: Any,
+                     assertion: Assertion | None, spend: bool = True) -> Principal:
+        try:
+            return await asyncio.to_thread(
+                authorization.check, self.engine, self.settings.secret, self.roles,
+                namespace=self.settings.temporal_namespace, target=target, action=action,
+                arguments=arguments, assertion=assertion, now=datetime.now(UTC), spend=spend)
+        except AssertionRefused as refused:
+            log.info("officer action refused", action=action, reason=str(refused))
+            raise Refused(403, f"not authorized: {refused}") from None
+
+
+async def _body(request: web.Request, model: type[M], what: str) -> M:
+    try:
+        return model.model_validate_json(await request.read())
+    except ValidationError as error:
+        raise Refused(400, officer.describe_errors(error, what)) from None
+
+
+def _status_of(message: str) -> tuple[int, str]:
+    """The HTTP status of a refusal the request's workflow (or Temporal) gave."""
+    if message.startswith("not authorized"):
+        return 403, message
+    return (404 if message.startswith("no request") else 409), message
+
+
+def _request_id_ok(value: str) -> bool:
+    from dsr.models import REQUEST_ID
+
+    return REQUEST_ID.fullmatch(value) is not None
+
+
+@web.middleware
+async def _refusals(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except Refused as refused:
+        return web.json_response({"error": str(refused)}, status=refused.status)
+    except web.HTTPRequestEntityTooLarge:
+        return web.json_response({"error": f"the body is over {MAX_BODY} bytes"}, status=413)
+    except web.HTTPException:
+        raise
+    except Exception as error:  # named in the log, never echoed: it may quote the input
+        log.error("officer service failed", path=request.path, error=type(error).__name__)
+        return web.json_response({"error": "the officer service failed; see its log"},
+                                 status=500)
+
+
+async def run_officer_service(settings: Settings) -> None:
+    from dsr.database import make_engine
+    from dsr.temporal import connect
+
+    service = OfficerService(settings, await connect(settings),
+                             make_engine(settings.app_database_url))
+    runner = await serving.listen(service.app(), settings.officer_service_bind_host,
+                                  settings.officer_service_port)
+    log.info("officer service listening", port=settings.officer_service_port)
+    await serving.until_signalled(runner, "officer service")
+
+
+def main() -> None:
+    from dsr.files import private_umask
+    from dsr.logging import configure
+    from dsr.settings import SettingsError, load_settings
+
+    private_umask()
+    configure()
+    try:
+        asyncio.run(run_officer_service(load_settings()))
+    except SettingsError as error:
+        raise SystemExit(f"error: {error}") from None
+    except OSError as error:
+        raise SystemExit(f"error: the officer service cannot listen ({error.strerror}); set "
+                         "DSR_OFFICER_SERVICE_PORT to a free port") from None
+
+
+if __name__ == "__main__":
+    main()

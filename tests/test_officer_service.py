@@ -1,0 +1,97 @@
+"""The officer service on the dev server with the real workers: an officer's CLI holding none
+of the product's secrets (no server secret, no payload key, no database) logs in and acts
+through it; without a credential, revoked, replayed or malformed, an action is refused with a
+reason and changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from dsr import officer
+from dsr.assertions import Role
+from dsr.officerclient import OfficerServiceClient
+from dsr.officers import Revocation
+from tests.conftest import Harness
+from tests.test_cli import cli, cli_env
+from tests.test_requests_e2e import emailed_code
+from workflows.models import OfficerAction, OfficerNote, Status
+
+
+def officer_env(h: Harness, home: Path) -> dict[str, str]:
+    """An officer's machine: their own folder, the officer service's address, no secret."""
+    env = cli_env(None) | {"DSR_DATA_DIR": str(home),
+                           "DSR_OFFICER_SERVICE_URL": h.settings.officer_service_url,
+                           "DSR_SETTINGS_FILE": str(home / "absent.env")}
+    assert not {k for k in env if k in ("DSR_HMAC_KEY", "DSR_PAYLOAD_KEYS", "DSR_DATABASE_URL")}
+    return env
+
+
+async def test_an_officer_without_the_products_secrets_logs_in_and_acts(
+        harness: Harness, tmp_path: Path) -> None:
+    h = harness
+    home = tmp_path / "officer-home"
+    request = h.controller_erasure()
+    rid = request.request_id
+    handle = await h.submit(request)
+    await emailed_code(h, rid)
+
+    async def as_officer(*args: str) -> tuple[int, str, str]:
+        return await cli(None, *args, env=officer_env(h, home))
+
+    code, out, err = await as_officer("cancel", rid, "--reason", "requester withdrew")
+    assert (code, out) == (1, "") and "officers keygen" in err
+    code, out, err = await as_officer("officers", "keygen")
+    assert code == 0, err
+    public = out.split("public key: ")[1].strip()
+    code, out, err = await cli(h, "officers", "bootstrap", "officer.ada", "--roles",
+                               "approver,officer", "--public-key", public)  # the operator
+    assert code == 0, err
+    code, out, err = await as_officer("cancel", rid, "--reason", "requester withdrew")
+    assert (code, out) == (1, "") and "log in with python starter.py login" in err
+    code, out, err = await as_officer("login", "officer.ada")
+    assert code == 0 and out.startswith("logged in as officer.ada (approver, officer)"), err
+    code, out, err = await as_officer("cancel", rid, "--reason", "requester withdrew")
+    assert code == 0, err
+    assert (await handle.result()).status is Status.CANCELLED
+    written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+    assert written == ["officer/credential.jwt", "officer/officer.key"], "and no secret"
+
+
+async def test_a_revoked_officer_a_replay_and_bad_input_are_refused_at_once(
+        harness: Harness) -> None:
+    h = harness
+    request = h.controller_erasure()
+    rid = request.request_id
+    handle = await h.submit(request)
+    await emailed_code(h, rid)
+    url = h.settings.officer_service_url
+    admin = OfficerServiceClient(url, h.officer("admin.lee", [Role.ADMINISTRATOR]))
+    tan_signer = h.officer("officer.tan", [Role.OFFICER, Role.APPROVER])
+    tan = OfficerServiceClient(url, tan_signer)
+
+    approval = officer.signed(tan_signer, rid, "approve", OfficerAction())
+    assert (await tan.update(rid, "approve", approval)).message == "approved"
+    async with aiohttp.ClientSession() as session:
+        again = await session.post(f"{url}/v1/requests/{rid}/approve",
+                                   json=approval.model_dump(mode="json"))
+        assert again.status == 403
+        assert "already used (a replay)" in (await again.json())["error"]
+        bad = await session.post(f"{url}/v1/requests/{rid}/extend", json={"until": "soon"})
+        assert bad.status == 400
+        assert "reason: Field required" in (await bad.json())["error"]
+        unknown = await session.post(f"{url}/v1/requests/{rid}/forget_everything", json={})
+        assert unknown.status == 404
+    with pytest.raises(officer.OfficerError, match="revoke_officer needs the role"):
+        await tan.directory("revoke_officer", Revocation(officer_id="admin.lee"))
+    await admin.directory("revoke_officer", Revocation(officer_id="officer.tan"))
+    with pytest.raises(officer.OfficerError, match=r"officer\.tan is no longer a registered"):
+        await tan.update(rid, "cancel", OfficerNote(note="requester withdrew"))
+    status = await h.status(rid)
+    assert status.status is Status.AWAITING_VERIFICATION
+    listed = {o["officer_id"]: o for o in await admin.directory("list_officers")}
+    assert listed["officer.tan"]["revoked_at"] is not None
+    await h.update(rid, "cancel", OfficerNote(note="requester withdrew"))
+    assert (await handle.result()).status is Status.CANCELLED
