@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import sys
 import uuid
 from collections.abc import Callable, Coroutine
@@ -21,14 +20,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from dsr import officer, secret_input
-from dsr.blobstore import BlobStore
-from dsr.codec import DecryptionError
-from dsr.files import open_private, private_umask
+from dsr.files import private_umask
+from dsr.holds_cli import hold_app
 from dsr.keyring import KeyringError
 from dsr.keys import keys_app
-from dsr.ledger import ledger_app
+from dsr.ledger_cli import ledger_app
 from dsr.models import parse_request
 from dsr.officers_cli import login, officer_service, officers_app
+from dsr.records_cli import package, proof
 from dsr.report import report_command
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
@@ -54,6 +53,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(officers_app, name="officers")
 app.command("login")(login)
 app.command("report")(report_command)
+app.add_typer(hold_app, name="hold")
+app.command()(package)
+app.command()(proof)
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -492,14 +494,14 @@ def _print_status(result: Any) -> None:
     table = Table("step", "status", "at", "detail")
     for step in result.steps:
         table.add_row(step.name, step.status.value,
-                      f"{step.at:%Y-%m-%d %H:%M}" if step.at else "", step.detail or "")
+                      f"{step.at:%Y-%m-%d %H:%M}" if step.at else "", escape(step.detail or ""))
     console.print(table)
     if result.connectors:
         connectors = Table("connector", "status", "records", "note")
         for c in result.connectors:
             records = ", ".join(f"{k}={v}" for k, v in c.records.items())
             connectors.add_row(c.connector, c.status.value, records,
-                               c.error or c.resolution_reason or "")
+                               escape(c.error or c.resolution_reason or ""))
         console.print(connectors)
 
 
@@ -508,56 +510,10 @@ def _print_register_status(result: dict[str, Any]) -> None:
                   f"{', '.join(result['rights'])}  {result['jurisdiction']}  (from the register)")
     table = Table("step", "at", "actor", "detail")
     for m in result["milestones"]:
-        table.add_row(m["step"], f"{m['at']:%Y-%m-%d %H:%M}", m["actor"], json.dumps(m["detail"]))
+        # Officers' notes and actors are free text, not markup: "[/x]" would stop rich.
+        table.add_row(m["step"], f"{m['at']:%Y-%m-%d %H:%M}", escape(m["actor"]),
+                      escape(json.dumps(m["detail"], ensure_ascii=False)))
     console.print(table)
-
-
-@app.command()
-def package(
-    request_id: RequestIdArg,
-    out: Annotated[Path, typer.Option(help="Where to write the zip.")],
-    officer_name: OfficerOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Download a request's access package, recorded in the audit ledger."""
-    from sqlalchemy.orm import Session
-
-    from dsr import ledger
-
-    settings = _settings()
-    blobs = settings.blob_store()
-    ref = blobs.ref(f"packages/{request_id}.zip")
-    if not blobs.exists(ref):
-        _fail(f"no access package for {request_id}: only access and portability requests "
-              "have one, once answered", code=2)
-    if not out.parent.is_dir():
-        _fail(f"--out: folder {out.parent} does not exist", code=2)
-    _write_package(blobs, ref, out, request_id)
-    with Session(_register_engine(settings)) as session, session.begin():
-        ledger.append(session, "package_downloaded", _officer(officer_name), datetime.now(UTC),
-                      request_id, {"bytes": out.stat().st_size},
-                      ledger.ledger_key(settings.secret))
-    result = {"request_id": request_id, "written": str(out), "bytes": out.stat().st_size}
-    if as_json:
-        print(json.dumps(result))
-    else:
-        console.print(f"{request_id}: package written to {out} ({result['bytes']} bytes)",
-                      highlight=False)
-
-
-def _write_package(blobs: BlobStore, ref: str, out: Path, request_id: str) -> None:
-    """The package, decrypted into ``out`` (the owner's only); one not sealed by the product,
-    or altered, is refused and leaves no file."""
-    try:
-        source = blobs.open_reader(ref)
-    except DecryptionError as error:
-        _fail(f"the access package of {request_id} is refused: {error}")
-    try:
-        with source, open_private(out) as target:
-            shutil.copyfileobj(source, target)
-    except DecryptionError as error:
-        out.unlink(missing_ok=True)
-        _fail(f"the access package of {request_id} is refused: {error}")
 
 
 @app.command("revoke-link")
@@ -577,38 +533,6 @@ def revoke_link(
     if not revoked:
         _fail(f"{request_id} has no download link that still works", code=2)
     console.print(f"{request_id}: download link withdrawn", highlight=False)
-
-
-@app.command()
-def proof(
-    request_id: RequestIdArg,
-    out: Annotated[Path, typer.Option(help="Where to write the .eml.")],
-    officer_name: OfficerOpt = None,
-) -> None:
-    """The answer as sent (kept encrypted as proof), decrypted into an .eml file; the
-    reading is recorded in the audit ledger."""
-    from sqlalchemy.orm import Session
-
-    from dsr import ledger
-    from dsr.codec import EncryptionCodec, unseal
-    from dsr.database import ConfirmationRecord
-    from dsr.keyring import load_keyring
-
-    settings = _settings()
-    if not out.parent.is_dir():
-        _fail(f"--out: folder {out.parent} does not exist", code=2)
-    with Session(_register_engine(settings)) as session, session.begin():
-        record = session.get(ConfirmationRecord, request_id)
-        if record is None:
-            _fail(f"no confirmation kept for {request_id}: not answered yet, or purged after "
-                  "its retention", code=2)
-        kind = record.kind
-        message = unseal(EncryptionCodec(load_keyring(settings)), record.message)
-        with open_private(out) as target:
-            target.write(message)
-        ledger.append(session, "proof_read", _officer(officer_name), datetime.now(UTC),
-                      request_id, {"kind": kind}, ledger.ledger_key(settings.secret))
-    console.print(f"{request_id}: the {kind} as sent, written to {out}", highlight=False)
 
 
 @app.command("list")
@@ -651,125 +575,6 @@ def list_requests(
                       row["jurisdiction"], f"{row['received_at']:%Y-%m-%d}",
                       f"{row['due_at']:%Y-%m-%d}" if row["due_at"] else "")
     console.print(table)
-
-
-# Legal holds ---------------------------------------------------------------------------------
-
-hold_app = typer.Typer(no_args_is_help=True, help="Legal holds: data that must be kept.")
-app.add_typer(hold_app, name="hold")
-
-
-@hold_app.command("place")
-def hold_place(
-    kind: Annotated[str, typer.Option(help="litigation or government.")],
-    reason: Annotated[str, typer.Option(help="Why: case or request reference (internal).")],
-    email: Annotated[str | None, typer.Option(help="Scope: a subject's email.")] = None,
-    phone: Annotated[str | None, typer.Option(help="Scope: a subject's phone (E.164).")] = None,
-    account_id: Annotated[str | None, typer.Option(help="Scope: a subject's account id.")] = None,
-    customer: Annotated[str | None, typer.Option(help="Scope: a customer account.")] = None,
-    product: Annotated[str | None, typer.Option(help="Scope: a product, e.g. SMS.")] = None,
-    category: Annotated[str | None, typer.Option(help="Scope: a data category.")] = None,
-    until: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD (default: open).")] = None,
-    officer_name: OfficerOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Place a legal hold: erasures keep what it covers until it is released."""
-    from dsr import holds
-
-    given = {"email": email, "phone": phone, "account_id": account_id}
-    identities = [{"type": kind_, "value": value} for kind_, value in given.items() if value]
-    if len(identities) > 1:
-        _fail("give at most one of --email, --phone, --account-id", code=2)
-    try:
-        spec = holds.HoldSpec.model_validate({
-            "kind": kind, "reason": reason, "placed_by": _officer(officer_name),
-            "identity": identities[0] if identities else None, "customer_account": customer,
-            "product": product, "category": category, "until": until})
-    except ValidationError as error:
-        _fail(officer.describe_errors(error).replace("the request", "the hold"), code=2)
-    settings = _settings()
-    try:
-        hold = holds.place_hold(_register_engine(settings), settings.secret, spec,
-                                datetime.now(UTC))
-    except holds.HoldError as error:
-        _fail(str(error), code=2)
-    _print(hold, as_json, f"placed {hold.hold_id} ({hold.kind.value})")
-
-
-@hold_app.command("release")
-def hold_release(
-    hold_id: str,
-    reason: Annotated[str, typer.Option(help="Why the hold ends.")],
-    officer_name: OfficerOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Release a hold: what only it was keeping is erased by the deferred erasure."""
-    from dsr import holds
-
-    settings = _settings()
-    try:
-        hold = holds.release_hold(_register_engine(settings), settings.secret, hold_id,
-                                  _officer(officer_name),
-                                  reason, datetime.now(UTC))
-    except holds.HoldError as error:
-        _fail(str(error), code=2)
-    _print(hold, as_json, f"released {hold.hold_id}")
-    _recheck_deferred()
-
-
-@hold_app.command("recheck")
-def hold_recheck() -> None:
-    """Ask the deferred erasures to look again now (done by `release`; for after an outage, or
-    after adding a payload key: each continues as new under the newest key)."""
-    asked = _run(_ask_deferred)
-    console.print(f"{asked} deferred erasures asked to look again", highlight=False)
-
-
-async def _ask_deferred(settings: Settings) -> int:
-    return await officer.recheck_deferred(await connect(settings))
-
-
-def _recheck_deferred() -> None:
-    try:
-        asked = _run(_ask_deferred)
-    except typer.Exit:  # the release stands; say how the erasure still happens
-        err.print("the release is recorded, but the deferred erasures were not told: run "
-                  "`python starter.py hold recheck` once Temporal is reachable", highlight=False)
-        raise
-    err.print(f"{asked} deferred erasures asked to look again", highlight=False)
-
-
-@hold_app.command("list")
-def hold_list(
-    show_all: Annotated[bool, typer.Option("--all", help="Released and ended holds too.")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """The active holds with their reasons (identities appear only as keyed hashes)."""
-    from dsr import holds
-
-    settings = _settings()
-    listed = holds.list_holds(_register_engine(settings), settings.secret, datetime.now(UTC),
-                              everything=show_all)
-    if as_json:
-        print(json.dumps([hold.model_dump(mode="json") for hold in listed], indent=2))
-        return
-    table = Table("hold", "kind", "subject", "customer", "product", "category", "until")
-    for hold in listed:
-        table.add_row(hold.hold_id, hold.kind.value, "yes" if hold.identity_hash else "",
-                      hold.customer_account or "", hold.product or "", hold.category or "",
-                      str(hold.until or "released by an officer"))
-    console.print(table)
-    for hold in listed:  # free text, unwrapped, below the table
-        _print_hold_reasons(hold)
-
-
-def _print_hold_reasons(hold: Any) -> None:
-    lines = [f"{hold.hold_id} placed {hold.placed_at:%Y-%m-%d} by {hold.placed_by}: {hold.reason}"]
-    if hold.released_at is not None:
-        lines.append(f"{hold.hold_id} released {hold.released_at:%Y-%m-%d} by "
-                     f"{hold.released_by}: {hold.release_reason}")
-    for line in lines:
-        console.print(escape(line), highlight=False, soft_wrap=True)
 
 
 # The embedded stack and the demo -----------------------------------------------------------

@@ -21,7 +21,8 @@ from dsr.officers import OfficerRecord
 def check(engine: Engine, secret: bytes, action_roles: dict[str, list[Role]], *,
           namespace: str, target: str, action: str, arguments: Any,
           assertion: Assertion | None, now: datetime, spend: bool = True) -> Principal:
-    """The proven principal, or :class:`AssertionRefused` naming the fault. ``spend=False``
+    """The proven principal, or :class:`AssertionRefused` naming the fault. An assertion is
+    spent once checked, whether or not what it asks is then refused. ``spend=False``
     where the target spends the nonce itself (a request's workflow, in its Update handler):
     an action it then refuses leaves nothing behind here either."""
     if assertion is None:

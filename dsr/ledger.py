@@ -19,10 +19,8 @@ import hmac
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import structlog
-import typer
 from pydantic import BaseModel
 from sqlalchemy import JSON, Engine, Integer, String, event, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -309,49 +307,4 @@ def verify(engine: Engine, key: bytes, anchors_file: Path) -> VerifyResult:
     )
 
 
-# The CLI: starter.py ledger ... -------------------------------------------------------------
-
-ledger_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit ledger.")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _cli_settings() -> Settings:
-    from dsr.logging import configure
-    from dsr.settings import SettingsError, load_settings
-
-    if not structlog.is_configured():  # the operator's log goes to stderr, not into --json
-        configure()
-
-    try:
-        return load_settings()
-    except SettingsError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-
-
-def _cli_engine(settings: Settings) -> Engine:
-    from dsr.database import make_engine
-
-    return make_engine(settings.app_database_url)
-
-
-@ledger_app.command("verify")
-def verify_command(as_json: JsonOpt = False) -> None:
-    """Recompute the chain; exit 1 naming the first broken entry."""
-    settings = _cli_settings()
-    result = verify(_cli_engine(settings), ledger_key(settings.secret), anchors_path(settings))
-    typer.echo(result.model_dump_json() if as_json else result.describe())
-    if not result.ok:
-        raise typer.Exit(1)
-
-
-@ledger_app.command("anchor")
-def anchor_command(as_json: JsonOpt = False) -> None:
-    """Anchor the chain head now (the daily purge also does this)."""
-    settings = _cli_settings()
-    head = anchor(_cli_engine(settings), ledger_key(settings.secret), anchors_path(settings))
-    typer.echo(
-        head.model_dump_json()
-        if as_json
-        else f"anchored seq {head.seq} in {anchors_path(settings)}"
-    )
+LEDGER = "ledger"  # what officers' ledger actions name as their target (dsr.officerservice)

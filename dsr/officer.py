@@ -157,10 +157,11 @@ async def is_open(client: Client, request_id: str) -> bool:
 
 
 def _rpc_error(request_id: str, error: RPCError) -> OfficerError:
-    if error.status is RPCStatusCode.NOT_FOUND:
-        return OfficerError(f"no request {request_id} is known to Temporal")
+    # Temporal answers NOT_FOUND for an Update to a closed workflow too.
     if "already completed" in error.message:
         return OfficerError(f"request {request_id} is closed; see its status")
+    if error.status is RPCStatusCode.NOT_FOUND:
+        return OfficerError(f"no request {request_id} is known to Temporal")
     return OfficerError(f"Temporal refused the call for {request_id}: {error.message}")
 
 

@@ -4,6 +4,7 @@ A refusal comes back as :class:`OfficerError` with the service's reason."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,16 +12,22 @@ from pydantic import BaseModel
 
 from dsr import officers
 from dsr.credentials import CredentialError, Signer
+from dsr.files import open_private
 from dsr.officer import OfficerError, signed
 from workflows.models import OfficerPayload, UpdateResult
 
-TIMEOUT = aiohttp.ClientTimeout(total=60)
+TIMEOUT = aiohttp.ClientTimeout(total=600)
+CHUNK_BYTES = 64 * 1024
 
 
 class OfficerServiceClient:
     def __init__(self, url: str, signer: Signer | None = None) -> None:
         self.url = url.rstrip("/")
         self.signer = signer
+
+    @property
+    def officer_id(self) -> str:
+        return self._signer().officer_id
 
     async def login(self, login: officers.Login) -> str:
         answer = await self._post("/v1/login", login.model_dump(mode="json"))
@@ -42,6 +49,43 @@ class OfficerServiceClient:
             raise OfficerError(str(error)) from None
         return await self._post(f"/v1/officers/{action}", {
             "arguments": body, "assertion": assertion.model_dump(mode="json")})
+
+    async def action(self, action: str, target: str,
+                     arguments: BaseModel | None = None) -> Any:
+        """One of the service's other actions (``/v1/actions``), signed for ``target``."""
+        body = arguments.model_dump(mode="json") if arguments is not None else {}
+        try:
+            assertion = self._signer().sign(target, action, arguments or body)
+        except CredentialError as error:
+            raise OfficerError(str(error)) from None
+        return await self._post(f"/v1/actions/{action}", {
+            "arguments": body, "assertion": assertion.model_dump(mode="json")})
+
+    async def download(self, action: str, target: str, arguments: BaseModel, out: Path) -> int:
+        """An action answered with bytes (a package, a proof), written into ``out`` (the
+        owner's only) as they arrive; a refusal leaves no file. Returns the bytes written."""
+        body = arguments.model_dump(mode="json")
+        try:
+            assertion = self._signer().sign(target, action, arguments)
+        except CredentialError as error:
+            raise OfficerError(str(error)) from None
+        request = {"arguments": body, "assertion": assertion.model_dump(mode="json")}
+        try:
+            async with aiohttp.ClientSession(timeout=TIMEOUT) as session, session.post(
+                    f"{self.url}/v1/actions/{action}", json=request) as response:
+                if response.status >= 400:
+                    answer = await response.json(content_type=None)
+                    raise OfficerError(f"refused: {answer.get('error')}")
+                written = 0
+                with open_private(out) as target_file:
+                    async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                        target_file.write(chunk)
+                        written += len(chunk)
+                return written
+        except (aiohttp.ClientError, TimeoutError) as error:
+            out.unlink(missing_ok=True)
+            raise OfficerError(f"cannot reach the officer service at {self.url} "
+                               f"({type(error).__name__})") from None
 
     def _signer(self) -> Signer:
         if self.signer is None:

@@ -8,7 +8,9 @@ authority, a role the action allows, an officer still registered, a nonce not ye
 * ``POST /v1/requests/{request_id}/{update}``: an officer's Update on a request, its payload
   signed; forwarded as it is, and checked again by the request's workflow;
 * ``POST /v1/officers/{action}``: the directory (``register_officer``, ``revoke_officer``,
-  ``list_officers``), as ``{"arguments": ..., "assertion": ...}``.
+  ``list_officers``), as ``{"arguments": ..., "assertion": ...}``;
+* ``POST /v1/actions/{action}``: legal holds, reading a package or a proof (sent as bytes),
+  the ledger check (``dsr.officeractions``), the same way.
 
 Answers are JSON; a refusal is ``{"error": ...}`` with 400 (bad input, naming the field), 403
 (not authorized, saying why), 404 (no such request) or 409 (the request refused it). Nothing
@@ -27,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from temporalio.client import Client
 
-from dsr import authorization, officer, officers, serving
+from dsr import authorization, officer, officeractions, officers, serving
 from dsr.assertions import Assertion, AssertionRefused, Principal
 from dsr.credentials import load_action_roles
 from dsr.logging import get_logger
@@ -50,20 +52,16 @@ UPDATES: dict[str, type[OfficerPayload]] = {
     "confirm_instruction": InstructionConfirmation, "cancel": OfficerNote,
     "approve": OfficerAction, "deny": Denial,
 }
-class NoArguments(BaseModel):
-    model_config = {"extra": "forbid"}
-
-
 DIRECTORY: dict[str, type[BaseModel]] = {
     "register_officer": officers.Registration, "revoke_officer": officers.Revocation,
-    "list_officers": NoArguments,
+    "list_officers": officeractions.NoArguments,
 }
 MAX_BODY = 64 * 1024
 M = TypeVar("M", bound=BaseModel)
 log = get_logger()
 
 
-class DirectoryAction(BaseModel):
+class SignedAction(BaseModel):
     arguments: dict[str, Any] = {}
     assertion: Assertion | None = None
 
@@ -75,7 +73,8 @@ class Refused(Exception):
 
 
 class OfficerService:
-    def __init__(self, settings: Settings, client: Client, engine: Engine) -> None:
+    def __init__(self, settings: Settings, client: Client | None, engine: Engine) -> None:
+        """``client``: None where no Temporal is reachable (request actions are refused)."""
         self.settings = settings
         self.client = client
         self.engine = engine
@@ -86,6 +85,7 @@ class OfficerService:
         app.router.add_post("/v1/login", self.login)
         app.router.add_post("/v1/requests/{request_id}/{update}", self.update)
         app.router.add_post("/v1/officers/{action}", self.directory)
+        app.router.add_post("/v1/actions/{action}", self.action)
         return app
 
     async def login(self, request: web.Request) -> web.Response:
@@ -110,6 +110,8 @@ class OfficerService:
         # The request's workflow checks the assertion again and spends its nonce.
         principal = await self._check(officer.workflow_id(request_id), name, payload,
                                       payload.assertion, spend=False)
+        if self.client is None:
+            raise Refused(503, "the officer service has no connection to Temporal")
         try:
             result = await officer.update(self.client, request_id, name, payload, UpdateResult)
         except officer.OfficerError as error:
@@ -123,11 +125,8 @@ class OfficerService:
         model = DIRECTORY.get(name)
         if model is None:
             raise Refused(404, f"no directory action {name!r}")
-        action = await _body(request, DirectoryAction, "the action")
-        try:
-            arguments = model.model_validate(action.arguments)
-        except ValidationError as error:
-            raise Refused(400, officer.describe_errors(error, "the input")) from None
+        action = await _body(request, SignedAction, "the action")
+        arguments = _arguments(model, action)
         principal = await self._check(officers.DIRECTORY, name, arguments, action.assertion)
         now = datetime.now(UTC)
         try:
@@ -143,6 +142,26 @@ class OfficerService:
         except officers.DirectoryError as error:
             raise Refused(409, str(error)) from None
         return web.json_response(changed.model_dump(mode="json"))
+
+    async def action(self, request: web.Request) -> web.StreamResponse:
+        """Holds, a package or a proof read, the ledger check (``dsr.officeractions``)."""
+        name = request.match_info["action"]
+        action = officeractions.ACTIONS.get(name)
+        if action is None:
+            raise Refused(404, f"no officer action {name!r}")
+        signed = await _body(request, SignedAction, "the action")
+        arguments = _arguments(action.model, signed)
+        principal = await self._check(action.target(arguments), name, arguments,
+                                      signed.assertion)
+        context = officeractions.Context(self.settings, self.engine, self.client)
+        try:
+            result = await action.run(context, principal, arguments)
+        except officeractions.ActionRefused as refused:
+            raise Refused(refused.status, str(refused)) from None
+        log.info("officer action", action=name, officer=principal.principal_id)
+        if isinstance(result, officeractions.Download):
+            return await _send(request, result)
+        return web.json_response(result)
 
     async def _check(self, target: str, action: str, arguments: Any,
                      assertion: Assertion | None, spend: bool = True) -> Principal:
@@ -161,6 +180,22 @@ async def _body(request: web.Request, model: type[M], what: str) -> M:
         return model.model_validate_json(await request.read())
     except ValidationError as error:
         raise Refused(400, officer.describe_errors(error, what)) from None
+
+
+async def _send(request: web.Request, download: officeractions.Download) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": download.media_type})
+    await response.prepare(request)
+    while (chunk := await asyncio.to_thread(next, download.chunks, b"")):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def _arguments(model: type[M], action: SignedAction) -> M:
+    try:
+        return model.model_validate(action.arguments)
+    except ValidationError as error:
+        raise Refused(400, officer.describe_errors(error, "the input")) from None
 
 
 def _status_of(message: str) -> tuple[int, str]:

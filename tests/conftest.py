@@ -208,16 +208,13 @@ class Harness:
         return await officer.update(self.client, request_id, name, payload, UpdateResult,
                                     signer or self.officer())
 
-    def log_in_cli(self, officer_id: str = "officer.ada") -> None:
-        """The CLI's officer: key and credential where the settings say (as ``officers
-        keygen`` and ``login`` leave them; ``tests.test_cli.cli_login`` does it for real)."""
-        signer = self.officer(officer_id)
-        private_folder(self.settings.officer_key_path.parent)
-        with open_private(self.settings.officer_key_path) as file:
-            file.write(signer.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
-                                                NoEncryption()))
-        with open_private(self.settings.officer_credential_path) as file:
-            file.write(signer.credential.encode())
+    def log_in_cli(self, officer_id: str = "officer.ada",
+                   roles: Sequence[Role] = (Role.OFFICER, Role.APPROVER),
+                   home: Path | None = None) -> None:
+        """The CLI's officer: key and credential under ``home``'s ``officer/`` (by default the
+        settings' data folder), as ``officers keygen`` and ``login`` leave them
+        (``tests.test_cli.cli_login`` does it for real)."""
+        write_officer_files(self.officer(officer_id, roles), home or self.settings.data_dir)
 
 
 async def start_harness(env: WorkflowEnvironment, tmp_path: Path, smtp_port: int,
@@ -242,6 +239,36 @@ async def start_harness(env: WorkflowEnvironment, tmp_path: Path, smtp_port: int
                       clock=env.get_current_time if env.supports_time_skipping else None)
     stack.push_async_callback(harness.end_deferred_erasures)  # before the workers stop
     return harness
+
+
+def write_officer_files(signer: Signer, home: Path) -> None:
+    """An officer's machine: ``home/officer/`` holding their key and credential, as ``officers
+    keygen`` and ``login`` leave them."""
+    folder = private_folder(home / "officer")
+    with open_private(folder / "officer.key") as file:
+        file.write(signer.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    with open_private(folder / "credential.jwt") as file:
+        file.write(signer.credential.encode())
+
+
+@contextmanager
+def officer_service_thread(settings: Settings) -> Iterator[str]:
+    """The officer service without Temporal (holds, reads, the ledger, the directory), on
+    its own event loop in a thread, for tests that run the CLI in this process."""
+    import asyncio
+    import threading
+
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    service = OfficerService(settings, None, make_engine(settings.app_database_url))
+    runner = asyncio.run_coroutine_threadsafe(
+        serving.listen(service.app(), "127.0.0.1", settings.officer_service_port), loop).result()
+    try:
+        with structlog.testing.capture_logs():  # its log lines, not in the CLI's output
+            yield settings.officer_service_url
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
 
 
 @pytest.fixture

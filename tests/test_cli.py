@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import typer
+from rich.console import Console
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from temporalio.service import RPCError, RPCStatusCode
@@ -195,7 +196,7 @@ async def test_officer_submits_verifies_and_follows_requests_through_the_cli(
     with sqlite3.connect(h.settings.data_dir / "dsr.db") as db:
         downloads = db.execute("SELECT request_id, actor FROM ledger "
                                "WHERE kind = 'package_downloaded'").fetchall()
-    assert downloads == [(access, OFFICER)]
+    assert downloads == [(access, "officer.ada")]  # who signed, not DSR_OFFICER_NAME
     with sqlite3.connect(h.settings.data_dir / "dsr.db") as db:
         received = dict(db.execute("SELECT request_id, actor FROM ledger "
                                    "WHERE kind = 'received'").fetchall())
@@ -422,3 +423,17 @@ async def test_malformed_submissions_exit_two_name_the_field_and_start_nothing(
         with pytest.raises(RPCError) as missing:
             await h.client.get_workflow_handle(officer.workflow_id(request_id)).describe()
         assert missing.value.status is RPCStatusCode.NOT_FOUND
+
+
+def test_free_text_in_a_status_is_shown_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Officers' notes, actors and connector errors are text, never rich markup: a note
+    holding "[/red]" once stopped the status command with a MarkupError."""
+    shown = Console(record=True, width=400)
+    monkeypatch.setattr(starter, "console", shown)
+    starter._print_register_status({
+        "request_id": "R-1", "status": "answered", "rights": ["erasure"],
+        "jurisdiction": "EU", "milestones": [{
+            "step": "denial", "at": datetime(2026, 12, 1, tzinfo=UTC), "actor": "[bold]x",
+            "detail": {"reason": "see [/red] and [link=http://evil.example]here[/link]"}}]})
+    text = shown.export_text()
+    assert "[bold]x" in text and "see [/red] and [link=http://evil.example]here[/link]" in text

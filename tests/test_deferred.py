@@ -37,6 +37,7 @@ from connectors.population import make_population
 from connectors.sms import Message
 from dsr import officer
 from dsr import search_attributes as sa
+from dsr.assertions import Role
 from dsr.database import MilestoneRecord, make_engine
 from dsr.holds import HoldKind, HoldSpec, place_hold, release_hold
 from dsr.ledger import LedgerEntry
@@ -219,6 +220,7 @@ async def test_two_holds_placed_from_the_cli_keep_everything_until_the_last_is_r
     harness: Harness,
 ) -> None:
     h = harness
+    h.log_in_cli("admin.lee", (Role.ADMINISTRATOR, Role.AUDITOR))  # holds and the ledger
     on_subject = await _hold_cli(h, "place", "--kind", "litigation", "--reason",
                                  "case 2026-114", "--phone", h.facts.end_user_phone)
     on_customer = await _hold_cli(h, "place", "--kind", "government", "--reason",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 
 from activities.legal_hold import HoldCheck, LegalHoldActivities
 from connectors.protocol import CategoryHolding, Discovery
+from dsr.assertions import Role
 from dsr.database import make_engine
 from dsr.holds import (
     HoldError,
@@ -26,11 +28,14 @@ from dsr.holds import (
     release_hold,
 )
 from dsr.ledger import ledger_key, verify
+from dsr.mailserver import free_port
 from dsr.models import parse_request
 from dsr.notes import UNREADABLE
+from dsr.officers import officer_signer
 from dsr.register import record_intake
 from dsr.settings import Settings
 from starter import app
+from tests.conftest import officer_service_thread, write_officer_files
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 KEY = "test-secret-holds"
@@ -39,20 +44,35 @@ EMAIL = "dora.seymour@example.com"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, hmac_key=KEY)
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    """The product's settings, with the officer service running (no Temporal in these
+    tests), and officer.tan (an administrator and auditor) logged in on their own machine."""
+    port = free_port()
+    settings = Settings(data_dir=tmp_path, hmac_key=KEY, officer_service_port=port,
+                        officer_service_url=f"http://127.0.0.1:{port}",
+                        temporal_address="127.0.0.1:9")  # nothing listens there
+    with officer_service_thread(settings):
+        signer = officer_signer(settings, "officer.tan", [Role.ADMINISTRATOR, Role.AUDITOR])
+        write_officer_files(signer, tmp_path / "officer-home")
+        yield settings
 
 
 def _cli(settings: Settings, *args: str) -> tuple[int, str]:
+    """The officer's CLI: their own folder, the officer service, no secret."""
+    home = settings.data_dir / "officer-home"
     env = {
-        "DSR_DATA_DIR": str(settings.data_dir),
-        "DSR_HMAC_KEY": KEY,
-        "DSR_SETTINGS_FILE": str(settings.data_dir / "absent.env"),
-        "DSR_OFFICER_NAME": "officer.tan",
-        "DSR_TEMPORAL_ADDRESS": "127.0.0.1:9",  # nothing listens: no Temporal in these tests
+        "DSR_DATA_DIR": str(home),
+        "DSR_SETTINGS_FILE": str(home / "absent.env"),
+        "DSR_OFFICER_SERVICE_URL": settings.officer_service_url,
     }
     result = CliRunner().invoke(app, list(args), env=env)
     return result.exit_code, result.output
+
+
+def _hold_entries(settings: Settings) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(settings.data_dir / "dsr.db") as connection:
+        return [entry for entry in connection.execute("SELECT kind, actor, detail FROM ledger")
+                if entry[0].startswith("hold_")]
 
 
 def _hold_rows(settings: Settings) -> list[sqlite3.Row]:
@@ -97,8 +117,7 @@ def test_a_hold_is_placed_listed_and_released_from_the_cli(settings: Settings) -
     [released] = json.loads(_cli(settings, "hold", "list", "--all", "--json")[1])
     assert (released["hold_id"], released["release_reason"]) == (hold_id, "case settled")
     assert "case settled" not in _hold_rows(settings)[0]["release_reason"]  # sealed
-    with sqlite3.connect(settings.data_dir / "dsr.db") as connection:
-        entries = connection.execute("SELECT kind, actor, detail FROM ledger").fetchall()
+    entries = _hold_entries(settings)
     assert [(kind, actor) for kind, actor, _ in entries] == [
         ("hold_placed", "officer.tan"),
         ("hold_released", "officer.tan"),
@@ -232,7 +251,7 @@ def test_a_bad_hold_is_refused_naming_the_problem_and_nothing_is_stored(
     assert code == 2
     assert words in output
     assert "07700" not in output  # an identity given is never echoed
-    assert not (settings.data_dir / "dsr.db").exists() or _hold_rows(settings) == []
+    assert _hold_rows(settings) == []
 
 
 def test_releasing_needs_a_known_active_hold_and_a_reason(settings: Settings) -> None:

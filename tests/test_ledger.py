@@ -375,7 +375,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_cli_verify_and_anchor(engine: Engine, settings: Settings, clean_env: None) -> None:
+def test_cli_anchor_then_verify(engine: Engine, settings: Settings, clean_env: None) -> None:
+    """The operator anchors from the CLI; officers verify through the officer service
+    (``tests/test_officer_service.py``), which runs this same check."""
     _fill(engine)
     with structlog.testing.capture_logs() as logs:
         anchored = _cli(settings, "anchor", "--json")
@@ -385,17 +387,14 @@ def test_cli_verify_and_anchor(engine: Engine, settings: Settings, clean_env: No
     assert [(log["event"], log["seq"], log["mac"]) for log in logs] == [
         ("ledger anchored", 8, head["mac"])
     ]
-    intact = _cli(settings, "verify")
-    assert intact.exit_code == 0, intact.output
-    assert "ledger intact: 8 entries, last anchor seq 8" in intact.output
+    anchors = ledger.anchors_path(settings)
+    intact = ledger.verify(engine, KEY, anchors)
+    assert intact.describe() == "ledger intact: 8 entries, last anchor seq 8"
     with _db(settings) as db:
         db.execute("DELETE FROM ledger WHERE seq = 3")
-    broken = _cli(settings, "verify")
-    assert broken.exit_code == 1
-    assert "ledger broken at entry 3" in broken.output
-    as_json = _cli(settings, "verify", "--json")
-    assert as_json.exit_code == 1
-    assert json.loads(as_json.output) | {"problem": None} == {
+    broken = ledger.verify(engine, KEY, anchors)
+    assert broken.describe().startswith("ledger broken at entry 3")
+    assert broken.model_dump(mode="json") | {"problem": None} == {
         "ok": False,
         "entries": 7,
         "last_seq": 2,

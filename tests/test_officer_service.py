@@ -5,6 +5,8 @@ reason and changes nothing."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
 import aiohttp
@@ -56,6 +58,12 @@ async def test_an_officer_without_the_products_secrets_logs_in_and_acts(
     code, out, err = await as_officer("cancel", rid, "--reason", "requester withdrew")
     assert code == 0, err
     assert (await handle.result()).status is Status.CANCELLED
+    code, out, err = await as_officer("approve", rid)
+    assert (code, out) == (1, "") and f"request {rid} is closed; see its status" in err
+    code, out, err = await as_officer("proof", rid, "--out", str(home / "proof.eml"))
+    assert code == 0, err
+    assert f"<cancelled.{rid}@dsr>" in (home / "proof.eml").read_text()
+    (home / "proof.eml").unlink()
     written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
     assert written == ["officer/credential.jwt", "officer/officer.key"], "and no secret"
 
@@ -95,3 +103,50 @@ async def test_a_revoked_officer_a_replay_and_bad_input_are_refused_at_once(
     assert listed["officer.tan"]["revoked_at"] is not None
     await h.update(rid, "cancel", OfficerNote(note="requester withdrew"))
     assert (await handle.result()).status is Status.CANCELLED
+
+
+async def test_an_auditor_verifies_the_ledger_through_the_service_and_sees_tampering(
+        harness: Harness, tmp_path: Path) -> None:
+    h = harness
+    await (await h.submit(h.request())).result()
+    auditor, clerk = tmp_path / "auditor-home", tmp_path / "clerk-home"
+    for home, officer_id, roles in ((auditor, "audit.kim", [Role.AUDITOR]),
+                                    (clerk, "officer.clerk", [Role.OFFICER])):
+        h.log_in_cli(officer_id, roles, home)
+    code, out, err = await cli(None, "ledger", "verify", "--json",
+                               env=officer_env(h, clerk))
+    assert (code, out) == (1, "") and "verify_ledger needs the role auditor or administrator" in err
+    code, out, err = await cli(None, "ledger", "verify", env=officer_env(h, auditor))
+    assert code == 0 and out.startswith("ledger intact"), (out, err)
+    with sqlite3.connect(h.settings.data_dir / "dsr.db") as database:
+        database.execute("UPDATE ledger SET actor = 'someone else' WHERE seq = 2")
+    code, out, err = await cli(None, "ledger", "verify", "--json", env=officer_env(h, auditor))
+    assert code == 1 and json.loads(out)["broken_seq"] == 2, (out, err)
+
+
+WITHOUT_A_CREDENTIAL = [
+    ("hold", "place", "--kind", "litigation", "--reason", "case 2026-17", "--product", "SMS"),
+    ("hold", "release", "HOLD-0000ABCD", "--reason", "case settled"),
+    ("hold", "list"),
+    ("package", "T-anything", "--out", "{home}/p.zip"),
+    ("proof", "T-anything", "--out", "{home}/p.eml"),
+    ("ledger", "verify"),
+    ("officers", "list"),
+]
+
+
+async def test_without_a_key_or_a_credential_every_officer_command_is_refused(
+        harness: Harness, tmp_path: Path) -> None:
+    h = harness
+    home = tmp_path / "officer-home"
+    home.mkdir()
+    stages = (("no key", "officers keygen"), ("no credential", "python starter.py login"))
+    for stage, says in stages:
+        if stage == "no credential":
+            assert (await cli(None, "officers", "keygen", env=officer_env(h, home)))[0] == 0
+        for command in WITHOUT_A_CREDENTIAL:
+            args = [arg.replace("{home}", str(home)) for arg in command]
+            code, out, err = await cli(None, *args, env=officer_env(h, home))
+            assert (code, out) == (1, ""), (stage, command, out, err)
+            assert says in err, (stage, command, err)
+    assert sorted(p.name for p in home.rglob("*") if p.is_file()) == ["officer.key"]

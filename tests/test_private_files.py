@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 
 from dsr import stack
+from dsr.assertions import Role
 from dsr.files import open_private, owner_only, private_folder
 from dsr.mailer import send_email
-from dsr.mailserver import MailFolder
+from dsr.mailserver import MailFolder, free_port
+from dsr.officers import officer_signer
 from dsr.package_links import package_key
 from dsr.settings import Settings
-from tests.conftest import ROOT, TEST_KEY_SPEC
+from tests.conftest import ROOT, TEST_KEY_SPEC, officer_service_thread, write_officer_files
 
 REQUEST = "REQ-PRIVATE-1"
 EXPORT = f"exports/{REQUEST}/sms.jsonl"
@@ -84,33 +86,46 @@ async def test_the_stack_and_what_it_starts_write_for_their_owner_only(
     assert _wider_than_owner(settings.data_dir) == []
 
 
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Settings]:
+    """The officer service (no Temporal) over ``tmp_path/var``, and an officer's own folder
+    ``tmp_path/home`` holding their key and credential."""
+    port = free_port()
+    settings = Settings(data_dir=tmp_path / "var", payload_keys=TEST_KEY_SPEC,
+                        officer_service_port=port,
+                        officer_service_url=f"http://127.0.0.1:{port}")
+    with owner_only(), officer_service_thread(settings):
+        signer = officer_signer(settings, "officer.tan", [Role.OFFICER])
+        write_officer_files(signer, tmp_path / "home")
+        yield settings
+
+
 def test_the_cli_writes_for_its_owner_only_and_out_files_are_0600(
-    tmp_path: Path, usual_umask: None
+    tmp_path: Path, usual_umask: None, service: Settings
 ) -> None:
-    data = tmp_path / "var"
-    settings = Settings(data_dir=data, payload_keys=TEST_KEY_SPEC)
-    with owner_only(), settings.blob_store().open_writer(package_key(REQUEST)) as sink:
+    with owner_only(), service.blob_store().open_writer(package_key(REQUEST)) as sink:
         sink.write(b"PK the package")
     out = tmp_path / "package.zip"
     out.write_bytes(b"an older file, readable by all")
     out.chmod(0o644)
 
-    done = _cli(data, "package", REQUEST, "--out", str(out))
+    done = _cli(tmp_path / "home", "package", REQUEST, "--out", str(out),
+                service=service.officer_service_url)
 
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == b"PK the package" and _mode(out) == 0o600
-    assert (data / "dsr.db").exists() and (data / "secrets" / "hmac.key").exists()
-    assert _wider_than_owner(data) == []
+    assert _wider_than_owner(tmp_path / "home") == []
 
 
-def test_the_cli_refuses_a_package_not_sealed_by_the_product(tmp_path: Path) -> None:
-    data = tmp_path / "var"
-    planted = data / "blobs" / package_key(REQUEST)
+def test_the_cli_refuses_a_package_not_sealed_by_the_product(
+        tmp_path: Path, service: Settings) -> None:
+    planted = service.data_dir / "blobs" / package_key(REQUEST)
     planted.parent.mkdir(parents=True)
     planted.write_bytes(b"PK planted in clear")
     out = tmp_path / "package.zip"
 
-    refused = _cli(data, "package", REQUEST, "--out", str(out))
+    refused = _cli(tmp_path / "home", "package", REQUEST, "--out", str(out),
+                   service=service.officer_service_url)
 
     assert refused.returncode == 1
     assert "is refused: blob is not sealed by the product" in refused.stderr
@@ -142,9 +157,13 @@ def test_private_folder_makes_or_tightens_a_folder(tmp_path: Path, usual_umask: 
     assert _mode(private_folder(old)) == 0o700
 
 
-def _cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(data: Path, *args: str, service: str | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    """The CLI on ``data``; with ``service``, as an officer with no secret of the product."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("DSR_")}
     env |= {"DSR_SETTINGS_FILE": str(data / "absent.env"), "DSR_DATA_DIR": str(data),
-            "DSR_PAYLOAD_KEYS": TEST_KEY_SPEC, "NO_COLOR": "1", "COLUMNS": "400"}
+            "NO_COLOR": "1", "COLUMNS": "400"}
+    env |= {"DSR_OFFICER_SERVICE_URL": service} if service else {
+        "DSR_PAYLOAD_KEYS": TEST_KEY_SPEC}
     return subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, check=False)

@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from connectors.sms import Message
 from dsr import downloadserver, officer, register
+from dsr.assertions import Role
 from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
 from dsr.mailserver import MailFolder
 from tests import outage_connector
@@ -234,6 +235,7 @@ async def test_denial_tells_the_reasons_and_where_to_complain(
         assert proof is not None
         assert h.facts.controller_registered_email.encode() not in proof.message, "sealed"
         assert b"fifth identical request" not in proof.message
+    h.log_in_cli()
     code, _, err = await cli(h, "proof", request.request_id, "--out", str(tmp_path / "p.eml"))
     assert code == 0, err
     kept = (tmp_path / "p.eml").read_text()
@@ -259,6 +261,7 @@ async def test_an_officers_note_is_sealed_in_the_register_and_hashed_in_the_ledg
     assert rid.lower() in stored
     for private in (reason, email, "asked twice", "the first stands"):
         assert private.lower() not in stored
+    h.log_in_cli("audit.kim", (Role.AUDITOR,))
     code, out, err = await cli(h, "ledger", "verify")
     assert code == 0 and "ledger intact" in out, (out, err)
 

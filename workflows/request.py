@@ -82,12 +82,16 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, Ans
         first checked against that door's assertion (before anything is written or sent)."""
         request = self._req
         self._begin("intake")
+        # Every patch is decided before the first await, as before door-evidence: with
+        # possible-duplicates asked after the policy's local activity, a query replaying an
+        # answered request failed once in CI ("patch marker ... no corresponding command").
         vouched = workflow.patched("door-evidence")
+        duplicates = workflow.patched("possible-duplicates")
         if vouched:
             await self._snapshot_policy()
             self._check_door(start.door)
         intake = Intake(request=request, submitted_by=start.submitted_by)
-        if workflow.patched("possible-duplicates"):
+        if duplicates:
             registered = await self._quick("register.intake", intake, result_type=Registered)
             self._possible_duplicates = registered.possible_duplicate_of
         else:  # requests started before the duplicate check: the activity answered nothing

@@ -1,0 +1,187 @@
+"""What the officer service does for officers besides Updates: legal holds, reading a
+request's access package or kept proof, and checking the audit ledger. Each action runs for a
+principal the service has already proven (``dsr.authorization``) and is recorded under that
+identity, never a typed name. The roles each needs are in ``roles.yaml``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, BinaryIO
+
+from pydantic import BaseModel, StringConstraints
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from dsr import holds, ledger, officer
+from dsr.assertions import Principal
+from dsr.codec import DecryptionError, EncryptionCodec, unseal
+from dsr.database import ConfirmationRecord
+from dsr.keyring import load_keyring
+from dsr.models import REQUEST_ID
+from dsr.settings import Settings
+
+HOLDS = "holds"  # the target of hold actions
+CHUNK_BYTES = 64 * 1024
+
+
+class ActionRefused(Exception):
+    """Refused for what it asks (no such hold, no package): says why; ``status`` for HTTP."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NoArguments(BaseModel):
+    model_config = {"extra": "forbid"}
+
+
+class HoldRelease(BaseModel):
+    hold_id: Annotated[str, StringConstraints(pattern=r"^HOLD-[A-Za-z0-9]{1,20}$")]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3,
+                                             max_length=500)]
+
+
+class HoldQuery(BaseModel):
+    everything: bool = False
+
+
+class RecordQuery(BaseModel):
+    """A request's kept record (its access package, the answer as sent)."""
+
+    request_id: Annotated[str, StringConstraints(pattern=REQUEST_ID.pattern)]
+
+
+@dataclass(frozen=True)
+class Download:
+    """Bytes to send as they are read (a package), with their media type."""
+
+    chunks: Iterator[bytes]
+    media_type: str
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: Engine
+    client: Client | None
+
+
+Run = Callable[[Context, Principal, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Action:
+    model: type[BaseModel]
+    target: Callable[[Any], str]
+    run: Run
+
+
+async def place_hold(ctx: Context, principal: Principal, spec: holds.HoldSpec) -> Any:
+    spec = spec.model_copy(update={"placed_by": principal.principal_id})
+    try:
+        hold = await asyncio.to_thread(holds.place_hold, ctx.engine, ctx.settings.secret, spec,
+                                       datetime.now(UTC))
+    except holds.HoldError as error:
+        raise ActionRefused(str(error), 400) from None
+    return hold.model_dump(mode="json")
+
+
+async def release_hold(ctx: Context, principal: Principal, release: HoldRelease) -> Any:
+    """Released, then every deferred erasure is asked to look again (what only this hold was
+    keeping is erased); if Temporal cannot be reached the release stands and says so."""
+    try:
+        hold = await asyncio.to_thread(holds.release_hold, ctx.engine, ctx.settings.secret,
+                                       release.hold_id, principal.principal_id, release.reason,
+                                       datetime.now(UTC))
+    except holds.HoldError as error:
+        raise ActionRefused(str(error), 404 if "no hold" in str(error) else 409) from None
+    asked: int | None = None
+    if ctx.client is not None:
+        with suppress(RPCError, RuntimeError):  # the release stands; `hold recheck` follows
+            asked = await officer.recheck_deferred(ctx.client)
+    return {"hold": hold.model_dump(mode="json"), "deferred_asked": asked}
+
+
+async def list_holds(ctx: Context, principal: Principal, query: HoldQuery) -> Any:
+    listed = await asyncio.to_thread(holds.list_holds, ctx.engine, ctx.settings.secret,
+                                     datetime.now(UTC), everything=query.everything)
+    return [hold.model_dump(mode="json") for hold in listed]
+
+
+async def read_package(ctx: Context, principal: Principal, query: RecordQuery) -> Download:
+    """The access package, decrypted as it is sent; the reading is in the ledger."""
+    blobs = ctx.settings.blob_store()
+    ref = blobs.ref(f"packages/{query.request_id}.zip")
+    if not await asyncio.to_thread(blobs.exists, ref):
+        raise ActionRefused(f"no access package for {query.request_id}: only access and "
+                            "portability requests have one, once answered", 404)
+    try:
+        reader = await asyncio.to_thread(blobs.open_reader, ref)
+        first = await asyncio.to_thread(reader.read, CHUNK_BYTES)
+    except DecryptionError as error:
+        raise ActionRefused(f"the access package of {query.request_id} is refused: {error}",
+                            422) from None
+    _record_reading(ctx, principal, "package_downloaded", query.request_id, {})
+    return Download(_chunks(first, reader), "application/zip")
+
+
+def _chunks(first: bytes, reader: BinaryIO) -> Iterator[bytes]:
+    with reader:
+        chunk = first
+        while chunk:
+            yield chunk
+            chunk = reader.read(CHUNK_BYTES)
+
+
+async def read_proof(ctx: Context, principal: Principal, query: RecordQuery) -> Download:
+    """The answer as sent, kept encrypted as proof, decrypted; the reading is in the ledger."""
+    def read() -> tuple[str, bytes] | None:
+        with Session(ctx.engine) as session:
+            record = session.get(ConfirmationRecord, query.request_id)
+            if record is None:
+                return None
+            return record.kind, unseal(EncryptionCodec(load_keyring(ctx.settings)),
+                                       record.message)
+
+    found = await asyncio.to_thread(read)
+    if found is None:
+        raise ActionRefused(f"no confirmation kept for {query.request_id}: not answered yet, "
+                            "or purged after its retention", 404)
+    kind, message = found
+    _record_reading(ctx, principal, "proof_read", query.request_id, {"kind": kind})
+    return Download(iter([message]), "message/rfc822")
+
+
+def _record_reading(ctx: Context, principal: Principal, kind: str, request_id: str,
+                    detail: dict[str, Any]) -> None:
+    with Session(ctx.engine) as session, session.begin():
+        ledger.append(session, kind, principal.principal_id, datetime.now(UTC), request_id,
+                      detail, ledger.ledger_key(ctx.settings.secret))
+
+
+async def verify_ledger(ctx: Context, principal: Principal, _: NoArguments) -> Any:
+    result = await asyncio.to_thread(ledger.verify, ctx.engine,
+                                     ledger.ledger_key(ctx.settings.secret),
+                                     ledger.anchors_path(ctx.settings))
+    return result.model_dump(mode="json")
+
+
+def _request(query: RecordQuery) -> str:
+    return officer.workflow_id(query.request_id)
+
+
+ACTIONS: dict[str, Action] = {
+    "place_hold": Action(holds.HoldSpec, lambda _: HOLDS, place_hold),
+    "release_hold": Action(HoldRelease, lambda _: HOLDS, release_hold),
+    "list_holds": Action(HoldQuery, lambda _: HOLDS, list_holds),
+    "read_package": Action(RecordQuery, _request, read_package),
+    "read_proof": Action(RecordQuery, _request, read_proof),
+    "verify_ledger": Action(NoArguments, lambda _: ledger.LEDGER, verify_ledger),
+}
