@@ -26,6 +26,7 @@ from dsr.keyring import KeyringError
 from dsr.keys import keys_app
 from dsr.ledger_cli import ledger_app
 from dsr.models import parse_request
+from dsr.officeractions import REGISTER, LinkRevocation, RecordQuery
 from dsr.officers_cli import login, officer_service, officers_app
 from dsr.records_cli import package, proof
 from dsr.report import report_command
@@ -41,6 +42,7 @@ from workflows.models import (
     OfficerAction,
     OfficerNote,
     OfficerPayload,
+    RequestStatus,
     UpdateResult,
 )
 
@@ -419,22 +421,32 @@ def resolve_connector(
 @app.command()
 def status(request_id: RequestIdArg, as_json: JsonOpt = False) -> None:
     """Where a request stands: from Temporal while it runs, from the register after."""
-    async def work(settings: Settings) -> Any:
-        client = await connect(settings)
-        try:
-            return await officer.status(client, request_id)
-        except officer.OfficerError:
-            return _register_status(settings, request_id)
-
-    result = _run(work)
-    if as_json:
-        print(json.dumps(result, default=str, indent=2) if isinstance(result, dict)
-              else result.model_dump_json(indent=2))
+    answer = _act("read_status", officer.workflow_id(request_id),
+                  RecordQuery(request_id=request_id))
+    if "register" in answer:
+        if as_json:
+            print(json.dumps(answer["register"], indent=2))
+        else:
+            _print_register_status(answer["register"])
         return
-    if isinstance(result, dict):
-        _print_register_status(result)
+    result = RequestStatus.model_validate(answer["temporal"])
+    if as_json:
+        print(result.model_dump_json(indent=2))
     else:
         _print_status(result)
+
+
+def _act(action: str, target: str, arguments: BaseModel, missing_exit: int = 1) -> Any:
+    """One of the officer service's actions, signed as this officer; a refusal exits 1, or
+    ``missing_exit`` when it names a request or link there is not."""
+    async def work(settings: Settings) -> Any:
+        return await officer_service(settings).action(action, target, arguments)
+
+    try:
+        return asyncio.run(work(_settings()))
+    except officer.OfficerError as error:
+        unknown = ("in the register", "no download link")
+        _fail(str(error), missing_exit if any(s in str(error) for s in unknown) else 1)
 
 
 def _register_engine(settings: Settings) -> Any:
@@ -462,24 +474,6 @@ def _registered(settings: Settings, request_id: str) -> bool:
     except LookupError:
         return False
     return True
-
-
-def _register_status(settings: Settings, request_id: str) -> dict[str, Any]:
-    from dsr import register
-    from dsr.notes import NoteKeys
-
-    try:
-        record, milestones = register.get_request(_register_engine(settings), request_id)
-    except LookupError as error:
-        raise officer.OfficerError(str(error)) from None
-    keys = NoteKeys.from_secret(settings.secret)  # the officers' notes, opened to be shown
-    return {
-        "request_id": record.request_id, "status": record.status, "rights": record.rights,
-        "jurisdiction": record.jurisdiction, "received_at": record.received_at,
-        "due_at": record.due_at, "closed_at": record.closed_at, "outcome": record.outcome,
-        "milestones": [{"step": m.step, "at": m.at, "actor": m.actor,
-                        "detail": register.readable_detail(m, keys)} for m in milestones],
-    }
 
 
 def _print_status(result: Any) -> None:
@@ -510,8 +504,9 @@ def _print_register_status(result: dict[str, Any]) -> None:
                   f"{', '.join(result['rights'])}  {result['jurisdiction']}  (from the register)")
     table = Table("step", "at", "actor", "detail")
     for m in result["milestones"]:
+        at = datetime.fromisoformat(m["at"]) if isinstance(m["at"], str) else m["at"]
         # Officers' notes and actors are free text, not markup: "[/x]" would stop rich.
-        table.add_row(m["step"], f"{m['at']:%Y-%m-%d %H:%M}", escape(m["actor"]),
+        table.add_row(m["step"], f"{at:%Y-%m-%d %H:%M}", escape(m["actor"]),
                       escape(json.dumps(m["detail"], ensure_ascii=False)))
     console.print(table)
 
@@ -520,18 +515,12 @@ def _print_register_status(result: dict[str, Any]) -> None:
 def revoke_link(
     request_id: RequestIdArg,
     reason: Annotated[str, typer.Option(help="Why the link is withdrawn (for the ledger).")],
-    officer_name: OfficerOpt = None,
 ) -> None:
     """Withdraw a package's download link; the next purge deletes the package."""
-    from dsr import package_links
-
     if not reason.strip():
         _fail("--reason is empty: say why the link is withdrawn", code=2)
-    settings = _settings()
-    revoked = package_links.revoke(_register_engine(settings), settings.secret, request_id,
-                                   _officer(officer_name), reason.strip(), datetime.now(UTC))
-    if not revoked:
-        _fail(f"{request_id} has no download link that still works", code=2)
+    _act("revoke_link", officer.workflow_id(request_id),
+         LinkRevocation(request_id=request_id, reason=reason), missing_exit=2)
     console.print(f"{request_id}: download link withdrawn", highlight=False)
 
 
@@ -556,24 +545,16 @@ def list_requests(
         allowed = [member.value for member in known]
         if value is not None and value not in allowed:
             _fail(f"{option} is unknown: give one of {', '.join(allowed)}", code=2)
-    settings = _settings()
     filters = register.RequestFilter(status=status_filter, right=right,
                                      jurisdiction=jurisdiction, overdue=overdue, limit=limit)
-    records = register.list_requests(_register_engine(settings), filters, datetime.now(UTC))
-    rows: list[dict[str, Any]] = [
-        {"request_id": r.request_id, "status": r.status, "rights": r.rights,
-         "jurisdiction": r.jurisdiction, "received_at": r.received_at, "due_at": r.due_at,
-         "overdue": r.overdue}
-        for r in records
-    ]
+    rows: list[dict[str, Any]] = _act("list_requests", REGISTER, filters)
     if as_json:
-        print(json.dumps(rows, default=str, indent=2))
+        print(json.dumps(rows, indent=2))
         return
     table = Table("request", "status", "rights", "jurisdiction", "received", "due")
     for row in rows:
         table.add_row(row["request_id"], row["status"], ", ".join(row["rights"]),
-                      row["jurisdiction"], f"{row['received_at']:%Y-%m-%d}",
-                      f"{row['due_at']:%Y-%m-%d}" if row["due_at"] else "")
+                      row["jurisdiction"], row["received_at"][:10], (row["due_at"] or "")[:10])
     console.print(table)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -183,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(settings, orchestrator, connectors, keyring))
     except (MissingSearchAttributes, search_attributes.SearchAttributeError) as error:
         print(f"refusing to start: {error}", file=sys.stderr)
-        return 2
+        # Connected once, the Temporal runtime's threads are up: leaving through interpreter
+        # finalization aborted the process now and then (SIGABRT instead of 2, seen in CI).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)
     return 0
 
 

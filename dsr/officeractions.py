@@ -18,15 +18,17 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from dsr import holds, ledger, officer
+from dsr import holds, ledger, officer, package_links, register
 from dsr.assertions import Principal
 from dsr.codec import DecryptionError, EncryptionCodec, unseal
 from dsr.database import ConfirmationRecord
 from dsr.keyring import load_keyring
 from dsr.models import REQUEST_ID
+from dsr.notes import NoteKeys
 from dsr.settings import Settings
 
 HOLDS = "holds"  # the target of hold actions
+REGISTER = "register"  # the target of listing requests
 CHUNK_BYTES = 64 * 1024
 
 
@@ -173,6 +175,58 @@ async def verify_ledger(ctx: Context, principal: Principal, _: NoArguments) -> A
     return result.model_dump(mode="json")
 
 
+async def read_status(ctx: Context, principal: Principal, query: RecordQuery) -> Any:
+    """Where a request stands: from Temporal while it runs, from the register after."""
+    if ctx.client is not None:
+        with suppress(officer.OfficerError):
+            status = await officer.status(ctx.client, query.request_id)
+            return {"temporal": status.model_dump(mode="json")}
+    try:
+        return {"register": await asyncio.to_thread(_register_status, ctx, query.request_id)}
+    except LookupError as error:
+        raise ActionRefused(str(error).strip("'\""), 404) from None
+
+
+def _register_status(ctx: Context, request_id: str) -> dict[str, Any]:
+    record, milestones = register.get_request(ctx.engine, request_id)
+    keys = NoteKeys.from_secret(ctx.settings.secret)  # the officers' notes, opened to be shown
+    return {
+        "request_id": record.request_id, "status": record.status, "rights": record.rights,
+        "jurisdiction": record.jurisdiction, "received_at": record.received_at.isoformat(),
+        "due_at": record.due_at.isoformat() if record.due_at else None,
+        "closed_at": record.closed_at.isoformat() if record.closed_at else None,
+        "outcome": record.outcome,
+        "milestones": [{"step": m.step, "at": m.at.isoformat(), "actor": m.actor,
+                        "detail": register.readable_detail(m, keys)} for m in milestones],
+    }
+
+
+async def list_requests(ctx: Context, principal: Principal,
+                        filters: register.RequestFilter) -> Any:
+    records = await asyncio.to_thread(register.list_requests, ctx.engine, filters,
+                                      datetime.now(UTC))
+    return [{"request_id": r.request_id, "status": r.status, "rights": r.rights,
+             "jurisdiction": r.jurisdiction, "received_at": r.received_at.isoformat(),
+             "due_at": r.due_at.isoformat() if r.due_at else None, "overdue": r.overdue}
+            for r in records]
+
+
+class LinkRevocation(RecordQuery):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                             max_length=500)]
+
+
+async def revoke_link(ctx: Context, principal: Principal, revocation: LinkRevocation) -> Any:
+    """Withdraw a package's download link (sent to the wrong address, say)."""
+    revoked = await asyncio.to_thread(
+        package_links.revoke, ctx.engine, ctx.settings.secret, revocation.request_id,
+        principal.principal_id, revocation.reason, datetime.now(UTC))
+    if not revoked:
+        raise ActionRefused(f"{revocation.request_id} has no download link that still works",
+                            404)
+    return {"request_id": revocation.request_id, "revoked": True}
+
+
 def _request(query: RecordQuery) -> str:
     return officer.workflow_id(query.request_id)
 
@@ -184,4 +238,7 @@ ACTIONS: dict[str, Action] = {
     "read_package": Action(RecordQuery, _request, read_package),
     "read_proof": Action(RecordQuery, _request, read_proof),
     "verify_ledger": Action(NoArguments, lambda _: ledger.LEDGER, verify_ledger),
+    "read_status": Action(RecordQuery, _request, read_status),
+    "list_requests": Action(register.RequestFilter, lambda _: REGISTER, list_requests),
+    "revoke_link": Action(LinkRevocation, _request, revoke_link),
 }

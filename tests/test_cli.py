@@ -239,7 +239,7 @@ async def test_refusals_exit_one_with_a_reason_and_change_nothing(harness: Harne
     unknown = new_id("CLI-NOPE")
     code, out, err = await cli(h, "status", unknown)
     assert code == 1 and out == ""
-    assert err.strip() == f"error: no request {unknown} in the register"
+    assert err.strip() == f"error: refused: no request {unknown} in the register"
 
     status = await h.status(rid)
     assert status.status is Status.AWAITING_VERIFICATION and not status.extended

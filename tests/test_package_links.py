@@ -20,12 +20,15 @@ from typer.testing import CliRunner
 
 import starter
 from dsr import downloadserver, package_links
+from dsr.assertions import Role
 from dsr.blobstore import BlobStore, LocalBlobStore
 from dsr.database import make_engine
 from dsr.ledger import LedgerEntry
+from dsr.mailserver import free_port
+from dsr.officers import officer_signer
 from dsr.sealedblobs import SealedBlobStore
 from dsr.settings import Settings
-from tests.conftest import TEST_KEY_SPEC, captured_logs
+from tests.conftest import TEST_KEY_SPEC, captured_logs, officer_service_thread, write_officer_files
 
 REQUEST = "REQ-PKG-1"
 CONTENT = b"PK\x03\x04 the package of ana.silva@example.com"
@@ -229,18 +232,25 @@ def test_packages_are_purged_once_their_link_has_ended(
 def test_the_officer_revokes_a_link_from_the_cli(
     settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DSR_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("DSR_HMAC_KEY", "links-secret")
+    port = free_port()
+    served = Settings(data_dir=settings.data_dir, hmac_key="links-secret",
+                      payload_keys=TEST_KEY_SPEC, officer_service_port=port,
+                      officer_service_url=f"http://127.0.0.1:{port}")
+    home = settings.data_dir / "officer-home"  # the officer's machine: no secret
+    monkeypatch.setenv("DSR_DATA_DIR", str(home))
+    monkeypatch.setenv("DSR_SETTINGS_FILE", str(home / "absent.env"))
+    monkeypatch.setenv("DSR_OFFICER_SERVICE_URL", served.officer_service_url)
     link = package_links.issue(engine, settings.secret, REQUEST, NOW, 5)
     runner = CliRunner()
     refused = runner.invoke(starter.app, ["revoke-link", REQUEST, "--reason", " "])
     assert refused.exit_code == 2 and "--reason is empty" in refused.output
-    done = runner.invoke(starter.app, ["revoke-link", REQUEST, "--reason", "wrong address",
-                                       "--officer-name", "officer.tan"])
+    with officer_service_thread(served):
+        write_officer_files(officer_signer(served, "officer.tan", [Role.OFFICER]), home)
+        done = runner.invoke(starter.app, ["revoke-link", REQUEST, "--reason", "wrong address"])
+        again = runner.invoke(starter.app, ["revoke-link", REQUEST, "--reason", "again"])
     assert done.exit_code == 0, done.output
     assert package_links.find(engine, settings.secret, link.token, NOW) \
         is package_links.LinkRefusal.REVOKED
-    again = runner.invoke(starter.app, ["revoke-link", REQUEST, "--reason", "again"])
     assert again.exit_code == 2 and "no download link that still works" in again.output
     with Session(engine) as session:
         entry = session.scalars(

@@ -59,12 +59,12 @@ async def test_an_address_nobody_verified_gets_no_answer_until_an_officer_confir
     assert not mail_of(h, "answer", rid), "no answer sent"
     assert [m["Message-ID"] for m in h.mail.find(to=ATTACKER)] == [
         f"<acknowledgement.{rid}@dsr>"], "only the acknowledgement, which discloses nothing"
+    h.log_in_cli()
     code, out, err = await cli(h, "status", rid)
     assert code == 0, err
     assert "awaiting_recipient" in out and "starter.py confirm-recipient" in out
     assert ATTACKER not in out and victim not in out
 
-    h.log_in_cli()
     code, out, err = await cli(h, "confirm-recipient", rid, "--note",
                                "called the requester back: the address is theirs")
     assert code == 0, err
