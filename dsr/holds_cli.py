@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import date
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -16,41 +16,30 @@ from rich.markup import escape
 from rich.table import Table
 
 from dsr import holds, officer
+from dsr.cli_errors import cli_settings, err, fail
 from dsr.officeractions import HOLDS, HoldQuery, HoldRelease
 from dsr.officerclient import OfficerServiceClient
 from dsr.officers_cli import officer_service
-from dsr.settings import Settings, SettingsError, load_settings
 
 hold_app = typer.Typer(no_args_is_help=True, help="Legal holds: data that must be kept.")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 console = Console()
-err = Console(stderr=True)
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as error:
-        _fail(str(error))
 
 
 def _service() -> OfficerServiceClient:
     try:
-        return officer_service(_settings())
+        return officer_service(cli_settings())
     except officer.OfficerError as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 def _act(action: str, arguments: BaseModel, service: OfficerServiceClient | None = None) -> Any:
     try:
         return asyncio.run((service or _service()).action(action, HOLDS, arguments))
     except officer.OfficerError as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 @hold_app.command("place")
@@ -70,16 +59,16 @@ def hold_place(
     given = {"email": email, "phone": phone, "account_id": account_id}
     identities = [{"type": kind_, "value": value} for kind_, value in given.items() if value]
     if len(identities) > 1:
-        _fail("give at most one of --email, --phone, --account-id", code=2)
+        fail("give at most one of --email, --phone, --account-id", code=2)
     try:  # checked before anything is asked: bad input exits 2
         spec = holds.HoldSpec.model_validate({
             "kind": kind, "reason": reason, "placed_by": "officer",
             "identity": identities[0] if identities else None, "customer_account": customer,
             "product": product, "category": category, "until": until})
     except ValidationError as error:
-        _fail(officer.describe_errors(error).replace("the request", "the hold"), code=2)
+        fail(officer.describe_errors(error).replace("the request", "the hold"), code=2)
     if spec.until is not None and spec.until <= date.today():
-        _fail("--until must be a date after today, or left out for an open hold", code=2)
+        fail("--until must be a date after today, or left out for an open hold", code=2)
     service = _service()
     spec = spec.model_copy(update={"placed_by": service.officer_id})  # recorded: the signer
     hold = holds.Hold.model_validate(_act("place_hold", spec, service))
@@ -94,11 +83,11 @@ def hold_release(
 ) -> None:
     """Release a hold: what only it was keeping is erased by the deferred erasure."""
     if len(reason.strip()) < 3:
-        _fail("releasing a hold needs a reason: give --reason", code=2)
+        fail("releasing a hold needs a reason: give --reason", code=2)
     try:
         release = HoldRelease(hold_id=hold_id, reason=reason)
     except ValidationError as error:
-        _fail(officer.describe_errors(error, "the release"), code=2)
+        fail(officer.describe_errors(error, "the release"), code=2)
     answer = _act("release_hold", release)
     hold = holds.Hold.model_validate(answer["hold"])
     _print(hold, as_json, f"released {hold.hold_id}")
@@ -118,7 +107,7 @@ def hold_recheck() -> None:
     from dsr.temporal import connect
 
     async def ask() -> int:
-        return await officer.recheck_deferred(await connect(_settings()))
+        return await officer.recheck_deferred(await connect(cli_settings()))
 
     console.print(f"{asyncio.run(ask())} deferred erasures asked to look again",
                   highlight=False)

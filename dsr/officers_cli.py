@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -22,16 +22,16 @@ from rich.table import Table
 
 from dsr import officers
 from dsr.assertions import Role, public_key_text
+from dsr.cli_errors import cli_settings, fail
 from dsr.credentials import CredentialError, Signer, credential_claims, generate_key, load_key
 from dsr.database import make_engine
 from dsr.files import open_private, private_folder
 from dsr.officer import OfficerError, describe_errors
 from dsr.officerclient import OfficerServiceClient
-from dsr.settings import Settings, SettingsError, load_settings
+from dsr.settings import Settings
 
 officers_app = typer.Typer(no_args_is_help=True, help="The officers' directory and keys.")
 console = Console()
-err = Console(stderr=True)
 
 OfficerIdArg = Annotated[str, typer.Argument(metavar="OFFICER_ID",
                                              help="e.g. officer.tan (lowercase)")]
@@ -42,16 +42,6 @@ PublicKeyOpt = Annotated[str, typer.Option("--public-key",
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as error:
-        _fail(str(error))
 
 
 def _registration(officer_id: str, roles: str, public_key: str) -> officers.Registration:
@@ -59,17 +49,17 @@ def _registration(officer_id: str, roles: str, public_key: str) -> officers.Regi
         return officers.Registration(officer_id=officer_id, public_key=public_key,
                                      roles=[r.strip() for r in roles.split(",") if r.strip()])
     except ValidationError as error:
-        _fail(describe_errors(error, "the registration"), code=2)
+        fail(describe_errors(error, "the registration"), code=2)
 
 
 @officers_app.command("keygen")
 def keygen() -> None:
     """Make your officer key (a private file) and print its public half for an administrator."""
-    settings = _settings()
+    settings = cli_settings()
     try:
         key = generate_key(settings.officer_key_path)
     except CredentialError as error:
-        _fail(str(error))
+        fail(str(error))
     console.print(f"key written to {settings.officer_key_path} (keep it private)\n"
                   f"public key: {public_key_text(key.public_key())}", highlight=False)
 
@@ -79,13 +69,13 @@ def bootstrap(officer_id: OfficerIdArg, public_key: PublicKeyOpt,
               roles: RolesOpt = "administrator") -> None:
     """The operator registers the first administrator (needs the server secret; refused once
     an administrator exists: they register everyone else)."""
-    settings = _settings()
+    settings = cli_settings()
     registration = _registration(officer_id, roles, public_key)
     engine = make_engine(settings.app_database_url)
     active = [o for o in officers.officers(engine)
               if Role.ADMINISTRATOR in o.roles and o.revoked_at is None]
     if active:
-        _fail(f"{active[0].officer_id} is an administrator already: they register officers "
+        fail(f"{active[0].officer_id} is an administrator already: they register officers "
               "with python starter.py officers register")
     officers.register(engine, settings.secret, registration, officers.OPERATOR, datetime.now(UTC))
     console.print(f"{officer_id} registered as {', '.join(registration.roles)} by the operator; "
@@ -107,7 +97,7 @@ def revoke(officer_id: OfficerIdArg) -> None:
     try:
         revocation = officers.Revocation(officer_id=officer_id)
     except ValidationError as error:
-        _fail(describe_errors(error, "the officer id"), code=2)
+        fail(describe_errors(error, "the officer id"), code=2)
     _directory("revoke_officer", revocation)
     console.print(f"{officer_id} revoked; credentials already issued end within hours",
                   highlight=False)
@@ -125,9 +115,9 @@ def officer_service(settings: Settings) -> OfficerServiceClient:
 
 def _directory(action: str, arguments: BaseModel | None = None) -> Any:
     try:
-        return asyncio.run(officer_service(_settings()).directory(action, arguments))
+        return asyncio.run(officer_service(cli_settings()).directory(action, arguments))
     except OfficerError as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 @officers_app.command("list")
@@ -149,16 +139,16 @@ def login(officer_id: Annotated[str | None, typer.Argument(
         metavar="OFFICER_ID", help="Your officer id (default: settings' officer name).")] = None,
           ) -> None:
     """Log in: sign with your key, save the credential the directory issues (hours)."""
-    settings = _settings()
+    settings = cli_settings()
     who = officer_id or settings.officer_name
     try:
         key = load_key(settings.officer_key_path)
         login_ = officers.sign_login(key, who, settings.temporal_namespace, datetime.now(UTC))
         credential = asyncio.run(OfficerServiceClient(settings.officer_service_url).login(login_))
     except ValidationError as error:
-        _fail(describe_errors(error, "the officer id"), code=2)
+        fail(describe_errors(error, "the officer id"), code=2)
     except (CredentialError, OfficerError) as error:
-        _fail(str(error))
+        fail(str(error))
     private_folder(settings.officer_credential_path.parent)
     with open_private(settings.officer_credential_path) as file:
         file.write(credential.encode())

@@ -7,47 +7,38 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
 
 from dsr import officer
+from dsr.cli_errors import cli_settings, fail
 from dsr.officeractions import RecordQuery
 from dsr.officers_cli import officer_service
-from dsr.settings import Settings, SettingsError, load_settings
 
 console = Console()
-err = Console(stderr=True)
 OutOpt = Annotated[Path, typer.Option(help="Where to write it.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
 
 
 def _read(action: str, request_id: str, out: Path) -> int:
     try:
         query = RecordQuery(request_id=request_id)
     except ValidationError:
-        _fail("a request id is 3-64 letters, digits, '-' or '_', starting with a letter or "
-              "digit", code=2)
+        fail("a request id is 3-64 letters, digits, '-' or '_', starting with a letter or "
+             "digit", code=2)
     if not out.parent.is_dir():
-        _fail(f"--out: folder {out.parent} does not exist", code=2)
+        fail(f"--out: folder {out.parent} does not exist", code=2)
     try:
-        settings: Settings = load_settings()
-        service = officer_service(settings)
+        service = officer_service(cli_settings())
         return asyncio.run(service.download(action, officer.workflow_id(request_id), query,
                                             out))
-    except SettingsError as error:
-        _fail(str(error))
     except officer.OfficerError as error:
         code = 2 if any(s in str(error) for s in ("no access package", "no confirmation")) else 1
-        _fail(str(error), code)
+        fail(str(error), code)
 
 
 RequestIdArg = Annotated[str, typer.Argument(metavar="REQUEST_ID")]
