@@ -1,5 +1,6 @@
-"""What the officer service does for officers besides Updates: legal holds, reading a
-request's access package or kept proof, and checking the audit ledger. Each action runs for a
+"""What the officer service does for officers besides Updates: the officers' directory,
+legal holds, following requests, reading a request's access package or kept proof, and
+checking the audit ledger. Each action runs for a
 principal the service has already proven (``dsr.authorization``) and is recorded under that
 identity, never a typed name. The roles each needs are in ``roles.yaml``."""
 
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from dsr import holds, ledger, officer, package_links, register
+from dsr import holds, ledger, officer, officers, package_links, register
 from dsr.assertions import Principal
 from dsr.codec import DecryptionError, EncryptionCodec, unseal
 from dsr.database import ConfirmationRecord
@@ -227,11 +228,37 @@ async def revoke_link(ctx: Context, principal: Principal, revocation: LinkRevoca
     return {"request_id": revocation.request_id, "revoked": True}
 
 
+async def register_officer(ctx: Context, principal: Principal,
+                           registration: officers.Registration) -> Any:
+    officer_ = await asyncio.to_thread(officers.register, ctx.engine, ctx.settings.secret,
+                                       registration, principal, datetime.now(UTC))
+    return officer_.model_dump(mode="json")
+
+
+async def revoke_officer(ctx: Context, principal: Principal,
+                         revocation: officers.Revocation) -> Any:
+    try:
+        officer_ = await asyncio.to_thread(officers.revoke, ctx.engine, ctx.settings.secret,
+                                           revocation, principal, datetime.now(UTC))
+    except officers.DirectoryError as error:
+        raise ActionRefused(str(error)) from None
+    return officer_.model_dump(mode="json")
+
+
+async def list_officers(ctx: Context, principal: Principal, _: NoArguments) -> Any:
+    listed = await asyncio.to_thread(officers.officers, ctx.engine)
+    return [o.model_dump(mode="json") for o in listed]
+
+
 def _request(query: RecordQuery) -> str:
     return officer.workflow_id(query.request_id)
 
 
 ACTIONS: dict[str, Action] = {
+    "register_officer": Action(officers.Registration, lambda _: officers.DIRECTORY,
+                               register_officer),
+    "revoke_officer": Action(officers.Revocation, lambda _: officers.DIRECTORY, revoke_officer),
+    "list_officers": Action(NoArguments, lambda _: officers.DIRECTORY, list_officers),
     "place_hold": Action(holds.HoldSpec, lambda _: HOLDS, place_hold),
     "release_hold": Action(HoldRelease, lambda _: HOLDS, release_hold),
     "list_holds": Action(HoldQuery, lambda _: HOLDS, list_holds),

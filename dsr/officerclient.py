@@ -41,35 +41,19 @@ class OfficerServiceClient:
         return UpdateResult.model_validate(answer)
 
     async def directory(self, action: str, arguments: BaseModel | None = None) -> Any:
-        signer = self._signer()
-        body = arguments.model_dump(mode="json") if arguments is not None else {}
-        try:
-            assertion = signer.sign(officers.DIRECTORY, action, arguments or body)
-        except CredentialError as error:
-            raise OfficerError(str(error)) from None
-        return await self._post(f"/v1/officers/{action}", {
-            "arguments": body, "assertion": assertion.model_dump(mode="json")})
+        """One of the officers' directory's actions."""
+        return await self.action(action, officers.DIRECTORY, arguments)
 
     async def action(self, action: str, target: str,
                      arguments: BaseModel | None = None) -> Any:
         """One of the service's other actions (``/v1/actions``), signed for ``target``."""
-        body = arguments.model_dump(mode="json") if arguments is not None else {}
-        try:
-            assertion = self._signer().sign(target, action, arguments or body)
-        except CredentialError as error:
-            raise OfficerError(str(error)) from None
-        return await self._post(f"/v1/actions/{action}", {
-            "arguments": body, "assertion": assertion.model_dump(mode="json")})
+        return await self._post(f"/v1/actions/{action}",
+                                self._signed_action(action, target, arguments))
 
     async def download(self, action: str, target: str, arguments: BaseModel, out: Path) -> int:
         """An action answered with bytes (a package, a proof), written into ``out`` (the
         owner's only) as they arrive; a refusal leaves no file. Returns the bytes written."""
-        body = arguments.model_dump(mode="json")
-        try:
-            assertion = self._signer().sign(target, action, arguments)
-        except CredentialError as error:
-            raise OfficerError(str(error)) from None
-        request = {"arguments": body, "assertion": assertion.model_dump(mode="json")}
+        request = self._signed_action(action, target, arguments)
         try:
             async with aiohttp.ClientSession(timeout=TIMEOUT) as session, session.post(
                     f"{self.url}/v1/actions/{action}", json=request) as response:
@@ -86,6 +70,15 @@ class OfficerServiceClient:
             out.unlink(missing_ok=True)
             raise OfficerError(f"cannot reach the officer service at {self.url} "
                                f"({type(error).__name__})") from None
+
+    def _signed_action(self, action: str, target: str,
+                       arguments: BaseModel | None) -> dict[str, Any]:
+        body = arguments.model_dump(mode="json") if arguments is not None else {}
+        try:
+            assertion = self._signer().sign(target, action, arguments or body)
+        except CredentialError as error:
+            raise OfficerError(str(error)) from None
+        return {"arguments": body, "assertion": assertion.model_dump(mode="json")}
 
     def _signer(self) -> Signer:
         if self.signer is None:

@@ -7,10 +7,9 @@ authority, a role the action allows, an officer still registered, a nonce not ye
 * ``POST /v1/login``: a login signed with the officer's registered key; answers a credential;
 * ``POST /v1/requests/{request_id}/{update}``: an officer's Update on a request, its payload
   signed; forwarded as it is, and checked again by the request's workflow;
-* ``POST /v1/officers/{action}``: the directory (``register_officer``, ``revoke_officer``,
-  ``list_officers``), as ``{"arguments": ..., "assertion": ...}``;
-* ``POST /v1/actions/{action}``: legal holds, reading a package or a proof (sent as bytes),
-  the ledger check (``dsr.officeractions``), the same way.
+* ``POST /v1/actions/{action}``: the directory, legal holds, reading a request's status, a
+  package or a proof (sent as bytes), the ledger check (``dsr.officeractions``), as
+  ``{"arguments": ..., "assertion": ...}``.
 
 Answers are JSON; a refusal is ``{"error": ...}`` with 400 (bad input, naming the field), 403
 (not authorized, saying why), 404 (no such request) or 409 (the request refused it). Nothing
@@ -52,10 +51,6 @@ UPDATES: dict[str, type[OfficerPayload]] = {
     "confirm_instruction": InstructionConfirmation, "cancel": OfficerNote,
     "approve": OfficerAction, "deny": Denial,
 }
-DIRECTORY: dict[str, type[BaseModel]] = {
-    "register_officer": officers.Registration, "revoke_officer": officers.Revocation,
-    "list_officers": officeractions.NoArguments,
-}
 MAX_BODY = 64 * 1024
 M = TypeVar("M", bound=BaseModel)
 log = get_logger()
@@ -84,7 +79,6 @@ class OfficerService:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[_refusals])
         app.router.add_post("/v1/login", self.login)
         app.router.add_post("/v1/requests/{request_id}/{update}", self.update)
-        app.router.add_post("/v1/officers/{action}", self.directory)
         app.router.add_post("/v1/actions/{action}", self.action)
         return app
 
@@ -120,31 +114,8 @@ class OfficerService:
                  officer=principal.principal_id)
         return web.json_response(result.model_dump(mode="json"))
 
-    async def directory(self, request: web.Request) -> web.Response:
-        name = request.match_info["action"]
-        model = DIRECTORY.get(name)
-        if model is None:
-            raise Refused(404, f"no directory action {name!r}")
-        action = await _body(request, SignedAction, "the action")
-        arguments = _arguments(model, action)
-        principal = await self._check(officers.DIRECTORY, name, arguments, action.assertion)
-        now = datetime.now(UTC)
-        try:
-            if isinstance(arguments, officers.Registration):
-                changed = officers.register(self.engine, self.settings.secret, arguments,
-                                            principal, now)
-            elif isinstance(arguments, officers.Revocation):
-                changed = officers.revoke(self.engine, self.settings.secret, arguments,
-                                          principal, now)
-            else:
-                return web.json_response([o.model_dump(mode="json")
-                                          for o in officers.officers(self.engine)])
-        except officers.DirectoryError as error:
-            raise Refused(409, str(error)) from None
-        return web.json_response(changed.model_dump(mode="json"))
-
     async def action(self, request: web.Request) -> web.StreamResponse:
-        """Holds, a package or a proof read, the ledger check (``dsr.officeractions``)."""
+        """The directory, holds, reads, the ledger check (``dsr.officeractions``)."""
         name = request.match_info["action"]
         action = officeractions.ACTIONS.get(name)
         if action is None:
