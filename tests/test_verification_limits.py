@@ -23,7 +23,10 @@ AT_ONCE = 50
 # Why a code Update is refused without being compared: the server's in-flight limit, or the
 # lock (checked when the Update is admitted, and again once its turn comes).
 REFUSALS = ("refused: verification is locked after too many wrong codes",
-            "Temporal refused the call")
+            "Temporal refused the call",
+            # Once the right code is accepted (when it is compared before the limit), the
+            # codes still in flight find the request past verification, or closed.
+            "refused: the request is not waiting for a code", "request ")
 
 
 async def codes_compared(handle: WorkflowHandle) -> int:
