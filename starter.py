@@ -22,6 +22,7 @@ from rich.table import Table
 from dsr import officer, secret_input
 from dsr.files import private_umask
 from dsr.holds_cli import hold_app
+from dsr.intakeactions import CodeRelay
 from dsr.keyring import KeyringError
 from dsr.keys import keys_app
 from dsr.ledger_cli import ledger_app
@@ -29,12 +30,12 @@ from dsr.models import parse_request
 from dsr.officeractions import REGISTER, LinkRevocation, RecordQuery
 from dsr.officers_cli import login, officer_service, officers_app
 from dsr.records_cli import package, proof
-from dsr.report import report_command
+from dsr.report_cli import report_command
+from dsr.sessions_cli import ui_session
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
 from workflows.models import (
     CodeResult,
-    CodeSubmission,
     ConnectorDecision,
     ConnectorResolution,
     Denial,
@@ -55,6 +56,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(officers_app, name="officers")
 app.command("login")(login)
 app.command("report")(report_command)
+app.command("ui-session")(ui_session)
 app.add_typer(hold_app, name="hold")
 app.command()(package)
 app.command()(proof)
@@ -130,10 +132,6 @@ def _send(request_id: str, name: str, payload: OfficerPayload, as_json: bool) ->
     _print(result, as_json, f"{request_id}: {result.message}")
 
 
-def _officer(name: str | None) -> str:
-    return name or _settings().officer_name
-
-
 def _payload(model: type[M], **fields: Any) -> M:
     """An Update's payload, validated here: bad input exits 2 naming the field, before
     anything is sent."""
@@ -169,10 +167,10 @@ def submit(
     language: Annotated[str, typer.Option(help="en or zh")] = "en",
     child: Annotated[bool, typer.Option(help="The subject is under 18.")] = False,
     correct: Annotated[list[str] | None, typer.Option(help="field=value to rectify.")] = None,
-    officer_name: OfficerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Submit a rights request (from flags or a JSON file). Bad input starts nothing."""
+    """Enter a rights request that came by email or post (from flags or a JSON file), as
+    yourself. Bad input starts nothing."""
     if file is not None and identities_file is not None:
         _fail("--identities-file goes with the flags: a --file request holds its own", code=2)
     if file is not None:
@@ -204,22 +202,13 @@ def submit(
         request = parse_request(data)
     except ValidationError as error:
         _fail(officer.describe_errors(error), code=2)
-
-    async def work(settings: Settings) -> tuple[str, list[str]]:
-        if _registered(settings, request.request_id):
-            raise officer.OfficerError(f"request {request.request_id} was already submitted; "
-                                       f"see: python starter.py status {request.request_id}")
-        client = await connect(settings)
-        handle = await officer.submit(client, settings, request, _officer(officer_name))
-        return handle.id, _possible_duplicates(settings, request)
-
-    workflow_id, duplicates = _run(work)
+    entered = _act("enter_request", officer.workflow_id(request.request_id), request)
     if as_json:
-        print(json.dumps({"request_id": request.request_id, "workflow_id": workflow_id,
-                          "possible_duplicate_of": duplicates}))
+        print(json.dumps(entered))
         return
-    console.print(f"submitted {request.request_id} (workflow {workflow_id})", highlight=False)
-    if duplicates:
+    console.print(f"submitted {request.request_id} (workflow {entered['workflow_id']})",
+                  highlight=False)
+    if duplicates := entered["possible_duplicate_of"]:
         console.print(f"possible duplicate of {', '.join(duplicates)}: the same subject asked "
                       "for the same right within 30 days (see `status`)", highlight=False)
 
@@ -273,15 +262,11 @@ def verify(
                              "terminal).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Submit the one-time code the requester received by email."""
+    """Relay the one-time code the requester received by email (as yourself)."""
     given = _secret_input(lambda: secret_input.one_time_code(code, code_file))
-    submission = _payload(CodeSubmission, code=given)
-
-    async def work(settings: Settings) -> CodeResult:
-        client = await connect(settings)
-        return await officer.update(client, request_id, "submit_code", submission, CodeResult)
-
-    result = _run(work)
+    relay = _payload(CodeRelay, request_id=request_id, code=given)
+    result = CodeResult.model_validate(
+        _act("relay_code", officer.workflow_id(request_id), relay))
     if result.accepted:
         text = f"{request_id}: code accepted; {result.remaining_targets} identities still to verify"
     elif result.locked:
@@ -449,33 +434,6 @@ def _act(action: str, target: str, arguments: BaseModel, missing_exit: int = 1) 
         _fail(str(error), missing_exit if any(s in str(error) for s in unknown) else 1)
 
 
-def _register_engine(settings: Settings) -> Any:
-    """The application database, imported only by the commands that read it (a fast CLI)."""
-    from dsr.database import make_engine
-
-    return make_engine(settings.app_database_url)
-
-
-def _possible_duplicates(settings: Settings, request: Any) -> list[str]:
-    from sqlalchemy.orm import Session
-
-    from dsr import register
-
-    with Session(_register_engine(settings)) as session:
-        return register.possible_duplicates(session, settings.secret, request)
-
-
-def _registered(settings: Settings, request_id: str) -> bool:
-    """Known to the register: Temporal may have forgotten a request closed long ago."""
-    from dsr import register
-
-    try:
-        register.get_request(_register_engine(settings), request_id)
-    except LookupError:
-        return False
-    return True
-
-
 def _print_status(result: Any) -> None:
     console.print(f"[bold]{result.request_id}[/bold]  {result.status.value}  "
                   f"{', '.join(result.rights)}  {result.jurisdiction}  "
@@ -611,84 +569,6 @@ def setup_cluster(
                       highlight=False)
     for command in search_attributes.cloud_commands(settings.temporal_namespace):
         print(command)
-
-
-@app.command("ui-session")
-def ui_session(
-    officer_name: Annotated[str | None, typer.Option(
-        "--officer", "--officer-name",
-        help="Officer it is for (default: settings); with --revoke-all or --list, only "
-             "theirs.")] = None,
-    revoke: Annotated[str | None, typer.Option(
-        "--revoke", metavar="SESSION", help="End this session (the id ui-session printed).")
-    ] = None,
-    revoke_all: Annotated[bool, typer.Option(
-        "--revoke-all", help="End every live session (only --officer's when given).")] = False,
-    list_sessions: Annotated[bool, typer.Option("--list", help="List the live sessions.")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Open a Web UI session: a one-time link that lets this browser decode payloads in the
-    Web UI. Or list the live sessions, or end one or all of them."""
-    from dsr import sessions
-    from dsr.codecserver import codec_endpoint, session_link
-
-    settings = _settings()
-    if sum((revoke is not None, revoke_all, list_sessions)) > 1:
-        _fail("use one of --revoke, --revoke-all and --list", code=2)
-    if revoke is not None or revoke_all or list_sessions:
-        _ui_sessions(settings, officer_name, revoke, revoke_all, as_json)
-        return
-    name = _officer(officer_name)
-    hours = settings.ui_session_hours
-    try:
-        opened = sessions.open_session(_register_engine(settings), settings.secret, name, hours)
-    except ValueError as error:
-        _fail(str(error), code=2)
-    link = session_link(settings, opened.token)
-    if as_json:
-        print(json.dumps({"session": opened.session_id, "officer": name, "hours": hours,
-                          "expires_at": opened.expires_at.isoformat(), "link": link}, indent=2))
-        return
-    console.print(f"Web UI session {opened.session_id} for {escape(name)}, valid {hours} hours. "
-                  "Open this link once, in the browser you use for the Web UI (it works once):",
-                  highlight=False)
-    console.print(link, highlight=False, soft_wrap=True)
-    console.print(f"Then, once, in the Web UI ({escape(settings.web_ui_url)}): open the codec "
-                  f"server settings, choose a browser endpoint ({codec_endpoint(settings)}) and "
-                  "enable \"Include cross-origin credentials\". "
-                  "Until it is opened, the link opens the session for anyone who has it: do not "
-                  f"share it. End the session with: ui-session --revoke {opened.session_id}",
-                  highlight=False)
-
-
-def _ui_sessions(settings: Settings, officer_name: str | None, revoke: str | None,
-                 revoke_all: bool, as_json: bool) -> None:
-    """ui-session --list, --revoke SESSION, --revoke-all."""
-    from dsr import sessions
-
-    engine, by = _register_engine(settings), _officer(None)
-    if revoke is not None:
-        if not sessions.revoke(engine, settings.secret, revoke, by):
-            _fail(f"no live session {escape(revoke[:40])}: unknown, expired or already ended")
-        ended = 1
-    elif revoke_all:
-        ended = sessions.revoke_all(engine, settings.secret, by, officer_name)
-    else:
-        live = sessions.live_sessions(engine, officer_name)
-        rows = [{"session": s.session_id, "officer": s.officer, "link_used": s.link_used,
-                 "expires_at": s.expires_at.isoformat()} for s in live]
-        if as_json:
-            print(json.dumps(rows, indent=2))
-            return
-        table = Table("session", "officer", "link opened", "expires")
-        for row in rows:
-            table.add_row(*(escape(str(value)) for value in row.values()))
-        console.print(table if rows else "no live session", highlight=False)
-        return
-    if as_json:
-        print(json.dumps({"ended": ended}))
-    else:
-        console.print(f"ended {ended} session{'s' if ended != 1 else ''}", highlight=False)
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """What the officer service does for officers besides Updates: the officers' directory,
-legal holds, following requests, reading a request's access package or kept proof, and
-checking the audit ledger. Each action runs for a
+legal holds, following requests and the register's report, reading a request's access
+package or kept proof, and checking the audit ledger (entering requests and relaying codes:
+``dsr.intakeactions``; Web UI sessions: ``dsr.sessionactions``). Each action runs for a
 principal the service has already proven (``dsr.authorization``) and is recorded under that
 identity, never a typed name. The roles each needs are in ``roles.yaml``."""
 
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from dsr import holds, ledger, officer, officers, package_links, register
+from dsr import holds, ledger, officer, officers, package_links, register, report
 from dsr.assertions import Principal
 from dsr.codec import DecryptionError, EncryptionCodec, unseal
 from dsr.database import ConfirmationRecord
@@ -131,7 +132,7 @@ async def read_package(ctx: Context, principal: Principal, query: RecordQuery) -
     except DecryptionError as error:
         raise ActionRefused(f"the access package of {query.request_id} is refused: {error}",
                             422) from None
-    _record_reading(ctx, principal, "package_downloaded", query.request_id, {})
+    record(ctx, principal, "package_downloaded", query.request_id, {})
     return Download(_chunks(first, reader), "application/zip")
 
 
@@ -158,12 +159,13 @@ async def read_proof(ctx: Context, principal: Principal, query: RecordQuery) -> 
         raise ActionRefused(f"no confirmation kept for {query.request_id}: not answered yet, "
                             "or purged after its retention", 404)
     kind, message = found
-    _record_reading(ctx, principal, "proof_read", query.request_id, {"kind": kind})
+    record(ctx, principal, "proof_read", query.request_id, {"kind": kind})
     return Download(iter([message]), "message/rfc822")
 
 
-def _record_reading(ctx: Context, principal: Principal, kind: str, request_id: str,
-                    detail: dict[str, Any]) -> None:
+def record(ctx: Context, principal: Principal, kind: str, request_id: str,
+           detail: dict[str, Any]) -> None:
+    """An entry in the audit ledger, under who signed."""
     with Session(ctx.engine) as session, session.begin():
         ledger.append(session, kind, principal.principal_id, datetime.now(UTC), request_id,
                       detail, ledger.ledger_key(ctx.settings.secret))
@@ -210,6 +212,12 @@ async def list_requests(ctx: Context, principal: Principal,
              "jurisdiction": r.jurisdiction, "received_at": r.received_at.isoformat(),
              "due_at": r.due_at.isoformat() if r.due_at else None, "overdue": r.overdue}
             for r in records]
+
+
+async def read_report(ctx: Context, principal: Principal, span: report.ReportRange) -> Any:
+    """The register's figures for requests received in the range: counts only."""
+    records = await asyncio.to_thread(report.load_records, ctx.engine, span.start, span.end)
+    return report.compute_report(records, span.start, span.end).to_dict()
 
 
 class LinkRevocation(RecordQuery):
@@ -268,4 +276,5 @@ ACTIONS: dict[str, Action] = {
     "read_status": Action(RecordQuery, _request, read_status),
     "list_requests": Action(register.RequestFilter, lambda _: REGISTER, list_requests),
     "revoke_link": Action(LinkRevocation, _request, revoke_link),
+    "read_report": Action(report.ReportRange, lambda _: REGISTER, read_report),
 }

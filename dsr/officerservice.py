@@ -7,9 +7,10 @@ authority, a role the action allows, an officer still registered, a nonce not ye
 * ``POST /v1/login``: a login signed with the officer's registered key; answers a credential;
 * ``POST /v1/requests/{request_id}/{update}``: an officer's Update on a request, its payload
   signed; forwarded as it is, and checked again by the request's workflow;
-* ``POST /v1/actions/{action}``: the directory, legal holds, reading a request's status, a
-  package or a proof (sent as bytes), the ledger check (``dsr.officeractions``), as
-  ``{"arguments": ..., "assertion": ...}``.
+* ``POST /v1/actions/{action}``: entering a request and relaying its code
+  (``dsr.intakeactions``); the directory, legal holds, reading a request's status, a package
+  or a proof (sent as bytes), the report, the ledger check (``dsr.officeractions``); Web UI
+  sessions (``dsr.sessionactions``); as ``{"arguments": ..., "assertion": ...}``.
 
 Answers are JSON; a refusal is ``{"error": ...}`` with 400 (bad input, naming the field), 403
 (not authorized, saying why), 404 (no such request) or 409 (the request refused it). Nothing
@@ -28,7 +29,15 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from temporalio.client import Client
 
-from dsr import authorization, officer, officeractions, officers, serving
+from dsr import (
+    authorization,
+    intakeactions,
+    officer,
+    officeractions,
+    officers,
+    serving,
+    sessionactions,
+)
 from dsr.assertions import Assertion, AssertionRefused, Principal
 from dsr.credentials import load_action_roles
 from dsr.logging import get_logger
@@ -51,6 +60,7 @@ UPDATES: dict[str, type[OfficerPayload]] = {
     "confirm_instruction": InstructionConfirmation, "cancel": OfficerNote,
     "approve": OfficerAction, "deny": Denial,
 }
+ACTIONS = officeractions.ACTIONS | intakeactions.ACTIONS | sessionactions.ACTIONS
 MAX_BODY = 64 * 1024
 M = TypeVar("M", bound=BaseModel)
 log = get_logger()
@@ -115,9 +125,9 @@ class OfficerService:
         return web.json_response(result.model_dump(mode="json"))
 
     async def action(self, request: web.Request) -> web.StreamResponse:
-        """The directory, holds, reads, the ledger check (``dsr.officeractions``)."""
+        """Any action but an Update: ``{"arguments": ..., "assertion": ...}``."""
         name = request.match_info["action"]
-        action = officeractions.ACTIONS.get(name)
+        action = ACTIONS.get(name)
         if action is None:
             raise Refused(404, f"no officer action {name!r}")
         signed = await _body(request, SignedAction, "the action")
@@ -164,7 +174,8 @@ async def _send(request: web.Request, download: officeractions.Download) -> web.
 
 def _arguments(model: type[M], action: SignedAction) -> M:
     try:
-        return model.model_validate(action.arguments)
+        # ``now``: a request's times may not be in the future (``dsr.models.parse_request``).
+        return model.model_validate(action.arguments, context={"now": datetime.now(UTC)})
     except ValidationError as error:
         raise Refused(400, officer.describe_errors(error, "the input")) from None
 

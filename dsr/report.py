@@ -6,25 +6,23 @@ that took (median and worst, in days), how many were extended, flagged overdue, 
 cancelled; and per month of closing, how many answers went out on time (closed at or before the
 due time) or late. Counts only: no request ids, no identities.
 
-``compute_report`` is pure; ``render_table``, ``render_csv`` and ``render_chart`` present it;
-``report_command`` is the ``python starter.py report`` command. matplotlib and SQLAlchemy are
-imported only when used, so the rest of the CLI stays fast.
+``compute_report`` is pure; the officer service computes it (``read_report``) and the CLI
+(``dsr.report_cli``) presents it with ``render_table``, ``render_csv`` and ``render_chart``.
+matplotlib and SQLAlchemy are imported only when used, so the rest of the CLI stays fast.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import typer
+from pydantic import BaseModel, model_validator
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -51,6 +49,21 @@ class RegisterRow(Protocol):
     overdue: bool
     outcome: str | None
     closed_at: datetime | None
+
+
+class ReportRange(BaseModel):
+    """Requests received from ``start`` to ``end``, both days whole (UTC)."""
+
+    model_config = {"extra": "forbid"}
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _in_order(self) -> ReportRange:
+        if self.start > self.end:
+            raise ValueError(f"--from {self.start.isoformat()} is after --to "
+                             f"{self.end.isoformat()}; give a --from on or before --to")
+        return self
 
 
 @dataclass
@@ -96,6 +109,19 @@ class Report:
             "extended": self.extended,
             "overdue": self.overdue,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """The report ``to_dict`` gave (as the officer service sends it)."""
+        report = cls(start=date.fromisoformat(data["from"]), end=date.fromisoformat(data["to"]),
+                     **data["totals"])
+        report.median_days_to_answer = data["days_to_answer"]["median"]
+        report.worst_days_to_answer = data["days_to_answer"]["worst"]
+        report.by_right, report.by_jurisdiction = data["by_right"], data["by_jurisdiction"]
+        report.by_status, report.by_outcome = data["by_status"], data["by_outcome"]
+        report.by_month = {month: Month(**counts)
+                           for month, counts in data["answered_by_month"].items()}
+        return report
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -306,96 +332,3 @@ def render_chart(report: Report) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
-
-
-# The command ----------------------------------------------------------------------------------
-
-_err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    _err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _date(option: str, text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        _fail(
-            f"{option} takes a date as YYYY-MM-DD, for example {option} 2026-01-31 (got {text!r})",
-            code=2,
-        )
-
-
-def _output(option: str, path: Path | None) -> Path | None:
-    if path is not None and not path.parent.is_dir():
-        _fail(
-            f"{option}: the folder {path.parent} does not exist; create it or choose another path",
-            code=2,
-        )
-    if path is not None and path.is_dir():
-        _fail(f"{option}: {path} is a folder; give a file path", code=2)
-    return path
-
-
-def report_command(
-    from_: Annotated[
-        str,
-        typer.Option("--from", help="First day received, YYYY-MM-DD (UTC).", show_default=False),
-    ],
-    to: Annotated[
-        str | None, typer.Option("--to", help="Last day received, YYYY-MM-DD; default today.")
-    ] = None,
-    csv_path: Annotated[
-        Path | None, typer.Option("--csv", help="Also write the figures as CSV to this file.")
-    ] = None,
-    chart_path: Annotated[
-        Path | None,
-        typer.Option("--chart", help="Also write a PNG chart of on time vs late per month."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-) -> None:
-    """Report on requests received in a date range: by right, jurisdiction and outcome, time to
-    answer, extended, overdue and denied; on time vs late per month. Counts only."""
-    from dsr.settings import SettingsError, load_settings
-
-    start = _date("--from", from_)
-    end = _date("--to", to) if to is not None else datetime.now(UTC).date()
-    if start > end:
-        _fail(
-            f"--from {start.isoformat()} is after --to {end.isoformat()}; give a --from "
-            "on or before --to",
-            code=2,
-        )
-    csv_file, chart_file = _output("--csv", csv_path), _output("--chart", chart_path)
-    if csv_file and chart_file and csv_file.resolve() == chart_file.resolve():
-        _fail("--csv and --chart name the same file; give each its own path", code=2)
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        _fail(str(error))
-
-    from dsr.database import make_engine
-
-    report = compute_report(
-        load_records(make_engine(settings.app_database_url), start, end), start, end
-    )
-    # Everything is rendered before anything is written: a failure leaves no half a report.
-    outputs = []
-    if csv_file is not None:
-        outputs.append(("--csv", csv_file, render_csv(report).encode("utf-8")))
-    if chart_file is not None:
-        outputs.append(("--chart", chart_file, render_chart(report)))
-    for option, path, content in outputs:
-        try:
-            path.write_bytes(content)
-        except OSError as error:
-            _fail(f"{option}: cannot write {path}: {error.strerror or error}")
-    if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
-        return
-    console = Console()
-    render_table(report, console)
-    for option, path, _ in outputs:
-        console.print(f"wrote {option.removeprefix('--')} to {escape(str(path))}", highlight=False)

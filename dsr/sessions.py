@@ -215,14 +215,18 @@ def _live_query(officer: str | None, now: datetime) -> Select[OfficerSessionReco
 
 
 def revoke(
-    engine: Engine, secret: bytes, session_id: str, by: str, now: datetime | None = None
+    engine: Engine, secret: bytes, session_id: str, by: str, now: datetime | None = None,
+    officer: str | None = None,
 ) -> bool:
-    """End the session ``session_id`` now (its link and its cookie); False if it was unknown
-    or had already ended. ``by`` is who ended it, for the ledger."""
+    """End the session ``session_id`` now (its link and its cookie); False if it was unknown,
+    had already ended, or (``officer`` given) is someone else's. ``by`` is who ended it, for
+    the ledger."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     with Session(engine) as session, session.begin():
         record = session.get(OfficerSessionRecord, session_id.strip()[:32])
         if record is None or record.revoked_at is not None or record.expires_at <= now:
+            return False
+        if officer is not None and record.officer != officer:
             return False
         record.revoked_at = now
         ledger.append(

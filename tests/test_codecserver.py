@@ -1,16 +1,15 @@
 """Codec server: decodes with a session, refuses without, refuses another origin; the one-time
-session link, and the CLI that opens, lists and ends sessions.
+session link (the CLI that opens, lists and ends sessions: ``tests/test_ui_session_cli.py``).
 
 A real aiohttp server on a port, the real ``EncryptionCodec``, a real SQLite app database for
-the sessions, and the CLI's ``ui-session``. Bearer tokens (OIDC, a local issuer serving its
-JWKS) are in ``tests/test_codec_oidc.py``.
+the sessions. Bearer tokens (OIDC, a local issuer serving its JWKS) are in
+``tests/test_codec_oidc.py``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,9 +22,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
-from typer.testing import CliRunner
 
-import starter
 from dsr import codecserver, sessions
 from dsr.codec import REFUSAL_METADATA, REFUSED_ENCODING, EncryptionCodec
 from dsr.database import make_engine
@@ -416,120 +413,6 @@ async def test_each_decode_is_logged_with_the_officer_and_never_the_data(
 
 
 # The CLI's session link -------------------------------------------------------------------
-
-
-def _cli(settings: Settings, *args: str, **env: str) -> Any:
-    env = {
-        "DSR_DATA_DIR": str(settings.data_dir),
-        "DSR_HMAC_KEY": SECRET,
-        "DSR_SETTINGS_FILE": str(settings.data_dir / "absent.env"),
-        "DSR_DATABASE_URL": "",
-        "DSR_OFFICER_NAME": OFFICER,
-        "COLUMNS": "400",
-    } | env
-    return CliRunner().invoke(starter.app, ["ui-session", *args], env=env)
-
-
-async def test_the_cli_link_opens_a_session_in_the_browser_once(
-    client: TestClient[Any, Any], settings: Settings, engine: Engine, codec: CountingCodec
-) -> None:
-    result = _cli(settings, "--officer", "Ada Lovelace")
-    assert result.exit_code == 0, result.output
-    assert "Include cross-origin credentials" in result.output
-    found = re.search(r"(http://\S+)/session/(\S+)", result.output)
-    assert found is not None, result.output
-    assert found[1] == codecserver.codec_endpoint(settings) == "http://localhost:8081"
-    session_id = sessions.live_sessions(engine)[0].session_id
-    assert f"session {session_id} for Ada Lovelace" in result.output
-    assert f"--revoke {session_id}" in result.output
-
-    page = await client.get(f"/session/{found[2]}")
-    assert page.status == 200
-    text = await page.text()
-    assert "Session open for Ada Lovelace until" in text and "close this tab" in text
-    assert page.headers["Cache-Control"] == "no-store"
-    cookie = page.cookies[codecserver.SESSION_COOKIE]
-    assert cookie.value and cookie.value != found[2]  # a fresh value, not the link's
-    assert cookie["httponly"] is True
-    assert cookie["samesite"] == "Lax"
-    assert not cookie["secure"]  # plain http on localhost
-    assert cookie["path"] == "/"
-    assert 8 * 3600 - 60 < int(cookie["max-age"]) <= 8 * 3600
-
-    # The browser now sends the cookie with the Web UI's fetches (the client's cookie jar).
-    decoded = await client.post(
-        "/decode", json=_body(await _encrypted(codec)), headers=JSON_HEADERS | {"Origin": UI}
-    )
-    assert decoded.status == 200
-    assert _payloads(await decoded.json()) == [_plain()]
-
-    # The link works once: opened again (another browser, or this one), it is refused.
-    again = await client.get(f"/session/{found[2]}")
-    assert again.status == 403 and "already opened" in await again.text()
-    client.session.cookie_jar.clear()  # the link is no cookie either
-    link_as_cookie = await client.post("/decode", json=_body(await _encrypted(codec)),
-                                       headers=_cookie(found[2]))
-    assert link_as_cookie.status == 401
-
-    as_json = json.loads(_cli(settings, "--json").output)
-    assert as_json["officer"] == OFFICER and as_json["hours"] == settings.ui_session_hours
-    assert as_json["link"].startswith("http://localhost:8081/session/")
-    assert as_json["session"] != session_id
-    with Session(engine) as session:
-        opened = session.scalars(
-            select(LedgerEntry.actor).where(LedgerEntry.kind == "ui_session_opened")
-        ).all()
-    assert opened == ["Ada Lovelace", OFFICER]
-
-
-async def test_the_cli_lists_and_ends_sessions(
-    client: TestClient[Any, Any], settings: Settings, engine: Engine, codec: CountingCodec
-) -> None:
-    ada = json.loads(_cli(settings, "--officer", "ada", "--json").output)
-    bob = json.loads(_cli(settings, "--officer", "bob", "--json").output)
-    bob_again = json.loads(_cli(settings, "--officer", "bob", "--json").output)
-    cookies = {}
-    for name, opened in (("ada", ada), ("bob", bob), ("bob again", bob_again)):
-        page = await client.get(opened["link"].removeprefix("http://localhost:8081"))
-        assert page.status == 200
-        cookies[name] = page.cookies[codecserver.SESSION_COOKIE].value
-        client.session.cookie_jar.clear()
-
-    async def decodes(name: str) -> bool:
-        response = await client.post("/decode", json=_body(await _encrypted(codec)),
-                                     headers=_cookie(cookies[name]))
-        return response.status == 200
-
-    listed = json.loads(_cli(settings, "--list", "--json").output)
-    assert [(row["session"], row["officer"], row["link_used"]) for row in listed] == [
-        (ada["session"], "ada", True), (bob["session"], "bob", True),
-        (bob_again["session"], "bob", True)]
-    table = _cli(settings, "--list", "--officer", "bob").output
-    assert bob["session"] in table and ada["session"] not in table
-
-    revoked = _cli(settings, "--revoke", bob["session"])
-    assert revoked.exit_code == 0 and "ended 1 session" in revoked.output
-    assert not await decodes("bob") and await decodes("bob again") and await decodes("ada")
-    unknown = _cli(settings, "--revoke", bob["session"])
-    assert unknown.exit_code == 1 and "no live session" in unknown.output
-
-    assert json.loads(_cli(settings, "--revoke-all", "--officer", "bob", "--json").output) == {
-        "ended": 1}
-    assert not await decodes("bob again") and await decodes("ada")
-    assert "ended 1 session" in _cli(settings, "--revoke-all").output
-    assert not await decodes("ada")
-    assert "no live session" in _cli(settings, "--list").output
-    both = _cli(settings, "--revoke", "x", "--revoke-all")
-    assert both.exit_code == 2 and "use one of" in both.output
-    with Session(engine) as session:
-        ended = session.scalars(
-            select(LedgerEntry).where(LedgerEntry.kind == "ui_session_revoked")
-        ).all()
-    assert [(entry.actor, entry.detail) for entry in ended] == [
-        (OFFICER, {"session": bob["session"], "officer": "bob"}),
-        (OFFICER, {"sessions": [bob_again["session"]], "officer": "bob"}),
-        (OFFICER, {"sessions": [ada["session"]], "officer": "*"}),
-    ]
 
 
 async def test_the_cookie_is_secure_where_the_codec_server_is_reached_over_https(

@@ -49,6 +49,7 @@ async def test_the_same_subject_and_right_within_30_days_is_a_possible_duplicate
     again = h.request(request_id=third + "-AGAIN", channel="email", last_login_at=None)
     request_file = tmp_path / "again.json"
     request_file.write_text(again.model_dump_json())
+    h.log_in_cli()
     code, out, err = await cli(h, "submit", "--file", str(request_file), "--json")
     assert code == 0, err
     assert json.loads(out)["possible_duplicate_of"] == [second, third]
@@ -61,6 +62,7 @@ async def test_the_same_request_submitted_twice_starts_one_workflow(
     request = h.request(channel="email", last_login_at=None)  # as an officer enters a letter
     request_file = tmp_path / "request.json"
     request_file.write_text(request.model_dump_json())
+    h.log_in_cli()
     first = await cli(h, "submit", "--file", str(request_file))
     second = await cli(h, "submit", "--file", str(request_file))
     assert first[0] == 0, first[2]

@@ -5,9 +5,14 @@ reason and changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -17,9 +22,9 @@ from dsr.assertions import Role
 from dsr.officerclient import OfficerServiceClient
 from dsr.officers import Revocation
 from tests.conftest import Harness
-from tests.test_cli import cli, cli_env
+from tests.test_cli import cli, cli_env, controller_erasure_flags
 from tests.test_requests_e2e import emailed_code
-from workflows.models import OfficerAction, OfficerNote, Status
+from workflows.models import OfficerAction, OfficerNote, RequestOutcome, Status
 
 
 def officer_env(h: Harness, home: Path) -> dict[str, str]:
@@ -132,6 +137,11 @@ WITHOUT_A_CREDENTIAL = [
     ("proof", "T-anything", "--out", "{home}/p.eml"),
     ("ledger", "verify"),
     ("officers", "list"),
+    ("submit", "--right", "access", "--email", "ana@example.com"),
+    ("verify", "T-anything", "123456"),
+    ("report", "--from", "2026-01-01"),
+    ("ui-session",),
+    ("ui-session", "--list"),
 ]
 
 
@@ -150,3 +160,109 @@ async def test_without_a_key_or_a_credential_every_officer_command_is_refused(
             assert (code, out) == (1, ""), (stage, command, out, err)
             assert says in err, (stage, command, err)
     assert sorted(p.name for p in home.rglob("*") if p.is_file()) == ["officer.key"]
+
+
+# Run only by the operator, on the server, with the server secret (or none at all).
+OPERATOR_COMMANDS = {"demo", "seed", "setup-cluster", "stack up", "stack down", "stack status",
+                     "keys retire", "ledger anchor", "hold recheck", "officers bootstrap"}
+GROUPS = {"hold", "ledger", "officers", "keys", "stack"}
+
+
+def every_command() -> set[str]:
+    import typer
+
+    import starter
+
+    def walk(group: Any, prefix: tuple[str, ...] = ()) -> Iterator[str]:
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):
+                yield from walk(command, (*prefix, name))
+            else:
+                yield " ".join((*prefix, name))
+
+    return set(walk(typer.main.get_command(starter.app)))
+
+
+async def test_every_command_but_the_operators_runs_with_no_secret(
+        harness: Harness, tmp_path: Path) -> None:
+    """An officer (ada) and an administrator (lee), each on a machine holding only their own
+    key and credential, run every command but the operator's. A command that reaches the
+    request and is refused there for the request's state ("refused: ...", after the
+    assertion was checked) counts as run; one refused for want of a secret fails."""
+    h, facts = harness, harness.facts
+    ada, lee = tmp_path / "ada", tmp_path / "lee"
+    h.log_in_cli("admin.lee", [Role.ADMINISTRATOR], lee)
+    ran: set[str] = set()
+
+    async def run(home: Path, *args: str, stdin: bytes | None = None,
+                  refused: str | None = None) -> str:
+        code, out, err = await cli(None, *args, stdin=stdin, env=officer_env(h, home))
+        ran.add(" ".join(args[:2]) if args[0] in GROUPS else args[0])
+        if refused is None:
+            assert code == 0, (args, err)
+        else:
+            assert code == 1 and err.startswith("error: refused:"), (args, out, err)
+            assert refused in err and "not authorized" not in err, (args, err)
+        return out
+
+    public = (await run(ada, "officers", "keygen")).split("public key: ")[1].strip()
+    await run(lee, "officers", "register", "officer.ada", "--roles", "officer,approver",
+              "--public-key", public)
+    await run(ada, "login", "officer.ada")
+    assert "officer.ada" in await run(lee, "officers", "list")
+
+    erasure = f"NOSECRET-E-{uuid.uuid4().hex[:8]}"
+    await run(ada, *controller_erasure_flags(h, erasure))
+    await run(ada, "verify", erasure, "--code-file", "-",
+              stdin=(await emailed_code(h, erasure)).encode())
+    access = f"NOSECRET-A-{uuid.uuid4().hex[:8]}"
+    await run(ada, "submit", "--request-id", access, "--right", "access", "--account-id",
+              facts.account_holder_account_id, "--requester-email", facts.account_holder_email)
+    while (await h.status(access)).status is not Status.AWAITING_VERIFICATION:
+        await asyncio.sleep(0.1)
+    await run(ada, "mark-verified", access, "--note", "checked on a video call")
+    for request_id in (erasure, access):
+        handle = h.client.get_workflow_handle(officer.workflow_id(request_id),
+                                              result_type=RequestOutcome)
+        assert (await handle.result()).status is Status.ANSWERED
+    assert json.loads(await run(ada, "status", erasure, "--json"))["status"] == "answered"
+    assert {erasure, access} <= {r["request_id"] for r in json.loads(
+        await run(ada, "list", "--json"))}
+    await run(ada, "proof", erasure, "--out", str(tmp_path / "proof.eml"))
+    await run(ada, "package", access, "--out", str(tmp_path / "package.zip"))
+    await run(ada, "revoke-link", access, "--reason", "sent to an old address")
+
+    waiting = h.controller_erasure()
+    rid = waiting.request_id
+    await h.submit(waiting)
+    await emailed_code(h, rid)
+    await run(ada, "extend", rid, "--reason", "many requests at once")
+    await run(ada, "clarify", rid, "--question", "which of your numbers?")
+    await run(ada, "clarify", rid, "--received", "the requester answered")
+    await run(ada, "new-code", rid)
+    await run(ada, "approve", rid)
+    await run(ada, "confirm-recipient", rid, "--note", "address checked",
+              refused="not waiting for its recipient to be confirmed")
+    await run(ada, "confirm-instruction", rid, "sms", "--note", "done",
+              refused="sms is not awaiting a confirmation")
+    await run(ada, "resolve-connector", rid, "sms", "--skip", "--reason", "gone",
+              refused="connector sms is not waiting for an officer")
+    await run(ada, "deny", rid, "--reason", "the account is not the requester's")
+
+    hold = json.loads(await run(lee, "hold", "place", "--kind", "litigation", "--reason",
+                                "case 2026-17", "--product", "SMS", "--json"))
+    await run(lee, "hold", "list")
+    await run(lee, "hold", "release", hold["hold_id"], "--reason", "case settled")
+    assert (await run(lee, "ledger", "verify")).startswith("ledger intact")
+    today = datetime.now(UTC).date().isoformat()
+    assert json.loads(await run(lee, "report", "--from", today, "--json"))["totals"][
+        "received"] >= 3
+    await run(ada, "ui-session", "--json")
+    await run(ada, "ui-session", "--revoke-all")
+    await run(ada, "cancel", erasure, "--reason", "closed", refused="is closed")
+    await run(lee, "officers", "revoke", "officer.ada")
+
+    assert ran == every_command() - OPERATOR_COMMANDS
+    for home in (ada, lee):
+        kept = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+        assert kept == ["officer/credential.jwt", "officer/officer.key"], "and no secret"

@@ -18,8 +18,13 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 import starter
+from dsr.assertions import Role
 from dsr.database import RequestRecord, make_engine
+from dsr.mailserver import free_port
+from dsr.officers import officer_signer
 from dsr.report import Month, compute_report, load_records, render_chart, render_csv
+from dsr.settings import Settings
+from tests.conftest import officer_service_thread, write_officer_files
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SECRET_ACCOUNT = "ACCT-SECRET-4711"
@@ -394,17 +399,27 @@ def test_chart_is_a_png() -> None:
 
 
 @pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch, database: tuple[Engine, Path]) -> CliRunner:
-    """Settings from DSR_* variables pointing at the test database, nothing inherited."""
+def runner(monkeypatch: pytest.MonkeyPatch, database: tuple[Engine, Path],
+           tmp_path: Path) -> Iterator[CliRunner]:
+    """An auditor's CLI (their own folder, no secret, nothing inherited) and the officer
+    service reading the test database."""
     for name in list(os.environ):
         if name.startswith("DSR_"):
             monkeypatch.delenv(name)
     _, path = database
-    monkeypatch.setenv("DSR_DATA_DIR", str(path.parent))
-    monkeypatch.setenv("DSR_DATABASE_URL", f"sqlite:///{path}")
+    port = free_port()
+    served = Settings(data_dir=path.parent, hmac_key="report-test-secret",
+                      officer_service_port=port, officer_service_url=f"http://127.0.0.1:{port}",
+                      temporal_address="127.0.0.1:9")  # nothing listens there
+    home = tmp_path / "auditor"
+    monkeypatch.setenv("DSR_DATA_DIR", str(home))
+    monkeypatch.setenv("DSR_SETTINGS_FILE", str(home / "absent.env"))
+    monkeypatch.setenv("DSR_OFFICER_SERVICE_URL", served.officer_service_url)
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setenv("NO_COLOR", "1")
-    return CliRunner()
+    with officer_service_thread(served):
+        write_officer_files(officer_signer(served, "audit.kim", [Role.AUDITOR]), home)
+        yield CliRunner()
 
 
 def test_report_command_writes_table_csv_and_chart(runner: CliRunner, tmp_path: Path) -> None:

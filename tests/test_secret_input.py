@@ -24,6 +24,7 @@ async def test_identities_and_the_code_on_stdin_stay_out_of_the_process_list(
     """``submit --identities-file -`` and ``verify --code-file -``: what ps shows of either
     process (its argv) holds no identity and no code."""
     h, facts = harness, harness.facts
+    h.log_in_cli()
     rid = new_id("CLI-STDIN")
     submit = ["submit", "--right", "erasure", "--channel", "email", "--requester", "controller",
               "--customer-account", facts.controller_account_id, "--request-id", rid,
