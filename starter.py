@@ -546,28 +546,33 @@ def stack_status() -> None:
 @app.command("setup-cluster")
 def setup_cluster(
     cloud: Annotated[bool, typer.Option(
-        "--cloud", help="Only print the tcld commands for a Temporal Cloud namespace.")] = False,
+        "--cloud", help="Temporal Cloud: print the tcld commands for the search attributes "
+                        "(the SDK cannot add them there) instead of adding them.")] = False,
 ) -> None:
-    """Create the product's search attributes on the namespace (idempotent); print the
-    Temporal Cloud equivalent."""
-    from dsr import search_attributes
+    """Add the product's search attributes to the namespace and create or update its
+    Schedules (purge, retention sweep, ledger anchoring); idempotent, saying what changed."""
+    from dsr import schedules, search_attributes
 
-    settings = _settings()
-    if not cloud:
-        async def work(settings: Settings) -> list[str]:
-            client = await connect(settings)
-            return await search_attributes.ensure(client, settings.temporal_namespace)
+    async def work(settings: Settings) -> tuple[list[str] | None, list[str]]:
+        client = await connect(settings)
+        added = (None if cloud
+                 else await search_attributes.ensure(client, settings.temporal_namespace))
+        changes = await schedules.ensure(client, settings)
+        return added, [f"Schedule {entry.schedule_id}: {change}" for entry, change in changes]
 
-        try:
-            added = _run(work)
-        except search_attributes.SearchAttributeError as error:
-            _fail(str(error))
-        console.print(f"namespace {settings.temporal_namespace}: "
+    try:
+        added, changed = _run(work)
+    except search_attributes.SearchAttributeError as error:
+        _fail(str(error))
+    namespace = _settings().temporal_namespace
+    if added is not None:
+        console.print(f"namespace {namespace}: "
                       + (f"added {', '.join(added)}" if added else "search attributes present"),
                       highlight=False)
-        console.print("On Temporal Cloud, search attributes are added with tcld instead:",
-                      highlight=False)
-    for command in search_attributes.cloud_commands(settings.temporal_namespace):
+    console.print("\n".join(changed), highlight=False)
+    console.print("On Temporal Cloud, search attributes are added with tcld"
+                  + (":" if cloud else " instead:"), highlight=False)
+    for command in search_attributes.cloud_commands(namespace):
         print(command)
 
 

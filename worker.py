@@ -24,7 +24,7 @@ from activities import orchestrator_activities
 from connectors.base import connector_activities
 from connectors.builtin import BUILTIN, build_connector
 from connectors.registry import load_registry
-from dsr import metrics, search_attributes
+from dsr import metrics, schedules, search_attributes
 from dsr.activity_log import RequestLogInterceptor
 from dsr.converter import RefuseForeignInput
 from dsr.database import make_engine
@@ -34,6 +34,7 @@ from dsr.logging import configure, get_logger
 from dsr.policies import PolicyFault, check_policies
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
+from workflows.anchor import LedgerAnchorWorkflow
 from workflows.deferred import DeferredErasureWorkflow
 from workflows.purge import ConfirmationPurgeWorkflow
 from workflows.request import RightsRequestWorkflow
@@ -41,7 +42,7 @@ from workflows.sweep import RetentionSweepWorkflow
 
 log = get_logger()
 WORKFLOWS = [RightsRequestWorkflow, DeferredErasureWorkflow, ConfirmationPurgeWorkflow,
-             RetentionSweepWorkflow]
+             RetentionSweepWorkflow, LedgerAnchorWorkflow]
 
 
 def orchestrator_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
@@ -101,6 +102,10 @@ async def serve(settings: Settings, orchestrator: bool, connectors: list[str],
         raise MissingSearchAttributes(
             f"namespace {settings.temporal_namespace} lacks the search attributes "
             f"{', '.join(absent)}: run `python starter.py setup-cluster`")
+    if orchestrator:
+        for problem in await schedules.problems(client, settings):
+            log.warning("schedule missing or different", problem=problem,
+                        fix="python starter.py setup-cluster")
     executor = ThreadPoolExecutor(max_workers=32)
     workers = [connector_worker(client, settings, name, executor) for name in connectors]
     if orchestrator:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from activities.anchor import AnchorActivities
 from activities.answer import AnswerActivities
 from activities.legal_hold import LegalHoldActivities
 from activities.mail import MailActivities
@@ -41,6 +42,7 @@ def orchestrator_activities(
         PackageActivities(settings, blobs).assemble,
         answer.send,
         ProofActivities(engine, settings, blobs).purge_confirmations,
+        AnchorActivities(engine, settings).anchor,
         sweep.sweep_plan,
         sweep.record_sweep,
     ]

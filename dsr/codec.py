@@ -49,7 +49,8 @@ NONCE_BYTES = 12
 # The workflow ids the product's Schedules start (each run's id is this, "-" and the time).
 PURGE_RUN_ID = "dsr-confirmation-purge-run"
 SWEEP_RUN_ID = "dsr-retention-sweep-run"
-SCHEDULED_WORKFLOW_IDS = frozenset({PURGE_RUN_ID, SWEEP_RUN_ID})
+ANCHOR_RUN_ID = "dsr-ledger-anchor-run"
+SCHEDULED_WORKFLOW_IDS = frozenset({PURGE_RUN_ID, SWEEP_RUN_ID, ANCHOR_RUN_ID})
 
 
 class DecryptionError(KeyringError):

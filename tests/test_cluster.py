@@ -197,16 +197,23 @@ def test_a_worker_refuses_a_namespace_without_the_search_attributes(running: Sta
     assert "added DsrStatus=Keyword" in first.stdout
     assert (f"tcld namespace search-attributes add --namespace {namespace} "
             "--search-attribute DsrStatus=Keyword") in first.stdout
+    assert "Schedule dsr-ledger-anchor: created" in first.stdout
     again = _starter(settings, namespace, "setup-cluster")
     assert again.returncode == 0 and "search attributes present" in again.stdout
+    assert "Schedule dsr-ledger-anchor: unchanged" in again.stdout
+    subprocess.run([binary("temporal"), "schedule", "delete", "--schedule-id",
+                    "dsr-ledger-anchor", "--namespace", namespace, "--address",
+                    settings.temporal_address], check=True, capture_output=True, timeout=60)
 
     accepted = _worker(settings, namespace)
     try:
         with pytest.raises(subprocess.TimeoutExpired):
-            accepted.wait(timeout=5)  # it runs now
+            accepted.wait(timeout=5)  # it runs now, warning of what setup-cluster would mend
     finally:
         accepted.terminate()
-        accepted.wait(timeout=60)
+        output = accepted.communicate(timeout=60)[0].decode()
+    assert "Schedule dsr-ledger-anchor is missing" in output, output
+    assert "dsr-retention-sweep" not in output
 
 
 async def test_metrics_show_open_requests_by_jurisdiction_and_the_sdks_own(

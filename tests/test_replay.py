@@ -29,7 +29,7 @@ EXPECTED = {
     "unverified", "overdue_then_approved", "clarification_uk_clock_stopped", "clarification_eu",
     "connector_missing_then_back", "referred_to_controllers", "recipient_instructed_and_confirmed",
     "held_then_deferred", "deferred_erasure_after_duty", "retention_sweep",
-    "possible_duplicate", "recipient_confirmed_by_officer",
+    "possible_duplicate", "recipient_confirmed_by_officer", "ledger_anchored",
 }
 
 

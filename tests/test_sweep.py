@@ -1,13 +1,13 @@
 """Retention without a request: the daily sweep's plan from the retention policy, the sweep
-run on the dev server against real connector workers and seeded stores (its Schedule too),
-and the purge of the request register once the proof period has passed."""
+run on the dev server against real connector workers and seeded stores, and the purge of the
+request register once the proof period has passed (the Schedules: ``tests/test_schedules.py``)."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from temporalio.client import ScheduleActionStartWorkflow, WorkflowFailureError
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 import worker
@@ -32,7 +31,6 @@ from dsr.holds import Hold, HoldKind
 from dsr.ledger import LedgerEntry
 from dsr.mailserver import MailFolder
 from dsr.retention import Period, RetentionPolicy, load_retention_policy, subtract_period
-from dsr.temporal import SWEEP_EVERY, SWEEP_SCHEDULE_ID, ensure_sweep_schedule
 from tests import conftest
 from tests.conftest import ROOT, Harness, save_history, start_harness
 from workflows.purge import ConfirmationPurgeWorkflow
@@ -308,33 +306,6 @@ async def test_a_sweep_as_of_a_time_to_come_is_refused(harness: Harness) -> None
     assert isinstance(failure.value.cause, ApplicationError)
     assert failure.value.cause.type == "SweepInFuture"
     assert _messages(harness) == before
-
-
-# 3. The Schedule (dev server: the time-skipping server has no Schedules) -----------------------
-
-
-async def test_sweep_schedule_is_created_once_and_runs_daily(
-    dev_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]
-) -> None:
-    settings = conftest.test_settings(tmp_path, mail[0])
-    handle = dev_env.client.get_schedule_handle(SWEEP_SCHEDULE_ID)
-    with suppress(RPCError):
-        await handle.delete()
-    try:
-        assert await ensure_sweep_schedule(dev_env.client, settings) is True
-        assert await ensure_sweep_schedule(dev_env.client, settings) is False
-
-        described = await handle.describe()
-        spec = described.schedule.spec
-        assert [i.every for i in spec.intervals] == [timedelta(days=1)] == [SWEEP_EVERY]
-        action = described.schedule.action
-        assert isinstance(action, ScheduleActionStartWorkflow)
-        assert action.workflow == "RetentionSweep"
-        assert action.task_queue == settings.task_queue
-        assert not described.schedule.state.paused
-    finally:
-        with suppress(RPCError):
-            await handle.delete()
 
 
 # 4. The request register is purged once the proof period has passed ----------------------------

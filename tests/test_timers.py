@@ -1,7 +1,7 @@
 """Periods that take days, months and years, crossed on the time-skipping test server: the
 verification code expiring, the officer's reminders and the overdue notice, the UK clock
-stopping for a clarification, the five-year purge of proof; and the purge Schedule on the dev
-server (the time-skipping server has no Schedules).
+stopping for a clarification, the five-year purge of proof (its Schedule, on the dev server:
+``tests/test_schedules.py``).
 
 Each request is received at the test server's own clock, which earlier tests have moved ahead
 of the wall clock (the server also jumps years ahead when it is left idle with skipping
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from temporalio.client import ScheduleActionStartWorkflow, WorkflowHandle
+from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -30,8 +30,6 @@ from dsr.deadlines import DeadlineQuery, compute_deadline, load_deadline_policy
 from dsr.ledger import LedgerEntry
 from dsr.mailserver import MailFolder
 from dsr.models import RightsRequest
-from dsr.temporal import PURGE_EVERY, SCHEDULE_ID, ensure_purge_schedule
-from tests import conftest
 from tests.conftest import Harness, save_history, start_harness
 from workflows.models import (
     OfficerAction,
@@ -387,32 +385,3 @@ async def test_confirmation_is_kept_five_years_then_purged(
         assert [e.detail["purged"] for e in entries] == ["confirmation", "register", "package"]
         assert all(e.actor == "confirmation-purge-schedule" for e in entries)
         assert all(e.at > proof.retain_until for e in entries)
-
-
-# 5. The daily purge Schedule (dev server) ----------------------------------------------------
-
-
-async def _delete_schedule(env: WorkflowEnvironment) -> None:
-    with suppress(RPCError):
-        await env.client.get_schedule_handle(SCHEDULE_ID).delete()
-
-
-async def test_purge_schedule_is_created_once_and_runs_daily(
-        dev_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
-    settings = conftest.test_settings(tmp_path, mail[0])
-    await _delete_schedule(dev_env)
-    try:
-        assert await ensure_purge_schedule(dev_env.client, settings) is True
-        assert await ensure_purge_schedule(dev_env.client, settings) is False
-
-        described = await dev_env.client.get_schedule_handle(SCHEDULE_ID).describe()
-        spec = described.schedule.spec
-        assert [i.every for i in spec.intervals] == [timedelta(days=1)] == [PURGE_EVERY]
-        action = described.schedule.action
-        assert isinstance(action, ScheduleActionStartWorkflow)
-        assert action.workflow == "ConfirmationPurge"
-        assert action.task_queue == settings.task_queue
-        assert not described.schedule.state.paused
-    finally:
-        await _delete_schedule(dev_env)
-

@@ -1,0 +1,31 @@
+"""Anchoring the audit ledger's head outside the database (``dsr.ledger.anchor``), for the
+hourly Schedule."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+from sqlalchemy import Engine
+from temporalio import activity
+
+from dsr import ledger
+
+if TYPE_CHECKING:
+    from dsr.settings import Settings
+
+
+class AnchorInput(BaseModel):
+    as_of: datetime
+
+
+class AnchorActivities:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self._engine = engine
+        self._key = ledger.ledger_key(settings.secret)
+        self._anchors = ledger.anchors_path(settings)
+
+    @activity.defn(name="ledger.anchor")
+    def anchor(self, request: AnchorInput) -> ledger.Anchor:
+        return ledger.anchor(self._engine, self._key, self._anchors, request.as_of)
