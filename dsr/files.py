@@ -10,7 +10,9 @@ written through :func:`open_private`, owner-only even when it existed already.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,3 +59,32 @@ def open_private(path: Path) -> BinaryIO:
     except BaseException:
         os.close(descriptor)
         raise
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder`` (created private if absent) for as long as the block
+    runs: processes making the same file at once take turns."""
+    private_folder(folder)
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def write_private_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (owner-only) by a rename: a reader sees the old file or
+    the whole new one, never a part. Call under :func:`folder_lock` when others may write."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fcntl
-import os
 import re
 import secrets
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dsr.files import folder_lock, write_private_atomically
 from dsr.settings import Settings
 
 KEY_BYTES = 32
@@ -209,27 +208,10 @@ def _embedded_keyring(path: Path) -> Keyring:
         return keyring
 
 
-@contextmanager
-def key_file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path.parent, os.O_RDONLY)  # the folder itself is the lock
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
+def key_file_lock(path: Path) -> AbstractContextManager[None]:
+    return folder_lock(path.parent)  # the folder itself is the lock
 
 
 def write_key_file(path: Path, keyring: Keyring) -> None:
     """Replace the key file atomically (mode 0600); call under :func:`key_file_lock`."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            file.write(keyring.spec())
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        with suppress(FileNotFoundError):
-            temporary.unlink()
+    write_private_atomically(path, keyring.spec())

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -149,6 +148,16 @@ class Settings(BaseSettings):
     # A connector worker that dies mid-call is noticed after this without a heartbeat.
     connector_heartbeat_seconds: float = Field(default=120, gt=0, le=3600)
 
+    @field_validator("hmac_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        from dsr.server_secret import refusal
+
+        problem = None if value is None else refusal(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     @field_validator("temporal_address")
     @classmethod
     def _host_port(cls, value: str) -> str:
@@ -253,14 +262,11 @@ class Settings(BaseSettings):
         From ``DSR_HMAC_KEY``, or on the embedded stack a key generated once under
         ``var/secrets/``.
         """
+        from dsr.server_secret import embedded_secret
+
         if self.hmac_key is not None:
             return self.hmac_key.get_secret_value().encode()
-        path = self.data_dir / "secrets" / "hmac.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
-        return path.read_text().strip().encode()
+        return embedded_secret(self.data_dir / "secrets" / "hmac.key")
 
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -284,7 +290,7 @@ def load_settings() -> Settings:
     except ValidationError as error:
         lines = [
             (f"DSR_{'_'.join(str(part) for part in e['loc']).upper()}" if e["loc"]
-             else "settings") + f": {e['msg']}"
+             else "settings") + f": {e['msg'].removeprefix('Value error, ')}"
             for e in error.errors()
         ]
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

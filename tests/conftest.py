@@ -120,7 +120,7 @@ def test_settings(tmp_path: Path, smtp_port: int, **overrides: Any) -> Settings:
     return Settings(
         officer_service_port=service_port, officer_service_url=f"http://127.0.0.1:{service_port}",
         data_dir=tmp_path, smtp_port=smtp_port, task_queue=f"dsr-orchestrator-{suffix}",
-        connector_registry=registry_file, hmac_key="test-secret-" + suffix,
+        connector_registry=registry_file, hmac_key=f"harness-test-key-{suffix}-9f3c7a1e5b8d2f6a",
         officer_address="officer@group.example", connector_retry_seconds=0.1,
         **({"payload_keys": TEST_KEY_SPEC} | overrides),
     )

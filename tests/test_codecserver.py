@@ -30,7 +30,7 @@ from dsr.keyring import Keyring, new_key_entry
 from dsr.ledger import LedgerEntry
 from dsr.settings import Settings
 
-SECRET = "codec-test-secret"
+SECRET = "codec-test-key-7f3a9c2e41b8d06f5a1c3e9b7d2f4a68"
 OFFICER = "officer.tan"
 UI = "http://localhost:8233"
 KEY_SPEC = ",".join(new_key_entry(key_id) for key_id in ("codec-old", "codec-new"))

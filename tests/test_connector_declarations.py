@@ -36,7 +36,7 @@ from dsr.settings import Settings
 
 REGISTRY = load_registry(Path(__file__).parent.parent / "connectors" / "registry.yaml")
 PEOPLE = 40
-SECRET = b"test-secret-not-for-production"
+SECRET = b"declarations-test-key-5c1e9a7f3b2d8e4a6f0c1b9d"
 # Not the subject's data: the log of operations done, restrictions and the suppression list
 # (keyed hashes that keep an erased person from being contacted or imported again).
 BOOKKEEPING = {"operation_log", "restrictions", "suppressions"}

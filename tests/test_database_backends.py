@@ -43,7 +43,7 @@ from dsr.register import Milestone, RequestFilter
 from dsr.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRET = b"backends-test-secret"
+SECRET = b"backends-test-key-9e2b7c4a1f8d3e6b5a0c7f1d"
 KEY = ledger.ledger_key(SECRET)
 KEYS = register.RegisterKeys.from_secret(SECRET)
 EMAIL = "grace.hopper@example.com"

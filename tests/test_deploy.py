@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 import typer
 import yaml
+from pydantic import ValidationError
 
 from connectors.builtin import BUILTIN
 from connectors.registry import load_registry
@@ -430,14 +432,19 @@ def test_connector_stores_are_configured(component: Component) -> None:
 @pytest.mark.parametrize("component", COMPONENTS, ids=_ids(COMPONENTS))
 def test_component_settings_validate(component: Component,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """The settings model accepts each component's environment as written (placeholders for
-    secrets are opaque strings to it; payload keys are checked at start, not here)."""
+    """The settings model accepts each component's environment as written, once the server
+    secret's placeholder is replaced: left as it is, it is refused (payload keys are checked
+    at start, not here)."""
     for name in list(os.environ):
         if name.startswith("DSR_"):
             monkeypatch.delenv(name)
     for name, value in component.env.items():
         if name.startswith("DSR_"):
             monkeypatch.setenv(name, value)
+    if "DSR_HMAC_KEY" in component.env:
+        with pytest.raises(ValidationError, match="hmac_key"):
+            Settings(_env_file=None)  # type: ignore[call-arg]
+        monkeypatch.setenv("DSR_HMAC_KEY", secrets.token_hex(32))
     Settings(_env_file=None)  # type: ignore[call-arg]
 
 

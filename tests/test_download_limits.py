@@ -44,8 +44,8 @@ class Clock:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, hmac_key="guard-secret", payload_keys=TEST_KEY_SPEC,
-                    public_base_url=f"{OWN}/dsr/")
+    return Settings(data_dir=tmp_path, hmac_key="guard-test-key-8b3e6f1a9c4d2e7b5f0a3c8d",
+                    payload_keys=TEST_KEY_SPEC, public_base_url=f"{OWN}/dsr/")
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from starter import app
 from tests.conftest import officer_service_thread, write_officer_files
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
-KEY = "test-secret-holds"
+KEY = "holds-test-key-2f7c9a4e1b8d6f3a5c0e9b7d"
 PHONE = "+447700900123"
 EMAIL = "dora.seymour@example.com"
 

@@ -26,7 +26,7 @@ from dsr.models import parse_request
 from dsr.register import Milestone
 from dsr.settings import Settings
 
-SECRET = b"ledger-test-secret"
+SECRET = b"ledger-test-key-3d8f1a6c9e2b7f4a0c5e8d1b"
 KEY = ledger.ledger_key(SECRET)
 KEYS = register.RegisterKeys.from_secret(SECRET)
 EMAIL = "ada.lovelace@example.com"

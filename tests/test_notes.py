@@ -21,7 +21,7 @@ from dsr.models import parse_request
 from dsr.register import Milestone, RegisterKeys
 from dsr.settings import Settings
 
-SECRET = b"notes-test-secret"
+SECRET = b"notes-test-key-6a4f2c9e1d7b3f8a5c0e2d9b"
 KEYS = RegisterKeys.from_secret(SECRET)
 EMAIL = "mary.somerville@example.com"
 NOTE = f"called back on {EMAIL}, passport checked"

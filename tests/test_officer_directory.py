@@ -25,7 +25,7 @@ ROLES = load_action_roles(Settings().policy_dir)
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, hmac_key="directory-test-secret")
+    return Settings(data_dir=tmp_path, hmac_key="directory-test-key-4e8a2f6c1b9d7e3a5f0c8b2d")
 
 
 def registration(officer_id: str, key: Ed25519PrivateKey,

@@ -33,11 +33,12 @@ from tests.conftest import TEST_KEY_SPEC, captured_logs, officer_service_thread,
 REQUEST = "REQ-PKG-1"
 CONTENT = b"PK\x03\x04 the package of ana.silva@example.com"
 NOW = datetime.now(UTC)
+LINKS_KEY = "links-test-key-7d1b5f9a3e8c2f6a4b0d9e1c"
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, hmac_key="links-secret", payload_keys=TEST_KEY_SPEC,
+    return Settings(data_dir=tmp_path, hmac_key=LINKS_KEY, payload_keys=TEST_KEY_SPEC,
                     public_base_url="https://privacy.example/dsr/")
 
 
@@ -233,7 +234,7 @@ def test_the_officer_revokes_a_link_from_the_cli(
     settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port = free_port()
-    served = Settings(data_dir=settings.data_dir, hmac_key="links-secret",
+    served = Settings(data_dir=settings.data_dir, hmac_key=LINKS_KEY,
                       payload_keys=TEST_KEY_SPEC, officer_service_port=port,
                       officer_service_url=f"http://127.0.0.1:{port}")
     home = settings.data_dir / "officer-home"  # the officer's machine: no secret

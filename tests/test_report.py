@@ -408,7 +408,7 @@ def runner(monkeypatch: pytest.MonkeyPatch, database: tuple[Engine, Path],
             monkeypatch.delenv(name)
     _, path = database
     port = free_port()
-    served = Settings(data_dir=path.parent, hmac_key="report-test-secret",
+    served = Settings(data_dir=path.parent, hmac_key="report-test-key-1c9f4a7e2b6d8f3a5e0c7b9d",
                       officer_service_port=port, officer_service_url=f"http://127.0.0.1:{port}",
                       temporal_address="127.0.0.1:9")  # nothing listens there
     home = tmp_path / "auditor"

@@ -79,7 +79,7 @@ async def ui_session(settings: Settings, officer_id: str, *args: str) -> Result:
     home = settings.data_dir / officer_id
     env = {"DSR_DATA_DIR": str(home), "DSR_SETTINGS_FILE": str(home / "absent.env"),
            "DSR_OFFICER_SERVICE_URL": settings.officer_service_url, "COLUMNS": "400",
-           "DSR_HMAC_KEY": "", "DSR_PAYLOAD_KEYS": "", "DSR_DATABASE_URL": ""}
+           "DSR_HMAC_KEY": None, "DSR_PAYLOAD_KEYS": None, "DSR_DATABASE_URL": None}
     return await asyncio.to_thread(
         lambda: CliRunner().invoke(starter.app, ["ui-session", *args], env=env))
 
