@@ -29,7 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
 import starter
-from dsr import officer
+from dsr import following_cli, officer
 from dsr.database import Base, MilestoneRecord
 from tests.conftest import ROOT, Harness
 from workflows.models import RequestOutcome, Status
@@ -427,8 +427,8 @@ def test_free_text_in_a_status_is_shown_as_written(monkeypatch: pytest.MonkeyPat
     """Officers' notes, actors and connector errors are text, never rich markup: a note
     holding "[/red]" once stopped the status command with a MarkupError."""
     shown = Console(record=True, width=400)
-    monkeypatch.setattr(starter, "console", shown)
-    starter._print_register_status({
+    monkeypatch.setattr(following_cli, "console", shown)
+    following_cli._print_register_status({
         "request_id": "R-1", "status": "answered", "rights": ["erasure"],
         "jurisdiction": "EU", "milestones": [{
             "step": "denial", "at": datetime(2026, 12, 1, tzinfo=UTC), "actor": "[bold]x",
