@@ -34,6 +34,7 @@ from dsr.report_cli import report_command
 from dsr.sessions_cli import ui_session
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
+from dsr.temporal_token import TokenError
 from workflows.models import (
     CodeResult,
     ConnectorDecision,
@@ -106,6 +107,8 @@ def _run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     except officer.OfficerError as error:
         _fail(str(error))
     except KeyringError as error:
+        _fail(str(error), code=2)
+    except TokenError as error:
         _fail(str(error), code=2)
     except RuntimeError as error:
         if "Failed client connect" in str(error) or "connect" in str(error).lower():
