@@ -25,6 +25,7 @@ from dsr.report_cli import report_command
 from dsr.sessions_cli import ui_session
 from dsr.settings import Settings
 from dsr.temporal import connect
+from dsr.temporal_token import TokenError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Data-subject-request orchestrator: the privacy officer's commands.")
@@ -43,7 +44,6 @@ app.add_typer(hold_app, name="hold")
 app.command()(package)
 app.command()(proof)
 console = Console()
-err = Console(stderr=True)
 T = TypeVar("T")
 
 
@@ -55,6 +55,8 @@ def _run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     except officer.OfficerError as error:
         fail(str(error))
     except KeyringError as error:
+        fail(str(error), code=2)
+    except TokenError as error:
         fail(str(error), code=2)
     except RuntimeError as error:
         if "Failed client connect" in str(error) or "connect" in str(error).lower():

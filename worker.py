@@ -34,6 +34,7 @@ from dsr.logging import configure, get_logger
 from dsr.policies import PolicyFault, check_policies
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
+from dsr.temporal_token import TokenError
 from workflows.anchor import LedgerAnchorWorkflow
 from workflows.deferred import DeferredErasureWorkflow
 from workflows.purge import ConfirmationPurgeWorkflow
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     orchestrator = args.all or not args.connector
     try:
         asyncio.run(serve(settings, orchestrator, connectors, keyring))
-    except (MissingSearchAttributes, search_attributes.SearchAttributeError) as error:
+    except (MissingSearchAttributes, search_attributes.SearchAttributeError, TokenError) as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         # Connected once, the Temporal runtime's threads are up: leaving through interpreter
         # finalization aborted the process now and then (SIGABRT instead of 2, seen in CI).

@@ -105,12 +105,16 @@ def hold_recheck() -> None:
     """Ask the deferred erasures to look again now (the operator, on the server: done by
     `release`; for after an outage, or after adding a payload key)."""
     from dsr.temporal import connect
+    from dsr.temporal_token import TokenError
 
     async def ask() -> int:
         return await officer.recheck_deferred(await connect(cli_settings()))
 
-    console.print(f"{asyncio.run(ask())} deferred erasures asked to look again",
-                  highlight=False)
+    try:
+        asked = asyncio.run(ask())
+    except TokenError as error:
+        fail(str(error), code=2)
+    console.print(f"{asked} deferred erasures asked to look again", highlight=False)
 
 
 @hold_app.command("list")

@@ -109,13 +109,14 @@ async def retire(settings: Settings, client: Client, key_id: str) -> str:
 def retire_command(key_id: Annotated[str, typer.Argument(metavar="KEY_ID")]) -> None:
     """Remove an old payload key, once no open workflow holds a payload under it."""
     from dsr.temporal import connect
+    from dsr.temporal_token import TokenError
 
     async def work(settings: Settings) -> str:
         return await retire(settings, await connect(settings), key_id)
 
     try:
         typer.echo(asyncio.run(work(load_settings())))
-    except (SettingsError, KeyringError) as error:
+    except (SettingsError, KeyringError, TokenError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     except KeyInUse as error:

@@ -37,8 +37,14 @@ def runtime(settings: Settings) -> Runtime | None:
     """A Temporal runtime exporting Prometheus metrics, or None when metrics are off."""
     if settings.metrics_port is None:
         return None
-    address = f"{settings.metrics_bind_host}:{settings.metrics_port}"
+    address = bind_address(settings.metrics_bind_host, settings.metrics_port)
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
+def bind_address(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets: in Kubernetes the host is the pod's IP
+    (``status.podIP``), which is an IPv6 address on an IPv6 cluster."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
 def request_counts(engine: Engine, now: datetime) -> dict[str, dict[str, int]]:

@@ -226,12 +226,13 @@ def main() -> None:
     from dsr.files import private_umask
     from dsr.logging import configure
     from dsr.settings import SettingsError, load_settings
+    from dsr.temporal_token import TokenError
 
     private_umask()
     configure()
     try:
         asyncio.run(run_officer_service(load_settings()))
-    except SettingsError as error:
+    except (SettingsError, TokenError) as error:
         raise SystemExit(f"error: {error}") from None
     except OSError as error:
         raise SystemExit(f"error: the officer service cannot listen ({error.strerror}); set "

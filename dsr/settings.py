@@ -49,7 +49,15 @@ class Settings(BaseSettings):
     temporal_tls_cert: Path | None = None
     temporal_tls_key: Path | None = None
     temporal_api_key: SecretStr | None = None
-    # Prometheus metrics (the SDK's and the product's) on this port; None: off.
+    # A self-hosted cluster with Temporal's JWT authorizer: a bearer token from this OAuth2
+    # token endpoint (client-credentials grant, as this client, with this scope if the
+    # identity provider needs one), fetched again before it expires (dsr/temporal_token.py).
+    temporal_token_url: str | None = None
+    temporal_token_client_id: str | None = None
+    temporal_token_client_secret: SecretStr | None = None
+    temporal_token_scope: str | None = None
+    # Prometheus metrics (the SDK's and the product's) on this port; None: off. Bound to
+    # 127.0.0.1 on one host, 0.0.0.0 in a compose container, the pod's IP in Kubernetes.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_bind_host: str = "127.0.0.1"
     metrics_refresh_seconds: float = Field(default=60, gt=0, le=3600)
@@ -178,6 +186,35 @@ class Settings(BaseSettings):
         if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
             raise ValueError(
                 "mTLS needs both DSR_TEMPORAL_TLS_CERT and DSR_TEMPORAL_TLS_KEY, or neither")
+        return self
+
+    @field_validator("temporal_token_url")
+    @classmethod
+    def _token_url(cls, value: str | None) -> str | None:
+        if value is not None and not secure_url(value):
+            raise ValueError("must be an https:// address (http:// only on localhost): "
+                             "the client secret is sent to it")
+        return value
+
+    @model_validator(mode="after")
+    def _token_source_complete(self) -> Settings:
+        client = (self.temporal_token_client_id, self.temporal_token_client_secret)
+        if self.temporal_token_url is None:
+            if any(value is not None for value in client):
+                raise ValueError("DSR_TEMPORAL_TOKEN_CLIENT_ID and _CLIENT_SECRET need "
+                                 "DSR_TEMPORAL_TOKEN_URL, the token endpoint")
+            return self
+        if not self.temporal_token_client_id or self.temporal_token_client_secret is None:
+            raise ValueError("DSR_TEMPORAL_TOKEN_URL needs DSR_TEMPORAL_TOKEN_CLIENT_ID and "
+                             "DSR_TEMPORAL_TOKEN_CLIENT_SECRET")
+        if self.temporal_api_key is not None:
+            raise ValueError("DSR_TEMPORAL_API_KEY and DSR_TEMPORAL_TOKEN_URL both set the "
+                             "authorization header: set one")
+        tls = self.temporal_tls or self.temporal_tls_ca or self.temporal_tls_cert
+        host = self.temporal_address.rpartition(":")[0].strip("[]")
+        if not tls and host not in LOOPBACK_HOSTS:
+            raise ValueError("a bearer token travels only over TLS: set DSR_TEMPORAL_TLS (or "
+                             "the client certificate) for a Temporal that is not on this host")
         return self
 
     @field_validator("public_base_url")

@@ -9,6 +9,7 @@ from temporalio.service import TLSConfig
 from dsr.converter import data_converter
 from dsr.keyring import Keyring, load_keyring
 from dsr.settings import Settings
+from dsr.temporal_token import TokenSource, keep_fresh
 
 
 async def connect(
@@ -16,16 +17,25 @@ async def connect(
 ) -> Client:
     """A client with the product's converter: pydantic payloads encrypted with the payload
     keys (``keyring``, or loaded from the settings; a bad key raises ``KeyringError``), over
-    TLS, mTLS or with an API key as the settings say."""
+    TLS, mTLS or with an API key as the settings say; with a bearer token from
+    ``DSR_TEMPORAL_TOKEN_URL`` when set, renewed before it expires (a refused client raises
+    ``TokenError`` before any connection is made)."""
     api_key = settings.temporal_api_key
-    return await Client.connect(
+    converter = data_converter(keyring or load_keyring(settings))
+    source = TokenSource.from_settings(settings)
+    token = await source.fetch() if source else None
+    client = await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=data_converter(keyring or load_keyring(settings)),
+        data_converter=converter,
         tls=tls_config(settings),
         api_key=api_key.get_secret_value() if api_key else None,
+        rpc_metadata=token.metadata if token else {},
         runtime=runtime,
     )
+    if source and token:
+        keep_fresh(client, source, token)
+    return client
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:

@@ -54,6 +54,8 @@ EXPECTED_SETTINGS = (
     "DSR_OFFICER_SERVICE_URL",
     "DSR_SMTP_HOST", "DSR_SMTP_PORT", "DSR_SMTP_USERNAME", "DSR_SMTP_PASSWORD",
     "DSR_SMTP_SECURITY", "DSR_DATA_DIR", "DSR_WEB_UI_URL",
+    "DSR_TEMPORAL_TOKEN_URL", "DSR_TEMPORAL_TOKEN_CLIENT_ID", "DSR_TEMPORAL_TOKEN_CLIENT_SECRET",
+    "DSR_TEMPORAL_TOKEN_SCOPE",
 )
 # Read by dsr/settings.py itself, not fields.
 NON_FIELD_NAMES = frozenset({"DSR_SETTINGS_FILE"})
@@ -123,12 +125,22 @@ NEEDS_PAYLOAD_KEYS = frozenset({"orchestrator", "connectors", "codec", "download
 # the issuer's JWKS, the officer's roles in the role claim; its public address is https, so
 # session cookies are Secure); connector stores are remote databases (the pods' filesystem is
 # scratch).
+# The Temporal frontend requires a client certificate and a bearer token
+# (temporal-values.yaml): every pod that calls it presents both.
+TEMPORAL_CLIENT = frozenset({
+    "DSR_TEMPORAL_TLS_CA", "DSR_TEMPORAL_TLS_CERT", "DSR_TEMPORAL_TLS_KEY",
+    "DSR_TEMPORAL_TOKEN_URL", "DSR_TEMPORAL_TOKEN_CLIENT_ID", "DSR_TEMPORAL_TOKEN_CLIENT_SECRET",
+})
+TEMPORAL_CALLERS = frozenset({"orchestrator", "connectors", "officers", "setup"})
 K8S_REQUIRED: dict[str, frozenset[str]] = {
     "codec": frozenset({
         "DSR_CODEC_OIDC_ISSUER", "DSR_CODEC_OIDC_AUDIENCE", "DSR_CODEC_OIDC_ROLE_CLAIM",
         "DSR_CODEC_PUBLIC_URL",
     }),
-}
+} | {kind: TEMPORAL_CLIENT for kind in TEMPORAL_CALLERS}
+# What a pod's env takes from the downward API (fieldRef), for the settings checks: an example
+# pod IP (the real one is the pod's; an IPv6 one is checked in test_deploy_network.py).
+FIELD_REFS = {"status.podIP": "10.244.1.17"}
 WORKER_KINDS = frozenset({"orchestrator", "connectors"})
 SHARED_VALUES = ("DSR_TEMPORAL_ADDRESS", "DSR_TEMPORAL_NAMESPACE", "DSR_BLOB_URL",
                  "DSR_PAYLOAD_KEYS", "DSR_HMAC_KEY", "DSR_DATABASE_URL")
@@ -307,6 +319,10 @@ def _k8s_components() -> list[Component]:
             for item in container.get("env", []):
                 if "value" in item:
                     env[item["name"]] = str(item["value"])
+                elif "fieldRef" in item["valueFrom"]:
+                    path = item["valueFrom"]["fieldRef"]["fieldPath"]
+                    assert path in FIELD_REFS, f"{where}: {item['name']} from {path}"
+                    env[item["name"]] = FIELD_REFS[path]
                 else:
                     ref = item["valueFrom"]["secretKeyRef"]
                     data = sources.get(("Secret", ref["name"]))
@@ -430,22 +446,61 @@ def test_connector_stores_are_configured(component: Component) -> None:
 
 
 @pytest.mark.parametrize("component", COMPONENTS, ids=_ids(COMPONENTS))
-def test_component_settings_validate(component: Component,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_component_settings_validate(component: Component, monkeypatch: pytest.MonkeyPatch,
+                                     tmp_path: Path) -> None:
     """The settings model accepts each component's environment as written, once the server
     secret's placeholder is replaced: left as it is, it is refused (payload keys are checked
     at start, not here)."""
     for name in list(os.environ):
         if name.startswith("DSR_"):
             monkeypatch.delenv(name)
+    mounted = _secret_files(component)
     for name, value in component.env.items():
         if name.startswith("DSR_"):
+            if value in mounted:  # a file setting (DSR_TEMPORAL_TLS_*): a stand-in file
+                value = str(_stand_in(tmp_path, value))
             monkeypatch.setenv(name, value)
     if "DSR_HMAC_KEY" in component.env:
         with pytest.raises(ValidationError, match="hmac_key"):
             Settings(_env_file=None)  # type: ignore[call-arg]
         monkeypatch.setenv("DSR_HMAC_KEY", secrets.token_hex(32))
     Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def _secret_files(component: Component) -> set[str]:
+    """The files a Kubernetes container has from Secret volumes: mount path / each key of the
+    Secret as secret.template.yaml defines it."""
+    if component.environment != "kubernetes":
+        return set()
+    sources = _k8s_sources()
+    volumes = {v["name"]: v["secret"]["secretName"]
+               for v in component.raw["pod"].get("volumes", []) if "secret" in v}
+    files = set()
+    for mount in component.raw["container"].get("volumeMounts", []):
+        if mount["name"] in volumes:
+            keys = sources.get(("Secret", volumes[mount["name"]]))
+            assert keys is not None, f"{component.where}: no Secret {volumes[mount['name']]}"
+            files |= {f"{mount['mountPath']}/{key}" for key in keys}
+    return files
+
+
+def _stand_in(tmp_path: Path, path: str) -> Path:
+    stand_in = tmp_path / path.lstrip("/")
+    stand_in.parent.mkdir(parents=True, exist_ok=True)
+    stand_in.write_text("stand-in for the mounted Secret key\n")
+    return stand_in
+
+
+@pytest.mark.parametrize("component", [c for c in COMPONENTS if c.environment == "kubernetes"],
+                         ids=_ids([c for c in COMPONENTS if c.environment == "kubernetes"]))
+def test_kubernetes_file_settings_are_mounted_secret_keys(component: Component) -> None:
+    """A file setting (the client certificate, its key, the CA) names a key of a Secret that
+    the container mounts: otherwise the settings refuse to start (no such file)."""
+    mounted = _secret_files(component)
+    for name in ("DSR_TEMPORAL_TLS_CA", "DSR_TEMPORAL_TLS_CERT", "DSR_TEMPORAL_TLS_KEY"):
+        if name in component.env:
+            assert component.env[name] in mounted, (
+                f"{component.where}: {name}={component.env[name]} is not a mounted Secret key")
 
 
 @pytest.mark.parametrize("environment", ["compose", "kubernetes"])
@@ -646,7 +701,9 @@ def test_kubernetes_ports_probes_and_scraping_match_settings() -> None:
         labels = doc["spec"]["template"]["metadata"]["labels"]
         if component.kind in WORKER_KINDS:
             port = int(env["DSR_METRICS_PORT"])
-            assert env["DSR_METRICS_BIND_HOST"] == "0.0.0.0"
+            # The pod's own address (the kubelet probes it; NetworkPolicy admits Prometheus).
+            bind = {e["name"]: e for e in container.get("env", [])}["DSR_METRICS_BIND_HOST"]
+            assert bind["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP", component.where
             assert set(probes) == {port}, component.where
             assert [p["containerPort"] for p in container["ports"]] == [port]
             annotations = doc["spec"]["template"]["metadata"]["annotations"]
