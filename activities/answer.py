@@ -105,7 +105,7 @@ class AnswerActivities:
         carries the same link."""
         if answer.package_ref is None:
             return None, None
-        link = package_links.issue(self._engine, self._settings.secret,
+        link = package_links.issue(self._engine, self._settings.server_keys,
                                    answer.request.request_id, answer.answered_at,
                                    self._settings.package_link_days)
         return (package_links.landing_url(self._settings.public_base_url, link.token),

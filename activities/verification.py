@@ -1,7 +1,9 @@
 """One-time codes: derived, sent and checked here, kept only as keyed hashes.
 
-A code is an HMAC of the request, the target and the issue round under the server-side
-secret, so a retried activity sends the same code, and only the server can derive it.
+A code is an HMAC of the request, the target and the issue round under the codes' own key
+(``dsr.serverkeys``), so a retried activity sends the same code, and only the server can
+derive it; its check hash is tagged with the key's id, and a code sent before a change of
+server secret is still accepted until it expires.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from dsr.emails import render
-from dsr.hashing import keyed_hash, matches
 from dsr.mailer import send_email
 from dsr.models import Language
+from dsr.purposes import CODES
+from dsr.serverkeys import PurposeKeys
 from dsr.settings import Settings
 
 
@@ -49,11 +52,17 @@ class VerificationActivities:
         self._settings = settings
 
     def _code(self, request_id: str, target_id: str, round_: int) -> str:
-        digest = keyed_hash(self._settings.secret, f"{request_id}:{target_id}:{round_}", "code")
-        return f"{int(digest, 16) % 1_000_000:06d}"
+        key = self._settings.server_keys.purpose(CODES, "code").current
+        digest = key.mac(f"code\x00{request_id}:{target_id}:{round_}")
+        return f"{int.from_bytes(digest) % 1_000_000:06d}"
+
+    def _checks(self) -> PurposeKeys:
+        """The codes' check hashes: made under the current key, matched under every key
+        held (a code sent before a change of server secret works until it expires)."""
+        return self._settings.server_keys.purpose(CODES, "code-check")
 
     def _hash(self, request_id: str, target_id: str, code: str) -> str:
-        return keyed_hash(self._settings.secret, f"{request_id}:{target_id}:{code}", "code-check")
+        return self._checks().tag(f"{request_id}:{target_id}:{code}")
 
     @activity.defn(name="verification.issue_codes")
     async def issue_codes(self, issue: CodeIssue) -> list[IssuedCode]:
@@ -83,9 +92,9 @@ class VerificationActivities:
     @activity.defn(name="verification.check_code")
     def check_code(self, check: CodeCheck) -> str | None:
         """The target whose code this is, or None. Compared in constant time."""
-        found = None
+        found, checks = None, self._checks()
         for candidate in check.candidates:
             value = f"{check.request_id}:{candidate.target_id}:{check.code}"
-            if matches(self._settings.secret, value, candidate.code_hash, "code-check"):
+            if checks.matches(value, candidate.code_hash):
                 found = candidate.target_id
         return found

@@ -130,7 +130,7 @@ class _CodecServer:
     def __init__(self, codec: PayloadCodec, settings: Settings, engine: Engine) -> None:
         self.codec = codec
         self.engine = engine
-        self.secret = settings.secret
+        self.keys = settings.server_keys
         self.allowed_origins = frozenset(settings.codec_allowed_origins)
         self.oidc = OidcVerifier(settings)
         self.secure_cookie = urlsplit(codec_endpoint(settings)).scheme == "https"
@@ -181,7 +181,7 @@ class _CodecServer:
             refusal = Refused(401, "only Authorization: Bearer tokens are accepted")
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
-            found = await asyncio.to_thread(sessions.session_for, self.engine, self.secret, cookie)
+            found = await asyncio.to_thread(sessions.session_for, self.engine, self.keys, cookie)
             if found is not None:
                 return Caller(found.officer, "session", session_id=found.session_id)
             refusal = refusal or Refused(
@@ -247,7 +247,7 @@ class _CodecServer:
     async def open_session(self, request: web.Request) -> web.StreamResponse:
         """Exchange the one-time link for a fresh cookie; a second opening is refused."""
         result = await asyncio.to_thread(
-            sessions.exchange_link, self.engine, self.secret, request.match_info["token"]
+            sessions.exchange_link, self.engine, self.keys, request.match_info["token"]
         )
         if isinstance(result, sessions.LinkRefused):
             log.warning("ui session link refused", reason=str(result.reason),

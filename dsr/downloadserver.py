@@ -61,6 +61,7 @@ class _DownloadServer:
     def __init__(self, settings: Settings, engine: Engine, blobs: BlobStore,
                  clock: Clock) -> None:
         self.secret = settings.secret
+        self.keys = settings.server_keys
         self.engine = engine
         self.blobs = blobs
         self.origin = package_links.public_origin(settings.public_base_url)
@@ -97,7 +98,8 @@ class _DownloadServer:
     async def _link(self, request: web.Request) -> PackageLinkRecord | LinkRefusal:
         token = request.match_info["token"]
         now = datetime.now(UTC)
-        found = await asyncio.to_thread(package_links.find, self.engine, self.secret, token, now)
+        found = await asyncio.to_thread(package_links.find, self.engine, self.keys, token,
+                                        now)
         if isinstance(found, LinkRefusal):
             log.info("package link refused", reason=found.name.lower())
         return found

@@ -9,6 +9,3 @@ def keyed_hash(secret: bytes, value: str, purpose: str = "identity") -> str:
     message = f"{purpose}\x00{value}".encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
-
-def matches(secret: bytes, value: str, expected: str, purpose: str) -> bool:
-    return hmac.compare_digest(keyed_hash(secret, value, purpose), expected)

@@ -3,10 +3,12 @@
 The link opens a landing page under the deployment's public base URL (``DSR_PUBLIC_BASE_URL``);
 the package downloads only by a POST from that page, so a mail scanner that follows links
 consumes nothing. The token in the link is derived from the request and the moment the link
-was issued under the deployment's secret, so a retried answer carries the same link; the table
-keeps only its keyed hash. A link works to the end (UTC) of the last of its days
-(``DSR_PACKAGE_LINK_DAYS``, default 5) and can be revoked; the package is purged once its link
-has expired or was revoked. Every download, revocation and purge is in the audit ledger.
+was issued under the download links' own key (``dsr.serverkeys``), so a retried answer carries
+the same link; the table keeps only its keyed hash, tagged with the key's id, and links issued
+before a change of server secret open until they expire. A link works to the end (UTC) of
+the last of its days (``DSR_PACKAGE_LINK_DAYS``, default 5) and can be revoked; the package is
+purged once its link has expired or was revoked. Every download, revocation and purge is in
+the audit ledger.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from dsr import ledger
 from dsr.blobstore import BlobStore
 from dsr.database import Base, UtcDateTime
-from dsr.hashing import keyed_hash
+from dsr.purposes import DOWNLOAD_LINKS
+from dsr.serverkeys import PurposeKeys, ServerKeys
 
 PURPOSE = "package-link"
 MAX_TOKEN_CHARS = 100
@@ -92,43 +95,57 @@ def last_day(link: PackageLink) -> date:
     return (link.expires_at - timedelta(days=1)).date()
 
 
-def _token(secret: bytes, request_id: str, issued_at: datetime) -> str:
+def _token(key: bytes, request_id: str, issued_at: datetime) -> str:
     message = f"{PURPOSE}|{request_id}|{issued_at.astimezone(UTC).isoformat()}".encode()
-    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    digest = hmac.new(key, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def _hash(secret: bytes, token: str) -> str:
-    return keyed_hash(secret, token, purpose=PURPOSE)
+def _links(keys: ServerKeys) -> PurposeKeys:
+    return keys.purpose(DOWNLOAD_LINKS, PURPOSE)
+
+
+def _token_of(keys: ServerKeys, record: PackageLinkRecord) -> str:
+    """The token of a link issued before (a retried answer sends the same link): made with
+    the key its stored hash names, or, before key ids, with the secret that matches."""
+    links = _links(keys)
+    key = links.key_of(record.token_hash)
+    made_with = [key.key] if key is not None else keys.secrets
+    for candidate in made_with:
+        token = _token(candidate, record.request_id, record.issued_at)
+        if links.matches(token, record.token_hash):
+            return token
+    raise LookupError(f"the download link of {record.request_id} was made under a server "
+                      "secret no longer held (DSR_HMAC_KEY_PREVIOUS)")
 
 
 def issue(
-    engine: Engine, secret: bytes, request_id: str, issued_at: datetime, days: int
+    engine: Engine, keys: ServerKeys, request_id: str, issued_at: datetime, days: int
 ) -> PackageLink:
     """The request's link, issued now or (on a retry) the one issued before."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         record = session.get(PackageLinkRecord, request_id)
         if record is None:
+            links = _links(keys)
+            token = _token(links.current.key, request_id, issued_at)
             record = PackageLinkRecord(
                 request_id=request_id, issued_at=issued_at.astimezone(UTC),
                 expires_at=_end_of_day(issued_at.astimezone(UTC).date() + timedelta(days=days)),
-                token_hash=_hash(secret, _token(secret, request_id, issued_at)),
-                revoked_at=None, purged_at=None,
+                token_hash=links.tag(token), revoked_at=None, purged_at=None,
             )
             session.add(record)
-    return PackageLink(request_id, _token(secret, request_id, record.issued_at), record.expires_at)
+    return PackageLink(request_id, _token_of(keys, record), record.expires_at)
 
 
 def find(
-    engine: Engine, secret: bytes, token: str, now: datetime
+    engine: Engine, keys: ServerKeys, token: str, now: datetime
 ) -> PackageLinkRecord | LinkRefusal:
     """The live link ``token`` opens, or why it opens nothing."""
     if not token or len(token) > MAX_TOKEN_CHARS:
         return LinkRefusal.UNKNOWN
     with Session(engine, expire_on_commit=False) as session:
-        record = session.scalar(
-            select(PackageLinkRecord).where(PackageLinkRecord.token_hash == _hash(secret, token))
-        )
+        record = session.scalar(select(PackageLinkRecord).where(
+            PackageLinkRecord.token_hash.in_(_links(keys).candidates(token))))
     if record is None:
         return LinkRefusal.UNKNOWN
     if record.revoked_at is not None:

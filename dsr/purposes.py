@@ -6,9 +6,10 @@ purpose changes its key by changing its version. Each derived key has a short pu
 hash of the key, never the key), recorded beside what it sealed or hashed, so that a record
 made under another secret or version is recognised as such.
 
-Used today by the officers' notes (sealed in the register, keyed hashes in the ledger) and the
-officer authority (``dsr.credentials``); codes,
-download links, sessions, the identity index and the ledger chain are to move onto it.
+Used by the officers' notes (sealed in the register, keyed hashes in the ledger), the officer
+authority (``dsr.credentials``), verification codes, download links and Web UI sessions
+(``dsr.serverkeys``, with key ids); the identity index and the ledger chain are to move onto
+it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ KEY_ID_CHARS = 16
 OFFICER_NOTES = "officer notes v1"  # AES-GCM: notes sealed in the register
 OFFICER_NOTE_HASHES = "officer note hashes v1"  # HMAC-SHA256: notes as the ledger keeps them
 OFFICER_AUTHORITY = "officer authority v1"  # Ed25519 seed: certifies officers' keys
-PURPOSES = (OFFICER_NOTES, OFFICER_NOTE_HASHES, OFFICER_AUTHORITY)
+CODES = "verification codes v1"  # HMAC-SHA256: one-time codes, and their check hashes
+DOWNLOAD_LINKS = "download links v1"  # HMAC-SHA256: package link tokens and their hashes
+SESSIONS = "ui sessions v1"  # HMAC-SHA256: session links and cookies as stored
+PURPOSES = (OFFICER_NOTES, OFFICER_NOTE_HASHES, OFFICER_AUTHORITY, CODES, DOWNLOAD_LINKS,
+            SESSIONS)
 
 
 def purpose_key(secret: bytes, purpose: str) -> bytes:

@@ -44,7 +44,7 @@ def _whose(principal: Principal, query: SessionQuery) -> str | None:
 
 async def open_ui_session(ctx: Context, principal: Principal, _: NoArguments) -> Any:
     hours = ctx.settings.ui_session_hours
-    opened = await asyncio.to_thread(sessions.open_session, ctx.engine, ctx.settings.secret,
+    opened = await asyncio.to_thread(sessions.open_session, ctx.engine, ctx.settings.server_keys,
                                      principal.principal_id, hours)
     return {"session": opened.session_id, "officer": principal.principal_id, "hours": hours,
             "expires_at": opened.expires_at.isoformat(),
@@ -60,7 +60,7 @@ async def list_ui_sessions(ctx: Context, principal: Principal, query: SessionQue
 
 async def end_ui_session(ctx: Context, principal: Principal, end: SessionEnd) -> Any:
     owner = None if principal.role is Role.ADMINISTRATOR else principal.principal_id
-    ended = await asyncio.to_thread(sessions.revoke, ctx.engine, ctx.settings.secret,
+    ended = await asyncio.to_thread(sessions.revoke, ctx.engine, ctx.settings.server_keys,
                                     end.session_id, principal.principal_id, None, owner)
     if not ended:
         raise ActionRefused(f"no live session {end.session_id}"
@@ -70,7 +70,7 @@ async def end_ui_session(ctx: Context, principal: Principal, end: SessionEnd) ->
 
 
 async def end_ui_sessions(ctx: Context, principal: Principal, query: SessionQuery) -> Any:
-    ended = await asyncio.to_thread(sessions.revoke_all, ctx.engine, ctx.settings.secret,
+    ended = await asyncio.to_thread(sessions.revoke_all, ctx.engine, ctx.settings.server_keys,
                                     principal.principal_id, _whose(principal, query))
     return {"ended": ended}
 

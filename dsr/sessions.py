@@ -7,10 +7,12 @@ ui-session``), which prints a session id and a link to open in the browser used 
 The link works once: opening it exchanges it for a fresh random cookie value, and from then
 on the link opens nothing (a second opening is refused, so a link that leaked after use is
 worthless, and one opened by someone else first shows up as "already used"). The link token
-and the cookie are stored only as keyed hashes (different purposes), so the table cannot be
-replayed from a database copy. Each session expires, and can be ended by its id
-(``ui-session --revoke``) or all at once (``--revoke-all``). Opening and ending sessions are
-recorded in the audit ledger (session id, officer, expiry; never a token or a cookie).
+and the cookie are stored only as keyed hashes under the sessions' own key, tagged with its
+id (``dsr.serverkeys``), so the table cannot be replayed from a database copy, and sessions
+opened before a change of server secret stay open until they expire. Each session expires,
+and can be ended by its id (``ui-session --revoke``) or all at once (``--revoke-all``).
+Opening and ending sessions are recorded in the audit ledger (session id, officer, expiry;
+never a token or a cookie).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from dsr import ledger
 from dsr.database import Base, UtcDateTime
-from dsr.hashing import keyed_hash
+from dsr.purposes import SESSIONS
+from dsr.serverkeys import ServerKeys
 
 LINK_PURPOSE = "ui-session-link"
 COOKIE_PURPOSE = "ui-session-cookie"
@@ -88,8 +91,14 @@ class LinkRefused:
     session_id: str | None = None
 
 
-def _hash(secret: bytes, token: str, purpose: str) -> str:
-    return keyed_hash(secret, token, purpose=purpose)
+def _stored(keys: ServerKeys, token: str, label: str) -> str:
+    """How a link or cookie is stored: its keyed hash, tagged with the key's id."""
+    return keys.purpose(SESSIONS, label).tag(token)
+
+
+def _forms(keys: ServerKeys, token: str, label: str) -> list[str]:
+    """Every way it may be stored: under the current key, a previous secret's, or bare."""
+    return keys.purpose(SESSIONS, label).candidates(token)
 
 
 def _plausible(token: str) -> bool:
@@ -97,7 +106,7 @@ def _plausible(token: str) -> bool:
 
 
 def open_session(
-    engine: Engine, secret: bytes, officer: str, hours: int, now: datetime | None = None
+    engine: Engine, keys: ServerKeys, officer: str, hours: int, now: datetime | None = None
 ) -> SessionLink:
     """A new session for ``officer`` lasting ``hours``: its id and its link's token."""
     if not officer.strip():
@@ -112,20 +121,20 @@ def open_session(
     with Session(engine) as session, session.begin():
         session.add(OfficerSessionRecord(
             session_id=opened.session_id, officer=officer,
-            link_hash=_hash(secret, opened.token, LINK_PURPOSE), cookie_hash=None,
+            link_hash=_stored(keys, opened.token, LINK_PURPOSE), cookie_hash=None,
             created_at=now, expires_at=opened.expires_at, link_used_at=None, revoked_at=None,
         ))  # fmt: skip
         ledger.append(
             session, "ui_session_opened", officer, now, None,
             {"session": opened.session_id, "expires_at": opened.expires_at.isoformat(),
              "hours": hours},
-            ledger.ledger_key(secret),
+            ledger.ledger_key(keys.secret),
         )  # fmt: skip
     return opened
 
 
 def exchange_link(
-    engine: Engine, secret: bytes, token: str, now: datetime | None = None
+    engine: Engine, keys: ServerKeys, token: str, now: datetime | None = None
 ) -> Exchanged | LinkRefused:
     """Open the link ``token`` once: a fresh cookie for its session, or why not.
 
@@ -135,7 +144,7 @@ def exchange_link(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     with Session(engine) as session, session.begin():
         record = session.scalars(select(OfficerSessionRecord).where(
-            OfficerSessionRecord.link_hash == _hash(secret, token, LINK_PURPOSE))).one_or_none()
+            OfficerSessionRecord.link_hash.in_(_forms(keys, token, LINK_PURPOSE)))).one_or_none()
         refusal = _link_refusal(record, now)
         if refusal is not None or record is None:
             return LinkRefused(refusal or LinkRefusal.UNKNOWN,
@@ -146,7 +155,7 @@ def exchange_link(
             .where(OfficerSessionRecord.session_id == record.session_id,
                    OfficerSessionRecord.link_used_at.is_(None),
                    OfficerSessionRecord.revoked_at.is_(None))
-            .values(link_used_at=now, cookie_hash=_hash(secret, cookie, COOKIE_PURPOSE))
+            .values(link_used_at=now, cookie_hash=_stored(keys, cookie, COOKIE_PURPOSE))
             .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
         if changed != 1:
@@ -168,7 +177,7 @@ def _link_refusal(record: OfficerSessionRecord | None, now: datetime) -> LinkRef
 
 
 def session_for(
-    engine: Engine, secret: bytes, cookie: str, now: datetime | None = None
+    engine: Engine, keys: ServerKeys, cookie: str, now: datetime | None = None
 ) -> OfficerSession | None:
     """The live session whose cookie is ``cookie``, or None if unknown, expired or revoked."""
     if not _plausible(cookie):
@@ -176,7 +185,7 @@ def session_for(
     now = now or datetime.now(UTC)
     with Session(engine) as session:
         record = session.scalars(select(OfficerSessionRecord).where(
-            OfficerSessionRecord.cookie_hash == _hash(secret, cookie, COOKIE_PURPOSE),
+            OfficerSessionRecord.cookie_hash.in_(_forms(keys, cookie, COOKIE_PURPOSE)),
             OfficerSessionRecord.revoked_at.is_(None),
             OfficerSessionRecord.expires_at > now,
         )).one_or_none()  # fmt: skip
@@ -184,10 +193,10 @@ def session_for(
 
 
 def officer_for(
-    engine: Engine, secret: bytes, cookie: str, now: datetime | None = None
+    engine: Engine, keys: ServerKeys, cookie: str, now: datetime | None = None
 ) -> str | None:
     """The officer whose live session's cookie is ``cookie``, or None."""
-    found = session_for(engine, secret, cookie, now)
+    found = session_for(engine, keys, cookie, now)
     return found.officer if found else None
 
 
@@ -215,7 +224,7 @@ def _live_query(officer: str | None, now: datetime) -> Select[OfficerSessionReco
 
 
 def revoke(
-    engine: Engine, secret: bytes, session_id: str, by: str, now: datetime | None = None,
+    engine: Engine, keys: ServerKeys, session_id: str, by: str, now: datetime | None = None,
     officer: str | None = None,
 ) -> bool:
     """End the session ``session_id`` now (its link and its cookie); False if it was unknown,
@@ -232,13 +241,13 @@ def revoke(
         ledger.append(
             session, "ui_session_revoked", by, now, None,
             {"session": record.session_id, "officer": record.officer},
-            ledger.ledger_key(secret),
+            ledger.ledger_key(keys.secret),
         )  # fmt: skip
     return True
 
 
 def revoke_all(
-    engine: Engine, secret: bytes, by: str, officer: str | None = None,
+    engine: Engine, keys: ServerKeys, by: str, officer: str | None = None,
     now: datetime | None = None,
 ) -> int:
     """End every live session (of ``officer``, or everyone's); returns how many."""
@@ -251,6 +260,6 @@ def revoke_all(
             ledger.append(
                 session, "ui_session_revoked", by, now, None,
                 {"sessions": sorted(r.session_id for r in live), "officer": officer or "*"},
-                ledger.ledger_key(secret),
+                ledger.ledger_key(keys.secret),
             )  # fmt: skip
     return len(live)

@@ -11,6 +11,7 @@ import os
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -18,6 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dsr.blobstore import BlobStore, LocalBlobStore, open_blob_store, parse_blob_url
 from dsr.models import Right
+
+if TYPE_CHECKING:
+    from dsr.serverkeys import ServerKeys
 
 POLICY_DIR = Path(__file__).parent / "policy"
 
@@ -97,6 +101,9 @@ class Settings(BaseSettings):
     officer_service_url: str = "http://127.0.0.1:8083"
 
     hmac_key: SecretStr | None = None
+    # Earlier server secrets, kept after a change of secret for matching only: codes, links
+    # and sessions they made keep working until they expire (dsr/serverkeys.py).
+    hmac_key_previous: list[SecretStr] = Field(default_factory=list)
     # Payload encryption keys, "id:base64key,id2:base64key" (32-byte AES keys), newest last;
     # or on the embedded stack a key file generated once under var/secrets/.
     payload_keys: SecretStr | None = None
@@ -165,6 +172,13 @@ class Settings(BaseSettings):
         if problem is not None:
             raise ValueError(problem)
         return value
+
+    @field_validator("hmac_key_previous")
+    @classmethod
+    def _previous_secrets(cls, values: list[SecretStr]) -> list[SecretStr]:
+        if any(not value.get_secret_value() for value in values):
+            raise ValueError("holds an empty value: list only the earlier secrets")
+        return values
 
     @field_validator("temporal_address")
     @classmethod
@@ -291,6 +305,14 @@ class Settings(BaseSettings):
             self.blob_url
         )
         return SealedBlobStore(inner, load_keyring(self))
+
+    @cached_property
+    def server_keys(self) -> ServerKeys:
+        """The server secret's keys by purpose, with the previous secrets' for matching."""
+        from dsr.serverkeys import ServerKeys
+
+        previous = [value.get_secret_value().encode() for value in self.hmac_key_previous]
+        return ServerKeys(self.secret, previous)
 
     @cached_property
     def secret(self) -> bytes:

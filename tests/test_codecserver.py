@@ -28,6 +28,7 @@ from dsr.codec import REFUSAL_METADATA, REFUSED_ENCODING, EncryptionCodec
 from dsr.database import make_engine
 from dsr.keyring import Keyring, new_key_entry
 from dsr.ledger import LedgerEntry
+from dsr.serverkeys import ServerKeys
 from dsr.settings import Settings
 
 SECRET = "codec-test-key-7f3a9c2e41b8d06f5a1c3e9b7d2f4a68"
@@ -134,8 +135,8 @@ def _session_cookie(
     engine: Engine, settings: Settings, hours: int = 8, now: datetime | None = None
 ) -> str:
     """A session opened and its link exchanged, as the browser does: the cookie's value."""
-    opened = sessions.open_session(engine, settings.secret, OFFICER, hours, now=now)
-    exchanged = sessions.exchange_link(engine, settings.secret, opened.token, now=now)
+    opened = sessions.open_session(engine, settings.server_keys, OFFICER, hours, now=now)
+    exchanged = sessions.exchange_link(engine, settings.server_keys, opened.token, now=now)
     assert isinstance(exchanged, sessions.Exchanged)
     return exchanged.cookie
 
@@ -183,9 +184,9 @@ async def test_an_expired_or_revoked_session_or_an_unopened_link_is_refused(
     revoked = _session_cookie(engine, settings)
     live = sessions.live_sessions(engine)
     assert len(live) == 1 and live[0].link_used
-    assert sessions.revoke(engine, settings.secret, live[0].session_id, "admin")
-    assert not sessions.revoke(engine, settings.secret, live[0].session_id, "admin")
-    unopened = sessions.open_session(engine, settings.secret, OFFICER, 8).token
+    assert sessions.revoke(engine, settings.server_keys, live[0].session_id, "admin")
+    assert not sessions.revoke(engine, settings.server_keys, live[0].session_id, "admin")
+    unopened = sessions.open_session(engine, settings.server_keys, OFFICER, 8).token
     body = _body(await _encrypted(codec))
 
     for cookie in (expired, revoked, unopened, "not-a-session"):
@@ -201,11 +202,11 @@ async def test_a_session_link_that_does_not_open_says_why(
 ) -> None:
     now = datetime.now(UTC)
     when = now - timedelta(hours=3) if case == "expired" else now
-    opened = sessions.open_session(engine, settings.secret, OFFICER, 2, now=when)
+    opened = sessions.open_session(engine, settings.server_keys, OFFICER, 2, now=when)
     if case == "revoked":
-        assert sessions.revoke(engine, settings.secret, opened.session_id, "admin")
+        assert sessions.revoke(engine, settings.server_keys, opened.session_id, "admin")
     if case == "used":
-        assert isinstance(sessions.exchange_link(engine, settings.secret, opened.token),
+        assert isinstance(sessions.exchange_link(engine, settings.server_keys, opened.token),
                           sessions.Exchanged)
     token = "not-a-link" if case == "unknown" else opened.token
 
@@ -223,22 +224,24 @@ def test_sessions_store_only_keyed_hashes_and_are_in_the_ledger(
     settings: Settings, engine: Engine
 ) -> None:
     now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-    opened = sessions.open_session(engine, settings.secret, OFFICER, 8, now=now)
-    exchanged = sessions.exchange_link(engine, settings.secret, opened.token, now)
+    opened = sessions.open_session(engine, settings.server_keys, OFFICER, 8, now=now)
+    exchanged = sessions.exchange_link(engine, settings.server_keys, opened.token, now)
     assert isinstance(exchanged, sessions.Exchanged) and exchanged.cookie != opened.token
     cookie = exchanged.cookie
     later = now + timedelta(hours=7)
-    assert sessions.officer_for(engine, settings.secret, cookie, later) == OFFICER
-    assert sessions.officer_for(engine, settings.secret, cookie, later + timedelta(hours=1)) is None
-    assert sessions.officer_for(engine, b"another-secret", cookie, now) is None
+    assert sessions.officer_for(engine, settings.server_keys, cookie, later) == OFFICER
+    keys = settings.server_keys
+    assert sessions.officer_for(engine, keys, cookie, later + timedelta(hours=1)) is None
+    other_secret = ServerKeys(b"another-server-key-4f9c2a7e1b8d3f6a5c0e9b2d")
+    assert sessions.officer_for(engine, other_secret, cookie, now) is None
     with Session(engine) as session:
         record = session.scalars(select(sessions.OfficerSessionRecord)).one()
     stored = json.dumps([str(getattr(record, c.name)) for c in record.__table__.columns])
     assert opened.token not in stored and cookie not in stored
     assert record.session_id == opened.session_id and record.officer == OFFICER
     assert record.link_used_at == now and record.cookie_hash and record.link_hash
-    assert sessions.revoke_all(engine, settings.secret, "admin", OFFICER, now) == 1
-    assert sessions.officer_for(engine, settings.secret, cookie, now) is None
+    assert sessions.revoke_all(engine, settings.server_keys, "admin", OFFICER, now) == 1
+    assert sessions.officer_for(engine, settings.server_keys, cookie, now) is None
     with Session(engine) as session:
         entries = session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq)).all()
     assert [(e.kind, e.actor) for e in entries] == [
@@ -372,7 +375,7 @@ async def test_each_decode_is_logged_with_the_officer_and_never_the_data(
     codec: CountingCodec,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    opened = sessions.open_session(engine, settings.secret, OFFICER, 8)
+    opened = sessions.open_session(engine, settings.server_keys, OFFICER, 8)
     stamped = await _encrypted(codec)
     stamped.metadata["workflow-id"] = b"DSR-20260302-0001"
     with structlog.testing.capture_logs() as logs:
@@ -420,7 +423,7 @@ async def test_the_cookie_is_secure_where_the_codec_server_is_reached_over_https
 ) -> None:
     settings = _settings(tmp_path, codec_public_url="https://codec.dsr.group.example/")
     assert codecserver.codec_endpoint(settings) == "https://codec.dsr.group.example"
-    opened = sessions.open_session(engine, settings.secret, OFFICER, 1)
+    opened = sessions.open_session(engine, settings.server_keys, OFFICER, 1)
     link = codecserver.session_link(settings, opened.token)
     assert link == f"https://codec.dsr.group.example/session/{opened.token}"
     client = await _client(settings, engine, codec)
@@ -434,7 +437,7 @@ async def test_the_cookie_is_secure_where_the_codec_server_is_reached_over_https
         await client.close()
     plain = await _client(_settings(tmp_path), engine, codec)
     try:
-        other = sessions.open_session(engine, settings.secret, OFFICER, 1)
+        other = sessions.open_session(engine, settings.server_keys, OFFICER, 1)
         page = await plain.get(f"/session/{other.token}", headers={"X-Forwarded-Proto": "https"})
         assert page.status == 200 and "Secure" not in page.headers["Set-Cookie"]
     finally:

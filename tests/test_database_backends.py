@@ -40,12 +40,14 @@ from dsr.migrations import (
 )
 from dsr.models import Identity, IdentityType, parse_request
 from dsr.register import Milestone, RequestFilter
+from dsr.serverkeys import ServerKeys
 from dsr.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = b"backends-test-key-9e2b7c4a1f8d3e6b5a0c7f1d"
 KEY = ledger.ledger_key(SECRET)
 KEYS = register.RegisterKeys.from_secret(SECRET)
+SKEYS = ServerKeys(SECRET)
 EMAIL = "grace.hopper@example.com"
 NOTE = f"withdrawn by phone, answer to {EMAIL}"
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -395,24 +397,24 @@ def test_holds_are_placed_listed_and_released(app_database_url: str) -> None:
 
 def test_officer_sessions_open_resolve_and_revoke(app_database_url: str) -> None:
     engine = make_engine(app_database_url)
-    opened = sessions.open_session(engine, SECRET, "olga", hours=8, now=T0)
-    other = sessions.open_session(engine, SECRET, "olga", hours=1, now=T0)
+    opened = sessions.open_session(engine, SKEYS, "olga", hours=8, now=T0)
+    other = sessions.open_session(engine, SKEYS, "olga", hours=1, now=T0)
 
-    exchanged = sessions.exchange_link(engine, SECRET, opened.token, T0)
+    exchanged = sessions.exchange_link(engine, SKEYS, opened.token, T0)
     assert isinstance(exchanged, sessions.Exchanged)
-    assert sessions.exchange_link(engine, SECRET, opened.token, T0) == sessions.LinkRefused(
+    assert sessions.exchange_link(engine, SKEYS, opened.token, T0) == sessions.LinkRefused(
         sessions.LinkRefusal.USED, opened.session_id)
     cookie = exchanged.cookie
-    assert sessions.officer_for(engine, SECRET, cookie, T0 + timedelta(hours=7)) == "olga"
-    assert sessions.officer_for(engine, SECRET, opened.token, T0) is None  # the link is no cookie
-    found = sessions.session_for(engine, SECRET, cookie, T0)
+    assert sessions.officer_for(engine, SKEYS, cookie, T0 + timedelta(hours=7)) == "olga"
+    assert sessions.officer_for(engine, SKEYS, opened.token, T0) is None  # the link is no cookie
+    found = sessions.session_for(engine, SKEYS, cookie, T0)
     assert found is not None and found.expires_at == T0 + timedelta(hours=8)
-    assert sessions.officer_for(engine, SECRET, cookie, T0 + timedelta(hours=8)) is None
-    assert sessions.revoke(engine, SECRET, other.session_id, "admin", T0 + timedelta(minutes=5))
-    assert not sessions.revoke(engine, SECRET, other.session_id, "admin",
+    assert sessions.officer_for(engine, SKEYS, cookie, T0 + timedelta(hours=8)) is None
+    assert sessions.revoke(engine, SKEYS, other.session_id, "admin", T0 + timedelta(minutes=5))
+    assert not sessions.revoke(engine, SKEYS, other.session_id, "admin",
                                T0 + timedelta(minutes=6))
-    assert sessions.revoke_all(engine, SECRET, "admin", "olga", T0 + timedelta(minutes=7)) == 1
-    assert sessions.officer_for(engine, SECRET, cookie, T0 + timedelta(minutes=8)) is None
+    assert sessions.revoke_all(engine, SKEYS, "admin", "olga", T0 + timedelta(minutes=7)) == 1
+    assert sessions.officer_for(engine, SKEYS, cookie, T0 + timedelta(minutes=8)) is None
     assert ledger.verify(engine, KEY, Path("/nonexistent/anchors")).entries == 4
 
 
@@ -422,16 +424,16 @@ def test_package_links_issue_find_revoke_and_purge(app_database_url: str, tmp_pa
     for request_id in ("R-A", "R-B"):
         with blobs.open_writer(package_links.package_key(request_id)) as sink:
             sink.write(b"PK package")
-    link = package_links.issue(engine, SECRET, "R-A", T0, days=5)
-    again = package_links.issue(engine, SECRET, "R-A", T0 + timedelta(minutes=5), days=5)
-    other = package_links.issue(engine, SECRET, "R-B", T0, days=5)
+    link = package_links.issue(engine, SKEYS, "R-A", T0, days=5)
+    again = package_links.issue(engine, SKEYS, "R-A", T0 + timedelta(minutes=5), days=5)
+    other = package_links.issue(engine, SKEYS, "R-B", T0, days=5)
 
     assert again == link and link.expires_at == datetime(2026, 3, 8, tzinfo=UTC)
-    found = package_links.find(engine, SECRET, link.token, T0 + timedelta(days=1))
+    found = package_links.find(engine, SKEYS, link.token, T0 + timedelta(days=1))
     assert isinstance(found, package_links.PackageLinkRecord) and found.request_id == "R-A"
-    assert package_links.find(engine, SECRET, "nope", T0) is package_links.LinkRefusal.UNKNOWN
+    assert package_links.find(engine, SKEYS, "nope", T0) is package_links.LinkRefusal.UNKNOWN
     assert package_links.revoke(engine, SECRET, "R-B", "olga", "wrong address", T0)
-    assert package_links.find(engine, SECRET, other.token, T0) is (
+    assert package_links.find(engine, SKEYS, other.token, T0) is (
         package_links.LinkRefusal.REVOKED
     )
     with Session(engine) as session, session.begin():
@@ -440,7 +442,7 @@ def test_package_links_issue_find_revoke_and_purge(app_database_url: str, tmp_pa
     with Session(engine) as session, session.begin():
         purged = package_links.purge_packages(session, blobs, link.expires_at, KEY, "test")
     assert purged == ["R-A"]
-    assert package_links.find(engine, SECRET, link.token, T0) is (package_links.LinkRefusal.EXPIRED)
+    assert package_links.find(engine, SKEYS, link.token, T0) is (package_links.LinkRefusal.EXPIRED)
 
 
 # --- confirmations and the daily purge -----------------------------------------------------

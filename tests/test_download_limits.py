@@ -63,7 +63,7 @@ def blobs(settings: Settings) -> BlobStore:
 
 @pytest.fixture
 def token(settings: Settings, engine: Engine) -> str:
-    return package_links.issue(engine, settings.secret, REQUEST, datetime.now(UTC), 5).token
+    return package_links.issue(engine, settings.server_keys, REQUEST, datetime.now(UTC), 5).token
 
 
 Serve = Callable[..., Any]
@@ -271,7 +271,7 @@ async def test_in_a_browser_the_button_downloads_and_another_site_cannot(
     port = free_port()
     own = f"http://localhost:{port}"
     local = settings.model_copy(update={"public_base_url": own})
-    token = package_links.issue(engine, local.secret, REQUEST, datetime.now(UTC), 5).token
+    token = package_links.issue(engine, local.server_keys, REQUEST, datetime.now(UTC), 5).token
     server = TestServer(downloadserver.make_app(local, engine, blobs), host="127.0.0.1",
                         port=port)
 

@@ -81,7 +81,7 @@ async def client(
 
 
 def _issue(settings: Settings, engine: Engine, issued_at: datetime = NOW) -> str:
-    link = package_links.issue(engine, settings.secret, REQUEST, issued_at,
+    link = package_links.issue(engine, settings.server_keys, REQUEST, issued_at,
                                settings.package_link_days)
     url = package_links.landing_url(settings.public_base_url, link.token)
     assert url.startswith("https://privacy.example/dsr/packages/")
@@ -194,16 +194,17 @@ def test_a_link_works_to_the_end_of_its_fifth_day_and_a_retry_gets_the_same_link
     settings: Settings, engine: Engine
 ) -> None:
     issued = datetime(2024, 2, 27, 18, 30, tzinfo=UTC)  # a leap year: 29 February counts
-    link = package_links.issue(engine, settings.secret, REQUEST, issued, 5)
+    link = package_links.issue(engine, settings.server_keys, REQUEST, issued, 5)
     assert package_links.last_day(link) == date(2024, 3, 3)
     assert link.expires_at == datetime(2024, 3, 4, tzinfo=UTC)
     token = link.token
-    assert not isinstance(package_links.find(engine, settings.secret, token,
+    assert not isinstance(package_links.find(engine, settings.server_keys, token,
                                              datetime(2024, 3, 3, 23, 59, tzinfo=UTC)),
                           package_links.LinkRefusal)
-    assert package_links.find(engine, settings.secret, token, link.expires_at) \
+    assert package_links.find(engine, settings.server_keys, token, link.expires_at) \
         is package_links.LinkRefusal.EXPIRED
-    again = package_links.issue(engine, settings.secret, REQUEST, issued + timedelta(hours=1), 5)
+    again = package_links.issue(engine, settings.server_keys, REQUEST,
+                                issued + timedelta(hours=1), 5)
     assert again == link
     with Session(engine) as session:
         record = session.scalars(select(package_links.PackageLinkRecord)).one()
@@ -213,7 +214,7 @@ def test_a_link_works_to_the_end_of_its_fifth_day_and_a_retry_gets_the_same_link
 def test_packages_are_purged_once_their_link_has_ended(
     settings: Settings, engine: Engine, blobs: BlobStore
 ) -> None:
-    link = package_links.issue(engine, settings.secret, REQUEST, NOW, 5)
+    link = package_links.issue(engine, settings.server_keys, REQUEST, NOW, 5)
     ref = blobs.ref(package_links.package_key(REQUEST))
 
     def purge(at: datetime) -> list[str]:
@@ -241,7 +242,7 @@ def test_the_officer_revokes_a_link_from_the_cli(
     monkeypatch.setenv("DSR_DATA_DIR", str(home))
     monkeypatch.setenv("DSR_SETTINGS_FILE", str(home / "absent.env"))
     monkeypatch.setenv("DSR_OFFICER_SERVICE_URL", served.officer_service_url)
-    link = package_links.issue(engine, settings.secret, REQUEST, NOW, 5)
+    link = package_links.issue(engine, settings.server_keys, REQUEST, NOW, 5)
     runner = CliRunner()
     refused = runner.invoke(starter.app, ["revoke-link", REQUEST, "--reason", " "])
     assert refused.exit_code == 2 and "--reason is empty" in refused.output
@@ -250,7 +251,7 @@ def test_the_officer_revokes_a_link_from_the_cli(
         done = runner.invoke(starter.app, ["revoke-link", REQUEST, "--reason", "wrong address"])
         again = runner.invoke(starter.app, ["revoke-link", REQUEST, "--reason", "again"])
     assert done.exit_code == 0, done.output
-    assert package_links.find(engine, settings.secret, link.token, NOW) \
+    assert package_links.find(engine, settings.server_keys, link.token, NOW) \
         is package_links.LinkRefusal.REVOKED
     assert again.exit_code == 2 and "no download link that still works" in again.output
     with Session(engine) as session:

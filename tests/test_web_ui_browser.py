@@ -194,7 +194,7 @@ def _codec_settings_script(settings: Settings) -> str:
 
 def _open_session_link(settings: Settings) -> str:
     opened = sessions.open_session(
-        make_engine(settings.app_database_url), settings.secret, OFFICER, hours=1
+        make_engine(settings.app_database_url), settings.server_keys, OFFICER, hours=1
     )
     return session_link(settings, opened.token)
 
