@@ -1,5 +1,5 @@
-"""Anchoring the audit ledger's head outside the database (``dsr.ledger.anchor``), for the
-hourly Schedule."""
+"""Anchoring the audit ledger's head outside the database (``dsr.ledger.anchor``, into the
+store ``DSR_LEDGER_ANCHOR_URL`` names), for the hourly Schedule."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class AnchorActivities:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self._engine = engine
         self._key = ledger.ledger_key(settings.secret)
-        self._anchors = ledger.anchors_path(settings)
+        self._anchors = ledger.anchor_store(settings)
 
     @activity.defn(name="ledger.anchor")
     def anchor(self, request: AnchorInput) -> ledger.Anchor:

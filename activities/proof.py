@@ -5,7 +5,7 @@ and access packages, once their download link has expired or was revoked.
 
 Each run records the purge in the audit ledger (counts and request ids only: the ledger holds
 no personal data and is never purged) and then anchors the ledger's chain head outside the
-database, so the daily Schedule is also the ledger's regular anchor.
+database (the store DSR_LEDGER_ANCHOR_URL names), as the hourly anchoring Schedule does.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class ProofActivities:
         self._engine = engine
         self._blobs = blobs
         self._key = ledger.ledger_key(settings.secret)
-        self._anchors = ledger.anchors_path(settings)
+        self._anchors = ledger.anchor_store(settings)
         self._retention_file = settings.policy_dir / "retention.yaml"
 
     @activity.defn(name="proof.purge_confirmations")

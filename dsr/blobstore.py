@@ -289,17 +289,22 @@ def open_blob_store(url: str) -> BlobStore:
     if parsed.scheme == "file":
         assert parsed.path is not None
         return LocalBlobStore(parsed.path)
+    return S3BlobStore(parsed.bucket, parsed.prefix, s3_client(parsed))
+
+
+def s3_client(parsed: BlobUrl) -> Any:
+    """A boto3 S3 client for an ``s3://`` URL's endpoint and region (also the ledger's anchor
+    store, ``dsr.anchors``); credentials from boto3's usual chain."""
     import boto3
     from botocore.config import Config
 
     style = parsed.addressing_style or ("path" if parsed.endpoint_url else "auto")
-    client = boto3.session.Session().client(
+    return boto3.session.Session().client(
         "s3",
         endpoint_url=parsed.endpoint_url,
         region_name=parsed.region,
         config=Config(s3={"addressing_style": style}),
     )
-    return S3BlobStore(parsed.bucket, parsed.prefix, client)
 
 
 # --- keys ----------------------------------------------------------------------------------

@@ -1,15 +1,18 @@
 """The audit ledger: an append-only, tamper-evident record of every step of every request.
 
 Each entry is chained to the one before by an HMAC-SHA256 under a ledger key derived from the
-server-side secret, so an entry changed or removed in the database, a truncated tail, or a
-chain recomputed without the key is detected. The chain head is also anchored outside the
-database (a JSON line in ``data_dir/ledger-anchors.jsonl`` and a line in the operator's log)
-by the daily confirmation purge, so a chain rewritten by someone holding the key is detected
-against the anchors. ``starter.py ledger verify`` names the first broken entry.
+server-side secret, so an entry changed or removed in the database, or a chain recomputed
+without the key, is detected. The chain head is anchored outside the database, hourly and by
+the daily purge: a record with its own MAC under the ledger key, in an anchor store
+(``dsr.anchors``: the file ``data_dir/ledger-anchors.jsonl``, or a bucket with Object Lock),
+and a line in the operator's log. ``starter.py ledger verify`` checks the chain against every
+anchor (``dsr.ledger_checks``), so a truncated tail with its head row rewound, or a chain
+rewritten by someone holding the key, is detected, and names the first broken entry. After a
+database restore an administrator records the entries lost (``dsr.ledger_restore``).
 
 No personal data is written here: entries refer to requests by id and carry ids, counts,
-dates and reasons only; an officer's note on a request, and a hold's reasons, only as a keyed
-hash (``dsr.notes``).
+dates and reasons only; an officer's note on a request, a hold's reasons, and the reason
+given for a restore, only as a keyed hash (``dsr.notes``).
 """
 
 from __future__ import annotations
@@ -17,23 +20,32 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
 from sqlalchemy import JSON, Engine, Integer, String, event, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from dsr.anchors import (
+    ANCHORS_FILE,
+    Anchor,
+    AnchorStore,
+    AnchorStoreError,
+    anchor_store,
+    as_store,
+    sealed_anchor,
+)
 from dsr.database import Base, UtcDateTime
 from dsr.hashing import keyed_hash
+from dsr.ledger_checks import GENESIS, RESTORED_TO, Chain, Gap, VerifyResult, judge
 from dsr.logging import get_logger
 
 if TYPE_CHECKING:
     from dsr.settings import Settings
 
-GENESIS = "0" * 64
-ANCHORS_FILE = "ledger-anchors.jsonl"
+__all__ = ["ANCHORS_FILE", "GENESIS", "Anchor", "AnchorStore", "AnchorStoreError", "Gap",
+           "VerifyResult", "anchor", "anchor_store", "verify", "verify_configured"]
 
 log = get_logger()
 
@@ -169,142 +181,91 @@ def append(
 # Anchoring ---------------------------------------------------------------------------------
 
 
-class Anchor(BaseModel):
-    seq: int
-    mac: str
-    at: datetime
-
-
-def anchor(engine: Engine, key: bytes, anchors_file: Path, now: datetime | None = None) -> Anchor:
-    """Write the chain head to ``anchors_file`` (one JSON line) and to the operator's log."""
-    del key  # the head is anchored as stored; verify checks it against the recomputed chain
+def anchor(engine: Engine, key: bytes, anchors: AnchorStore | Path,
+           now: datetime | None = None) -> Anchor:
+    """Write the chain head, MAC'd under the ledger key, to the anchor store and to the
+    operator's log; raises ``AnchorStoreError`` if the store refuses it."""
+    store = as_store(anchors)
     with Session(engine) as session:
         last = session.execute(
             select(LedgerEntry.seq, LedgerEntry.mac).order_by(LedgerEntry.seq.desc()).limit(1)
         ).first()
-    head = Anchor(
-        seq=last.seq if last else 0, mac=last.mac if last else GENESIS, at=now or datetime.now(UTC)
-    )
-    anchors_file.parent.mkdir(parents=True, exist_ok=True)
-    with anchors_file.open("a", encoding="utf-8") as file:
-        file.write(head.model_dump_json() + "\n")
-    log.info("ledger anchored", seq=head.seq, mac=head.mac, anchored_at=head.at.isoformat())
+    head = sealed_anchor(key, last.seq if last else 0, last.mac if last else GENESIS,
+                         now or datetime.now(UTC))
+    store.write(head)
+    log.info("ledger anchored", seq=head.seq, mac=head.mac, anchored_at=head.at.isoformat(),
+             anchor_mac=head.anchor_mac, store=store.where())
     return head
 
 
-def read_anchors(anchors_file: Path) -> list[Anchor]:
-    if not anchors_file.exists():
-        return []
-    lines = anchors_file.read_text(encoding="utf-8").splitlines()
-    return [Anchor.model_validate_json(line) for line in lines if line.strip()]
+def read_anchors(anchors: AnchorStore | Path) -> list[Anchor]:
+    """The anchors as stored (a malformed record raises ``AnchorStoreError``; ``verify``
+    reports it instead)."""
+    records = as_store(anchors).read()
+    for record in records:
+        if record.anchor is None:
+            raise AnchorStoreError(f"anchor {record.where} is malformed ({record.problem})")
+    return [record.anchor for record in records if record.anchor is not None]
 
 
 # Verifying ---------------------------------------------------------------------------------
 
 
-class VerifyResult(BaseModel):
-    ok: bool
-    entries: int
-    last_seq: int
-    anchors: int
-    last_anchor_seq: int | None = None
-    broken_seq: int | None = None
-    problem: str | None = None
-
-    def describe(self) -> str:
-        if self.ok:
-            anchored = "none" if self.last_anchor_seq is None else str(self.last_anchor_seq)
-            return f"ledger intact: {self.entries} entries, last anchor seq {anchored}"
-        return f"ledger broken at entry {self.broken_seq}: {self.problem}"
-
-
-def verify(engine: Engine, key: bytes, anchors_file: Path) -> VerifyResult:
-    """Recompute the chain and check it against the head row and the anchors."""
-    anchors = read_anchors(anchors_file)
-    problems: list[tuple[int, str]] = []
-    macs: dict[int, str] = {0: GENESIS}
-    expected_prev, expected_seq = GENESIS, 1
+def walk_chain(engine: Engine, key: bytes) -> Chain:
+    """Recompute the chain up to its first broken entry; the restores recorded on the way."""
+    chain = Chain()
     with Session(engine) as session:
         head = session.execute(select(LedgerHead.seq, LedgerHead.mac)).first()
-        entries = list(session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq)))
-        for entry in entries:
-            if entry.seq != expected_seq:
-                missing = (
-                    f"entry {expected_seq} is missing (deleted)"
-                    if entry.seq == expected_seq + 1
-                    else f"entries {expected_seq} to {entry.seq - 1} are missing (deleted)"
-                )
-                problems.append((expected_seq, missing))
-                break
-            if entry.prev_mac != expected_prev:
-                problems.append(
-                    (
-                        entry.seq,
-                        "its link to the previous entry does not match "
-                        "(an entry before it was changed or removed)",
-                    )
-                )
-                break
-            mac = compute_mac(
-                key,
-                entry.prev_mac,
-                entry.seq,
-                entry.at,
-                entry.request_id,
-                entry.kind,
-                entry.actor,
-                entry.detail,
-            )
-            if not hmac.compare_digest(mac, entry.mac):
-                problems.append((entry.seq, "its mac does not match its content (changed)"))
-                break
-            macs[entry.seq] = mac
-            expected_prev, expected_seq = mac, entry.seq + 1
-    last_seq = expected_seq - 1
-    if not problems and head is not None and head.seq > last_seq:
-        problems.append(
-            (
-                last_seq + 1,
-                f"the head says the ledger ends at seq {head.seq} but "
-                f"the last entry is {last_seq} (tail truncated)",
-            )
-        )
-    if not problems and head is not None and head.seq == last_seq and head.mac != macs[last_seq]:
-        problems.append((last_seq, "the head does not match the last entry (chain rewritten)"))
-    matched, scanned_clean = 0, not problems
-    for mark in anchors:
-        if mark.seq > last_seq:
-            if scanned_clean:
-                problems.append(
-                    (
-                        last_seq + 1,
-                        f"anchored at seq {mark.seq} on "
-                        f"{mark.at.isoformat()} but the ledger ends at "
-                        f"seq {last_seq} (tail truncated)",
-                    )
-                )
-            break
-        if not hmac.compare_digest(macs[mark.seq], mark.mac):
-            problems.append(
-                (
-                    mark.seq,
-                    f"does not match its anchor of {mark.at.isoformat()}: "
-                    f"an entry from seq {matched + 1} to {mark.seq} was "
-                    "rewritten and the chain recomputed",
-                )
-            )
-            break
-        matched = max(matched, mark.seq)
-    first = min(problems, key=lambda problem: problem[0], default=None)
-    return VerifyResult(
-        ok=first is None,
-        entries=len(entries),
-        last_seq=last_seq,
-        anchors=len(anchors),
-        last_anchor_seq=anchors[-1].seq if anchors else None,
-        broken_seq=first[0] if first else None,
-        problem=first[1] if first else None,
-    )
+        for entry in session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq)):
+            chain.entries += 1
+            chain.first_at = chain.first_at or entry.at
+            if not chain.problems:
+                _follow(chain, entry, key)
+    chain.head = (head.seq, head.mac) if head is not None else None
+    return chain
+
+
+def _follow(chain: Chain, entry: LedgerEntry, key: bytes) -> None:
+    expected_seq, expected_prev = chain.last_seq + 1, chain.macs[chain.last_seq]
+    if entry.seq != expected_seq:
+        chain.problems.append((expected_seq, f"entry {expected_seq} is missing (deleted)"
+                               if entry.seq == expected_seq + 1 else
+                               f"entries {expected_seq} to {entry.seq - 1} are missing "
+                               "(deleted)"))
+        return
+    if entry.prev_mac != expected_prev:
+        chain.problems.append((entry.seq, "its link to the previous entry does not match "
+                                          "(an entry before it was changed or removed)"))
+        return
+    mac = compute_mac(key, entry.prev_mac, entry.seq, entry.at, entry.request_id, entry.kind,
+                      entry.actor, entry.detail)
+    if not hmac.compare_digest(mac, entry.mac):
+        chain.problems.append((entry.seq, "its mac does not match its content (changed)"))
+        return
+    chain.macs[entry.seq], chain.last_seq = mac, entry.seq
+    if entry.kind == RESTORED_TO:
+        chain.gaps.append(Gap.from_entry(entry.seq, entry.at, entry.actor, entry.detail))
+
+
+def verify(engine: Engine, key: bytes, anchors: AnchorStore | Path, *,
+           max_age: timedelta | None = None, now: datetime | None = None) -> VerifyResult:
+    """Recompute the chain and check it against the head row and every anchor; with
+    ``max_age``, the newest anchor must be younger (``verify_configured``: the setting)."""
+    store = as_store(anchors)
+    chain = walk_chain(engine, key)
+    try:
+        stored, read_problem = store.read(), None
+    except AnchorStoreError as error:
+        stored, read_problem = [], str(error)
+    return judge(chain, stored, key, where=store.where(), max_age=max_age,
+                 now=now or datetime.now(UTC), read_problem=read_problem)
+
+
+def verify_configured(engine: Engine, settings: Settings,
+                      now: datetime | None = None) -> VerifyResult:
+    """What ``ledger verify`` runs: the configured anchor store and maximum age."""
+    return verify(engine, ledger_key(settings.secret), anchor_store(settings),
+                  max_age=timedelta(hours=settings.ledger_anchor_max_age_hours), now=now)
 
 
 LEDGER = "ledger"  # what officers' ledger actions name as their target (dsr.officerservice)

@@ -1,9 +1,10 @@
 """What the officer service does for officers besides Updates: the officers' directory,
 legal holds, following requests and the register's report, reading a request's access
-package or kept proof, and checking the audit ledger (entering requests and relaying codes:
-``dsr.intakeactions``; Web UI sessions: ``dsr.sessionactions``). Each action runs for a
-principal the service has already proven (``dsr.authorization``) and is recorded under that
-identity, never a typed name. The roles each needs are in ``roles.yaml``."""
+package or kept proof, checking the audit ledger and recording a database restore in it
+(entering requests and relaying codes: ``dsr.intakeactions``; Web UI sessions:
+``dsr.sessionactions``). Each action runs for a principal the service has already proven
+(``dsr.authorization``) and is recorded under that identity, never a typed name. The roles
+each needs are in ``roles.yaml``."""
 
 from __future__ import annotations
 
@@ -20,13 +21,22 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from dsr import holds, ledger, officer, officers, package_links, register, report
+from dsr import (
+    holds,
+    ledger,
+    ledger_restore,
+    officer,
+    officers,
+    package_links,
+    register,
+    report,
+)
 from dsr.assertions import Principal
 from dsr.codec import DecryptionError, EncryptionCodec, unseal
 from dsr.database import ConfirmationRecord
 from dsr.keyring import load_keyring
 from dsr.models import REQUEST_ID
-from dsr.notes import NoteKeys
+from dsr.notes import NoteKeys, note_hash
 from dsr.settings import Settings
 
 HOLDS = "holds"  # the target of hold actions
@@ -172,10 +182,29 @@ def record(ctx: Context, principal: Principal, kind: str, request_id: str,
 
 
 async def verify_ledger(ctx: Context, principal: Principal, _: NoArguments) -> Any:
-    result = await asyncio.to_thread(ledger.verify, ctx.engine,
-                                     ledger.ledger_key(ctx.settings.secret),
-                                     ledger.anchors_path(ctx.settings))
+    result = await asyncio.to_thread(ledger.verify_configured, ctx.engine, ctx.settings)
     return result.model_dump(mode="json")
+
+
+class RestoreNote(BaseModel):
+    """Why the chain ends before its anchors: the restore, kept as a keyed hash only."""
+
+    model_config = {"extra": "forbid"}
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3,
+                                             max_length=500)]
+
+
+async def record_restore(ctx: Context, principal: Principal, note: RestoreNote) -> Any:
+    """After a database restore: the entries lost, recorded under the administrator."""
+    secret = ctx.settings.secret
+    try:
+        recorded = await asyncio.to_thread(
+            ledger_restore.record_restore, ctx.engine, ledger.ledger_key(secret),
+            ledger.anchor_store(ctx.settings), principal.principal_id,
+            note_hash(NoteKeys.from_secret(secret), note.reason), datetime.now(UTC))
+    except (ledger_restore.RestoreRefused, ledger.AnchorStoreError) as error:
+        raise ActionRefused(str(error)) from None
+    return recorded.model_dump(mode="json")
 
 
 async def read_status(ctx: Context, principal: Principal, query: RecordQuery) -> Any:
@@ -273,6 +302,7 @@ ACTIONS: dict[str, Action] = {
     "read_package": Action(RecordQuery, _request, read_package),
     "read_proof": Action(RecordQuery, _request, read_proof),
     "verify_ledger": Action(NoArguments, lambda _: ledger.LEDGER, verify_ledger),
+    "record_restore": Action(RestoreNote, lambda _: ledger.LEDGER, record_restore),
     "read_status": Action(RecordQuery, _request, read_status),
     "list_requests": Action(register.RequestFilter, lambda _: REGISTER, list_requests),
     "revoke_link": Action(LinkRevocation, _request, revoke_link),

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     # file:///abs/path or s3://bucket/prefix?endpoint_url=...&region=... (S3 credentials come
     # from the standard AWS environment variables or config, never from the URL).
     blob_url: str | None = None
+    # Where the audit ledger's head is anchored (dsr/anchors.py): None or empty, the file
+    # data_dir/ledger-anchors.jsonl (one host); in a cluster s3://bucket/prefix?endpoint_url=
+    # ...&region=..., a bucket with Object Lock, each anchor an object locked in compliance
+    # mode for ledger_anchor_retention_days (as long as the ledger lives). `ledger verify`
+    # fails when no anchor is newer than ledger_anchor_max_age_hours (anchored hourly).
+    ledger_anchor_url: str | None = None
+    ledger_anchor_retention_days: int = Field(default=3650, ge=1, le=36500)
+    ledger_anchor_max_age_hours: float = Field(default=26, gt=0, le=24 * 366)
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=8025, ge=1, le=65535)
@@ -269,6 +277,20 @@ class Settings(BaseSettings):
     def _blob_url(cls, value: str | None) -> str | None:
         if value is not None:
             parse_blob_url(value)
+        return value
+
+    @field_validator("ledger_anchor_url")
+    @classmethod
+    def _ledger_anchor_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            parsed = parse_blob_url(value)
+        except ValueError as error:
+            raise ValueError(str(error).replace("blob store URL", "anchor store URL")) from None
+        if parsed.scheme != "s3":
+            raise ValueError("must be s3://bucket/prefix (a bucket with Object Lock), or empty "
+                             "for the file data_dir/ledger-anchors.jsonl")
         return value
 
     @property

@@ -56,6 +56,7 @@ EXPECTED_SETTINGS = (
     "DSR_SMTP_SECURITY", "DSR_DATA_DIR", "DSR_WEB_UI_URL",
     "DSR_TEMPORAL_TOKEN_URL", "DSR_TEMPORAL_TOKEN_CLIENT_ID", "DSR_TEMPORAL_TOKEN_CLIENT_SECRET",
     "DSR_TEMPORAL_TOKEN_SCOPE",
+    "DSR_LEDGER_ANCHOR_URL", "DSR_LEDGER_ANCHOR_RETENTION_DAYS", "DSR_LEDGER_ANCHOR_MAX_AGE_HOURS",
 )
 # Read by dsr/settings.py itself, not fields.
 NON_FIELD_NAMES = frozenset({"DSR_SETTINGS_FILE"})
@@ -92,10 +93,12 @@ WORKER = frozenset({
     "DSR_METRICS_BIND_HOST", "DSR_WORKER_SHUTDOWN_GRACE_SECONDS",
 })
 REQUIRED: dict[str, frozenset[str]] = {
-    # Register and ledger (app database), the answer's package link, mail, shared blobs.
+    # Register and ledger (app database), the answer's package link, mail, shared blobs; the
+    # ledger's anchors in a bucket (each container's own folder would hide them from the
+    # officer service, which verifies: tests/test_ledger_anchors.py).
     "orchestrator": TEMPORAL | WORKER | {
         "DSR_DATABASE_URL", "DSR_PUBLIC_BASE_URL", "DSR_SMTP_HOST", "DSR_SMTP_PORT",
-        "DSR_SENDER_ADDRESS", "DSR_OFFICER_ADDRESS",
+        "DSR_SENDER_ADDRESS", "DSR_OFFICER_ADDRESS", "DSR_LEDGER_ANCHOR_URL",
     },
     # Connectors use no app database; their stores are DSR_CONNECTOR_<NAME>_URL (below).
     "connectors": TEMPORAL | WORKER,
@@ -111,11 +114,11 @@ REQUIRED: dict[str, frozenset[str]] = {
     # The directory and spent nonces in the app database; the authority from the server secret.
     "officers": TEMPORAL | {
         "DSR_DATABASE_URL", "DSR_HMAC_KEY", "DSR_OFFICER_SERVICE_PORT",
-        "DSR_OFFICER_SERVICE_BIND_HOST",
+        "DSR_OFFICER_SERVICE_BIND_HOST", "DSR_LEDGER_ANCHOR_URL",
     },
     "migrate": frozenset({"DSR_DATABASE_URL"}),
     "setup": TEMPORAL,
-    "cli": TEMPORAL | {"DSR_DATABASE_URL", "DSR_HMAC_KEY"},
+    "cli": TEMPORAL | {"DSR_DATABASE_URL", "DSR_HMAC_KEY", "DSR_LEDGER_ANCHOR_URL"},
 }
 # One of DSR_PAYLOAD_KEYS / DSR_PAYLOAD_KEY_FILE: without, a key file would be generated in
 # the container and lost with it.
@@ -143,7 +146,7 @@ K8S_REQUIRED: dict[str, frozenset[str]] = {
 FIELD_REFS = {"status.podIP": "10.244.1.17"}
 WORKER_KINDS = frozenset({"orchestrator", "connectors"})
 SHARED_VALUES = ("DSR_TEMPORAL_ADDRESS", "DSR_TEMPORAL_NAMESPACE", "DSR_BLOB_URL",
-                 "DSR_PAYLOAD_KEYS", "DSR_HMAC_KEY", "DSR_DATABASE_URL")
+                 "DSR_PAYLOAD_KEYS", "DSR_HMAC_KEY", "DSR_DATABASE_URL", "DSR_LEDGER_ANCHOR_URL")
 
 DSR_NAME = re.compile(r"\bDSR_[A-Z0-9_]+(?![<*A-Za-z0-9_])")
 CONNECTOR_URL = re.compile(r"^DSR_CONNECTOR_([A-Z0-9_]+)_URL$")

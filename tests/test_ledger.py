@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 import starter
 from activities.proof import ProofActivities, PurgeInput
 from dsr import ledger, notes, register
+from dsr.anchors import sealed_anchor
 from dsr.database import ConfirmationRecord, make_engine
 from dsr.ledger import LedgerEntry
 from dsr.models import parse_request
@@ -346,7 +347,7 @@ def test_a_rewrite_after_the_last_anchor_is_not_blamed_on_earlier_anchors(
         third = session.get(LedgerEntry, 3)
         assert third is not None
     _anchors(settings).write_text(
-        ledger.Anchor(seq=3, mac=third.mac, at=T0).model_dump_json() + "\n"
+        sealed_anchor(KEY, seq=3, mac=third.mac, at=T0).model_dump_json() + "\n"
     )
     ledger.anchor(engine, KEY, _anchors(settings))
     with _db(settings) as db:
@@ -394,7 +395,7 @@ def test_cli_anchor_then_verify(engine: Engine, settings: Settings, clean_env: N
         db.execute("DELETE FROM ledger WHERE seq = 3")
     broken = ledger.verify(engine, KEY, anchors)
     assert broken.describe().startswith("ledger broken at entry 3")
-    assert broken.model_dump(mode="json") | {"problem": None} == {
+    assert broken.model_dump(mode="json") | {"problem": None, "last_anchor_at": None} == {
         "ok": False,
         "entries": 7,
         "last_seq": 2,
@@ -402,4 +403,6 @@ def test_cli_anchor_then_verify(engine: Engine, settings: Settings, clean_env: N
         "last_anchor_seq": 8,
         "broken_seq": 3,
         "problem": None,
+        "last_anchor_at": None, "missing_range": None, "gaps": [],
+        "problems": ["entry 3 is missing (deleted)"],
     }

@@ -136,6 +136,7 @@ WITHOUT_A_CREDENTIAL = [
     ("package", "T-anything", "--out", "{home}/p.zip"),
     ("proof", "T-anything", "--out", "{home}/p.eml"),
     ("ledger", "verify"),
+    ("ledger", "restored", "--reason", "restored last night's backup"),
     ("officers", "list"),
     ("submit", "--right", "access", "--email", "ana@example.com"),
     ("verify", "T-anything", "123456"),
@@ -254,6 +255,8 @@ async def test_every_command_but_the_operators_runs_with_no_secret(
     await run(lee, "hold", "list")
     await run(lee, "hold", "release", hold["hold_id"], "--reason", "case settled")
     assert (await run(lee, "ledger", "verify")).startswith("ledger intact")
+    await run(lee, "ledger", "restored", "--reason", "restored last night's backup",
+              refused="nothing to record: every anchor agrees with the chain")
     today = datetime.now(UTC).date().isoformat()
     assert json.loads(await run(lee, "report", "--from", today, "--json"))["totals"][
         "received"] >= 3
