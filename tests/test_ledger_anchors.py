@@ -27,7 +27,7 @@ from dsr.database import make_engine
 from dsr.settings import Settings
 from tests import test_blobstore
 
-SECRET = b"ledger-anchor-test-secret"
+SECRET = b"ledger-anchor-test-key-6e1a9c3f7b2d8e4a5c0f"
 KEY = ledger.ledger_key(SECRET)
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -26,7 +26,7 @@ from dsr.settings import Settings
 from starter import app
 from tests.conftest import officer_service_thread, write_officer_files
 
-SECRET = "ledger-restore-test-secret"
+SECRET = "ledger-restore-test-key-2b8f4e1a7c9d3f6a0e5b"
 KEY = ledger.ledger_key(SECRET.encode())
 REASON = "restored the backup of 2026-12-06 after the disk failure INC-2291"
 
