@@ -24,7 +24,7 @@ from dsr.settings import Settings
 def orchestrator_activities(
     settings: Settings, engine: Engine, blobs: BlobStore
 ) -> list[Callable[..., Any]]:
-    register = RegisterActivities(engine, settings.secret)
+    register = RegisterActivities(engine, settings.server_keys)
     policy = PolicyActivities(settings)
     verification = VerificationActivities(settings)
     answer = AnswerActivities(settings, engine)

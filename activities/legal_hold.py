@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from temporalio import activity
@@ -13,9 +13,9 @@ from temporalio import activity
 from connectors.protocol import Discovery
 from connectors.registry import Registry, load_registry
 from dsr.database import RequestRecord
-from dsr.hashing import keyed_hash
 from dsr.holds import Hold, active_holds
 from dsr.models import Identity, IdentityType
+from dsr.register import subject_forms
 from dsr.retention import ErasurePlan, load_retention_policy, plan_erasure
 from dsr.settings import Settings
 
@@ -24,6 +24,10 @@ class HoldCheck(BaseModel):
     request_id: str
     discoveries: list[Discovery]
     as_of: datetime
+    # The subject's identities: hashed under every key held, so a hold placed before a change
+    # of server secret still covers a request registered after it, and the reverse. Empty (a
+    # check asked before this field): the hashes the register kept at intake.
+    identities: list[Identity] = Field(default_factory=list, repr=False)
 
 
 class LegalHoldActivities:
@@ -46,21 +50,22 @@ class LegalHoldActivities:
             if request is None:
                 raise LookupError(f"request {check.request_id} is not in the register")
             subject, customer = set(request.subject_hashes), request.customer_account
+        subject |= set(subject_forms(self._settings.server_keys, check.identities))
         holds = active_holds(self._engine, check.as_of)
         # The subject's own customer account (a request about the account's data).
         customers = {
             hold.customer_account
             for hold in holds
-            if hold.customer_account and self._account_hash(hold.customer_account) in subject
+            if hold.customer_account and subject & self._account_forms(hold.customer_account)
         }
         if customer is not None:
             customers.add(customer)
         products = {entry.name: entry.products for entry in registry.connectors}
         return HeldBy(holds, subject, customers, products)
 
-    def _account_hash(self, account_id: str) -> str:
+    def _account_forms(self, account_id: str) -> set[str]:
         identity = Identity(type=IdentityType.ACCOUNT_ID, value=account_id)
-        return keyed_hash(self._settings.secret, identity.normalised)
+        return set(subject_forms(self._settings.server_keys, [identity]))
 
 
 class HeldBy:

@@ -9,6 +9,7 @@ from temporalio import activity
 from dsr import register
 from dsr.models import RightsRequest
 from dsr.register import Milestone, RegisterKeys
+from dsr.serverkeys import ServerKeys
 
 
 class Intake(BaseModel):
@@ -21,16 +22,16 @@ class Registered(BaseModel):
 
 
 class RegisterActivities:
-    def __init__(self, engine: Engine, secret: bytes) -> None:
+    def __init__(self, engine: Engine, keys: ServerKeys) -> None:
         self._engine = engine
-        self._secret = secret
-        self._keys = RegisterKeys.from_secret(secret)
+        self._server_keys = keys
+        self._keys = RegisterKeys.from_secret(keys.secret)
 
     @activity.defn(name="register.intake")
     def record_intake(self, intake: Intake) -> Registered:
         started = activity.info().started_time
-        duplicates = register.record_intake(self._engine, intake.request, self._secret, started,
-                                            intake.submitted_by)
+        duplicates = register.record_intake(self._engine, intake.request, self._server_keys,
+                                            started, intake.submitted_by)
         return Registered(possible_duplicate_of=duplicates)
 
     @activity.defn(name="register.milestone")

@@ -14,7 +14,7 @@ import hashlib
 import json
 import typing
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +69,7 @@ from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import Correction, Identity
 from dsr.schemalock import schema_lock
+from dsr.serverkeys import PurposeKeys, ServerKeys
 
 EXPORT_CHUNK_ROWS = 1000
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)
@@ -407,18 +408,20 @@ class RestrictionMixin:
 class Restrictions:
     """The restrictions of one store: placed, lifted and carried over to a corrected identity."""
 
-    def __init__(self, model: type[RestrictionMixin], secret: bytes) -> None:
+    def __init__(self, model: type[RestrictionMixin], index: PurposeKeys) -> None:
         self.model = model
-        self.secret = secret
+        self.index = index  # the identity index's keys (``dsr.serverkeys``)
 
     def identity_hash(self, identity: Identity) -> str:
-        return keyed_hash(self.secret, identity.normalised)
+        return self.index.tag(identity.normalised)
 
     def active(self, session: Session, customer: str, identities: Iterable[Identity]) -> list[Any]:
-        hashes = [self.identity_hash(identity) for identity in identities]
+        """The live restrictions of these identities, made under any key still held."""
+        forms = [form for identity in identities
+                 for form in self.index.candidates(identity.normalised)]
         statement = select(self.model).where(
             self.model.customer_account == customer,
-            self.model.identity_hash.in_(hashes),
+            self.model.identity_hash.in_(forms),
             self.model.lifted_at.is_(None),
         )
         return list(session.scalars(statement))
@@ -571,10 +574,13 @@ class StoreConnector:
 
     restrictions: Restrictions  # only with a restriction model
 
-    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes) -> None:
+    def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes, *,
+                 previous_secrets: Sequence[bytes] = ()) -> None:
+        """``previous_secrets``: earlier server secrets, kept to match what they hashed."""
         self.store = Store(engine_or_url, self.schema, self.operation_log)
+        self.identity_index = ServerKeys(secret, previous_secrets).identities
         if self.restriction_model is not None:
-            self.restrictions = Restrictions(self.restriction_model, secret)
+            self.restrictions = Restrictions(self.restriction_model, self.identity_index)
         self.blobs = blobs
         self.secret = secret
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from connectors import (
     cdp,
@@ -26,7 +26,14 @@ from connectors.sms import SmsConnector
 from dsr.blobstore import BlobStore
 from dsr.settings import Settings
 
-Factory = Callable[[str, BlobStore, bytes], Connector]
+
+class Factory(Protocol):
+    """A connector class: its store's URL, the blob store, the server secret, and the earlier
+    secrets still held for matching."""
+
+    def __call__(self, engine_or_url: str, blobs: BlobStore, secret: bytes, *,
+                 previous_secrets: Sequence[bytes] = ()) -> Connector: ...
+
 
 BUILTIN: dict[str, Factory] = {
     "sms": SmsConnector,
@@ -61,7 +68,9 @@ POPULATION_SEEDS: dict[str, Callable[..., int]] = {
 
 
 def build_connector(name: str, settings: Settings, blobs: BlobStore) -> Connector:
-    return BUILTIN[name](settings.connector_database_url(name), blobs, settings.secret)
+    previous = [secret.get_secret_value().encode() for secret in settings.hmac_key_previous]
+    return BUILTIN[name](settings.connector_database_url(name), blobs, settings.secret,
+                         previous_secrets=previous)
 
 
 def seed_population_stores(

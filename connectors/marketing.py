@@ -77,7 +77,6 @@ from connectors.protocol import (
     SweepResult,
     Treatment,
 )
-from dsr.hashing import keyed_hash
 from dsr.models import Identity, IdentityType
 
 PROSPECT_PROFILE = "prospect_profile"
@@ -189,7 +188,11 @@ class ProspectRow(BaseModel):
 @dataclass(frozen=True)
 class Subject:
     emails: tuple[str, ...]  # lower case
-    hashes: tuple[str, ...]  # keyed hashes of the normalised identities
+    # The normalised identities' keyed hashes in every form records may hold them in (under
+    # each key held, and bare): what matching looks for.
+    hashes: tuple[str, ...]
+    # Each email's hash under the current key (what a new entry holds), with all its forms.
+    entries: tuple[tuple[str, tuple[str, ...]], ...] = ()
     everyone: bool = False  # a sweep's: every row, whoever it is about
 
 
@@ -277,7 +280,9 @@ class MarketingConnector(CutoffConnector[Subject]):
         emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
         if not emails:
             return None
-        return Subject(tuple(emails), tuple(self.identity_hash(email) for email in emails))
+        entries = tuple((self.identity_hash(e), tuple(self._forms(e))) for e in emails)
+        forms = tuple(form for _, each in entries for form in each)
+        return Subject(tuple(emails), forms, entries)
 
     def holding(self, session: Session, subject: Subject, category: str) -> CategoryHolding | None:
         return _holding(session, sources(subject)[category])
@@ -319,12 +324,15 @@ class MarketingConnector(CutoffConnector[Subject]):
     def identity_hash(self, email: str) -> str:
         """The keyed hash of an email identity, as suppression entries, consent proof and
         restrictions hold it."""
-        return keyed_hash(self.secret, _email_identity(email).normalised)
+        return self.identity_index.tag(_email_identity(email).normalised)
+
+    def _forms(self, email: str) -> list[str]:
+        return self.identity_index.candidates(_email_identity(email).normalised)
 
     def is_suppressed(self, email: str) -> bool:
         """Whether this person must never be contacted or imported again."""
         with self.store.reading() as session:
-            return session.get(Suppression, self.identity_hash(email)) is not None
+            return _suppressed(session, self._forms(email))
 
     def is_restricted(self, email: str) -> bool:
         return is_restricted(self.store, self.restrictions, GROUP, _email_identity(email))
@@ -334,19 +342,19 @@ class MarketingConnector(CutoffConnector[Subject]):
         imported."""
         imported = 0
         for chunk in _chunks(list(rows), IMPORT_CHUNK_ROWS):
-            hashes = [self.identity_hash(row.email) for row in chunk]
+            forms = [self._forms(row.email) for row in chunk]
             with self.store.writing() as session:
                 suppressed = set(
                     session.scalars(
                         select(Suppression.identity_hash).where(
-                            Suppression.identity_hash.in_(hashes)
+                            Suppression.identity_hash.in_([f for fs in forms for f in fs])
                         )
                     )
                 )
                 fresh = [
                     row.model_dump()
-                    for row, identity_hash in zip(chunk, hashes, strict=True)
-                    if identity_hash not in suppressed
+                    for row, row_forms in zip(chunk, forms, strict=True)
+                    if suppressed.isdisjoint(row_forms)
                 ]
                 if fresh:
                     session.execute(insert(Prospect), fresh)
@@ -479,10 +487,15 @@ def _update(
     return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
+def _suppressed(session: Session, forms: Sequence[str]) -> bool:
+    return session.scalar(select(Suppression.identity_hash).where(
+        Suppression.identity_hash.in_(list(forms))).limit(1)) is not None
+
+
 def _suppress(session: Session, subject: Subject, operation: Operation, scope: Scope) -> None:
     """Add the subject's suppression entries (the first reason stays)."""
-    for identity_hash in subject.hashes:
-        if session.get(Suppression, identity_hash) is None:
+    for identity_hash, forms in subject.entries:
+        if not _suppressed(session, forms):  # the first reason stays, under any key
             session.add(
                 Suppression(
                     identity_hash=identity_hash,

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from dsr import ledger, notes
 from dsr.database import Base, UtcDateTime
-from dsr.hashing import keyed_hash
 from dsr.models import Identity
+from dsr.serverkeys import ServerKeys
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
@@ -152,7 +152,8 @@ def _record(
     return LegalHoldRecord(
         hold_id=hold_id,
         kind=spec.kind.value,
-        identity_hash=keyed_hash(secret, spec.identity.normalised) if spec.identity else None,
+        identity_hash=(ServerKeys(secret).identities.tag(spec.identity.normalised)
+                       if spec.identity else None),
         customer_account=spec.customer_account,
         product=spec.product,
         category=spec.category,

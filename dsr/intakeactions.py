@@ -66,7 +66,7 @@ def _registered(ctx: Context, request_id: str) -> bool:
 
 def _possible_duplicates(ctx: Context, request: RightsRequest) -> list[str]:
     with Session(ctx.engine) as session:
-        return register.possible_duplicates(session, ctx.settings.secret, request)
+        return register.possible_duplicates(session, ctx.settings.server_keys, request)
 
 
 async def relay_code(ctx: Context, principal: Principal, relay: CodeRelay) -> Any:

@@ -7,9 +7,8 @@ hash of the key, never the key), recorded beside what it sealed or hashed, so th
 made under another secret or version is recognised as such.
 
 Used by the officers' notes (sealed in the register, keyed hashes in the ledger), the officer
-authority (``dsr.credentials``), verification codes, download links and Web UI sessions
-(``dsr.serverkeys``, with key ids); the identity index and the ledger chain are to move onto
-it.
+authority (``dsr.credentials``), verification codes, download links, Web UI sessions and the
+identity index (``dsr.serverkeys``, with key ids); the ledger chain is to move onto it.
 """
 
 from __future__ import annotations
@@ -29,8 +28,11 @@ OFFICER_AUTHORITY = "officer authority v1"  # Ed25519 seed: certifies officers' 
 CODES = "verification codes v1"  # HMAC-SHA256: one-time codes, and their check hashes
 DOWNLOAD_LINKS = "download links v1"  # HMAC-SHA256: package link tokens and their hashes
 SESSIONS = "ui sessions v1"  # HMAC-SHA256: session links and cookies as stored
+# HMAC-SHA256: identities as the product matches them without keeping them (holds, possible
+# duplicates, connectors' restrictions and suppression entries).
+IDENTITY_INDEX = "identity index v1"
 PURPOSES = (OFFICER_NOTES, OFFICER_NOTE_HASHES, OFFICER_AUTHORITY, CODES, DOWNLOAD_LINKS,
-            SESSIONS)
+            SESSIONS, IDENTITY_INDEX)
 
 
 def purpose_key(secret: bytes, purpose: str) -> bytes:

@@ -4,6 +4,7 @@ and milestone key, so an activity retried after a crash records each milestone o
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from dsr import ledger, notes
 from dsr.database import MilestoneRecord, RequestRecord, RequestSubjectRecord
-from dsr.hashing import keyed_hash
-from dsr.models import RightsRequest
+from dsr.models import Identity, RightsRequest
+from dsr.serverkeys import ServerKeys
 
 # The same subject asking for the same right again within this is shown as a possible duplicate.
 DUPLICATE_WINDOW = timedelta(days=30)
@@ -65,11 +66,20 @@ class RequestFilter(BaseModel):
     limit: int = 100
 
 
-def subject_hashes(secret: bytes, request: RightsRequest) -> list[str]:
-    return sorted({keyed_hash(secret, identity.normalised) for identity in request.identities})
+def subject_hashes(keys: ServerKeys, request: RightsRequest) -> list[str]:
+    """The subject's identities as the register keeps them: under the current key."""
+    return sorted({keys.identities.tag(identity.normalised) for identity in request.identities})
 
 
-def possible_duplicates(session: Session, secret: bytes, request: RightsRequest) -> list[str]:
+def subject_forms(keys: ServerKeys, identities: Iterable[Identity]) -> list[str]:
+    """Every form the identities may be kept in: under each key held, and bare (before key
+    ids): what a match looks for."""
+    index = keys.identities
+    return sorted({form for identity in identities for form in index.candidates(
+        identity.normalised)})
+
+
+def possible_duplicates(session: Session, keys: ServerKeys, request: RightsRequest) -> list[str]:
     """Earlier requests of the same subject (an identity's keyed hash in common) for one of
     the same rights, received within the window before this one: possibly the same request
     sent twice. From the register, since Temporal may no longer hold the first. An indexed
@@ -79,7 +89,7 @@ def possible_duplicates(session: Session, secret: bytes, request: RightsRequest)
         select(RequestRecord.request_id, RequestRecord.rights)
         .join(RequestSubjectRecord, RequestSubjectRecord.request_id == RequestRecord.request_id)
         .where(
-            RequestSubjectRecord.subject_hash.in_(subject_hashes(secret, request)),
+            RequestSubjectRecord.subject_hash.in_(subject_forms(keys, request.identities)),
             RequestSubjectRecord.received_at >= request.received_at - DUPLICATE_WINDOW,
             RequestSubjectRecord.received_at <= request.received_at,
             RequestSubjectRecord.request_id != request.request_id,
@@ -93,17 +103,17 @@ def possible_duplicates(session: Session, secret: bytes, request: RightsRequest)
 def record_intake(
     engine: Engine,
     request: RightsRequest,
-    secret: bytes,
+    keys: ServerKeys,
     at: datetime,
     submitted_by: str | None = None,
 ) -> list[str]:
     """Register the request; the ledger names the officer who entered it, or ``intake``.
     Returns the possible duplicates (see :func:`possible_duplicates`)."""
     with Session(engine) as session, session.begin():
-        duplicates = possible_duplicates(session, secret, request)
+        duplicates = possible_duplicates(session, keys, request)
         if session.get(RequestRecord, request.request_id) is not None:
             return duplicates
-        hashes = subject_hashes(secret, request)
+        hashes = subject_hashes(keys, request)
         session.add(
             RequestRecord(
                 request_id=request.request_id,
@@ -140,7 +150,7 @@ def record_intake(
                 "requester_kind": request.requester.kind.value,
                 **({"possible_duplicate_of": duplicates} if duplicates else {}),
             },
-            ledger.ledger_key(secret),
+            ledger.ledger_key(keys.secret),
         )
     return duplicates
 

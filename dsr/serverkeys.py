@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dsr.hashing import keyed_hash
-from dsr.purposes import key_id, purpose_key
+from dsr.purposes import IDENTITY_INDEX, key_id, purpose_key
 
 TAG_ID_CHARS = 12
 TAG_MAC_CHARS = 51  # with the id and the dot, 64 characters: the columns' width
@@ -91,6 +91,11 @@ class ServerKeys:
     def secret(self) -> bytes:
         """The current secret itself, for what has no purpose key yet (the ledger)."""
         return self._secrets[0]
+
+    @property
+    def identities(self) -> PurposeKeys:
+        """The identity index: a normalised identity's keyed hash (``Identity.normalised``)."""
+        return self.purpose(IDENTITY_INDEX, "identity")
 
     def purpose(self, purpose: str, label: str) -> PurposeKeys:
         """``purpose``'s keys (``dsr.purposes``) for values of the kind ``label``."""

@@ -34,6 +34,7 @@ from connectors.registry import load_registry
 from dsr.blobstore import LocalBlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import Correction, Identity, IdentityType
+from dsr.serverkeys import ServerKeys
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 CUTOFF = NOW - timedelta(days=183)  # about six months
@@ -661,7 +662,7 @@ def marketing_scope(request_id: str = "REQ-M001", email: str | None = None) -> S
 
 def person_hash(email: str | None = None) -> str:
     normalised = Identity(type=IdentityType.EMAIL, value=email or marketing_person().email)
-    return keyed_hash(SECRET, normalised.normalised)
+    return ServerKeys(SECRET).identities.tag(normalised.normalised)
 
 
 def marketing_rows(stores: Stores) -> dict[str, list[sqlite3.Row]]:

@@ -89,7 +89,7 @@ def _register_without_subjects(engine: Engine, request: Any) -> None:
                 channel=request.channel.value,
                 requester_kind=request.requester.kind.value,
                 language=request.language.value,
-                subject_hashes=register.subject_hashes(SECRET, request),
+                subject_hashes=register.subject_hashes(SKEYS, request),
                 status="received",
                 received_at=request.received_at,
                 updated_at=request.received_at,
@@ -138,11 +138,11 @@ def test_a_database_made_by_create_all_is_adopted_keeping_its_data(
         assert current_revision(connection) == head_revision()
     assert differences(engine) == []
     record, _ = register.get_request(engine, "R-OLD")
-    assert record.subject_hashes == register.subject_hashes(SECRET, _request("R-OLD"))
+    assert record.subject_hashes == register.subject_hashes(SKEYS, _request("R-OLD"))
     assert ledger.verify(engine, KEY, Path("/nonexistent/anchors")).entries == 1
     assert INITIAL_REVISION  # stamped there first, then upgraded to head
     later = T0 + timedelta(days=1)
-    assert register.record_intake(engine, _request("R-NEW", later), SECRET, later) == ["R-OLD"]
+    assert register.record_intake(engine, _request("R-NEW", later), SKEYS, later) == ["R-OLD"]
 
 
 def test_requests_registered_at_the_initial_revision_are_found_as_duplicates_after_upgrade(
@@ -168,7 +168,7 @@ def test_requests_registered_at_the_initial_revision_are_found_as_duplicates_aft
         backfilled = connection.scalar(select(func.count()).select_from(RequestSubjectRecord))
     assert backfilled == 4
     assert differences(engine) == []
-    assert register.record_intake(engine, _request("R-NEW"), SECRET, T0) == [
+    assert register.record_intake(engine, _request("R-NEW"), SKEYS, T0) == [
         "R-10-DAYS",
         "R-3-DAYS",
     ]
@@ -178,7 +178,7 @@ def test_requests_registered_at_the_initial_revision_are_found_as_duplicates_aft
     assert "request_subjects" not in _tables(engine)
     migrations.upgrade(engine)
     later = T0 + timedelta(days=1)
-    assert register.record_intake(engine, _request("R-AGAIN", later), SECRET, later) == [
+    assert register.record_intake(engine, _request("R-AGAIN", later), SKEYS, later) == [
         "R-10-DAYS",
         "R-3-DAYS",
         "R-NEW",
@@ -238,10 +238,10 @@ def test_a_plain_postgresql_url_means_psycopg() -> None:
 
 def test_the_register_records_intake_milestones_and_answers_status(app_database_url: str) -> None:
     engine = make_engine(app_database_url)
-    assert register.record_intake(engine, _request("R-1"), SECRET, T0) == []
-    register.record_intake(engine, _request("R-1"), SECRET, T0)  # a retry: recorded once
+    assert register.record_intake(engine, _request("R-1"), SKEYS, T0) == []
+    register.record_intake(engine, _request("R-1"), SKEYS, T0)  # a retry: recorded once
     later = T0 + timedelta(days=3)
-    assert register.record_intake(engine, _request("R-2", later), SECRET, later) == ["R-1"]
+    assert register.record_intake(engine, _request("R-2", later), SKEYS, later) == ["R-1"]
     steps: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
         ("acknowledged", "acknowledge", {}, {"status": "acknowledged"}),
         (
@@ -455,7 +455,7 @@ def test_confirmations_and_the_register_are_purged_after_their_retention(
     settings = _settings(tmp_path, app_database_url)
     closed_at = datetime(2020, 1, 6, 12, 0, tzinfo=UTC)
     for request_id, received in (("R-OLD", closed_at - timedelta(days=20)), ("R-NEW", T0)):
-        register.record_intake(engine, _request(request_id, received), SECRET, received)
+        register.record_intake(engine, _request(request_id, received), SKEYS, received)
         register.record_milestone(
             engine,
             Milestone(

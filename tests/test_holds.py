@@ -311,7 +311,7 @@ def _customer_erasure(settings: Settings) -> str:
         },
         NOW,
     )
-    record_intake(make_engine(settings.app_database_url), request, settings.secret, NOW)
+    record_intake(make_engine(settings.app_database_url), request, settings.server_keys, NOW)
     return request.request_id
 
 
@@ -382,7 +382,7 @@ def test_a_hold_on_an_account_covers_the_account_holders_own_request(
         },
         NOW,
     )
-    record_intake(make_engine(settings.app_database_url), request, settings.secret, NOW)
+    record_intake(make_engine(settings.app_database_url), request, settings.server_keys, NOW)
     hold_id = _place(settings, customer_account="CUST-0004")
     discovery = Discovery(
         connector="customer_account",

@@ -25,6 +25,7 @@ from dsr.database import ConfirmationRecord, make_engine
 from dsr.ledger import LedgerEntry
 from dsr.models import parse_request
 from dsr.register import Milestone
+from dsr.serverkeys import ServerKeys
 from dsr.settings import Settings
 
 SECRET = b"ledger-test-key-3d8f1a6c9e2b7f4a0c5e8d1b"
@@ -69,7 +70,7 @@ def _request(request_id: str) -> Any:
 
 def _fill(engine: Engine, request_id: str = "R-1") -> None:
     """Eight entries: a request received, six of its milestones, and a hold with no request."""
-    register.record_intake(engine, _request(request_id), SECRET, T0)
+    register.record_intake(engine, _request(request_id), ServerKeys(SECRET), T0)
     steps = [
         ("received", "received", {}),
         ("acknowledged", "acknowledge", {}),
@@ -164,11 +165,11 @@ def test_an_empty_ledger_verifies(engine: Engine, settings: Settings) -> None:
 
 
 def test_a_retried_milestone_appends_once(engine: Engine) -> None:
-    register.record_intake(engine, _request("R-2"), SECRET, T0)
+    register.record_intake(engine, _request("R-2"), ServerKeys(SECRET), T0)
     milestone = Milestone(request_id="R-2", key="acknowledged", step="acknowledge", at=T0)
     for _ in range(3):
         register.record_milestone(engine, milestone, KEYS)
-    register.record_intake(engine, _request("R-2"), SECRET, T0)
+    register.record_intake(engine, _request("R-2"), ServerKeys(SECRET), T0)
     with Session(engine) as session:
         kinds = [entry.kind for entry in session.scalars(select(LedgerEntry))]
     assert kinds == ["received", "milestone"]

@@ -19,6 +19,7 @@ from dsr import ledger, notes, purposes, register
 from dsr.database import MilestoneRecord, make_engine
 from dsr.models import parse_request
 from dsr.register import Milestone, RegisterKeys
+from dsr.serverkeys import ServerKeys
 from dsr.settings import Settings
 
 SECRET = b"notes-test-key-6a4f2c9e1d7b3f8a5c0e2d9b"
@@ -56,7 +57,7 @@ def _request(request_id: str, received_at: datetime = CLOSED) -> Any:
 
 def _officer_steps(engine: Engine, request_id: str, at: datetime = CLOSED) -> None:
     """A request verified by hand with a note, then cancelled with a reason."""
-    register.record_intake(engine, _request(request_id, at), SECRET, at)
+    register.record_intake(engine, _request(request_id, at), ServerKeys(SECRET), at)
     for minutes, (key, step, detail, closed) in enumerate([
         ("verified-by-hand", "verify", {"note": NOTE}, False),
         ("cancelled", "cancel", {"reason": REASON}, True),

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from dsr import register
 from dsr.database import RequestSubjectRecord, make_engine
 from dsr.models import RightsRequest, parse_request
+from dsr.serverkeys import ServerKeys
 
-SECRET = b"duplicates-test-secret"
+SECRET = ServerKeys(b"duplicates-test-key-3a9e1c7f5b2d8e4a6c0f")
 SUBJECT = "ada.lovelace@example.com"
 OTHER_SUBJECT = "charles.babbage@example.com"
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)

@@ -289,7 +289,8 @@ def _register_only(h: Harness, request_id: str, note: str) -> None:
     keys = register.RegisterKeys.from_secret(h.settings.secret)
     received = datetime.now(UTC) - timedelta(days=400)
     register.record_intake(h.engine, h.controller_erasure(
-        request_id=request_id, received_at=received.isoformat()), h.settings.secret, received)
+        request_id=request_id, received_at=received.isoformat()), h.settings.server_keys,
+        received)
     for minutes, (key, step, detail) in enumerate(
             [("deadline", "deadline", {}), ("cancelled", "cancel", {"reason": note})]):
         register.record_milestone(h.engine, register.Milestone(

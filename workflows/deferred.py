@@ -128,7 +128,8 @@ class DeferredErasureWorkflow:
         plan: ErasurePlan = await calls.activity(
             "legal_hold.assess",
             HoldCheck(
-                request_id=start.request.request_id, discoveries=discoveries, as_of=workflow.now()
+                request_id=start.request.request_id, discoveries=discoveries,
+                as_of=workflow.now(), identities=start.request.identities,
             ),
             result_type=ErasurePlan,
             start_to_close_timeout=QUICK,

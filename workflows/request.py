@@ -124,7 +124,8 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, Ans
         self._begin("legal_hold_check")
         plan = await self._quick(
             "legal_hold.assess",
-            HoldCheck(request_id=self._req.request_id, discoveries=discoveries, as_of=self._now()),
+            HoldCheck(request_id=self._req.request_id, discoveries=discoveries, as_of=self._now(),
+                      identities=self._req.identities),
             result_type=ErasurePlan,
         )
         self._done("legal_hold_check", f"{len(plan.retained)} parts retained")
