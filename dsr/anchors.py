@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -245,13 +245,15 @@ def as_store(anchors: AnchorStore | Path) -> AnchorStore:
     return LocalAnchorStore(anchors) if isinstance(anchors, Path) else anchors
 
 
-def genuine_anchors(key: bytes, stored: list[StoredAnchor]) -> Iterator[Anchor | str]:
-    """Each record: the anchor if it is genuine, else a problem naming it."""
+def genuine_anchors(keys: Sequence[bytes], stored: list[StoredAnchor]
+                    ) -> Iterator[Anchor | str]:
+    """Each record: the anchor if it is genuine under one of the ledger keys held (the
+    current secret's, or a previous one's), else a problem naming it."""
     for record in stored:
         if record.anchor is None:
             yield (f"anchor {record.where} is malformed ({record.problem}): this product did "
                    "not write it; find out who can write there")
-        elif not genuine(key, record.anchor):
+        elif not any(genuine(key, record.anchor) for key in keys):
             yield (f"anchor {record.where} has no valid MAC under the ledger key: forged, or "
                    "written under another server secret (anchors written before they were "
                    "MAC'd too: see README, Trust model)")

@@ -14,6 +14,7 @@ keeps only their keyed hashes. Reasons stored before that are shown as they are.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -199,14 +200,15 @@ def active_holds(engine: Engine, at: datetime) -> list[Hold]:
 
 
 def list_holds(
-    engine: Engine, secret: bytes, at: datetime, everything: bool = False
+    engine: Engine, secret: bytes, at: datetime, everything: bool = False,
+    previous: Sequence[bytes] = (),
 ) -> list[HoldListing]:
     """The active holds (with ``everything``, released and ended ones too) as an officer reads
     them: their reasons opened."""
     statement = select(LegalHoldRecord).order_by(LegalHoldRecord.placed_at)
     if not everything:
         statement = statement.where(*_active(at))
-    keys = notes.NoteKeys.from_secret(secret)
+    keys = notes.NoteKeys.from_secret(secret, previous)
     with Session(engine) as session:
         return [_listing(record, keys) for record in session.scalars(statement)]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ from dsr.database import Base, UtcDateTime
 from dsr.hashing import keyed_hash
 from dsr.ledger_checks import GENESIS, RESTORED_TO, Chain, Gap, VerifyResult, judge
 from dsr.logging import get_logger
+from dsr.purposes import key_id
 
 if TYPE_CHECKING:
     from dsr.settings import Settings
@@ -48,6 +50,7 @@ __all__ = ["ANCHORS_FILE", "GENESIS", "Anchor", "AnchorStore", "AnchorStoreError
            "VerifyResult", "anchor", "anchor_store", "verify", "verify_configured"]
 
 log = get_logger()
+KEY_CHANGED = "key_changed"  # the first entry under a new ledger key (a new server secret)
 
 
 class LedgerEntry(Base):
@@ -86,6 +89,16 @@ def _head_row(target: Any, connection: Any, **_: Any) -> None:
 def ledger_key(secret: bytes) -> bytes:
     """The ledger's own key, derived from the server-side secret for this purpose only."""
     return bytes.fromhex(keyed_hash(secret, "audit-ledger-chain", purpose="ledger"))
+
+
+def ledger_key_id(key: bytes) -> str:
+    """The public name of a ledger key, as a ``key_changed`` entry records it."""
+    return key_id(key)[:12]
+
+
+def held_keys(settings: Settings) -> list[bytes]:
+    """The ledger keys of the current secret and of each previous one still held."""
+    return [ledger_key(secret) for secret in settings.server_keys.secrets]
 
 
 def anchors_path(settings: Settings) -> Path:
@@ -161,9 +174,34 @@ def append(
     detail = json.loads(json.dumps(detail, default=str))
     at = at.astimezone(UTC)
     seq, prev_mac = _lock_head(session)
-    seq += 1
+    if _made_under_another_key(session, seq, key):
+        changed = _entry(seq + 1, at, None, KEY_CHANGED, "ledger",
+                         {"key_id": ledger_key_id(key)}, prev_mac, key)
+        session.add(changed)
+        seq, prev_mac = changed.seq, changed.mac
+    entry = _entry(seq + 1, at, request_id, kind, actor, detail, prev_mac, key)
+    session.add(entry)
+    session.execute(update(LedgerHead).where(LedgerHead.id == 1).values(seq=entry.seq,
+                                                                        mac=entry.mac))
+    return entry
+
+
+def _made_under_another_key(session: Session, seq: int, key: bytes) -> bool:
+    """Whether the last entry's MAC was made under another key than ``key`` (the server
+    secret changed): the next entry begins a new segment, announced by a ``key_changed``
+    entry. A last entry changed by hand looks the same here; ``verify`` tells them apart."""
+    last = session.get(LedgerEntry, seq) if seq else None
+    if last is None:
+        return False
+    mac = compute_mac(key, last.prev_mac, last.seq, last.at, last.request_id, last.kind,
+                      last.actor, last.detail)
+    return not hmac.compare_digest(mac, last.mac)
+
+
+def _entry(seq: int, at: datetime, request_id: str | None, kind: str, actor: str,
+           detail: dict[str, Any], prev_mac: str, key: bytes) -> LedgerEntry:
     mac = compute_mac(key, prev_mac, seq, at, request_id, kind, actor, detail)
-    entry = LedgerEntry(
+    return LedgerEntry(
         seq=seq,
         at=at,
         request_id=request_id,
@@ -173,9 +211,6 @@ def append(
         prev_mac=prev_mac,
         mac=mac,
     )
-    session.add(entry)
-    session.execute(update(LedgerHead).where(LedgerHead.id == 1).values(seq=seq, mac=mac))
-    return entry
 
 
 # Anchoring ---------------------------------------------------------------------------------
@@ -211,21 +246,50 @@ def read_anchors(anchors: AnchorStore | Path) -> list[Anchor]:
 # Verifying ---------------------------------------------------------------------------------
 
 
-def walk_chain(engine: Engine, key: bytes) -> Chain:
-    """Recompute the chain up to its first broken entry; the restores recorded on the way."""
-    chain = Chain()
+def walk_chain(engine: Engine, key: bytes, previous: Sequence[bytes] = ()) -> Chain:
+    """Recompute the chain up to its first broken entry, each segment under its own key (a
+    ``key_changed`` entry starts the next; ``previous``: the keys of earlier secrets); the
+    restores recorded on the way."""
+    chain, keys = Chain(), {ledger_key_id(k): k for k in (key, *previous)}
+    segment: list[bytes] = []  # the current segment's key, once known
     with Session(engine) as session:
         head = session.execute(select(LedgerHead.seq, LedgerHead.mac)).first()
         for entry in session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq)):
             chain.entries += 1
             chain.first_at = chain.first_at or entry.at
             if not chain.problems:
-                _follow(chain, entry, key)
+                _follow(chain, entry, _segment_key(chain, entry, keys, segment))
     chain.head = (head.seq, head.mac) if head is not None else None
     return chain
 
 
-def _follow(chain: Chain, entry: LedgerEntry, key: bytes) -> None:
+def _segment_key(chain: Chain, entry: LedgerEntry, keys: dict[str, bytes],
+                 segment: list[bytes]) -> bytes | None:
+    """The key ``entry`` must verify under: the one a ``key_changed`` entry names, else the
+    segment's; for the first entry, whichever held key its MAC verifies under."""
+    if entry.kind == KEY_CHANGED:
+        named = keys.get(str(entry.detail.get("key_id")))
+        if named is None:
+            chain.problems.append((entry.seq, "entries from here on were made under a server "
+                                   "secret no longer held: add it to DSR_HMAC_KEY_PREVIOUS"))
+            return None
+        segment[:] = [named]
+    if not segment:
+        made_under = [k for k in keys.values() if hmac.compare_digest(entry.mac, compute_mac(
+            k, entry.prev_mac, entry.seq, entry.at, entry.request_id, entry.kind, entry.actor,
+            entry.detail))]
+        if not made_under:
+            chain.problems.append((entry.seq, "its mac matches no key held: changed, or made "
+                                   "under a server secret no longer held (add it to "
+                                   "DSR_HMAC_KEY_PREVIOUS)"))
+            return None
+        segment[:] = made_under
+    return segment[0]
+
+
+def _follow(chain: Chain, entry: LedgerEntry, key: bytes | None) -> None:
+    if key is None:
+        return
     expected_seq, expected_prev = chain.last_seq + 1, chain.macs[chain.last_seq]
     if entry.seq != expected_seq:
         chain.problems.append((expected_seq, f"entry {expected_seq} is missing (deleted)"
@@ -248,24 +312,28 @@ def _follow(chain: Chain, entry: LedgerEntry, key: bytes) -> None:
 
 
 def verify(engine: Engine, key: bytes, anchors: AnchorStore | Path, *,
-           max_age: timedelta | None = None, now: datetime | None = None) -> VerifyResult:
+           max_age: timedelta | None = None, now: datetime | None = None,
+           previous: Sequence[bytes] = ()) -> VerifyResult:
     """Recompute the chain and check it against the head row and every anchor; with
-    ``max_age``, the newest anchor must be younger (``verify_configured``: the setting)."""
+    ``max_age``, the newest anchor must be younger (``verify_configured``: the setting);
+    ``previous``: the ledger keys of earlier server secrets, for the segments they made."""
     store = as_store(anchors)
-    chain = walk_chain(engine, key)
+    chain = walk_chain(engine, key, previous)
     try:
         stored, read_problem = store.read(), None
     except AnchorStoreError as error:
         stored, read_problem = [], str(error)
-    return judge(chain, stored, key, where=store.where(), max_age=max_age,
+    return judge(chain, stored, [key, *previous], where=store.where(), max_age=max_age,
                  now=now or datetime.now(UTC), read_problem=read_problem)
 
 
 def verify_configured(engine: Engine, settings: Settings,
                       now: datetime | None = None) -> VerifyResult:
     """What ``ledger verify`` runs: the configured anchor store and maximum age."""
-    return verify(engine, ledger_key(settings.secret), anchor_store(settings),
-                  max_age=timedelta(hours=settings.ledger_anchor_max_age_hours), now=now)
+    current, *previous = held_keys(settings)
+    return verify(engine, current, anchor_store(settings),
+                  max_age=timedelta(hours=settings.ledger_anchor_max_age_hours), now=now,
+                  previous=previous)
 
 
 LEDGER = "ledger"  # what officers' ledger actions name as their target (dsr.officerservice)

@@ -14,6 +14,7 @@ The gap is reported on every verification from then on, never hidden.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -116,12 +117,12 @@ class Check:
     missing: list[int] | None = None
 
 
-def judge(chain: Chain, stored: list[StoredAnchor], key: bytes, *, where: str,
+def judge(chain: Chain, stored: list[StoredAnchor], keys: Sequence[bytes], *, where: str,
           max_age: timedelta | None, now: datetime, read_problem: str | None = None
           ) -> VerifyResult:
     check = Check(at_entries=list(chain.problems))
     anchors: list[Anchor] = []
-    for item in genuine_anchors(key, stored):
+    for item in genuine_anchors(keys, stored):
         if isinstance(item, Anchor):
             anchors.append(item)
         else:

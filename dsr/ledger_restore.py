@@ -11,6 +11,7 @@ and reports the gap every time; an anchor written after them still counts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -36,11 +37,14 @@ class RestoreRecorded(BaseModel):
 
 
 def record_restore(engine: Engine, key: bytes, store: AnchorStore, actor: str,
-                   reason_hash: dict[str, str], now: datetime) -> RestoreRecorded:
-    """Append the ``restored_to`` entry for the anchors the chain no longer reaches."""
-    chain = ledger.walk_chain(engine, key)
+                   reason_hash: dict[str, str], now: datetime,
+                   previous: Sequence[bytes] = ()) -> RestoreRecorded:
+    """Append the ``restored_to`` entry for the anchors the chain no longer reaches
+    (``previous``: the ledger keys of earlier server secrets)."""
+    chain = ledger.walk_chain(engine, key, previous)
     _check_restorable(chain)
-    anchors = [item for item in genuine_anchors(key, store.read()) if isinstance(item, Anchor)]
+    anchors = [item for item in genuine_anchors([key, *previous], store.read())
+               if isinstance(item, Anchor)]
     lost = lost_anchors(chain, anchors)  # a forged or malformed one: verify keeps naming it
     if not lost:
         raise RestoreRefused(

@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,12 +51,22 @@ class NoteKeys:
     match: bytes = field(repr=False)
     seal_id: str
     match_id: str
+    # The sealing keys of earlier server secrets, by id: notes sealed under them still open.
+    earlier: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_secret(cls, secret: bytes) -> NoteKeys:
+    def from_secret(cls, secret: bytes, previous: Sequence[bytes] = ()) -> NoteKeys:
+        """The current secret's keys; ``previous``: earlier secrets, to open what they
+        sealed."""
         seal = purpose_key(secret, OFFICER_NOTES)
         match = purpose_key(secret, OFFICER_NOTE_HASHES)
-        return cls(seal=seal, match=match, seal_id=key_id(seal), match_id=key_id(match))
+        earlier = {key_id(old): old for old in (purpose_key(s, OFFICER_NOTES) for s in previous)}
+        return cls(seal=seal, match=match, seal_id=key_id(seal), match_id=key_id(match),
+                   earlier=earlier)
+
+    def opening(self, sealed_with: object) -> bytes:
+        """The key a note says it was sealed with (the current one if it does not say)."""
+        return self.earlier.get(str(sealed_with), self.seal)
 
 
 def _bound(*where: str) -> bytes:
@@ -80,7 +91,8 @@ def _seal(keys: NoteKeys, bound: bytes, text: str) -> dict[str, str]:
 def _unseal(keys: NoteKeys, bound: bytes, value: Any) -> str:
     try:
         raw = base64.b64decode(value[SEALED], validate=True)
-        return AESGCM(keys.seal).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], bound).decode()
+        key = keys.opening(value.get(KEY_ID))
+        return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], bound).decode()
     except (KeyError, TypeError, ValueError, binascii.Error, InvalidTag):
         return UNREADABLE  # UnicodeDecodeError is a ValueError
 

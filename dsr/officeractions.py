@@ -124,8 +124,9 @@ async def release_hold(ctx: Context, principal: Principal, release: HoldRelease)
 
 
 async def list_holds(ctx: Context, principal: Principal, query: HoldQuery) -> Any:
-    listed = await asyncio.to_thread(holds.list_holds, ctx.engine, ctx.settings.secret,
-                                     datetime.now(UTC), everything=query.everything)
+    secret, *previous = ctx.settings.server_keys.secrets
+    listed = await asyncio.to_thread(holds.list_holds, ctx.engine, secret, datetime.now(UTC),
+                                     query.everything, previous)
     return [hold.model_dump(mode="json") for hold in listed]
 
 
@@ -197,11 +198,13 @@ class RestoreNote(BaseModel):
 async def record_restore(ctx: Context, principal: Principal, note: RestoreNote) -> Any:
     """After a database restore: the entries lost, recorded under the administrator."""
     secret = ctx.settings.secret
+    current, *previous = ledger.held_keys(ctx.settings)
     try:
         recorded = await asyncio.to_thread(
-            ledger_restore.record_restore, ctx.engine, ledger.ledger_key(secret),
+            ledger_restore.record_restore, ctx.engine, current,
             ledger.anchor_store(ctx.settings), principal.principal_id,
-            note_hash(NoteKeys.from_secret(secret), note.reason), datetime.now(UTC))
+            note_hash(NoteKeys.from_secret(secret), note.reason), datetime.now(UTC),
+            previous)
     except (ledger_restore.RestoreRefused, ledger.AnchorStoreError) as error:
         raise ActionRefused(str(error)) from None
     return recorded.model_dump(mode="json")
@@ -221,7 +224,8 @@ async def read_status(ctx: Context, principal: Principal, query: RecordQuery) ->
 
 def _register_status(ctx: Context, request_id: str) -> dict[str, Any]:
     record, milestones = register.get_request(ctx.engine, request_id)
-    keys = NoteKeys.from_secret(ctx.settings.secret)  # the officers' notes, opened to be shown
+    secret, *previous = ctx.settings.server_keys.secrets
+    keys = NoteKeys.from_secret(secret, previous)  # the officers' notes, opened to be shown
     return {
         "request_id": record.request_id, "status": record.status, "rights": record.rights,
         "jurisdiction": record.jurisdiction, "received_at": record.received_at.isoformat(),

@@ -16,7 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from activities.verification import CodeCheck, IssuedCode, VerificationActivities
-from dsr import package_links, sessions
+from dsr import notes, package_links, sessions
 from dsr.database import make_engine
 from dsr.hashing import keyed_hash
 from dsr.purposes import CODES, DOWNLOAD_LINKS, SESSIONS
@@ -142,3 +142,14 @@ def test_a_code_sent_before_the_change_is_accepted_until_the_old_secret_goes(
 def test_an_empty_previous_secret_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="holds an empty value"):
         Settings(data_dir=tmp_path, hmac_key=NEW, hmac_key_previous=[""])
+
+
+def test_an_officers_note_sealed_before_the_change_still_opens() -> None:
+    sealed = notes.seal(notes.NoteKeys.from_secret(OLD.encode()), "REQ-1", "cancelled",
+                        "reason", "withdrawn by phone")
+    after = notes.NoteKeys.from_secret(NEW.encode(), [OLD.encode()])
+    assert notes.unseal(after, "REQ-1", "cancelled", "reason", sealed) == "withdrawn by phone"
+    fresh = notes.seal(after, "REQ-1", "extended", "reason", "many requests")
+    assert fresh[notes.KEY_ID] == after.seal_id != sealed[notes.KEY_ID]
+    dropped = notes.NoteKeys.from_secret(NEW.encode())
+    assert notes.unseal(dropped, "REQ-1", "cancelled", "reason", sealed) == notes.UNREADABLE
