@@ -41,11 +41,10 @@ from sqlalchemy import Engine
 
 from dsr import package_links, serving
 from dsr.blobstore import BlobStore
-from dsr.hashing import keyed_hash
 from dsr.keyring import KeyringError
 from dsr.logging import get_logger
 from dsr.package_links import LinkRefusal, PackageLinkRecord
-from dsr.ratelimit import Clock, SlidingWindowLimiter, client_address, client_key
+from dsr.ratelimit import Clock, SlidingWindowLimiter, client_address, client_key, counted
 
 if TYPE_CHECKING:
     from dsr.settings import Settings
@@ -90,7 +89,7 @@ class _DownloadServer:
             log.warning("download refused: not from the landing page", reason=reason,
                         client=client)
             return _page(NOT_FROM_OUR_PAGE, status=403)
-        link = keyed_hash(self.secret, request.match_info["token"], purpose="download-limit")
+        link = counted(self.secret, "download-limit", request.match_info["token"])
         if wait := self.per_link.hit(link):
             return _too_many(wait, "link", client)
         return None

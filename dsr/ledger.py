@@ -41,7 +41,7 @@ from dsr.database import Base, UtcDateTime
 from dsr.hashing import keyed_hash
 from dsr.ledger_checks import GENESIS, RESTORED_TO, Chain, Gap, VerifyResult, judge
 from dsr.logging import get_logger
-from dsr.purposes import key_id
+from dsr.purposes import AUDIT_LEDGER, key_id, purpose_key
 
 if TYPE_CHECKING:
     from dsr.settings import Settings
@@ -88,6 +88,12 @@ def _head_row(target: Any, connection: Any, **_: Any) -> None:
 
 def ledger_key(secret: bytes) -> bytes:
     """The ledger's own key, derived from the server-side secret for this purpose only."""
+    return purpose_key(secret, AUDIT_LEDGER)
+
+
+def _key_before_hkdf(secret: bytes) -> bytes:
+    """How the ledger's key was derived before every purpose's key came from HKDF: the chain
+    made under it verifies, and the next entry starts a segment under the new key."""
     return bytes.fromhex(keyed_hash(secret, "audit-ledger-chain", purpose="ledger"))
 
 
@@ -98,7 +104,8 @@ def ledger_key_id(key: bytes) -> str:
 
 def held_keys(settings: Settings) -> list[bytes]:
     """The ledger keys of the current secret and of each previous one still held."""
-    return [ledger_key(secret) for secret in settings.server_keys.secrets]
+    return [key for secret in settings.server_keys.secrets
+            for key in (ledger_key(secret), _key_before_hkdf(secret))]
 
 
 def anchors_path(settings: Settings) -> Path:

@@ -8,7 +8,8 @@ made under another secret or version is recognised as such.
 
 Used by the officers' notes (sealed in the register, keyed hashes in the ledger), the officer
 authority (``dsr.credentials``), verification codes, download links, Web UI sessions and the
-identity index (``dsr.serverkeys``, with key ids); the ledger chain is to move onto it.
+identity index (``dsr.serverkeys``, with key ids), the ledger (``dsr.ledger``: a key change
+starts a new segment of the chain) and the download limiter's counters.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ SESSIONS = "ui sessions v1"  # HMAC-SHA256: session links and cookies as stored
 # HMAC-SHA256: identities as the product matches them without keeping them (holds, possible
 # duplicates, connectors' restrictions and suppression entries).
 IDENTITY_INDEX = "identity index v1"
+AUDIT_LEDGER = "audit ledger v1"  # HMAC-SHA256: the ledger's chain and its anchors
+RATE_LIMITS = "rate limits v1"  # HMAC-SHA256: clients and links as the download limiter counts
 PURPOSES = (OFFICER_NOTES, OFFICER_NOTE_HASHES, OFFICER_AUTHORITY, CODES, DOWNLOAD_LINKS,
-            SESSIONS, IDENTITY_INDEX)
+            SESSIONS, IDENTITY_INDEX, AUDIT_LEDGER, RATE_LIMITS)
 
 
 def purpose_key(secret: bytes, purpose: str) -> bytes:

@@ -14,6 +14,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from dsr.hashing import keyed_hash
+from dsr.purposes import RATE_LIMITS, purpose_key
 
 Clock = Callable[[], float]
 MAX_KEYS = 100_000
@@ -73,4 +74,9 @@ def client_address(peer: str | None, forwarded_for: str | None, proxy_hops: int)
 def client_key(secret: bytes, address: str) -> str:
     """What stands for a client in the limiter and the log: a client's address is personal
     data, so only a keyed hash of it (16 hex digits), never the address."""
-    return keyed_hash(secret, address, purpose="download-client")[:16]
+    return counted(secret, "download-client", address)
+
+
+def counted(secret: bytes, kind: str, value: str) -> str:
+    """``value`` as the limiter counts it: under the limiter's own key, 16 hex digits."""
+    return keyed_hash(purpose_key(secret, RATE_LIMITS), value, purpose=kind)[:16]

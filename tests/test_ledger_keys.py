@@ -93,3 +93,15 @@ def test_a_forged_key_change_is_caught(tmp_path: Path) -> None:
                    (f'{{"key_id": "{old_id}"}}',))
     result = verify(engine, after)
     assert not result.ok and result.broken_seq == 4, result
+
+
+def test_a_chain_made_before_the_keys_by_purpose_verifies_and_goes_on_under_the_new_key(
+        tmp_path: Path) -> None:
+    current = settings(tmp_path, NEW)
+    engine = make_engine(current.app_database_url)
+    earlier = ledger._key_before_hkdf(current.secret)  # as the release before derived it
+    with Session(engine) as session, session.begin():
+        ledger.append(session, "milestone", "intake", T0, "R-0", {"step": "intake"}, earlier)
+    append(engine, current, 1, T0 + timedelta(minutes=1))
+    assert [kind for _, kind in kinds(tmp_path)] == ["milestone", "key_changed", "milestone"]
+    assert verify(engine, current).ok
