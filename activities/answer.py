@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 
 from dsr import package_links
-from dsr.catalogue import authority_for, load_catalogue
+from dsr.catalogue import authority_for, load_catalogue, rights_for
 from dsr.codec import EncryptionCodec, seal
 from dsr.database import ConfirmationRecord
 from dsr.emails import AnswerContext, ProductOutcome, render
 from dsr.keyring import load_keyring
 from dsr.mailer import send_email
-from dsr.models import RightsRequest
+from dsr.models import Right, RightsRequest
 from dsr.retention import RetainedPart, keep_until, load_retention_policy
 from dsr.settings import Settings
 
@@ -95,6 +95,8 @@ class AnswerActivities:
             ],
             category_names=catalogue.names(request.language),
             complaint=authority_for(request.jurisdiction, request.language),
+            your_rights=(rights_for(request.jurisdiction, request.language)
+                         if Right.ACCESS in request.rights else None),
             reason=answer.reason,
             referred_to=answer.referred_to,
         )

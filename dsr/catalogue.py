@@ -129,11 +129,13 @@ def _connector_categories(connector: str, shared: dict[str, Any], block: Any) ->
 class Authority(StrictModel):
     complaint: LocalText
     judicial_remedy: LocalText | None = None  # None: the file's general text
+    your_rights: LocalText | None = None  # None: the file's general text
 
 
 class Authorities(StrictModel):
     version: str
     judicial_remedy: LocalText
+    your_rights: LocalText
     jurisdictions: dict[Jurisdiction, Authority]
 
     @model_validator(mode="after")
@@ -149,6 +151,12 @@ class Authorities(StrictModel):
         remedy = authority.judicial_remedy or self.judicial_remedy
         return f"{authority.complaint.in_language(language)}\n{remedy.in_language(language)}"
 
+    def rights(self, jurisdiction: Jurisdiction, language: Language) -> str:
+        """The person's other rights and how to exercise them (GDPR Art. 15(1)(e)), as every
+        access answer states them."""
+        own = self.jurisdictions[jurisdiction].your_rights
+        return (own or self.your_rights).in_language(language)
+
 
 def load_catalogue(path: Path | None = None) -> Catalogue:
     return read_policy_file(path or CATALOGUE_FILE, Catalogue)
@@ -156,6 +164,10 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
 
 def load_authorities(path: Path | None = None) -> Authorities:
     return read_policy_file(path or AUTHORITIES_FILE, Authorities)
+
+
+def rights_for(jurisdiction: Jurisdiction, language: Language) -> str:
+    return load_authorities().rights(jurisdiction, language)
 
 
 def authority_for(

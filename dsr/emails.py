@@ -158,6 +158,8 @@ class AnswerContext(EmailContext):
     categories: list[CategoryFacts] = Field(default_factory=list)  # facts, for access
     category_names: dict[str, str] = Field(default_factory=dict)  # Catalogue.names(language)
     complaint: str  # authority_for(jurisdiction, language)
+    # The person's other rights (rights_for): stated in every access answer.
+    your_rights: str | None = None
     reason: str | None = None  # an officer's reason: a denial's, or a cancellation's
     referred_to: list[str] = Field(default_factory=list)  # customers controlling the data
 

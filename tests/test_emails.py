@@ -572,7 +572,7 @@ def test_every_jurisdiction_names_an_authority_and_a_judicial_remedy() -> None:
 def test_an_authorities_file_missing_a_jurisdiction_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "authorities.yaml"
     path.write_text(
-        'version: "t"\njudicial_remedy: {en: Courts.}\n'
+        'version: "t"\njudicial_remedy: {en: Courts.}\nyour_rights: {en: Rights.}\n'
         "jurisdictions:\n  UK: {complaint: {en: ICO.}}\n",
         encoding="utf-8",
     )
