@@ -83,6 +83,9 @@ class AcknowledgementContext(EmailContext):
     received_on: date | None = None
     jurisdiction: Jurisdiction | None = None  # US-CA adds the no-discrimination promise
     verification_needed: bool = False
+    # The latest day an extension may reach under the request's jurisdiction and rights;
+    # None: no extension is allowed, and the acknowledgement promises none.
+    extension_until: date | None = None
 
 
 class VerificationCodeContext(EmailContext):

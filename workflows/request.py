@@ -113,6 +113,8 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, Ans
             to_requester=True,
             rights=[r.value for r in self._req.rights],
             due_on=self._dl.due_on.isoformat(),
+            extension_until=(self._dl.extension_limit_on.isoformat()
+                             if self._dl.extension_limit_on else None),
         )
         self._done("acknowledge")
         await self._milestone("acknowledge", "acknowledge")
