@@ -89,7 +89,8 @@ class ServerKeys:
 
     @property
     def secret(self) -> bytes:
-        """The current secret itself, for what has no purpose key yet (the ledger)."""
+        """The current secret itself, for what derives its own keys from it (the ledger, the
+        officers' notes, the officer authority)."""
         return self._secrets[0]
 
     @property
