@@ -162,6 +162,21 @@ def test_the_country_where_the_communication_ended_lengthens_sms_retention(polic
     assert "Italy" in part.basis
 
 
+@pytest.mark.parametrize(("connector", "category"), [("sms", "message_content"),
+                                                     ("voice", "call_recordings")])
+def test_national_telecom_duties_keep_no_content(policy, connector: str, category: str) -> None:
+    """Telecom retention laws cover traffic and location data (Italy's Codice Art. 132
+    excludes content): content ended in Italy is kept six months, as anywhere."""
+    content = holding(category, at(2024, 1, 1), at(2025, 6, 30), countries=["IT"])
+    plan = plan_for(connector, content, policy=policy)
+
+    assert plan.rules[connector][0].before == at(2026, 2, 28)  # six months, not two years
+    assert plan.retained == []
+    location = holding("location_data", at(2024, 1, 1), at(2025, 6, 30), countries=["IT"])
+    [part] = plan_for(connector, location, policy=policy).retained
+    assert part.until == date(2027, 6, 30) and "Italy" in part.basis
+
+
 def test_a_country_without_an_override_keeps_the_default(policy) -> None:
     plan = plan_for(
         "sms",
