@@ -395,6 +395,17 @@ def test_the_chinese_answer_speaks_chinese(catalogue) -> None:
     assert "荷兰的数据保护监督机构" in email.body
 
 
+def test_the_chinese_answer_names_products_in_the_statements_words(catalogue) -> None:
+    served = [ProductOutcome(connector="email", products=["Email"], action=Action.ERASED),
+              ProductOutcome(connector="video", products=["Video"], action=Action.ERASED),
+              ProductOutcome(connector="push", products=["Pusher Channels", "Pusher Beams"],
+                             action=Action.ERASED)]
+    body = render_email(answer(Language.ZH, catalogue).model_copy(
+        update={"outcomes": served})).body
+    assert "- 邮件服务:已删除" in body and "- 视频互动平台:已删除" in body
+    assert "- 推送通知(Pusher Channels), 推送通知(Pusher Beams):已删除" in body
+
+
 def test_the_answer_without_access_or_retention_leaves_those_sections_out(catalogue) -> None:
     context = answer(Language.EN, catalogue).model_copy(
         update={"categories": [], "retained": [], "package_link": None}
