@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 
 from dsr import package_links
-from dsr.catalogue import authority_for, load_catalogue, rights_for
+from dsr.catalogue import access_statement_for, authority_for, load_catalogue, rights_for
 from dsr.codec import EncryptionCodec, seal
 from dsr.database import ConfirmationRecord
 from dsr.emails import AnswerContext, ProductOutcome, render
@@ -97,6 +97,8 @@ class AnswerActivities:
             complaint=authority_for(request.jurisdiction, request.language),
             your_rights=(rights_for(request.jurisdiction, request.language)
                          if Right.ACCESS in request.rights else None),
+            access_statement=(access_statement_for(request.jurisdiction, request.language)
+                              if Right.ACCESS in request.rights else None),
             reason=answer.reason,
             referred_to=answer.referred_to,
         )

@@ -130,6 +130,8 @@ class Authority(StrictModel):
     complaint: LocalText
     judicial_remedy: LocalText | None = None  # None: the file's general text
     your_rights: LocalText | None = None  # None: the file's general text
+    # What an access answer under this law states besides (CCPA: sold, shared, disclosed).
+    access_statement: LocalText | None = None
 
 
 class Authorities(StrictModel):
@@ -157,6 +159,10 @@ class Authorities(StrictModel):
         own = self.jurisdictions[jurisdiction].your_rights
         return (own or self.your_rights).in_language(language)
 
+    def access_statement(self, jurisdiction: Jurisdiction, language: Language) -> str | None:
+        statement = self.jurisdictions[jurisdiction].access_statement
+        return statement.in_language(language) if statement else None
+
 
 def load_catalogue(path: Path | None = None) -> Catalogue:
     return read_policy_file(path or CATALOGUE_FILE, Catalogue)
@@ -168,6 +174,10 @@ def load_authorities(path: Path | None = None) -> Authorities:
 
 def rights_for(jurisdiction: Jurisdiction, language: Language) -> str:
     return load_authorities().rights(jurisdiction, language)
+
+
+def access_statement_for(jurisdiction: Jurisdiction, language: Language) -> str | None:
+    return load_authorities().access_statement(jurisdiction, language)
 
 
 def authority_for(

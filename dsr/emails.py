@@ -163,6 +163,8 @@ class AnswerContext(EmailContext):
     complaint: str  # authority_for(jurisdiction, language)
     # The person's other rights (rights_for): stated in every access answer.
     your_rights: str | None = None
+    # What the law adds to an access answer (access_statement_for; CCPA: sold, shared, disclosed).
+    access_statement: str | None = None
     reason: str | None = None  # an officer's reason: a denial's, or a cancellation's
     referred_to: list[str] = Field(default_factory=list)  # customers controlling the data
 

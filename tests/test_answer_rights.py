@@ -1,7 +1,8 @@
 """Every access answer states the person's other rights and how to exercise them (GDPR
 Art. 15(1)(e)), in English and Chinese, as the answer activity builds it; an answer to a
 request without access leaves it out. A UK answer names the complaint to the company itself
-(DPA 2018 s.164A), the ICO and the courts."""
+(DPA 2018 s.164A), the ICO and the courts; a Californian access answer says what was sold,
+shared or disclosed in the past 12 months."""
 
 from __future__ import annotations
 
@@ -63,3 +64,15 @@ def test_a_uk_answer_names_the_complaint_to_us_the_ico_and_the_courts(tmp_path: 
     assert "Information Commissioner's Office (ICO)" in body and "judicial remedy" in body
     eu = " ".join(answer_body(tmp_path, request(["access"], "EU")).split())
     assert "complain to us first" not in eu
+
+
+def test_a_californian_access_answer_says_what_was_sold_shared_or_disclosed(
+        tmp_path: Path) -> None:
+    """Cal. Civ. Code 1798.110 and 1798.115: even when the answer is none."""
+    californian = " ".join(answer_body(tmp_path, request(["access"], "US-CA")).split())
+    assert "In the past 12 months we have not sold your personal information" in californian
+    assert "disclosed it for a business purpose only to the recipients listed above" in californian
+    chinese = answer_body(tmp_path, request(["access"], "US-CA", "zh"))
+    assert "在过去12个月内,我们没有出售您的个人信息" in chinese
+    for elsewhere in (request(["access"], "EU"), request(["erasure"], "US-CA")):
+        assert "past 12 months" not in answer_body(tmp_path, elsewhere)
