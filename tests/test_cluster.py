@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -141,6 +142,7 @@ async def test_sigterm_lets_the_running_export_finish(running: Stack) -> None:
     handle = await officer.submit(client, running.settings, request,
                                   door=door_signer(running.settings, request.channel))
     await wait_for_running_activity(client, handle.id, "sms.access")
+    running_attempt = await _running_attempt(client, handle.id, "sms.access")
     stopping = running.workers.processes.pop("connectors")
     stopping.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(stopping.wait, 150) == 0
@@ -149,8 +151,21 @@ async def test_sigterm_lets_the_running_export_finish(running: Stack) -> None:
     outcome = await asyncio.wait_for(handle.result(), 300)
     assert outcome.status is Status.ANSWERED
     started = await _started(client, handle.id, "sms.access")
-    assert [s.attempt for s in started] == [1], "finished by the stopping worker, not retried"
+    assert [s.attempt for s in started] == [running_attempt], \
+        "finished by the stopping worker, not retried after SIGTERM"
     assert started[0].identity.startswith(f"{stopping.pid}@")
+
+
+async def _running_attempt(client: Client, workflow_id: str, activity: str) -> int:
+    """The attempt of ``activity`` running now; an earlier attempt's failure (seen once in CI,
+    before any SIGTERM) is reported as a warning, not hidden."""
+    described = await client.get_workflow_handle(workflow_id).describe()
+    [pending] = [p for p in described.raw_description.pending_activities
+                 if p.activity_type.name == activity]
+    if pending.attempt > 1:
+        warnings.warn(f"{activity} attempt {pending.attempt} runs; the one before failed: "
+                      f"{pending.last_failure.message}", stacklevel=1)
+    return int(pending.attempt)
 
 
 async def _started(client: Client, workflow_id: str, activity: str) -> list[Any]:
