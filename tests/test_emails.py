@@ -393,6 +393,9 @@ def test_the_chinese_answer_speaks_chinese(catalogue) -> None:
     assert "原因:Legal hold for litigation." in email.body  # no translation: English basis
     assert "标准合同条款" in email.body
     assert "荷兰的数据保护监督机构" in email.body
+    # The link works through its last day: "until", never "before" (issue 16, item 11).
+    assert "您可在 2025年3月6日 当日结束前通过以下页面下载(该日全天有效)" in email.body
+    assert "之前通过以下页面下载" not in email.body
 
 
 def test_the_chinese_answer_names_products_in_the_statements_words(catalogue) -> None:
