@@ -17,7 +17,7 @@ from dsr import officer
 from dsr.cli_errors import fail
 from dsr.cli_options import JsonOpt, RequestIdArg, act
 from dsr.officeractions import REGISTER, LinkRevocation, RecordQuery
-from workflows.models import RequestStatus
+from workflows.models import RequestStatus, Status
 
 console = Console()
 
@@ -97,8 +97,6 @@ def list_requests(
     """List requests from the register, newest first."""
     from dsr import register
     from dsr.models import Jurisdiction, Right
-    from workflows.models import Status
-
     # A misspelt filter would list nothing and look like "no such requests": refuse it.
     for option, value, known in (("--status", status_filter, Status),
                                  ("--right", right, Right),

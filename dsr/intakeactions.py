@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import StringConstraints
 from sqlalchemy.orm import Session
+from temporalio.client import Client
 
 from dsr import officer, register
 from dsr.assertions import Principal
@@ -44,7 +45,7 @@ async def enter_request(ctx: Context, principal: Principal, request: RightsReque
             "possible_duplicate_of": duplicates}
 
 
-def _temporal(ctx: Context) -> Any:
+def _temporal(ctx: Context) -> Client:
     if ctx.client is None:
         raise ActionRefused("the officer service has no connection to Temporal", 503)
     return ctx.client

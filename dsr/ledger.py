@@ -157,9 +157,8 @@ def _lock_head(session: Session) -> tuple[int, str]:
     if locked.rowcount == 0:  # type: ignore[attr-defined]
         session.execute(insert(LedgerHead).values(id=1, seq=0, mac=GENESIS))
     head = session.execute(select(LedgerHead.seq, LedgerHead.mac).where(LedgerHead.id == 1)).one()
-    last = session.execute(
-        select(LedgerEntry.seq, LedgerEntry.mac).order_by(LedgerEntry.seq.desc()).limit(1)
-    ).first()
+    # The whole entry: loaded into the session, it is what the key check reads next.
+    last = session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq.desc()).limit(1)).first()
     if last is not None and last.seq > head.seq:  # the head row is behind: trust the entries
         return last.seq, last.mac
     return head.seq, head.mac
@@ -196,7 +195,8 @@ def append(
 def _made_under_another_key(session: Session, seq: int, key: bytes) -> bool:
     """Whether the last entry's MAC was made under another key than ``key`` (the server
     secret changed): the next entry begins a new segment, announced by a ``key_changed``
-    entry. A last entry changed by hand looks the same here; ``verify`` tells them apart."""
+    entry. A last entry changed by hand looks the same here; ``verify`` tells them apart.
+    The entry is already in the session (``_lock_head`` read it): no second query."""
     last = session.get(LedgerEntry, seq) if seq else None
     if last is None:
         return False

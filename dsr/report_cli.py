@@ -4,7 +4,6 @@ table, JSON, CSV or a PNG chart."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -15,10 +14,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from dsr.cli_errors import cli_settings, fail
-from dsr.officer import OfficerError
+from dsr.cli_errors import fail
+from dsr.cli_options import act
 from dsr.officeractions import REGISTER
-from dsr.officers_cli import officer_service
 from dsr.report import Report, ReportRange, render_chart, render_csv, render_table
 
 
@@ -48,15 +46,6 @@ def _range(from_: str, to: str | None) -> ReportRange:
         fail(error.errors()[0]["msg"].removeprefix("Value error, "), code=2)
 
 
-def _fetch(span: ReportRange) -> Report:
-    try:
-        answer = asyncio.run(officer_service(cli_settings()).action("read_report", REGISTER,
-                                                                    span))
-    except OfficerError as error:
-        fail(str(error))
-    return Report.from_dict(answer)
-
-
 def report_command(
     from_: Annotated[str, typer.Option(
         "--from", help="First day received, YYYY-MM-DD (UTC).", show_default=False)],
@@ -74,7 +63,7 @@ def report_command(
     csv_file, chart_file = _output("--csv", csv_path), _output("--chart", chart_path)
     if csv_file and chart_file and csv_file.resolve() == chart_file.resolve():
         fail("--csv and --chart name the same file; give each its own path", code=2)
-    report = _fetch(span)
+    report = Report.from_dict(act("read_report", REGISTER, span))
     # Everything is rendered before anything is written: a failure leaves no half a report.
     outputs = []
     if csv_file is not None:

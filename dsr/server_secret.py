@@ -12,7 +12,9 @@ from dsr.files import folder_lock, write_private_atomically
 
 MIN_CHARS = 32
 MIN_DISTINCT = 10
-PLACEHOLDER_WORDS = ("change", "example", "placeholder", "secret", "password", "todo", "xxx")
+# Words no random value of this length holds by chance (a short one such as "xxx" would turn
+# away about one base64 secret in a thousand).
+PLACEHOLDER_WORDS = ("change", "example", "placeholder", "secret", "password")
 GENERATE = 'python -c "import secrets; print(secrets.token_hex(32))"'
 
 

@@ -9,13 +9,14 @@ import json
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from dsr.cli_errors import cli_settings, fail
-from dsr.officer import OfficerError, describe_errors
+from dsr.cli_options import payload
+from dsr.officer import OfficerError
 from dsr.officeractions import NoArguments
 from dsr.officers_cli import officer_service
 from dsr.sessionactions import SESSIONS, SessionEnd, SessionQuery
@@ -28,13 +29,6 @@ def _act(action: str, arguments: BaseModel) -> Any:
         return asyncio.run(officer_service(cli_settings()).action(action, SESSIONS, arguments))
     except OfficerError as error:
         fail(str(error), 2 if "no live session" in str(error) else 1)
-
-
-def _arguments(model: type[BaseModel], **fields: Any) -> BaseModel:
-    try:
-        return model(**fields)
-    except ValidationError as error:
-        fail(describe_errors(error, "the input"), code=2)
 
 
 def ui_session(
@@ -58,11 +52,11 @@ def ui_session(
         fail("use one of --revoke, --revoke-all and --list", code=2)
     if (officer_id is not None or everyone) and not (revoke_all or list_sessions):
         fail("--officer and --everyone go with --list or --revoke-all", code=2)
-    query = _arguments(SessionQuery, officer=officer_id, everyone=everyone)
+    query = payload(SessionQuery, officer=officer_id, everyone=everyone)
     if list_sessions:
         _print_sessions(_act("list_ui_sessions", query), as_json)
     elif revoke is not None or revoke_all:
-        ended = (_act("end_ui_session", _arguments(SessionEnd, session_id=revoke))
+        ended = (_act("end_ui_session", payload(SessionEnd, session_id=revoke))
                  if revoke is not None else _act("end_ui_sessions", query))["ended"]
         print(json.dumps({"ended": ended}) if as_json
               else f"ended {ended} session{'s' if ended != 1 else ''}")

@@ -10,7 +10,6 @@ from datetime import date
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -123,11 +122,8 @@ def confirm_instruction(
     officer_name: OfficerOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Record that a recipient instructed by email confirmed it acted."""
-    try:
-        confirmation = InstructionConfirmation(officer=officer_name,
-                                               connector=connector, note=note)
-    except ValidationError as error:
-        fail(officer.describe_errors(error), code=2)
+    confirmation = payload(InstructionConfirmation, officer=officer_name, connector=connector,
+                           note=note)
     _send(request_id, "confirm_instruction", confirmation, as_json)
 
 
@@ -145,11 +141,8 @@ def resolve_connector(
                                 (ConnectorResolution.RETRY, retry)) if flag]
     if len(chosen) != 1:
         fail("give exactly one of --done, --skip or --retry", code=2)
-    try:
-        decision = ConnectorDecision(officer=officer_name, connector=connector,
-                                     resolution=chosen[0], reason=reason)
-    except ValidationError as error:
-        fail(officer.describe_errors(error), code=2)
+    decision = payload(ConnectorDecision, officer=officer_name, connector=connector,
+                       resolution=chosen[0], reason=reason)
     _send(request_id, "resolve_connector", decision, as_json)
 
 
