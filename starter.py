@@ -22,6 +22,7 @@ from dsr.ledger_cli import ledger_app
 from dsr.officers_cli import login, officers_app
 from dsr.records_cli import package, proof
 from dsr.report_cli import report_command
+from dsr.rules_cli import rules_app
 from dsr.sessions_cli import ui_session
 from dsr.settings import Settings
 from dsr.temporal import connect
@@ -32,6 +33,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 stack_app = typer.Typer(no_args_is_help=True, help="The embedded stack under var/.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(rules_app, name="rules")
 app.add_typer(keys_app, name="keys")
 app.add_typer(officers_app, name="officers")
 for commands in (intake_cli.COMMANDS, updates_cli.COMMANDS, following_cli.COMMANDS):

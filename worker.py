@@ -32,6 +32,7 @@ from dsr.files import private_umask
 from dsr.keyring import Keyring, KeyringError, load_keyring
 from dsr.logging import configure, get_logger
 from dsr.policies import PolicyFault, check_policies
+from dsr.rulesactions import UnrecordedConfirmation, check_confirmations
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
 from dsr.temporal_token import TokenError
@@ -172,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_policies(settings)
     except PolicyFault as error:
+        print(f"refusing to start: {error}", file=sys.stderr)
+        return 2
+    try:
+        check_confirmations(settings, make_engine(settings.app_database_url))
+    except UnrecordedConfirmation as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         return 2
     try:

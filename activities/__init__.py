@@ -15,6 +15,7 @@ from activities.package import PackageActivities
 from activities.policy import PolicyActivities
 from activities.proof import ProofActivities
 from activities.register import RegisterActivities
+from activities.review import ReviewActivities
 from activities.sweep import SweepActivities
 from activities.verification import VerificationActivities
 from dsr.blobstore import BlobStore
@@ -41,6 +42,7 @@ def orchestrator_activities(
         LegalHoldActivities(settings, engine).assess,
         PackageActivities(settings, blobs).assemble,
         answer.send,
+        ReviewActivities(settings).review,
         ProofActivities(engine, settings, blobs).purge_confirmations,
         AnchorActivities(engine, settings).anchor,
         sweep.sweep_plan,

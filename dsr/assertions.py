@@ -63,6 +63,7 @@ class Role(StrEnum):
     APPROVER = "approver"  # approves and denies
     AUDITOR = "auditor"  # reads and decodes only
     ADMINISTRATOR = "administrator"  # holds, officers, keys
+    LEGAL = "legal"  # confirms the policy's rules and texts (a lawyer of the group)
     DOOR = "door"  # a public door vouching for what it verified (panel login, API client)
 
 

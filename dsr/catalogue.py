@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, model_validator
 
 from dsr.models import Jurisdiction, Language, StrictModel
+from dsr.provenance import Provenance
 from dsr.retention import POLICY_DIR, LocalText, read_policy_file
 
 CATALOGUE_FILE = POLICY_DIR / "catalogue.yaml"
@@ -126,18 +127,22 @@ def _connector_categories(connector: str, shared: dict[str, Any], block: Any) ->
     }
 
 
+class SourcedText(LocalText, Provenance):
+    """A text with its source and whether Legal confirmed it."""
+
+
 class Authority(StrictModel):
-    complaint: LocalText
-    judicial_remedy: LocalText | None = None  # None: the file's general text
-    your_rights: LocalText | None = None  # None: the file's general text
+    complaint: SourcedText
+    judicial_remedy: SourcedText | None = None  # None: the file's general text
+    your_rights: SourcedText | None = None  # None: the file's general text
     # What an access answer under this law states besides (CCPA: sold, shared, disclosed).
-    access_statement: LocalText | None = None
+    access_statement: SourcedText | None = None
 
 
 class Authorities(StrictModel):
     version: str
-    judicial_remedy: LocalText
-    your_rights: LocalText
+    judicial_remedy: SourcedText
+    your_rights: SourcedText
     jurisdictions: dict[Jurisdiction, Authority]
 
     @model_validator(mode="after")
@@ -158,6 +163,23 @@ class Authorities(StrictModel):
         access answer states them."""
         own = self.jurisdictions[jurisdiction].your_rights
         return (own or self.your_rights).in_language(language)
+
+    def texts_used(self, jurisdiction: Jurisdiction, access: bool) -> dict[str, SourcedText]:
+        """The texts an answer under ``jurisdiction`` states, by name (access answers also
+        state the person's other rights and any access statement)."""
+        authority = self.jurisdictions[jurisdiction]
+        texts = {"complaint": authority.complaint,
+                 "judicial remedy": authority.judicial_remedy or self.judicial_remedy}
+        if access:
+            texts["your rights"] = authority.your_rights or self.your_rights
+            if authority.access_statement is not None:
+                texts["access statement"] = authority.access_statement
+        return texts
+
+    def drafts_used(self, jurisdiction: Jurisdiction, access: bool) -> list[str]:
+        """Why an answer waits for review: each draft text it states, named, no data."""
+        return [f"draft text: {name} ({jurisdiction.value})"
+                for name, text in self.texts_used(jurisdiction, access).items() if text.is_draft]
 
     def access_statement(self, jurisdiction: Jurisdiction, language: Language) -> str | None:
         statement = self.jurisdictions[jurisdiction].access_statement

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from dsr.models import Jurisdiction, Right, StrictModel
+from dsr.provenance import Provenance
 
 DEFAULT_POLICY_PATH = Path(__file__).parent / "policy" / "deadlines.yaml"
 
@@ -145,12 +146,12 @@ class HolidayCalendar(StrictModel):
         return self
 
 
-class GroupRules(StrictModel):
+class GroupRules(Provenance):
     promise: Period
     cap: Period
 
 
-class JurisdictionPolicy(StrictModel):
+class JurisdictionPolicy(Provenance):
     time_zone: str
     holiday_calendar: HolidayCalendar
     rolls_over: bool
@@ -342,6 +343,9 @@ class Deadline(BaseModel):
     clock_stops_for_clarification: bool
     acknowledge_by_on: date | None
     basis: str
+    # The jurisdiction's rules are a draft Legal has not confirmed: the deadline is no later
+    # than the group's promise, and officers see "rules unconfirmed".
+    rules_unconfirmed: bool = False
 
 
 @dataclass(frozen=True)
@@ -405,6 +409,12 @@ def compute_deadline(query: DeadlineQuery, policy: DeadlinePolicy) -> Deadline:
     limit_on, limit_reason = _request_extension_limit(outcomes)
     if limit_on is not None:
         limit_on = _roll(limit_on + timedelta(days=paused), rules)
+    if rules.is_draft:  # an unconfirmed rule never makes a deadline later than the promise
+        promise_on = count_period(received_on, policy.group.promise, cal)
+        cap_on = count_period(received_on, policy.group.cap, cal)
+        target_on, due_on = min(target_on, promise_on), min(due_on, promise_on)
+        limit_on = min(limit_on, cap_on) if limit_on is not None else None
+        due_at = end_of_day(due_on, rules.time_zone)
 
     acknowledge_by_on = None
     if rules.acknowledge_within is not None:
@@ -421,7 +431,9 @@ def compute_deadline(query: DeadlineQuery, policy: DeadlinePolicy) -> Deadline:
         extension_notice_by=due_at if limit_on is not None else None,
         clock_stops_for_clarification=rules.clock_stops_for_clarification,
         acknowledge_by_on=acknowledge_by_on,
-        basis=_basis(binding, limit_reason, paused, rolled=due_on != target_on),
+        basis=_basis(binding, limit_reason, paused, rolled=due_on != target_on)
+        + ("; rules unconfirmed: no later than the group promise" if rules.is_draft else ""),
+        rules_unconfirmed=rules.is_draft,
     )
 
 

@@ -219,6 +219,13 @@ class OfficerConfirmRecipientContext(EmailContext):
     template = "officer_confirm_recipient"
 
 
+class OfficerReviewContext(EmailContext):
+    """The answer states draft texts: which ones (names and jurisdictions, no data)."""
+
+    template = "officer_review"
+    reasons: list[str]
+
+
 class OfficerConnectorFailedContext(EmailContext):
     template = "officer_connector_failed"
     connector: str

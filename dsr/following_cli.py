@@ -43,7 +43,12 @@ def _print_status(result: Any) -> None:
     console.print(f"[bold]{result.request_id}[/bold]  {result.status.value}  "
                   f"{', '.join(result.rights)}  {result.jurisdiction}  "
                   f"due {result.due_at:%Y-%m-%d}"
-                  + ("  [red]OVERDUE[/red]" if result.overdue else ""))
+                  + ("  [red]OVERDUE[/red]" if result.overdue else "")
+                  + ("  [yellow]rules unconfirmed[/yellow]" if result.rules_unconfirmed else ""))
+    if result.held_for_review:
+        console.print("[yellow]answer held for review:[/yellow] "
+                      + "; ".join(result.held_for_review)
+                      + " (release it with `starter.py release-answer`)", highlight=False)
     if result.possible_duplicate_of:
         console.print("[yellow]possible duplicate of[/yellow] "
                       f"{', '.join(result.possible_duplicate_of)} (same subject, same right, "

@@ -35,6 +35,7 @@ from dsr import (
     officer,
     officeractions,
     officers,
+    rulesactions,
     serving,
     sessionactions,
 )
@@ -58,9 +59,10 @@ UPDATES: dict[str, type[OfficerPayload]] = {
     "extend": Extension, "request_clarification": OfficerNote,
     "clarification_received": OfficerNote, "resolve_connector": ConnectorDecision,
     "confirm_instruction": InstructionConfirmation, "cancel": OfficerNote,
-    "approve": OfficerAction, "deny": Denial,
+    "approve": OfficerAction, "deny": Denial, "release_answer": OfficerNote,
 }
-ACTIONS = officeractions.ACTIONS | intakeactions.ACTIONS | sessionactions.ACTIONS
+ACTIONS = (officeractions.ACTIONS | intakeactions.ACTIONS | sessionactions.ACTIONS
+           | rulesactions.ACTIONS)
 MAX_BODY = 64 * 1024
 M = TypeVar("M", bound=BaseModel)
 log = get_logger()

@@ -99,6 +99,14 @@ def approve(request_id: RequestIdArg,
           as_json)
 
 
+def release_answer(request_id: RequestIdArg,
+                   note: Annotated[str, typer.Option(help="What was checked.")],
+                   officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
+    """Send an answer held for review: its draft texts were checked (docs/legal.md)."""
+    _send(request_id, "release_answer", payload(OfficerNote, officer=officer_name, note=note),
+          as_json)
+
+
 def deny(request_id: RequestIdArg,
          reason: Annotated[str, typer.Option(help="Told to the requester.")],
          manifestly_unfounded: Annotated[bool, typer.Option(help="Unfounded/excessive.")] = False,
@@ -150,5 +158,5 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "mark-verified": mark_verified, "confirm-recipient": confirm_recipient,
     "new-code": new_code, "extend": extend, "clarify": clarify, "approve": approve,
     "deny": deny, "cancel": cancel, "confirm-instruction": confirm_instruction,
-    "resolve-connector": resolve_connector,
+    "resolve-connector": resolve_connector, "release-answer": release_answer,
 }

@@ -7,12 +7,14 @@ import dataclasses
 import os
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from temporalio.testing import WorkflowEnvironment
 import worker
 from connectors.builtin import BUILTIN
 from connectors.seed import DemoFacts
-from dsr import officer, serving
+from dsr import officer, rules, serving
 from dsr import search_attributes as sa
 from dsr.assertions import Role
 from dsr.codec import ENCODING, EncryptionCodec
@@ -47,6 +49,8 @@ from dsr.mailserver import MailFolder, free_port, running_mail_server
 from dsr.models import Channel, RightsRequest, parse_request
 from dsr.officers import door_signer, officer_signer
 from dsr.officerservice import OfficerService
+from dsr.provenance import RuleStatus
+from dsr.retention import POLICY_DIR
 from dsr.settings import Settings
 from workflows.deferred import workflow_id as deferred_id
 from workflows.models import RequestStatus, UpdateResult
@@ -106,9 +110,23 @@ def mail(tmp_path: Path) -> Iterator[tuple[int, MailFolder]]:
         yield port, MailFolder(folder)
 
 
+@cache
+def legal_confirmed_policy() -> Path:
+    """The shipped policy files as they stand once Legal has confirmed every draft (through
+    ``dsr.rules.confirm``, as ``starter.py rules confirm`` does): the product's workings
+    tested apart from its drafts. Tests of what a draft does use ``dsr/policy`` itself."""
+    folder = Path(tempfile.mkdtemp(prefix="dsr-policy-")) / "policy"
+    shutil.copytree(POLICY_DIR, folder)
+    for entry in rules.entries(folder):
+        if entry.status is RuleStatus.DRAFT:
+            rules.confirm(folder, entry.file, entry.address, "legal.test", date(2026, 12, 7))
+    return folder
+
+
 def test_settings(tmp_path: Path, smtp_port: int, **overrides: Any) -> Settings:
     """Settings for one test: its own data folder, task queues and connector registry, so
-    tests sharing a server never pick up each other's work."""
+    tests sharing a server never pick up each other's work. The policy is Legal's confirmed
+    one unless ``policy_dir`` says otherwise."""
     suffix = uuid.uuid4().hex[:8]
     registry = yaml.safe_load((ROOT / "connectors" / "registry.yaml").read_text())
     for entry in registry["connectors"]:
@@ -122,7 +140,7 @@ def test_settings(tmp_path: Path, smtp_port: int, **overrides: Any) -> Settings:
         data_dir=tmp_path, smtp_port=smtp_port, task_queue=f"dsr-orchestrator-{suffix}",
         connector_registry=registry_file, hmac_key=f"harness-test-key-{suffix}-9f3c7a1e5b8d2f6a",
         officer_address="officer@group.example", connector_retry_seconds=0.1,
-        **({"payload_keys": TEST_KEY_SPEC} | overrides),
+        **({"payload_keys": TEST_KEY_SPEC, "policy_dir": legal_confirmed_policy()} | overrides),
     )
 
 

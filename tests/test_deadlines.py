@@ -34,13 +34,28 @@ from dsr.deadlines import (
     next_working_day,
 )
 from dsr.models import Jurisdiction, Right
+from dsr.provenance import RuleStatus
 
 J = Jurisdiction
 R = Right
 
 
+def confirmed(policy: DeadlinePolicy) -> DeadlinePolicy:
+    """The shipped rules as they bind once Legal has confirmed every jurisdiction's."""
+    by_legal = {"status": RuleStatus.CONFIRMED, "confirmed_by": "legal-1",
+                "confirmed_on": date(2026, 12, 7)}
+    return policy.model_copy(update={"jurisdictions": {
+        name: rules.model_copy(update=by_legal) for name, rules in policy.jurisdictions.items()
+    }})
+
+
 @pytest.fixture(scope="module")
 def policy() -> DeadlinePolicy:
+    return confirmed(load_deadline_policy())
+
+
+@pytest.fixture(scope="module")
+def shipped() -> DeadlinePolicy:
     return load_deadline_policy()
 
 
@@ -89,7 +104,7 @@ def test_add_months(day: date, months: int, expected: date) -> None:
 
 
 def test_policy_file_covers_every_jurisdiction(policy: DeadlinePolicy) -> None:
-    assert policy.version == "2026-11-29"
+    assert policy.version == "2026-12-07"
     assert set(policy.jurisdictions) == set(Jurisdiction)
     assert policy.group.promise.months == 1
     assert policy.group.cap.months == 2
@@ -551,7 +566,7 @@ def test_unquoted_version_date_is_read_as_text(tmp_path: Path) -> None:
 def test_edited_file_is_read_again(tmp_path: Path) -> None:
     data = _raw_policy()
     path = _write(tmp_path, data)
-    assert load_deadline_policy(path).version == "2026-11-29"
+    assert load_deadline_policy(path).version == "2026-12-07"
     data["version"] = "2026-12-02"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     # A different size and content; bump the mtime explicitly for coarse file systems.
@@ -634,3 +649,43 @@ def test_property_pauses_only_delay_where_clock_stops(
         assert paused.due_on >= base.due_on
     else:
         assert paused == base
+
+
+# --- unconfirmed rules ---------------------------------------------------------------------
+
+
+def test_shipped_rules_beyond_the_statement_are_drafts(shipped: DeadlinePolicy) -> None:
+    """Only the group's promise and cap are the statement's own words (8.4); every law's
+    arithmetic waits for Legal."""
+    assert not shipped.group.is_draft and shipped.group.confirmed_by == "privacy-statement"
+    assert all(rules.is_draft for rules in shipped.jurisdictions.values())
+
+
+def test_draft_rule_never_rolls_past_the_promise(shipped: DeadlinePolicy,
+                                                 policy: DeadlinePolicy) -> None:
+    # 2027-01-31 + 1 month = Sunday 2027-02-28: the law rolls to Monday 1 March...
+    received = datetime(2027, 1, 31, 10, tzinfo=UTC)
+    assert compute(policy, J.EU, [R.ACCESS], received).due_on == date(2027, 3, 1)
+    # ...but while the rule is a draft the promise, one month, binds.
+    draft = compute(shipped, J.EU, [R.ACCESS], received)
+    assert draft.due_on == date(2027, 2, 28) and draft.rules_unconfirmed
+    assert "rules unconfirmed" in draft.basis
+
+
+def test_draft_clock_stop_never_passes_the_promise(shipped: DeadlinePolicy,
+                                                   policy: DeadlinePolicy) -> None:
+    received = datetime(2027, 3, 10, 9, tzinfo=UTC)
+    assert compute(policy, J.UK, [R.ACCESS], received, paused_days=5).due_on == date(2027, 4, 15)
+    assert compute(shipped, J.UK, [R.ACCESS], received, paused_days=5).due_on == date(2027, 4, 10)
+
+
+def test_draft_rule_may_still_shorten_the_deadline(shipped: DeadlinePolicy) -> None:
+    """A draft binds where it is stricter: Colombia's ten business days for a query."""
+    draft = compute(shipped, J.CO, [R.ACCESS], datetime(2027, 3, 1, 15, tzinfo=UTC))
+    assert draft.due_on == date(2027, 3, 15) and draft.rules_unconfirmed
+
+
+def test_draft_extension_never_passes_the_group_cap(shipped: DeadlinePolicy) -> None:
+    received = datetime(2027, 12, 31, 10, tzinfo=UTC)
+    draft = compute(shipped, J.EU, [R.ACCESS], received)
+    assert draft.extension_limit_on == date(2028, 2, 29)  # two months, no roll-over

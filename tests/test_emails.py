@@ -35,6 +35,7 @@ from dsr.emails import (
     OfficerLockedContext,
     OfficerOverdueContext,
     OfficerReminderContext,
+    OfficerReviewContext,
     ProductOutcome,
     ReferralContext,
     UnverifiedContext,
@@ -141,6 +142,7 @@ def officer_contexts() -> list[EmailContext]:
             failed_at=datetime(2026, 8, 5, 14, 5, tzinfo=UTC),
         ),
         OfficerConfirmRecipientContext(request_id=REQUEST),
+        OfficerReviewContext(request_id=REQUEST, reasons=["draft text: complaint (UK)"]),
     ]
 
 
@@ -466,7 +468,7 @@ def test_officer_emails_hold_only_what_they_are_given(language: Language) -> Non
 
 
 def test_officer_emails_say_how_to_act() -> None:
-    locked, failed, recipient = officer_contexts()[2:]
+    locked, failed, recipient, review = officer_contexts()[2:]
 
     assert f"python starter.py new-code {REQUEST}" in render_email(locked).body
     failed_body = render_email(failed).body
@@ -476,6 +478,9 @@ def test_officer_emails_say_how_to_act() -> None:
     recipient_body = render_email(recipient).body
     assert f"python starter.py confirm-recipient {REQUEST} --note" in recipient_body
     assert f"python starter.py cancel {REQUEST} --reason" in recipient_body
+    review_body = render_email(review).body
+    assert "  - draft text: complaint (UK)\n" in review_body
+    assert f"python starter.py release-answer {REQUEST} --note" in review_body
 
 
 # --- the catalogue -------------------------------------------------------------------------
@@ -586,8 +591,9 @@ def test_every_jurisdiction_names_an_authority_and_a_judicial_remedy() -> None:
 def test_an_authorities_file_missing_a_jurisdiction_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "authorities.yaml"
     path.write_text(
-        'version: "t"\njudicial_remedy: {en: Courts.}\nyour_rights: {en: Rights.}\n'
-        "jurisdictions:\n  UK: {complaint: {en: ICO.}}\n",
+        'version: "t"\njudicial_remedy: {en: Courts., status: draft, source: law}\n'
+        "your_rights: {en: Rights., status: draft, source: law}\n"
+        "jurisdictions:\n  UK: {complaint: {en: ICO., status: draft, source: law}}\n",
         encoding="utf-8",
     )
 

@@ -99,6 +99,8 @@ class RequestState:
         self._recipient_contact: str | None = None  # the registered contact it may use
         self._awaiting_recipient = False
         self._recipient_confirmed: OfficerNote | None = None
+        self._review_reasons: list[str] = []  # the answer waits for review (draft texts)
+        self._released: OfficerNote | None = None
         self._answer_to: str | None = None  # None: the requester's address (before the rule)
         self._lock = asyncio.Lock()
         self._fired: set[tuple[str, datetime]] = set()

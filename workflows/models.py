@@ -54,6 +54,8 @@ class Status(StrEnum):
     # Ready to answer, but the requester's address is not a verified recipient: an officer
     # confirms it (dsr.recipients).
     AWAITING_RECIPIENT = "awaiting_recipient"
+    # The answer states a draft text Legal has not confirmed: an approver releases it.
+    AWAITING_REVIEW = "awaiting_review"
     ANSWERED = "answered"
     DENIED = "denied"
     CANCELLED = "cancelled"
@@ -129,6 +131,10 @@ class RequestStatus(BaseModel):
     # Earlier requests of the same subject for the same right within 30 days (the register's
     # keyed hashes): the officer decides whether this one is the same request sent twice.
     possible_duplicate_of: list[str] = Field(default_factory=list)
+    # The jurisdiction's deadline rules are a draft Legal has not confirmed (docs/legal.md).
+    rules_unconfirmed: bool = False
+    # Why the answer waits for an officer's review before it is sent (draft texts it uses).
+    held_for_review: list[str] = Field(default_factory=list)
 
 
 class RequestOutcome(BaseModel):

@@ -41,6 +41,7 @@ from workflows.deferred import DeferredErasureWorkflow, DeferredInput
 from workflows.deferred import workflow_id as deferred_workflow_id
 from workflows.recipient import AnswerRecipient
 from workflows.referral import Referral
+from workflows.review import AnswerReviewing
 from workflows.verification import IdentityVerification
 
 # The package heartbeats every few thousand records: a worker killed while packaging, or right
@@ -48,7 +49,9 @@ from workflows.verification import IdentityVerification
 PACKAGE_HEARTBEAT = timedelta(minutes=1)
 
 @workflow.defn(name="RightsRequest")
-class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, AnswerRecipient):
+class RightsRequestWorkflow(
+    IdentityVerification, Referral, DeadlineKeeping, AnswerRecipient, AnswerReviewing
+):
     @workflow.run
     async def run(self, start: RequestInput) -> RequestOutcome:
         self._request = start.request
@@ -209,6 +212,7 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, Ans
         )
 
     async def _send_answer(self, answer: AnswerInput, to_whom: str = "") -> None:
+        await self._review(answer)
         sent = await self._activity("answer.send", answer, result_type=AnswerSent)
         self._done("answer", sent.message_id + to_whom)
         self._begin("proof")
@@ -319,4 +323,6 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, Ans
             steps=list(self._steps.values()),
             outcome=self._outcome,
             possible_duplicate_of=self._possible_duplicates,
+            rules_unconfirmed=bool(self._deadline and self._deadline.rules_unconfirmed),
+            held_for_review=self._review_reasons,
         )
