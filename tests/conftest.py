@@ -110,6 +110,9 @@ def mail(tmp_path: Path) -> Iterator[tuple[int, MailFolder]]:
         yield port, MailFolder(folder)
 
 
+_SETTINGS_DEFAULTS: dict[str, Any] = {"payload_keys": TEST_KEY_SPEC}
+
+
 @cache
 def legal_confirmed_policy() -> Path:
     """The shipped policy files as they stand once Legal has confirmed every draft (through
@@ -140,7 +143,7 @@ def test_settings(tmp_path: Path, smtp_port: int, **overrides: Any) -> Settings:
         data_dir=tmp_path, smtp_port=smtp_port, task_queue=f"dsr-orchestrator-{suffix}",
         connector_registry=registry_file, hmac_key=f"harness-test-key-{suffix}-9f3c7a1e5b8d2f6a",
         officer_address="officer@group.example", connector_retry_seconds=0.1,
-        **({"payload_keys": TEST_KEY_SPEC, "policy_dir": legal_confirmed_policy()} | overrides),
+        **(_SETTINGS_DEFAULTS | {"policy_dir": legal_confirmed_policy()} | overrides),
     )
 
 
