@@ -11,12 +11,12 @@ from temporalio import activity
 from connectors.registry import ConnectorEntry, load_registry
 from dsr.assertions import Role
 from dsr.credentials import authority, load_action_roles
+from dsr.deadline_policy import load_deadline_policy
 from dsr.deadlines import (
     Deadline,
     DeadlineQuery,
     compute_deadline,
     end_of_day,
-    load_deadline_policy,
 )
 from dsr.models import Right
 from dsr.settings import Settings

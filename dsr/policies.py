@@ -4,7 +4,7 @@ to start, naming the file, the line or entry and the field, instead of failing a
 from __future__ import annotations
 
 from connectors.registry import RegistryError, load_registry
-from dsr import deadlines, retention
+from dsr import deadline_policy, retention
 from dsr.catalogue import load_authorities, load_catalogue
 from dsr.credentials import CredentialError, load_action_roles
 from dsr.emails import load_words
@@ -20,12 +20,13 @@ def check_policies(settings: Settings) -> None:
     registry."""
     folder = settings.policy_dir
     try:
-        deadlines.load_deadline_policy(folder / "deadlines.yaml")
+        deadline_policy.load_deadline_policy(folder / "deadlines.yaml")
         retention.load_retention_policy(folder / "retention.yaml")
         load_catalogue(folder / "catalogue.yaml")
         load_authorities(folder / "authorities.yaml")
         load_action_roles(folder)
         load_words()
         load_registry(settings.connector_registry)
-    except (deadlines.PolicyError, retention.PolicyError, RegistryError, CredentialError) as error:
+    except (deadline_policy.PolicyError, retention.PolicyError, RegistryError,
+            CredentialError) as error:
         raise PolicyFault(str(error)) from None

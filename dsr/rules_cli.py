@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from dsr import rules
+from dsr import legal_doc, rules
 from dsr.cli_errors import cli_settings, fail
 from dsr.officer import OfficerError
 from dsr.officers_cli import officer_service
@@ -68,3 +69,11 @@ def confirm_command(
     else:
         console.print(f"{done['file']} {done['address']}: confirmed by {done['confirmed_by']} "
                       f"on {done['confirmed_on']}", highlight=False)
+
+
+@rules_app.command("doc")
+def doc_command(out: Annotated[Path, typer.Option(help="Where to write the page.")] =
+                Path("docs/legal.md")) -> None:
+    """Write the page Legal reviews (docs/legal.md) from the policy files."""
+    out.write_text(legal_doc.render(cli_settings().policy_dir), encoding="utf-8")
+    console.print(f"wrote {out}", highlight=False)

@@ -18,6 +18,7 @@ from dsr.cli_errors import cli_settings, fail
 from dsr.cli_options import JsonOpt, OfficerOpt, RequestIdArg, payload
 from dsr.officers_cli import officer_service
 from workflows.models import (
+    Clarification,
     ConnectorDecision,
     ConnectorResolution,
     Denial,
@@ -83,13 +84,20 @@ def extend(request_id: RequestIdArg,
 def clarify(request_id: RequestIdArg,
             question: Annotated[str | None, typer.Option(help="Ask the requester this.")] = None,
             received: Annotated[str | None, typer.Option(help="Answer arrived: a note.")] = None,
+            about_scope: Annotated[bool, typer.Option(
+                help="The question asks what the request covers (UK: only then the clock "
+                     "stops).")] = False,
             officer_name: OfficerOpt = None, as_json: JsonOpt = False) -> None:
-    """Ask for clarification (UK: the clock stops), or record that the answer arrived."""
+    """Ask for clarification, or record that the answer arrived. In the UK the clock stops
+    only for a question about what the request covers (--about-scope)."""
     if (question is None) == (received is None):
         fail("give either --question (ask) or --received (the answer arrived)", code=2)
-    name = "request_clarification" if question is not None else "clarification_received"
-    _send(request_id, name, payload(OfficerNote, officer=officer_name,
-                                     note=question or received or ""), as_json)
+    if question is None:
+        _send(request_id, "clarification_received",
+              payload(OfficerNote, officer=officer_name, note=received or ""), as_json)
+        return
+    _send(request_id, "request_clarification", payload(
+        Clarification, officer=officer_name, note=question, about_scope=about_scope), as_json)
 
 
 def approve(request_id: RequestIdArg,

@@ -19,18 +19,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from dsr.deadlines import (
+from dsr.deadline_policy import (
     DEFAULT_POLICY_PATH,
-    Deadline,
     DeadlinePolicy,
-    DeadlineQuery,
     PolicyError,
+    load_deadline_policy,
+)
+from dsr.deadlines import (
+    Deadline,
+    DeadlineQuery,
     add_business_days,
     add_months,
     compute_deadline,
     end_of_day,
     is_working_day,
-    load_deadline_policy,
     next_working_day,
 )
 from dsr.models import Jurisdiction, Right
@@ -689,3 +691,19 @@ def test_draft_extension_never_passes_the_group_cap(shipped: DeadlinePolicy) -> 
     received = datetime(2027, 12, 31, 10, tzinfo=UTC)
     draft = compute(shipped, J.EU, [R.ACCESS], received)
     assert draft.extension_limit_on == date(2028, 2, 29)  # two months, no roll-over
+
+
+def test_uk_period_counts_from_identity_confirmed(policy: DeadlinePolicy,
+                                                  shipped: DeadlinePolicy) -> None:
+    """UK GDPR Art. 12A: received 10 March, identity confirmed 20 March: due 20 April."""
+    received = datetime(2027, 3, 10, 9, tzinfo=UTC)
+    query = DeadlineQuery(jurisdiction=J.UK, rights=[R.ACCESS], received_at=received,
+                          verified_at=datetime(2027, 3, 20, 16, tzinfo=UTC))
+    confirmed = compute_deadline(query, policy)
+    assert (confirmed.received_on, confirmed.due_on) == (date(2027, 3, 10), date(2027, 4, 20))
+    assert confirmed.starts_at_verification
+    # The EU counts from receipt whenever identity is confirmed.
+    eu = compute_deadline(query.model_copy(update={"jurisdiction": J.EU}), policy)
+    assert eu.due_on == date(2027, 4, 12)  # 10 April is a Saturday: rolls to Monday
+    # While the UK rule is a draft, the promise (one month from receipt) binds.
+    assert compute_deadline(query, shipped).due_on == date(2027, 4, 10)

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 import worker
-from dsr import rules
+from dsr import legal_doc, rules
 from dsr.assertions import Role
 from dsr.database import make_engine
 from dsr.ledger import ledger_key, verify
@@ -153,3 +153,10 @@ def test_a_confirmed_text_changed_afterwards_stops_the_worker(settings: Settings
 
     with pytest.raises(UnrecordedConfirmation, match=r"jurisdictions\.UK\.complaint"):
         check_confirmations(settings, make_engine(settings.app_database_url))
+
+
+def test_the_page_legal_reviews_is_generated_from_the_policy_files() -> None:
+    """docs/legal.md: regenerate with `python starter.py rules doc` after changing a file."""
+    page = (Path(__file__).parent.parent / "docs" / "legal.md").read_text(encoding="utf-8")
+    assert page == legal_doc.render(POLICY_DIR)
+    assert "## UK" in page and "the period starts once identity is confirmed" in page

@@ -26,12 +26,14 @@ from temporalio.testing import WorkflowEnvironment
 from activities.proof import PurgeResult
 from dsr import search_attributes as sa
 from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
-from dsr.deadlines import DeadlineQuery, compute_deadline, load_deadline_policy
+from dsr.deadline_policy import load_deadline_policy
+from dsr.deadlines import DeadlineQuery, compute_deadline
 from dsr.ledger import LedgerEntry
 from dsr.mailserver import MailFolder
 from dsr.models import RightsRequest
 from tests.conftest import Harness, save_history, start_harness
 from workflows.models import (
+    Clarification,
     OfficerAction,
     OfficerNote,
     RequestStatus,
@@ -253,7 +255,7 @@ async def test_clarification_stops_the_clock_in_the_uk_but_not_in_the_eu(
 
         for r in (uk, eu):
             result = await officer_update(h, r.request_id, "request_clarification",
-                                          OfficerNote(officer="Ada", note=question))
+                                          Clarification(note=question, about_scope=True))
             assert ("clock is stopped" in result.message) is (r is uk)
             assert (await h.status(r.request_id)).status is Status.AWAITING_CLARIFICATION
         await time_env.sleep(timedelta(days=10))
@@ -304,6 +306,57 @@ async def test_clarification_stops_the_clock_in_the_uk_but_not_in_the_eu(
         await save_history(handles[eu.request_id], "clarification_eu")
 
 
+async def test_a_uk_question_not_about_what_the_request_covers_stops_no_clock(
+        time_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
+    """UK GDPR Art. 12A: the clock stops only for clarification of what the request covers."""
+    async with AsyncExitStack() as stack:
+        h = await start_harness(time_env, tmp_path, mail[0], mail[1], stack,
+                                approval_required_for=["access"])
+        request = await received_now(time_env, h, jurisdiction="UK")
+        rid = request.request_id
+        handle = await submit(stack, h, request)
+        before = await wait_for_status(h, rid, Status.AWAITING_APPROVAL)
+        result = await officer_update(h, rid, "request_clarification", Clarification(
+            note="May we send the answer by post as well?"))
+        assert "clock is stopped" not in result.message
+        await time_env.sleep(timedelta(days=10))
+        await officer_update(h, rid, "clarification_received", OfficerNote(note="yes"))
+
+        after = await h.status(rid)
+        assert after.due_at == before.due_at and after.target_on == before.target_on
+        await officer_update(h, rid, "approve", OfficerAction())
+        with time_env.auto_time_skipping_disabled():
+            assert (await handle.result()).status is Status.ANSWERED
+
+
+async def test_a_uk_period_starts_once_identity_is_confirmed(
+        time_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
+    """UK GDPR Art. 12A: waiting for identity defers the start of the month."""
+    async with AsyncExitStack() as stack:
+        h = await start_harness(time_env, tmp_path, mail[0], mail[1], stack,
+                                approval_required_for=["access"])
+        request = await received_now(
+            time_env, h, jurisdiction="UK", channel="email", last_login_at=None,
+            identities=[{"type": "email", "value": h.facts.account_holder_email}])
+        rid = request.request_id
+        await submit(stack, h, request)
+        received = await wait_for_status(h, rid, Status.AWAITING_VERIFICATION)
+        await time_env.sleep(timedelta(days=2))  # within the code's 72 hours
+        await officer_update(h, rid, "mark_verified", OfficerNote(note="passport checked"))
+
+        verified = await wait_for_status(h, rid, Status.AWAITING_APPROVAL)
+        policy = load_deadline_policy(h.settings.policy_dir / "deadlines.yaml")
+        expected = compute_deadline(DeadlineQuery(
+            jurisdiction=request.jurisdiction, rights=request.rights,
+            received_at=request.received_at,
+            verified_at=request.received_at + timedelta(days=2)), policy)
+        assert verified.due_at == expected.due_at and verified.target_on == expected.target_on
+        assert received.target_on is not None and verified.target_on is not None
+        assert verified.target_on > received.target_on
+        assert register_row(h, rid).due_at == expected.due_at
+        await officer_update(h, rid, "cancel", OfficerNote(note="test over"))
+
+
 async def test_approval_given_while_a_clarification_is_awaited_waits_for_the_answer(
         time_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
     async with AsyncExitStack() as stack:
@@ -314,7 +367,7 @@ async def test_approval_given_while_a_clarification_is_awaited_waits_for_the_ans
         handle = await submit(stack, h, request)
         await wait_for_status(h, rid, Status.AWAITING_APPROVAL)
         await officer_update(h, rid, "request_clarification",
-                             OfficerNote(officer="Ada", note="Which account do you mean?"))
+                             Clarification(note="Which account do you mean?", about_scope=True))
         await time_env.sleep(timedelta(days=3))
 
         await officer_update(h, rid, "approve", OfficerAction(officer="Bo"))

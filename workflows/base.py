@@ -83,6 +83,7 @@ class RequestState:
         self._approved = False
         self._paused_since: datetime | None = None
         self._paused_days = 0
+        self._verified_at: datetime | None = None  # the period's start, where the law says
         self._denial: Denial | None = None
         self._cancelled: OfficerNote | None = None
         self._executing = False

@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from dsr.deadlines import Deadline, DeadlineQuery
     from workflows.models import (
         CLOSED,
+        Clarification,
         Extension,
         OfficerNote,
         Status,
@@ -22,6 +23,9 @@ with workflow.unsafe.imports_passed_through():
 
 
 from workflows.base import REMINDERS, RequestState
+
+PERIOD_FROM_VERIFICATION = "period-from-verification"
+CLARIFICATION_OF_SCOPE = "clarification-of-scope"
 
 
 class DeadlineKeeping(RequestState):
@@ -33,6 +37,7 @@ class DeadlineKeeping(RequestState):
             rights=request.rights,
             received_at=request.received_at,
             paused_days=self._paused_days,
+            verified_at=self._verified_at,
         )
         self._deadline = await self._quick("deadline.compute", query, result_type=Deadline)
         self._done("deadline", f"due {self._deadline.due_on.isoformat()}")
@@ -48,6 +53,17 @@ class DeadlineKeeping(RequestState):
                 "basis": self._deadline.basis,
             },
         )
+
+    async def _count_from_verification(self) -> None:
+        """Where the period starts only once identity is confirmed (UK Art. 12A), it is
+        counted again from now, the day verification completed."""
+        if not self._dl.starts_at_verification or not workflow.patched(PERIOD_FROM_VERIFICATION):
+            return
+        self._verified_at = self._now()
+        await self._compute_deadline()
+        await self._milestone("deadline-from-verification", "deadline", due_at=self._dl.due_at,
+                              detail={"due_on": self._dl.due_on.isoformat(),
+                                      "basis": self._dl.basis})
 
     async def _watch_deadline(self) -> None:
         while self._status not in CLOSED:
@@ -159,9 +175,10 @@ class DeadlineKeeping(RequestState):
             )
 
     @workflow.update(name="request_clarification")
-    async def request_clarification(self, note: OfficerNote) -> UpdateResult:
+    async def request_clarification(self, note: Clarification) -> UpdateResult:
         note = self._acting("request_clarification", note)
-        stops = self._dl.clock_stops_for_clarification
+        only_scope = workflow.patched(CLARIFICATION_OF_SCOPE)  # Art. 12A: before, any question
+        stops = self._dl.clock_stops_for_clarification and (note.about_scope or not only_scope)
         if stops:
             self._paused_since = self._now()
         self._previous_status = self._status
@@ -185,7 +202,7 @@ class DeadlineKeeping(RequestState):
         )
 
     @request_clarification.validator
-    def _validate_clarification(self, note: OfficerNote) -> None:
+    def _validate_clarification(self, note: Clarification) -> None:
         self._authorize("request_clarification", note)
         self._require_open()
         if self._status is Status.AWAITING_CLARIFICATION:

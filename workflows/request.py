@@ -63,6 +63,7 @@ class RightsRequestWorkflow(
             await self._acknowledge()
             if not await self._verify():
                 return await self._close(Status.UNVERIFIED, "unverified")
+            await self._count_from_verification()
             await self._find_registered_contact()
             await self._refer()
             discoveries = await self._discover()
