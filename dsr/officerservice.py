@@ -44,7 +44,6 @@ from dsr.credentials import load_action_roles
 from dsr.logging import get_logger
 from dsr.settings import Settings
 from workflows.models import (
-    Clarification,
     ConnectorDecision,
     Denial,
     Extension,
@@ -57,7 +56,8 @@ from workflows.models import (
 
 UPDATES: dict[str, type[OfficerPayload]] = {
     "new_code": OfficerAction, "mark_verified": OfficerNote, "confirm_recipient": OfficerNote,
-    "extend": Extension, "request_clarification": Clarification,
+    "extend": Extension, "request_clarification": OfficerNote,
+    "request_scope_clarification": OfficerNote,
     "clarification_received": OfficerNote, "resolve_connector": ConnectorDecision,
     "confirm_instruction": InstructionConfirmation, "cancel": OfficerNote,
     "approve": OfficerAction, "deny": Denial, "release_answer": OfficerNote,

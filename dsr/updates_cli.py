@@ -18,7 +18,6 @@ from dsr.cli_errors import cli_settings, fail
 from dsr.cli_options import JsonOpt, OfficerOpt, RequestIdArg, payload
 from dsr.officers_cli import officer_service
 from workflows.models import (
-    Clarification,
     ConnectorDecision,
     ConnectorResolution,
     Denial,
@@ -96,8 +95,8 @@ def clarify(request_id: RequestIdArg,
         _send(request_id, "clarification_received",
               payload(OfficerNote, officer=officer_name, note=received or ""), as_json)
         return
-    _send(request_id, "request_clarification", payload(
-        Clarification, officer=officer_name, note=question, about_scope=about_scope), as_json)
+    name = "request_scope_clarification" if about_scope else "request_clarification"
+    _send(request_id, name, payload(OfficerNote, officer=officer_name, note=question), as_json)
 
 
 def approve(request_id: RequestIdArg,

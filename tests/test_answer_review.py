@@ -19,7 +19,7 @@ from dsr.mailserver import MailFolder
 from dsr.models import parse_request
 from dsr.officer import OfficerError
 from dsr.settings import POLICY_DIR, Settings
-from tests.conftest import Harness, legal_confirmed_policy, start_harness
+from tests.conftest import Harness, legal_confirmed_policy, save_history, start_harness
 from tests.test_cli import cli
 from tests.test_recipients import mail_of, milestones
 from tests.test_requests_e2e import wait_for_status
@@ -70,6 +70,7 @@ async def test_a_uk_answer_waits_for_an_approver_to_release_it(shipped: Harness)
     assert "Information Commissioner's Office (ICO)" in " ".join(answer.get_content().split())
     assert milestones(h, rid)["answer-released"] == "officer.ada"
     assert (await h.status(rid)).held_for_review == []
+    await save_history(handle, "answer_held_for_review")
 
 
 async def test_a_denial_stating_draft_texts_waits_too(shipped: Harness) -> None:

@@ -33,7 +33,6 @@ from dsr.mailserver import MailFolder
 from dsr.models import RightsRequest
 from tests.conftest import Harness, save_history, start_harness
 from workflows.models import (
-    Clarification,
     OfficerAction,
     OfficerNote,
     RequestStatus,
@@ -254,8 +253,8 @@ async def test_clarification_stops_the_clock_in_the_uk_but_not_in_the_eu(
         question = "Which of your two accounts do you mean?"
 
         for r in (uk, eu):
-            result = await officer_update(h, r.request_id, "request_clarification",
-                                          Clarification(note=question, about_scope=True))
+            result = await officer_update(h, r.request_id, "request_scope_clarification",
+                                          OfficerNote(officer="Ada", note=question))
             assert ("clock is stopped" in result.message) is (r is uk)
             assert (await h.status(r.request_id)).status is Status.AWAITING_CLARIFICATION
         await time_env.sleep(timedelta(days=10))
@@ -316,7 +315,7 @@ async def test_a_uk_question_not_about_what_the_request_covers_stops_no_clock(
         rid = request.request_id
         handle = await submit(stack, h, request)
         before = await wait_for_status(h, rid, Status.AWAITING_APPROVAL)
-        result = await officer_update(h, rid, "request_clarification", Clarification(
+        result = await officer_update(h, rid, "request_clarification", OfficerNote(
             note="May we send the answer by post as well?"))
         assert "clock is stopped" not in result.message
         await time_env.sleep(timedelta(days=10))
@@ -339,7 +338,7 @@ async def test_a_uk_period_starts_once_identity_is_confirmed(
             time_env, h, jurisdiction="UK", channel="email", last_login_at=None,
             identities=[{"type": "email", "value": h.facts.account_holder_email}])
         rid = request.request_id
-        await submit(stack, h, request)
+        handle = await submit(stack, h, request)
         received = await wait_for_status(h, rid, Status.AWAITING_VERIFICATION)
         await time_env.sleep(timedelta(days=2))  # within the code's 72 hours
         await officer_update(h, rid, "mark_verified", OfficerNote(note="passport checked"))
@@ -355,6 +354,9 @@ async def test_a_uk_period_starts_once_identity_is_confirmed(
         assert verified.target_on > received.target_on
         assert register_row(h, rid).due_at == expected.due_at
         await officer_update(h, rid, "cancel", OfficerNote(note="test over"))
+        with time_env.auto_time_skipping_disabled():
+            assert (await handle.result()).status is Status.CANCELLED
+        await save_history(handle, "uk_period_from_verification")
 
 
 async def test_approval_given_while_a_clarification_is_awaited_waits_for_the_answer(
@@ -366,8 +368,8 @@ async def test_approval_given_while_a_clarification_is_awaited_waits_for_the_ans
         rid = request.request_id
         handle = await submit(stack, h, request)
         await wait_for_status(h, rid, Status.AWAITING_APPROVAL)
-        await officer_update(h, rid, "request_clarification",
-                             Clarification(note="Which account do you mean?", about_scope=True))
+        await officer_update(h, rid, "request_scope_clarification",
+                             OfficerNote(note="Which account do you mean?"))
         await time_env.sleep(timedelta(days=3))
 
         await officer_update(h, rid, "approve", OfficerAction(officer="Bo"))

@@ -83,6 +83,9 @@ class RequestState:
         self._approved = False
         self._paused_since: datetime | None = None
         self._paused_days = 0
+        self._reviewing = False  # answer-review: an answer stating drafts waits for review
+        self._scope_clock = False  # clarification-of-scope: only such questions stop a clock
+        self._period_from_verification = False  # period-from-verification (UK Art. 12A)
         self._verified_at: datetime | None = None  # the period's start, where the law says
         self._denial: Denial | None = None
         self._cancelled: OfficerNote | None = None

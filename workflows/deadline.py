@@ -14,7 +14,6 @@ with workflow.unsafe.imports_passed_through():
     from dsr.deadlines import Deadline, DeadlineQuery
     from workflows.models import (
         CLOSED,
-        Clarification,
         Extension,
         OfficerNote,
         Status,
@@ -57,7 +56,7 @@ class DeadlineKeeping(RequestState):
     async def _count_from_verification(self) -> None:
         """Where the period starts only once identity is confirmed (UK Art. 12A), it is
         counted again from now, the day verification completed."""
-        if not self._dl.starts_at_verification or not workflow.patched(PERIOD_FROM_VERIFICATION):
+        if not self._dl.starts_at_verification or not self._period_from_verification:
             return
         self._verified_at = self._now()
         await self._compute_deadline()
@@ -175,10 +174,25 @@ class DeadlineKeeping(RequestState):
             )
 
     @workflow.update(name="request_clarification")
-    async def request_clarification(self, note: Clarification) -> UpdateResult:
+    async def request_clarification(self, note: OfficerNote) -> UpdateResult:
+        """A question to the requester. Requests begun before clarification-of-scope stop the
+        clock for any question where the law stops it; later ones only for a question about
+        what the request covers (``request_scope_clarification``, UK GDPR Art. 12A)."""
         note = self._acting("request_clarification", note)
-        only_scope = workflow.patched(CLARIFICATION_OF_SCOPE)  # Art. 12A: before, any question
-        stops = self._dl.clock_stops_for_clarification and (note.about_scope or not only_scope)
+        return await self._ask(note, stops=not self._scope_clock)
+
+    @workflow.update(name="request_scope_clarification")
+    async def request_scope_clarification(self, note: OfficerNote) -> UpdateResult:
+        note = self._acting("request_scope_clarification", note)
+        return await self._ask(note, stops=True)
+
+    @request_scope_clarification.validator
+    def _validate_scope_clarification(self, note: OfficerNote) -> None:
+        self._authorize("request_scope_clarification", note)
+        self._validate_question()
+
+    async def _ask(self, note: OfficerNote, stops: bool) -> UpdateResult:
+        stops = stops and self._dl.clock_stops_for_clarification
         if stops:
             self._paused_since = self._now()
         self._previous_status = self._status
@@ -202,8 +216,11 @@ class DeadlineKeeping(RequestState):
         )
 
     @request_clarification.validator
-    def _validate_clarification(self, note: Clarification) -> None:
+    def _validate_clarification(self, note: OfficerNote) -> None:
         self._authorize("request_clarification", note)
+        self._validate_question()
+
+    def _validate_question(self) -> None:
         self._require_open()
         if self._status is Status.AWAITING_CLARIFICATION:
             raise ValueError("a clarification is already awaited")

@@ -191,13 +191,6 @@ class OfficerNote(OfficerPayload):
     note: Reason
 
 
-class Clarification(OfficerNote):
-    """A question to the requester. ``about_scope``: it asks what the request covers, the
-    only question that stops the clock where the law says so (UK GDPR Art. 12A)."""
-
-    about_scope: bool = False
-
-
 class OfficerAction(OfficerPayload):
     """An action with no argument but who takes it (approve, new code)."""
 

@@ -36,11 +36,12 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.base import Stopped
 from workflows.connectors import CONNECTOR_CALL
-from workflows.deadline import DeadlineKeeping
+from workflows.deadline import CLARIFICATION_OF_SCOPE, PERIOD_FROM_VERIFICATION, DeadlineKeeping
 from workflows.deferred import DeferredErasureWorkflow, DeferredInput
 from workflows.deferred import workflow_id as deferred_workflow_id
 from workflows.recipient import AnswerRecipient
 from workflows.referral import Referral
+from workflows.review import PATCH as REVIEW_PATCH
 from workflows.review import AnswerReviewing
 from workflows.verification import IdentityVerification
 
@@ -57,6 +58,10 @@ class RightsRequestWorkflow(
         self._request = start.request
         self._local_quick_steps = workflow.patched("local-quick-steps")
         self._assertions = workflow.patched("officer-assertions")
+        # Decided before the first await, as every patch here (see _intake).
+        self._reviewing = workflow.patched(REVIEW_PATCH)
+        self._scope_clock = workflow.patched(CLARIFICATION_OF_SCOPE)
+        self._period_from_verification = workflow.patched(PERIOD_FROM_VERIFICATION)
         await self._intake(start)
         watcher = asyncio.create_task(self._watch_deadline())
         try:

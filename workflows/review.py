@@ -20,7 +20,7 @@ WAITING = "held for review: it states draft texts (starter.py release-answer)"
 class AnswerReviewing(RequestState):
     async def _review(self, answer: AnswerInput) -> None:
         """Wait for an officer's release when the answer states a draft text."""
-        if not workflow.patched(PATCH):
+        if not self._reviewing:
             return
         review = await self._quick("answer.review", answer, result_type=AnswerReview)
         if not review.reasons:
