@@ -43,6 +43,7 @@ from dsr.credentials import load_action_roles
 from dsr.logging import get_logger
 from dsr.settings import Settings
 from workflows.models import (
+    ChildErasureDecision,
     ConnectorDecision,
     Denial,
     Extension,
@@ -58,7 +59,7 @@ UPDATES: dict[str, type[OfficerPayload]] = {
     "extend": Extension, "request_clarification": OfficerNote,
     "clarification_received": OfficerNote, "resolve_connector": ConnectorDecision,
     "confirm_instruction": InstructionConfirmation, "cancel": OfficerNote,
-    "approve": OfficerAction, "deny": Denial,
+    "approve": OfficerAction, "deny": Denial, "review_child_erasure": ChildErasureDecision,
 }
 ACTIONS = officeractions.ACTIONS | intakeactions.ACTIONS | sessionactions.ACTIONS
 MAX_BODY = 64 * 1024

@@ -248,6 +248,8 @@ async def test_every_command_but_the_operators_runs_with_no_secret(
               refused="sms is not awaiting a confirmation")
     await run(ada, "resolve-connector", rid, "sms", "--skip", "--reason", "gone",
               refused="connector sms is not waiting for an officer")
+    await run(ada, "child-review", rid, "--erase", "--note", "the subject is 15",
+              refused="no child erasure review awaits a decision")
     await run(ada, "deny", rid, "--reason", "the account is not the requester's")
 
     hold = json.loads(await run(lee, "hold", "place", "--kind", "litigation", "--reason",

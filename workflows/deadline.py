@@ -12,6 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.policy import ExtensionQuery
     from dsr import search_attributes as sa
     from dsr.deadlines import Deadline, DeadlineQuery
+    from dsr.models import Right
     from workflows.models import (
         CLOSED,
         Extension,
@@ -30,7 +31,7 @@ class DeadlineKeeping(RequestState):
         request = self._req
         query = DeadlineQuery(
             jurisdiction=request.jurisdiction,
-            rights=request.rights,
+            rights=self._deadline_rights(),
             received_at=request.received_at,
             paused_days=self._paused_days,
         )
@@ -48,6 +49,10 @@ class DeadlineKeeping(RequestState):
                 "basis": self._deadline.basis,
             },
         )
+
+    def _deadline_rights(self) -> list[Right]:
+        """The rights the deadline is computed for."""
+        return self._req.rights
 
     async def _watch_deadline(self) -> None:
         while self._status not in CLOSED:

@@ -54,6 +54,9 @@ class Status(StrEnum):
     # Ready to answer, but the requester's address is not a verified recipient: an officer
     # confirms it (dsr.recipients).
     AWAITING_RECIPIENT = "awaiting_recipient"
+    # A child's data: the erasure a child report added waits for an approver's review
+    # (workflows.children).
+    AWAITING_CHILD_REVIEW = "awaiting_child_review"
     ANSWERED = "answered"
     DENIED = "denied"
     CANCELLED = "cancelled"
@@ -109,6 +112,17 @@ class RequestInput(BaseModel):
     door: Assertion | None = None
 
 
+class ChildMarker(BaseModel):
+    """A request reporting that its subject is a child: the erasure review it started. No
+    personal data."""
+
+    erasure: str  # "asked" by the requester, or "added" by the review
+    decision: str | None = None  # "erase" or "keep" (an approver's); None: not (yet) needed
+    target_on: date  # the review's internal target (never after the legal deadline)
+    target_status: str  # draft (rules unconfirmed) or confirmed
+    target_source: str
+
+
 class RequestStatus(BaseModel):
     """What the status Query answers. No personal data."""
 
@@ -129,6 +143,7 @@ class RequestStatus(BaseModel):
     # Earlier requests of the same subject for the same right within 30 days (the register's
     # keyed hashes): the officer decides whether this one is the same request sent twice.
     possible_duplicate_of: list[str] = Field(default_factory=list)
+    child: ChildMarker | None = None  # a report about a child's data (privacy statement s.10)
 
 
 class RequestOutcome(BaseModel):
@@ -197,6 +212,14 @@ class Extension(OfficerPayload):
 class Denial(OfficerPayload):
     reason: Reason
     manifestly_unfounded: bool = False
+
+
+class ChildErasureDecision(OfficerPayload):
+    """An approver's review of the erasure a child report added: erase, or keep (the erasure
+    is dropped; the rights the requester asked for go on)."""
+
+    erase: bool
+    note: Reason
 
 
 class ConnectorResolution(StrEnum):

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 from workflows.base import Stopped
+from workflows.children import ChildErasureReview
 from workflows.connectors import CONNECTOR_CALL
 from workflows.deadline import DeadlineKeeping
 from workflows.deferred import DeferredErasureWorkflow, DeferredInput
@@ -48,22 +49,26 @@ from workflows.verification import IdentityVerification
 PACKAGE_HEARTBEAT = timedelta(minutes=1)
 
 @workflow.defn(name="RightsRequest")
-class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, AnswerRecipient):
+class RightsRequestWorkflow(ChildErasureReview, IdentityVerification, Referral, DeadlineKeeping,
+                            AnswerRecipient):
     @workflow.run
     async def run(self, start: RequestInput) -> RequestOutcome:
         self._request = start.request
         self._local_quick_steps = workflow.patched("local-quick-steps")
         self._assertions = workflow.patched("officer-assertions")
+        self._decide_child_review(start.request)
         await self._intake(start)
         watcher = asyncio.create_task(self._watch_deadline())
         try:
             await self._acknowledge()
+            await self._open_child_review()
             if not await self._verify():
                 return await self._close(Status.UNVERIFIED, "unverified")
             await self._find_registered_contact()
             await self._refer()
             discoveries = await self._discover()
             plan = await self._legal_hold_check(discoveries)
+            plan = await self._child_review_gate(plan)
             await self._await_approval()
             await self._execute(discoveries, plan)
             package = await self._package()
@@ -307,7 +312,7 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, Ans
             jurisdiction=request.jurisdiction.value,
             received_at=request.received_at,
             due_at=self._deadline.due_at if self._deadline else None,
-            target_on=self._deadline.target_on if self._deadline else None,
+            target_on=self._shown_target(),
             extended=self._extended,
             overdue=self._overdue,
             verification={
@@ -319,4 +324,5 @@ class RightsRequestWorkflow(IdentityVerification, Referral, DeadlineKeeping, Ans
             steps=list(self._steps.values()),
             outcome=self._outcome,
             possible_duplicate_of=self._possible_duplicates,
+            child=self._child_marker(),
         )
