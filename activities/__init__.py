@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from activities.anchor import AnchorActivities
 from activities.answer import AnswerActivities
+from activities.children import ChildActivities
 from activities.legal_hold import LegalHoldActivities
 from activities.mail import MailActivities
 from activities.package import PackageActivities
@@ -36,6 +37,7 @@ def orchestrator_activities(
         policy.snapshot,
         policy.compute,
         policy.extend,
+        ChildActivities(settings).plan,
         MailActivities(settings).send_notice,
         verification.issue_codes,
         verification.check_code,

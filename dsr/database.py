@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -50,6 +51,9 @@ class Base(DeclarativeBase):
 
 class RequestRecord(Base):
     __tablename__ = "requests"
+    # Server defaults (child) read back when used, not by RETURNING on every insert: a row
+    # written at a revision before the column (as the migration tests do) still inserts.
+    __mapper_args__ = {"eager_defaults": False}  # noqa: RUF012  (SQLAlchemy's declaration)
 
     request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     rights: Mapped[list[str]] = mapped_column(JSON)
@@ -64,6 +68,8 @@ class RequestRecord(Base):
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     extended: Mapped[bool] = mapped_column(Boolean, default=False)
     overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A report that the subject is a child (privacy statement s.10): a marker, no age or date.
+    child: Mapped[bool] = mapped_column(Boolean, server_default=false())
     affiliates: Mapped[list[str]] = mapped_column(JSON, default=list)
     policy_version: Mapped[str | None] = mapped_column(String(40))
     outcome: Mapped[str | None] = mapped_column(String(200))

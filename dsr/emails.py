@@ -196,6 +196,19 @@ class OfficerOverdueContext(EmailContext):
     days_overdue: int | None = None
 
 
+class OfficerChildReviewContext(EmailContext):
+    """A report about a child's data: its erasure review's target, on the first day and
+    then every few days (``workflows.children``). ``erasure``: asked or added."""
+
+    template = "officer_child_review"
+    target_on: date
+    target_status: str
+    days_left: int
+    due_on: date
+    erasure: str
+    under_age: int
+
+
 class OfficerLockedContext(EmailContext):
     template = "officer_locked"
     attempts: int

@@ -17,7 +17,7 @@ from dsr import officer
 from dsr.cli_errors import fail
 from dsr.cli_options import JsonOpt, RequestIdArg, act
 from dsr.officeractions import REGISTER, LinkRevocation, RecordQuery
-from workflows.models import RequestStatus, Status
+from workflows.models import ChildMarker, RequestStatus, Status
 
 console = Console()
 
@@ -53,6 +53,8 @@ def _print_status(result: Any) -> None:
         console.print("[yellow]possible duplicate of[/yellow] "
                       f"{', '.join(result.possible_duplicate_of)} (same subject, same right, "
                       "within 30 days): check before answering twice", highlight=False)
+    if result.child is not None:
+        _print_child(result.child)
     table = Table("step", "status", "at", "detail")
     for step in result.steps:
         table.add_row(step.name, step.status.value,
@@ -67,9 +69,21 @@ def _print_status(result: Any) -> None:
         console.print(connectors)
 
 
+def _print_child(child: ChildMarker) -> None:
+    """The erasure review a report about a child's data started, and its target."""
+    draft = " (draft: rules unconfirmed)" if child.target_status == "draft" else ""
+    decision = {"erase": "erase (an approver confirmed it)",
+                "keep": "keep (an approver dropped the erasure the report added)",
+                None: ("awaiting an approver (child-review)" if child.erasure == "added"
+                       else "erasure asked by the requester")}[child.decision]
+    console.print(f"[magenta]CHILD[/magenta] erasure review: {decision}; target "
+                  f"{child.target_on:%Y-%m-%d}{draft}", highlight=False)
+
+
 def _print_register_status(result: dict[str, Any]) -> None:
     console.print(f"[bold]{result['request_id']}[/bold]  {result['status']}  "
-                  f"{', '.join(result['rights'])}  {result['jurisdiction']}  (from the register)")
+                  f"{', '.join(result['rights'])}  {result['jurisdiction']}  (from the register)"
+                  + ("  [magenta]CHILD[/magenta]" if result.get("child") else ""))
     table = Table("step", "at", "actor", "detail")
     for m in result["milestones"]:
         at = datetime.fromisoformat(m["at"]) if isinstance(m["at"], str) else m["at"]
@@ -96,6 +110,7 @@ def list_requests(
     right: Annotated[str | None, typer.Option(help="A right.")] = None,
     jurisdiction: Annotated[str | None, typer.Option(help="A jurisdiction.")] = None,
     overdue: Annotated[bool, typer.Option(help="Only open requests past due.")] = False,
+    child: Annotated[bool, typer.Option(help="Only reports about a child's data.")] = False,
     limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
@@ -110,15 +125,17 @@ def list_requests(
         if value is not None and value not in allowed:
             fail(f"{option} is unknown: give one of {', '.join(allowed)}", code=2)
     filters = register.RequestFilter(status=status_filter, right=right,
-                                     jurisdiction=jurisdiction, overdue=overdue, limit=limit)
+                                     jurisdiction=jurisdiction, overdue=overdue, child=child,
+                                     limit=limit)
     rows: list[dict[str, Any]] = act("list_requests", REGISTER, filters)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("request", "status", "rights", "jurisdiction", "received", "due")
+    table = Table("request", "status", "rights", "jurisdiction", "received", "due", "child")
     for row in rows:
         table.add_row(row["request_id"], row["status"], ", ".join(row["rights"]),
-                      row["jurisdiction"], row["received_at"][:10], (row["due_at"] or "")[:10])
+                      row["jurisdiction"], row["received_at"][:10], (row["due_at"] or "")[:10],
+                      "child" if row.get("child") else "")
     console.print(table)
 
 

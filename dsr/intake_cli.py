@@ -48,7 +48,9 @@ def submit(
     received_at: Annotated[str | None, typer.Option(help="ISO time; default now.")] = None,
     last_login_at: Annotated[str | None, typer.Option(help="Panel login, ISO time.")] = None,
     language: Annotated[str, typer.Option(help="en or zh")] = "en",
-    child: Annotated[bool, typer.Option(help="The subject is under 18.")] = False,
+    child: Annotated[bool, typer.Option(
+        help="A report that the subject is under 18 (from the child, a parent or anyone): "
+             "starts an erasure review of the child's data.")] = False,
     correct: Annotated[list[str] | None, typer.Option(help="field=value to rectify.")] = None,
     as_json: JsonOpt = False,
 ) -> None:

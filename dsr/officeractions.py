@@ -231,7 +231,7 @@ def _register_status(ctx: Context, request_id: str) -> dict[str, Any]:
         "jurisdiction": record.jurisdiction, "received_at": record.received_at.isoformat(),
         "due_at": record.due_at.isoformat() if record.due_at else None,
         "closed_at": record.closed_at.isoformat() if record.closed_at else None,
-        "outcome": record.outcome,
+        "outcome": record.outcome, "child": record.child,
         "milestones": [{"step": m.step, "at": m.at.isoformat(), "actor": m.actor,
                         "detail": register.readable_detail(m, keys)} for m in milestones],
     }
@@ -243,7 +243,8 @@ async def list_requests(ctx: Context, principal: Principal,
                                       datetime.now(UTC))
     return [{"request_id": r.request_id, "status": r.status, "rights": r.rights,
              "jurisdiction": r.jurisdiction, "received_at": r.received_at.isoformat(),
-             "due_at": r.due_at.isoformat() if r.due_at else None, "overdue": r.overdue}
+             "due_at": r.due_at.isoformat() if r.due_at else None, "overdue": r.overdue,
+             "child": r.child}
             for r in records]
 
 

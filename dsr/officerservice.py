@@ -44,6 +44,7 @@ from dsr.credentials import load_action_roles
 from dsr.logging import get_logger
 from dsr.settings import Settings
 from workflows.models import (
+    ChildErasureDecision,
     ConnectorDecision,
     Denial,
     Extension,
@@ -61,6 +62,7 @@ UPDATES: dict[str, type[OfficerPayload]] = {
     "clarification_received": OfficerNote, "resolve_connector": ConnectorDecision,
     "confirm_instruction": InstructionConfirmation, "cancel": OfficerNote,
     "approve": OfficerAction, "deny": Denial, "release_answer": OfficerNote,
+    "review_child_erasure": ChildErasureDecision,
 }
 ACTIONS = (officeractions.ACTIONS | intakeactions.ACTIONS | sessionactions.ACTIONS
            | rulesactions.ACTIONS)

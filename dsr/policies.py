@@ -4,7 +4,7 @@ to start, naming the file, the line or entry and the field, instead of failing a
 from __future__ import annotations
 
 from connectors.registry import RegistryError, load_registry
-from dsr import deadline_policy, retention
+from dsr import children, deadline_policy, retention
 from dsr.catalogue import load_authorities, load_catalogue
 from dsr.credentials import CredentialError, load_action_roles
 from dsr.emails import load_words
@@ -16,12 +16,13 @@ class PolicyFault(Exception):
 
 
 def check_policies(settings: Settings) -> None:
-    """Load and validate deadlines, retention, catalogue, authorities, roles, words and
-    registry."""
+    """Load and validate deadlines, retention, children, catalogue, authorities, roles, words
+    and registry."""
     folder = settings.policy_dir
     try:
         deadline_policy.load_deadline_policy(folder / "deadlines.yaml")
         retention.load_retention_policy(folder / "retention.yaml")
+        children.load_child_policy(folder / "children.yaml")
         load_catalogue(folder / "catalogue.yaml")
         load_authorities(folder / "authorities.yaml")
         load_action_roles(folder)

@@ -63,6 +63,7 @@ class RequestFilter(BaseModel):
     right: str | None = None
     jurisdiction: str | None = None
     overdue: bool = False
+    child: bool = False  # only requests reporting a child's data
     limit: int = 100
 
 
@@ -124,6 +125,7 @@ def record_intake(
                 customer_account=request.requester.customer_account,
                 language=request.language.value,
                 subject_hashes=hashes,
+                child=request.is_child,
                 status="received",
                 received_at=request.received_at,
                 updated_at=at,
@@ -149,6 +151,7 @@ def record_intake(
                 "channel": request.channel.value,
                 "requester_kind": request.requester.kind.value,
                 **({"possible_duplicate_of": duplicates} if duplicates else {}),
+                **({"child": True} if request.is_child else {}),
             },
             ledger.ledger_key(keys.secret),
         )
@@ -243,6 +246,8 @@ def list_requests(engine: Engine, filters: RequestFilter, now: datetime) -> list
         query = query.where(RequestRecord.status == filters.status)
     if filters.jurisdiction:
         query = query.where(RequestRecord.jurisdiction == filters.jurisdiction)
+    if filters.child:
+        query = query.where(RequestRecord.child.is_(True))
     if filters.overdue:
         query = query.where(RequestRecord.closed_at.is_(None), RequestRecord.due_at < now)
     with Session(engine, expire_on_commit=False) as session:

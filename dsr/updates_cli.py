@@ -18,6 +18,7 @@ from dsr.cli_errors import cli_settings, fail
 from dsr.cli_options import JsonOpt, OfficerOpt, RequestIdArg, payload
 from dsr.officers_cli import officer_service
 from workflows.models import (
+    ChildErasureDecision,
     ConnectorDecision,
     ConnectorResolution,
     Denial,
@@ -114,6 +115,22 @@ def release_answer(request_id: RequestIdArg,
           as_json)
 
 
+def child_review(
+    request_id: RequestIdArg,
+    note: Annotated[str, typer.Option(help="What the review found (for the ledger).")],
+    erase: Annotated[bool, typer.Option("--erase", help="Erase the child's data.")] = False,
+    keep: Annotated[bool, typer.Option(
+        "--keep", help="Drop the erasure the report added (not a child, or consent given).")
+    ] = False,
+    officer_name: OfficerOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Decide the erasure review a report about a child's data added (approver role)."""
+    if erase == keep:
+        fail("give exactly one of --erase or --keep", code=2)
+    _send(request_id, "review_child_erasure",
+          payload(ChildErasureDecision, officer=officer_name, erase=erase, note=note), as_json)
+
+
 def deny(request_id: RequestIdArg,
          reason: Annotated[str, typer.Option(help="Told to the requester.")],
          manifestly_unfounded: Annotated[bool, typer.Option(help="Unfounded/excessive.")] = False,
@@ -164,6 +181,7 @@ def resolve_connector(
 COMMANDS: dict[str, Callable[..., None]] = {
     "mark-verified": mark_verified, "confirm-recipient": confirm_recipient,
     "new-code": new_code, "extend": extend, "clarify": clarify, "approve": approve,
-    "deny": deny, "cancel": cancel, "confirm-instruction": confirm_instruction,
+    "deny": deny, "child-review": child_review, "cancel": cancel,
+    "confirm-instruction": confirm_instruction,
     "resolve-connector": resolve_connector, "release-answer": release_answer,
 }

@@ -307,6 +307,7 @@ async def harness(dev_env: WorkflowEnvironment, tmp_path: Path,
 EVENT_BOUNDS = {
     "access_panel_verified": 105, "answer_held_for_review": 170,
     "uk_period_from_verification": 220, "california_opt_out": 135,
+    "child_erasure_reviewed": 185,
     "cancelled_after_partial_execution": 220, "clarification_eu": 150,
     "clarification_uk_clock_stopped": 180, "connector_done_by_hand": 220,
     "connector_missing_then_back": 240, "controller_erasure_code_verified": 190,

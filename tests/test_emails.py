@@ -29,6 +29,7 @@ from dsr.emails import (
     EmailContext,
     ExtensionContext,
     InstructionContext,
+    OfficerChildReviewContext,
     OfficerConfirmRecipientContext,
     OfficerConnectorFailedContext,
     OfficerInstructionReminderContext,
@@ -219,8 +220,12 @@ def all_contexts(language: Language, catalogue: Catalogue) -> list[EmailContext]
     deferred = DeferredErasureContext(
         request_id=REQUEST, language=language, erased_on=date(2027, 2, 1),
         erased=["sms: message_content, phone_number"], remaining=True)
-    return [*requester_contexts(language, catalogue), *officers, referral, instruction, reminder,
-            deferred]
+    child = OfficerChildReviewContext(
+        request_id=REQUEST, language=language, target_on=date(2026, 8, 10),
+        target_status="draft", days_left=7, due_on=date(2026, 9, 3), erasure="added",
+        under_age=18)
+    return [*requester_contexts(language, catalogue), *officers, child, referral, instruction,
+            reminder, deferred]
 
 
 # --- every template, every language --------------------------------------------------------

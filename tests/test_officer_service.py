@@ -166,7 +166,7 @@ async def test_without_a_key_or_a_credential_every_officer_command_is_refused(
 # Run only by the operator, on the server, with the server secret (or none at all).
 OPERATOR_COMMANDS = {"demo", "seed", "setup-cluster", "stack up", "stack down", "stack status",
                      "keys retire", "ledger anchor", "hold recheck", "officers bootstrap"}
-GROUPS = {"hold", "ledger", "officers", "keys", "stack"}
+GROUPS = {"hold", "ledger", "officers", "keys", "stack", "rules"}
 
 
 def every_command() -> set[str]:
@@ -248,6 +248,10 @@ async def test_every_command_but_the_operators_runs_with_no_secret(
               refused="sms is not awaiting a confirmation")
     await run(ada, "resolve-connector", rid, "sms", "--skip", "--reason", "gone",
               refused="connector sms is not waiting for an officer")
+    await run(ada, "child-review", rid, "--erase", "--note", "the subject is 15",
+              refused="no child erasure review awaits a decision")
+    await run(ada, "release-answer", rid, "--note", "texts checked",
+              refused="the answer is not held for review")
     await run(ada, "deny", rid, "--reason", "the account is not the requester's")
 
     hold = json.loads(await run(lee, "hold", "place", "--kind", "litigation", "--reason",
@@ -260,6 +264,10 @@ async def test_every_command_but_the_operators_runs_with_no_secret(
     today = datetime.now(UTC).date().isoformat()
     assert json.loads(await run(lee, "report", "--from", today, "--json"))["totals"][
         "received"] >= 3
+    await run(lee, "rules", "list", "--drafts")
+    await run(lee, "rules", "confirm", "authorities.yaml", "jurisdictions.UK.complaint",
+              refused="already confirmed")  # the harness's policy: Legal confirmed it all
+    await run(ada, "rules", "doc", "--out", str(tmp_path / "legal.md"))
     await run(ada, "ui-session", "--json")
     await run(ada, "ui-session", "--revoke-all")
     await run(ada, "cancel", erasure, "--reason", "closed", refused="is closed")

@@ -31,6 +31,7 @@ EXPECTED = {
     "held_then_deferred", "deferred_erasure_after_duty", "retention_sweep",
     "possible_duplicate", "recipient_confirmed_by_officer", "ledger_anchored",
     "answer_held_for_review", "uk_period_from_verification",
+    "child_erasure_reviewed",
 }
 
 

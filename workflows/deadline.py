@@ -12,6 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.policy import ExtensionQuery
     from dsr import search_attributes as sa
     from dsr.deadlines import Deadline, DeadlineQuery
+    from dsr.models import Right
     from workflows.models import (
         CLOSED,
         Extension,
@@ -33,7 +34,7 @@ class DeadlineKeeping(RequestState):
         request = self._req
         query = DeadlineQuery(
             jurisdiction=request.jurisdiction,
-            rights=request.rights,
+            rights=self._deadline_rights(),
             received_at=request.received_at,
             paused_days=self._paused_days,
             verified_at=self._verified_at,
@@ -63,6 +64,10 @@ class DeadlineKeeping(RequestState):
         await self._milestone("deadline-from-verification", "deadline", due_at=self._dl.due_at,
                               detail={"due_on": self._dl.due_on.isoformat(),
                                       "basis": self._dl.basis})
+
+    def _deadline_rights(self) -> list[Right]:
+        """The rights the deadline is computed for."""
+        return self._req.rights
 
     async def _watch_deadline(self) -> None:
         while self._status not in CLOSED:

@@ -56,6 +56,9 @@ class Status(StrEnum):
     AWAITING_RECIPIENT = "awaiting_recipient"
     # The answer states a draft text Legal has not confirmed: an approver releases it.
     AWAITING_REVIEW = "awaiting_review"
+    # A child's data: the erasure a child report added waits for an approver's review
+    # (workflows.children).
+    AWAITING_CHILD_REVIEW = "awaiting_child_review"
     ANSWERED = "answered"
     DENIED = "denied"
     CANCELLED = "cancelled"
@@ -111,6 +114,17 @@ class RequestInput(BaseModel):
     door: Assertion | None = None
 
 
+class ChildMarker(BaseModel):
+    """A request reporting that its subject is a child: the erasure review it started. No
+    personal data."""
+
+    erasure: str  # "asked" by the requester, or "added" by the review
+    decision: str | None = None  # "erase" or "keep" (an approver's); None: not (yet) needed
+    target_on: date  # the review's internal target (never after the legal deadline)
+    target_status: str  # draft (rules unconfirmed) or confirmed
+    target_source: str
+
+
 class RequestStatus(BaseModel):
     """What the status Query answers. No personal data."""
 
@@ -135,6 +149,7 @@ class RequestStatus(BaseModel):
     rules_unconfirmed: bool = False
     # Why the answer waits for an officer's review before it is sent (draft texts it uses).
     held_for_review: list[str] = Field(default_factory=list)
+    child: ChildMarker | None = None  # a report about a child's data (privacy statement s.10)
 
 
 class RequestOutcome(BaseModel):
@@ -203,6 +218,14 @@ class Extension(OfficerPayload):
 class Denial(OfficerPayload):
     reason: Reason
     manifestly_unfounded: bool = False
+
+
+class ChildErasureDecision(OfficerPayload):
+    """An approver's review of the erasure a child report added: erase, or keep (the erasure
+    is dropped; the rights the requester asked for go on)."""
+
+    erase: bool
+    note: Reason
 
 
 class ConnectorResolution(StrEnum):

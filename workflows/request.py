@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 from workflows.base import Stopped
+from workflows.children import ChildErasureReview
 from workflows.connectors import CONNECTOR_CALL
 from workflows.deadline import CLARIFICATION_OF_SCOPE, PERIOD_FROM_VERIFICATION, DeadlineKeeping
 from workflows.deferred import DeferredErasureWorkflow, DeferredInput
@@ -51,7 +52,8 @@ PACKAGE_HEARTBEAT = timedelta(minutes=1)
 
 @workflow.defn(name="RightsRequest")
 class RightsRequestWorkflow(
-    IdentityVerification, Referral, DeadlineKeeping, AnswerRecipient, AnswerReviewing
+    ChildErasureReview, IdentityVerification, Referral, DeadlineKeeping, AnswerRecipient,
+    AnswerReviewing,
 ):
     @workflow.run
     async def run(self, start: RequestInput) -> RequestOutcome:
@@ -62,10 +64,12 @@ class RightsRequestWorkflow(
         self._reviewing = workflow.patched(REVIEW_PATCH)
         self._scope_clock = workflow.patched(CLARIFICATION_OF_SCOPE)
         self._period_from_verification = workflow.patched(PERIOD_FROM_VERIFICATION)
+        self._decide_child_review(start.request)
         await self._intake(start)
         watcher = asyncio.create_task(self._watch_deadline())
         try:
             await self._acknowledge()
+            await self._open_child_review()
             if not await self._verify():
                 return await self._close(Status.UNVERIFIED, "unverified")
             await self._count_from_verification()
@@ -73,6 +77,7 @@ class RightsRequestWorkflow(
             await self._refer()
             discoveries = await self._discover()
             plan = await self._legal_hold_check(discoveries)
+            plan = await self._child_review_gate(plan)
             await self._await_approval()
             await self._execute(discoveries, plan)
             package = await self._package()
@@ -317,7 +322,7 @@ class RightsRequestWorkflow(
             jurisdiction=request.jurisdiction.value,
             received_at=request.received_at,
             due_at=self._deadline.due_at if self._deadline else None,
-            target_on=self._deadline.target_on if self._deadline else None,
+            target_on=self._shown_target(),
             extended=self._extended,
             overdue=self._overdue,
             verification={
@@ -331,4 +336,5 @@ class RightsRequestWorkflow(
             possible_duplicate_of=self._possible_duplicates,
             rules_unconfirmed=bool(self._deadline and self._deadline.rules_unconfirmed),
             held_for_review=self._review_reasons,
+            child=self._child_marker(),
         )
