@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 
 from dsr import package_links
-from dsr.catalogue import access_statement_for, authority_for, load_catalogue, rights_for
+from dsr.access_facts import answer_facts, load_access_policies
+from dsr.catalogue import access_statement_for, authority_for, rights_for
 from dsr.codec import EncryptionCodec, seal
 from dsr.database import ConfirmationRecord
 from dsr.emails import AnswerContext, ProductOutcome, render
@@ -75,7 +76,8 @@ class AnswerActivities:
 
     def _context(self, answer: AnswerInput) -> dict[str, object]:
         request = answer.request
-        catalogue = load_catalogue(self._settings.policy_dir / "catalogue.yaml")
+        policies = load_access_policies(self._settings.policy_dir)
+        facts = answer_facts(policies, answer.exported, request.jurisdiction, request.language)
         package_link, package_until = self._package_link(answer)
         context = AnswerContext(
             request_id=request.request_id,
@@ -88,12 +90,12 @@ class AnswerActivities:
             retained=answer.retained,
             package_link=package_link,
             package_until=package_until,
-            categories=[
-                catalogue.facts(connector, category, request.language)
-                for connector, categories in answer.exported.items()
-                for category in categories
-            ],
-            category_names=catalogue.names(request.language),
+            categories=facts.categories,
+            data_recipients=facts.data_recipients,
+            recipients_on_request=facts.recipients_on_request,
+            transfers=facts.transfers,
+            being_confirmed=facts.being_confirmed,
+            category_names=policies.catalogue.names(request.language),
             complaint=authority_for(request.jurisdiction, request.language),
             your_rights=(rights_for(request.jurisdiction, request.language)
                          if Right.ACCESS in request.rights else None),

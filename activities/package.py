@@ -22,8 +22,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from connectors.protocol import AccessResult, export_area
+from dsr.access_facts import load_access_policies
 from dsr.blobstore import BlobStore, key_of
-from dsr.catalogue import load_catalogue
 from dsr.codec import DecryptionError
 from dsr.models import Language
 from dsr.settings import Settings
@@ -140,13 +140,14 @@ class PackageActivities:
         files[category][1].writerow(record)
 
     def _manifest_entry(self, export: AccessResult, language: Language) -> dict[str, object]:
-        catalogue = load_catalogue(self._settings.policy_dir / "catalogue.yaml")
+        policies = load_access_policies(self._settings.policy_dir)
         return {
             "connector": export.connector,
             "records": export.records,
             "sha256": export.sha256,
             "categories": {
-                category: catalogue.facts(export.connector, category, language).model_dump()
+                category: policies.catalogue.facts(
+                    export.connector, category, language, policies.recipients).model_dump()
                 for category in export.records
             },
         }

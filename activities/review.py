@@ -1,5 +1,7 @@
-"""Whether an answer may go out as it is: one that states a draft text (a rule or wording Legal
-has not confirmed, ``dsr/provenance.py``) is held for an officer's review first."""
+"""Whether an answer may go out as it is: one that states a draft text or an unconfirmed fact
+(a rule, wording or fact Legal has not confirmed, ``dsr/provenance.py``) is held for an
+approver's review first; what Legal has not filled in but the answer may state (recipients
+available on request) is told to the officer without holding it."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 
 from activities.answer import AnswerInput
+from dsr.access_facts import load_access_policies, officer_notes, review_reasons
 from dsr.catalogue import load_authorities
 from dsr.models import Right
 from dsr.settings import Settings
@@ -15,9 +18,11 @@ STATES_COMPLAINT = {"answer", "denial", "unverified"}  # the kinds naming where 
 
 
 class AnswerReview(BaseModel):
-    """Why the answer waits for review; empty: it may be sent. Names of texts, never data."""
+    """Why the answer waits for review (empty: it may be sent), and what the officer is told
+    regardless. Names of texts, recipients and categories, never data."""
 
     reasons: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
 
 class ReviewActivities:
@@ -30,5 +35,12 @@ class ReviewActivities:
             return AnswerReview()
         request = answer.request
         access = answer.kind == "answer" and Right.ACCESS in request.rights
-        authorities = load_authorities(self._settings.policy_dir / "authorities.yaml")
-        return AnswerReview(reasons=authorities.drafts_used(request.jurisdiction, access))
+        folder = self._settings.policy_dir
+        authorities = load_authorities(folder / "authorities.yaml")
+        reasons = authorities.drafts_used(request.jurisdiction, access)
+        if not access or not answer.exported:
+            return AnswerReview(reasons=reasons)
+        policies = load_access_policies(folder)
+        return AnswerReview(
+            reasons=reasons + review_reasons(policies, answer.exported, request.jurisdiction),
+            notes=officer_notes(policies, answer.exported))

@@ -1,21 +1,25 @@
 """What an answer tells a person about their data (GDPR Art. 15(1)-(2)) and where to complain.
 
 ``dsr/policy/catalogue.yaml`` states, per connector and category, the purposes, legal basis,
-recipients, retention, source and transfers; ``dsr/policy/authorities.yaml`` names the
-supervisory authority per jurisdiction and the right to a judicial remedy. Texts are kept in
-English and Chinese; a missing translation falls back to English.
+recipients (ids of ``dsr/policy/recipients.yaml``), retention, source and automated
+decision-making (Art. 15(1)(h)), each category with its provenance; transfers are stated once
+per answer (``dsr.sharing``). ``dsr/policy/authorities.yaml`` names the supervisory authority
+per jurisdiction and the right to a judicial remedy. Texts are kept in English and Chinese; a
+missing translation falls back to English.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from dsr.models import Jurisdiction, Language, StrictModel
 from dsr.provenance import Provenance
 from dsr.retention import POLICY_DIR, LocalText, read_policy_file
+from dsr.sharing import RecipientList, load_recipients
 
 CATALOGUE_FILE = POLICY_DIR / "catalogue.yaml"
 AUTHORITIES_FILE = POLICY_DIR / "authorities.yaml"
@@ -28,17 +32,69 @@ class UnknownCategory(KeyError):
         return str(self.args[0])
 
 
+class Decisions(StrEnum):
+    NONE = "none"  # no automated decision-making, including profiling, with this data
+    DESCRIBED = "described"  # logic, significance and envisaged consequences stated
+    UNCONFIRMED = "unconfirmed"  # nobody has confirmed it: never rendered as none
+
+
+class DecisionFacts(BaseModel):
+    kind: Decisions
+    logic: str | None = None
+    significance: str | None = None
+    consequences: str | None = None
+
+
+class AutomatedDecisions(StrictModel):
+    """GDPR Art. 15(1)(h) for one category. ``unconfirmed`` may be written alone."""
+
+    kind: Decisions
+    logic: LocalText | None = None
+    significance: LocalText | None = None
+    consequences: LocalText | None = None
+    provenance: Provenance | None = None  # None only when unconfirmed
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if not isinstance(data, str):
+            return data
+        if data == Decisions.UNCONFIRMED.value:
+            return {"kind": data}
+        raise ValueError("write unconfirmed, or kind (none or described) with its provenance")
+
+    @model_validator(mode="after")
+    def _texts_match_kind(self) -> Self:
+        texts = (self.logic, self.significance, self.consequences)
+        described = self.kind is Decisions.DESCRIBED
+        if described and any(text is None for text in texts):
+            raise ValueError("described states logic, significance and consequences")
+        if not described and any(text is not None for text in texts):
+            raise ValueError(f"{self.kind} states no logic, significance or consequences")
+        if (self.kind is Decisions.UNCONFIRMED) != (self.provenance is None):
+            raise ValueError("none and described carry provenance; unconfirmed stands alone")
+        return self
+
+    def facts(self, language: Language) -> DecisionFacts:
+        return DecisionFacts(
+            kind=self.kind,
+            logic=self.logic.in_language(language) if self.logic else None,
+            significance=self.significance.in_language(language) if self.significance else None,
+            consequences=self.consequences.in_language(language) if self.consequences else None,
+        )
+
+
 class CategoryEntry(StrictModel):
     """One category's facts as the catalogue file states them (after defaults are applied)."""
 
     name: LocalText
     purposes: list[LocalText]
     legal_basis: LocalText
-    recipients: list[LocalText]
+    recipients: list[Annotated[str, Field(min_length=1)]]  # ids in recipients.yaml
     retention: LocalText
     source: LocalText | None  # None: collected from the person
-    transfers: LocalText
-    safeguards: LocalText
+    automated_decisions: AutomatedDecisions
+    provenance: Provenance  # of the texts above (automated_decisions states its own)
 
 
 class CategoryFacts(BaseModel):
@@ -52,8 +108,7 @@ class CategoryFacts(BaseModel):
     recipients: list[str]
     retention: str
     source: str | None  # None: collected from the person
-    transfers: str
-    safeguards: str
+    automated_decisions: DecisionFacts
 
 
 class Catalogue(StrictModel):
@@ -86,19 +141,23 @@ class Catalogue(StrictModel):
                 f"add it to {CATALOGUE_FILE.name}"
             ) from None
 
-    def facts(self, connector: str, category: str, language: Language) -> CategoryFacts:
+    def facts(self, connector: str, category: str, language: Language,
+              recipients: RecipientList | None = None) -> CategoryFacts:
+        """The facts of one category; its recipients named from ``recipients`` (by default
+        the shipped ``recipients.yaml``)."""
         entry = self.entry(connector, category)
+        named = recipients or load_recipients()
         return CategoryFacts(
             connector=connector,
             category=category,
             name=entry.name.in_language(language),
             purposes=[text.in_language(language) for text in entry.purposes],
             legal_basis=entry.legal_basis.in_language(language),
-            recipients=[text.in_language(language) for text in entry.recipients],
+            recipients=[named.recipient(rid).name.in_language(language)
+                        for rid in entry.recipients],
             retention=entry.retention.in_language(language),
             source=entry.source.in_language(language) if entry.source else None,
-            transfers=entry.transfers.in_language(language),
-            safeguards=entry.safeguards.in_language(language),
+            automated_decisions=entry.automated_decisions.facts(language),
         )
 
     def names(self, language: Language) -> dict[str, str]:

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, model_validator
 from dsr.catalogue import CategoryFacts
 from dsr.models import Jurisdiction, Language, Right, StrictModel
 from dsr.retention import LocalText, RetainedPart, read_policy_file
+from dsr.sharing import OnRequestFacts, RecipientFacts, TransferFacts
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 WORDS_FILE = TEMPLATE_DIR / "words.yaml"
@@ -160,6 +161,13 @@ class AnswerContext(EmailContext):
     package_until: date | None = None
     categories: list[CategoryFacts] = Field(default_factory=list)  # facts, for access
     category_names: dict[str, str] = Field(default_factory=dict)  # Catalogue.names(language)
+    # For access, once per answer (dsr.access_facts.answer_facts): each recipient the
+    # categories name, where the actual ones are available on request, the transfers text,
+    # and whether any fact above is stated as being confirmed.
+    data_recipients: list[RecipientFacts] = Field(default_factory=list)
+    recipients_on_request: OnRequestFacts | None = None
+    transfers: TransferFacts | None = None
+    being_confirmed: bool = False
     complaint: str  # authority_for(jurisdiction, language)
     # The person's other rights (rights_for): stated in every access answer.
     your_rights: str | None = None
@@ -237,6 +245,13 @@ class OfficerReviewContext(EmailContext):
 
     template = "officer_review"
     reasons: list[str]
+
+
+class OfficerAnswerNotesContext(EmailContext):
+    """What the officer should know of an answer being sent (recipients on request)."""
+
+    template = "officer_answer_notes"
+    notes: list[str]
 
 
 class OfficerConnectorFailedContext(EmailContext):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from connectors.registry import RegistryError, load_registry
 from dsr import children, deadline_policy, retention
-from dsr.catalogue import load_authorities, load_catalogue
+from dsr.access_facts import load_access_policies
+from dsr.catalogue import load_authorities
 from dsr.credentials import CredentialError, load_action_roles
 from dsr.emails import load_words
 from dsr.settings import Settings
@@ -16,14 +17,14 @@ class PolicyFault(Exception):
 
 
 def check_policies(settings: Settings) -> None:
-    """Load and validate deadlines, retention, children, catalogue, authorities, roles, words
-    and registry."""
+    """Load and validate deadlines, retention, children, catalogue with recipients and
+    transfers, authorities, roles, words and registry."""
     folder = settings.policy_dir
     try:
         deadline_policy.load_deadline_policy(folder / "deadlines.yaml")
         retention.load_retention_policy(folder / "retention.yaml")
         children.load_child_policy(folder / "children.yaml")
-        load_catalogue(folder / "catalogue.yaml")
+        load_access_policies(folder)  # catalogue, recipients and transfers, checked together
         load_authorities(folder / "authorities.yaml")
         load_action_roles(folder)
         load_words()

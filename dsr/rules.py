@@ -30,7 +30,8 @@ from dsr.files import write_private_atomically
 from dsr.provenance import STATEMENT, RuleStatus
 
 STATUS_FIELDS = ("status", "confirmed_by", "confirmed_on")
-ITEM_KEYS = ("id", "country")  # what names a list item in an address
+ITEM_KEYS = ("id", "name", "country")  # what names a list item in an address
+PROVENANCE = "provenance"  # an entry's status fields nested in a block of their own
 
 
 class RuleError(Exception):
@@ -58,7 +59,10 @@ def entries(policy_dir: Path) -> list[RuleEntry]:
 
 
 def fingerprint(node: dict[str, Any]) -> str:
+    """Of the entry's text: a nested ``provenance`` block counts by its source alone."""
     text = {key: value for key, value in node.items() if key not in STATUS_FIELDS}
+    if isinstance(text.get(PROVENANCE), dict):
+        text[PROVENANCE] = text[PROVENANCE].get("source")
     canonical = json.dumps(text, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -83,7 +87,7 @@ def confirm(policy_dir: Path, file: str, address: str, confirmed_by: str, on: da
     yaml_rt.preserve_quotes = True
     yaml_rt.width = 4096
     document = yaml_rt.load(path.read_text(encoding="utf-8"))
-    node = _node_at(document, address)
+    node = _status_node(_node_at(document, address))
     node["status"] = RuleStatus.CONFIRMED.value
     position = list(node).index("source") + 1
     node.insert(position, "confirmed_by", confirmed_by)
@@ -107,20 +111,30 @@ def unrecorded(policy_dir: Path, recorded: set[tuple[str, str, str]]) -> list[Ru
 
 
 def _walk(node: Any, address: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(address, entry) for each entry: a mapping with status fields, its own or nested."""
     if isinstance(node, dict):
-        if "status" in node and "source" in node:
+        if _has_status(node) or _has_status(node.get(PROVENANCE)):
             yield address, node
         for key, child in node.items():
-            yield from _walk(child, _join(address, str(key)))
+            if key != PROVENANCE:
+                yield from _walk(child, _join(address, str(key)))
     elif isinstance(node, list):
         for index, child in enumerate(node):
             yield from _walk(child, _join(address, _item_name(child, index)))
 
 
+def _has_status(node: Any) -> bool:
+    return isinstance(node, dict) and "status" in node and "source" in node
+
+
+def _status_node(node: Any) -> Any:
+    return node if _has_status(node) else node[PROVENANCE]
+
+
 def _item_name(node: Any, index: int) -> str:
     if isinstance(node, dict):
         for key in ITEM_KEYS:
-            if key in node:
+            if isinstance(node.get(key), str):
                 return str(node[key])
     return str(index)
 
@@ -141,11 +155,12 @@ def _node_at(document: Any, address: str) -> Any:
 
 
 def _entry(file: str, address: str, node: dict[str, Any]) -> RuleEntry:
+    fields = _status_node(node)
     try:
-        status = RuleStatus(node["status"])
+        status = RuleStatus(fields["status"])
     except ValueError:
         raise RuleError(f"{file} {address}: status is draft or confirmed, not "
-                        f"{node['status']!r}") from None
-    return RuleEntry(file=file, address=address, status=status, source=str(node["source"]),
-                     confirmed_by=node.get("confirmed_by"), confirmed_on=node.get("confirmed_on"),
-                     fingerprint=fingerprint(node))
+                        f"{fields['status']!r}") from None
+    return RuleEntry(file=file, address=address, status=status, source=str(fields["source"]),
+                     confirmed_by=fields.get("confirmed_by"),
+                     confirmed_on=fields.get("confirmed_on"), fingerprint=fingerprint(node))

@@ -113,13 +113,28 @@ def mail(tmp_path: Path) -> Iterator[tuple[int, MailFolder]]:
 _SETTINGS_DEFAULTS: dict[str, Any] = {"payload_keys": TEST_KEY_SPEC}
 
 
+LEGAL_FACT = "{en: as Legal states it, provenance: {status: draft, source: test}}"
+LEGAL_FACTS = {  # what Legal fills in where the shipped files say unconfirmed (tests only)
+    "catalogue.yaml": ("automated_decisions: unconfirmed",
+                       "automated_decisions: {kind: none, provenance: {status: draft, "
+                       "source: test}}"),
+    "recipients.yaml": ("unconfirmed", LEGAL_FACT),
+}
+
+
 @cache
 def legal_confirmed_policy() -> Path:
-    """The shipped policy files as they stand once Legal has confirmed every draft (through
-    ``dsr.rules.confirm``, as ``starter.py rules confirm`` does): the product's workings
-    tested apart from its drafts. Tests of what a draft does use ``dsr/policy`` itself."""
+    """The shipped policy files as they stand once Legal has filled in the facts they lack
+    and confirmed every draft (through ``dsr.rules.confirm``, as ``starter.py rules confirm``
+    does): the product's workings tested apart from its drafts. Tests of what a draft or an
+    unconfirmed fact does use ``dsr/policy`` itself."""
     folder = Path(tempfile.mkdtemp(prefix="dsr-policy-")) / "policy"
     shutil.copytree(POLICY_DIR, folder)
+    for file, (unconfirmed, filled) in LEGAL_FACTS.items():
+        path = folder / file
+        text = path.read_text(encoding="utf-8").split("\nrecipients:\n", 1)
+        text[-1] = text[-1].replace(unconfirmed, filled)  # recipients: the parties' facts
+        path.write_text("\nrecipients:\n".join(text), encoding="utf-8")
     for entry in rules.entries(folder):
         if entry.status is RuleStatus.DRAFT:
             rules.confirm(folder, entry.file, entry.address, "legal.test", date(2026, 12, 7))

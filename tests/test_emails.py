@@ -11,6 +11,7 @@ import pytest
 from jinja2 import TemplateError, UndefinedError
 
 from dsr import emails
+from dsr.access_facts import answer_facts, load_access_policies
 from dsr.catalogue import (
     Catalogue,
     UnknownCategory,
@@ -29,6 +30,7 @@ from dsr.emails import (
     EmailContext,
     ExtensionContext,
     InstructionContext,
+    OfficerAnswerNotesContext,
     OfficerChildReviewContext,
     OfficerConfirmRecipientContext,
     OfficerConnectorFailedContext,
@@ -109,7 +111,10 @@ def retained() -> list[RetainedPart]:
 
 
 def answer(language: Language, catalogue: Catalogue) -> AnswerContext:
+    exported = {"sms": ["traffic_data"], "customer_account": ["billing_details"]}
+    facts = answer_facts(load_access_policies(), exported, Jurisdiction.EU, language)
     return AnswerContext(
+        **facts.model_dump(),  # categories, recipients and transfers, as the answer states them
         request_id=REQUEST,
         language=language,
         rights=[Right.ACCESS, Right.ERASURE],
@@ -120,10 +125,6 @@ def answer(language: Language, catalogue: Catalogue) -> AnswerContext:
         retained=retained(),
         package_link="https://privacy.example/packages/tok3n",
         package_until=date(2025, 3, 6),
-        categories=[
-            catalogue.facts("sms", "traffic_data", language),
-            catalogue.facts("customer_account", "billing_details", language),
-        ],
         category_names=catalogue.names(language),
         complaint=authority_for(Jurisdiction.EU, language),
     )
@@ -144,6 +145,7 @@ def officer_contexts() -> list[EmailContext]:
         ),
         OfficerConfirmRecipientContext(request_id=REQUEST),
         OfficerReviewContext(request_id=REQUEST, reasons=["draft text: complaint (UK)"]),
+        OfficerAnswerNotesContext(request_id=REQUEST, notes=["recipients list incomplete"]),
     ]
 
 
@@ -377,14 +379,12 @@ def test_the_answer_gives_the_catalogue_facts_for_access(catalogue) -> None:
     for text in (
         facts.legal_basis,
         facts.retention,
-        facts.transfers,
-        facts.safeguards,
         *facts.purposes,
         *facts.recipients,
     ):
         assert text in body
     assert f"Source: {facts.source}" in body
-    assert "Standard Contractual Clauses" in body
+    assert "Transfers outside the European Economic Area (EEA)" in body
     assert "Telecom operators, aggregators, carriers" in body
     assert "Source: collected from you" in body  # billing details came from the person
 
@@ -398,7 +398,7 @@ def test_the_chinese_answer_speaks_chinese(catalogue) -> None:
     assert "保留至2026年12月30日" in email.body
     assert "保留至该义务解除" in email.body
     assert "原因:Legal hold for litigation." in email.body  # no translation: English basis
-    assert "标准合同条款" in email.body
+    assert "向欧洲经济区(EEA)以外的传输" in email.body
     assert "荷兰的数据保护监督机构" in email.body
     # The link works through its last day: "until", never "before" (issue 16, item 11).
     assert "您可在 2025年3月6日 当日结束前通过以下页面下载(该日全天有效)" in email.body
@@ -473,7 +473,7 @@ def test_officer_emails_hold_only_what_they_are_given(language: Language) -> Non
 
 
 def test_officer_emails_say_how_to_act() -> None:
-    locked, failed, recipient, review = officer_contexts()[2:]
+    locked, failed, recipient, review, notes = officer_contexts()[2:]
 
     assert f"python starter.py new-code {REQUEST}" in render_email(locked).body
     failed_body = render_email(failed).body
@@ -486,6 +486,7 @@ def test_officer_emails_say_how_to_act() -> None:
     review_body = render_email(review).body
     assert "  - draft text: complaint (UK)\n" in review_body
     assert f"python starter.py release-answer {REQUEST} --note" in review_body
+    assert "  - recipients list incomplete\n" in render_email(notes).body
 
 
 # --- the catalogue -------------------------------------------------------------------------
@@ -509,13 +510,13 @@ def test_facts_state_where_data_came_from_when_not_from_the_person(catalogue) ->
 MINIMAL_CATALOGUE = """\
 version: "t"
 defaults:
-  transfers: {en: Worldwide.}
-  safeguards: {en: Standard Contractual Clauses.}
+  provenance: {status: draft, source: a test}
 connectors:
   push:
     defaults:
       legal_basis: {en: Contract., zh: 合同。}
-      recipients: [{en: Hosting providers.}]
+      automated_decisions: unconfirmed
+      recipients: [hosting_providers]
       retention: {en: For the contract.}
       source: null
     categories:
@@ -533,7 +534,8 @@ def test_a_missing_translation_falls_back_to_english(tmp_path: Path) -> None:
 
     assert facts.name == "IP address"
     assert facts.legal_basis == "合同。"
-    assert facts.safeguards == "Standard Contractual Clauses."
+    assert facts.recipients == [
+        "第三方服务和技术提供商,例如我们的云托管服务提供商(批准的处理器)。"]
 
 
 def test_an_unknown_category_is_a_key_error_naming_it(catalogue) -> None:

@@ -23,6 +23,9 @@ class AnswerReviewing(RequestState):
         if not self._reviewing:
             return
         review = await self._quick("answer.review", answer, result_type=AnswerReview)
+        if review.notes:
+            await self._notice("officer_answer_notes", key="officer_answer_notes",
+                               notes=review.notes)
         if not review.reasons:
             return
         self._review_reasons = review.reasons
