@@ -6,8 +6,9 @@ nothing, so a request never gets two answers.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
@@ -19,11 +20,12 @@ from dsr.access_facts import answer_facts, load_access_policies
 from dsr.catalogue import access_statement_for, authority_for, rights_for
 from dsr.codec import EncryptionCodec, seal
 from dsr.database import ConfirmationRecord
-from dsr.emails import AnswerContext, ProductOutcome, render
+from dsr.deadlines import load_deadline_policy
+from dsr.emails import Action, AnswerContext, ProductOutcome, render
 from dsr.keyring import load_keyring
 from dsr.mailer import send_email
-from dsr.models import Right, RightsRequest
-from dsr.retention import RetainedPart, keep_until, load_retention_policy
+from dsr.models import Jurisdiction, Language, Right, RightsRequest
+from dsr.retention import RetainedPart, RetentionPolicy, keep_until, load_retention_policy
 from dsr.settings import Settings
 
 
@@ -79,15 +81,17 @@ class AnswerActivities:
         policies = load_access_policies(self._settings.policy_dir)
         facts = answer_facts(policies, answer.exported, request.jurisdiction, request.language)
         package_link, package_until = self._package_link(answer)
+        retention = load_retention_policy(self._settings.policy_dir / "retention.yaml")
         context = AnswerContext(
             request_id=request.request_id,
             rights=request.rights,
             jurisdiction=request.jurisdiction,
             language=request.language,
-            received_on=request.received_at.date(),
-            answered_on=answer.answered_at.date(),
+            received_on=self._local_day(request.received_at, request.jurisdiction),
+            answered_on=self._local_day(answer.answered_at, request.jurisdiction),
             outcomes=answer.outcomes,
             retained=answer.retained,
+            after_erasure=after_erasure(answer.outcomes, retention, request.language),
             package_link=package_link,
             package_until=package_until,
             categories=facts.categories,
@@ -105,6 +109,12 @@ class AnswerActivities:
             referred_to=answer.referred_to,
         )
         return context.model_dump()
+
+    def _local_day(self, moment: datetime, jurisdiction: Jurisdiction) -> date:
+        """The day of ``moment`` in the jurisdiction's time zone (deadlines.yaml), as the
+        person counts it: a UK request at 23:30 UTC in summer came in the next day."""
+        policy = load_deadline_policy(self._settings.policy_dir / "deadlines.yaml")
+        return local_day(moment, policy.jurisdictions[jurisdiction].time_zone)
 
     def _package_link(self, answer: AnswerInput) -> tuple[str | None, date | None]:
         """The package's download page and its last day; issued once, so a retried answer
@@ -135,6 +145,25 @@ class AnswerActivities:
                 sent_at=sent.sent_at, retain_until=sent.retain_until,
                 message=seal(self._codec, message),
             ))
+
+
+def local_day(moment: datetime, time_zone: str) -> date:
+    """The calendar day of ``moment`` in ``time_zone`` (a naive moment is taken as UTC, as
+    workflows speak it)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo(time_zone)).date()
+
+
+def after_erasure(
+    outcomes: list[ProductOutcome], policy: RetentionPolicy, language: Language
+) -> list[str]:
+    """What an erasure left behind, for each connector that erased the person's data here
+    (the marketing connector keeps a suppression entry on every erasure it does)."""
+    erased = {outcome.connector for outcome in outcomes if outcome.action is Action.ERASED}
+    return [
+        policy.after_erasure[connector].in_language(language)
+        for connector in sorted(erased & policy.after_erasure.keys())
+    ]
 
 
 def _as_bytes(subject: str, body: str, message_id: str) -> bytes:

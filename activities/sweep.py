@@ -25,16 +25,17 @@ from connectors.protocol import EraseRule, Operation
 from connectors.registry import ConnectorEntry, Registry, load_registry
 from dsr import ledger
 from dsr.holds import Hold, active_holds
-from dsr.retention import Period, RetentionPolicy, load_retention_policy, subtract_period
+from dsr.retention import Period, RetentionPolicy, erasable_before, load_retention_policy
 
 if TYPE_CHECKING:
     from dsr.settings import Settings
 
 SWEEP_ACTOR = "retention-sweep-schedule"
-# The connectors whose stores keep where each communication ended, so that a sweep rule may be
-# confined to countries (connectors.base.country_conditions). Any other connector gets, in
-# place of per-country rules, one rule with the longest period of any country: never early.
-COUNTRY_AWARE = frozenset({"sms", "voice"})
+# The connectors whose stores keep the country that decides retention (where a communication
+# ended; the contracting entity's), so that a sweep rule may be confined to countries
+# (connectors.base.country_conditions). Any other connector gets, in place of per-country
+# rules, one rule with the longest period of any country: never early.
+COUNTRY_AWARE = frozenset({"sms", "voice", "customer_account"})
 
 
 class SweepPlanQuery(BaseModel):
@@ -105,11 +106,11 @@ def plan_sweep(
             if by_country and entry.name not in COUNTRY_AWARE:
                 default = max([default, *by_country.values()], key=lambda p: p.in_months)
                 by_country = {}
-            part.rules.append(EraseRule(category=category, before=subtract_period(as_of, default)))
+            part.rules.append(EraseRule(category=category, before=erasable_before(as_of, default)))
             part.rules += [
                 EraseRule(
                     category=category,
-                    before=subtract_period(as_of, period),
+                    before=erasable_before(as_of, period),
                     countries_ended=[country],
                 )
                 for country, period in sorted(by_country.items())
@@ -121,8 +122,9 @@ def plan_sweep(
 def category_periods(
     policy: RetentionPolicy, connector: str, category: str
 ) -> tuple[Period, dict[str, Period]] | None:
-    """The period after which ``category`` may no longer stay identifiable, and the longer
-    periods of some countries; None when no rule covering it has a period."""
+    """The period after which ``category`` may no longer stay identifiable, and the periods
+    of the countries where it differs (longer where a communication ended; the contracting
+    entity's, shorter or longer); None when no rule covering it has a period."""
     rules = [
         rule
         for rule in policy.rules
@@ -134,9 +136,9 @@ def category_periods(
     countries = {override.country for rule in rules for override in rule.overrides}
     by_country: dict[str, Period] = {}
     for country in sorted(countries):
-        # Each rule binds in that country with the longer of its override and its own period.
+        # Each rule binds in that country as its country_of says; the longest binds.
         period = _longest(rule.duty([country]).period for rule in rules)
-        if period.in_months > default.in_months:
+        if period.in_months != default.in_months:
             by_country[country] = period
     return default, by_country
 

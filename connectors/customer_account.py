@@ -11,7 +11,10 @@ Who the subject is:
 
 Erasure keeps what the books need: contacts and the registered address are cleared, billing
 details nulled, invoices keep amounts and dates but their billing name, email and address are
-redacted.
+redacted. How long the books must be kept depends on the country of the affiliate the account
+contracts with (its ``contracts`` row): discovery reports that country per category in
+``countries_ended``, and an erase or sweep rule confined to countries reaches only the records
+of accounts contracting there.
 
 Restriction is a flag on the account (``processing_restricted``), set and lifted through the
 account holder; it stays on the account when its registered address is rectified.
@@ -19,135 +22,66 @@ account holder; it stays on the account when its registered address is rectified
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, cast
 
 from pydantic import BaseModel
-from sqlalchemy import (
-    Boolean,
-    ColumnElement,
-    CursorResult,
-    ForeignKey,
-    Index,
-    Integer,
-    Select,
-    String,
-    Text,
-    false,
-    func,
-    inspect,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
+from sqlalchemy import ColumnElement, CursorResult, false, func, inspect, select, update
+from sqlalchemy.orm import Session
 
 from connectors.base import (
     EXPORT_CHUNK_ROWS,
     ConnectorInputError,
-    OperationLogMixin,
     StoreConnector,
-    UtcDateTime,
-    erase_cutoffs,
+    country_conditions,
     export_once,
     id_chunks,
     operation_key,
 )
+from connectors.customer_account_store import (
+    CATEGORIES,
+    EVERYONE,
+    TREATMENTS,
+    UNKNOWN_COUNTRY,
+    Account,
+    AccountBase,
+    AccountOperationLog,
+    AccountSubject,
+    BillingProfile,
+    Contact,
+    Contract,
+    Invoice,
+    Source,
+    contracting_country,
+    resolve_identities,
+    resolve_subject,
+    sources,
+)
+from connectors.customer_account_store import accounts_query as accounts_query
 from connectors.protocol import (
-    REDACTED,
     AccessInput,
     AccessResult,
     CategoryHolding,
     Discovery,
     EraseInput,
     EraseResult,
+    EraseRule,
     FlagInput,
     FlagResult,
     Operation,
     RectifyInput,
     RectifyResult,
     Scope,
-    Strategy,
     SweepInput,
     SweepResult,
     Treatment,
 )
-from dsr.models import EMAIL, PHONE, Correction, Identity, IdentityType
+from dsr.models import EMAIL, PHONE, Correction, Identity
 
-ACCOUNT_PROFILE = "account_profile"
-BILLING_DETAILS = "billing_details"
-INVOICES = "invoices"
-CATEGORIES = (ACCOUNT_PROFILE, BILLING_DETAILS, INVOICES)
-CONTACT_FIELDS = ("name", "email", "phone", "job_title", "signature")
-BILLING_FIELDS = ("billing_name", "company_address", "bank_iban", "bank_bic", "vat_number")
-INVOICE_FIELDS = ("billing_name", "billing_email", "billing_address")
-
-
-class AccountBase(DeclarativeBase):
-    pass
-
-
-class Account(AccountBase):
-    __tablename__ = "accounts"
-
-    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    company_name: Mapped[str] = mapped_column(String(200))
-    registered_email: Mapped[str | None] = mapped_column(String(254))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    status: Mapped[str] = mapped_column(String(16))
-    processing_restricted: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-class Contact(AccountBase):
-    __tablename__ = "contacts"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), index=True)
-    name: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(254))
-    phone: Mapped[str | None] = mapped_column(String(20))
-    job_title: Mapped[str | None] = mapped_column(String(200))
-    signature: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-
-class BillingProfile(AccountBase):
-    __tablename__ = "billing_profiles"
-
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), primary_key=True)
-    billing_name: Mapped[str | None] = mapped_column(String(200))
-    company_address: Mapped[str | None] = mapped_column(Text)
-    bank_iban: Mapped[str | None] = mapped_column(String(34))
-    bank_bic: Mapped[str | None] = mapped_column(String(11))
-    vat_number: Mapped[str | None] = mapped_column(String(20))
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-
-class Invoice(AccountBase):
-    __tablename__ = "invoices"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), index=True)
-    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    amount_cents: Mapped[int] = mapped_column(Integer)
-    currency: Mapped[str] = mapped_column(String(3))
-    billing_name: Mapped[str | None] = mapped_column(String(200))
-    billing_email: Mapped[str | None] = mapped_column(String(254))
-    billing_address: Mapped[str | None] = mapped_column(Text)
-    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-
-class AccountOperationLog(OperationLogMixin, AccountBase):
-    pass
-
-
-# Case-insensitive email lookups need expression indexes.
-Index("ix_accounts_registered_email", func.lower(Account.registered_email))
-Index("ix_contacts_email", func.lower(Contact.email))
+CONTACT_CORRECTIONS = ("name", "email", "phone", "job_title")
+BILLING_CORRECTIONS = ("company_address", "billing_name")
+VALID_VALUE = {"email": EMAIL, "phone": PHONE}
 
 
 class RegisteredContactInput(BaseModel):
@@ -161,158 +95,6 @@ class RegisteredContact(BaseModel):
     account_id: str
     email: str | None = None
     company_name: str | None = None
-
-
-# --- the subject ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AccountSubject:
-    whole: frozenset[str]  # accounts named by account id: every contact too
-    held: frozenset[str]  # accounts whose holder is the subject (whole, or registered email)
-    emails: frozenset[str]  # the subject's email addresses, lower-cased
-    own_emails: frozenset[str]  # the addresses of the subject's own contacts (rectification)
-    everyone: bool = False  # a sweep's: every account and contact, whoever they are about
-
-    @property
-    def empty(self) -> bool:
-        return not self.held and not self.emails
-
-
-def accounts_query(account_ids: set[str], emails: set[str]) -> Select[str, str | None]:
-    """Accounts named by id or registered to one of the addresses (primary key and
-    ``ix_accounts_registered_email``)."""
-    return select(Account.account_id, Account.registered_email).where(
-        _any_of(
-            Account.account_id.in_(sorted(account_ids)) if account_ids else None,
-            func.lower(Account.registered_email).in_(sorted(emails)) if emails else None,
-        )
-    )
-
-
-def contacts_where(subject: AccountSubject) -> list[ColumnElement[bool]]:
-    """The subject's contacts (``ix_contacts_account_id`` and ``ix_contacts_email``)."""
-    if subject.everyone:
-        return [Contact.anonymised_at.is_(None)]
-    return [
-        _any_of(
-            Contact.account_id.in_(sorted(subject.whole)) if subject.whole else None,
-            func.lower(Contact.email).in_(sorted(subject.emails)) if subject.emails else None,
-        ),
-        Contact.anonymised_at.is_(None),
-    ]
-
-
-def resolve_subject(session: Session, scope: Scope) -> AccountSubject:
-    return resolve_identities(session, scope.identities)
-
-
-def resolve_identities(session: Session, identities: Sequence[Identity]) -> AccountSubject:
-    account_ids = {i.value for i in identities if i.type is IdentityType.ACCOUNT_ID}
-    emails = {i.value.lower() for i in identities if i.type is IdentityType.EMAIL}
-    if not account_ids and not emails:
-        return AccountSubject(frozenset(), frozenset(), frozenset(), frozenset())
-    accounts = session.execute(accounts_query(account_ids, emails)).all()
-    whole = frozenset(row.account_id for row in accounts if row.account_id in account_ids)
-    registered = {row.registered_email.lower() for row in accounts if row.registered_email}
-    return AccountSubject(
-        whole=whole,
-        held=frozenset(row.account_id for row in accounts),
-        emails=frozenset(emails),
-        own_emails=frozenset(emails or registered),
-    )
-
-
-def _any_of(*conditions: ColumnElement[bool] | None) -> ColumnElement[bool]:
-    present = [condition for condition in conditions if condition is not None]
-    return or_(*present) if present else false()
-
-
-# --- where each category lives -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Source:
-    """One table's share of a category: which rows are the subject's (and not yet erased),
-    their date, how erasure changes them, and how a row is exported."""
-
-    category: str
-    model: type[AccountBase]
-    dated: InstrumentedAttribute[datetime]
-    where: list[ColumnElement[bool]]
-    erasure: Callable[[datetime], dict[str, Any]]
-    record: Callable[[Any], dict[str, Any]]
-
-
-def sources(subject: AccountSubject) -> list[Source]:
-    held = sorted(subject.held)
-
-    def held_by(account_id: InstrumentedAttribute[str]) -> list[ColumnElement[bool]]:
-        return [] if subject.everyone else [account_id.in_(held)]
-
-    return [
-        Source(
-            ACCOUNT_PROFILE,
-            Account,
-            Account.created_at,
-            [*held_by(Account.account_id), Account.registered_email.is_not(None)],
-            lambda as_of: {"registered_email": None},
-            _account_record,
-        ),
-        Source(
-            ACCOUNT_PROFILE,
-            Contact,
-            Contact.created_at,
-            contacts_where(subject),
-            lambda as_of: {**dict.fromkeys(CONTACT_FIELDS), "anonymised_at": as_of},
-            _contact_record,
-        ),
-        Source(
-            BILLING_DETAILS,
-            BillingProfile,
-            BillingProfile.updated_at,
-            [*held_by(BillingProfile.account_id), BillingProfile.anonymised_at.is_(None)],
-            lambda as_of: {**dict.fromkeys(BILLING_FIELDS), "anonymised_at": as_of},
-            _billing_record,
-        ),
-        Source(
-            INVOICES,
-            Invoice,
-            Invoice.issued_at,
-            [*held_by(Invoice.account_id), Invoice.anonymised_at.is_(None)],
-            lambda as_of: {**dict.fromkeys(INVOICE_FIELDS, REDACTED), "anonymised_at": as_of},
-            _invoice_record,
-        ),
-    ]
-
-
-EVERYONE = AccountSubject(frozenset(), frozenset(), frozenset(), frozenset(), everyone=True)
-CONTACT_CORRECTIONS = ("name", "email", "phone", "job_title")
-BILLING_CORRECTIONS = ("company_address", "billing_name")
-VALID_VALUE = {"email": EMAIL, "phone": PHONE}
-
-
-def _treatments(
-    category: str, table: str, columns: tuple[str, ...], strategy: Strategy
-) -> list[Treatment]:
-    """``strategy`` on ``columns``, and the row marked anonymised."""
-    return [
-        *(Treatment(category=category, table=table, column=c, strategy=strategy) for c in columns),
-        Treatment(category=category, table=table, column="anonymised_at", strategy=Strategy.MARK),
-    ]
-
-
-TREATMENTS = (
-    Treatment(
-        category=ACCOUNT_PROFILE,
-        table="accounts",
-        column="registered_email",
-        strategy=Strategy.NULL,
-    ),
-    *_treatments(ACCOUNT_PROFILE, "contacts", CONTACT_FIELDS, Strategy.NULL),
-    *_treatments(BILLING_DETAILS, "billing_profiles", BILLING_FIELDS, Strategy.NULL),
-    *_treatments(INVOICES, "invoices", INVOICE_FIELDS, Strategy.REDACT),
-)
 
 
 # --- the connector -------------------------------------------------------------------------
@@ -336,6 +118,7 @@ class CustomerAccountConnector(StoreConnector):
     )
 
     schema = AccountBase
+    sweeps_countries: ClassVar[bool] = True  # rules may be confined to contracting countries
     operation_log = AccountOperationLog
 
     def discover(self, scope: Scope) -> Discovery:
@@ -366,10 +149,10 @@ class CustomerAccountConnector(StoreConnector):
         return _export_chunks(session, sources(subject)) if not subject.empty else iter(())
 
     def erase(self, call: EraseInput) -> EraseResult:
-        cutoffs = erase_cutoffs(self.name, call.rules, CATEGORIES)
+        _check_rules(call.rules)
         key = operation_key(self.secret, Operation.ERASE, call)
         return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, call.scope, cutoffs)
+            key, EraseResult, lambda session: self._erase(session, call.scope, call.rules)
         )
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
@@ -406,23 +189,24 @@ class CustomerAccountConnector(StoreConnector):
 
     # --- inside the operation's transaction ------------------------------------------------
 
-    def _erase(self, session: Session, scope: Scope, cutoffs: dict[str, datetime]) -> EraseResult:
+    def _erase(self, session: Session, scope: Scope, rules: list[EraseRule]) -> EraseResult:
         result = EraseResult(connector=self.name)
         subject = resolve_subject(session, scope)
         if subject.empty:
             return result
         for source in sources(subject):
-            if source.category not in cutoffs:
+            reached = _reached(rules, source)
+            if reached is None:
                 continue
             statement = (
                 update(source.model)
-                .where(*source.where, source.dated < cutoffs[source.category])
+                .where(*source.where, reached)
                 .values(source.erasure(scope.as_of))
                 .execution_options(synchronize_session=False)
             )
             erased = cast(CursorResult[Any], session.execute(statement)).rowcount
             result.erased[source.category] = result.erased.get(source.category, 0) + erased
-        for category in cutoffs:
+        for category in sorted({rule.category for rule in rules}):
             holding = _holding(session, subject, category)
             result.retained[category] = holding.records if holding else 0
         return result
@@ -430,19 +214,19 @@ class CustomerAccountConnector(StoreConnector):
     def sweep_now(
         self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
     ) -> SweepResult:
-        """Anonymise every account's records past their retention, as ``erase`` would."""
-        as_of = call.as_of
+        """Anonymise every account's records past their retention, as ``erase`` would (a rule
+        confined to countries: the accounts contracting there)."""
         result = SweepResult(connector=self.name, anonymised=dict.fromkeys(cutoffs, 0))
         for source in sources(EVERYONE):
-            if source.category not in cutoffs:
+            reached = _reached(call.rules, source)
+            if reached is None:
                 continue
             key = inspect(source.model).primary_key[0]
-            old = [*source.where, source.dated < cutoffs[source.category]]
-            for ids in id_chunks(session, key, old):
+            for ids in id_chunks(session, key, [*source.where, reached]):
                 statement = (
                     update(source.model)
                     .where(key.in_(ids))
-                    .values(source.erasure(as_of))
+                    .values(source.erasure(call.as_of))
                     .execution_options(synchronize_session=False)
                 )
                 erased = cast(CursorResult[Any], session.execute(statement)).rowcount
@@ -495,22 +279,56 @@ class CustomerAccountConnector(StoreConnector):
 
 
 def _holding(session: Session, subject: AccountSubject, category: str) -> CategoryHolding | None:
-    records, earliest, latest = 0, None, None
+    """The subject's records of one category, the countries of the entities their accounts
+    contract with, and the newest record per country."""
+    rows: list[tuple[str, int, datetime, datetime]] = []
     for source in sources(subject):
-        if source.category != category:
-            continue
-        count, first, last = session.execute(
-            select(func.count(), func.min(source.dated), func.max(source.dated))
-            .select_from(source.model)
-            .where(*source.where)
-        ).one()
-        if count:
-            records += count
-            earliest = first if earliest is None else min(earliest, first)
-            latest = last if latest is None else max(latest, last)
-    if not records:
+        if source.category == category:
+            rows += _counts_by_country(session, source)
+    if not rows:
         return None
-    return CategoryHolding(category=category, records=records, earliest=earliest, latest=latest)
+    newest: dict[str, datetime] = {}
+    for country, _, _, last in rows:
+        newest[country] = max(last, newest.get(country, last))
+    return CategoryHolding(
+        category=category,
+        records=sum(row[1] for row in rows),
+        earliest=min(row[2] for row in rows),
+        latest=max(newest.values()),
+        countries_ended=sorted(newest),
+        latest_by_country=newest,
+    )
+
+
+def _counts_by_country(
+    session: Session, source: Source
+) -> list[tuple[str, int, datetime, datetime]]:
+    country = func.coalesce(Contract.country, UNKNOWN_COUNTRY)
+    statement = (
+        select(country, func.count(), func.min(source.dated), func.max(source.dated))
+        .select_from(source.model)
+        .outerjoin(Contract, Contract.account_id == source.account)
+        .where(*source.where)
+        .group_by(country)
+    )
+    return [(row[0], row[1], row[2], row[3]) for row in session.execute(statement)]
+
+
+def _check_rules(rules: list[EraseRule]) -> None:
+    """Refuse an unknown category or a cutoff without a timezone before anything is looked up
+    (the conditions of one table, built for nothing else)."""
+    country = contracting_country(Invoice.account_id)
+    country_conditions("customer_account", rules, CATEGORIES, Invoice.issued_at, country)
+
+
+def _reached(rules: list[EraseRule], source: Source) -> ColumnElement[bool] | None:
+    """The rows of ``source`` its category's rules reach: dated before the cutoff and, for a
+    rule confined to countries, of accounts contracting with an entity there. Every rule is
+    checked, whatever its category."""
+    reached = country_conditions(
+        "customer_account", rules, CATEGORIES, source.dated, source.country
+    )
+    return reached.get(source.category)
 
 
 def _own_contacts(subject: AccountSubject) -> list[ColumnElement[bool]]:
@@ -559,52 +377,3 @@ def _export_chunks(
         )
         for partition in session.scalars(statement).partitions():
             yield [{"category": source.category, **source.record(row)} for row in partition]
-
-
-def _account_record(account: Account) -> dict[str, Any]:
-    return {
-        "record": "account",
-        "account_id": account.account_id,
-        "company_name": account.company_name,
-        "registered_email": account.registered_email,
-        "created_at": account.created_at,
-        "status": account.status,
-        "processing_restricted": account.processing_restricted,
-    }
-
-
-def _contact_record(contact: Contact) -> dict[str, Any]:
-    return {
-        "record": "contact",
-        "contact_id": contact.id,
-        "account_id": contact.account_id,
-        "name": contact.name,
-        "email": contact.email,
-        "phone": contact.phone,
-        "job_title": contact.job_title,
-        "signature": contact.signature,
-        "created_at": contact.created_at,
-    }
-
-
-def _billing_record(profile: BillingProfile) -> dict[str, Any]:
-    return {
-        "record": "billing_profile",
-        "account_id": profile.account_id,
-        **{field: getattr(profile, field) for field in BILLING_FIELDS},
-        "updated_at": profile.updated_at,
-    }
-
-
-def _invoice_record(invoice: Invoice) -> dict[str, Any]:
-    return {
-        "record": "invoice",
-        "invoice_id": invoice.id,
-        "account_id": invoice.account_id,
-        "issued_at": invoice.issued_at,
-        "amount_cents": invoice.amount_cents,
-        "currency": invoice.currency,
-        "billing_name": invoice.billing_name,
-        "billing_email": invoice.billing_email,
-        "billing_address": invoice.billing_address,
-    }

@@ -47,8 +47,9 @@ class Scope(BaseModel):
 
 
 class CategoryHolding(BaseModel):
-    """Records of one category; for communications, the countries where they ended (which
-    decide their retention) and the newest record per country."""
+    """Records of one category; the countries that decide their retention (for
+    communications where they ended; for customer account records the contracting entity's,
+    ``ZZ`` where none is recorded) and the newest record per country."""
 
     category: str
     records: int

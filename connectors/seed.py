@@ -24,12 +24,13 @@ from sqlalchemy import insert
 from sqlalchemy.orm import DeclarativeBase
 
 from connectors.base import Store
-from connectors.customer_account import (
+from connectors.customer_account import CustomerAccountConnector
+from connectors.customer_account_store import (
     Account,
     AccountBase,
     BillingProfile,
     Contact,
-    CustomerAccountConnector,
+    Contract,
     Invoice,
 )
 from connectors.population import make_population
@@ -165,6 +166,8 @@ EXAMPLE_BANKS = (
     ("DE89370400440532013000", "COBADEFFXXX"),
     ("GB29NWBK60161331926819", "NWBKGB2L"),
 )
+# Every demo account contracts with the Dutch parent (privacy statement: MessageBird B.V.).
+CONTRACTING_ENTITY = {"entity": "MessageBird B.V.", "country": "NL"}
 CURRENCY = {"NL": "EUR", "DE": "EUR", "GB": "GBP", "US": "USD", "SG": "SGD"}
 
 
@@ -206,6 +209,7 @@ def _accounts(
 ) -> dict[type[Any], list[dict[str, Any]]]:
     rows: dict[type[Any], list[dict[str, Any]]] = {
         Account: [],
+        Contract: [],
         Contact: [],
         BillingProfile: [],
         Invoice: [],
@@ -224,6 +228,7 @@ def _accounts(
                 "processing_restricted": False,
             }
         )
+        rows[Contract].append(CONTRACTING_ENTITY | {"account_id": account_id})
         rows[Contact].extend(contacts)
         billing = _billing_profile(rng, company, account_id, created_at, now, index)
         rows[BillingProfile].append(billing)

@@ -156,6 +156,8 @@ class AnswerContext(EmailContext):
     answered_on: date
     outcomes: list[ProductOutcome] = Field(default_factory=list)
     retained: list[RetainedPart] = Field(default_factory=list)
+    # What an erasure left behind (a suppression entry), and why, in the reader's language.
+    after_erasure: list[str] = Field(default_factory=list)
     # The access package's download page, and the last day its link works.
     package_link: str | None = None
     package_until: date | None = None

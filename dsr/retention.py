@@ -2,7 +2,11 @@
 
 The rules live in ``dsr/policy/retention.yaml``. A ``must_keep`` rule is a legal duty: records
 younger than its period are kept, and the answer says what was kept, why and until when. A
-``keep_at_most`` rule is a maximum and never blocks an erasure.
+``keep_at_most`` rule is a maximum and never blocks an erasure. A rule may differ by country:
+where the communication ended (SMS, Voice), or the country of the affiliate the customer
+contracts with (financial records); connectors report that country per holding in
+``countries_ended``. Periods count in whole days: a record is kept through the last day of its
+period.
 
 ``plan_erasure`` is pure: it takes the connectors' discoveries, the workflow's "as of" time and
 the policy, and returns which records each connector erases and which it keeps.
@@ -15,16 +19,17 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
-import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from connectors.protocol import CategoryHolding, Discovery, EraseRule
 from dsr.holds import Hold, HoldKind
 from dsr.models import Language, StrictModel
+from dsr.policy_files import LocalText as LocalText
+from dsr.policy_files import PolicyError as PolicyError
+from dsr.policy_files import read_policy_file as read_policy_file
 
 POLICY_DIR = Path(__file__).parent / "policy"
 RETENTION_FILE = POLICY_DIR / "retention.yaml"
@@ -34,25 +39,7 @@ ALL_CATEGORIES = "*"
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
 CategoryName = Annotated[str, Field(pattern=r"^(\*|[a-z][a-z0-9_]{1,40})$")]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
-M = TypeVar("M", bound=BaseModel)
-
-
-class PolicyError(ValueError):
-    """A policy file that cannot be used. The message names the file, the entry and the field."""
-
-
-class LocalText(StrictModel):
-    """A text people read, in English and (optionally) Chinese."""
-
-    en: Annotated[str, Field(min_length=1)]
-    zh: Annotated[str, Field(min_length=1)] | None = None
-
-    def in_language(self, language: Language) -> str:
-        """The text in ``language``, or in English where that translation is missing."""
-        return getattr(self, language.value, None) or self.en
-
-    def translations(self) -> dict[Language, str]:
-        return {language: self.in_language(language) for language in Language}
+D = TypeVar("D", date, datetime)
 
 
 class Period(StrictModel):
@@ -80,8 +67,20 @@ class RuleKind(StrEnum):
     KEEP_AT_MOST = "keep_at_most"  # a maximum: never blocks erasure
 
 
+class CountryOf(StrEnum):
+    """Whose country decides a rule's overrides (connectors report it per holding)."""
+
+    # Where the communication ended: the rule's period binds everywhere, and a country's
+    # override lengthens it (the longest binds).
+    COMMUNICATION_ENDED = "communication_ended"
+    # The country of the affiliate the customer contracts with: that country's duty binds,
+    # shorter or longer; the rule's own period binds only where no country rule is known.
+    CONTRACTING_ENTITY = "contracting_entity"
+
+
 class CountryOverride(StrictModel):
-    """A longer duty in one country (for SMS and Voice: where the communication ended)."""
+    """The duty in one country (where the communication ended, or of the contracting
+    entity, as the rule's ``country_of`` says)."""
 
     country: Country
     period: Period
@@ -104,6 +103,7 @@ class RetentionRule(StrictModel):
     ]
     period: Period | None = None
     basis: LocalText
+    country_of: CountryOf = CountryOf.COMMUNICATION_ENDED
     overrides: list[CountryOverride] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -119,22 +119,35 @@ class RetentionRule(StrictModel):
         categories = self.covers.get(connector, [])
         return ALL_CATEGORIES in categories or category in categories
 
-    def duty(self, countries_ended: list[str]) -> Duty:
-        """The longest of the rule's own period and its overrides for these countries."""
+    def duty(self, countries: list[str]) -> Duty:
+        """The duty for records whose deciding country is one of ``countries`` (the longest
+        where they differ). Where the communication ended, an override only lengthens the
+        rule's own period; for the contracting entity, a country's duty replaces it, and the
+        rule's period binds for a country without a rule (or none reported)."""
         assert self.period is not None, "only must_keep rules bind a duty"
-        duty = Duty(rule_id=self.id, period=self.period, basis=self.basis)
-        countries = {country.upper() for country in countries_ended}
-        for override in self.overrides:
-            if override.country in countries and _longer(override.period, duty.period):
-                basis = override.basis or self.basis
-                duty = Duty(rule_id=self.id, period=override.period, basis=basis)
-        return duty
+        known = {override.country: override for override in self.overrides}
+        wanted = {country.upper() for country in countries}
+        duties = [
+            Duty(
+                rule_id=self.id,
+                period=known[country].period,
+                basis=known[country].basis or self.basis,
+            )
+            for country in sorted(wanted & known.keys())
+        ]
+        without_rule = not wanted or bool(wanted - known.keys())
+        if self.country_of is CountryOf.COMMUNICATION_ENDED or without_rule:
+            duties.insert(0, Duty(rule_id=self.id, period=self.period, basis=self.basis))
+        return _longest_duty(duties)
 
 
 class RetentionPolicy(StrictModel):
     version: Annotated[str, Field(min_length=1)]
     rules: list[RetentionRule]
     hold_basis: dict[HoldKind, LocalText]  # what the answer says of data a legal hold keeps
+    # What an erasure in a connector leaves behind, and why: the answer says so when that
+    # connector erased the person's data (connector -> text).
+    after_erasure: dict[Name, LocalText] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RetentionPolicy:
@@ -154,12 +167,12 @@ class RetentionPolicy(StrictModel):
         """The longest must-keep duty for a holding, or None when nothing blocks erasure."""
         return self.duty_for(connector, holding.category, holding.countries_ended)
 
-    def duty_for(self, connector: str, category: str, countries_ended: list[str]) -> Duty | None:
-        """The longest must-keep duty for records of ``category`` that ended in any of these
-        countries (none: the rules' own periods)."""
+    def duty_for(self, connector: str, category: str, countries: list[str]) -> Duty | None:
+        """The longest must-keep duty for records of ``category`` whose deciding country (see
+        ``CountryOf``) is any of these (none reported: the rules' own periods)."""
         longest: Duty | None = None
         for rule in self.must_keep(connector, category):
-            duty = rule.duty(countries_ended)
+            duty = rule.duty(countries)
             if longest is None or _longer(duty.period, longest.period):
                 longest = duty
         return longest
@@ -175,7 +188,7 @@ class RetainedPart(BaseModel):
     basis_translations: dict[Language, str] = Field(default_factory=dict)
     records_until: datetime | None  # records dated on/after this cutoff are kept (None: all)
     until: date | None  # when the last retained record may be erased (None: until released)
-    countries_ended: list[str] | None = None  # only communications that ended there
+    countries_ended: list[str] | None = None  # only records of these deciding countries
 
 
 class ErasurePlan(BaseModel):
@@ -283,7 +296,7 @@ def _plan_part(
 ) -> tuple[EraseRule, RetainedPart | None]:
     if duty is None:
         return EraseRule(category=category, before=None, countries_ended=countries), None
-    cutoff = subtract_period(as_of, duty.period)
+    cutoff = erasable_before(as_of, duty.period)
     rule = EraseRule(category=category, before=cutoff, countries_ended=countries)
     # Unknown dates: assume the newest possible record, so the promised date is never early.
     newest = _utc(latest) if latest is not None else as_of
@@ -319,6 +332,19 @@ def keep_until(
     return add_period(_utc(dated), duty.period) if duty else None
 
 
+def erasable_before(as_of: datetime, period: Period) -> datetime:
+    """The start (UTC) of the first day whose records ``period`` still keeps on ``as_of``'s
+    day. A record dated ``d`` is kept through the day ``d + period`` and may go the next day:
+    an invoice of 2019-12-31 kept 7 years goes on 2027-01-01, one of 2020-02-29 on
+    2027-03-01 (its last day is 2027-02-28), and on 2026-08-31 six months keep records from
+    2026-03-01 (2026-02-28 + 6 months ended on 2026-08-28)."""
+    today = _utc(as_of).date()
+    first = _shift_months(today, -period.in_months)
+    while _shift_months(first, period.in_months) < today:  # a month-end day was clamped
+        first += timedelta(days=1)
+    return datetime.combine(first, time.min, tzinfo=UTC)
+
+
 def subtract_period(moment: datetime, period: Period) -> datetime:
     """``moment`` minus whole calendar months; a day past the month's end becomes its last
     day (2026-08-31 minus 6 months is 2026-02-28)."""
@@ -330,7 +356,7 @@ def add_period(moment: datetime, period: Period) -> datetime:
     return _shift_months(moment, period.in_months)
 
 
-def _shift_months(moment: datetime, months: int) -> datetime:
+def _shift_months(moment: D, months: int) -> D:
     year, month_index = divmod(moment.year * 12 + moment.month - 1 + months, 12)
     last_day = calendar.monthrange(year, month_index + 1)[1]
     return moment.replace(year=year, month=month_index + 1, day=min(moment.day, last_day))
@@ -338,6 +364,15 @@ def _shift_months(moment: datetime, months: int) -> datetime:
 
 def _longer(period: Period, other: Period) -> bool:
     return period.in_months > other.in_months
+
+
+def _longest_duty(duties: list[Duty]) -> Duty:
+    """The longest duty; of equally long ones, the first."""
+    longest = duties[0]
+    for duty in duties[1:]:
+        if _longer(duty.period, longest.period):
+            longest = duty
+    return longest
 
 
 def _utc(moment: datetime) -> datetime:
@@ -349,59 +384,3 @@ def _utc(moment: datetime) -> datetime:
 
 def load_retention_policy(path: Path | None = None) -> RetentionPolicy:
     return read_policy_file(path or RETENTION_FILE, RetentionPolicy)
-
-
-def read_policy_file(path: Path, model: type[M]) -> M:
-    """Read and validate a YAML policy file; any fault becomes a ``PolicyError`` naming the
-    file and the line (YAML syntax) or the entry and field (content). Parsed once per version
-    of the file: a lawyer's edit is picked up by the next call."""
-    try:
-        modified = path.stat().st_mtime_ns
-    except OSError as error:
-        raise PolicyError(f"{path}: cannot be read ({error.strerror})") from None
-    return _read_policy_file(path, modified, model)
-
-
-@lru_cache(maxsize=32)
-def _read_policy_file(path: Path, modified: int, model: type[M]) -> M:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise PolicyError(f"{path}: cannot be read ({error.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise PolicyError(f"{path}: {_yaml_fault(error)}") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        faults = "; ".join(_fault(data, err["loc"], err["msg"]) for err in error.errors())
-        raise PolicyError(f"{path}: {faults}") from None
-
-
-def _yaml_fault(error: yaml.YAMLError) -> str:
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or "not valid YAML"
-    if mark is None:
-        return f"not valid YAML: {problem}"
-    return f"line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {problem}"
-
-
-def _fault(data: Any, loc: tuple[int | str, ...], message: str) -> str:
-    """``rules[2] (id 'sms'), field 'period.months': <message>`` from a pydantic location."""
-    last_index = max((i for i, key in enumerate(loc) if isinstance(key, int)), default=-1)
-    entry, node = "", data
-    for key in loc[: last_index + 1]:
-        node = _child(node, key)
-        entry += f"[{key}]" if isinstance(key, int) else f".{key}" if entry else str(key)
-        if isinstance(key, int) and isinstance(node, dict) and "id" in node:
-            entry += f" (id {node['id']!r})"
-    field = ".".join(str(key) for key in loc[last_index + 1 :])
-    where = ", ".join(part for part in (entry, f"field {field!r}" if field else "") if part)
-    return f"{where or 'top level'}: {message}"
-
-
-def _child(node: Any, key: int | str) -> Any:
-    if isinstance(key, int):
-        return node[key] if isinstance(node, list) and 0 <= key < len(node) else None
-    return node.get(key) if isinstance(node, dict) else None

@@ -34,6 +34,11 @@ def at(year: int, month: int, day: int) -> datetime:
     return datetime(year, month, day, 12, 0, tzinfo=UTC)
 
 
+def day(year: int, month: int, on: int) -> datetime:
+    """The start (UTC) of a day: erase rules' cutoffs fall on whole days."""
+    return datetime(year, month, on, tzinfo=UTC)
+
+
 def holding(
     category: str,
     earliest: datetime | None,
@@ -77,14 +82,14 @@ def test_sms_records_younger_than_six_months_are_kept_older_ones_erased(policy) 
         "sms", holding("traffic_data", at(2025, 12, 31), at(2026, 6, 30)), policy=policy
     )
 
-    assert plan.rules == {"sms": [EraseRule(category="traffic_data", before=at(2026, 2, 28))]}
+    assert plan.rules == {"sms": [EraseRule(category="traffic_data", before=day(2026, 3, 1))]}
     [part] = plan.retained
     assert (part.connector, part.category, part.rule_id) == (
         "sms",
         "traffic_data",
         "sms-voice-integrity",
     )
-    assert part.records_until == at(2026, 2, 28)
+    assert part.records_until == day(2026, 3, 1)
     assert part.until == date(2026, 12, 30)  # six months after the newest record
     assert "integrity" in part.basis
     assert part.basis_translations[Language.ZH].startswith("履行我们的法律义务")
@@ -95,15 +100,19 @@ def test_sms_records_all_older_than_six_months_are_erased_without_a_retained_par
         "sms", holding("message_content", at(2025, 10, 1), at(2025, 12, 31)), policy=policy
     )
 
-    assert plan.rules["sms"] == [EraseRule(category="message_content", before=at(2026, 2, 28))]
+    assert plan.rules["sms"] == [EraseRule(category="message_content", before=day(2026, 3, 1))]
     assert plan.retained == []
 
 
-def test_a_record_dated_exactly_at_the_cutoff_is_kept(policy) -> None:
-    plan = plan_for("sms", holding("phone_number", at(2026, 2, 28), at(2026, 2, 28)), policy=policy)
-
+def test_a_record_is_kept_through_the_last_day_of_its_period(policy) -> None:
+    """On 2026-08-31, six months keep records of 2026-03-01 (until 2026-09-01); one of
+    2026-02-28 was kept until 2026-08-28 and goes, whatever its time of day."""
+    plan = plan_for("sms", holding("phone_number", at(2026, 3, 1), at(2026, 3, 1)), policy=policy)
     [part] = plan.retained
-    assert part.until == date(2026, 8, 28)
+    assert part.until == date(2026, 9, 1) and part.records_until == day(2026, 3, 1)
+
+    late = datetime(2026, 2, 28, 23, 59, tzinfo=UTC)
+    assert plan_for("sms", holding("phone_number", late, late), policy=policy).retained == []
 
 
 def test_every_sms_category_is_covered_including_future_ones(policy) -> None:
@@ -115,19 +124,20 @@ def test_every_sms_category_is_covered_including_future_ones(policy) -> None:
         "a_category_added_later",
     ):
         plan = plan_for("sms", holding(category, at(2026, 5, 1), at(2026, 7, 1)), policy=policy)
-        assert plan.rules["sms"][0].before == at(2026, 2, 28), category
+        assert plan.rules["sms"][0].before == day(2026, 3, 1), category
 
 
 # --- customer account ----------------------------------------------------------------------
 
 
-def test_invoices_are_kept_ten_years(policy) -> None:
+def test_invoices_are_kept_ten_years_where_no_contracting_entity_is_known(policy) -> None:
+    """The statement's upper bound; per entity: tests/test_retention_entity.py."""
     plan = plan_for(
         "customer_account", holding("invoices", at(2015, 1, 10), at(2020, 3, 15)), policy=policy
     )
 
     assert plan.rules["customer_account"] == [
-        EraseRule(category="invoices", before=at(2016, 8, 31))
+        EraseRule(category="invoices", before=day(2016, 8, 31))
     ]
     [part] = plan.retained
     assert part.rule_id == "company-financial-records"
@@ -156,7 +166,7 @@ def test_the_country_where_the_communication_ended_lengthens_sms_retention(polic
     ended_in_italy = holding("traffic_data", at(2024, 1, 1), at(2025, 6, 30), countries=["IT"])
     plan = plan_for("sms", ended_in_italy, policy=policy)
 
-    assert plan.rules["sms"][0].before == at(2024, 8, 31)  # two years, not six months
+    assert plan.rules["sms"][0].before == day(2024, 8, 31)  # two years, not six months
     [part] = plan.retained
     assert part.until == date(2027, 6, 30)
     assert "Italy" in part.basis
@@ -170,7 +180,7 @@ def test_national_telecom_duties_keep_no_content(policy, connector: str, categor
     content = holding(category, at(2024, 1, 1), at(2025, 6, 30), countries=["IT"])
     plan = plan_for(connector, content, policy=policy)
 
-    assert plan.rules[connector][0].before == at(2026, 2, 28)  # six months, not two years
+    assert plan.rules[connector][0].before == day(2026, 3, 1)  # six months, not two years
     assert plan.retained == []
     location = holding("location_data", at(2024, 1, 1), at(2025, 6, 30), countries=["IT"])
     [part] = plan_for(connector, location, policy=policy).retained
@@ -184,7 +194,7 @@ def test_a_country_without_an_override_keeps_the_default(policy) -> None:
         policy=policy,
     )
 
-    assert plan.rules["sms"][0].before == at(2026, 2, 28)
+    assert plan.rules["sms"][0].before == day(2026, 3, 1)
     assert plan.retained == []
 
 
@@ -197,8 +207,8 @@ def test_each_country_keeps_its_communications_for_its_own_duty(policy) -> None:
     plan = plan_for("sms", traffic, policy=policy)
 
     rules = {tuple(rule.countries_ended or ()): rule.before for rule in plan.rules["sms"]}
-    assert rules == {("FR", "NL"): at(2026, 2, 28), ("IT",): at(2024, 8, 31),
-                     ("PL",): at(2025, 8, 31)}
+    assert rules == {("FR", "NL"): day(2026, 3, 1), ("IT",): day(2024, 8, 31),
+                     ("PL",): day(2025, 8, 31)}
     kept = {tuple(part.countries_ended or ()): part.until for part in plan.retained}
     # French and Dutch messages up to 2026-06-30 are kept six months; the Italian ones of
     # 2025-01-10 two years; the Polish ones of 2025-03-01 are past their year: erased now.
@@ -213,7 +223,7 @@ def test_countries_sharing_a_duty_get_one_unconfined_rule(policy) -> None:
     )
 
     [rule] = plan.rules["sms"]
-    assert (rule.before, rule.countries_ended) == (at(2026, 2, 28), None)
+    assert (rule.before, rule.countries_ended) == (day(2026, 3, 1), None)
 
 
 def test_categories_a_connector_does_not_declare_are_never_sent(policy) -> None:
@@ -263,7 +273,7 @@ def test_the_longest_of_overlapping_rules_binds() -> None:
         "voice", holding("recording", at(2025, 1, 1), at(2026, 1, 1)), policy=overlapping_policy()
     )
 
-    assert plan.rules["voice"][0].before == at(2023, 8, 31)
+    assert plan.rules["voice"][0].before == day(2023, 8, 31)
     [part] = plan.retained
     assert (part.rule_id, part.basis, part.until) == ("long", "the long one", date(2029, 1, 1))
 
@@ -275,7 +285,7 @@ def test_a_shorter_override_never_shortens_a_duty() -> None:
         policy=overlapping_policy(),
     )
 
-    assert plan.rules["voice"][0].before == at(2026, 2, 28)
+    assert plan.rules["voice"][0].before == day(2026, 3, 1)
     assert plan.retained[0].until == date(2026, 11, 1)
 
 
@@ -331,7 +341,7 @@ def test_naive_times_are_taken_as_utc(policy) -> None:
         [Discovery(connector="sms", holdings=[naive])], AS_OF.replace(tzinfo=None), policy
     )
 
-    assert plan.rules["sms"][0].before == at(2026, 2, 28)
+    assert plan.rules["sms"][0].before == day(2026, 3, 1)
 
 
 def test_keep_until_gives_when_a_kept_record_may_go(policy) -> None:
