@@ -20,7 +20,7 @@ from dsr.access_facts import answer_facts, load_access_policies
 from dsr.catalogue import access_statement_for, authority_for, rights_for
 from dsr.codec import EncryptionCodec, seal
 from dsr.database import ConfirmationRecord
-from dsr.deadlines import load_deadline_policy
+from dsr.deadline_policy import load_deadline_policy
 from dsr.emails import Action, AnswerContext, ProductOutcome, render
 from dsr.keyring import load_keyring
 from dsr.mailer import send_email

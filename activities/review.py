@@ -37,7 +37,9 @@ class ReviewActivities:
         access = answer.kind == "answer" and Right.ACCESS in request.rights
         folder = self._settings.policy_dir
         authorities = load_authorities(folder / "authorities.yaml")
-        reasons = authorities.drafts_used(request.jurisdiction, access)
+        reasons = authorities.drafts_used(request.jurisdiction, access) + [
+            f"draft retention rule: {part.rule_id} ({', '.join(part.countries_ended or [])})"
+            for part in answer.retained if part.draft_rule]
         if not access or not answer.exported:
             return AnswerReview(reasons=reasons)
         policies = load_access_policies(folder)

@@ -30,6 +30,7 @@ from dsr.models import Language, StrictModel
 from dsr.policy_files import LocalText as LocalText
 from dsr.policy_files import PolicyError as PolicyError
 from dsr.policy_files import read_policy_file as read_policy_file
+from dsr.provenance import Provenance
 
 POLICY_DIR = Path(__file__).parent / "policy"
 RETENTION_FILE = POLICY_DIR / "retention.yaml"
@@ -78,7 +79,7 @@ class CountryOf(StrEnum):
     CONTRACTING_ENTITY = "contracting_entity"
 
 
-class CountryOverride(StrictModel):
+class CountryOverride(Provenance):
     """The duty in one country (where the communication ended, or of the contracting
     entity, as the rule's ``country_of`` says)."""
 
@@ -93,9 +94,10 @@ class Duty(BaseModel):
     rule_id: str
     period: Period
     basis: LocalText
+    draft: bool = False  # from a rule or country override Legal has not confirmed
 
 
-class RetentionRule(StrictModel):
+class RetentionRule(Provenance):
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
     kind: RuleKind
     covers: Annotated[
@@ -119,25 +121,35 @@ class RetentionRule(StrictModel):
         categories = self.covers.get(connector, [])
         return ALL_CATEGORIES in categories or category in categories
 
+    def _draft_shortening(self, override: CountryOverride) -> bool:
+        """A draft never makes an erasure earlier: a shorter entity duty Legal has not
+        confirmed leaves the rule's own period binding."""
+        assert self.period is not None
+        return (override.is_draft and self.country_of is CountryOf.CONTRACTING_ENTITY
+                and _longer(self.period, override.period))
+
     def duty(self, countries: list[str]) -> Duty:
         """The duty for records whose deciding country is one of ``countries`` (the longest
         where they differ). Where the communication ended, an override only lengthens the
         rule's own period; for the contracting entity, a country's duty replaces it, and the
         rule's period binds for a country without a rule (or none reported)."""
         assert self.period is not None, "only must_keep rules bind a duty"
-        known = {override.country: override for override in self.overrides}
+        known = {override.country: override for override in self.overrides
+                 if not self._draft_shortening(override)}
         wanted = {country.upper() for country in countries}
         duties = [
             Duty(
                 rule_id=self.id,
                 period=known[country].period,
                 basis=known[country].basis or self.basis,
+                draft=self.is_draft or known[country].is_draft,
             )
             for country in sorted(wanted & known.keys())
         ]
         without_rule = not wanted or bool(wanted - known.keys())
         if self.country_of is CountryOf.COMMUNICATION_ENDED or without_rule:
-            duties.insert(0, Duty(rule_id=self.id, period=self.period, basis=self.basis))
+            duties.insert(0, Duty(rule_id=self.id, period=self.period, basis=self.basis,
+                                  draft=self.is_draft))
         return _longest_duty(duties)
 
 
@@ -184,6 +196,7 @@ class RetainedPart(BaseModel):
     connector: str
     category: str
     rule_id: str
+    draft_rule: bool = False  # kept under a rule Legal has not confirmed: the answer is reviewed
     basis: str  # the legal basis, in English
     basis_translations: dict[Language, str] = Field(default_factory=dict)
     records_until: datetime | None  # records dated on/after this cutoff are kept (None: all)
@@ -306,6 +319,7 @@ def _plan_part(
         connector=connector,
         category=category,
         rule_id=duty.rule_id,
+        draft_rule=duty.draft,
         basis=duty.basis.en,
         basis_translations=duty.basis.translations(),
         records_until=cutoff,

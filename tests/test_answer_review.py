@@ -18,6 +18,7 @@ from dsr.assertions import Role
 from dsr.mailserver import MailFolder
 from dsr.models import parse_request
 from dsr.officer import OfficerError
+from dsr.retention import RetainedPart
 from dsr.settings import POLICY_DIR, Settings
 from tests.conftest import Harness, legal_confirmed_policy, save_history, start_harness
 from tests.test_cli import cli
@@ -107,3 +108,15 @@ def test_what_holds_an_answer_is_its_draft_texts(jurisdiction: str, tmp_path: Pa
     assert confirmed.review(_answer(jurisdiction)).reasons == []
     assert ReviewActivities(Settings(data_dir=tmp_path)).review(
         _answer(jurisdiction, "cancelled")).reasons == [], "a cancellation states no law"
+
+
+def test_data_kept_under_a_draft_rule_holds_the_answer(tmp_path: Path) -> None:
+    """The Italian two years are an example Legal has not confirmed: an answer saying data is
+    kept under them waits for review."""
+    kept = RetainedPart(connector="sms", category="traffic_data",
+                        rule_id="telecom-traffic-location", draft_rule=True, basis="duty",
+                        records_until=None, until=None, countries_ended=["IT"])
+    answer = _answer("EU").model_copy(update={"retained": [kept]})
+    reasons = ReviewActivities(Settings(data_dir=tmp_path, policy_dir=legal_confirmed_policy())
+                               ).review(answer).reasons
+    assert reasons == ["draft retention rule: telecom-traffic-location (IT)"]

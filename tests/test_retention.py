@@ -243,22 +243,23 @@ def overlapping_policy() -> RetentionPolicy:
             "rules": [
                 {
                     "id": "short",
-                    "kind": "must_keep",
+                    "kind": "must_keep", "status": "draft", "source": "test",
                     "covers": {"voice": ["*"]},
                     "period": {"months": 6},
                     "basis": basis,
-                    "overrides": [{"country": "DE", "period": {"months": 3}}],
+                    "overrides": [{"country": "DE", "period": {"months": 3}, "status": "draft",
+                                   "source": "test"}],
                 },
                 {
                     "id": "long",
-                    "kind": "must_keep",
+                    "kind": "must_keep", "status": "draft", "source": "test",
                     "covers": {"voice": ["recording"]},
                     "period": {"years": 3},
                     "basis": {"en": "the long one", "zh": "长的"},
                 },
                 {
                     "id": "most",
-                    "kind": "keep_at_most",
+                    "kind": "keep_at_most", "status": "draft", "source": "test",
                     "covers": {"voice": ["recording"]},
                     "period": {"months": 1},
                     "basis": basis,
@@ -370,6 +371,8 @@ def test_the_shipped_policy_states_every_duty(policy) -> None:
 VALID_RULE = """\
   - id: sms
     kind: must_keep
+    status: draft
+    source: test
     covers: {sms: ["*"]}
     period: {months: 6}
     basis: {en: telecom duty}
@@ -387,24 +390,29 @@ def write_policy(tmp_path: Path, second_rule: str) -> Path:
     ("second_rule", "field", "words"),
     [
         (
-            "  - id: bad\n    kind: keep_forever\n    covers: {sms: ['*']}\n"
+            "  - id: bad\n    kind: keep_forever\n"
+            "    status: draft\n    source: test\n    covers: {sms: ['*']}\n"
             "    period: {months: 6}\n    basis: {en: b}\n",
             "kind",
             "must_keep",
         ),
         (
-            "  - id: bad\n    kind: must_keep\n    covers: {sms: ['*']}\n"
+            "  - id: bad\n    kind: must_keep\n"
+            "    status: draft\n    source: test\n    covers: {sms: ['*']}\n"
             "    period: {months: -6}\n    basis: {en: b}\n",
             "period.months",
             "greater than",
         ),
         (
-            "  - id: bad\n    kind: must_keep\n    covers: {sms: ['*']}\n    period: {months: 6}\n",
+            "  - id: bad\n    kind: must_keep\n"
+            "    status: draft\n    source: test\n    covers: {sms: ['*']}\n"
+            "    period: {months: 6}\n",
             "basis",
             "required",
         ),
         (
-            "  - id: bad\n    kind: must_keep\n    covers: {sms: ['*']}\n"
+            "  - id: bad\n    kind: must_keep\n"
+            "    status: draft\n    source: test\n    covers: {sms: ['*']}\n"
             "    period: {weeks: 6}\n    basis: {en: b}\n",
             "period.weeks",
             "not permitted",
@@ -429,7 +437,8 @@ def test_an_invalid_rule_names_the_file_the_rule_and_the_field(
 
 def test_a_must_keep_rule_without_a_period_is_refused(tmp_path: Path) -> None:
     path = write_policy(
-        tmp_path, "  - id: bad\n    kind: must_keep\n    covers: {sms: [x_y]}\n    basis: {en: b}\n"
+        tmp_path, "  - id: bad\n    kind: must_keep\n"
+            "    status: draft\n    source: test\n    covers: {sms: [x_y]}\n    basis: {en: b}\n"
     )
 
     with pytest.raises(PolicyError, match=r"rules\[1\] \(id 'bad'\).*needs a period"):

@@ -45,7 +45,7 @@ from dsr.retention import (
     load_retention_policy,
     plan_erasure,
 )
-from tests.conftest import fresh_postgres_database
+from tests.conftest import fresh_postgres_database, legal_confirmed_policy
 
 ROOT = Path(__file__).parent.parent
 SECRET = b"retention-entity-test-key-7c3e9a1f5b2d"
@@ -56,7 +56,15 @@ HOLDER = "finance@example.com"
 
 @pytest.fixture(scope="module")
 def policy() -> RetentionPolicy:
-    return load_retention_policy()
+    """The rules once Legal has confirmed the Dutch seven years (shipped as a draft)."""
+    return load_retention_policy(legal_confirmed_policy() / "retention.yaml")
+
+
+def test_while_the_dutch_seven_years_are_a_draft_the_statements_ten_bind() -> None:
+    """A draft never makes an erasure earlier: unconfirmed, the shorter Dutch duty leaves the
+    statement's ten years binding."""
+    shipped = load_retention_policy()
+    assert period(shipped, "invoices", ["NL"]) == TEN_YEARS
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -109,7 +117,8 @@ def test_a_country_whose_law_asks_longer_than_ten_years_binds_too(
     binds, shorter or longer (an invented country duty, for the test)."""
     data = policy.model_dump(mode="json")
     rule = next(r for r in data["rules"] if r["id"] == "company-financial-records")
-    rule["overrides"].append({"country": "DE", "period": {"years": 11}})
+    rule["overrides"].append({"country": "DE", "period": {"years": 11}, "status": "draft",
+                              "source": "an invented duty"})
     longer = RetentionPolicy.model_validate(data)
     assert period(longer, "invoices", ["DE"]) == Period(years=11)
     assert period(longer, "invoices", ["NL"]) == SEVEN_YEARS
@@ -333,3 +342,11 @@ def test_the_answer_says_what_is_kept_until_when_and_under_which_duty(
     body = " ".join(render_email(context).body.split())
     for words in expected:
         assert words in body, words
+
+
+def test_a_part_kept_under_a_draft_override_says_so() -> None:
+    """Italy's two years (an example, draft) still keep traffic data, marked for review."""
+    shipped = load_retention_policy()
+    duty = shipped.duty_for("sms", "traffic_data", ["IT"])
+    assert duty is not None and duty.period == Period(years=2) and duty.draft
+    assert not (shipped.duty_for("sms", "message_content", ["IT"]) or duty).draft
