@@ -21,7 +21,7 @@ from dsr.catalogue import access_statement_for, authority_for, rights_for
 from dsr.codec import EncryptionCodec, seal
 from dsr.database import ConfirmationRecord
 from dsr.deadline_policy import load_deadline_policy
-from dsr.emails import Action, AnswerContext, ProductOutcome, render
+from dsr.emails import Action, AnswerContext, ProductOutcome, RenderedEmail, render
 from dsr.keyring import load_keyring
 from dsr.mailer import send_email
 from dsr.models import Jurisdiction, Language, Right, RightsRequest
@@ -66,7 +66,7 @@ class AnswerActivities:
         if existing is not None:
             return AnswerSent(message_id=existing.message_id, sent_at=existing.sent_at,
                               retain_until=existing.retain_until, already_sent=True)
-        mail = render(answer.kind, answer.request.language, **self._context(answer))
+        mail = self.render(answer)
         message_id = f"<{answer.kind}.{request_id}@dsr>"
         to = answer.recipient or answer.request.requester.email
         await send_email(self._settings, to=to, subject=mail.subject, body=mail.body,
@@ -75,6 +75,10 @@ class AnswerActivities:
                           retain_until=self._retain_until(answer.answered_at))
         self._store(request_id, answer.kind, sent, _as_bytes(mail.subject, mail.body, message_id))
         return sent
+
+    def render(self, answer: AnswerInput) -> RenderedEmail:
+        """The answer as the person reads it (also the approved examples, tests/approved)."""
+        return render(answer.kind, answer.request.language, **self._context(answer))
 
     def _context(self, answer: AnswerInput) -> dict[str, object]:
         request = answer.request
