@@ -28,6 +28,8 @@ class HoldCheck(BaseModel):
     # of server secret still covers a request registered after it, and the reverse. Empty (a
     # check asked before this field): the hashes the register kept at intake.
     identities: list[Identity] = Field(default_factory=list, repr=False)
+    # False: an approver decided the draft rules that would keep some of it do not apply.
+    apply_drafts: bool = True
 
 
 class LegalHoldActivities:
@@ -38,6 +40,8 @@ class LegalHoldActivities:
     @activity.defn(name="legal_hold.assess")
     def assess(self, check: HoldCheck) -> ErasurePlan:
         policy = load_retention_policy(self._settings.policy_dir / "retention.yaml")
+        if not check.apply_drafts:
+            policy = policy.without_drafts()
         registry = load_registry(self._settings.connector_registry)
         declared = {e.name: set(e.categories) for e in registry.connectors if e.categories}
         return plan_erasure(

@@ -249,6 +249,13 @@ class OfficerReviewContext(EmailContext):
     reasons: list[str]
 
 
+class OfficerRetentionDecisionContext(EmailContext):
+    """Parts only a draft retention rule would keep (connector/category: rule (countries))."""
+
+    template = "officer_retention_decision"
+    parts: list[str]
+
+
 class OfficerAnswerNotesContext(EmailContext):
     """What the officer should know of an answer being sent (recipients on request)."""
 

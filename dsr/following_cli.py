@@ -45,6 +45,11 @@ def _print_status(result: Any) -> None:
                   f"due {result.due_at:%Y-%m-%d}"
                   + ("  [red]OVERDUE[/red]" if result.overdue else "")
                   + ("  [yellow]rules unconfirmed[/yellow]" if result.rules_unconfirmed else ""))
+    if result.retention_undecided:
+        console.print("[yellow]retention decision needed:[/yellow] "
+                      + "; ".join(result.retention_undecided)
+                      + " (a draft rule would keep it: `starter.py retention-decision`)",
+                      highlight=False)
     if result.held_for_review:
         console.print("[yellow]answer held for review:[/yellow] "
                       + "; ".join(result.held_for_review)

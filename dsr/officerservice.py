@@ -52,6 +52,7 @@ from workflows.models import (
     OfficerAction,
     OfficerNote,
     OfficerPayload,
+    RetentionChoice,
     UpdateResult,
 )
 
@@ -62,7 +63,7 @@ UPDATES: dict[str, type[OfficerPayload]] = {
     "clarification_received": OfficerNote, "resolve_connector": ConnectorDecision,
     "confirm_instruction": InstructionConfirmation, "cancel": OfficerNote,
     "approve": OfficerAction, "deny": Denial, "release_answer": OfficerNote,
-    "review_child_erasure": ChildErasureDecision,
+    "review_child_erasure": ChildErasureDecision, "decide_retention": RetentionChoice,
 }
 ACTIONS = (officeractions.ACTIONS | intakeactions.ACTIONS | sessionactions.ACTIONS
            | rulesactions.ACTIONS)

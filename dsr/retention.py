@@ -168,6 +168,15 @@ class RetentionPolicy(StrictModel):
             raise ValueError(f"rule ids must be unique: {', '.join(repeated)} repeated")
         return self
 
+    def without_drafts(self) -> RetentionPolicy:
+        """The policy as Legal has confirmed it: draft rules and country overrides left out
+        (an approver's decision not to apply them)."""
+        confirmed = [
+            rule.model_copy(update={"overrides": [o for o in rule.overrides if not o.is_draft]})
+            for rule in self.rules if not rule.is_draft
+        ]
+        return self.model_copy(update={"rules": confirmed})
+
     def must_keep(self, connector: str, category: str) -> list[RetentionRule]:
         return [
             rule

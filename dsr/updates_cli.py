@@ -27,6 +27,7 @@ from workflows.models import (
     OfficerAction,
     OfficerNote,
     OfficerPayload,
+    RetentionChoice,
 )
 
 console = Console()
@@ -131,6 +132,22 @@ def child_review(
           payload(ChildErasureDecision, officer=officer_name, erase=erase, note=note), as_json)
 
 
+def retention_decision(
+    request_id: RequestIdArg,
+    note: Annotated[str, typer.Option(help="Why (kept in the ledger).")],
+    keep: Annotated[bool, typer.Option("--keep", help="Apply the draft rule: keep the data.")]
+    = False,
+    erase: Annotated[bool, typer.Option(
+        "--erase", help="Leave the draft rule out: erase as the confirmed rules allow.")] = False,
+    officer_name: OfficerOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Decide data only a draft retention rule would keep (approver role)."""
+    if keep == erase:
+        fail("give exactly one of --keep or --erase", code=2)
+    _send(request_id, "decide_retention",
+          payload(RetentionChoice, officer=officer_name, keep=keep, note=note), as_json)
+
+
 def deny(request_id: RequestIdArg,
          reason: Annotated[str, typer.Option(help="Told to the requester.")],
          manifestly_unfounded: Annotated[bool, typer.Option(help="Unfounded/excessive.")] = False,
@@ -184,4 +201,5 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "deny": deny, "child-review": child_review, "cancel": cancel,
     "confirm-instruction": confirm_instruction,
     "resolve-connector": resolve_connector, "release-answer": release_answer,
+    "retention-decision": retention_decision,
 }

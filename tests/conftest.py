@@ -23,6 +23,7 @@ import structlog
 import yaml
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from google.protobuf.message import Message
+from sqlalchemy.orm import Session
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -35,7 +36,7 @@ from temporalio.testing import WorkflowEnvironment
 import worker
 from connectors.builtin import BUILTIN
 from connectors.seed import DemoFacts
-from dsr import officer, rules, serving
+from dsr import ledger, officer, rules, serving
 from dsr import search_attributes as sa
 from dsr.assertions import Role
 from dsr.codec import ENCODING, EncryptionCodec
@@ -51,6 +52,7 @@ from dsr.officers import door_signer, officer_signer
 from dsr.officerservice import OfficerService
 from dsr.provenance import RuleStatus
 from dsr.retention import POLICY_DIR
+from dsr.rulesactions import CONFIRMED, check_confirmations
 from dsr.settings import Settings
 from workflows.deferred import workflow_id as deferred_id
 from workflows.models import RequestStatus, UpdateResult
@@ -139,6 +141,24 @@ def legal_confirmed_policy() -> Path:
         if entry.status is RuleStatus.DRAFT:
             rules.confirm(folder, entry.file, entry.address, "legal.test", date(2026, 12, 7))
     return folder
+
+
+def legal_confirmations(settings: Settings) -> dict[str, str]:
+    """For workers started as an operator starts them (``worker.py`` refuses a confirmation
+    its ledger lacks): Legal's confirmations of ``legal_confirmed_policy`` recorded in
+    ``settings``' ledger, as ``starter.py rules confirm`` records them; returns the variable
+    naming that policy for the workers' environment."""
+    folder = legal_confirmed_policy()
+    engine = make_engine(settings.app_database_url)
+    with Session(engine) as session, session.begin():
+        for entry in rules.entries(folder):
+            if entry.confirmed_by == "legal.test":
+                ledger.append(session, CONFIRMED, "legal.test", datetime.now(UTC), None,
+                              {"file": entry.file, "address": entry.address,
+                               "source": entry.source, "fingerprint": entry.fingerprint},
+                              ledger.ledger_key(settings.secret))
+    check_confirmations(settings.model_copy(update={"policy_dir": folder}), engine)
+    return {"DSR_POLICY_DIR": str(folder)}
 
 
 def test_settings(tmp_path: Path, smtp_port: int, **overrides: Any) -> Settings:
@@ -322,7 +342,7 @@ async def harness(dev_env: WorkflowEnvironment, tmp_path: Path,
 EVENT_BOUNDS = {
     "access_panel_verified": 105, "answer_held_for_review": 170,
     "uk_period_from_verification": 220, "california_opt_out": 135,
-    "child_erasure_reviewed": 185,
+    "child_erasure_reviewed": 185, "retention_draft_left_out": 235,
     "cancelled_after_partial_execution": 220, "clarification_eu": 150,
     "clarification_uk_clock_stopped": 180, "connector_done_by_hand": 220,
     "connector_missing_then_back": 240, "controller_erasure_code_verified": 190,

@@ -38,6 +38,7 @@ from dsr.emails import (
     OfficerLockedContext,
     OfficerOverdueContext,
     OfficerReminderContext,
+    OfficerRetentionDecisionContext,
     OfficerReviewContext,
     ProductOutcome,
     ReferralContext,
@@ -146,6 +147,8 @@ def officer_contexts() -> list[EmailContext]:
         OfficerConfirmRecipientContext(request_id=REQUEST),
         OfficerReviewContext(request_id=REQUEST, reasons=["draft text: complaint (UK)"]),
         OfficerAnswerNotesContext(request_id=REQUEST, notes=["recipients list incomplete"]),
+        OfficerRetentionDecisionContext(request_id=REQUEST,
+                                        parts=["sms/traffic_data: telecom-traffic-location (IT)"]),
     ]
 
 
@@ -473,7 +476,7 @@ def test_officer_emails_hold_only_what_they_are_given(language: Language) -> Non
 
 
 def test_officer_emails_say_how_to_act() -> None:
-    locked, failed, recipient, review, notes = officer_contexts()[2:]
+    locked, failed, recipient, review, notes, retention = officer_contexts()[2:]
 
     assert f"python starter.py new-code {REQUEST}" in render_email(locked).body
     failed_body = render_email(failed).body
@@ -487,6 +490,9 @@ def test_officer_emails_say_how_to_act() -> None:
     assert "  - draft text: complaint (UK)\n" in review_body
     assert f"python starter.py release-answer {REQUEST} --note" in review_body
     assert "  - recipients list incomplete\n" in render_email(notes).body
+    retention_body = render_email(retention).body
+    assert "  - sms/traffic_data: telecom-traffic-location (IT)\n" in retention_body
+    assert f"python starter.py retention-decision {REQUEST} --erase --note" in retention_body
 
 
 # --- the catalogue -------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from dsr.models import RightsRequest, parse_request
 from dsr.officers import door_signer
 from dsr.settings import Settings
 from dsr.temporal import connect
-from tests.conftest import ROOT
+from tests.conftest import ROOT, legal_confirmations
 from workflows.models import ConnectorStatus, RequestOutcome, Status
 
 REQUESTS = 200
@@ -57,6 +57,7 @@ class Workers:
 
     settings: Settings
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    policy: dict[str, str] = field(default_factory=dict)  # Legal's, recorded at first start
 
     def start(self, kind: str, **env: str) -> subprocess.Popen[bytes]:
         """``connectors`` serves every built-in connector; any other kind, the orchestrator."""
@@ -89,11 +90,12 @@ class Workers:
 
     def _env(self) -> dict[str, str]:
         s = self.settings
+        self.policy = self.policy or legal_confirmations(s)
         return {**{k: v for k, v in os.environ.items() if not k.startswith("DSR_")},
                 "DSR_DATA_DIR": str(s.data_dir.resolve()), "DSR_LOG_FORMAT": "json",
                 "DSR_TEMPORAL_ADDRESS": s.temporal_address, "DSR_SMTP_PORT": str(s.smtp_port),
                 "DSR_CONNECTOR_HEARTBEAT_SECONDS": "5", "DSR_CONNECTOR_RETRY_SECONDS": "0.5",
-                "DSR_SETTINGS_FILE": str(s.data_dir / "none.env")}
+                "DSR_SETTINGS_FILE": str(s.data_dir / "none.env")} | self.policy
 
 
 @dataclass

@@ -252,6 +252,8 @@ async def test_every_command_but_the_operators_runs_with_no_secret(
               refused="no child erasure review awaits a decision")
     await run(ada, "release-answer", rid, "--note", "texts checked",
               refused="the answer is not held for review")
+    await run(ada, "retention-decision", rid, "--erase", "--note", "the draft is not ours",
+              refused="no retention decision is awaited")
     await run(ada, "deny", rid, "--reason", "the account is not the requester's")
 
     hold = json.loads(await run(lee, "hold", "place", "--kind", "litigation", "--reason",

@@ -30,7 +30,7 @@ EXPECTED = {
     "connector_missing_then_back", "referred_to_controllers", "recipient_instructed_and_confirmed",
     "held_then_deferred", "deferred_erasure_after_duty", "retention_sweep",
     "possible_duplicate", "recipient_confirmed_by_officer", "ledger_anchored",
-    "answer_held_for_review", "uk_period_from_verification",
+    "answer_held_for_review", "uk_period_from_verification", "retention_draft_left_out",
     "child_erasure_reviewed",
 }
 

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         Denial,
         OfficerNote,
         OfficerPayload,
+        RetentionChoice,
         Status,
         Step,
         StepStatus,
@@ -83,6 +84,9 @@ class RequestState:
         self._approved = False
         self._paused_since: datetime | None = None
         self._paused_days = 0
+        self._draft_decisions = False  # draft-retention-decision: an approver decides drafts
+        self._retention_undecided: list[str] = []
+        self._retention_choice: RetentionChoice | None = None
         self._reviewing = False  # answer-review: an answer stating drafts waits for review
         self._scope_clock = False  # clarification-of-scope: only such questions stop a clock
         self._period_from_verification = False  # period-from-verification (UK Art. 12A)

@@ -56,6 +56,8 @@ class Status(StrEnum):
     AWAITING_RECIPIENT = "awaiting_recipient"
     # The answer states a draft text Legal has not confirmed: an approver releases it.
     AWAITING_REVIEW = "awaiting_review"
+    # Data a draft retention rule would keep: an approver decides to keep or erase it.
+    AWAITING_RETENTION_DECISION = "awaiting_retention_decision"
     # A child's data: the erasure a child report added waits for an approver's review
     # (workflows.children).
     AWAITING_CHILD_REVIEW = "awaiting_child_review"
@@ -149,6 +151,8 @@ class RequestStatus(BaseModel):
     rules_unconfirmed: bool = False
     # Why the answer waits for an officer's review before it is sent (draft texts it uses).
     held_for_review: list[str] = Field(default_factory=list)
+    # Parts a draft retention rule would keep, waiting for an approver's decision.
+    retention_undecided: list[str] = Field(default_factory=list)
     child: ChildMarker | None = None  # a report about a child's data (privacy statement s.10)
 
 
@@ -203,6 +207,14 @@ class OfficerPayload(BaseModel):
 
 
 class OfficerNote(OfficerPayload):
+    note: Reason
+
+
+class RetentionChoice(OfficerPayload):
+    """An approver's decision on data only a draft retention rule would keep: ``keep`` applies
+    the draft rule, else it is left out and the data is erased as the confirmed rules allow."""
+
+    keep: bool
     note: Reason
 
 

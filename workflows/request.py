@@ -42,6 +42,8 @@ from workflows.deferred import DeferredErasureWorkflow, DeferredInput
 from workflows.deferred import workflow_id as deferred_workflow_id
 from workflows.recipient import AnswerRecipient
 from workflows.referral import Referral
+from workflows.retention_decision import PATCH as DRAFT_RETENTION_PATCH
+from workflows.retention_decision import DraftRetentionDecision
 from workflows.review import PATCH as REVIEW_PATCH
 from workflows.review import AnswerReviewing
 from workflows.verification import IdentityVerification
@@ -53,7 +55,7 @@ PACKAGE_HEARTBEAT = timedelta(minutes=1)
 @workflow.defn(name="RightsRequest")
 class RightsRequestWorkflow(
     ChildErasureReview, IdentityVerification, Referral, DeadlineKeeping, AnswerRecipient,
-    AnswerReviewing,
+    DraftRetentionDecision, AnswerReviewing,
 ):
     @workflow.run
     async def run(self, start: RequestInput) -> RequestOutcome:
@@ -62,6 +64,7 @@ class RightsRequestWorkflow(
         self._assertions = workflow.patched("officer-assertions")
         # Decided before the first await, as every patch here (see _intake).
         self._reviewing = workflow.patched(REVIEW_PATCH)
+        self._draft_decisions = workflow.patched(DRAFT_RETENTION_PATCH)
         self._scope_clock = workflow.patched(CLARIFICATION_OF_SCOPE)
         self._period_from_verification = workflow.patched(PERIOD_FROM_VERIFICATION)
         self._decide_child_review(start.request)
@@ -77,6 +80,7 @@ class RightsRequestWorkflow(
             await self._refer()
             discoveries = await self._discover()
             plan = await self._legal_hold_check(discoveries)
+            plan = await self._decide_drafts(discoveries, plan)
             plan = await self._child_review_gate(plan)
             await self._await_approval()
             await self._execute(discoveries, plan)
@@ -336,5 +340,6 @@ class RightsRequestWorkflow(
             possible_duplicate_of=self._possible_duplicates,
             rules_unconfirmed=bool(self._deadline and self._deadline.rules_unconfirmed),
             held_for_review=self._review_reasons,
+            retention_undecided=self._retention_undecided,
             child=self._child_marker(),
         )
