@@ -26,8 +26,8 @@ from dsr.retention import (
     RetentionPolicy,
     keep_until,
     load_retention_policy,
-    subtract_period,
 )
+from dsr.retention_periods import subtract_period
 
 if TYPE_CHECKING:
     from dsr.settings import Settings

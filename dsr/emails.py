@@ -5,8 +5,8 @@ Templates live in ``dsr/templates/<language>/<name>.txt.j2``; the first line is
 language falls back to English. Undefined variables are errors (``StrictUndefined``), so a
 context that lacks a field fails loudly instead of sending a half-empty email.
 
-Each template has a context model below. Officer emails carry no personal data: their
-contexts hold only the request id, connector names, counts and dates.
+Each template has a context model: the requester's below, the officer's in
+``dsr.officer_emails`` (no personal data: request ids, connector names, counts and dates).
 """
 
 from __future__ import annotations
@@ -116,12 +116,6 @@ class InstructionContext(EmailContext):
     customer_account: str | None = None
 
 
-class OfficerInstructionReminderContext(EmailContext):
-    template = "officer_instruction_reminder"
-    connector: str
-    instructed_on: date
-
-
 class ExtensionContext(EmailContext):
     template = "extension_notice"
     due_on: date  # the new due date
@@ -194,37 +188,6 @@ class CancelledContext(AnswerContext):
     template = "cancelled"
 
 
-class OfficerReminderContext(EmailContext):
-    template = "officer_reminder"
-    due_on: date
-    days_left: int
-
-
-class OfficerOverdueContext(EmailContext):
-    template = "officer_overdue"
-    due_on: date
-    days_overdue: int | None = None
-
-
-class OfficerChildReviewContext(EmailContext):
-    """A report about a child's data: its erasure review's target, on the first day and
-    then every few days (``workflows.children``). ``erasure``: asked or added."""
-
-    template = "officer_child_review"
-    target_on: date
-    target_status: str
-    days_left: int
-    due_on: date
-    erasure: str
-    under_age: int
-
-
-class OfficerLockedContext(EmailContext):
-    template = "officer_locked"
-    attempts: int
-    locked_at: datetime | None = None
-
-
 class DeferredErasureContext(EmailContext):
     """Data kept for a duty or a hold, erased when it ended; ``erased`` lines name products
     and categories, never records."""
@@ -233,41 +196,6 @@ class DeferredErasureContext(EmailContext):
     erased_on: date
     erased: list[str]
     remaining: bool = False
-
-
-class OfficerConfirmRecipientContext(EmailContext):
-    """The answer is ready but the requester's address is not a verified recipient
-    (dsr.recipients): no address in it, the officer looks the request up."""
-
-    template = "officer_confirm_recipient"
-
-
-class OfficerReviewContext(EmailContext):
-    """The answer states draft texts: which ones (names and jurisdictions, no data)."""
-
-    template = "officer_review"
-    reasons: list[str]
-
-
-class OfficerRetentionDecisionContext(EmailContext):
-    """Parts only a draft retention rule would keep (connector/category: rule (countries))."""
-
-    template = "officer_retention_decision"
-    parts: list[str]
-
-
-class OfficerAnswerNotesContext(EmailContext):
-    """What the officer should know of an answer being sent (recipients on request)."""
-
-    template = "officer_answer_notes"
-    notes: list[str]
-
-
-class OfficerConnectorFailedContext(EmailContext):
-    template = "officer_connector_failed"
-    connector: str
-    error: str  # the failure's type, such as "TimeoutError": never a message that may hold data
-    failed_at: datetime | None = None
 
 
 # --- words ---------------------------------------------------------------------------------

@@ -14,13 +14,12 @@ the policy, and returns which records each connector erases and which it keeps.
 
 from __future__ import annotations
 
-import calendar
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -31,6 +30,13 @@ from dsr.policy_files import LocalText as LocalText
 from dsr.policy_files import PolicyError as PolicyError
 from dsr.policy_files import read_policy_file as read_policy_file
 from dsr.provenance import Provenance
+from dsr.retention_periods import (
+    Period,
+    add_period,
+    erasable_before,
+    longer,
+    utc,
+)
 
 POLICY_DIR = Path(__file__).parent / "policy"
 RETENTION_FILE = POLICY_DIR / "retention.yaml"
@@ -40,27 +46,6 @@ ALL_CATEGORIES = "*"
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
 CategoryName = Annotated[str, Field(pattern=r"^(\*|[a-z][a-z0-9_]{1,40})$")]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
-D = TypeVar("D", date, datetime)
-
-
-class Period(StrictModel):
-    """A calendar period: ``{months: N}`` or ``{years: N}``."""
-
-    months: Annotated[int, Field(ge=1, le=1200)] | None = None
-    years: Annotated[int, Field(ge=1, le=100)] | None = None
-
-    @model_validator(mode="after")
-    def _one_unit(self) -> Period:
-        if (self.months is None) == (self.years is None):
-            raise ValueError("give exactly one of months or years, for example {months: 6}")
-        return self
-
-    @property
-    def in_months(self) -> int:
-        return self.months if self.months is not None else 12 * (self.years or 0)
-
-    def __str__(self) -> str:
-        return f"{self.years} years" if self.years else f"{self.months} months"
 
 
 class RuleKind(StrEnum):
@@ -126,7 +111,7 @@ class RetentionRule(Provenance):
         confirmed leaves the rule's own period binding."""
         assert self.period is not None
         return (override.is_draft and self.country_of is CountryOf.CONTRACTING_ENTITY
-                and _longer(self.period, override.period))
+                and longer(self.period, override.period))
 
     def duty(self, countries: list[str]) -> Duty:
         """The duty for records whose deciding country is one of ``countries`` (the longest
@@ -194,7 +179,7 @@ class RetentionPolicy(StrictModel):
         longest: Duty | None = None
         for rule in self.must_keep(connector, category):
             duty = rule.duty(countries)
-            if longest is None or _longer(duty.period, longest.period):
+            if longest is None or longer(duty.period, longest.period):
                 longest = duty
         return longest
 
@@ -252,7 +237,7 @@ def plan_erasure(
             if hold is not None:
                 plan.retained.append(_held_part(discovery.connector, holding, hold, policy))
                 continue
-            for rule, kept in _plan_holding(discovery.connector, holding, _utc(as_of), policy):
+            for rule, kept in _plan_holding(discovery.connector, holding, utc(as_of), policy):
                 plan.rules.setdefault(discovery.connector, []).append(rule)
                 if kept is not None:
                     plan.retained.append(kept)
@@ -296,7 +281,7 @@ def _held_part(
     until = hold.until
     duty = policy.binding_duty(connector, holding)
     if until is not None and duty is not None and holding.latest is not None:
-        until = max(until, add_period(_utc(holding.latest), duty.period).date())
+        until = max(until, add_period(utc(holding.latest), duty.period).date())
     return RetainedPart(
         connector=connector,
         category=holding.category,
@@ -321,7 +306,7 @@ def _plan_part(
     cutoff = erasable_before(as_of, duty.period)
     rule = EraseRule(category=category, before=cutoff, countries_ended=countries)
     # Unknown dates: assume the newest possible record, so the promised date is never early.
-    newest = _utc(latest) if latest is not None else as_of
+    newest = utc(latest) if latest is not None else as_of
     if newest < cutoff:
         return rule, None
     return rule, RetainedPart(
@@ -352,57 +337,16 @@ def keep_until(
     (e.g. a request confirmation: ``"orchestrator", "request_confirmation"``); None when no
     duty keeps it."""
     duty = policy.binding_duty(connector, CategoryHolding(category=category, records=1))
-    return add_period(_utc(dated), duty.period) if duty else None
-
-
-def erasable_before(as_of: datetime, period: Period) -> datetime:
-    """The start (UTC) of the first day whose records ``period`` still keeps on ``as_of``'s
-    day. A record dated ``d`` is kept through the day ``d + period`` and may go the next day:
-    an invoice of 2019-12-31 kept 7 years goes on 2027-01-01, one of 2020-02-29 on
-    2027-03-01 (its last day is 2027-02-28), and on 2026-08-31 six months keep records from
-    2026-03-01 (2026-02-28 + 6 months ended on 2026-08-28)."""
-    today = _utc(as_of).date()
-    first = _shift_months(today, -period.in_months)
-    while _shift_months(first, period.in_months) < today:  # a month-end day was clamped
-        first += timedelta(days=1)
-    return datetime.combine(first, time.min, tzinfo=UTC)
-
-
-def subtract_period(moment: datetime, period: Period) -> datetime:
-    """``moment`` minus whole calendar months; a day past the month's end becomes its last
-    day (2026-08-31 minus 6 months is 2026-02-28)."""
-    return _shift_months(moment, -period.in_months)
-
-
-def add_period(moment: datetime, period: Period) -> datetime:
-    """``moment`` plus whole calendar months, with the same last-day-of-month rule."""
-    return _shift_months(moment, period.in_months)
-
-
-def _shift_months(moment: D, months: int) -> D:
-    year, month_index = divmod(moment.year * 12 + moment.month - 1 + months, 12)
-    last_day = calendar.monthrange(year, month_index + 1)[1]
-    return moment.replace(year=year, month=month_index + 1, day=min(moment.day, last_day))
-
-
-def _longer(period: Period, other: Period) -> bool:
-    return period.in_months > other.in_months
+    return add_period(utc(dated), duty.period) if duty else None
 
 
 def _longest_duty(duties: list[Duty]) -> Duty:
     """The longest duty; of equally long ones, the first."""
     longest = duties[0]
     for duty in duties[1:]:
-        if _longer(duty.period, longest.period):
+        if longer(duty.period, longest.period):
             longest = duty
     return longest
-
-
-def _utc(moment: datetime) -> datetime:
-    """Connectors and workflows speak UTC; a naive time is taken to be UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def load_retention_policy(path: Path | None = None) -> RetentionPolicy:

@@ -21,9 +21,12 @@ from dsr.children import is_child_report, load_child_policy, reminders, review_p
 from dsr.database import RequestRecord
 from dsr.deadline_policy import load_deadline_policy
 from dsr.deadlines import Deadline, DeadlineQuery, compute_deadline
-from dsr.emails import OfficerChildReviewContext, render_email
+from dsr.emails import render_email
 from dsr.mailserver import MailFolder
 from dsr.models import Jurisdiction, Language, Right, RightsRequest
+from dsr.officer_emails import (
+    OfficerChildReviewContext,
+)
 from dsr.provenance import RuleStatus
 from tests.conftest import Harness, save_history, start_harness
 from tests.test_cli import cli

@@ -30,6 +30,16 @@ from dsr.emails import (
     EmailContext,
     ExtensionContext,
     InstructionContext,
+    ProductOutcome,
+    ReferralContext,
+    UnverifiedContext,
+    VerificationCodeContext,
+    load_words,
+    render,
+    render_email,
+)
+from dsr.models import Jurisdiction, Language, Right
+from dsr.officer_emails import (
     OfficerAnswerNotesContext,
     OfficerChildReviewContext,
     OfficerConfirmRecipientContext,
@@ -40,15 +50,7 @@ from dsr.emails import (
     OfficerReminderContext,
     OfficerRetentionDecisionContext,
     OfficerReviewContext,
-    ProductOutcome,
-    ReferralContext,
-    UnverifiedContext,
-    VerificationCodeContext,
-    load_words,
-    render,
-    render_email,
 )
-from dsr.models import Jurisdiction, Language, Right
 from dsr.retention import PolicyError, RetainedPart
 
 REQUEST = "REQ-2026-0042"

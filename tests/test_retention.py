@@ -19,8 +19,8 @@ from dsr.retention import (
     keep_until,
     load_retention_policy,
     plan_erasure,
-    subtract_period,
 )
+from dsr.retention_periods import subtract_period
 
 AS_OF = datetime(2026, 8, 31, 12, 0, tzinfo=UTC)
 

@@ -35,8 +35,8 @@ from dsr.retention import (
     RetentionPolicy,
     erasable_before,
     load_retention_policy,
-    subtract_period,
 )
+from dsr.retention_periods import subtract_period
 from tests import conftest
 from tests.conftest import ROOT, Harness, legal_confirmed_policy, save_history, start_harness
 from workflows.purge import ConfirmationPurgeWorkflow
