@@ -17,6 +17,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, Field, model_validator
 
 from dsr.models import Jurisdiction, Language, StrictModel
+from dsr.policy_files import SourcedText
 from dsr.provenance import Provenance
 from dsr.retention import POLICY_DIR, LocalText, read_policy_file
 from dsr.sharing import RecipientList, load_recipients
@@ -184,10 +185,6 @@ def _connector_categories(connector: str, shared: dict[str, Any], block: Any) ->
     return {
         name: defaults | own if isinstance(own, dict) else own for name, own in categories.items()
     }
-
-
-class SourcedText(LocalText, Provenance):
-    """A text with its source and whether Legal confirmed it."""
 
 
 class Authority(StrictModel):

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from dsr.models import Language, StrictModel
+from dsr.provenance import Provenance
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -34,6 +35,10 @@ class LocalText(StrictModel):
 
     def translations(self) -> dict[Language, str]:
         return {language: self.in_language(language) for language in Language}
+
+
+class SourcedText(LocalText, Provenance):
+    """A text with its status and source (``dsr/provenance.py``)."""
 
 
 def read_policy_file(path: Path, model: type[M]) -> M:

@@ -28,6 +28,7 @@ from dsr.holds import Hold, HoldKind
 from dsr.models import Language, StrictModel
 from dsr.policy_files import LocalText as LocalText
 from dsr.policy_files import PolicyError as PolicyError
+from dsr.policy_files import SourcedText
 from dsr.policy_files import read_policy_file as read_policy_file
 from dsr.provenance import Provenance
 from dsr.retention_periods import (
@@ -141,10 +142,10 @@ class RetentionRule(Provenance):
 class RetentionPolicy(StrictModel):
     version: Annotated[str, Field(min_length=1)]
     rules: list[RetentionRule]
-    hold_basis: dict[HoldKind, LocalText]  # what the answer says of data a legal hold keeps
+    hold_basis: dict[HoldKind, SourcedText]  # what the answer says of data a legal hold keeps
     # What an erasure in a connector leaves behind, and why: the answer says so when that
     # connector erased the person's data (connector -> text).
-    after_erasure: dict[Name, LocalText] = Field(default_factory=dict)
+    after_erasure: dict[Name, SourcedText] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RetentionPolicy:

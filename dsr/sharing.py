@@ -44,7 +44,7 @@ class Listing(StrEnum):
     CATEGORY = "category"  # a category by nature (authorities): no standing list
 
 
-class SourcedText(LocalText):
+class PartyFact(LocalText):
     """A fact in English and Chinese, with where it comes from."""
 
     provenance: Provenance
@@ -85,8 +85,8 @@ class Party(StrictModel):
     ``unconfirmed`` (read as None): never left out, never guessed."""
 
     name: Annotated[str, Field(min_length=1)]
-    country: SourcedText | None
-    safeguard: SourcedText | None
+    country: PartyFact | None
+    safeguard: PartyFact | None
 
     @field_validator("country", "safeguard", mode="before")
     @classmethod

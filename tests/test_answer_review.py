@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.answer import AnswerInput
 from activities.review import ReviewActivities
 from dsr.assertions import Role
+from dsr.emails import Action, ProductOutcome
 from dsr.mailserver import MailFolder
 from dsr.models import parse_request
 from dsr.officer import OfficerError
@@ -120,3 +121,10 @@ def test_data_kept_under_a_draft_rule_holds_the_answer(tmp_path: Path) -> None:
     reasons = ReviewActivities(Settings(data_dir=tmp_path, policy_dir=legal_confirmed_policy())
                                ).review(answer).reasons
     assert reasons == ["draft retention rule: telecom-traffic-location (IT)"]
+
+
+def test_an_erasure_saying_what_remains_in_a_draft_text_waits(tmp_path: Path) -> None:
+    erased = ProductOutcome(connector="marketing", products=["Marketing"], action=Action.ERASED)
+    answer = _answer("EU").model_copy(update={"outcomes": [erased]})
+    shipped = ReviewActivities(Settings(data_dir=tmp_path)).review(answer).reasons
+    assert "draft text: after erasure (marketing)" in shipped
