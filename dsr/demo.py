@@ -3,6 +3,10 @@
 1. An account holder asks, through the privacy panel, for access to their own account data.
 2. A customer, as controller, emails an instruction to erase one end user's SMS data; the
    verification code arrives at the customer's registered address and is read from var/mail/.
+
+Answers that state texts Legal has not confirmed wait for an approver's review: the demo's
+approver (registered by the operator, as ``officers bootstrap`` would) releases them, as
+``starter.py release-answer`` does.
 """
 
 from __future__ import annotations
@@ -23,13 +27,23 @@ from connectors.seed import DemoFacts
 from connectors.seed import seed_stores as seed_connector_stores
 from connectors.sms import SmsConnector
 from dsr import officer
+from dsr.assertions import Role
 from dsr.embedded import start
 from dsr.mailserver import MailFolder
 from dsr.models import RightsRequest, parse_request
-from dsr.officers import door_signer
+from dsr.officers import door_signer, officer_signer
 from dsr.settings import Settings
 from dsr.temporal import connect
-from workflows.models import CodeResult, CodeSubmission, RequestOutcome, RequestStatus
+from workflows.models import (
+    CLOSED,
+    CodeResult,
+    CodeSubmission,
+    OfficerNote,
+    RequestOutcome,
+    RequestStatus,
+    Status,
+    UpdateResult,
+)
 
 CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
 PACKAGE_LINK = re.compile(r"^\s+(https?://\S+/packages/\S+)$", re.MULTILINE)
@@ -104,6 +118,7 @@ async def run_demo(settings: Settings) -> None:
     print(f"submitted {access.request_id} and {erasure.request_id}")
     result = await submit_emailed_code(client, settings, erasure.request_id)
     print(f"{erasure.request_id}: code from var/mail/ accepted={result.accepted}")
+    await release_held_answers(client, settings, [access.request_id, erasure.request_id])
     outcomes = await asyncio.gather(*(h.result() for h in handles))
     for request, outcome in zip((access, erasure), outcomes, strict=True):
         status = await officer.status(client, request.request_id)
@@ -111,6 +126,26 @@ async def run_demo(settings: Settings) -> None:
     print(f"\nThe stack keeps running. Web UI: {settings.web_ui_url}/namespaces/"
           f"{settings.temporal_namespace}/workflows")
     print("Stop it with: python starter.py stack down")
+
+
+async def release_held_answers(client: Client, settings: Settings,
+                               request_ids: list[str]) -> None:
+    """Until every request closes: an answer held for review (it states draft texts) is
+    shown, then released by the demo's approver."""
+    approver = officer_signer(settings, "demo.approver", [Role.APPROVER])
+    waiting = set(request_ids)
+    while waiting:
+        for request_id in sorted(waiting):
+            status = await officer.status(client, request_id)
+            if status.status in CLOSED:
+                waiting.discard(request_id)
+            elif status.status is Status.AWAITING_REVIEW:
+                print(f"{request_id}: answer held for review, it states: "
+                      + "; ".join(status.held_for_review))
+                await officer.update(client, request_id, "release_answer", OfficerNote(
+                    note="demo: draft texts read against docs/legal.md"), UpdateResult, approver)
+                print(f"{request_id}: released by demo.approver (starter.py release-answer)")
+        await asyncio.sleep(0.5)
 
 
 def _body(path: Path) -> str:
