@@ -239,7 +239,7 @@ def overlapping_policy() -> RetentionPolicy:
     return RetentionPolicy.model_validate(
         {
             "version": "test",
-            "hold_basis": {"litigation": basis, "government": basis},
+            "hold_basis": {"litigation": basis | DRAFT, "government": basis | DRAFT},
             "rules": [
                 {
                     "id": "short",
@@ -368,6 +368,7 @@ def test_the_shipped_policy_states_every_duty(policy) -> None:
     assert all(rule.basis.zh for rule in policy.rules)
 
 
+DRAFT = {"status": "draft", "source": "test"}
 VALID_RULE = """\
   - id: sms
     kind: must_keep
@@ -381,7 +382,8 @@ VALID_RULE = """\
 
 def write_policy(tmp_path: Path, second_rule: str) -> Path:
     path = tmp_path / "retention.yaml"
-    holds = "hold_basis: {litigation: {en: kept}, government: {en: kept}}\n"
+    holds = ("hold_basis: {litigation: {en: kept, status: draft, source: test}, "
+             "government: {en: kept, status: draft, source: test}}\n")
     path.write_text(f'version: "t"\n{holds}rules:\n{VALID_RULE}{second_rule}', encoding="utf-8")
     return path
 
