@@ -176,11 +176,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refusing to start: {error}", file=sys.stderr)
         return 2
     try:
-        check_confirmations(settings, make_engine(settings.app_database_url))
-    except UnrecordedConfirmation as error:
-        print(f"refusing to start: {error}", file=sys.stderr)
-        return 2
-    try:
         keyring = load_keyring(settings)
     except KeyringError as error:
         print(f"refusing to start: {error}", file=sys.stderr)
@@ -192,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     connectors = list(BUILTIN) if args.all else args.connector
     orchestrator = args.all or not args.connector
+    try:  # the orchestrator applies the policy: a connector worker needs no app database
+        if orchestrator:
+            check_confirmations(settings, make_engine(settings.app_database_url))
+    except UnrecordedConfirmation as error:
+        print(f"refusing to start: {error}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(serve(settings, orchestrator, connectors, keyring))
     except (MissingSearchAttributes, search_attributes.SearchAttributeError, TokenError) as error:

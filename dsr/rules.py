@@ -2,8 +2,8 @@
 found by address, fingerprinted, and confirmed.
 
 An address names an entry within its file: mapping keys joined by dots, a list item by its
-``id`` or ``country`` (``rules.telecom-traffic-location.overrides.IT``,
-``jurisdictions.UK.complaint``). A fingerprint is the SHA-256 of the entry without its status
+``id``, ``name`` or ``country`` (``rules.telecom-traffic-location.overrides.IT``,
+``jurisdictions.UK.complaint``). A fingerprint is the SHA-256 of the entry without status
 fields: a confirmation holds for the text Legal read, and any later edit of that text makes it
 a different entry, which a worker refuses to take as confirmed (``unrecorded``).
 
@@ -38,6 +38,10 @@ class RuleError(Exception):
     """What is wrong with an address or a file; names it and says what to do."""
 
 
+class UnknownRule(RuleError):
+    """No rule or text at that address."""
+
+
 @dataclass(frozen=True)
 class RuleEntry:
     file: str  # the file's name in the policy folder
@@ -59,19 +63,28 @@ def entries(policy_dir: Path) -> list[RuleEntry]:
 
 
 def fingerprint(node: dict[str, Any]) -> str:
-    """Of the entry's text: a nested ``provenance`` block counts by its source alone."""
-    text = {key: value for key, value in node.items() if key not in STATUS_FIELDS}
-    if isinstance(text.get(PROVENANCE), dict):
-        text[PROVENANCE] = text[PROVENANCE].get("source")
-    canonical = json.dumps(text, sort_keys=True, ensure_ascii=False, default=str)
+    """Of the entry's text, its own and its parts' status fields left out at every depth (a
+    ``provenance`` block counts by its source alone): confirming an override inside a rule
+    leaves the rule's fingerprint, and so its confirmation, as it was."""
+    canonical = json.dumps(_text(node), sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, dict):
+        if _has_status(value) and set(value) <= {*STATUS_FIELDS, "source"}:
+            return value["source"]  # a provenance block
+        return {key: _text(child) for key, child in value.items() if key not in STATUS_FIELDS}
+    if isinstance(value, list):
+        return [_text(child) for child in value]
+    return value
 
 
 def find(policy_dir: Path, file: str, address: str) -> RuleEntry:
     for entry in entries(policy_dir):
         if (entry.file, entry.address) == (file, address):
             return entry
-    raise RuleError(f"{file} has no rule or text at {address!r}: `starter.py rules list` "
+    raise UnknownRule(f"{file} has no rule or text at {address!r}: `starter.py rules list` "
                     "shows every address")
 
 

@@ -36,15 +36,17 @@ async def confirm_rule(ctx: Context, principal: Principal, ask: RuleConfirmation
     try:
         entry = await asyncio.to_thread(_confirm, ctx.settings, ctx.engine, principal, ask)
     except rules.RuleError as error:
-        raise ActionRefused(str(error), 404 if "has no rule" in str(error) else 409) from None
+        raise ActionRefused(str(error), 404 if isinstance(error, rules.UnknownRule) else 409
+                            ) from None
     return {"file": entry.file, "address": entry.address, "confirmed_by": entry.confirmed_by,
             "confirmed_on": str(entry.confirmed_on), "fingerprint": entry.fingerprint}
 
 
 def _confirm(settings: Settings, engine: Engine, principal: Principal,
              ask: RuleConfirmation) -> rules.RuleEntry:
-    """In the ledger first, in the file inside the same transaction: a file that cannot be
-    written leaves no ledger entry, and a ledger that cannot be written leaves a draft."""
+    """In the ledger first, then in the file, inside the ledger's transaction: a file that
+    cannot be written leaves no ledger entry. (Should the commit then fail, the file claims a
+    confirmation the ledger lacks, and workers refuse it: set it back to draft.)"""
     now = datetime.now(UTC)
     entry = rules.find(settings.policy_dir, ask.file, ask.address)
     with Session(engine) as session, session.begin():

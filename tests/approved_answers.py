@@ -24,7 +24,7 @@ from dsr.deadline_policy import load_deadline_policy
 from dsr.deadlines import DeadlineQuery, compute_deadline
 from dsr.emails import Action, ProductOutcome, RenderedEmail, render
 from dsr.models import Jurisdiction, Language, RightsRequest, parse_request
-from dsr.retention import RetainedPart
+from dsr.retention import RetainedPart, load_retention_policy
 from dsr.settings import POLICY_DIR, Settings
 
 APPROVED = Path(__file__).parent / "approved"
@@ -70,8 +70,6 @@ def _answers(request: RightsRequest) -> dict[str, AnswerInput]:
 
 
 def _with_basis(part: RetainedPart) -> RetainedPart:
-    from dsr.retention import load_retention_policy
-
     rule = next(r for r in load_retention_policy().rules if r.id == part.rule_id)
     return part.model_copy(update={"basis": rule.basis.en,
                                    "basis_translations": rule.basis.translations()})

@@ -9,6 +9,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,22 @@ def test_the_page_legal_reviews_is_generated_from_the_policy_files() -> None:
     page = (Path(__file__).parent.parent / "docs" / "legal.md").read_text(encoding="utf-8")
     assert page == legal_doc.render(POLICY_DIR)
     assert "## UK" in page and "the period starts once identity is confirmed" in page
+
+
+def test_confirming_a_part_keeps_the_confirmation_of_the_whole(tmp_path: Path) -> None:
+    """A rule Legal confirmed stays confirmed when Legal then confirms one of its overrides:
+    only an edit of the text itself makes a confirmation stale."""
+    policy = tmp_path / "policy"
+    shutil.copytree(POLICY_DIR, policy)
+    path = policy / "retention.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'status: confirmed\n    source: "privacy statement 7.1 (six months by default)"\n'
+        "    confirmed_by: privacy-statement\n    confirmed_on: 2026-12-07",
+        'status: draft\n    source: "privacy statement 7.1 (six months by default)"'),
+        encoding="utf-8")
+    rule = "rules.telecom-traffic-location"
+    ledger = {(e.file, e.address, e.fingerprint) for e in (
+        rules.confirm(policy, "retention.yaml", rule, "legal.lee", date(2026, 12, 7)),
+        rules.confirm(policy, "retention.yaml", f"{rule}.overrides.IT", "legal.lee",
+                      date(2026, 12, 8)))}
+    assert rules.unrecorded(policy, ledger) == []

@@ -252,6 +252,14 @@ class RequestState:
         self._status = status
         self._upsert(sa.STATUS.value_set(status.value))
 
+    def _resume(self, status: Status) -> None:
+        """Back to ``status`` once an officer has decided what the request waited for; if a
+        clarification was asked meanwhile, once its reply is in."""
+        if self._status is Status.AWAITING_CLARIFICATION:
+            self._previous_status = status
+        else:
+            self._set_status(status)
+
     def _upsert(self, *updates: Any) -> None:
         workflow.upsert_search_attributes(list(updates))
 

@@ -95,10 +95,7 @@ class ChildErasureReview(RequestState):
             await workflow.wait_condition(
                 lambda: self._child_decision is not None or self._stopping)
             self._check_stopped()
-            if self._status is Status.AWAITING_CLARIFICATION:
-                self._previous_status = Status.IN_PROGRESS
-            else:
-                self._set_status(Status.IN_PROGRESS)
+            self._resume(Status.IN_PROGRESS)
         assert self._child_decision is not None
         if self._child_decision.erase:
             return plan

@@ -67,10 +67,7 @@ class AnswerRecipient(RequestState):
     async def confirm_recipient(self, note: OfficerNote) -> UpdateResult:
         note = self._acting("confirm_recipient", note)
         self._recipient_confirmed = note
-        if self._status is Status.AWAITING_CLARIFICATION:
-            self._previous_status = Status.IN_PROGRESS  # answered once the reply is in
-        else:
-            self._set_status(Status.IN_PROGRESS)
+        self._resume(Status.IN_PROGRESS)  # answered once any awaited reply is in
         await self._milestone(
             "recipient-confirmed", "answer", actor=note.actor, detail={"note": note.note}
         )

@@ -167,11 +167,7 @@ class RightsRequestWorkflow(
         await workflow.wait_condition(lambda: self._approved or self._stopping)
         self._check_stopped()
         self._done("approval")
-        if self._status is Status.AWAITING_CLARIFICATION:
-            # Approved while a clarification is awaited: carry on once it arrives.
-            self._previous_status = Status.IN_PROGRESS
-        else:
-            self._set_status(Status.IN_PROGRESS)
+        self._resume(Status.IN_PROGRESS)
 
     async def _package(self) -> Package | None:
         exports = [r for rs in self._results.values() for r in rs if isinstance(r, p.AccessResult)]

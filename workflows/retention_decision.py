@@ -39,7 +39,7 @@ class DraftRetentionDecision(RequestState):
             lambda: self._retention_choice is not None or self._stopping)
         self._check_stopped()
         self._retention_undecided = []
-        self._set_status(previous)
+        self._resume(previous)
         choice = self._retention_choice
         assert choice is not None
         self._done("legal_hold_check", "draft rules " + ("applied" if choice.keep else "left out"))

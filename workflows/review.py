@@ -41,7 +41,7 @@ class AnswerReviewing(RequestState):
         self._review_reasons = []
         if not closing:
             self._check_stopped()
-        self._set_status(previous)
+        self._resume(previous)
 
     @workflow.update(name="release_answer")
     async def release_answer(self, note: OfficerNote) -> UpdateResult:
