@@ -4,8 +4,8 @@
 #
 #   python worker.py                          orchestrator worker (default)
 #   python worker.py --connector sms ...      connector worker(s), one task queue each
-#   python -m dsr.codecserver                 codec server (Web UI decodes through it)
-#   python -m dsr.downloadserver              download server (access packages)
+#   python -m services.codec_server                 codec server (Web UI decodes through it)
+#   python -m services.download_server              download server (access packages)
 #   python -m dsr.migrations upgrade          application database migrations (one-shot)
 #   python starter.py setup-cluster           search attributes on the namespace (one-shot)
 #   python starter.py ...                     the officers' CLI
@@ -27,6 +27,8 @@ COPY dsr/ dsr/
 COPY workflows/ workflows/
 COPY activities/ activities/
 COPY connectors/ connectors/
+COPY services/ services/
+COPY cli/ cli/
 COPY worker.py starter.py ./
 # Runtime dependencies only: no [dev] or [browser] extras. Every dependency ships manylinux
 # wheels for CPython 3.11, so the slim image needs no compiler.
@@ -59,7 +61,7 @@ RUN python -c "from dsr.settings import Settings, POLICY_DIR; \
 s = Settings(_env_file=None); \
 assert (POLICY_DIR / 'deadlines.yaml').is_file(), 'policy files missing'; \
 assert s.connector_registry.is_file(), 'connector registry missing'" \
- && python -c "import dsr.codecserver, dsr.downloadserver; \
+ && python -c "import services.codec_server, services.download_server; \
 from dsr.migrations import head_revision; print('migrations head', head_revision())" \
  && python worker.py --help > /dev/null \
  && python starter.py --help > /dev/null

@@ -12,21 +12,24 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from dsr import following_cli, intake_cli, officer, updates_cli
-from dsr.cli_errors import cli_settings, fail
+from cli import following as following_cli
+from cli import intake as intake_cli
+from cli import updates as updates_cli
+from cli.errors import cli_settings, fail
+from cli.holds import hold_app
+from cli.keys import keys_app
+from cli.ledger import ledger_app
+from cli.officers import login, officers_app
+from cli.records import package, proof
+from cli.report import report_command
+from cli.rules import rules_app
+from cli.sessions import ui_session
 from dsr.files import private_umask
-from dsr.holds_cli import hold_app
 from dsr.keyring import KeyringError
-from dsr.keys import keys_app
-from dsr.ledger_cli import ledger_app
-from dsr.officers_cli import login, officers_app
-from dsr.records_cli import package, proof
-from dsr.report_cli import report_command
-from dsr.rules_cli import rules_app
-from dsr.sessions_cli import ui_session
 from dsr.settings import Settings
 from dsr.temporal import connect
 from dsr.temporal_token import TokenError
+from services import workflow_client as officer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Data-subject-request orchestrator: the privacy officer's commands.")
@@ -74,7 +77,7 @@ def _run(work: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
 @stack_app.command("up")
 def stack_up() -> None:
     """Start Temporal, the mail server and the workers under var/."""
-    from dsr.embedded import start
+    from services.embedded import start
 
     _run(start)
 
@@ -82,7 +85,7 @@ def stack_up() -> None:
 @stack_app.command("down")
 def stack_down() -> None:
     """Stop everything the stack started."""
-    from dsr import stack
+    from services import stack
 
     console.print(stack.down(cli_settings()).describe(), highlight=False)
 
@@ -90,7 +93,7 @@ def stack_down() -> None:
 @stack_app.command("status")
 def stack_status() -> None:
     """What is running."""
-    from dsr import stack
+    from services import stack
 
     console.print(stack.status(cli_settings()).describe(), highlight=False)
 
@@ -131,7 +134,7 @@ def setup_cluster(
 @app.command()
 def seed(people: int = 300, customers: int = 6) -> None:
     """Seed the reference connectors' stores with realistic fictional data."""
-    from dsr.demo import seed_stores
+    from cli.demo import seed_stores
 
     facts = seed_stores(cli_settings(), people=people, customers=customers)
     console.print(f"seeded {people} people across {customers} customers "
@@ -141,7 +144,7 @@ def seed(people: int = 300, customers: int = 6) -> None:
 @app.command()
 def demo() -> None:
     """Start the stack, seed the stores, and run the two demo requests end to end."""
-    from dsr.demo import run_demo
+    from cli.demo import run_demo
 
     _run(run_demo)
 

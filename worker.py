@@ -23,19 +23,19 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities import orchestrator_activities
 from connectors.base import connector_activities
 from connectors.builtin import BUILTIN, build_connector
-from connectors.registry import load_registry
 from dsr import metrics, schedules, search_attributes
 from dsr.activity_log import RequestLogInterceptor
+from dsr.connector_registry import load_registry
 from dsr.converter import RefuseForeignInput
 from dsr.database import make_engine
 from dsr.files import private_umask
 from dsr.keyring import Keyring, KeyringError, load_keyring
 from dsr.logging import configure, get_logger
 from dsr.policies import PolicyFault, check_policies
-from dsr.rulesactions import UnrecordedConfirmation, check_confirmations
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
 from dsr.temporal_token import TokenError
+from services.rule_actions import UnrecordedConfirmation, check_confirmations
 from workflows.anchor import LedgerAnchorWorkflow
 from workflows.deferred import DeferredErasureWorkflow
 from workflows.purge import ConfirmationPurgeWorkflow

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from temporalio import activity
 
-from connectors.protocol import Discovery
-from connectors.registry import Registry, load_registry
+from dsr.connector_contract import Discovery
+from dsr.connector_registry import Registry, load_registry
 from dsr.database import RequestRecord
 from dsr.holds import Hold, active_holds
 from dsr.models import Identity, IdentityType

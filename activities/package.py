@@ -21,10 +21,10 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from connectors.protocol import AccessResult, export_area
 from dsr.access_facts import load_access_policies
 from dsr.blobstore import BlobStore, key_of
 from dsr.codec import DecryptionError
+from dsr.connector_contract import AccessResult, export_area
 from dsr.models import Language
 from dsr.settings import Settings
 

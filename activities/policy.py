@@ -8,8 +8,8 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 from temporalio import activity
 
-from connectors.registry import ConnectorEntry, load_registry
 from dsr.assertions import Role
+from dsr.connector_registry import ConnectorEntry, load_registry
 from dsr.credentials import authority, load_action_roles
 from dsr.deadline_policy import load_deadline_policy
 from dsr.deadlines import (

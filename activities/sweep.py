@@ -21,9 +21,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from temporalio import activity
 
-from connectors.protocol import EraseRule, Operation
-from connectors.registry import ConnectorEntry, Registry, load_registry
 from dsr import ledger
+from dsr.connector_contract import EraseRule, Operation
+from dsr.connector_registry import ConnectorEntry, Registry, load_registry
 from dsr.holds import Hold, active_holds
 from dsr.retention import Period, RetentionPolicy, erasable_before, load_retention_policy
 

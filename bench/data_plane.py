@@ -45,7 +45,6 @@ if str(ROOT) not in sys.path:
 from machine import machine  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from connectors.protocol import AccessInput, EraseInput, EraseRule, Scope  # noqa: E402
 from connectors.sms import (  # noqa: E402
     CATEGORIES,
     Message,
@@ -55,6 +54,7 @@ from connectors.sms import (  # noqa: E402
     subject_where,
 )
 from dsr.blobstore import LocalBlobStore  # noqa: E402
+from dsr.connector_contract import AccessInput, EraseInput, EraseRule, Scope  # noqa: E402
 from dsr.models import Identity, IdentityType  # noqa: E402
 
 SECRET = b"bench-secret-not-for-production"

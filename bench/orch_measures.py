@@ -30,13 +30,14 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 
 from connectors.seed import DemoFacts
-from dsr import officer
 from dsr.credentials import Signer
 from dsr.models import Channel, Right, RightsRequest
 from dsr.officers import door_signer, officer_signer
 from dsr.settings import Settings
+from dsr.status import Status
 from dsr.temporal import connect
-from workflows.models import OfficerNote, RequestOutcome, Status, UpdateResult
+from services import workflow_client as officer
+from workflows.models import OfficerNote, RequestOutcome, UpdateResult
 
 BENCH = Path(__file__).resolve().parent
 BATCH = 50

@@ -19,13 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from cli.demo import seed_stores  # noqa: E402
 from connectors.population import EndUser, make_population  # noqa: E402
 from connectors.seed import DemoFacts  # noqa: E402
-from dsr import stack  # noqa: E402
-from dsr.demo import seed_stores  # noqa: E402
-from dsr.embedded import worker_command  # noqa: E402
 from dsr.models import Right, RightsRequest, parse_request  # noqa: E402
 from dsr.settings import Settings  # noqa: E402
+from services import stack  # noqa: E402
+from services.embedded import worker_command  # noqa: E402
 
 PEOPLE = 300
 CUSTOMERS = 6

@@ -45,7 +45,8 @@ from sqlalchemy.types import TypeDecorator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from connectors.protocol import (
+from dsr.blobstore import BlobStore
+from dsr.connector_contract import (
     AccessInput,
     AccessResult,
     CategoryHolding,
@@ -65,7 +66,6 @@ from connectors.protocol import (
     Treatment,
     export_area,
 )
-from dsr.blobstore import BlobStore
 from dsr.hashing import keyed_hash
 from dsr.models import Correction, Identity
 from dsr.schemalock import schema_lock

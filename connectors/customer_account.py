@@ -59,7 +59,7 @@ from connectors.customer_account_store import (
     sources,
 )
 from connectors.customer_account_store import accounts_query as accounts_query
-from connectors.protocol import (
+from dsr.connector_contract import (
     AccessInput,
     AccessResult,
     CategoryHolding,

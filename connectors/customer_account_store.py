@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
 
 from connectors.base import OperationLogMixin, UtcDateTime
-from connectors.protocol import REDACTED, Scope, Strategy, Treatment
+from dsr.connector_contract import REDACTED, Scope, Strategy, Treatment
 from dsr.models import Identity, IdentityType
 
 UNKNOWN_COUNTRY = "ZZ"  # CLDR's "unknown region": an account with no contract recorded

@@ -69,7 +69,7 @@ from connectors.base import (
     sweep_scope,
 )
 from connectors.population import EndUser, Population
-from connectors.protocol import (
+from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,
     FlagInput,

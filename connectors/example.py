@@ -18,7 +18,8 @@ from connectors.base import (
     erase_cutoffs,
     operation_key,
 )
-from connectors.protocol import (
+from dsr.blobstore import BlobStore
+from dsr.connector_contract import (
     CategoryHolding,
     Discovery,
     EraseInput,
@@ -28,7 +29,6 @@ from connectors.protocol import (
     Strategy,
     Treatment,
 )
-from dsr.blobstore import BlobStore
 from dsr.models import IdentityType
 
 CATEGORY = "loyalty_points"

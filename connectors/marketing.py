@@ -63,7 +63,7 @@ from connectors.base import (
     operation_key,
 )
 from connectors.population import EndUser, Population
-from connectors.protocol import (
+from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,
     FlagInput,

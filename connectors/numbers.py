@@ -28,7 +28,7 @@ from connectors.base import (
     UtcDateTime,
 )
 from connectors.population import Population
-from connectors.protocol import (
+from dsr.connector_contract import (
     AccessInput,
     AccessResult,
     Discovery,

@@ -51,7 +51,7 @@ from connectors.base import (
     is_restricted,
     sweep_scope,
 )
-from connectors.protocol import (
+from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,
     EraseRule,

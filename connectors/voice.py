@@ -64,7 +64,7 @@ from connectors.base import (
 )
 from connectors.numbers import local_number
 from connectors.population import EndUser, Population
-from connectors.protocol import (
+from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,
     EraseRule,

@@ -343,4 +343,4 @@ def verify_configured(engine: Engine, settings: Settings,
                   previous=previous)
 
 
-LEDGER = "ledger"  # what officers' ledger actions name as their target (dsr.officerservice)
+LEDGER = "ledger"  # what officers' ledger actions name as their target (services.officer_service)

@@ -3,10 +3,10 @@ to start, naming the file, the line or entry and the field, instead of failing a
 
 from __future__ import annotations
 
-from connectors.registry import RegistryError, load_registry
 from dsr import children, deadline_policy, retention
 from dsr.access_facts import load_access_policies
 from dsr.catalogue import load_authorities
+from dsr.connector_registry import RegistryError, load_registry
 from dsr.credentials import CredentialError, load_action_roles
 from dsr.emails import load_words
 from dsr.settings import Settings

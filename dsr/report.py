@@ -7,7 +7,7 @@ cancelled; and per month of closing, how many answers went out on time (closed a
 due time) or late. Counts only: no request ids, no identities.
 
 ``compute_report`` is pure; the officer service computes it (``read_report``) and the CLI
-(``dsr.report_cli``) presents it with ``render_table``, ``render_csv`` and ``render_chart``.
+(``cli.report``) presents it with ``render_table``, ``render_csv`` and ``render_chart``.
 matplotlib and SQLAlchemy are imported only when used, so the rest of the CLI stays fast.
 """
 
@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from workflows.models import CLOSED, Status
+from dsr.status import CLOSED, Status
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -23,7 +23,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, model_validator
 
-from connectors.protocol import CategoryHolding, Discovery, EraseRule
+from dsr.connector_contract import CategoryHolding, Discovery, EraseRule
 from dsr.holds import Hold, HoldKind
 from dsr.models import Language, StrictModel
 from dsr.policy_files import LocalText as LocalText

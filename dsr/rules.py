@@ -9,7 +9,7 @@ a different entry, which a worker refuses to take as confirmed (``unrecorded``).
 
 ``confirm`` rewrites one entry's status fields in place, keeping the file's comments and
 layout; the officer service calls it for an authenticated lawyer or administrator and records
-the confirmation in the ledger (``dsr.rulesactions``).
+the confirmation in the ledger (``services.rule_actions``).
 """
 
 from __future__ import annotations

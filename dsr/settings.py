@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     officer_key_file: Path | None = None
     officer_credential_file: Path | None = None
     # The officer service, which holds the product's secrets and acts on officers' signed
-    # actions (dsr.officerservice): where it listens, and where officers' CLIs reach it.
+    # actions (services.officer_service): where it listens, and where officers' CLIs reach it.
     officer_service_port: int = Field(default=8083, ge=1, le=65535)
     officer_service_bind_host: str = "127.0.0.1"
     officer_service_url: str = "http://127.0.0.1:8083"
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     # The codec server's address as browsers reach it (session links, the Web UI's codec
     # endpoint); https makes the session cookie Secure. None: http on the Web UI's host.
     codec_public_url: str | None = None
-    # Where the Web UI signs officers in with OIDC (dsr/oidc.py; no issuer: sessions from the
+    # Where the Web UI signs officers in with OIDC (services/oidc.py; no issuer: sessions from the
     # CLI only): the issuer and audience bearer tokens must carry; the issuer's key set (None:
     # the jwks_uri of its discovery document), cached this long, fetched again for an unknown
     # key id at most this often; the claim holding the officer's roles or groups (a dotted
@@ -148,7 +148,7 @@ class Settings(BaseSettings):
     download_port: int = Field(default=8082, ge=1, le=65535)
     download_bind_host: str = "127.0.0.1"
     package_link_days: int = Field(default=5, ge=1, le=90)
-    # The download server's limits, per process (dsr/ratelimit.py): download POSTs per link
+    # The download server's limits, per process (services/ratelimit.py): download POSTs per link
     # and requests per client address (an IPv6 client by its /64) in any 60 seconds; and how
     # many reverse proxies in front of it append to X-Forwarded-For (0: the peer's address).
     download_posts_per_token: int = Field(default=5, ge=1, le=1000)

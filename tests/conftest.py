@@ -34,26 +34,28 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 import worker
+from cli.demo import seed_stores
 from connectors.builtin import BUILTIN
 from connectors.seed import DemoFacts
-from dsr import ledger, officer, rules, serving
+from dsr import ledger, rules
 from dsr import search_attributes as sa
 from dsr.assertions import Role
 from dsr.codec import ENCODING, EncryptionCodec
 from dsr.converter import data_converter
 from dsr.credentials import Signer
 from dsr.database import make_engine
-from dsr.demo import seed_stores
 from dsr.files import open_private, private_folder
 from dsr.keyring import Keyring, new_key_entry
-from dsr.mailserver import MailFolder, free_port, running_mail_server
 from dsr.models import Channel, RightsRequest, parse_request
 from dsr.officers import door_signer, officer_signer
-from dsr.officerservice import OfficerService
 from dsr.provenance import RuleStatus
 from dsr.retention import POLICY_DIR
-from dsr.rulesactions import CONFIRMED, check_confirmations
 from dsr.settings import Settings
+from services import serving
+from services import workflow_client as officer
+from services.mail_server import MailFolder, free_port, running_mail_server
+from services.officer_service import OfficerService
+from services.rule_actions import CONFIRMED, check_confirmations
 from workflows.deferred import workflow_id as deferred_id
 from workflows.models import RequestStatus, UpdateResult
 

@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from connectors.base import connector_activities
-from connectors.protocol import AccessInput, AccessResult, Discovery, Scope, Treatment
+from dsr.connector_contract import AccessInput, AccessResult, Discovery, Scope, Treatment
 from dsr.logging import configure
 from dsr.settings import load_settings
 from dsr.temporal import connect

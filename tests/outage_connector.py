@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from connectors.base import connector_activities
-from connectors.protocol import (
+from dsr.connector_contract import (
     CategoryHolding,
     Discovery,
     EraseInput,

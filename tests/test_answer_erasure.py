@@ -11,8 +11,8 @@ import pytest
 
 from activities.answer import AnswerActivities, AnswerInput
 from connectors.marketing import MarketingConnector, ProspectRow
-from connectors.protocol import EraseInput, Scope
 from dsr.blobstore import LocalBlobStore
+from dsr.connector_contract import EraseInput, Scope
 from dsr.database import make_engine
 from dsr.emails import Action, AnswerContext, ProductOutcome, render_email
 from dsr.models import Identity, IdentityType, Language, RightsRequest, parse_request

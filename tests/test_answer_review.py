@@ -16,16 +16,17 @@ from activities.answer import AnswerInput
 from activities.review import ReviewActivities
 from dsr.assertions import Role
 from dsr.emails import Action, ProductOutcome
-from dsr.mailserver import MailFolder
 from dsr.models import parse_request
-from dsr.officer import OfficerError
 from dsr.retention import RetainedPart
 from dsr.settings import POLICY_DIR, Settings
+from dsr.status import Status
+from services.mail_server import MailFolder
+from services.workflow_client import OfficerError
 from tests.conftest import Harness, legal_confirmed_policy, save_history, start_harness
 from tests.test_cli import cli
 from tests.test_recipients import mail_of, milestones
 from tests.test_requests_e2e import wait_for_status
-from workflows.models import Denial, OfficerNote, Status
+from workflows.models import Denial, OfficerNote
 
 UK_TEXTS = ["draft text: complaint (UK)", "draft text: judicial remedy (UK)"]
 

@@ -33,15 +33,16 @@ from temporalio.exceptions import FailureError
 from typer.testing import CliRunner
 
 import starter
-from dsr import officer
 from dsr.assertions import Assertion, Authority, Role, sign_action
 from dsr.credentials import Signer
 from dsr.deadlines import add_months
+from dsr.status import Status
+from services import workflow_client as officer
 from tests.conftest import Harness
 from tests.test_cli import cli, cli_env, emailed_code, submit_args, valid_file
 from tests.test_foreign_payloads import foreign_client
 from workflows import models as wm
-from workflows.models import RequestStatus, Status, UpdateResult
+from workflows.models import RequestStatus, UpdateResult
 
 CORPUS = yaml.safe_load((Path(__file__).parent / "bad_inputs.yaml").read_text(encoding="utf-8"))
 KINDS = {"missing", "empty", "malformed", "unknown", "wrong_type", "out_of_range", "oversized",
@@ -428,10 +429,10 @@ async def test_bad_updates_are_rejected_by_the_workflow_and_change_nothing(
         # ... and the officer's client refuses it too.
         try:
             await officer.update(client, waiting, case["update"], payload, UpdateResult)
-            problems.append(f"{name}: dsr.officer.update accepted it")
+            problems.append(f"{name}: services.workflow_client.update accepted it")
         except officer.OfficerError as error:
             if not str(error).startswith("refused: ") or leaks(str(error), private):
-                problems.append(f"{name}: dsr.officer.update said {error}")
+                problems.append(f"{name}: services.workflow_client.update said {error}")
     status: RequestStatus = await h.status(waiting)
     if status.wrong_codes or status.extended or status.status is not Status.AWAITING_VERIFICATION:
         problems.append(f"the waiting request moved: {status!r}")

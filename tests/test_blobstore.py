@@ -21,7 +21,6 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.package import PackageActivities, PackageInput
 from connectors.base import export_jsonl, export_key
-from connectors.protocol import AccessResult
 from dsr.blobstore import (
     BlobStore,
     LocalBlobStore,
@@ -29,6 +28,7 @@ from dsr.blobstore import (
     open_blob_store,
     parse_blob_url,
 )
+from dsr.connector_contract import AccessResult
 from dsr.models import Language
 from dsr.sealedblobs import SealedBlobStore
 from dsr.settings import Settings

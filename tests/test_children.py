@@ -22,16 +22,17 @@ from dsr.database import RequestRecord
 from dsr.deadline_policy import load_deadline_policy
 from dsr.deadlines import Deadline, DeadlineQuery, compute_deadline
 from dsr.emails import render_email
-from dsr.mailserver import MailFolder
 from dsr.models import Jurisdiction, Language, Right, RightsRequest
 from dsr.officer_emails import (
     OfficerChildReviewContext,
 )
 from dsr.provenance import RuleStatus
+from dsr.status import Status
+from services.mail_server import MailFolder
 from tests.conftest import Harness, save_history, start_harness
 from tests.test_cli import cli
 from tests.test_timers import received_now, register_row, submit
-from workflows.models import ChildErasureDecision, Status
+from workflows.models import ChildErasureDecision
 
 OFFICER = "officer@group.example"
 AMSTERDAM = "Europe/Amsterdam"

@@ -29,10 +29,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
 import starter
-from dsr import following_cli, officer
+from cli import following as following_cli
 from dsr.database import Base, MilestoneRecord
+from dsr.status import Status
+from services import workflow_client as officer
 from tests.conftest import ROOT, Harness
-from workflows.models import RequestOutcome, Status
+from workflows.models import RequestOutcome
 
 OFFICER = "Ada Lovelace"
 CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)

@@ -24,20 +24,21 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from cli.demo import seed_stores
 from connectors.base import create_store_engine
 from connectors.population import make_population
 from connectors.sms import Message
-from dsr import officer, stack
-from dsr.demo import seed_stores
-from dsr.mailserver import free_port
 from dsr.models import RightsRequest, parse_request
 from dsr.officers import door_signer
 from dsr.settings import Settings
+from dsr.status import Status
 from dsr.temporal import connect
+from services import stack
+from services import workflow_client as officer
+from services.mail_server import free_port
 from tests.conftest import ROOT, binary
 from tests.test_faults import CUSTOMERS, PEOPLE, Stack, Workers
 from tests.test_worker_crash import wait_for_running_activity
-from workflows.models import Status
 
 BURST = 40
 EXPORT_MESSAGES = 60_000

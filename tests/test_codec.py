@@ -22,7 +22,6 @@ from temporalio.testing import WorkflowEnvironment
 
 import worker
 from connectors.builtin import BUILTIN
-from dsr import officer
 from dsr.codec import (
     ENCODING,
     KEY_ID_METADATA,
@@ -33,8 +32,10 @@ from dsr.codec import (
 )
 from dsr.converter import data_converter
 from dsr.keyring import Keyring, KeyringError, load_keyring, new_key_entry
-from dsr.mailserver import MailFolder
 from dsr.settings import Settings
+from dsr.status import Status
+from services import workflow_client as officer
+from services.mail_server import MailFolder
 from tests import outage_connector
 from tests.conftest import Harness, start_harness, walk
 from tests.test_requests_e2e import emailed_code, send_code, wait_for_connector
@@ -44,7 +45,6 @@ from workflows.models import (
     ConnectorResolution,
     ConnectorStatus,
     RequestOutcome,
-    Status,
     UpdateResult,
 )
 

@@ -26,11 +26,12 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from temporalio.converter import WorkflowSerializationContext
 
-from dsr import codecserver, oidc
 from dsr.codec import NAMESPACE_METADATA, REFUSAL_METADATA, EncryptionCodec
 from dsr.database import make_engine
 from dsr.keyring import Keyring
 from dsr.settings import Settings
+from services import codec_server as codecserver
+from services import oidc
 from tests.test_codecserver import (
     JSON_HEADERS,
     KEY_SPEC,

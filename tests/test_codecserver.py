@@ -23,13 +23,14 @@ from sqlalchemy.orm import Session
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-from dsr import codecserver, sessions
+from dsr import sessions
 from dsr.codec import REFUSAL_METADATA, REFUSED_ENCODING, EncryptionCodec
 from dsr.database import make_engine
 from dsr.keyring import Keyring, new_key_entry
 from dsr.ledger import LedgerEntry
 from dsr.serverkeys import ServerKeys
 from dsr.settings import Settings
+from services import codec_server as codecserver
 
 SECRET = "codec-test-key-7f3a9c2e41b8d06f5a1c3e9b7d2f4a68"
 OFFICER = "officer.tan"

@@ -12,10 +12,10 @@ import pytest
 from connectors.base import ConnectorInputError
 from connectors.customer_account import CustomerAccountConnector
 from connectors.example import LoyaltyConnector
-from connectors.protocol import EraseInput, EraseRule, Scope
 from connectors.seed import DemoFacts, seed_stores
 from connectors.sms import SmsConnector
 from dsr.blobstore import LocalBlobStore
+from dsr.connector_contract import EraseInput, EraseRule, Scope
 from dsr.models import Identity, IdentityType
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)

@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from cli.demo import seed_stores
 from connectors.base import Connector
 from connectors.builtin import BUILTIN
 from connectors.population import make_population
-from connectors.protocol import (
+from dsr.blobstore import LocalBlobStore
+from dsr.connector_contract import (
     REDACTED,
     EraseInput,
     EraseRule,
@@ -28,9 +30,7 @@ from connectors.protocol import (
     Scope,
     Strategy,
 )
-from connectors.registry import load_registry
-from dsr.blobstore import LocalBlobStore
-from dsr.demo import seed_stores
+from dsr.connector_registry import load_registry
 from dsr.models import Identity, IdentityType
 from dsr.settings import Settings
 

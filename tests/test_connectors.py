@@ -29,7 +29,10 @@ from connectors.customer_account import (
     resolve_subject,
     sources,
 )
-from connectors.protocol import (
+from connectors.seed import DemoFacts, seed_stores
+from connectors.sms import SmsConnector, subject_messages
+from dsr.blobstore import LocalBlobStore
+from dsr.connector_contract import (
     AccessInput,
     AccessResult,
     EraseInput,
@@ -39,10 +42,7 @@ from connectors.protocol import (
     Scope,
     SweepInput,
 )
-from connectors.registry import load_registry
-from connectors.seed import DemoFacts, seed_stores
-from connectors.sms import SmsConnector, subject_messages
-from dsr.blobstore import LocalBlobStore
+from dsr.connector_registry import load_registry
 from dsr.hashing import keyed_hash
 from dsr.models import Correction, Identity, IdentityType
 

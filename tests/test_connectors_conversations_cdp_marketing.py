@@ -21,7 +21,8 @@ from connectors.cdp import CdpConnector
 from connectors.conversations import ConversationsConnector
 from connectors.marketing import MarketingConnector, ProspectRow
 from connectors.population import EndUser, make_population
-from connectors.protocol import (
+from dsr.blobstore import LocalBlobStore
+from dsr.connector_contract import (
     AccessInput,
     EraseInput,
     EraseRule,
@@ -30,8 +31,7 @@ from connectors.protocol import (
     Scope,
     SweepInput,
 )
-from connectors.registry import load_registry
-from dsr.blobstore import LocalBlobStore
+from dsr.connector_registry import load_registry
 from dsr.hashing import keyed_hash
 from dsr.models import Correction, Identity, IdentityType
 from dsr.serverkeys import ServerKeys

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from connectors import base, email, push, video, widget
 from connectors.base import ConnectorInputError, connector_activities
 from connectors.population import Population, make_population
-from connectors.protocol import (
+from dsr.blobstore import LocalBlobStore
+from dsr.connector_contract import (
     AccessInput,
     EraseInput,
     EraseRule,
@@ -29,8 +30,7 @@ from connectors.protocol import (
     Scope,
     SweepInput,
 )
-from connectors.registry import load_registry
-from dsr.blobstore import LocalBlobStore
+from dsr.connector_registry import load_registry
 from dsr.hashing import keyed_hash
 from dsr.models import Correction, Identity, IdentityType
 

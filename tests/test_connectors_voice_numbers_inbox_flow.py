@@ -23,7 +23,9 @@ from connectors.flow_builder import FlowBuilderConnector, subject_invocations
 from connectors.inbox import InboxConnector, subject_conversations
 from connectors.numbers import NumbersConnector, PhoneNumber
 from connectors.population import EndUser, make_population
-from connectors.protocol import (
+from connectors.voice import VoiceConnector, subject_calls
+from dsr.blobstore import LocalBlobStore
+from dsr.connector_contract import (
     AccessInput,
     EraseInput,
     EraseRule,
@@ -32,9 +34,7 @@ from connectors.protocol import (
     Scope,
     SweepInput,
 )
-from connectors.registry import load_registry
-from connectors.voice import VoiceConnector, subject_calls
-from dsr.blobstore import LocalBlobStore
+from dsr.connector_registry import load_registry
 from dsr.hashing import keyed_hash
 from dsr.models import Correction, Identity, IdentityType
 

@@ -539,10 +539,10 @@ def test_a_connector_store_runs_on_postgresql(postgres_admin_url: str, tmp_path:
     own tables (no migrations), on PostgreSQL as on SQLite."""
     from connectors.base import create_store_engine
     from connectors.customer_account import CustomerAccountConnector
-    from connectors.protocol import EraseInput, EraseRule
     from connectors.seed import seed_stores
     from connectors.sms import SmsConnector
     from dsr.blobstore import LocalBlobStore
+    from dsr.connector_contract import EraseInput, EraseRule
     from tests.conftest import fresh_postgres_database
     from tests.test_connectors import scope
 

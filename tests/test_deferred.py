@@ -35,20 +35,21 @@ from connectors.marketing import (
 )
 from connectors.population import make_population
 from connectors.sms import Message
-from dsr import officer
 from dsr import search_attributes as sa
 from dsr.assertions import Role
 from dsr.database import MilestoneRecord, make_engine
 from dsr.holds import HoldKind, HoldSpec, place_hold, release_hold
 from dsr.ledger import LedgerEntry
-from dsr.mailserver import MailFolder
 from dsr.models import Identity, IdentityType, RightsRequest
 from dsr.retention import Period, RetainedPart, add_period
+from dsr.status import Status
+from services import workflow_client as officer
+from services.mail_server import MailFolder
 from tests.conftest import Harness, save_history, start_harness
 from tests.test_cli import cli
 from tests.test_requests_e2e import answer_of, emailed_code, send_code
 from workflows.deferred import DeferredOutcome, Recheck, workflow_id
-from workflows.models import OfficerNote, Status
+from workflows.models import OfficerNote
 
 SIX_MONTHS = Period(months=6)
 

@@ -25,7 +25,7 @@ import yaml
 from pydantic import ValidationError
 
 from connectors.builtin import BUILTIN
-from connectors.registry import load_registry
+from dsr.connector_registry import load_registry
 from dsr.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,11 +224,11 @@ class Component:
 def _kind(command: list[str]) -> str:
     if command[:2] == ["python", "worker.py"]:
         return "connectors" if "--connector" in command else "orchestrator"
-    if command[:3] == ["python", "-m", "dsr.codecserver"]:
+    if command[:3] == ["python", "-m", "services.codec_server"]:
         return "codec"
-    if command[:3] == ["python", "-m", "dsr.downloadserver"]:
+    if command[:3] == ["python", "-m", "services.download_server"]:
         return "downloads"
-    if command[:3] == ["python", "-m", "dsr.officerservice"]:
+    if command[:3] == ["python", "-m", "services.officer_service"]:
         return "officers"
     if command[:3] == ["python", "-m", "dsr.migrations"]:
         return "migrate"
@@ -545,8 +545,8 @@ def _check_entry_point(command: list[str]) -> None:
             group = commands[word]
     elif command[1] == "-m":
         module = command[2]
-        assert module in ("dsr.codecserver", "dsr.downloadserver", "dsr.officerservice",
-                          "dsr.migrations"), (
+        assert module in ("services.codec_server", "services.download_server",
+                          "services.officer_service", "dsr.migrations"), (
             f"{command}: not an entry point")
         assert find_spec(module) is not None, f"{command}: no module {module}"
         if module == "dsr.migrations":

@@ -13,12 +13,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from dsr import officer
 from dsr.assertions import Role, sign_action
 from dsr.models import RightsRequest
+from dsr.status import Status
+from services import workflow_client as officer
 from tests.conftest import Harness
 from tests.test_foreign_payloads import app_tables, events_of
-from workflows.models import RequestInput, Status
+from workflows.models import RequestInput
 
 REFUSED = "needs the assertion of the door that verified it"
 

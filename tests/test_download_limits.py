@@ -19,13 +19,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from dsr import downloadserver, package_links
+from dsr import package_links
 from dsr.blobstore import BlobStore
 from dsr.database import make_engine
 from dsr.ledger import LedgerEntry
-from dsr.mailserver import free_port
-from dsr.ratelimit import SlidingWindowLimiter, client_address
 from dsr.settings import Settings
+from services import download_server as downloadserver
+from services.mail_server import free_port
+from services.ratelimit import SlidingWindowLimiter, client_address
 from tests.conftest import TEST_KEY_SPEC, captured_logs
 
 REQUEST = "REQ-GUARD-1"

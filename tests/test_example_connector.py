@@ -15,10 +15,11 @@ from temporalio.worker import Worker
 from connectors.base import connector_activities
 from connectors.example import LoyaltyConnector, PointsEntry
 from dsr.blobstore import LocalBlobStore
-from dsr.mailserver import MailFolder
+from dsr.status import Status
+from services.mail_server import MailFolder
 from tests.conftest import start_harness
 from tests.test_requests_e2e import emailed_code, send_code
-from workflows.models import ConnectorStatus, Status
+from workflows.models import ConnectorStatus
 
 EMAIL = "maya.okafor@example.net"
 

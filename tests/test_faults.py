@@ -32,16 +32,18 @@ from email.parser import BytesParser
 import pytest
 from temporalio.client import Client
 
+from cli.demo import seed_stores
 from connectors.builtin import BUILTIN
 from connectors.population import Population, make_population
-from dsr import officer, stack
-from dsr.demo import seed_stores
 from dsr.models import RightsRequest, parse_request
 from dsr.officers import door_signer
 from dsr.settings import Settings
+from dsr.status import Status
 from dsr.temporal import connect
+from services import stack
+from services import workflow_client as officer
 from tests.conftest import ROOT, legal_confirmations
-from workflows.models import ConnectorStatus, RequestOutcome, Status
+from workflows.models import ConnectorStatus, RequestOutcome
 
 REQUESTS = 200
 ACCESS_SHARE = 0.15  # the rest are customers' erasures

@@ -31,28 +31,23 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import worker
+from cli.keys import KeyInUse, key_holders, retire
 from connectors.builtin import BUILTIN
-from connectors.protocol import AccessResult, CategoryHolding, Discovery
-from connectors.registry import load_registry
 from dsr.codec import Binding, EncryptionCodec
+from dsr.connector_contract import AccessResult, CategoryHolding, Discovery
+from dsr.connector_registry import load_registry
 from dsr.converter import data_converter
 from dsr.keyring import Keyring, new_key
-from dsr.keys import KeyInUse, key_holders, retire
-from dsr.mailserver import MailFolder
 from dsr.models import RightsRequest
+from dsr.status import Status
+from services.mail_server import MailFolder
 from tests.conftest import TEST_KEYRING, Harness, start_harness
 from tests.test_codec import raw_client
 from tests.test_payload_binding import LEGACY
 from tests.test_requests_e2e import emailed_code, send_code, wait_for_connector, wait_for_status
 from workflows.deferred import DeferredErasureWorkflow, DeferredInput, Recheck
 from workflows.deferred import workflow_id as deferred_id
-from workflows.models import (
-    ConnectorStatus,
-    OfficerNote,
-    RequestInput,
-    RequestOutcome,
-    Status,
-)
+from workflows.models import ConnectorStatus, OfficerNote, RequestInput, RequestOutcome
 
 ATTACKER = "attacker@evil.example"
 

@@ -15,8 +15,8 @@ from temporalio.testing import ActivityEnvironment
 from typer.testing import CliRunner
 
 from activities.legal_hold import HoldCheck, LegalHoldActivities
-from connectors.protocol import CategoryHolding, Discovery
 from dsr.assertions import Role
+from dsr.connector_contract import CategoryHolding, Discovery
 from dsr.database import make_engine
 from dsr.holds import (
     HoldError,
@@ -28,12 +28,12 @@ from dsr.holds import (
     release_hold,
 )
 from dsr.ledger import ledger_key, verify
-from dsr.mailserver import free_port
 from dsr.models import parse_request
 from dsr.notes import UNREADABLE
 from dsr.officers import officer_signer
 from dsr.register import record_intake
 from dsr.settings import Settings
+from services.mail_server import free_port
 from starter import app
 from tests.conftest import officer_service_thread, write_officer_files
 

@@ -15,9 +15,9 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.legal_hold import HoldCheck, LegalHoldActivities
 from connectors.marketing import MarketingConnector, ProspectRow, Suppression
-from connectors.protocol import CategoryHolding, Discovery, FlagInput, Scope
 from dsr import register
 from dsr.blobstore import LocalBlobStore
+from dsr.connector_contract import CategoryHolding, Discovery, FlagInput, Scope
 from dsr.database import make_engine
 from dsr.holds import HoldSpec, LegalHoldRecord, place_hold
 from dsr.models import Identity, IdentityType, RightsRequest, parse_request

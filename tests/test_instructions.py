@@ -11,10 +11,11 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from dsr import search_attributes as sa
-from dsr.mailserver import MailFolder
+from dsr.status import Status
+from services.mail_server import MailFolder
 from tests.conftest import Harness, save_history, start_harness
 from tests.test_requests_e2e import answer_of, emailed_code, send_code, wait_for_connector
-from workflows.models import ConnectorStatus, InstructionConfirmation, Status
+from workflows.models import ConnectorStatus, InstructionConfirmation
 
 ACME = "privacy@acme-analytics.example"
 

@@ -44,21 +44,23 @@ import yaml
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from cli.demo import demo_requests, release_held_answers, seed_stores, submit_emailed_code
 from connectors.base import create_store_engine
 from connectors.customer_account import BillingProfile, Contact
 from connectors.seed import DemoFacts
 from connectors.sms import Message
-from dsr import embedded, officer, stack
 from dsr.assertions import Assertion
 from dsr.credentials import Signer
 from dsr.database import make_engine
-from dsr.demo import demo_requests, release_held_answers, seed_stores, submit_emailed_code
 from dsr.holds import HoldKind, HoldSpec, place_hold, release_hold
 from dsr.models import Channel, parse_request
 from dsr.officers import door_signer, officer_signer
 from dsr.purposes import OFFICER_AUTHORITY, purpose_key
 from dsr.settings import Settings
+from dsr.status import Status
 from dsr.temporal import connect
+from services import embedded, stack
+from services import workflow_client as officer
 from tests import leaky_connector
 from tests.conftest import ROOT, binary
 from workflows.models import (
@@ -66,7 +68,6 @@ from workflows.models import (
     ConnectorResolution,
     ConnectorStatus,
     OfficerNote,
-    Status,
     UpdateResult,
 )
 

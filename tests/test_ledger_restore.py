@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 from dsr import ledger, ledger_restore
 from dsr.assertions import Role
 from dsr.database import make_engine
-from dsr.mailserver import free_port
 from dsr.officers import officer_signer
 from dsr.settings import Settings
+from services.mail_server import free_port
 from starter import app
 from tests.conftest import officer_service_thread, write_officer_files
 

@@ -9,8 +9,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from dsr.mailer import MailerError, send_email
-from dsr.mailserver import MailFolder, free_port, running_mail_server
 from dsr.settings import Settings
+from services.mail_server import MailFolder, free_port, running_mail_server
 
 RECIPIENT = "张三 <zhang.san@example.cn>"
 SUBJECT = "您的请求已收到 DSR-42"

@@ -22,8 +22,8 @@ from dsr.models import (
     RightsRequest,
     parse_request,
 )
-from dsr.officer import describe_errors
 from dsr.verification import Method, plan_verification
+from services.workflow_client import describe_errors
 from workflows.models import RequestInput
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)

@@ -13,12 +13,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dsr import officer
 from dsr.assertions import Role, sign_action
 from dsr.ledger import LedgerEntry
+from dsr.status import Status
+from services import workflow_client as officer
 from tests.conftest import Harness
 from tests.test_requests_e2e import emailed_code
-from workflows.models import OfficerAction, OfficerNote, Status, UpdateResult
+from workflows.models import OfficerAction, OfficerNote, UpdateResult
 
 
 def ledger_actors(h: Harness, request_id: str, kind: str) -> list[str]:

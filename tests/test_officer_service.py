@@ -17,14 +17,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from dsr import officer
+from cli.service_client import OfficerServiceClient
 from dsr.assertions import Role
-from dsr.officerclient import OfficerServiceClient
 from dsr.officers import Revocation
+from dsr.status import Status
+from services import workflow_client as officer
 from tests.conftest import Harness
 from tests.test_cli import cli, cli_env, controller_erasure_flags
 from tests.test_requests_e2e import emailed_code
-from workflows.models import OfficerAction, OfficerNote, RequestOutcome, Status
+from workflows.models import OfficerAction, OfficerNote, RequestOutcome
 
 
 def officer_env(h: Harness, home: Path) -> dict[str, str]:

@@ -19,15 +19,16 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 import starter
-from dsr import downloadserver, package_links
+from dsr import package_links
 from dsr.assertions import Role
 from dsr.blobstore import BlobStore, LocalBlobStore
 from dsr.database import make_engine
 from dsr.ledger import LedgerEntry
-from dsr.mailserver import free_port
 from dsr.officers import officer_signer
 from dsr.sealedblobs import SealedBlobStore
 from dsr.settings import Settings
+from services import download_server as downloadserver
+from services.mail_server import free_port
 from tests.conftest import TEST_KEY_SPEC, captured_logs, officer_service_thread, write_officer_files
 
 REQUEST = "REQ-PKG-1"

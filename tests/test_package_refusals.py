@@ -12,8 +12,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.package import PackageActivities, PackageInput
 from connectors.base import export_jsonl, export_key
-from connectors.protocol import AccessResult
 from dsr.blobstore import LocalBlobStore
+from dsr.connector_contract import AccessResult
 from dsr.models import Language
 from dsr.sealedblobs import SealedBlobStore
 from dsr.settings import Settings

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from dsr import stack
 from dsr.assertions import Role
 from dsr.files import open_private, owner_only, private_folder
 from dsr.mailer import send_email
-from dsr.mailserver import MailFolder, free_port
 from dsr.officers import officer_signer
 from dsr.package_links import package_key
 from dsr.settings import Settings
+from services import stack
+from services.mail_server import MailFolder, free_port
 from tests.conftest import ROOT, TEST_KEY_SPEC, officer_service_thread, write_officer_files
 
 REQUEST = "REQ-PRIVATE-1"

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from dsr.deadline_policy import DeadlinePolicy, HolidayCalendar, Unit, load_deadline_policy
 from dsr.deadlines import Deadline, DeadlineQuery, compute_deadline
 from dsr.models import Channel, Jurisdiction, RequesterKind, Right, RightsRequest, parse_request
-from dsr.officer import describe_errors
+from services.workflow_client import describe_errors
 from tests.test_deadlines import confirmed
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -12,10 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsr.database import MilestoneRecord
+from dsr.status import Status
 from tests.conftest import Harness, save_history
 from tests.test_cli import cli
 from tests.test_requests_e2e import send_code, wait_for_status
-from workflows.models import OfficerNote, Status, StepStatus
+from workflows.models import OfficerNote, StepStatus
 
 ATTACKER = "attacker@evil.example"
 CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)

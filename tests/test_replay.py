@@ -12,7 +12,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from dsr import officer
+from services import workflow_client as officer
 from tests.conftest import EVENT_BOUNDS, REPLAY_CONVERTER
 from worker import WORKFLOWS
 

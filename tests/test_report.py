@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 import starter
 from dsr.assertions import Role
 from dsr.database import RequestRecord, make_engine
-from dsr.mailserver import free_port
 from dsr.officers import officer_signer
 from dsr.report import Month, compute_report, load_records, render_chart, render_csv
 from dsr.settings import Settings
+from services.mail_server import free_port
 from tests.conftest import officer_service_thread, write_officer_files
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -20,10 +20,13 @@ from sqlalchemy.orm import Session
 from temporalio.testing import WorkflowEnvironment
 
 from connectors.sms import Message
-from dsr import downloadserver, officer, register
+from dsr import register
 from dsr.assertions import Role
 from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
-from dsr.mailserver import MailFolder
+from dsr.status import Status
+from services import download_server as downloadserver
+from services import workflow_client as officer
+from services.mail_server import MailFolder
 from tests import outage_connector
 from tests.conftest import Harness, save_history, start_harness
 from tests.test_cli import cli
@@ -38,7 +41,6 @@ from workflows.models import (
     OfficerAction,
     OfficerNote,
     RequestOutcome,
-    Status,
 )
 
 CODE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.protocol import CategoryHolding, Discovery, EraseRule
+from dsr.connector_contract import CategoryHolding, Discovery, EraseRule
 from dsr.holds import Hold, HoldKind
 from dsr.models import Language
 from dsr.retention import (

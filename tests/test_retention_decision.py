@@ -15,13 +15,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from connectors.seed import COUNTRY_WEIGHTS
 from dsr.assertions import Role
-from dsr.mailserver import MailFolder
-from dsr.officer import OfficerError
 from dsr.retention import load_retention_policy
+from dsr.status import Status
+from services.mail_server import MailFolder
+from services.workflow_client import OfficerError
 from tests.conftest import Harness, legal_confirmed_policy, save_history, start_harness
 from tests.test_recipients import mail_of, milestones
 from tests.test_requests_e2e import answer_of, emailed_code, send_code, wait_for_status
-from workflows.models import RetentionChoice, Status
+from workflows.models import RetentionChoice
 
 DRAFT_BASIS = "A telecom traffic data duty Legal has not confirmed (test)."
 

@@ -25,7 +25,8 @@ from connectors.customer_account_store import (
     Contract,
     Invoice,
 )
-from connectors.protocol import (
+from dsr.blobstore import LocalBlobStore
+from dsr.connector_contract import (
     REDACTED,
     CategoryHolding,
     Discovery,
@@ -33,8 +34,7 @@ from connectors.protocol import (
     Scope,
     SweepInput,
 )
-from connectors.registry import load_registry
-from dsr.blobstore import LocalBlobStore
+from dsr.connector_registry import load_registry
 from dsr.emails import Action, AnswerContext, ProductOutcome, render_email
 from dsr.models import Identity, IdentityType, Jurisdiction, Language, Right
 from dsr.retention import (

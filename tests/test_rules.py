@@ -20,11 +20,11 @@ from dsr import legal_doc, rules
 from dsr.assertions import Role
 from dsr.database import make_engine
 from dsr.ledger import ledger_key, verify
-from dsr.mailserver import free_port
 from dsr.officers import officer_signer
 from dsr.provenance import STATEMENT, RuleStatus
-from dsr.rulesactions import UnrecordedConfirmation, check_confirmations
 from dsr.settings import POLICY_DIR, Settings
+from services.mail_server import free_port
+from services.rule_actions import UnrecordedConfirmation, check_confirmations
 from starter import app
 from tests.conftest import officer_service_thread, write_officer_files
 

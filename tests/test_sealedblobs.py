@@ -14,9 +14,9 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.package import PackageActivities, PackageInput
 from connectors.base import export_jsonl, export_key
-from connectors.protocol import AccessResult
 from dsr.blobstore import LocalBlobStore
 from dsr.codec import DecryptionError
+from dsr.connector_contract import AccessResult
 from dsr.keyring import Keyring, UnknownKeyError, new_key_entry
 from dsr.models import Language
 from dsr.sealedblobs import FRAME_BYTES, MAGIC, SealedBlobStore, UnsealedBlobError

@@ -1,4 +1,4 @@
-"""Identities and codes from a file or stdin (dsr/secret_input.py): the CLI reading both on
+"""Identities and codes from a file or stdin (cli/secret_input.py): the CLI reading both on
 stdin in its own process, against real workers; what is read, and that a refusal never
 repeats a value. The refusals at the CLI are in tests/bad_inputs.yaml."""
 
@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from dsr import officer, secret_input
-from dsr.secret_input import SecretInputError, one_time_code, with_identities_file
+from cli import secret_input
+from cli.secret_input import SecretInputError, one_time_code, with_identities_file
+from dsr.status import Status
+from services import workflow_client as officer
 from tests.conftest import Harness
 from tests.test_cli import cli, emailed_code, new_id
-from workflows.models import RequestOutcome, Status
+from workflows.models import RequestOutcome
 
 EMAIL = "ana.silva@example.com"
 

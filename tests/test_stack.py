@@ -17,11 +17,12 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
-from dsr import search_attributes, stack
+from dsr import search_attributes
 from dsr.mailer import send_email
-from dsr.mailserver import MailFolder
 from dsr.settings import Settings
-from dsr.stack import StackError, StackStatus
+from services import stack
+from services.mail_server import MailFolder
+from services.stack import StackError, StackStatus
 
 RETENTION_DAYS = 7
 # A stand-in worker that shows the environment it was given, then idles.

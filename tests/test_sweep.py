@@ -22,14 +22,13 @@ from temporalio.testing import WorkflowEnvironment
 import worker
 from activities.sweep import SweepReport, category_periods, plan_sweep
 from connectors.builtin import BUILTIN
-from connectors.protocol import EraseRule
-from connectors.registry import load_registry
 from connectors.sms import Message, SmsConnector
 from dsr import ledger
+from dsr.connector_contract import EraseRule
+from dsr.connector_registry import load_registry
 from dsr.database import MilestoneRecord, RequestRecord, make_engine
 from dsr.holds import Hold, HoldKind
 from dsr.ledger import LedgerEntry
-from dsr.mailserver import MailFolder
 from dsr.retention import (
     Period,
     RetentionPolicy,
@@ -37,6 +36,7 @@ from dsr.retention import (
     load_retention_policy,
 )
 from dsr.retention_periods import subtract_period
+from services.mail_server import MailFolder
 from tests import conftest
 from tests.conftest import ROOT, Harness, legal_confirmed_policy, save_history, start_harness
 from workflows.purge import ConfirmationPurgeWorkflow

@@ -29,17 +29,11 @@ from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
 from dsr.deadline_policy import load_deadline_policy
 from dsr.deadlines import DeadlineQuery, compute_deadline
 from dsr.ledger import LedgerEntry
-from dsr.mailserver import MailFolder
 from dsr.models import RightsRequest
+from dsr.status import Status
+from services.mail_server import MailFolder
 from tests.conftest import Harness, save_history, start_harness
-from workflows.models import (
-    OfficerAction,
-    OfficerNote,
-    RequestStatus,
-    Status,
-    StepStatus,
-    UpdateResult,
-)
+from workflows.models import OfficerAction, OfficerNote, RequestStatus, StepStatus, UpdateResult
 from workflows.purge import ConfirmationPurgeWorkflow
 
 OFFICER = "officer@group.example"

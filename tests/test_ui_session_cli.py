@@ -19,13 +19,13 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner, Result
 
 import starter
-from dsr import codecserver
 from dsr.assertions import Role
 from dsr.database import make_engine
 from dsr.ledger import LedgerEntry
-from dsr.mailserver import free_port
 from dsr.officers import officer_signer
 from dsr.settings import Settings
+from services import codec_server as codecserver
+from services.mail_server import free_port
 from tests.conftest import officer_service_thread, write_officer_files
 from tests.test_codecserver import (
     JSON_HEADERS,

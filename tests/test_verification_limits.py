@@ -14,10 +14,11 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
-from dsr import officer
+from dsr.status import Status
+from services import workflow_client as officer
 from tests.conftest import Harness
 from tests.test_requests_e2e import emailed_code, send_code
-from workflows.models import CodeResult, OfficerAction, Status
+from workflows.models import CodeResult, OfficerAction
 
 AT_ONCE = 50
 # Why a code Update is refused without being compared: the server's in-flight limit, or the

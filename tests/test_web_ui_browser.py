@@ -35,15 +35,17 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from dsr import officer, sessions, stack
+from dsr import sessions
 from dsr.codec import ENCODING
-from dsr.codecserver import codec_endpoint, session_link
 from dsr.database import make_engine
-from dsr.mailserver import free_port
 from dsr.models import parse_request
 from dsr.officers import door_signer
 from dsr.settings import Settings
 from dsr.temporal import connect
+from services import stack
+from services import workflow_client as officer
+from services.codec_server import codec_endpoint, session_link
+from services.mail_server import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

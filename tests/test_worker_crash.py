@@ -22,9 +22,9 @@ from temporalio.testing import WorkflowEnvironment
 from connectors.base import create_store_engine
 from connectors.builtin import BUILTIN
 from connectors.sms import Message
-from dsr.mailserver import MailFolder
+from dsr.status import Status
+from services.mail_server import MailFolder
 from tests.conftest import ROOT, Harness, start_harness
-from workflows.models import Status
 
 EXTRA_MESSAGES = 60_000
 

@@ -17,22 +17,21 @@ with workflow.unsafe.imports_passed_through():
     from activities.mail import Notice
     from activities.policy import RequestPolicy
     from activities.verification import IssuedCode
-    from connectors.registry import ConnectorEntry
     from dsr import assertions
     from dsr import search_attributes as sa
+    from dsr.connector_registry import ConnectorEntry
     from dsr.deadlines import Deadline
     from dsr.models import Language, RightsRequest
     from dsr.register import Milestone
+    from dsr.status import CLOSED, Status
     from dsr.verification import Target
     from workflows.models import (
-        CLOSED,
         ConnectorDecision,
         ConnectorState,
         Denial,
         OfficerNote,
         OfficerPayload,
         RetentionChoice,
-        Status,
         Step,
         StepStatus,
     )

@@ -26,14 +26,8 @@ with workflow.unsafe.imports_passed_through():
     from dsr.children import ChildReviewPlan
     from dsr.models import Right, RightsRequest
     from dsr.retention import ErasurePlan
-    from workflows.models import (
-        CLOSED,
-        ChildErasureDecision,
-        ChildMarker,
-        Status,
-        Step,
-        UpdateResult,
-    )
+    from dsr.status import CLOSED, Status
+    from workflows.models import ChildErasureDecision, ChildMarker, Step, UpdateResult
 
 
 from workflows.base import RequestState

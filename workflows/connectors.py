@@ -15,18 +15,18 @@ from temporalio.exceptions import ActivityError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from connectors import protocol as p
-    from connectors.registry import ConnectorEntry, DataRole
+    from dsr import connector_contract as p
     from dsr import search_attributes as sa
+    from dsr.connector_registry import ConnectorEntry, DataRole
     from dsr.emails import ProductOutcome
     from dsr.models import Right, RightsRequest
     from dsr.retention import ErasurePlan
+    from dsr.status import Status
     from workflows.models import (
         ConnectorDecision,
         ConnectorResolution,
         ConnectorState,
         ConnectorStatus,
-        Status,
         UpdateResult,
     )
 

@@ -13,13 +13,8 @@ with workflow.unsafe.imports_passed_through():
     from dsr import search_attributes as sa
     from dsr.deadlines import Deadline, DeadlineQuery
     from dsr.models import Right
-    from workflows.models import (
-        CLOSED,
-        Extension,
-        OfficerNote,
-        Status,
-        UpdateResult,
-    )
+    from dsr.status import CLOSED, Status
+    from workflows.models import Extension, OfficerNote, UpdateResult
 
 
 from workflows.base import REMINDERS, RequestState

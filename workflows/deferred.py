@@ -27,9 +27,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.legal_hold import HoldCheck
     from activities.mail import Notice
     from activities.policy import PolicyQuery, RequestPolicy
-    from connectors import protocol as p
-    from connectors.registry import ConnectorEntry
+    from dsr import connector_contract as p
     from dsr import search_attributes as sa
+    from dsr.connector_registry import ConnectorEntry
     from dsr.models import RightsRequest
     from dsr.register import Milestone
     from dsr.retention import ErasurePlan, RetainedPart

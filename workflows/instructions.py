@@ -12,7 +12,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from connectors.registry import ConnectorEntry, DataRole
+    from dsr.connector_registry import ConnectorEntry, DataRole
     from workflows.models import (
         ConnectorResolution,
         ConnectorState,

@@ -8,7 +8,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from dsr.recipients import Recipient, contact_account, verified_recipient
-    from workflows.models import OfficerNote, Status, StepStatus, UpdateResult
+    from dsr.status import Status
+    from workflows.models import OfficerNote, StepStatus, UpdateResult
 
 from workflows.base import RequestState
 

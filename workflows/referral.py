@@ -9,8 +9,8 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from connectors import protocol as p
-    from connectors.registry import ConnectorEntry, DataRole
+    from dsr import connector_contract as p
+    from dsr.connector_registry import ConnectorEntry, DataRole
     from workflows.models import ConnectorState
 
 from workflows.instructions import Instructions

@@ -19,9 +19,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.package import Package, PackageInput
     from activities.policy import PolicyQuery, RequestPolicy
     from activities.register import Intake, Registered
-    from connectors import protocol as p
+    from dsr import connector_contract as p
     from dsr.models import Right
     from dsr.retention import ErasurePlan
+    from dsr.status import Status
     from workflows.models import (
         Denial,
         OfficerAction,
@@ -29,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
         RequestInput,
         RequestOutcome,
         RequestStatus,
-        Status,
         UpdateResult,
     )
 

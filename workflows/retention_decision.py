@@ -11,9 +11,10 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.legal_hold import HoldCheck
-    from connectors import protocol as p
+    from dsr import connector_contract as p
     from dsr.retention import ErasurePlan, RetainedPart
-    from workflows.models import RetentionChoice, Status, StepStatus, UpdateResult
+    from dsr.status import Status
+    from workflows.models import RetentionChoice, StepStatus, UpdateResult
 
 from workflows.base import RequestState
 

@@ -9,7 +9,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.answer import AnswerInput
     from activities.review import AnswerReview
-    from workflows.models import OfficerNote, Status, StepStatus, UpdateResult
+    from dsr.status import Status
+    from workflows.models import OfficerNote, StepStatus, UpdateResult
 
 from workflows.base import RequestState
 

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
         SweepPlanQuery,
         SweepReport,
     )
-    from connectors.protocol import Operation, SweepInput, SweepResult, activity_name
+    from dsr.connector_contract import Operation, SweepInput, SweepResult, activity_name
 
 WORKFLOW_NAME = "RetentionSweep"
 QUICK = timedelta(minutes=1)

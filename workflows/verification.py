@@ -11,14 +11,13 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.verification import CodeCheck, CodeIssue, CodeRecipient, IssuedCode
+    from dsr.status import CLOSED, Status
     from dsr.verification import Method, Target, plan_verification
     from workflows.models import (
-        CLOSED,
         CodeResult,
         CodeSubmission,
         OfficerAction,
         OfficerNote,
-        Status,
         UpdateResult,
     )
 

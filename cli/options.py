@@ -10,10 +10,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
-from dsr.cli_errors import cli_settings, fail
+from cli.errors import cli_settings, fail
+from cli.officers import officer_service
 from dsr.models import REQUEST_ID
-from dsr.officer import OfficerError, describe_errors
-from dsr.officers_cli import officer_service
+from services.workflow_client import OfficerError, describe_errors
 
 M = TypeVar("M", bound=BaseModel)
 

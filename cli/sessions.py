@@ -1,5 +1,5 @@
 """``starter.py ui-session``: an officer's Web UI sessions, through the officer service
-(``dsr.sessionactions``): open one for yourself (a one-time link for the browser you use for
+(``services.session_actions``): open one for yourself (a one-time link for the browser you use for
 the Web UI), list them, end one or all. An administrator also lists and ends anyone's."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dsr.cli_errors import cli_settings, fail
-from dsr.cli_options import payload
-from dsr.officer import OfficerError
-from dsr.officeractions import NoArguments
-from dsr.officers_cli import officer_service
-from dsr.sessionactions import SESSIONS, SessionEnd, SessionQuery
+from cli.errors import cli_settings, fail
+from cli.officers import officer_service
+from cli.options import payload
+from services.officer_actions import NoArguments
+from services.session_actions import SESSIONS, SessionEnd, SessionQuery
+from services.workflow_client import OfficerError
 
 console = Console()
 

@@ -7,7 +7,7 @@ only through this server, and it decodes only
   once, the link ``python starter.py ui-session`` prints (``dsr.sessions``: the link is
   exchanged for a fresh cookie and opens nothing after), or, where the Web UI signs officers in
   with OIDC, an ``Authorization: Bearer`` access token with a role allowed to read
-  (``dsr.oidc``: the issuer's JWKS, issuer, audience, expiry, token type, role claim,
+  (``services.oidc``: the issuer's JWKS, issuer, audience, expiry, token type, role claim,
   ``email_verified``); and
 * for the configured Web UI origins (CORS, ``codec_allowed_origins``): a request from any other
   origin is refused before anything is read. Requests without an ``Origin`` (the Temporal CLI's
@@ -34,9 +34,9 @@ session cookie (``tests/test_web_ui_browser.py`` checks this in Chromium). The c
 ``HttpOnly``, ``SameSite=Lax``, and ``Secure`` when the codec server's public address
 (``codec_public_url``) is https: a TLS proxy in front of it is declared by that setting, not
 by a header a client could send, so no ``X-Forwarded-Proto`` is trusted.
-Run it alone with ``python -m dsr.codecserver``. It listens on ``codec_bind_host`` (127.0.0.1 by
-default; 0.0.0.0 in a container, where the Web UI's browsers reach it through the published
-port or an Ingress).
+Run it alone with ``python -m services.codec_server``. It listens on ``codec_bind_host``
+(127.0.0.1 by default; 0.0.0.0 in a container, where the Web UI's browsers reach it through
+the published port or an Ingress).
 """
 
 from __future__ import annotations
@@ -54,16 +54,17 @@ from google.protobuf import json_format
 from sqlalchemy import Engine
 from temporalio.converter import PayloadCodec
 
-from dsr import serving, sessions
-from dsr.codecpayloads import (
+from dsr import sessions
+from dsr.logging import get_logger
+from services import serving
+from services.codec_payloads import (
     MAX_BODY_BYTES,
     WORKFLOW_ID_HEADER,
     decoded_for_display,
     read_payloads,
     workflow_ids,
 )
-from dsr.logging import get_logger
-from dsr.oidc import OidcVerifier, Refused, TokenIdentity
+from services.oidc import OidcVerifier, Refused, TokenIdentity
 
 if TYPE_CHECKING:
     from dsr.settings import Settings

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from dsr import ledger, rules
 from dsr.assertions import Principal
-from dsr.officeractions import Action, ActionRefused, Context
 from dsr.settings import Settings
+from services.officer_actions import Action, ActionRefused, Context
 
 RULES = "policy-rules"  # the target of rule actions
 CONFIRMED = "rule_confirmed"  # the ledger entry's kind

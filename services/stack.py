@@ -33,10 +33,10 @@ from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
 from temporalio.client import Client
 
 from dsr import search_attributes
-from dsr.codecserver import codec_endpoint
 from dsr.files import OWNER_ONLY_UMASK, owner_only, private_folder
-from dsr.mailserver import free_port
 from dsr.settings import Settings
+from services.codec_server import codec_endpoint
+from services.mail_server import free_port
 
 __all__ = [
     "ServiceStatus",
@@ -305,7 +305,7 @@ def _temporal_binary() -> str:
 
 def _mail_service(settings: Settings) -> Service:
     argv = [
-        sys.executable, "-m", "dsr.mailserver",
+        sys.executable, "-m", "services.mail_server",
         "--host", settings.smtp_host,
         "--port", str(settings.smtp_port),
         "--dir", str(settings.mail_dir),
@@ -317,7 +317,7 @@ def _mail_service(settings: Settings) -> Service:
 
 def _codec_service(settings: Settings) -> Service:
     """The codec server the Web UI decodes payloads through, for officers with a session."""
-    argv = [sys.executable, "-m", "dsr.codecserver"]
+    argv = [sys.executable, "-m", "services.codec_server"]
     port = Port("127.0.0.1", settings.codec_port, "codec server", "DSR_CODEC_PORT")
     python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
     ui = settings.temporal_ui_port
@@ -331,7 +331,7 @@ def _codec_service(settings: Settings) -> Service:
 
 def _downloads_service(settings: Settings) -> Service:
     """The download server the answer emails link to, for access packages."""
-    argv = [sys.executable, "-m", "dsr.downloadserver"]
+    argv = [sys.executable, "-m", "services.download_server"]
     port = Port(settings.download_bind_host, settings.download_port, "download server",
                 "DSR_DOWNLOAD_PORT")
     python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
@@ -341,7 +341,7 @@ def _downloads_service(settings: Settings) -> Service:
 
 def _officers_service(settings: Settings) -> Service:
     """The officer service: officers' CLIs act through it, holding no secret."""
-    argv = [sys.executable, "-m", "dsr.officerservice"]
+    argv = [sys.executable, "-m", "services.officer_service"]
     port = Port(settings.officer_service_bind_host, settings.officer_service_port,
                 "officer service", "DSR_OFFICER_SERVICE_PORT")
     python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))

@@ -8,13 +8,13 @@ authority, a role the action allows, an officer still registered, a nonce not ye
 * ``POST /v1/requests/{request_id}/{update}``: an officer's Update on a request, its payload
   signed; forwarded as it is, and checked again by the request's workflow;
 * ``POST /v1/actions/{action}``: entering a request and relaying its code
-  (``dsr.intakeactions``); the directory, legal holds, reading a request's status, a package
-  or a proof (sent as bytes), the report, the ledger check (``dsr.officeractions``); Web UI
-  sessions (``dsr.sessionactions``); as ``{"arguments": ..., "assertion": ...}``.
+  (``services.intake_actions``); the directory, legal holds, reading a request's status, a package
+  or a proof (sent as bytes), the report, the ledger check (``services.officer_actions``); Web UI
+  sessions (``services.session_actions``); as ``{"arguments": ..., "assertion": ...}``.
 
 Answers are JSON; a refusal is ``{"error": ...}`` with 400 (bad input, naming the field), 403
 (not authorized, saying why), 404 (no such request) or 409 (the request refused it). Nothing
-personal is logged, and the access log is off. ``python -m dsr.officerservice``; the embedded
+personal is logged, and the access log is off. ``python -m services.officer_service``; the embedded
 stack starts it.
 """
 
@@ -29,20 +29,17 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from temporalio.client import Client
 
-from dsr import (
-    authorization,
-    intakeactions,
-    officer,
-    officeractions,
-    officers,
-    rulesactions,
-    serving,
-    sessionactions,
-)
+from dsr import authorization, officers
 from dsr.assertions import Assertion, AssertionRefused, Principal
 from dsr.credentials import load_action_roles
 from dsr.logging import get_logger
 from dsr.settings import Settings
+from services import intake_actions as intakeactions
+from services import officer_actions as officeractions
+from services import rule_actions as rulesactions
+from services import serving
+from services import session_actions as sessionactions
+from services import workflow_client as officer
 from workflows.models import (
     ChildErasureDecision,
     ConnectorDecision,

@@ -13,10 +13,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from dsr import officer
-from dsr.cli_errors import cli_settings, fail
-from dsr.cli_options import JsonOpt, OfficerOpt, RequestIdArg, payload
-from dsr.officers_cli import officer_service
+from cli.errors import cli_settings, fail
+from cli.officers import officer_service
+from cli.options import JsonOpt, OfficerOpt, RequestIdArg, payload
+from services import workflow_client as officer
 from workflows.models import (
     ChildErasureDecision,
     ConnectorDecision,

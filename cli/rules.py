@@ -14,12 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.errors import cli_settings, fail
+from cli.officers import officer_service
 from dsr import legal_doc, rules
-from dsr.cli_errors import cli_settings, fail
-from dsr.officer import OfficerError
-from dsr.officers_cli import officer_service
 from dsr.provenance import RuleStatus
-from dsr.rulesactions import RULES, RuleConfirmation
+from services.rule_actions import RULES, RuleConfirmation
+from services.workflow_client import OfficerError
 
 rules_app = typer.Typer(no_args_is_help=True, help="The policy's rules and texts, and Legal's "
                         "confirmation of them.")

@@ -1,4 +1,4 @@
-"""The officer's CLI side of the officer service (``dsr.officerservice``): it signs each
+"""The officer's CLI side of the officer service (``services.officer_service``): it signs each
 action with the officer's key and credential and sends it; it holds no secret of the product.
 A refusal comes back as :class:`OfficerError` with the service's reason."""
 
@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from dsr import officers
 from dsr.credentials import CredentialError, Signer
 from dsr.files import open_private
-from dsr.officer import OfficerError, signed
+from services.workflow_client import OfficerError, signed
 from workflows.models import OfficerPayload, UpdateResult
 
 TIMEOUT = aiohttp.ClientTimeout(total=600)

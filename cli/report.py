@@ -14,10 +14,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from dsr.cli_errors import fail
-from dsr.cli_options import act
-from dsr.officeractions import REGISTER
+from cli.errors import fail
+from cli.options import act
 from dsr.report import Report, ReportRange, render_chart, render_csv, render_table
+from services.officer_actions import REGISTER
 
 
 def _date(option: str, text: str) -> date:

@@ -13,11 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dsr import officer
-from dsr.cli_errors import fail
-from dsr.cli_options import JsonOpt, RequestIdArg, act
-from dsr.officeractions import REGISTER, LinkRevocation, RecordQuery
-from workflows.models import ChildMarker, RequestStatus, Status
+from cli.errors import fail
+from cli.options import JsonOpt, RequestIdArg, act
+from dsr.status import Status
+from services import workflow_client as officer
+from services.officer_actions import REGISTER, LinkRevocation, RecordQuery
+from workflows.models import ChildMarker, RequestStatus
 
 console = Console()
 

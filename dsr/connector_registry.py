@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from connectors.protocol import Operation
+from dsr.connector_contract import Operation
 from dsr.models import IdentityType
 
 

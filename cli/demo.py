@@ -26,22 +26,21 @@ from connectors.population import make_population
 from connectors.seed import DemoFacts
 from connectors.seed import seed_stores as seed_connector_stores
 from connectors.sms import SmsConnector
-from dsr import officer
 from dsr.assertions import Role
-from dsr.embedded import start
-from dsr.mailserver import MailFolder
 from dsr.models import RightsRequest, parse_request
 from dsr.officers import door_signer, officer_signer
 from dsr.settings import Settings
+from dsr.status import CLOSED, Status
 from dsr.temporal import connect
+from services import workflow_client as officer
+from services.embedded import start
+from services.mail_server import MailFolder
 from workflows.models import (
-    CLOSED,
     CodeResult,
     CodeSubmission,
     OfficerNote,
     RequestOutcome,
     RequestStatus,
-    Status,
     UpdateResult,
 )
 

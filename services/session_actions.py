@@ -11,8 +11,8 @@ from pydantic import BaseModel, StringConstraints
 
 from dsr import sessions
 from dsr.assertions import Principal, Role
-from dsr.codecserver import codec_endpoint, session_link
-from dsr.officeractions import Action, ActionRefused, Context, NoArguments
+from services.codec_server import codec_endpoint, session_link
+from services.officer_actions import Action, ActionRefused, Context, NoArguments
 
 SESSIONS = "ui-sessions"  # the target of session actions
 

@@ -1,6 +1,6 @@
 """``starter.py submit`` and ``verify``: an officer enters a request that came by email or
 post, and relays the one-time code its requester received, both as themself through the
-officer service (``dsr.intakeactions``). Identities and codes can come from a file or stdin,
+officer service (``services.intake_actions``). Identities and codes can come from a file or stdin,
 out of shell history and ``ps``."""
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from dsr import officer, secret_input
-from dsr.cli_errors import fail
-from dsr.cli_options import JsonOpt, RequestIdArg, act, payload
-from dsr.intakeactions import CodeRelay
+from cli import secret_input
+from cli.errors import fail
+from cli.options import JsonOpt, RequestIdArg, act, payload
 from dsr.models import parse_request
+from services import workflow_client as officer
+from services.intake_actions import CodeRelay
 from workflows.models import CodeResult
 
 console = Console()

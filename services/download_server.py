@@ -17,13 +17,13 @@ so a cross-site page cannot drop both; a client outside a browser can write any 
 requiring them would stop the honest ones only. The landing page's ``Referrer-Policy`` is
 ``same-origin``: under ``no-referrer`` browsers send ``Origin: null`` on the button's POST.
 
-Rate limits (per process, ``dsr.ratelimit``): at most ``download_posts_per_token`` download
+Rate limits (per process, ``services.ratelimit``): at most ``download_posts_per_token`` download
 POSTs per link and ``download_requests_per_client`` requests of any kind per client address in
 any 60 seconds; past them 429 with ``Retry-After``. Refusals are logged with a keyed hash of
 the client's address, never the address or the token.
 
 Pages never show personal data, and the access log is off: it would print the token. Run it
-with ``python -m dsr.downloadserver``; the embedded stack starts it.
+with ``python -m services.download_server``; the embedded stack starts it.
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from sqlalchemy import Engine
 
-from dsr import package_links, serving
+from dsr import package_links
 from dsr.blobstore import BlobStore
 from dsr.keyring import KeyringError
 from dsr.logging import get_logger
 from dsr.package_links import LinkRefusal, PackageLinkRecord
-from dsr.ratelimit import Clock, SlidingWindowLimiter, client_address, client_key, counted
+from services import serving
+from services.ratelimit import Clock, SlidingWindowLimiter, client_address, client_key, counted
 
 if TYPE_CHECKING:
     from dsr.settings import Settings

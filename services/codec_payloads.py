@@ -14,7 +14,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
 from dsr.codec import ENCODING
-from dsr.oidc import Refused
+from services.oidc import Refused
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 # Where a payload may name its workflow: metadata the encoder stamps, or a header.

@@ -6,9 +6,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dsr import schedules, stack
+from dsr import schedules
 from dsr.settings import Settings
 from dsr.temporal import connect
+from services import stack
 
 WORKER = Path(__file__).resolve().parent.parent / "worker.py"
 

@@ -15,11 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dsr import holds, officer
-from dsr.cli_errors import cli_settings, err, fail
-from dsr.officeractions import HOLDS, HoldQuery, HoldRelease
-from dsr.officerclient import OfficerServiceClient
-from dsr.officers_cli import officer_service
+from cli.errors import cli_settings, err, fail
+from cli.officers import officer_service
+from cli.service_client import OfficerServiceClient
+from dsr import holds
+from services import workflow_client as officer
+from services.officer_actions import HOLDS, HoldQuery, HoldRelease
 
 hold_app = typer.Typer(no_args_is_help=True, help="Legal holds: data that must be kept.")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]

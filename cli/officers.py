@@ -20,15 +20,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cli.errors import cli_settings, fail
+from cli.service_client import OfficerServiceClient
 from dsr import officers
 from dsr.assertions import Role, public_key_text
-from dsr.cli_errors import cli_settings, fail
 from dsr.credentials import CredentialError, Signer, credential_claims, generate_key, load_key
 from dsr.database import make_engine
 from dsr.files import open_private, private_folder
-from dsr.officer import OfficerError, describe_errors
-from dsr.officerclient import OfficerServiceClient
 from dsr.settings import Settings
+from services.workflow_client import OfficerError, describe_errors
 
 officers_app = typer.Typer(no_args_is_help=True, help="The officers' directory and keys.")
 console = Console()

@@ -1,6 +1,6 @@
 """The embedded stack's SMTP server: every accepted message becomes one ``.eml`` file.
 
-Run it in the foreground with ``python -m dsr.mailserver --host 127.0.0.1 --port 8025
+Run it in the foreground with ``python -m services.mail_server --host 127.0.0.1 --port 8025
 --dir var/mail``; read the folder with ``MailFolder``; start one inside a test with
 ``running_mail_server``.
 """

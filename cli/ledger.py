@@ -13,13 +13,13 @@ import typer
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 
+from cli.officers import officer_service
 from dsr.anchors import AnchorStoreError, anchor_store
 from dsr.ledger import LEDGER, VerifyResult, anchor, ledger_key
 from dsr.ledger_restore import RestoreRecorded
-from dsr.officer import OfficerError, describe_errors
-from dsr.officeractions import RestoreNote
-from dsr.officers_cli import officer_service
 from dsr.settings import Settings
+from services.officer_actions import RestoreNote
+from services.workflow_client import OfficerError, describe_errors
 
 ledger_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit ledger.")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]

@@ -12,10 +12,11 @@ from pydantic import StringConstraints
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
-from dsr import officer, register
+from dsr import register
 from dsr.assertions import Principal
 from dsr.models import REQUEST_ID, RightsRequest
-from dsr.officeractions import Action, ActionRefused, Context, record
+from services import workflow_client as officer
+from services.officer_actions import Action, ActionRefused, Context, record
 from workflows.models import CodeResult, CodeSubmission
 
 

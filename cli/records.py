@@ -13,10 +13,10 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from dsr import officer
-from dsr.cli_errors import cli_settings, fail
-from dsr.officeractions import RecordQuery
-from dsr.officers_cli import officer_service
+from cli.errors import cli_settings, fail
+from cli.officers import officer_service
+from services import workflow_client as officer
+from services.officer_actions import RecordQuery
 
 console = Console()
 OutOpt = Annotated[Path, typer.Option(help="Where to write it.")]

@@ -1,8 +1,8 @@
 """What the officer service does for officers besides Updates: the officers' directory,
 legal holds, following requests and the register's report, reading a request's access
 package or kept proof, checking the audit ledger and recording a database restore in it
-(entering requests and relaying codes: ``dsr.intakeactions``; Web UI sessions:
-``dsr.sessionactions``). Each action runs for a principal the service has already proven
+(entering requests and relaying codes: ``services.intake_actions``; Web UI sessions:
+``services.session_actions``). Each action runs for a principal the service has already proven
 (``dsr.authorization``) and is recorded under that identity, never a typed name. The roles
 each needs are in ``roles.yaml``."""
 
@@ -21,16 +21,7 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from dsr import (
-    holds,
-    ledger,
-    ledger_restore,
-    officer,
-    officers,
-    package_links,
-    register,
-    report,
-)
+from dsr import holds, ledger, ledger_restore, officers, package_links, register, report
 from dsr.assertions import Principal
 from dsr.codec import DecryptionError, EncryptionCodec, unseal
 from dsr.database import ConfirmationRecord
@@ -38,6 +29,7 @@ from dsr.keyring import load_keyring
 from dsr.models import REQUEST_ID
 from dsr.notes import NoteKeys, note_hash
 from dsr.settings import Settings
+from services import workflow_client as officer
 
 HOLDS = "holds"  # the target of hold actions
 REGISTER = "register"  # the target of listing requests
