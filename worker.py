@@ -32,6 +32,7 @@ from dsr.files import private_umask
 from dsr.keyring import Keyring, KeyringError, load_keyring
 from dsr.logging import configure, get_logger
 from dsr.policies import PolicyFault, check_policies
+from dsr.sealedblobs import sealed_blob_store
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
 from dsr.temporal_token import TokenError
@@ -49,7 +50,7 @@ WORKFLOWS = [RightsRequestWorkflow, DeferredErasureWorkflow, ConfirmationPurgeWo
 
 def orchestrator_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
     engine = make_engine(settings.app_database_url)
-    blobs = settings.blob_store()
+    blobs = sealed_blob_store(settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -78,7 +79,7 @@ def connector_worker(client: Client, settings: Settings, name: str,
     entry = load_registry(settings.connector_registry).get(name)
     if entry.task_queue is None:
         raise ValueError(f"connector {name} is instructed by email: it has no worker to run")
-    connector = build_connector(name, settings, settings.blob_store())
+    connector = build_connector(name, settings, sealed_blob_store(settings))
     return Worker(client, task_queue=entry.task_queue,
                   activities=connector_activities(connector), activity_executor=executor,
                   interceptors=[RefuseForeignInput(), RequestLogInterceptor()],

@@ -4,16 +4,13 @@ store ``DSR_LEDGER_ANCHOR_URL`` names), for the hourly Schedule."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from temporalio import activity
 
 from dsr import ledger
-
-if TYPE_CHECKING:
-    from dsr.settings import Settings
+from dsr.settings import Settings
 
 
 class AnchorInput(BaseModel):

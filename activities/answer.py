@@ -19,12 +19,12 @@ from dsr import package_links
 from dsr.access_facts import answer_facts, load_access_policies
 from dsr.catalogue import access_statement_for, authority_for, rights_for
 from dsr.codec import EncryptionCodec, seal
-from dsr.database import ConfirmationRecord
 from dsr.deadline_policy import load_deadline_policy
 from dsr.emails import Action, AnswerContext, ProductOutcome, RenderedEmail, render
 from dsr.keyring import load_keyring
 from dsr.mailer import send_email
 from dsr.models import Jurisdiction, Language, Right, RightsRequest
+from dsr.register import ConfirmationRecord
 from dsr.retention import RetainedPart, RetentionPolicy, keep_until, load_retention_policy
 from dsr.settings import Settings
 

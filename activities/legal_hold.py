@@ -12,10 +12,9 @@ from temporalio import activity
 
 from dsr.connector_contract import Discovery
 from dsr.connector_registry import Registry, load_registry
-from dsr.database import RequestRecord
 from dsr.holds import Hold, active_holds
 from dsr.models import Identity, IdentityType
-from dsr.register import subject_forms
+from dsr.register import RequestRecord, subject_forms
 from dsr.retention import ErasurePlan, load_retention_policy, plan_erasure
 from dsr.settings import Settings
 

@@ -11,7 +11,6 @@ database (the store DSR_LEDGER_ANCHOR_URL names), as the hourly anchoring Schedu
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, delete, func, or_, select
@@ -20,7 +19,7 @@ from temporalio import activity
 
 from dsr import ledger, package_links
 from dsr.blobstore import BlobStore
-from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord, RequestSubjectRecord
+from dsr.register import ConfirmationRecord, MilestoneRecord, RequestRecord, RequestSubjectRecord
 from dsr.retention import (
     ORCHESTRATOR,
     RetentionPolicy,
@@ -28,9 +27,7 @@ from dsr.retention import (
     load_retention_policy,
 )
 from dsr.retention_periods import subtract_period
-
-if TYPE_CHECKING:
-    from dsr.settings import Settings
+from dsr.settings import Settings
 
 PURGE_ACTOR = "confirmation-purge-schedule"
 REGISTER_CATEGORY = "request_confirmation"  # the register is kept as long as the proof

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
@@ -26,9 +26,7 @@ from dsr.connector_contract import EraseRule, Operation
 from dsr.connector_registry import ConnectorEntry, Registry, load_registry
 from dsr.holds import Hold, active_holds
 from dsr.retention import Period, RetentionPolicy, erasable_before, load_retention_policy
-
-if TYPE_CHECKING:
-    from dsr.settings import Settings
+from dsr.settings import Settings
 
 SWEEP_ACTOR = "retention-sweep-schedule"
 # The connectors whose stores keep the country that decides retention (where a communication

@@ -32,8 +32,8 @@ from temporalio.client import Client, WorkflowHandle
 from connectors.seed import DemoFacts
 from dsr.credentials import Signer
 from dsr.models import Channel, Right, RightsRequest
-from dsr.officers import door_signer, officer_signer
 from dsr.settings import Settings
+from dsr.signers import door_signer, officer_signer
 from dsr.status import Status
 from dsr.temporal import connect
 from services import workflow_client as officer

@@ -28,8 +28,9 @@ from connectors.seed import seed_stores as seed_connector_stores
 from connectors.sms import SmsConnector
 from dsr.assertions import Role
 from dsr.models import RightsRequest, parse_request
-from dsr.officers import door_signer, officer_signer
+from dsr.sealedblobs import sealed_blob_store
 from dsr.settings import Settings
+from dsr.signers import door_signer, officer_signer
 from dsr.status import CLOSED, Status
 from dsr.temporal import connect
 from services import workflow_client as officer
@@ -52,7 +53,7 @@ def seed_stores(settings: Settings, people: int = 300, customers: int = 6,
                 everything: bool = True) -> DemoFacts:
     """Seed the SMS and customer-account stores (the demo's requests), and with
     ``everything`` every other reference store from the shared population."""
-    blobs = settings.blob_store()
+    blobs = sealed_blob_store(settings)
     now = datetime.now(UTC)
     # The ignores go once the connectors annotate ``blobs: BlobStore`` (any store works).
     facts = seed_connector_stores(

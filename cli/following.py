@@ -15,6 +15,8 @@ from rich.table import Table
 
 from cli.errors import fail
 from cli.options import JsonOpt, RequestIdArg, act
+from dsr import register
+from dsr.models import Jurisdiction, Right
 from dsr.status import Status
 from services import workflow_client as officer
 from services.officer_actions import REGISTER, LinkRevocation, RecordQuery
@@ -121,8 +123,6 @@ def list_requests(
     as_json: JsonOpt = False,
 ) -> None:
     """List requests from the register, newest first."""
-    from dsr import register
-    from dsr.models import Jurisdiction, Right
     # A misspelt filter would list nothing and look like "no such requests": refuse it.
     for option, value, known in (("--status", status_filter, Status),
                                  ("--right", right, Right),

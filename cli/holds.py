@@ -19,6 +19,8 @@ from cli.errors import cli_settings, err, fail
 from cli.officers import officer_service
 from cli.service_client import OfficerServiceClient
 from dsr import holds
+from dsr.temporal import connect
+from dsr.temporal_token import TokenError
 from services import workflow_client as officer
 from services.officer_actions import HOLDS, HoldQuery, HoldRelease
 
@@ -105,9 +107,6 @@ def hold_release(
 def hold_recheck() -> None:
     """Ask the deferred erasures to look again now (the operator, on the server: done by
     `release`; for after an outage, or after adding a payload key)."""
-    from dsr.temporal import connect
-    from dsr.temporal_token import TokenError
-
     async def ask() -> int:
         return await officer.recheck_deferred(await connect(cli_settings()))
 

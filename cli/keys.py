@@ -29,6 +29,8 @@ from dsr.keyring import (
     write_key_file,
 )
 from dsr.settings import Settings, SettingsError, load_settings
+from dsr.temporal import connect
+from dsr.temporal_token import TokenError
 
 OPEN = "ExecutionStatus = 'Running'"
 AT_ONCE = 20
@@ -108,9 +110,6 @@ async def retire(settings: Settings, client: Client, key_id: str) -> str:
 @keys_app.command("retire")
 def retire_command(key_id: Annotated[str, typer.Argument(metavar="KEY_ID")]) -> None:
     """Remove an old payload key, once no open workflow holds a payload under it."""
-    from dsr.temporal import connect
-    from dsr.temporal_token import TokenError
-
     async def work(settings: Settings) -> str:
         return await retire(settings, await connect(settings), key_id)
 

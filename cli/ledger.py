@@ -15,9 +15,11 @@ from sqlalchemy import Engine
 
 from cli.officers import officer_service
 from dsr.anchors import AnchorStoreError, anchor_store
+from dsr.database import make_engine
 from dsr.ledger import LEDGER, VerifyResult, anchor, ledger_key
 from dsr.ledger_restore import RestoreRecorded
-from dsr.settings import Settings
+from dsr.logging import configure
+from dsr.settings import Settings, SettingsError, load_settings
 from services.officer_actions import RestoreNote
 from services.workflow_client import OfficerError, describe_errors
 
@@ -29,9 +31,6 @@ ReasonOpt = Annotated[str, typer.Option(
 
 
 def _cli_settings() -> Settings:
-    from dsr.logging import configure
-    from dsr.settings import SettingsError, load_settings
-
     if not structlog.is_configured():  # the operator's log goes to stderr, not into --json
         configure()
 
@@ -47,8 +46,6 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _cli_engine(settings: Settings) -> Engine:
-    from dsr.database import make_engine
-
     return make_engine(settings.app_database_url)
 
 

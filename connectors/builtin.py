@@ -24,6 +24,7 @@ from connectors.customer_account import CustomerAccountConnector
 from connectors.population import Population
 from connectors.sms import SmsConnector
 from dsr.blobstore import BlobStore
+from dsr.sealedblobs import sealed_blob_store
 from dsr.settings import Settings
 
 
@@ -77,7 +78,7 @@ def seed_population_stores(
     settings: Settings, population: Population, now: datetime, seed: int = 42
 ) -> dict[str, int]:
     """Fill every population-seeded store; rows written per connector."""
-    blobs = settings.blob_store()
+    blobs = sealed_blob_store(settings)
     written: dict[str, Any] = {}
     for name, fill in POPULATION_SEEDS.items():
         written[name] = fill(build_connector(name, settings, blobs), population, now=now,

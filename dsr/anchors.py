@@ -29,14 +29,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from dsr.blobstore import parse_blob_url, s3_client
-
-if TYPE_CHECKING:
-    from dsr.settings import Settings
+from dsr.settings import Settings
 
 ANCHORS_FILE = "ledger-anchors.jsonl"
 ANCHOR_DOMAIN = b"dsr ledger anchor\x00"  # an anchor's MAC is over this, then its fields

@@ -24,8 +24,8 @@ from sqlalchemy import ColumnElement, Date, Engine, String, Text, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from dsr import ledger, notes
-from dsr.database import Base, UtcDateTime
 from dsr.models import Identity
+from dsr.orm import Base, UtcDateTime
 from dsr.serverkeys import ServerKeys
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]

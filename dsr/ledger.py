@@ -23,7 +23,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import JSON, Engine, Integer, String, event, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -37,14 +37,12 @@ from dsr.anchors import (
     as_store,
     sealed_anchor,
 )
-from dsr.database import Base, UtcDateTime
 from dsr.hashing import keyed_hash
 from dsr.ledger_checks import GENESIS, RESTORED_TO, Chain, Gap, VerifyResult, judge
 from dsr.logging import get_logger
+from dsr.orm import Base, UtcDateTime
 from dsr.purposes import AUDIT_LEDGER, key_id, purpose_key
-
-if TYPE_CHECKING:
-    from dsr.settings import Settings
+from dsr.settings import Settings
 
 __all__ = ["ANCHORS_FILE", "GENESIS", "Anchor", "AnchorStore", "AnchorStoreError", "Gap",
            "VerifyResult", "anchor", "anchor_store", "verify", "verify_configured"]

@@ -25,9 +25,9 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from dsr import search_attributes as sa
-from dsr.database import RequestRecord
 from dsr.logging import get_logger
 from dsr.models import Jurisdiction
+from dsr.register import RequestRecord
 from dsr.settings import Settings
 
 log = get_logger()

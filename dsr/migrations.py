@@ -34,7 +34,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect
 
+# Every table module, so that Base knows every table the migrations manage.
+from dsr import holds, ledger, nonces, officers, package_links, register, sessions  # noqa: F401
+from dsr.files import private_umask
+from dsr.logging import configure
+from dsr.orm import Base, new_engine
 from dsr.schemalock import schema_lock
+from dsr.settings import SettingsError, load_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "schema"  # package data: installed too
 INITIAL_REVISION = "0001"
@@ -101,8 +107,6 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def differences(engine: Engine) -> list[Any]:
     """What autogenerate would put in a new migration: empty when the models and the
     migrations agree."""
-    from dsr.database import Base
-
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diff = compare_metadata(context, Base.metadata)
@@ -112,8 +116,6 @@ def differences(engine: Engine) -> list[Any]:
 def _adopt_legacy(connection: Connection) -> None:
     """A database with our tables but no revision was made by ``create_all``: create what
     it lacks of the initial revision (as ``create_all`` would have), stamp it there."""
-    from dsr.database import Base
-
     present = set(inspect(connection).get_table_names())
     if not present & set(INITIAL_TABLES):
         return  # empty (or someone else's tables only): the initial migration creates ours
@@ -137,19 +139,14 @@ UrlOpt = Annotated[
 
 
 def _engine(url: str | None) -> Engine:
-    from dsr.database import make_engine
-
     if url is None:
-        from dsr.logging import configure
-        from dsr.settings import SettingsError, load_settings
-
         configure()
         try:
             url = load_settings().app_database_url
         except SettingsError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None
-    return make_engine(url, migrate=False)
+    return new_engine(url)
 
 
 @app.command("upgrade")
@@ -183,7 +180,5 @@ def check_command(url: UrlOpt = None) -> None:
 
 
 if __name__ == "__main__":
-    from dsr.files import private_umask
-
     private_umask()
     app()

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from dsr.assertions import CLOCK_SKEW, AssertionRefused, Principal
-from dsr.database import Base, UtcDateTime
+from dsr.orm import Base, UtcDateTime
 
 
 class SpentNonce(Base):

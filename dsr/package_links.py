@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from dsr import ledger
 from dsr.blobstore import BlobStore
-from dsr.database import Base, UtcDateTime
+from dsr.orm import Base, UtcDateTime
 from dsr.purposes import DOWNLOAD_LINKS
 from dsr.serverkeys import PurposeKeys, ServerKeys
 

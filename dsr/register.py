@@ -1,5 +1,6 @@
-"""Reading and writing the request register. Every write is idempotent, keyed by request id
-and milestone key, so an activity retried after a crash records each milestone once."""
+"""The request register: its tables (requests, their subjects' hashes, milestones, and the
+answers kept as proof), read and written. Every write is idempotent, keyed by request id and
+milestone key, so an activity retried after a crash records each milestone once."""
 
 from __future__ import annotations
 
@@ -9,13 +10,95 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    false,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from dsr import ledger, notes
-from dsr.database import MilestoneRecord, RequestRecord, RequestSubjectRecord
 from dsr.models import Identity, RightsRequest
+from dsr.orm import Base, UtcDateTime
 from dsr.serverkeys import ServerKeys
+
+
+class RequestRecord(Base):
+    __tablename__ = "requests"
+    # Server defaults (child) read back when used, not by RETURNING on every insert: a row
+    # written at a revision before the column (as the migration tests do) still inserts.
+    __mapper_args__ = {"eager_defaults": False}  # noqa: RUF012  (SQLAlchemy's declaration)
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rights: Mapped[list[str]] = mapped_column(JSON)
+    jurisdiction: Mapped[str] = mapped_column(String(8), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    requester_kind: Mapped[str] = mapped_column(String(20))
+    customer_account: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(5))
+    subject_hashes: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    extended: Mapped[bool] = mapped_column(Boolean, default=False)
+    overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A report that the subject is a child (privacy statement s.10): a marker, no age or date.
+    child: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    affiliates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    policy_version: Mapped[str | None] = mapped_column(String(40))
+    outcome: Mapped[str | None] = mapped_column(String(200))
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RequestSubjectRecord(Base):
+    """One subject hash of a registered request: the index possible duplicates are found by."""
+
+    __tablename__ = "request_subjects"
+    __table_args__ = (
+        Index("ix_request_subjects_subject_hash_received_at", "subject_hash", "received_at"),
+    )
+
+    subject_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(
+        ForeignKey("requests.request_id"), primary_key=True, index=True  # the purge's delete
+    )
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)  # the request's, for the window
+
+
+class MilestoneRecord(Base):
+    __tablename__ = "milestones"
+    __table_args__ = (UniqueConstraint("request_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.request_id"), index=True)
+    key: Mapped[str] = mapped_column(String(80))
+    step: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(80))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ConfirmationRecord(Base):
+    """The answer as sent: proof that the request was honoured, kept for its retention."""
+
+    __tablename__ = "confirmations"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    retain_until: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    message: Mapped[bytes] = mapped_column(LargeBinary)  # sealed: dsr.codec.unseal reads it
+
 
 # The same subject asking for the same right again within this is shown as a possible duplicate.
 DUPLICATE_WINDOW = timedelta(days=30)

@@ -20,19 +20,17 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, model_validator
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
+from dsr.register import RequestRecord
 from dsr.status import CLOSED, Status
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from dsr.database import RequestRecord
 
 OPEN = "(open)"
 
@@ -225,10 +223,6 @@ def compute_report(records: Iterable[RegisterRow], start: date, end: date) -> Re
 
 def load_records(engine: Engine, start: date, end: date) -> list[RequestRecord]:
     """The register's requests received in the range."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
-
-    from dsr.database import RequestRecord
 
     low, high = range_bounds(start, end)
     query = select(RequestRecord).where(

@@ -27,9 +27,10 @@ from typing import Any, BinaryIO, cast
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from dsr.blobstore import BlobStore, key_of
+from dsr.blobstore import BlobStore, LocalBlobStore, key_of, open_blob_store
 from dsr.codec import NONCE_BYTES, DecryptionError
-from dsr.keyring import Keyring
+from dsr.keyring import Keyring, load_keyring
+from dsr.settings import Settings
 
 MAGIC = b"DSRSEAL1"
 FRAME_BYTES = 64 * 1024
@@ -187,3 +188,11 @@ def _read_exactly(source: BinaryIO, size: int) -> bytes:
             raise DecryptionError("sealed blob is cut short: it ends before its last frame")
         data += more
     return data
+
+
+def sealed_blob_store(settings: Settings) -> SealedBlobStore:
+    """The blob store ``blob_url`` names, or the local folder ``data_dir/blobs``, with every
+    blob encrypted at rest under the payload keys."""
+    inner = (LocalBlobStore(settings.blob_dir) if settings.blob_url is None
+             else open_blob_store(settings.blob_url))
+    return SealedBlobStore(inner, load_keyring(settings))

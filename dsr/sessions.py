@@ -26,7 +26,7 @@ from sqlalchemy import Engine, Select, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from dsr import ledger
-from dsr.database import Base, UtcDateTime
+from dsr.orm import Base, UtcDateTime
 from dsr.purposes import SESSIONS
 from dsr.serverkeys import ServerKeys
 

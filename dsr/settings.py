@@ -11,17 +11,15 @@ import os
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dsr.blobstore import BlobStore, LocalBlobStore, open_blob_store, parse_blob_url
+from dsr.blobstore import parse_blob_url
 from dsr.models import Right
-
-if TYPE_CHECKING:
-    from dsr.serverkeys import ServerKeys
+from dsr.server_secret import embedded_secret, refusal
+from dsr.serverkeys import ServerKeys
 
 POLICY_DIR = Path(__file__).parent / "policy"
 
@@ -174,8 +172,6 @@ class Settings(BaseSettings):
     @field_validator("hmac_key")
     @classmethod
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        from dsr.server_secret import refusal
-
         problem = None if value is None else refusal(value.get_secret_value())
         if problem is not None:
             raise ValueError(problem)
@@ -317,22 +313,9 @@ class Settings(BaseSettings):
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
 
-    def blob_store(self) -> BlobStore:
-        """The blob store ``blob_url`` names, or the local folder ``data_dir/blobs``, with
-        every blob encrypted at rest under the payload keys."""
-        from dsr.keyring import load_keyring
-        from dsr.sealedblobs import SealedBlobStore
-
-        inner = LocalBlobStore(self.blob_dir) if self.blob_url is None else open_blob_store(
-            self.blob_url
-        )
-        return SealedBlobStore(inner, load_keyring(self))
-
     @cached_property
     def server_keys(self) -> ServerKeys:
         """The server secret's keys by purpose, with the previous secrets' for matching."""
-        from dsr.serverkeys import ServerKeys
-
         previous = [value.get_secret_value().encode() for value in self.hmac_key_previous]
         return ServerKeys(self.secret, previous)
 
@@ -343,8 +326,6 @@ class Settings(BaseSettings):
         From ``DSR_HMAC_KEY``, or on the embedded stack a key generated once under
         ``var/secrets/``.
         """
-        from dsr.server_secret import embedded_secret
-
         if self.hmac_key is not None:
             return self.hmac_key.get_secret_value().encode()
         return embedded_secret(self.data_dir / "secrets" / "hmac.key")

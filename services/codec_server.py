@@ -46,7 +46,7 @@ import html
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -55,7 +55,12 @@ from sqlalchemy import Engine
 from temporalio.converter import PayloadCodec
 
 from dsr import sessions
-from dsr.logging import get_logger
+from dsr.codec import EncryptionCodec
+from dsr.database import make_engine
+from dsr.files import private_umask
+from dsr.keyring import KeyringError, load_keyring
+from dsr.logging import configure, get_logger
+from dsr.settings import Settings, SettingsError, load_settings
 from services import serving
 from services.codec_payloads import (
     MAX_BODY_BYTES,
@@ -65,9 +70,6 @@ from services.codec_payloads import (
     workflow_ids,
 )
 from services.oidc import OidcVerifier, Refused, TokenIdentity
-
-if TYPE_CHECKING:
-    from dsr.settings import Settings
 
 SESSION_COOKIE = "dsr_session"
 BIND_HOST = "127.0.0.1"
@@ -322,13 +324,8 @@ async def start(
     the app database.
     """
     if codec is None:
-        from dsr.codec import EncryptionCodec
-        from dsr.keyring import load_keyring
-
         codec = EncryptionCodec(load_keyring(settings))
     if engine is None:
-        from dsr.database import make_engine
-
         engine = make_engine(settings.app_database_url)
     if host is None:
         host = settings.codec_bind_host
@@ -344,17 +341,12 @@ async def run_codec_server(settings: Settings) -> None:
 
 
 def main() -> None:
-    from dsr.files import private_umask
-    from dsr.logging import configure
-    from dsr.settings import SettingsError, load_settings
-
     private_umask()
     configure()
     try:
         settings = load_settings()
     except SettingsError as error:
         raise SystemExit(f"error: {error}") from None
-    from dsr.keyring import KeyringError
 
     try:
         asyncio.run(run_codec_server(settings))

@@ -33,7 +33,7 @@ import html
 import math
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -41,14 +41,15 @@ from sqlalchemy import Engine
 
 from dsr import package_links
 from dsr.blobstore import BlobStore
+from dsr.database import make_engine
+from dsr.files import private_umask
 from dsr.keyring import KeyringError
-from dsr.logging import get_logger
+from dsr.logging import configure, get_logger
 from dsr.package_links import LinkRefusal, PackageLinkRecord
+from dsr.sealedblobs import sealed_blob_store
+from dsr.settings import Settings, SettingsError, load_settings
 from services import serving
 from services.ratelimit import Clock, SlidingWindowLimiter, client_address, client_key, counted
-
-if TYPE_CHECKING:
-    from dsr.settings import Settings
 
 CHUNK_BYTES = 1024 * 1024
 NOT_FROM_OUR_PAGE = ("This download was not started from our page. Open the link in our "
@@ -233,9 +234,7 @@ def make_app(settings: Settings, engine: Engine, blobs: BlobStore,
 
 async def start(settings: Settings, port: int | None = None) -> web.AppRunner:
     """Serve on ``download_bind_host``:``download_port``; ``await runner.cleanup()`` stops it."""
-    from dsr.database import make_engine
-
-    app = make_app(settings, make_engine(settings.app_database_url), settings.blob_store())
+    app = make_app(settings, make_engine(settings.app_database_url), sealed_blob_store(settings))
     runner = await serving.listen(app, settings.download_bind_host,
                                   port or settings.download_port)
     log.info("download server listening", base_url=settings.public_base_url)
@@ -248,10 +247,6 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    from dsr.files import private_umask
-    from dsr.logging import configure
-    from dsr.settings import SettingsError, load_settings
-
     private_umask()
     configure()
     try:

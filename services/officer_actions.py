@@ -24,10 +24,11 @@ from temporalio.service import RPCError
 from dsr import holds, ledger, ledger_restore, officers, package_links, register, report
 from dsr.assertions import Principal
 from dsr.codec import DecryptionError, EncryptionCodec, unseal
-from dsr.database import ConfirmationRecord
 from dsr.keyring import load_keyring
 from dsr.models import REQUEST_ID
 from dsr.notes import NoteKeys, note_hash
+from dsr.register import ConfirmationRecord
+from dsr.sealedblobs import sealed_blob_store
 from dsr.settings import Settings
 from services import workflow_client as officer
 
@@ -124,7 +125,7 @@ async def list_holds(ctx: Context, principal: Principal, query: HoldQuery) -> An
 
 async def read_package(ctx: Context, principal: Principal, query: RecordQuery) -> Download:
     """The access package, decrypted as it is sent; the reading is in the ledger."""
-    blobs = ctx.settings.blob_store()
+    blobs = sealed_blob_store(ctx.settings)
     ref = blobs.ref(f"packages/{query.request_id}.zip")
     if not await asyncio.to_thread(blobs.exists, ref):
         raise ActionRefused(f"no access package for {query.request_id}: only access and "

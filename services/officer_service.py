@@ -32,8 +32,13 @@ from temporalio.client import Client
 from dsr import authorization, officers
 from dsr.assertions import Assertion, AssertionRefused, Principal
 from dsr.credentials import load_action_roles
-from dsr.logging import get_logger
-from dsr.settings import Settings
+from dsr.database import make_engine
+from dsr.files import private_umask
+from dsr.logging import configure, get_logger
+from dsr.models import REQUEST_ID
+from dsr.settings import Settings, SettingsError, load_settings
+from dsr.temporal import connect
+from dsr.temporal_token import TokenError
 from services import intake_actions as intakeactions
 from services import officer_actions as officeractions
 from services import rule_actions as rulesactions
@@ -191,8 +196,6 @@ def _status_of(message: str) -> tuple[int, str]:
 
 
 def _request_id_ok(value: str) -> bool:
-    from dsr.models import REQUEST_ID
-
     return REQUEST_ID.fullmatch(value) is not None
 
 
@@ -214,9 +217,6 @@ async def _refusals(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 async def run_officer_service(settings: Settings) -> None:
-    from dsr.database import make_engine
-    from dsr.temporal import connect
-
     service = OfficerService(settings, await connect(settings),
                              make_engine(settings.app_database_url))
     runner = await serving.listen(service.app(), settings.officer_service_bind_host,
@@ -226,11 +226,6 @@ async def run_officer_service(settings: Settings) -> None:
 
 
 def main() -> None:
-    from dsr.files import private_umask
-    from dsr.logging import configure
-    from dsr.settings import SettingsError, load_settings
-    from dsr.temporal_token import TokenError
-
     private_umask()
     configure()
     try:

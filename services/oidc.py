@@ -33,15 +33,12 @@ import json
 import threading
 import urllib.request
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jwt
 
 from dsr.logging import get_logger
-from dsr.settings import secure_url
-
-if TYPE_CHECKING:
-    from dsr.settings import Settings
+from dsr.settings import Settings, secure_url
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 ACCESS_TOKEN_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})

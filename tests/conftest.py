@@ -47,10 +47,10 @@ from dsr.database import make_engine
 from dsr.files import open_private, private_folder
 from dsr.keyring import Keyring, new_key_entry
 from dsr.models import Channel, RightsRequest, parse_request
-from dsr.officers import door_signer, officer_signer
 from dsr.provenance import RuleStatus
 from dsr.retention import POLICY_DIR
 from dsr.settings import Settings
+from dsr.signers import door_signer, officer_signer
 from services import serving
 from services import workflow_client as officer
 from services.mail_server import MailFolder, free_port, running_mail_server
@@ -418,7 +418,7 @@ def postgres_admin_url() -> str:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from dsr.database import database_url
+    from dsr.orm import database_url
 
     url = database_url(os.environ.get("DSR_TEST_POSTGRES_URL") or DEFAULT_TEST_POSTGRES_URL)
     engine = create_engine(url, connect_args={"connect_timeout": 5})

@@ -30,7 +30,7 @@ from dsr.blobstore import (
 )
 from dsr.connector_contract import AccessResult
 from dsr.models import Language
-from dsr.sealedblobs import SealedBlobStore
+from dsr.sealedblobs import SealedBlobStore, sealed_blob_store
 from dsr.settings import Settings
 from tests.conftest import TEST_KEYRING
 
@@ -359,11 +359,11 @@ def test_credentials_in_url_are_refused(url: str) -> None:
 
 
 def test_settings_blob_store(tmp_path: Path, moto_endpoint: str, aws_env: None) -> None:
-    local = Settings(data_dir=tmp_path).blob_store()
+    local = sealed_blob_store(Settings(data_dir=tmp_path))
     assert isinstance(local, SealedBlobStore) and isinstance(local.inner, LocalBlobStore)
     assert local.inner.root == tmp_path / "blobs"
-    s3 = Settings(data_dir=tmp_path,
-                  blob_url=f"s3://b/p?endpoint_url={moto_endpoint}").blob_store()
+    s3 = sealed_blob_store(Settings(data_dir=tmp_path,
+                                    blob_url=f"s3://b/p?endpoint_url={moto_endpoint}"))
     assert isinstance(s3, SealedBlobStore) and isinstance(s3.inner, S3BlobStore)
     with pytest.raises(ValueError, match="credentials"):
         Settings(data_dir=tmp_path, blob_url="s3://k:secret@b/p")

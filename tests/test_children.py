@@ -18,7 +18,6 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from dsr.children import is_child_report, load_child_policy, reminders, review_plan
-from dsr.database import RequestRecord
 from dsr.deadline_policy import load_deadline_policy
 from dsr.deadlines import Deadline, DeadlineQuery, compute_deadline
 from dsr.emails import render_email
@@ -27,6 +26,7 @@ from dsr.officer_emails import (
     OfficerChildReviewContext,
 )
 from dsr.provenance import RuleStatus
+from dsr.register import RequestRecord
 from dsr.status import Status
 from services.mail_server import MailFolder
 from tests.conftest import Harness, save_history, start_harness

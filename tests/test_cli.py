@@ -30,7 +30,8 @@ from typer.testing import CliRunner
 
 import starter
 from cli import following as following_cli
-from dsr.database import Base, MilestoneRecord
+from dsr.orm import Base
+from dsr.register import MilestoneRecord
 from dsr.status import Status
 from services import workflow_client as officer
 from tests.conftest import ROOT, Harness

@@ -29,8 +29,8 @@ from connectors.base import create_store_engine
 from connectors.population import make_population
 from connectors.sms import Message
 from dsr.models import RightsRequest, parse_request
-from dsr.officers import door_signer
 from dsr.settings import Settings
+from dsr.signers import door_signer
 from dsr.status import Status
 from dsr.temporal import connect
 from services import stack

@@ -21,15 +21,7 @@ from sqlalchemy.orm import Session
 
 from activities.proof import ProofActivities, PurgeInput
 from dsr import ledger, migrations, package_links, register, sessions
-from dsr.database import (
-    Base,
-    ConfirmationRecord,
-    MilestoneRecord,
-    RequestRecord,
-    RequestSubjectRecord,
-    database_url,
-    make_engine,
-)
+from dsr.database import make_engine
 from dsr.holds import HoldKind, HoldSpec, active_holds, place_hold, release_hold
 from dsr.migrations import (
     INITIAL_REVISION,
@@ -39,7 +31,16 @@ from dsr.migrations import (
     head_revision,
 )
 from dsr.models import Identity, IdentityType, parse_request
-from dsr.register import Milestone, RequestFilter
+from dsr.orm import Base, database_url
+from dsr.register import (
+    ConfirmationRecord,
+    Milestone,
+    MilestoneRecord,
+    RequestFilter,
+    RequestRecord,
+    RequestSubjectRecord,
+)
+from dsr.sealedblobs import sealed_blob_store
 from dsr.serverkeys import ServerKeys
 from dsr.settings import Settings
 
@@ -420,7 +421,7 @@ def test_officer_sessions_open_resolve_and_revoke(app_database_url: str) -> None
 
 def test_package_links_issue_find_revoke_and_purge(app_database_url: str, tmp_path: Path) -> None:
     engine = make_engine(app_database_url)
-    blobs = _settings(tmp_path, app_database_url).blob_store()
+    blobs = sealed_blob_store(_settings(tmp_path, app_database_url))
     for request_id in ("R-A", "R-B"):
         with blobs.open_writer(package_links.package_key(request_id)) as sink:
             sink.write(b"PK package")
@@ -501,7 +502,7 @@ def test_confirmations_and_the_register_are_purged_after_their_retention(
         stored = session.get(ConfirmationRecord, "R-NEW")
         assert stored is not None and stored.message == message
 
-    result = ProofActivities(engine, settings, settings.blob_store()).purge_confirmations(
+    result = ProofActivities(engine, settings, sealed_blob_store(settings)).purge_confirmations(
         PurgeInput(as_of=datetime(2026, 6, 1, tzinfo=UTC))
     )
 

@@ -37,11 +37,13 @@ from connectors.population import make_population
 from connectors.sms import Message
 from dsr import search_attributes as sa
 from dsr.assertions import Role
-from dsr.database import MilestoneRecord, make_engine
+from dsr.database import make_engine
 from dsr.holds import HoldKind, HoldSpec, place_hold, release_hold
 from dsr.ledger import LedgerEntry
 from dsr.models import Identity, IdentityType, RightsRequest
+from dsr.register import MilestoneRecord
 from dsr.retention import Period, RetainedPart, add_period
+from dsr.sealedblobs import sealed_blob_store
 from dsr.status import Status
 from services import workflow_client as officer
 from services.mail_server import MailFolder
@@ -173,7 +175,7 @@ async def test_marketing_goes_at_once_and_its_consent_proof_after_five_years(
         h = await start_harness(time_env, tmp_path, mail[0], mail[1], stack)
         now = await time_env.get_current_time()
         store = MarketingConnector(h.settings.connector_database_url("marketing"),
-                                   h.settings.blob_store(), h.settings.secret)
+                                   sealed_blob_store(h.settings), h.settings.secret)
         person = make_population(60, 4).end_users[0]  # proof on both sides of five years
         marketing.seed(store, make_population(60, 4), now=now)
         proof_before = _consents(store, person.email)

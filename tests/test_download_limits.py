@@ -23,6 +23,7 @@ from dsr import package_links
 from dsr.blobstore import BlobStore
 from dsr.database import make_engine
 from dsr.ledger import LedgerEntry
+from dsr.sealedblobs import sealed_blob_store
 from dsr.settings import Settings
 from services import download_server as downloadserver
 from services.mail_server import free_port
@@ -56,7 +57,7 @@ def engine(settings: Settings) -> Engine:
 
 @pytest.fixture
 def blobs(settings: Settings) -> BlobStore:
-    store = settings.blob_store()
+    store = sealed_blob_store(settings)
     with store.open_writer(package_links.package_key(REQUEST)) as sink:
         sink.write(CONTENT)
     return store

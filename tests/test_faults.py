@@ -36,8 +36,8 @@ from cli.demo import seed_stores
 from connectors.builtin import BUILTIN
 from connectors.population import Population, make_population
 from dsr.models import RightsRequest, parse_request
-from dsr.officers import door_signer
 from dsr.settings import Settings
+from dsr.signers import door_signer
 from dsr.status import Status
 from dsr.temporal import connect
 from services import stack

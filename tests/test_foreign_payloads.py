@@ -39,6 +39,7 @@ from dsr.connector_registry import load_registry
 from dsr.converter import data_converter
 from dsr.keyring import Keyring, new_key
 from dsr.models import RightsRequest
+from dsr.sealedblobs import sealed_blob_store
 from dsr.status import Status
 from services.mail_server import MailFolder
 from tests.conftest import TEST_KEYRING, Harness, start_harness
@@ -250,7 +251,7 @@ async def test_an_export_naming_another_requests_blob_is_refused_and_nothing_del
     export: the workflow refuses the result and shows the connector to the officer."""
     async with AsyncExitStack() as stack:
         h, sms_queue = await without_sms(dev_env, tmp_path, mail, stack, connector_max_attempts=2)
-        victim = h.settings.blob_store()
+        victim = sealed_blob_store(h.settings)
         with victim.open_writer("exports/T-victim/sms.jsonl") as sink:
             sink.write(b'{"body": "the victim\'s message"}\n')
 

@@ -30,9 +30,9 @@ from dsr.holds import (
 from dsr.ledger import ledger_key, verify
 from dsr.models import parse_request
 from dsr.notes import UNREADABLE
-from dsr.officers import officer_signer
 from dsr.register import record_intake
 from dsr.settings import Settings
+from dsr.signers import officer_signer
 from services.mail_server import free_port
 from starter import app
 from tests.conftest import officer_service_thread, write_officer_files

@@ -54,9 +54,9 @@ from dsr.credentials import Signer
 from dsr.database import make_engine
 from dsr.holds import HoldKind, HoldSpec, place_hold, release_hold
 from dsr.models import Channel, parse_request
-from dsr.officers import door_signer, officer_signer
 from dsr.purposes import OFFICER_AUTHORITY, purpose_key
 from dsr.settings import Settings
+from dsr.signers import door_signer, officer_signer
 from dsr.status import Status
 from dsr.temporal import connect
 from services import embedded, stack

@@ -21,10 +21,11 @@ import starter
 from activities.proof import ProofActivities, PurgeInput
 from dsr import ledger, notes, register
 from dsr.anchors import sealed_anchor
-from dsr.database import ConfirmationRecord, make_engine
+from dsr.database import make_engine
 from dsr.ledger import LedgerEntry
 from dsr.models import parse_request
-from dsr.register import Milestone
+from dsr.register import ConfirmationRecord, Milestone
+from dsr.sealedblobs import sealed_blob_store
 from dsr.serverkeys import ServerKeys
 from dsr.settings import Settings
 
@@ -222,7 +223,7 @@ def test_a_purge_is_recorded_with_counts_and_anchors_the_head(
                 message=f"To: {EMAIL}".encode(),
             )
         )
-    purged = ProofActivities(engine, settings, settings.blob_store()).purge_confirmations(
+    purged = ProofActivities(engine, settings, sealed_blob_store(settings)).purge_confirmations(
         PurgeInput(as_of=T0 + timedelta(days=2))
     )
     assert purged.purged == 1

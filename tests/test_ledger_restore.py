@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from dsr import ledger, ledger_restore
 from dsr.assertions import Role
 from dsr.database import make_engine
-from dsr.officers import officer_signer
 from dsr.settings import Settings
+from dsr.signers import officer_signer
 from services.mail_server import free_port
 from starter import app
 from tests.conftest import officer_service_thread, write_officer_files

@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from activities.proof import ProofActivities, PurgeInput
 from dsr import ledger, notes, purposes, register
-from dsr.database import MilestoneRecord, make_engine
+from dsr.database import make_engine
 from dsr.models import parse_request
-from dsr.register import Milestone, RegisterKeys
+from dsr.register import Milestone, MilestoneRecord, RegisterKeys
+from dsr.sealedblobs import sealed_blob_store
 from dsr.serverkeys import ServerKeys
 from dsr.settings import Settings
 
@@ -161,7 +162,7 @@ def test_the_purge_of_the_register_takes_the_notes_with_it(
         sealed = [json.loads(detail) for (detail,) in db.execute(
             "SELECT detail FROM milestones WHERE request_id = 'R-OLD'")]
     ciphertexts = [next(iter(detail.values()))["sealed"] for detail in sealed]
-    result = ProofActivities(engine, settings, settings.blob_store()).purge_confirmations(
+    result = ProofActivities(engine, settings, sealed_blob_store(settings)).purge_confirmations(
         PurgeInput(as_of=datetime(2026, 6, 1, tzinfo=UTC)))
     assert result.register_request_ids == ["R-OLD"]
     everything = _tables(settings)

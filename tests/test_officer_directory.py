@@ -19,6 +19,7 @@ from dsr.credentials import CredentialError, Signer, credential_claims, load_act
 from dsr.database import make_engine
 from dsr.ledger import LedgerEntry
 from dsr.settings import Settings
+from dsr.signers import officer_signer
 
 ROLES = load_action_roles(Settings().policy_dir)
 
@@ -57,7 +58,7 @@ def ledger_kinds(settings: Settings) -> list[tuple[str, str]]:
 
 def test_an_administrator_registers_an_officer_who_logs_in_with_their_own_key(
         settings: Settings) -> None:
-    admin = officers.officer_signer(settings, "admin.lee", [Role.ADMINISTRATOR])
+    admin = officer_signer(settings, "admin.lee", [Role.ADMINISTRATOR])
     key = Ed25519PrivateKey.generate()
     act(settings, admin, "register_officer", registration("officer.tan", key))
     engine = make_engine(settings.app_database_url)
@@ -75,7 +76,7 @@ def test_an_administrator_registers_an_officer_who_logs_in_with_their_own_key(
 
 def test_an_officer_without_the_administrator_role_cannot_register_anyone(
         settings: Settings) -> None:
-    tan = officers.officer_signer(settings, "officer.tan", [Role.OFFICER, Role.APPROVER])
+    tan = officer_signer(settings, "officer.tan", [Role.OFFICER, Role.APPROVER])
     promotion = registration("officer.tan", tan.key, [Role.ADMINISTRATOR])
     with pytest.raises(CredentialError, match="register_officer needs the role administrator"):
         tan.sign(officers.DIRECTORY, "register_officer", promotion)  # the CLI says so first
@@ -92,8 +93,8 @@ def test_an_officer_without_the_administrator_role_cannot_register_anyone(
 
 def test_a_replayed_a_misdirected_and_a_revoked_administrators_action_are_refused(
         settings: Settings) -> None:
-    admin = officers.officer_signer(settings, "admin.lee", [Role.ADMINISTRATOR])
-    other = officers.officer_signer(settings, "admin.kim", [Role.ADMINISTRATOR])
+    admin = officer_signer(settings, "admin.lee", [Role.ADMINISTRATOR])
+    other = officer_signer(settings, "admin.kim", [Role.ADMINISTRATOR])
     first = registration("officer.tan", Ed25519PrivateKey.generate())
     assertion = admin.sign(officers.DIRECTORY, "register_officer", first)
     act(settings, admin, "register_officer", first, assertion)
@@ -133,7 +134,7 @@ def test_a_login_needs_the_registered_key_and_an_active_officer(settings: Settin
 
 
 def test_a_revoked_officer_gets_no_new_credential(settings: Settings) -> None:
-    admin = officers.officer_signer(settings, "admin.lee", [Role.ADMINISTRATOR])
+    admin = officer_signer(settings, "admin.lee", [Role.ADMINISTRATOR])
     key = Ed25519PrivateKey.generate()
     act(settings, admin, "register_officer", registration("officer.tan", key))
     act(settings, admin, "revoke_officer", officers.Revocation(officer_id="officer.tan"))

@@ -24,9 +24,9 @@ from dsr.assertions import Role
 from dsr.blobstore import BlobStore, LocalBlobStore
 from dsr.database import make_engine
 from dsr.ledger import LedgerEntry
-from dsr.officers import officer_signer
-from dsr.sealedblobs import SealedBlobStore
+from dsr.sealedblobs import SealedBlobStore, sealed_blob_store
 from dsr.settings import Settings
+from dsr.signers import officer_signer
 from services import download_server as downloadserver
 from services.mail_server import free_port
 from tests.conftest import TEST_KEY_SPEC, captured_logs, officer_service_thread, write_officer_files
@@ -50,7 +50,7 @@ def engine(settings: Settings) -> Engine:
 
 @pytest.fixture
 def blobs(settings: Settings) -> BlobStore:
-    store = settings.blob_store()
+    store = sealed_blob_store(settings)
     with store.open_writer(package_links.package_key(REQUEST)) as sink:
         sink.write(CONTENT)
     return store

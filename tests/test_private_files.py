@@ -20,9 +20,10 @@ import pytest
 from dsr.assertions import Role
 from dsr.files import open_private, owner_only, private_folder
 from dsr.mailer import send_email
-from dsr.officers import officer_signer
 from dsr.package_links import package_key
+from dsr.sealedblobs import sealed_blob_store
 from dsr.settings import Settings
+from dsr.signers import officer_signer
 from services import stack
 from services.mail_server import MailFolder, free_port
 from tests.conftest import ROOT, TEST_KEY_SPEC, officer_service_thread, write_officer_files
@@ -32,7 +33,7 @@ EXPORT = f"exports/{REQUEST}/sms.jsonl"
 # A stand-in worker: writes an export through the sealed blob store, as the real one does.
 WORKER = [sys.executable, "-c", (
     "import time; from dsr.settings import load_settings\n"
-    "with load_settings().blob_store().open_writer('" + EXPORT + "') as sink:\n"
+    "with sealed_blob_store(load_settings()).open_writer('" + EXPORT + "') as sink:\n"
     "    sink.write(b'{}')\n"
     "time.sleep(600)"
 )]
@@ -103,7 +104,7 @@ def service(tmp_path: Path) -> Iterator[Settings]:
 def test_the_cli_writes_for_its_owner_only_and_out_files_are_0600(
     tmp_path: Path, usual_umask: None, service: Settings
 ) -> None:
-    with owner_only(), service.blob_store().open_writer(package_key(REQUEST)) as sink:
+    with owner_only(), sealed_blob_store(service).open_writer(package_key(REQUEST)) as sink:
         sink.write(b"PK the package")
     out = tmp_path / "package.zip"
     out.write_bytes(b"an older file, readable by all")

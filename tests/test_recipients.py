@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dsr.database import MilestoneRecord
+from dsr.register import MilestoneRecord
 from dsr.status import Status
 from tests.conftest import Harness, save_history
 from tests.test_cli import cli

@@ -11,8 +11,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from dsr import register
-from dsr.database import RequestSubjectRecord, make_engine
+from dsr.database import make_engine
 from dsr.models import RightsRequest, parse_request
+from dsr.register import RequestSubjectRecord
 from dsr.serverkeys import ServerKeys
 
 SECRET = ServerKeys(b"duplicates-test-key-3a9e1c7f5b2d8e4a6c0f")

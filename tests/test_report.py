@@ -19,10 +19,11 @@ from typer.testing import CliRunner
 
 import starter
 from dsr.assertions import Role
-from dsr.database import RequestRecord, make_engine
-from dsr.officers import officer_signer
+from dsr.database import make_engine
+from dsr.register import RequestRecord
 from dsr.report import Month, compute_report, load_records, render_chart, render_csv
 from dsr.settings import Settings
+from dsr.signers import officer_signer
 from services.mail_server import free_port
 from tests.conftest import officer_service_thread, write_officer_files
 

@@ -22,7 +22,8 @@ from temporalio.testing import WorkflowEnvironment
 from connectors.sms import Message
 from dsr import register
 from dsr.assertions import Role
-from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
+from dsr.register import ConfirmationRecord, MilestoneRecord, RequestRecord
+from dsr.sealedblobs import sealed_blob_store
 from dsr.status import Status
 from services import download_server as downloadserver
 from services import workflow_client as officer
@@ -77,7 +78,8 @@ def sms_rows(h: Harness, customer: str) -> list[Message]:
 async def download(h: Harness, link: str) -> bytes:
     """The package as the requester gets it: the landing page, then its button's POST."""
     path = urlsplit(link).path
-    server = TestServer(downloadserver.make_app(h.settings, h.engine, h.settings.blob_store()))
+    app = downloadserver.make_app(h.settings, h.engine, sealed_blob_store(h.settings))
+    server = TestServer(app)
     async with TestClient(server) as client:
         page = await client.get(path)
         assert page.status == 200 and f'action="{path}/download"' in await page.text()

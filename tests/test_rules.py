@@ -20,9 +20,9 @@ from dsr import legal_doc, rules
 from dsr.assertions import Role
 from dsr.database import make_engine
 from dsr.ledger import ledger_key, verify
-from dsr.officers import officer_signer
 from dsr.provenance import STATEMENT, RuleStatus
 from dsr.settings import POLICY_DIR, Settings
+from dsr.signers import officer_signer
 from services.mail_server import free_port
 from services.rule_actions import UnrecordedConfirmation, check_confirmations
 from starter import app

@@ -26,9 +26,10 @@ from connectors.sms import Message, SmsConnector
 from dsr import ledger
 from dsr.connector_contract import EraseRule
 from dsr.connector_registry import load_registry
-from dsr.database import MilestoneRecord, RequestRecord, make_engine
+from dsr.database import make_engine
 from dsr.holds import Hold, HoldKind
 from dsr.ledger import LedgerEntry
+from dsr.register import MilestoneRecord, RequestRecord
 from dsr.retention import (
     Period,
     RetentionPolicy,
@@ -36,6 +37,7 @@ from dsr.retention import (
     load_retention_policy,
 )
 from dsr.retention_periods import subtract_period
+from dsr.sealedblobs import sealed_blob_store
 from services.mail_server import MailFolder
 from tests import conftest
 from tests.conftest import ROOT, Harness, legal_confirmed_policy, save_history, start_harness
@@ -168,7 +170,7 @@ def test_a_category_under_a_legal_hold_is_not_swept() -> None:
 
 def _sms(h: Harness) -> SmsConnector:
     return SmsConnector(
-        h.settings.connector_database_url("sms"), h.settings.blob_store(), h.settings.secret
+        h.settings.connector_database_url("sms"), sealed_blob_store(h.settings), h.settings.secret
     )
 
 

@@ -25,11 +25,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.proof import PurgeResult
 from dsr import search_attributes as sa
-from dsr.database import ConfirmationRecord, MilestoneRecord, RequestRecord
 from dsr.deadline_policy import load_deadline_policy
 from dsr.deadlines import DeadlineQuery, compute_deadline
 from dsr.ledger import LedgerEntry
 from dsr.models import RightsRequest
+from dsr.register import ConfirmationRecord, MilestoneRecord, RequestRecord
 from dsr.status import Status
 from services.mail_server import MailFolder
 from tests.conftest import Harness, save_history, start_harness

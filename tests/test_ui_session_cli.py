@@ -22,8 +22,8 @@ import starter
 from dsr.assertions import Role
 from dsr.database import make_engine
 from dsr.ledger import LedgerEntry
-from dsr.officers import officer_signer
 from dsr.settings import Settings
+from dsr.signers import officer_signer
 from services import codec_server as codecserver
 from services.mail_server import free_port
 from tests.conftest import officer_service_thread, write_officer_files

@@ -39,8 +39,8 @@ from dsr import sessions
 from dsr.codec import ENCODING
 from dsr.database import make_engine
 from dsr.models import parse_request
-from dsr.officers import door_signer
 from dsr.settings import Settings
+from dsr.signers import door_signer
 from dsr.temporal import connect
 from services import stack
 from services import workflow_client as officer

@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from connectors.base import create_store_engine
 from connectors.builtin import BUILTIN
 from connectors.sms import Message
+from dsr.sealedblobs import sealed_blob_store
 from dsr.status import Status
 from services.mail_server import MailFolder
 from tests.conftest import ROOT, Harness, start_harness
@@ -102,7 +103,7 @@ async def test_a_connector_worker_killed_mid_export_is_replaced(
                 async for event in handle.fetch_history_events()
                 if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
     assert max(attempts) >= 2, "the killed call was retried"
-    blobs = h.settings.blob_store()
+    blobs = sealed_blob_store(h.settings)
     with blobs.open_reader(blobs.ref(f"packages/{request.request_id}.zip")) as package:
         exported = json.loads(zipfile.ZipFile(io.BytesIO(package.read())).read("sms.json"))
     expected = EXTRA_MESSAGES + h.facts.end_user_messages_older + h.facts.end_user_messages_newer

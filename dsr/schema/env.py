@@ -14,7 +14,8 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
-from dsr.database import Base, UtcDateTime, make_engine
+from dsr.database import make_engine
+from dsr.orm import Base, UtcDateTime
 
 config = context.config
 target_metadata = Base.metadata
