@@ -1,12 +1,12 @@
 """Static checks of the cluster's authorization, network policies and images (issue 15).
 
-Like tests/test_deploy.py (whose loaders this reuses), nothing here talks to a cluster: no
-`helm template`, no API server, no CNI enforcing the policies. What is checked is what an
-operator reviewing the files would check: the Helm values switch Temporal's authorization on
-(mTLS required, the default JWT claim mapper and authorizer, a JWKS URI) with every
-certificate from a mounted Secret; each NetworkPolicy selects pods the manifests really run
-(the Temporal chart's pods by the labels its templates give them); what may talk to what is
-exactly the table in deploy/README.md; and every image is pinned.
+Like tests/test_deploy.py (both read the files with tests/deploy_manifests.py), nothing here
+talks to a cluster: no `helm template`, no API server, no CNI enforcing the policies. What is
+checked is what an operator reviewing the files would check: the Helm values switch Temporal's
+authorization on (mTLS required, the default JWT claim mapper and authorizer, a JWKS URI) with
+every certificate from a mounted Secret; each NetworkPolicy selects pods the manifests really
+run (the Temporal chart's pods by the labels its templates give them); what may talk to what
+is exactly the table in deploy/README.md; and every image is pinned.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import yaml
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from dsr.metrics import bind_address
-from tests.test_deploy import (
+from tests.deploy_manifests import (
     DEPLOY,
     K8S_DIR,
     TEMPORAL_CALLERS,

@@ -23,7 +23,7 @@ from dsr.deadline_policy import DeadlinePolicy, HolidayCalendar, Unit, load_dead
 from dsr.deadlines import Deadline, DeadlineQuery, compute_deadline
 from dsr.models import Channel, Jurisdiction, RequesterKind, Right, RightsRequest, parse_request
 from services.workflow_client import describe_errors
-from tests.test_deadlines import confirmed
+from tests.deadline_rules import confirmed
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 PROPERTY = settings(max_examples=120, deadline=None,
