@@ -25,9 +25,10 @@ bench: install  ## the benchmarks: tables printed, figures in bench/results/*.js
 	$(BIN)/python bench/data_plane.py
 	$(BIN)/python bench/orchestrator.py
 
-lint: install
+lint: install  ## ruff, mypy and the import contracts (the floors, no circles)
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 
 stop:
 	$(BIN)/python starter.py stack down
