@@ -21,8 +21,8 @@ from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import orchestrator_activities
-from connectors.base import connector_activities
 from connectors.builtin import BUILTIN, build_connector
+from connectors.kit.activities import connector_activities
 from dsr import metrics, schedules, search_attributes
 from dsr.activity_log import RequestLogInterceptor
 from dsr.connector_registry import load_registry

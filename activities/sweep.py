@@ -31,7 +31,7 @@ from dsr.settings import Settings
 SWEEP_ACTOR = "retention-sweep-schedule"
 # The connectors whose stores keep the country that decides retention (where a communication
 # ended; the contracting entity's), so that a sweep rule may be confined to countries
-# (connectors.base.country_conditions). Any other connector gets, in place of per-country
+# (connectors.kit.cutoffs.country_conditions). Any other connector gets, in place of per-country
 # rules, one rule with the longest period of any country: never early.
 COUNTRY_AWARE = frozenset({"sms", "voice", "customer_account"})
 

@@ -19,11 +19,11 @@ from connectors import (
     voice,
     widget,
 )
-from connectors.base import Connector
 from connectors.customer_account import CustomerAccountConnector
 from connectors.population import Population
 from connectors.sms import SmsConnector
 from dsr.blobstore import BlobStore
+from dsr.connector_contract import Connector
 from dsr.sealedblobs import sealed_blob_store
 from dsr.settings import Settings
 

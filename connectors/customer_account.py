@@ -30,15 +30,6 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, CursorResult, false, func, inspect, select, update
 from sqlalchemy.orm import Session
 
-from connectors.base import (
-    EXPORT_CHUNK_ROWS,
-    ConnectorInputError,
-    StoreConnector,
-    country_conditions,
-    export_once,
-    id_chunks,
-    operation_key,
-)
 from connectors.customer_account_store import (
     CATEGORIES,
     EVERYONE,
@@ -59,6 +50,11 @@ from connectors.customer_account_store import (
     sources,
 )
 from connectors.customer_account_store import accounts_query as accounts_query
+from connectors.kit.connector import StoreConnector
+from connectors.kit.cutoffs import country_conditions, id_chunks
+from connectors.kit.errors import ConnectorInputError
+from connectors.kit.exports import EXPORT_CHUNK_ROWS, export_once
+from connectors.kit.store import operation_key
 from dsr.connector_contract import (
     AccessInput,
     AccessResult,

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
 
-from connectors.base import OperationLogMixin, UtcDateTime
+from connectors.kit.store import OperationLogMixin, UtcDateTime
 from dsr.connector_contract import REDACTED, Scope, Strategy, Treatment
 from dsr.models import Identity, IdentityType
 

@@ -11,13 +11,8 @@ from typing import ClassVar
 from sqlalchemy import ColumnElement, Engine, Integer, String, delete, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from connectors.base import (
-    OperationLogMixin,
-    Store,
-    UtcDateTime,
-    erase_cutoffs,
-    operation_key,
-)
+from connectors.kit.cutoffs import erase_cutoffs
+from connectors.kit.store import OperationLogMixin, Store, UtcDateTime, operation_key
 from dsr.blobstore import BlobStore
 from dsr.connector_contract import (
     CategoryHolding,

@@ -53,16 +53,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
 
-from connectors.base import (
-    EXPORT_CHUNK_ROWS,
-    CutoffConnector,
-    OperationLogMixin,
-    RestrictionMixin,
-    UtcDateTime,
-    id_chunks,
-    is_restricted,
-    sweep_scope,
-)
+from connectors.kit.connector import CutoffConnector, sweep_scope
+from connectors.kit.cutoffs import id_chunks
+from connectors.kit.exports import EXPORT_CHUNK_ROWS
+from connectors.kit.restrictions import RestrictionMixin, is_restricted
+from connectors.kit.store import OperationLogMixin, UtcDateTime
 from connectors.population import EndUser, Population
 from dsr.connector_contract import (
     CategoryHolding,

@@ -22,11 +22,8 @@ from typing import Any, ClassVar
 from sqlalchemy import CheckConstraint, Index, Integer, String, insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from connectors.base import (
-    CutoffConnector,
-    OperationLogMixin,
-    UtcDateTime,
-)
+from connectors.kit.connector import CutoffConnector
+from connectors.kit.store import OperationLogMixin, UtcDateTime
 from connectors.population import Population
 from dsr.connector_contract import (
     AccessInput,

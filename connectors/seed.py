@@ -23,7 +23,6 @@ from pydantic import BaseModel
 from sqlalchemy import insert
 from sqlalchemy.orm import DeclarativeBase
 
-from connectors.base import Store
 from connectors.customer_account import CustomerAccountConnector
 from connectors.customer_account_store import (
     Account,
@@ -33,6 +32,7 @@ from connectors.customer_account_store import (
     Contract,
     Invoice,
 )
+from connectors.kit.store import Store
 from connectors.population import make_population
 from connectors.sms import Message, SmsBase, SmsConnector
 

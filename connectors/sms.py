@@ -40,17 +40,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from connectors.base import (
-    EXPORT_CHUNK_ROWS,
-    OperationLogMixin,
-    RestrictionMixin,
-    SubjectConnector,
-    UtcDateTime,
-    country_conditions,
-    id_chunks,
-    is_restricted,
-    sweep_scope,
-)
+from connectors.kit.connector import SubjectConnector, sweep_scope
+from connectors.kit.cutoffs import country_conditions, id_chunks
+from connectors.kit.exports import EXPORT_CHUNK_ROWS
+from connectors.kit.restrictions import RestrictionMixin, is_restricted
+from connectors.kit.store import OperationLogMixin, UtcDateTime
 from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -203,3 +204,15 @@ def treat(category: str, table: str, changes: Iterable[tuple[str, Strategy]]) ->
         Treatment(category=category, table=table, column=column, strategy=strategy)
         for column, strategy in changes
     ]
+
+
+class Connector(Protocol):
+    """A connector object: its name and the methods served as activities.
+
+    Each method takes one pydantic model and returns one; it is blocking (it talks to the
+    store) and is run in a thread by its activity."""
+
+    name: ClassVar[str]
+    activities: ClassVar[tuple[str, ...]]
+    categories: ClassVar[tuple[str, ...]]
+    treatments: ClassVar[tuple[Treatment, ...]]  # how erasing each category anonymises

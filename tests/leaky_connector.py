@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from connectors.base import connector_activities
+from connectors.kit.activities import connector_activities
 from dsr.connector_contract import AccessInput, AccessResult, Discovery, Scope, Treatment
 from dsr.logging import configure
 from dsr.settings import load_settings

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from connectors.base import connector_activities
+from connectors.kit.activities import connector_activities
 from dsr.connector_contract import (
     CategoryHolding,
     Discovery,

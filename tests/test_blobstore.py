@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.package import PackageActivities, PackageInput
-from connectors.base import export_jsonl, export_key
+from connectors.kit.exports import export_jsonl, export_key
 from dsr.blobstore import (
     BlobStore,
     LocalBlobStore,

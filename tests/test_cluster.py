@@ -25,7 +25,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from cli.demo import seed_stores
-from connectors.base import create_store_engine
+from connectors.kit.store import create_store_engine
 from connectors.population import make_population
 from connectors.sms import Message
 from dsr.models import RightsRequest, parse_request

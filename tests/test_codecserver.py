@@ -481,16 +481,13 @@ async def test_start_listens_on_the_configured_bind_host(
 def test_a_port_in_use_names_the_bind_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    import dsr.logging
-    import dsr.settings
-
     settings = _settings(tmp_path, codec_port=8181, codec_bind_host="0.0.0.0")
 
     async def in_use(_: Settings) -> None:
         raise OSError(errno.EADDRINUSE, "Address already in use")
 
-    monkeypatch.setattr(dsr.logging, "configure", lambda: None)
-    monkeypatch.setattr(dsr.settings, "load_settings", lambda: settings)
+    monkeypatch.setattr(codecserver, "configure", lambda: None)
+    monkeypatch.setattr(codecserver, "load_settings", lambda: settings)
     monkeypatch.setattr(codecserver, "run_codec_server", in_use)
     with pytest.raises(SystemExit) as exit_:
         codecserver.main()

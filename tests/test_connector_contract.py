@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import ConnectorInputError
 from connectors.customer_account import CustomerAccountConnector
 from connectors.example import LoyaltyConnector
+from connectors.kit.errors import ConnectorInputError
 from connectors.seed import DemoFacts, seed_stores
 from connectors.sms import SmsConnector
 from dsr.blobstore import LocalBlobStore

@@ -18,12 +18,12 @@ import pytest
 from sqlalchemy import select
 
 from cli.demo import seed_stores
-from connectors.base import Connector
 from connectors.builtin import BUILTIN
 from connectors.population import make_population
 from dsr.blobstore import LocalBlobStore
 from dsr.connector_contract import (
     REDACTED,
+    Connector,
     EraseInput,
     EraseRule,
     Operation,

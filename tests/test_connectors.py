@@ -20,8 +20,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
-from connectors import base
-from connectors.base import ConnectorInputError, connector_activities
 from connectors.customer_account import (
     CustomerAccountConnector,
     RegisteredContactInput,
@@ -29,6 +27,9 @@ from connectors.customer_account import (
     resolve_subject,
     sources,
 )
+from connectors.kit import cutoffs
+from connectors.kit.activities import connector_activities
+from connectors.kit.errors import ConnectorInputError
 from connectors.seed import DemoFacts, seed_stores
 from connectors.sms import SmsConnector, subject_messages
 from dsr.blobstore import LocalBlobStore
@@ -646,7 +647,7 @@ def test_sms_locate_names_every_customer_holding_the_number_and_nothing_else(
 def test_sms_sweep_anonymises_every_customers_old_messages_once(
     stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(base, "SWEEP_CHUNK_ROWS", 37)  # several chunks
+    monkeypatch.setattr(cutoffs, "SWEEP_CHUNK_ROWS", 37)  # several chunks
     cutoff = stores.facts.six_months_before
     before = sms_rows(stores, "1=1")
     old = [r for r in before if stored_utc(r["sent_at"]) < cutoff and not r["anonymised_at"]]
@@ -691,7 +692,7 @@ def test_sms_sweep_anonymises_every_customers_old_messages_once(
 def test_account_sweep_anonymises_every_accounts_old_records_once(
     stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(base, "SWEEP_CHUNK_ROWS", 5)
+    monkeypatch.setattr(cutoffs, "SWEEP_CHUNK_ROWS", 5)
     cutoff = NOW - timedelta(days=365 * 5)
     tables = {
         "accounts": "created_at",

@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy import Select
 from temporalio.testing import ActivityEnvironment
 
-from connectors import base, cdp, conversations, marketing
-from connectors.base import ConnectorInputError, connector_activities
+from connectors import cdp, conversations, marketing
 from connectors.cdp import CdpConnector
 from connectors.conversations import ConversationsConnector
+from connectors.kit import cutoffs
+from connectors.kit.activities import connector_activities
+from connectors.kit.errors import ConnectorInputError
 from connectors.marketing import MarketingConnector, ProspectRow
 from connectors.population import EndUser, make_population
 from dsr.blobstore import LocalBlobStore
@@ -1114,7 +1116,7 @@ def assert_swept_once(
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(base, "SWEEP_CHUNK_ROWS", 41)  # several chunks on the seeded stores
+    monkeypatch.setattr(cutoffs, "SWEEP_CHUNK_ROWS", 41)  # several chunks on the seeded stores
 
 
 @pytest.mark.usefixtures("small_chunks")

@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from connectors import base, email, push, video, widget
-from connectors.base import ConnectorInputError, connector_activities
+from connectors import email, push, video, widget
+from connectors.kit import cutoffs
+from connectors.kit.activities import connector_activities
+from connectors.kit.errors import ConnectorInputError
 from connectors.population import Population, make_population
 from dsr.blobstore import LocalBlobStore
 from dsr.connector_contract import (
@@ -1169,7 +1171,7 @@ def assert_swept_once(stores: Stores, name: str, call: SweepInput, first: Any) -
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(base, "SWEEP_CHUNK_ROWS", 41)  # several chunks on the seeded stores
+    monkeypatch.setattr(cutoffs, "SWEEP_CHUNK_ROWS", 41)  # several chunks on the seeded stores
 
 
 def by_id(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:

@@ -17,10 +17,12 @@ from sqlalchemy import select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from connectors import base, flow_builder, inbox, numbers, voice
-from connectors.base import ConnectorInputError, connector_activities
+from connectors import flow_builder, inbox, numbers, voice
 from connectors.flow_builder import FlowBuilderConnector, subject_invocations
 from connectors.inbox import InboxConnector, subject_conversations
+from connectors.kit import cutoffs
+from connectors.kit.activities import connector_activities
+from connectors.kit.errors import ConnectorInputError
 from connectors.numbers import NumbersConnector, PhoneNumber
 from connectors.population import EndUser, make_population
 from connectors.voice import VoiceConnector, subject_calls
@@ -1080,7 +1082,7 @@ def assert_swept_once(connector: Any, database: Path, call: SweepInput, first: A
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(base, "SWEEP_CHUNK_ROWS", 41)  # several chunks on the seeded stores
+    monkeypatch.setattr(cutoffs, "SWEEP_CHUNK_ROWS", 41)  # several chunks on the seeded stores
 
 
 @pytest.mark.usefixtures("small_chunks")

@@ -538,8 +538,8 @@ def _every_row(engine: Engine) -> str:
 def test_a_connector_store_runs_on_postgresql(postgres_admin_url: str, tmp_path: Path) -> None:
     """Affiliate stores take any URL (DSR_CONNECTOR_<NAME>_URL); their connector creates its
     own tables (no migrations), on PostgreSQL as on SQLite."""
-    from connectors.base import create_store_engine
     from connectors.customer_account import CustomerAccountConnector
+    from connectors.kit.store import create_store_engine
     from connectors.seed import seed_stores
     from connectors.sms import SmsConnector
     from dsr.blobstore import LocalBlobStore

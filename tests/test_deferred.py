@@ -25,7 +25,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from connectors import marketing
-from connectors.base import create_store_engine
+from connectors.kit.store import create_store_engine
 from connectors.marketing import (
     ConsentRecord,
     MarketingConnector,

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from connectors.base import connector_activities
 from connectors.example import LoyaltyConnector, PointsEntry
+from connectors.kit.activities import connector_activities
 from dsr.blobstore import LocalBlobStore
 from dsr.status import Status
 from services.mail_server import MailFolder

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.package import PackageActivities, PackageInput
-from connectors.base import export_jsonl, export_key
+from connectors.kit.exports import export_jsonl, export_key
 from dsr.blobstore import LocalBlobStore
 from dsr.connector_contract import AccessResult
 from dsr.models import Language

@@ -33,6 +33,7 @@ EXPORT = f"exports/{REQUEST}/sms.jsonl"
 # A stand-in worker: writes an export through the sealed blob store, as the real one does.
 WORKER = [sys.executable, "-c", (
     "import time; from dsr.settings import load_settings\n"
+    "from dsr.sealedblobs import sealed_blob_store\n"
     "with sealed_blob_store(load_settings()).open_writer('" + EXPORT + "') as sink:\n"
     "    sink.write(b'{}')\n"
     "time.sleep(600)"

@@ -69,7 +69,7 @@ def answer_of(h: Harness, request_id: str, kind: str = "answer") -> str:
 
 def sms_rows(h: Harness, customer: str) -> list[Message]:
     engine = h.settings.connector_database_url("sms")
-    from connectors.base import create_store_engine
+    from connectors.kit.store import create_store_engine
 
     with Session(create_store_engine(engine)) as session:
         return list(session.scalars(select(Message).where(Message.customer_account == customer)))
@@ -432,7 +432,7 @@ async def test_a_connector_worker_absent_past_its_timeout_is_missing_until_it_re
         dev_env: WorkflowEnvironment, tmp_path: Path, mail: tuple[int, MailFolder]) -> None:
     from temporalio.worker import Worker
 
-    from connectors.base import connector_activities
+    from connectors.kit.activities import connector_activities
     from dsr import search_attributes as sa
 
     entry = outage_connector.standby_entry(tmp_path.name[-8:])

@@ -13,7 +13,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.package import PackageActivities, PackageInput
-from connectors.base import export_jsonl, export_key
+from connectors.kit.exports import export_jsonl, export_key
 from dsr.blobstore import LocalBlobStore
 from dsr.codec import DecryptionError
 from dsr.connector_contract import AccessResult

@@ -19,8 +19,8 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from connectors.base import create_store_engine
 from connectors.builtin import BUILTIN
+from connectors.kit.store import create_store_engine
 from connectors.sms import Message
 from dsr.sealedblobs import sealed_blob_store
 from dsr.status import Status
