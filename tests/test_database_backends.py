@@ -544,7 +544,7 @@ def test_a_connector_store_runs_on_postgresql(postgres_admin_url: str, tmp_path:
     from connectors.sms import SmsConnector
     from dsr.blobstore import LocalBlobStore
     from tests.conftest import fresh_postgres_database
-    from tests.test_connectors import scope
+    from tests.connectors.helpers import scope
 
     now = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
     blobs = LocalBlobStore(tmp_path / "blobs")
