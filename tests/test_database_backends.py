@@ -545,7 +545,7 @@ def test_a_connector_store_runs_on_postgresql(postgres_admin_url: str, tmp_path:
     from dsr.blobstore import LocalBlobStore
     from dsr.connector_contract import EraseInput, EraseRule
     from tests.conftest import fresh_postgres_database
-    from tests.test_connectors import scope
+    from tests.connectors.helpers import scope
 
     now = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
     blobs = LocalBlobStore(tmp_path / "blobs")

@@ -1,35 +1,28 @@
-"""The shared parts of the connector contract, on real SQLite stores: erase rules confined to
-the countries where communications ended, and indexes added to a store created earlier."""
+"""The connector contract's shared parts: erase rules confined to the countries communications
+ended in, indexes added to an existing store, and the blob store exports are written to."""
 
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from connectors.customer_account import CustomerAccountConnector
 from connectors.example import LoyaltyConnector
 from connectors.kit.errors import ConnectorInputError
-from connectors.seed import DemoFacts, seed_stores
+from connectors.seed import DemoFacts
 from connectors.sms import SmsConnector
 from dsr.blobstore import LocalBlobStore
 from dsr.connector_contract import EraseInput, EraseRule, Scope
 from dsr.models import Identity, IdentityType
-
-NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
-SECRET = b"test-secret-not-for-production"
+from tests.connectors.helpers import NOW, SECRET
+from tests.connectors.stores import Stores
 
 
 @pytest.fixture
-def sms(tmp_path: Path) -> tuple[SmsConnector, DemoFacts, Path]:
-    blobs = LocalBlobStore(tmp_path / "blobs")
-    database = tmp_path / "sms.db"
-    connector = SmsConnector(f"sqlite:///{database}", blobs, SECRET)
-    accounts = CustomerAccountConnector(f"sqlite:///{tmp_path / 'accounts.db'}", blobs, SECRET)
-    facts = seed_stores(connector, accounts, people=40, now=NOW)
-    return connector, facts, database
+def sms(stores: Stores) -> tuple[SmsConnector, DemoFacts, Path]:
+    return stores.sms, stores.facts, stores.db("sms")
 
 
 def _subject(customer: str, phone: str) -> Scope:
@@ -139,3 +132,19 @@ def test_an_unconfined_rule_leaves_the_countries_another_rule_names(
     left = _messages(database, customer, phone)
     assert left and {row["country_ended"] for row in left} == {kept_country}
     assert len(left) == sum(1 for row in before if row["country_ended"] == kept_country)
+
+
+def test_blob_store_refuses_escaping_keys_and_leaves_no_half_blob(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    for key in ("../outside", "/etc/passwd", "exports/../../x", "a//b", ""):
+        with pytest.raises(ValueError):
+            blobs.ref(key)
+    with pytest.raises(RuntimeError), blobs.open_writer("exports/REQ-1/sms.jsonl") as file:
+        file.write(b"half")
+        raise RuntimeError("crash")
+    assert not blobs.exists("blob:exports/REQ-1/sms.jsonl")
+    assert list((tmp_path / "blobs").rglob("*.partial")) == []
+    with blobs.open_writer("exports/REQ-1/sms.jsonl") as file:
+        file.write(b"whole\n")
+    assert blobs.path("blob:exports/REQ-1/sms.jsonl").read_bytes() == b"whole\n"
+

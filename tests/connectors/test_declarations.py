@@ -1,26 +1,18 @@
 """Every reference connector does what it declares: the registry names its operations and
-categories, and erasing a category changes only the fields it declares, in the declared way.
-
-Each (connector, category) case erases that one category for a subject holding it, in a fresh
-copy of the seeded store, and compares every table's rows before and after."""
+categories, and erasing a category changes only the fields it declares, in the declared way."""
 
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from cli.demo import seed_stores
 from connectors.builtin import BUILTIN
-from connectors.population import make_population
-from dsr.blobstore import LocalBlobStore
 from dsr.connector_contract import (
     REDACTED,
     Connector,
@@ -30,13 +22,10 @@ from dsr.connector_contract import (
     Scope,
     Strategy,
 )
-from dsr.connector_registry import load_registry
 from dsr.models import Identity, IdentityType
-from dsr.settings import Settings
+from tests.connectors.helpers import NOW, POPULATION, REGISTRY
+from tests.connectors.stores import Stores
 
-REGISTRY = load_registry(Path(__file__).parent.parent / "connectors" / "registry.yaml")
-PEOPLE = 40
-SECRET = b"declarations-test-key-5c1e9a7f3b2d8e4a6f0c1b9d"
 # Not the subject's data: the log of operations done, restrictions and the suppression list
 # (keyed hashes that keep an erased person from being contacted or imported again).
 BOOKKEEPING = {"operation_log", "restrictions", "suppressions"}
@@ -63,10 +52,8 @@ def test_registry_declares_what_the_connector_serves(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN))
-def test_treatments_name_real_columns_of_declared_categories(
-    name: str, seeded: Path, tmp_path: Path
-) -> None:
-    connector = _connector(name, seeded, tmp_path)
+def test_treatments_name_real_columns_of_declared_categories(name: str, stores: Stores) -> None:
+    connector = stores.connectors[name]
     tables = connector.store.log_model.metadata.tables  # type: ignore[attr-defined]
     for treatment in connector.treatments:
         assert treatment.category in connector.categories, treatment
@@ -81,12 +68,15 @@ def test_treatments_name_real_columns_of_declared_categories(
 
 # --- erasure does what is declared -----------------------------------------------------------
 
+# Each (connector, category) case erases that one category for a subject holding it, in a fresh
+# copy of the seeded store, and compares every table's rows before and after.
+
 
 @pytest.mark.parametrize(("name", "category"), list(_cases()))
 def test_erasing_a_category_applies_exactly_its_declared_treatments(
-    name: str, category: str, seeded: Path, tmp_path: Path
+    name: str, category: str, stores: Stores
 ) -> None:
-    connector = _connector(name, seeded, tmp_path)
+    connector = stores.connectors[name]
     scope = _subject_holding(connector, name, category)
     before = _snapshot(connector)
     connector.erase(EraseInput(scope=scope, rules=[EraseRule(category=category)]))  # type: ignore[attr-defined]
@@ -147,27 +137,7 @@ def _applied(strategy: Strategy, change: Change) -> bool:
     return change.old is None and isinstance(change.new, datetime)  # MARK
 
 
-# --- stores and subjects ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every reference store, seeded once; each test works on a copy."""
-    folder = tmp_path_factory.mktemp("seeded")
-    seed_stores(_settings(folder), people=PEOPLE)
-    return folder
-
-
-def _settings(folder: Path) -> Settings:
-    return Settings(data_dir=folder, hmac_key=SECRET.decode())
-
-
-def _connector(name: str, seeded: Path, tmp_path: Path) -> Any:
-    shutil.copytree(seeded, tmp_path, dirs_exist_ok=True)
-    settings = _settings(tmp_path)
-    return BUILTIN[name](
-        settings.connector_database_url(name), LocalBlobStore(tmp_path / "blobs"), settings.secret
-    )
+# --- subjects -----------------------------------------------------------------------------------
 
 
 def _subject_holding(connector: Connector, name: str, category: str) -> Scope:
@@ -181,7 +151,7 @@ def _subject_holding(connector: Connector, name: str, category: str) -> Scope:
             request_id=f"DECL-{name}",
             identities=wanted,
             customer_account=customer,
-            as_of=datetime.now(UTC),
+            as_of=NOW,
         )
         discovery = connector.discover(scope)  # type: ignore[attr-defined]
         if any(h.category == category and h.records for h in discovery.holdings):
@@ -190,7 +160,7 @@ def _subject_holding(connector: Connector, name: str, category: str) -> Scope:
 
 
 def _candidates(end_user: bool) -> Iterator[tuple[list[Identity], str | None]]:
-    population = make_population(PEOPLE)
+    population = POPULATION
     if not end_user:
         for account in population.customers:
             yield [Identity(type=IdentityType.ACCOUNT_ID, value=account)], None
