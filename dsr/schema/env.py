@@ -14,8 +14,9 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
-from dsr.database import make_engine
-from dsr.orm import Base, UtcDateTime
+from dsr import migrations  # noqa: F401  (every table module: Base knows every table)
+from dsr.orm import Base, UtcDateTime, new_engine
+from dsr.settings import load_settings
 
 config = context.config
 target_metadata = Base.metadata
@@ -27,8 +28,6 @@ def _url() -> str:
     )
     if url:
         return url
-    from dsr.settings import load_settings
-
     return load_settings().app_database_url
 
 
@@ -63,7 +62,7 @@ else:
     if config.config_file_name is not None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
     # The alembic command line: no automatic upgrade first, the command decides.
-    engine = make_engine(_url(), migrate=False)
+    engine = new_engine(_url())
     with engine.connect() as connection:
         _configure(connection)
     engine.dispose()
