@@ -21,7 +21,7 @@ from datetime import date, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.children import ChildReviewQuery
+    from activities.interfaces.children import PLAN_CHILD_REVIEW, ChildReviewQuery
     from dsr import search_attributes as sa
     from dsr.children import ChildReviewPlan
     from dsr.models import Right, RightsRequest
@@ -64,8 +64,7 @@ class ChildErasureReview(RequestState):
         self._add_step()
         self._begin(STEP)
         self._child_plan = await self._quick(
-            "children.review_plan", ChildReviewQuery(deadline=self._dl, opened_at=self._now()),
-            result_type=ChildReviewPlan)
+            PLAN_CHILD_REVIEW, ChildReviewQuery(deadline=self._dl, opened_at=self._now()))
         if Right.ERASURE in request.rights:
             self._child_erasure = ASKED
             self._done(STEP, f"erasure asked; target {self._child_plan.target_on.isoformat()}")

@@ -9,9 +9,9 @@ from functools import partial
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.policy import ExtensionQuery
+    from activities.interfaces.policy import COMPUTE_DEADLINE, EXTEND_DEADLINE, ExtensionQuery
     from dsr import search_attributes as sa
-    from dsr.deadlines import Deadline, DeadlineQuery
+    from dsr.deadlines import DeadlineQuery
     from dsr.models import Right
     from dsr.status import CLOSED, Status
     from workflows.models import Extension, OfficerNote, UpdateResult
@@ -34,7 +34,7 @@ class DeadlineKeeping(RequestState):
             paused_days=self._paused_days,
             verified_at=self._verified_at,
         )
-        self._deadline = await self._quick("deadline.compute", query, result_type=Deadline)
+        self._deadline = await self._quick(COMPUTE_DEADLINE, query)
         self._done("deadline", f"due {self._deadline.due_on.isoformat()}")
         self._upsert(sa.DUE_AT.value_set(self._deadline.due_at))
         await self._milestone(
@@ -125,7 +125,7 @@ class DeadlineKeeping(RequestState):
         assert limit is not None
         until = extension.until or limit
         self._deadline = await self._quick(
-            "deadline.extend", ExtensionQuery(deadline=self._dl, until=until), result_type=Deadline
+            EXTEND_DEADLINE, ExtensionQuery(deadline=self._dl, until=until)
         )
         self._extended = True
         self._upsert(sa.DUE_AT.value_set(self._dl.due_at))

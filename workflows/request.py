@@ -14,11 +14,11 @@ from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.answer import AnswerInput, AnswerSent
-    from activities.legal_hold import HoldCheck
-    from activities.package import Package, PackageInput
-    from activities.policy import PolicyQuery, RequestPolicy
-    from activities.register import Intake, Registered
+    from activities.interfaces.answer import SEND_ANSWER, AnswerInput
+    from activities.interfaces.legal_hold import CHECK_HOLDS, HoldCheck
+    from activities.interfaces.package import ASSEMBLE_PACKAGE, Package, PackageInput
+    from activities.interfaces.policy import SNAPSHOT_POLICY, PolicyQuery
+    from activities.interfaces.register import RECORD_INTAKE, Intake
     from dsr import connector_contract as p
     from dsr.models import Right
     from dsr.retention import ErasurePlan
@@ -110,19 +110,17 @@ class RightsRequestWorkflow(
             self._check_door(start.door)
         intake = Intake(request=request, submitted_by=start.submitted_by)
         if duplicates:
-            registered = await self._quick("register.intake", intake, result_type=Registered)
+            registered = await self._quick(RECORD_INTAKE, intake)
             self._possible_duplicates = registered.possible_duplicate_of
         else:  # requests started before the duplicate check: the activity answered nothing
-            await self._quick("register.intake", intake)
+            await self._quick(RECORD_INTAKE.untyped(), intake)
         if not vouched:
             await self._snapshot_policy()
         self._done("intake", f"{len(request.rights)} rights, {request.jurisdiction.value}")
         await self._compute_deadline()
 
     async def _snapshot_policy(self) -> None:
-        self._policy = await self._quick(
-            "policy.snapshot", PolicyQuery(as_of=self._now()), result_type=RequestPolicy
-        )
+        self._policy = await self._quick(SNAPSHOT_POLICY, PolicyQuery(as_of=self._now()))
 
     async def _acknowledge(self) -> None:
         self._begin("acknowledge")
@@ -143,10 +141,9 @@ class RightsRequestWorkflow(
             return None
         self._begin("legal_hold_check")
         plan = await self._quick(
-            "legal_hold.assess",
+            CHECK_HOLDS,
             HoldCheck(request_id=self._req.request_id, discoveries=discoveries, as_of=self._now(),
                       identities=self._req.identities),
-            result_type=ErasurePlan,
         )
         self._done("legal_hold_check", f"{len(plan.retained)} parts retained")
         await self._milestone(
@@ -176,11 +173,10 @@ class RightsRequestWorkflow(
             return None
         self._begin("package")
         package = await self._activity(
-            "package.assemble",
+            ASSEMBLE_PACKAGE,
             PackageInput(
                 request_id=self._req.request_id, language=self._req.language, exports=exports
             ),
-            result_type=Package,
             timeout=CONNECTOR_CALL,
             heartbeat=PACKAGE_HEARTBEAT,
         )
@@ -224,7 +220,7 @@ class RightsRequestWorkflow(
 
     async def _send_answer(self, answer: AnswerInput, to_whom: str = "") -> None:
         await self._review(answer)
-        sent = await self._activity("answer.send", answer, result_type=AnswerSent)
+        sent = await self._activity(SEND_ANSWER, answer)
         self._done("answer", sent.message_id + to_whom)
         self._begin("proof")
         self._done("proof", f"confirmation kept until {sent.retain_until.date().isoformat()}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.legal_hold import HoldCheck
+    from activities.interfaces.legal_hold import CHECK_HOLDS, HoldCheck
     from dsr import connector_contract as p
     from dsr.retention import ErasurePlan, RetainedPart
     from dsr.status import Status
@@ -47,9 +47,9 @@ class DraftRetentionDecision(RequestState):
         if choice.keep:
             return plan.model_copy(update={"retained": [
                 part.model_copy(update={"draft_rule": False}) for part in plan.retained]})
-        return await self._quick("legal_hold.assess", HoldCheck(
+        return await self._quick(CHECK_HOLDS, HoldCheck(
             request_id=self._req.request_id, discoveries=discoveries, as_of=self._now(),
-            identities=self._req.identities, apply_drafts=False), result_type=ErasurePlan)
+            identities=self._req.identities, apply_drafts=False))
 
     @workflow.update(name="decide_retention")
     async def decide_retention(self, choice: RetentionChoice) -> UpdateResult:

@@ -10,7 +10,13 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.verification import CodeCheck, CodeIssue, CodeRecipient, IssuedCode
+    from activities.interfaces.verification import (
+        CHECK_CODE,
+        ISSUE_CODES,
+        CodeCheck,
+        CodeIssue,
+        CodeRecipient,
+    )
     from dsr.status import CLOSED, Status
     from dsr.verification import Method, Target, plan_verification
     from workflows.models import (
@@ -87,9 +93,7 @@ class IdentityVerification(RequestState):
             as_of=self._now(),
             recipients=recipients,
         )
-        self._codes = await self._activity(
-            "verification.issue_codes", issue, result_type=list[IssuedCode]
-        )
+        self._codes = await self._activity(ISSUE_CODES, issue)
         self._wrong_codes = 0
         self._locked = False
 
@@ -144,12 +148,10 @@ class IdentityVerification(RequestState):
             for c in self._codes
             if not self._target(c.target_id).verified and c.expires_at > self._now()
         ]
-        matched: str | None = await self._activity(
-            "verification.check_code",
+        return await self._activity(
+            CHECK_CODE,
             CodeCheck(request_id=self._req.request_id, code=submission.code, candidates=pending),
-            result_type=str | None,
         )
-        return matched
 
     @submit_code.validator
     def _validate_code(self, submission: CodeSubmission) -> None:
