@@ -38,11 +38,12 @@ from dsr.status import Status
 from dsr.temporal import connect
 from services import workflow_client as officer
 from workflows.models import OfficerNote, RequestOutcome, UpdateResult
+from workflows.request import WORKFLOW_NAME as REQUEST_WORKFLOW
 
 BENCH = Path(__file__).resolve().parent
 BATCH = 50
 IN_INTAKE = 250  # open requests: at most this many started and not yet waiting for their code
-WAITING = "WorkflowType = 'RightsRequest' AND DsrStatus = 'awaiting_verification'"
+WAITING = f"WorkflowType = '{REQUEST_WORKFLOW}' AND DsrStatus = 'awaiting_verification'"
 T = TypeVar("T")
 
 

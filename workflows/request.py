@@ -51,8 +51,10 @@ from workflows.verification import IdentityVerification
 # The package heartbeats every few thousand records: a worker killed while packaging, or right
 # after, is noticed in a minute rather than at the end of the call's ten.
 PACKAGE_HEARTBEAT = timedelta(minutes=1)
+WORKFLOW_NAME = "RightsRequest"
 
-@workflow.defn(name="RightsRequest")
+
+@workflow.defn(name=WORKFLOW_NAME)
 class RightsRequestWorkflow(
     ChildErasureReview, IdentityVerification, Referral, DeadlineKeeping, AnswerRecipient,
     DraftRetentionDecision, AnswerReviewing,
