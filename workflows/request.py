@@ -71,6 +71,7 @@ class RightsRequestWorkflow(
         self._period_from_verification = workflow.patched(PERIOD_FROM_VERIFICATION)
         self._decide_child_review(start.request)
         await self._intake(start)
+        await self._compute_deadline()
         watcher = asyncio.create_task(self._watch_deadline())
         try:
             await self._acknowledge()
@@ -119,7 +120,6 @@ class RightsRequestWorkflow(
         if not vouched:
             await self._snapshot_policy()
         self._done("intake", f"{len(request.rights)} rights, {request.jurisdiction.value}")
-        await self._compute_deadline()
 
     async def _snapshot_policy(self) -> None:
         self._policy = await self._quick(SNAPSHOT_POLICY, PolicyQuery(as_of=self._now()))
