@@ -31,8 +31,9 @@ from temporalio.client import Client, WorkflowHandle
 
 from connectors.seed import DemoFacts
 from dsr.credentials import Signer
-from dsr.models import Channel, Right, RightsRequest
+from dsr.models import Channel, RightsRequest
 from dsr.officers import door_signer, officer_signer
+from dsr.rights import RIGHTS
 from dsr.settings import Settings
 from dsr.status import Status
 from dsr.temporal import connect
@@ -392,9 +393,8 @@ async def histories(
     """Events per finished request for each right: a customer's instruction (every end-user
     connector) and an account holder's panel request (the group's own connectors)."""
     client = await connect(settings)
-    rights = [r for r in Right if r is not Right.ERASURE] + [Right.ERASURE]  # erase last
     out: dict[str, Any] = {}
-    for right in rights:
+    for right in (row.right for row in RIGHTS):  # in the order a connector acts: erase last
         controller = controller_request(f"BENCH-HIST-C-{right.value}", next(pool), [right])
         panel = panel_request(
             f"BENCH-HIST-P-{right.value}",

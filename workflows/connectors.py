@@ -16,10 +16,11 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from dsr import connector_contract as p
+    from dsr import rights
     from dsr import search_attributes as sa
     from dsr.connector_registry import ConnectorEntry, DataRole
     from dsr.emails import ProductOutcome
-    from dsr.models import Right, RightsRequest
+    from dsr.models import RightsRequest
     from dsr.retention import ErasurePlan
     from dsr.status import Status
     from workflows.models import (
@@ -39,34 +40,6 @@ MISSING_BACKOFF_CAP = timedelta(minutes=30)
 NEEDS_OFFICER = frozenset(
     {ConnectorStatus.FAILED, ConnectorStatus.MISSING, ConnectorStatus.AWAITING_CONFIRMATION}
 )
-ORDER = (
-    p.Operation.ACCESS,
-    p.Operation.RECTIFY,
-    p.Operation.RESTRICT,
-    p.Operation.OBJECT,
-    p.Operation.WITHDRAW_CONSENT,
-    p.Operation.MARKETING_OPT_OUT,
-    p.Operation.ERASE,
-)
-RIGHT_OPERATIONS = {
-    Right.ACCESS: p.Operation.ACCESS,
-    Right.PORTABILITY: p.Operation.ACCESS,
-    Right.RECTIFICATION: p.Operation.RECTIFY,
-    Right.ERASURE: p.Operation.ERASE,
-    Right.RESTRICTION: p.Operation.RESTRICT,
-    Right.OBJECTION: p.Operation.OBJECT,
-    Right.WITHDRAW_CONSENT: p.Operation.WITHDRAW_CONSENT,
-    Right.MARKETING_OPT_OUT: p.Operation.MARKETING_OPT_OUT,
-}
-ACTIONS = {
-    p.Operation.ACCESS: "exported",
-    p.Operation.ERASE: "erased",
-    p.Operation.RECTIFY: "rectified",
-    p.Operation.RESTRICT: "restricted",
-    p.Operation.OBJECT: "objection recorded",
-    p.Operation.WITHDRAW_CONSENT: "consent withdrawn",
-    p.Operation.MARKETING_OPT_OUT: "unsubscribed from marketing",
-}
 
 
 class ConnectorFanOut(RequestState):
@@ -146,15 +119,14 @@ class ConnectorFanOut(RequestState):
                 return
             results.append(result)
             for category, count in _counts(result).items():
-                state.records[f"{ACTIONS[operation]} {category}"] = count
+                state.records[f"{rights.VERBS[operation]} {category}"] = count
             if isinstance(result, p.EraseResult):
                 for category, count in result.retained.items():
                     state.records[f"retained {category}"] = count
         state.status = ConnectorStatus.DONE
 
     def _operations(self, entry: ConnectorEntry) -> list[p.Operation]:
-        wanted = {RIGHT_OPERATIONS[r] for r in self._req.rights if r in RIGHT_OPERATIONS}
-        return [op for op in ORDER if op in wanted and entry.supports(op)]
+        return [op for op in rights.operations(self._req.rights) if entry.supports(op)]
 
     def _operation_input(
         self, entry: ConnectorEntry, operation: p.Operation, plan: ErasurePlan | None
@@ -309,7 +281,7 @@ class ConnectorFanOut(RequestState):
                     ProductOutcome(
                         connector=name,
                         products=entry.products,
-                        action=ACTIONS[_operation_of(result)],
+                        action=rights.VERBS[_operation_of(result)],
                         records=_counts(result),
                     )
                     for result in self._results.get(name, [])
