@@ -1,5 +1,7 @@
 """The state every part of the rights-request workflow shares, and its plumbing: steps,
-status, search attributes, activities, notices and register milestones."""
+status, search attributes, officers' authority, activities, notices and register milestones.
+The parts (workflows/*.py, listed on ``RightsRequestWorkflow``) each extend this; the request,
+its policy and its deadline reach their steps as arguments where a step reads them once."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from dsr import search_attributes as sa
     from dsr.connector_registry import ConnectorEntry
     from dsr.deadlines import Deadline
-    from dsr.models import Language, RightsRequest
+    from dsr.models import Language, Right, RightsRequest
     from dsr.register import Milestone
     from dsr.status import CLOSED, Status
     from dsr.verification import Target
@@ -73,6 +75,7 @@ class Stopped(Exception):
 class RequestState:
     def __init__(self) -> None:
         self._request: RightsRequest | None = None
+        self._asked_rights: list[Right] = []  # as asked, where a child review added erasure
         self._status = Status.RECEIVED
         self._steps = {name: Step(name=name) for name in STEPS + tuple(r[0] for r in REMINDERS)}
         self._policy: RequestPolicy | None = None
@@ -180,10 +183,9 @@ class RequestState:
             raise ApplicationError(f"not authorized: {refused}", non_retryable=True) from None
         return payload.model_copy(update={"officer": principal.principal_id, "assertion": None})
 
-    def _check_door(self, door: assertions.Assertion | None) -> None:
+    def _check_door(self, request: RightsRequest, door: assertions.Assertion | None) -> None:
         """A request its door says it verified fails here, before anything is written or sent,
         unless that door signed it (``submit``, with the channel in its credential)."""
-        request = self._req
         if not request.vouched_by_door:
             return
         try:
@@ -217,6 +219,11 @@ class RequestState:
                                               "through starter.py with their credential")
         return assertions.verify(payload.assertion, self._pol.authorities,
                                  self._expected(action, payload), seen)
+
+    def _deadline_rights(self, request: RightsRequest) -> list[Right]:
+        """The rights the legal deadline is counted for: those asked (the erasure a child
+        review adds changes nothing)."""
+        return self._asked_rights or request.rights
 
     def _cancel_reason(self) -> str | None:
         return self._cancelled.note if self._cancelled else None
