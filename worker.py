@@ -20,7 +20,7 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities import orchestrator_activities
+from activities.orchestrator import orchestrator_activities
 from connectors.builtin import BUILTIN, build_connector
 from connectors.kit.activities import connector_activities
 from dsr import metrics, schedules, search_attributes
@@ -55,7 +55,7 @@ def orchestrator_worker(client: Client, settings: Settings, executor: ThreadPool
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        # ignore until activities/__init__.py annotates BlobStore (PackageActivities takes any)
+        # ignore until activities/orchestrator.py annotates BlobStore (PackageActivities takes any)
         activities=orchestrator_activities(settings, engine, blobs),
         activity_executor=executor,
         interceptors=[RefuseForeignInput(), RequestLogInterceptor()],

@@ -3,18 +3,12 @@ store ``DSR_LEDGER_ANCHOR_URL`` names), for the hourly Schedule."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from pydantic import BaseModel
 from sqlalchemy import Engine
 from temporalio import activity
 
+from activities.interfaces.anchor import ANCHOR_LEDGER, AnchorInput
 from dsr import ledger
 from dsr.settings import Settings
-
-
-class AnchorInput(BaseModel):
-    as_of: datetime
 
 
 class AnchorActivities:
@@ -23,6 +17,6 @@ class AnchorActivities:
         self._key = ledger.ledger_key(settings.secret)
         self._anchors = ledger.anchor_store(settings)
 
-    @activity.defn(name="ledger.anchor")
+    @activity.defn(name=ANCHOR_LEDGER.name)
     def anchor(self, request: AnchorInput) -> ledger.Anchor:
         return ledger.anchor(self._engine, self._key, self._anchors, request.as_of)

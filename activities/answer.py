@@ -10,11 +10,11 @@ from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from temporalio import activity
 
+from activities.interfaces.answer import SEND_ANSWER, AnswerInput, AnswerSent
 from dsr import package_links
 from dsr.access_facts import answer_facts, load_access_policies
 from dsr.catalogue import access_statement_for, authority_for, rights_for
@@ -23,34 +23,10 @@ from dsr.deadline_policy import load_deadline_policy
 from dsr.emails import Action, AnswerContext, ProductOutcome, RenderedEmail, render
 from dsr.keyring import load_keyring
 from dsr.mailer import send_email
-from dsr.models import Jurisdiction, Language, Right, RightsRequest
+from dsr.models import Jurisdiction, Language, Right
 from dsr.register import ConfirmationRecord
-from dsr.retention import RetainedPart, RetentionPolicy, keep_until, load_retention_policy
+from dsr.retention import RetentionPolicy, keep_until, load_retention_policy
 from dsr.settings import Settings
-
-
-class AnswerInput(BaseModel):
-    """``kind`` is the template: answer, denial, unverified or cancelled."""
-
-    request: RightsRequest
-    kind: str = "answer"
-    answered_at: datetime
-    outcomes: list[ProductOutcome] = Field(default_factory=list)
-    retained: list[RetainedPart] = Field(default_factory=list)
-    exported: dict[str, list[str]] = Field(default_factory=dict)
-    package_ref: str | None = None  # the package exists: the email links to its download page
-    reason: str | None = None
-    referred_to: list[str] = Field(default_factory=list)
-    # The verified recipient (dsr.recipients) of an answer; None: the requester's address
-    # (closing notices, and answers of requests begun before the rule).
-    recipient: str | None = Field(default=None, repr=False)
-
-
-class AnswerSent(BaseModel):
-    message_id: str
-    sent_at: datetime
-    retain_until: datetime
-    already_sent: bool = False
 
 
 class AnswerActivities:
@@ -59,7 +35,7 @@ class AnswerActivities:
         self._engine = engine
         self._codec = EncryptionCodec(load_keyring(settings))  # the proof is kept encrypted
 
-    @activity.defn(name="answer.send")
+    @activity.defn(name=SEND_ANSWER.name)
     async def send(self, answer: AnswerInput) -> AnswerSent:
         request_id = answer.request.request_id
         existing = self._confirmation(request_id)

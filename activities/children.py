@@ -3,27 +3,19 @@ kept in its history: a lawyer editing ``children.yaml`` later changes new reques
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from pydantic import BaseModel
 from temporalio import activity
 
+from activities.interfaces.children import PLAN_CHILD_REVIEW, ChildReviewQuery
 from dsr.children import ChildReviewPlan, load_child_policy, review_plan
 from dsr.deadline_policy import load_deadline_policy
-from dsr.deadlines import Deadline
 from dsr.settings import Settings
-
-
-class ChildReviewQuery(BaseModel):
-    deadline: Deadline
-    opened_at: datetime  # the review's first reminder
 
 
 class ChildActivities:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    @activity.defn(name="children.review_plan")
+    @activity.defn(name=PLAN_CHILD_REVIEW.name)
     def plan(self, query: ChildReviewQuery) -> ChildReviewPlan:
         folder = self._settings.policy_dir
         deadlines = load_deadline_policy(folder / "deadlines.yaml")

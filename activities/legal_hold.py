@@ -3,14 +3,11 @@ holds keep, until when."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from temporalio import activity
 
-from dsr.connector_contract import Discovery
+from activities.interfaces.legal_hold import CHECK_HOLDS, HoldCheck
 from dsr.connector_registry import Registry, load_registry
 from dsr.holds import Hold, active_holds
 from dsr.models import Identity, IdentityType
@@ -19,24 +16,12 @@ from dsr.retention import ErasurePlan, load_retention_policy, plan_erasure
 from dsr.settings import Settings
 
 
-class HoldCheck(BaseModel):
-    request_id: str
-    discoveries: list[Discovery]
-    as_of: datetime
-    # The subject's identities: hashed under every key held, so a hold placed before a change
-    # of server secret still covers a request registered after it, and the reverse. Empty (a
-    # check asked before this field): the hashes the register kept at intake.
-    identities: list[Identity] = Field(default_factory=list, repr=False)
-    # False: an approver decided the draft rules that would keep some of it do not apply.
-    apply_drafts: bool = True
-
-
 class LegalHoldActivities:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self._settings = settings
         self._engine = engine
 
-    @activity.defn(name="legal_hold.assess")
+    @activity.defn(name=CHECK_HOLDS.name)
     def assess(self, check: HoldCheck) -> ErasurePlan:
         policy = load_retention_policy(self._settings.policy_dir / "retention.yaml")
         if not check.apply_drafts:

@@ -17,10 +17,10 @@ import zipfile
 from collections.abc import Iterator
 from typing import IO
 
-from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.interfaces.package import ASSEMBLE_PACKAGE, Package, PackageInput
 from dsr.access_facts import load_access_policies
 from dsr.blobstore import BlobStore, key_of
 from dsr.codec import DecryptionError
@@ -32,23 +32,12 @@ HEARTBEAT_EVERY = 2000  # records
 CONNECTOR_NAME = re.compile(r"[a-z][a-z0-9_]{1,40}")  # as in the registry
 
 
-class PackageInput(BaseModel):
-    request_id: str
-    language: Language
-    exports: list[AccessResult]
-
-
-class Package(BaseModel):
-    blob_ref: str
-    records: int
-
-
 class PackageActivities:
     def __init__(self, settings: Settings, blobs: BlobStore) -> None:
         self._settings = settings
         self._blobs = blobs
 
-    @activity.defn(name="package.assemble")
+    @activity.defn(name=ASSEMBLE_PACKAGE.name)
     def assemble(self, package: PackageInput) -> Package:
         """Zip the exports into the package, then delete them: the package is the one copy
         kept, until its download link expires. A retry after the exports are gone returns the

@@ -3,13 +3,17 @@ later changes new requests, never the replay of running ones."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
-from pydantic import BaseModel, Field
 from temporalio import activity
 
-from dsr.assertions import Role
-from dsr.connector_registry import ConnectorEntry, load_registry
+from activities.interfaces.policy import (
+    COMPUTE_DEADLINE,
+    EXTEND_DEADLINE,
+    SNAPSHOT_POLICY,
+    ExtensionQuery,
+    PolicyQuery,
+    RequestPolicy,
+)
+from dsr.connector_registry import load_registry
 from dsr.credentials import authority, load_action_roles
 from dsr.deadline_policy import load_deadline_policy
 from dsr.deadlines import (
@@ -18,41 +22,14 @@ from dsr.deadlines import (
     compute_deadline,
     end_of_day,
 )
-from dsr.models import Right
 from dsr.settings import Settings
-
-
-class PolicyQuery(BaseModel):
-    as_of: datetime
-
-
-class RequestPolicy(BaseModel):
-    code_validity_hours: int
-    code_max_attempts: int
-    panel_reauth_minutes: int
-    approval_required_for: list[Right]
-    connector_max_attempts: int
-    connector_retry_seconds: float
-    connectors: list[ConnectorEntry]
-    connector_start_timeout_seconds: float = 300
-    connector_missing_retry_seconds: float = 60
-    connector_heartbeat_seconds: float = 120
-    # Who may act on the request: the officer authority's public keys (key id to key) and the
-    # roles each action needs, as they were when the request began.
-    authorities: dict[str, str] = Field(default_factory=dict)
-    action_roles: dict[str, list[Role]] = Field(default_factory=dict)
-
-
-class ExtensionQuery(BaseModel):
-    deadline: Deadline
-    until: date
 
 
 class PolicyActivities:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    @activity.defn(name="policy.snapshot")
+    @activity.defn(name=SNAPSHOT_POLICY.name)
     def snapshot(self, _: PolicyQuery) -> RequestPolicy:
         settings = self._settings
         return RequestPolicy(
@@ -70,11 +47,11 @@ class PolicyActivities:
             action_roles=load_action_roles(settings.policy_dir),
         )
 
-    @activity.defn(name="deadline.compute")
+    @activity.defn(name=COMPUTE_DEADLINE.name)
     def compute(self, query: DeadlineQuery) -> Deadline:
         return compute_deadline(query, self._policy())
 
-    @activity.defn(name="deadline.extend")
+    @activity.defn(name=EXTEND_DEADLINE.name)
     def extend(self, query: ExtensionQuery) -> Deadline:
         """The deadline moved to the officer's date, at the end of that local day."""
         timezone = self._policy().jurisdictions[query.deadline.jurisdiction].time_zone

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, Field
 from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.orm import Session
 from temporalio import activity
 
+from activities.interfaces.proof import PURGE_CONFIRMATIONS, PurgeInput, PurgeResult
 from dsr import ledger, package_links
 from dsr.blobstore import BlobStore
 from dsr.register import ConfirmationRecord, MilestoneRecord, RequestRecord, RequestSubjectRecord
@@ -36,19 +36,6 @@ REGISTER_CATEGORY = "request_confirmation"  # the register is kept as long as th
 MONTH_END_MARGIN = timedelta(days=3)
 
 
-class PurgeInput(BaseModel):
-    as_of: datetime
-
-
-class PurgeResult(BaseModel):
-    purged: int
-    request_ids: list[str]
-    # Register rows (with their milestones) purged, the proof period having passed.
-    register_purged: int = 0
-    register_request_ids: list[str] = Field(default_factory=list)
-    packages_purged: list[str] = Field(default_factory=list)  # their download link ended
-
-
 class ProofActivities:
     def __init__(self, engine: Engine, settings: Settings, blobs: BlobStore) -> None:
         self._engine = engine
@@ -57,7 +44,7 @@ class ProofActivities:
         self._anchors = ledger.anchor_store(settings)
         self._retention_file = settings.policy_dir / "retention.yaml"
 
-    @activity.defn(name="proof.purge_confirmations")
+    @activity.defn(name=PURGE_CONFIRMATIONS.name)
     def purge_confirmations(self, purge: PurgeInput) -> PurgeResult:
         with Session(self._engine) as session, session.begin():
             expired = list(session.scalars(

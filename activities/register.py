@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from temporalio import activity
 
+from activities.interfaces.register import RECORD_INTAKE, RECORD_MILESTONE, Intake, Registered
 from dsr import register
-from dsr.models import RightsRequest
 from dsr.register import Milestone, RegisterKeys
 from dsr.serverkeys import ServerKeys
-
-
-class Intake(BaseModel):
-    request: RightsRequest
-    submitted_by: str | None = None
-
-
-class Registered(BaseModel):
-    possible_duplicate_of: list[str] = Field(default_factory=list)
 
 
 class RegisterActivities:
@@ -27,13 +17,13 @@ class RegisterActivities:
         self._server_keys = keys
         self._keys = RegisterKeys.from_secret(keys.secret)
 
-    @activity.defn(name="register.intake")
+    @activity.defn(name=RECORD_INTAKE.name)
     def record_intake(self, intake: Intake) -> Registered:
         started = activity.info().started_time
         duplicates = register.record_intake(self._engine, intake.request, self._server_keys,
                                             started, intake.submitted_by)
         return Registered(possible_duplicate_of=duplicates)
 
-    @activity.defn(name="register.milestone")
+    @activity.defn(name=RECORD_MILESTONE.name)
     def record_milestone(self, milestone: Milestone) -> None:
         register.record_milestone(self._engine, milestone, self._keys)

@@ -5,10 +5,10 @@ available on request) is told to the officer without holding it."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
 from temporalio import activity
 
-from activities.answer import AnswerInput
+from activities.interfaces.answer import AnswerInput
+from activities.interfaces.review import REVIEW_ANSWER, AnswerReview
 from dsr.access_facts import load_access_policies, officer_notes, review_reasons
 from dsr.catalogue import load_authorities
 from dsr.emails import Action
@@ -19,19 +19,11 @@ from dsr.settings import Settings
 STATES_COMPLAINT = {"answer", "denial", "unverified"}  # the kinds naming where to complain
 
 
-class AnswerReview(BaseModel):
-    """Why the answer waits for review (empty: it may be sent), and what the officer is told
-    regardless. Names of texts, recipients and categories, never data."""
-
-    reasons: list[str] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)
-
-
 class ReviewActivities:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    @activity.defn(name="answer.review")
+    @activity.defn(name=REVIEW_ANSWER.name)
     def review(self, answer: AnswerInput) -> AnswerReview:
         if answer.kind not in STATES_COMPLAINT:
             return AnswerReview()

@@ -16,11 +16,19 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from temporalio import activity
 
+from activities.interfaces.sweep import (
+    PLAN_SWEEP,
+    RECORD_SWEEP,
+    ConnectorSweep,
+    RecordSweep,
+    SweepPlan,
+    SweepPlanQuery,
+    SweepReport,
+)
 from dsr import ledger
 from dsr.connector_contract import EraseRule, Operation
 from dsr.connector_registry import ConnectorEntry, Registry, load_registry
@@ -34,52 +42,6 @@ SWEEP_ACTOR = "retention-sweep-schedule"
 # (connectors.kit.cutoffs.country_conditions). Any other connector gets, in place of per-country
 # rules, one rule with the longest period of any country: never early.
 COUNTRY_AWARE = frozenset({"sms", "voice", "customer_account"})
-
-
-class SweepPlanQuery(BaseModel):
-    as_of: datetime
-
-
-class ConnectorSweep(BaseModel):
-    """One connector's part of a sweep: its rules, and the categories a legal hold keeps."""
-
-    connector: str
-    task_queue: str
-    rules: list[EraseRule] = Field(default_factory=list)
-    held: dict[str, list[str]] = Field(default_factory=dict)  # category -> hold ids
-
-
-class SweepPlan(BaseModel):
-    as_of: datetime
-    policy_version: str
-    connectors: list[ConnectorSweep] = Field(default_factory=list)
-    # How long to wait for a connector (from settings, so a deployment tunes them).
-    start_timeout_seconds: float = 300
-    heartbeat_seconds: float = 120
-    max_attempts: int = 5
-    retry_seconds: float = 1.0
-
-
-class SweepReport(BaseModel):
-    """What a sweep did: counts only, no personal data."""
-
-    sweep_id: str
-    as_of: datetime
-    policy_version: str
-    anonymised: dict[str, dict[str, int]] = Field(default_factory=dict)  # connector -> cat -> n
-    already_done: list[str] = Field(default_factory=list)  # connectors that had done this sweep
-    failed: dict[str, str] = Field(default_factory=dict)  # connector -> why (no message text)
-    held: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
-    not_swept: list[str] = Field(default_factory=list)  # connectors with no period to apply
-
-    @property
-    def total(self) -> int:
-        return sum(sum(counts.values()) for counts in self.anonymised.values())
-
-
-class RecordSweep(BaseModel):
-    report: SweepReport
-    at: datetime  # when the sweep finished (the workflow's clock)
 
 
 def plan_sweep(
@@ -159,7 +121,7 @@ class SweepActivities:
         self._engine = engine
         self._key = ledger.ledger_key(settings.secret)
 
-    @activity.defn(name="retention.sweep_plan")
+    @activity.defn(name=PLAN_SWEEP.name)
     def sweep_plan(self, query: SweepPlanQuery) -> SweepPlan:
         settings = self._settings
         policy = load_retention_policy(settings.policy_dir / "retention.yaml")
@@ -175,7 +137,7 @@ class SweepActivities:
             retry_seconds=settings.connector_retry_seconds,
         )
 
-    @activity.defn(name="retention.record_sweep")
+    @activity.defn(name=RECORD_SWEEP.name)
     def record_sweep(self, record: RecordSweep) -> int:
         """One ledger entry of kind ``sweep`` with the counts; a retry (or a run of the same
         sweep that found everything already done) adds no second identical entry. Returns

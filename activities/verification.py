@@ -8,43 +8,22 @@ server secret is still accepted until it expires.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import activity
 
+from activities.interfaces.verification import (
+    CHECK_CODE,
+    ISSUE_CODES,
+    CodeCheck,
+    CodeIssue,
+    IssuedCode,
+)
 from dsr.emails import render
 from dsr.mailer import send_email
-from dsr.models import Language
 from dsr.purposes import CODES
 from dsr.serverkeys import PurposeKeys
 from dsr.settings import Settings
-
-
-class CodeRecipient(BaseModel):
-    target_id: str
-    email: str
-
-
-class CodeIssue(BaseModel):
-    request_id: str
-    round: int
-    language: Language
-    valid_hours: int
-    as_of: datetime
-    recipients: list[CodeRecipient]
-
-
-class IssuedCode(BaseModel):
-    target_id: str
-    code_hash: str
-    expires_at: datetime
-
-
-class CodeCheck(BaseModel):
-    request_id: str
-    code: str
-    candidates: list[IssuedCode]
 
 
 class VerificationActivities:
@@ -64,7 +43,7 @@ class VerificationActivities:
     def _hash(self, request_id: str, target_id: str, code: str) -> str:
         return self._checks().tag(f"{request_id}:{target_id}:{code}")
 
-    @activity.defn(name="verification.issue_codes")
+    @activity.defn(name=ISSUE_CODES.name)
     async def issue_codes(self, issue: CodeIssue) -> list[IssuedCode]:
         expires_at = issue.as_of + timedelta(hours=issue.valid_hours)
         issued = []
@@ -89,7 +68,7 @@ class VerificationActivities:
                                      expires_at=expires_at))
         return issued
 
-    @activity.defn(name="verification.check_code")
+    @activity.defn(name=CHECK_CODE.name)
     def check_code(self, check: CodeCheck) -> str | None:
         """The target whose code this is, or None. Compared in constant time."""
         found, checks = None, self._checks()

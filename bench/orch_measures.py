@@ -31,18 +31,20 @@ from temporalio.client import Client, WorkflowHandle
 
 from connectors.seed import DemoFacts
 from dsr.credentials import Signer
-from dsr.models import Channel, Right, RightsRequest
+from dsr.models import Channel, RightsRequest
+from dsr.rights import RIGHTS
 from dsr.settings import Settings
 from dsr.signers import door_signer, officer_signer
 from dsr.status import Status
 from dsr.temporal import connect
 from services import workflow_client as officer
 from workflows.models import OfficerNote, RequestOutcome, UpdateResult
+from workflows.request import WORKFLOW_NAME as REQUEST_WORKFLOW
 
 BENCH = Path(__file__).resolve().parent
 BATCH = 50
 IN_INTAKE = 250  # open requests: at most this many started and not yet waiting for their code
-WAITING = "WorkflowType = 'RightsRequest' AND DsrStatus = 'awaiting_verification'"
+WAITING = f"WorkflowType = '{REQUEST_WORKFLOW}' AND DsrStatus = 'awaiting_verification'"
 T = TypeVar("T")
 
 
@@ -391,9 +393,8 @@ async def histories(
     """Events per finished request for each right: a customer's instruction (every end-user
     connector) and an account holder's panel request (the group's own connectors)."""
     client = await connect(settings)
-    rights = [r for r in Right if r is not Right.ERASURE] + [Right.ERASURE]  # erase last
     out: dict[str, Any] = {}
-    for right in rights:
+    for right in (row.right for row in RIGHTS):  # in the order a connector acts: erase last
         controller = controller_request(f"BENCH-HIST-C-{right.value}", next(pool), [right])
         panel = panel_request(
             f"BENCH-HIST-P-{right.value}",

@@ -36,6 +36,9 @@ SHOWN_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 
 
 class Right(StrEnum):
+    """What each right asks of the connectors, and whether it needs verification: the table in
+    ``dsr.rights``."""
+
     ACCESS = "access"
     PORTABILITY = "portability"
     RECTIFICATION = "rectification"
@@ -46,21 +49,6 @@ class Right(StrEnum):
     MARKETING_OPT_OUT = "marketing_opt_out"
     OPT_OUT_SALE_SHARING = "opt_out_sale_sharing"
     LIMIT_SENSITIVE = "limit_sensitive"
-
-
-# Rights that disclose or delete data, and so need each identity verified first.
-RIGHTS_NEEDING_VERIFICATION = frozenset(
-    {
-        Right.ACCESS,
-        Right.PORTABILITY,
-        Right.RECTIFICATION,
-        Right.ERASURE,
-        Right.RESTRICTION,
-        Right.OBJECTION,
-        Right.WITHDRAW_CONSENT,
-        Right.MARKETING_OPT_OUT,
-    }
-)
 
 
 class Jurisdiction(StrEnum):
@@ -259,10 +247,6 @@ class RightsRequest(StrictModel):
 
     def has(self, kind: IdentityType) -> bool:
         return any(identity.type is kind for identity in self.identities)
-
-    @property
-    def needs_verification(self) -> bool:
-        return any(right in RIGHTS_NEEDING_VERIFICATION for right in self.rights)
 
     @property
     def vouched_by_door(self) -> bool:

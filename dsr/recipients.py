@@ -32,6 +32,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from dsr.models import IdentityType, RequesterKind, RightsRequest
+from dsr.rights import needs_verification
 from dsr.verification import Method, Target, identity_target_id
 
 
@@ -94,7 +95,7 @@ def _verified_email(request: RightsRequest, targets: list[Target]) -> bool:
 
 
 def _own_address(request: RightsRequest) -> bool:
-    return not request.needs_verification and all(
+    return not needs_verification(request.rights) and all(
         identity.type is IdentityType.EMAIL and _same_address(identity.value, request)
         for identity in request.identities
     )

@@ -13,6 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from dsr.models import Channel, IdentityType, RequesterKind, Right, RightsRequest
+from dsr.rights import needs_verification
 
 
 class Method(StrEnum):
@@ -38,7 +39,7 @@ class Target(BaseModel):
 
 
 def plan_verification(request: RightsRequest, now: datetime, reauth_minutes: int) -> list[Target]:
-    if not request.needs_verification:
+    if not needs_verification(request.rights):
         return []
     fresh_login = _fresh_login(request, now, reauth_minutes)
     if request.channel is Channel.POST:

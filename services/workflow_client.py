@@ -28,10 +28,10 @@ from dsr import search_attributes as sa
 from dsr.credentials import CredentialError, Signer
 from dsr.models import RightsRequest
 from dsr.settings import Settings
-from workflows.deferred import Recheck
+from workflows.deferred import WORKFLOW_NAME as DEFERRED_WORKFLOW
+from workflows.deferred import DeferredErasureWorkflow, Recheck
 from workflows.models import OfficerPayload, RequestInput, RequestOutcome, RequestStatus
-
-WORKFLOW = "RightsRequest"  # by name: the CLI need not import the workflow code
+from workflows.request import RightsRequestWorkflow
 
 Result = TypeVar("Result", bound=BaseModel)
 Payload = TypeVar("Payload", bound=OfficerPayload)
@@ -89,9 +89,8 @@ async def submit(
         start.door = door.sign(workflow_id(request.request_id), "submit", request, now)
     try:
         return await client.start_workflow(
-            WORKFLOW,
+            RightsRequestWorkflow.run,
             start,
-            result_type=RequestOutcome,
             id=workflow_id(request.request_id),
             # A request id is for good: an answered, denied or cancelled request submitted
             # again must not run again (erase again, email the requester again).
@@ -165,15 +164,13 @@ def _rpc_error(request_id: str, error: RPCError) -> OfficerError:
     return OfficerError(f"Temporal refused the call for {request_id}: {error.message}")
 
 
-DEFERRED_WORKFLOW = "DeferredErasure"
-
-
 async def recheck_deferred(client: Client) -> int:
     """Ask every waiting deferred erasure to look again now (a hold was released): what only
     that hold was keeping is erased. Returns how many were asked."""
     query = f"WorkflowType = '{DEFERRED_WORKFLOW}' AND ExecutionStatus = 'Running'"
     asked = 0
     async for execution in client.list_workflows(query):
-        await client.get_workflow_handle(execution.id).signal("recheck", Recheck())
+        await client.get_workflow_handle(execution.id).signal(
+            DeferredErasureWorkflow.recheck, Recheck())
         asked += 1
     return asked

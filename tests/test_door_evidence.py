@@ -20,6 +20,7 @@ from services import workflow_client as officer
 from tests.conftest import Harness
 from tests.test_foreign_payloads import app_tables, events_of
 from workflows.models import RequestInput
+from workflows.request import RightsRequestWorkflow
 
 REFUSED = "needs the assertion of the door that verified it"
 
@@ -27,7 +28,7 @@ REFUSED = "needs the assertion of the door that verified it"
 async def started_past_the_client(h: Harness, start: RequestInput) -> str:
     """What a process holding the payload keys but no door's key can do."""
     handle = await h.client.start_workflow(
-        "RightsRequest", start, id=officer.workflow_id(start.request.request_id),
+        RightsRequestWorkflow.run, start, id=officer.workflow_id(start.request.request_id),
         task_queue=h.settings.task_queue)
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()

@@ -22,6 +22,7 @@ from dsr.models import (
     RightsRequest,
     parse_request,
 )
+from dsr.rights import needs_verification
 from dsr.verification import Method, plan_verification
 from services.workflow_client import describe_errors
 from workflows.models import RequestInput
@@ -96,9 +97,9 @@ def test_the_request_is_frozen_and_its_repr_holds_no_identity() -> None:
 
 
 def test_verification_is_needed_only_for_rights_that_disclose_or_delete() -> None:
-    assert parse(rights=["access"]).needs_verification
-    assert parse(rights=["erasure", "opt_out_sale_sharing"]).needs_verification
-    assert not parse(rights=["opt_out_sale_sharing", "limit_sensitive"]).needs_verification
+    assert needs_verification(parse(rights=["access"]).rights)
+    assert needs_verification(parse(rights=["erasure", "opt_out_sale_sharing"]).rights)
+    assert not needs_verification(parse(rights=["opt_out_sale_sharing", "limit_sensitive"]).rights)
 
 
 def test_only_a_controller_request_is_scoped_to_a_customer() -> None:
@@ -492,14 +493,14 @@ def test_every_plan_verifies_something_exactly_when_data_is_disclosed_or_deleted
         submitted: dict[str, Any]) -> None:
     request = parse_request(submitted, now=NOW)
     targets = plan_verification(request, NOW, 15)
-    assert bool(targets) == request.needs_verification
+    assert bool(targets) == needs_verification(request.rights)
     assert len({t.target_id for t in targets}) == len(targets)
     for target in targets:
         assert target.verified == (target.method in (Method.ACCOUNT_LOGIN,
                                                      Method.API_CREDENTIALS))
         if target.identity_index is not None:
             assert request.identities[target.identity_index].type is IdentityType.EMAIL
-    if request.needs_verification and request.requester.kind is RequesterKind.SUBJECT \
+    if needs_verification(request.rights) and request.requester.kind is RequesterKind.SUBJECT \
             and request.channel is not Channel.POST:
         assert len(targets) == len(request.identities)
 

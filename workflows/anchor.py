@@ -10,8 +10,8 @@ from temporalio import workflow
 from workflows import calls
 
 with workflow.unsafe.imports_passed_through():
-    from activities.anchor import AnchorInput
-    from dsr.ledger import Anchor
+    from activities.interfaces.anchor import ANCHOR_LEDGER, AnchorInput
+    from dsr.anchors import Anchor
 
 
 @workflow.defn(name="LedgerAnchor")
@@ -19,8 +19,7 @@ class LedgerAnchorWorkflow:
     @workflow.run
     async def run(self) -> Anchor:
         return await calls.activity(
-            "ledger.anchor",
+            ANCHOR_LEDGER,
             AnchorInput(as_of=workflow.now()),
-            result_type=Anchor,
             start_to_close_timeout=timedelta(minutes=1),
         )

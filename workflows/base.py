@@ -1,5 +1,7 @@
 """The state every part of the rights-request workflow shares, and its plumbing: steps,
-status, search attributes, activities, notices and register milestones."""
+status, search attributes, officers' authority, activities, notices and register milestones.
+The parts (workflows/*.py, listed on ``RightsRequestWorkflow``) each extend this; the request,
+its policy and its deadline reach their steps as arguments where a step reads them once."""
 
 from __future__ import annotations
 
@@ -14,14 +16,16 @@ from temporalio.exceptions import ApplicationError
 from workflows import calls
 
 with workflow.unsafe.imports_passed_through():
-    from activities.mail import Notice
-    from activities.policy import RequestPolicy
-    from activities.verification import IssuedCode
+    from activities.interfaces import ActivityInterface
+    from activities.interfaces.mail import SEND_NOTICE, Notice
+    from activities.interfaces.policy import RequestPolicy
+    from activities.interfaces.register import RECORD_MILESTONE
+    from activities.interfaces.verification import IssuedCode
     from dsr import assertions
     from dsr import search_attributes as sa
     from dsr.connector_registry import ConnectorEntry
     from dsr.deadlines import Deadline
-    from dsr.models import Language, RightsRequest
+    from dsr.models import Language, Right, RightsRequest
     from dsr.register import Milestone
     from dsr.status import CLOSED, Status
     from dsr.verification import Target
@@ -60,6 +64,8 @@ REMINDERS = (
 
 
 Payload = TypeVar("Payload", bound="OfficerPayload")
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 
 class Stopped(Exception):
@@ -69,6 +75,7 @@ class Stopped(Exception):
 class RequestState:
     def __init__(self) -> None:
         self._request: RightsRequest | None = None
+        self._asked_rights: list[Right] = []  # as asked, where a child review added erasure
         self._status = Status.RECEIVED
         self._steps = {name: Step(name=name) for name in STEPS + tuple(r[0] for r in REMINDERS)}
         self._policy: RequestPolicy | None = None
@@ -176,10 +183,9 @@ class RequestState:
             raise ApplicationError(f"not authorized: {refused}", non_retryable=True) from None
         return payload.model_copy(update={"officer": principal.principal_id, "assertion": None})
 
-    def _check_door(self, door: assertions.Assertion | None) -> None:
+    def _check_door(self, request: RightsRequest, door: assertions.Assertion | None) -> None:
         """A request its door says it verified fails here, before anything is written or sent,
         unless that door signed it (``submit``, with the channel in its credential)."""
-        request = self._req
         if not request.vouched_by_door:
             return
         try:
@@ -213,6 +219,11 @@ class RequestState:
                                               "through starter.py with their credential")
         return assertions.verify(payload.assertion, self._pol.authorities,
                                  self._expected(action, payload), seen)
+
+    def _deadline_rights(self, request: RightsRequest) -> list[Right]:
+        """The rights the legal deadline is counted for: those asked (the erasure a child
+        review adds changes nothing)."""
+        return self._asked_rights or request.rights
 
     def _cancel_reason(self) -> str | None:
         return self._cancelled.note if self._cancelled else None
@@ -262,39 +273,21 @@ class RequestState:
     def _upsert(self, *updates: Any) -> None:
         workflow.upsert_search_attributes(list(updates))
 
-    async def _activity(
-        self,
-        name: str,
-        payload: Any,
-        *,
-        result_type: Any = None,
-        task_queue: str | None = None,
-        timeout: timedelta = QUICK,
-        heartbeat: timedelta | None = None,
-    ) -> Any:
-        """``heartbeat``: for a long activity, how soon a worker lost mid-call (or a result
-        lost with it) is noticed and the call retried, instead of after ``timeout``."""
-        return await calls.activity(
-            name,
-            payload,
-            result_type=result_type,
-            task_queue=task_queue,
-            start_to_close_timeout=timeout,
-            heartbeat_timeout=heartbeat,
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
-        )
+    async def _activity(self, call: ActivityInterface[In, Out], payload: In, *,
+                        timeout: timedelta = QUICK, heartbeat: timedelta | None = None) -> Out:
+        """One of the orchestrator's own activities, through the server."""
+        return await calls.activity(call, payload, **_remote(timeout, heartbeat))
 
-    async def _quick(self, name: str, payload: Any, *, result_type: Any = None) -> Any:
+    async def _quick(self, call: ActivityInterface[In, Out], payload: In) -> Out:
         """One of the orchestrator's own quick steps (register, policy, deadline, hold check):
         a local activity on this worker, with no round trip through the server; remote for
         requests begun before ``local-quick-steps``. Each is idempotent, since a local activity
         runs again if the worker is lost before its result is recorded."""
         if not self._local_quick_steps:
-            return await self._activity(name, payload, result_type=result_type)
+            return await self._activity(call, payload)
         return await calls.local_activity(
-            name,
+            call,
             payload,
-            result_type=result_type,
             start_to_close_timeout=QUICK,
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
         )
@@ -302,11 +295,11 @@ class RequestState:
     async def _registered_contact(self, account_id: str) -> dict[str, Any]:
         """The customer's registered address and name, from the customer-account connector."""
         entry = self._entry("customer_account")
-        contact: dict[str, Any] = await self._activity(
+        contact: dict[str, Any] = await calls.activity(
             "customer_account.registered_contact",
             {"account_id": account_id},
-            task_queue=entry.task_queue if entry else None,
             result_type=dict,
+            **_remote(task_queue=entry.task_queue if entry else None),
         )
         return contact
 
@@ -329,7 +322,7 @@ class RequestState:
             message_id=f"<{key or template}.{request.request_id}@dsr>",
             context=context,
         )
-        await self._activity("mail.send_notice", notice)
+        await self._activity(SEND_NOTICE, notice)
 
     async def _milestone(
         self,
@@ -350,4 +343,18 @@ class RequestState:
             status=fields.pop("status", self._status.value),
             **fields,
         )
-        await self._quick("register.milestone", milestone)
+        await self._quick(RECORD_MILESTONE, milestone)
+
+
+def _remote(
+    timeout: timedelta = QUICK, heartbeat: timedelta | None = None, task_queue: str | None = None
+) -> dict[str, Any]:
+    """An activity call's options. ``heartbeat``: for a long activity, how soon a worker lost
+    mid-call (or a result lost with it) is noticed and the call retried, instead of after
+    ``timeout``."""
+    return {
+        "task_queue": task_queue,
+        "start_to_close_timeout": timeout,
+        "heartbeat_timeout": heartbeat,
+        "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=30)),
+    }

@@ -21,9 +21,10 @@ from datetime import date, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.children import ChildReviewQuery
+    from activities.interfaces.children import PLAN_CHILD_REVIEW, ChildReviewQuery
     from dsr import search_attributes as sa
     from dsr.children import ChildReviewPlan
+    from dsr.deadlines import Deadline
     from dsr.models import Right, RightsRequest
     from dsr.retention import ErasurePlan
     from dsr.status import CLOSED, Status
@@ -41,7 +42,6 @@ class ChildErasureReview(RequestState):
     def __init__(self) -> None:
         super().__init__()
         self._child = False  # a child request begun after the patch
-        self._asked_rights: list[Right] = []
         self._child_plan: ChildReviewPlan | None = None
         self._child_erasure = ""  # ASKED or ADDED
         self._child_decision: ChildErasureDecision | None = None
@@ -51,27 +51,23 @@ class ChildErasureReview(RequestState):
         """Before the first await, with the other patches."""
         self._child = request.is_child and workflow.patched(PATCH)
 
-    def _deadline_rights(self) -> list[Right]:
-        """The legal deadline is the rights asked's: the review's erasure changes nothing."""
-        return self._asked_rights or self._req.rights
-
-    async def _open_child_review(self) -> None:
-        """Take the review's plan, add erasure where it was not asked, tell the officer."""
+    async def _open_child_review(self, request: RightsRequest,
+                                 deadline: Deadline) -> RightsRequest:
+        """Take the review's plan, add erasure where it was not asked, tell the officer.
+        Returns the request the workflow acts on from here (with that erasure)."""
         if not self._child:
-            return
-        request = self._req
-        self._asked_rights = list(request.rights)
+            return request
+        self._asked_rights = list(request.rights)  # the legal deadline stays theirs
         self._add_step()
         self._begin(STEP)
         self._child_plan = await self._quick(
-            "children.review_plan", ChildReviewQuery(deadline=self._dl, opened_at=self._now()),
-            result_type=ChildReviewPlan)
+            PLAN_CHILD_REVIEW, ChildReviewQuery(deadline=deadline, opened_at=self._now()))
         if Right.ERASURE in request.rights:
             self._child_erasure = ASKED
             self._done(STEP, f"erasure asked; target {self._child_plan.target_on.isoformat()}")
         else:
             self._child_erasure = ADDED
-            self._set_rights([*request.rights, Right.ERASURE])
+            request = self._set_rights(request, [*request.rights, Right.ERASURE])
         await self._milestone("child-review", STEP, detail={
             "erasure": self._child_erasure,
             "target_on": self._child_plan.target_on.isoformat(),
@@ -79,11 +75,15 @@ class ChildErasureReview(RequestState):
             "policy_version": self._child_plan.policy_version})
         await self._remind_child_review(0)
         self._child_reminders = asyncio.create_task(self._child_reminder_loop())
+        return request
 
-    async def _child_review_gate(self, plan: ErasurePlan | None) -> ErasurePlan | None:
-        """An added erasure waits for the approver's review; kept, it is dropped."""
+    async def _child_review_gate(
+        self, request: RightsRequest, plan: ErasurePlan | None
+    ) -> tuple[RightsRequest, ErasurePlan | None]:
+        """An added erasure waits for the approver's review; kept, it is dropped (the request
+        as asked, and no erasure plan)."""
         if self._child_erasure != ADDED:
-            return plan
+            return request, plan
         if self._child_decision is None:
             self._set_status(Status.AWAITING_CHILD_REVIEW)
             await workflow.wait_condition(
@@ -92,13 +92,13 @@ class ChildErasureReview(RequestState):
             self._resume(Status.IN_PROGRESS)
         assert self._child_decision is not None
         if self._child_decision.erase:
-            return plan
-        self._set_rights(self._asked_rights)
-        return None
+            return request, plan
+        return self._set_rights(request, self._asked_rights), None
 
-    def _set_rights(self, rights: list[Right]) -> None:
-        self._request = self._req.model_copy(update={"rights": rights})
+    def _set_rights(self, request: RightsRequest, rights: list[Right]) -> RightsRequest:
+        self._request = request.model_copy(update={"rights": rights})
         self._upsert(sa.RIGHTS.value_set([right.value for right in rights]))
+        return self._request
 
     def _add_step(self) -> None:
         """The review's step, shown after the acknowledgement."""

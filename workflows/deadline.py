@@ -9,10 +9,10 @@ from functools import partial
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.policy import ExtensionQuery
+    from activities.interfaces.policy import COMPUTE_DEADLINE, EXTEND_DEADLINE, ExtensionQuery
     from dsr import search_attributes as sa
-    from dsr.deadlines import Deadline, DeadlineQuery
-    from dsr.models import Right
+    from dsr.deadlines import DeadlineQuery
+    from dsr.models import RightsRequest
     from dsr.status import CLOSED, Status
     from workflows.models import Extension, OfficerNote, UpdateResult
 
@@ -24,17 +24,16 @@ CLARIFICATION_OF_SCOPE = "clarification-of-scope"
 
 
 class DeadlineKeeping(RequestState):
-    async def _compute_deadline(self) -> None:
+    async def _compute_deadline(self, request: RightsRequest) -> None:
         self._begin("deadline")
-        request = self._req
         query = DeadlineQuery(
             jurisdiction=request.jurisdiction,
-            rights=self._deadline_rights(),
+            rights=self._deadline_rights(request),
             received_at=request.received_at,
             paused_days=self._paused_days,
             verified_at=self._verified_at,
         )
-        self._deadline = await self._quick("deadline.compute", query, result_type=Deadline)
+        self._deadline = await self._quick(COMPUTE_DEADLINE, query)
         self._done("deadline", f"due {self._deadline.due_on.isoformat()}")
         self._upsert(sa.DUE_AT.value_set(self._deadline.due_at))
         await self._milestone(
@@ -49,20 +48,16 @@ class DeadlineKeeping(RequestState):
             },
         )
 
-    async def _count_from_verification(self) -> None:
+    async def _count_from_verification(self, request: RightsRequest) -> None:
         """Where the period starts only once identity is confirmed (UK Art. 12A), it is
         counted again from now, the day verification completed."""
         if not self._dl.starts_at_verification or not self._period_from_verification:
             return
         self._verified_at = self._now()
-        await self._compute_deadline()
+        await self._compute_deadline(request)
         await self._milestone("deadline-from-verification", "deadline", due_at=self._dl.due_at,
                               detail={"due_on": self._dl.due_on.isoformat(),
                                       "basis": self._dl.basis})
-
-    def _deadline_rights(self) -> list[Right]:
-        """The rights the deadline is computed for."""
-        return self._req.rights
 
     async def _watch_deadline(self) -> None:
         while self._status not in CLOSED:
@@ -125,7 +120,7 @@ class DeadlineKeeping(RequestState):
         assert limit is not None
         until = extension.until or limit
         self._deadline = await self._quick(
-            "deadline.extend", ExtensionQuery(deadline=self._dl, until=until), result_type=Deadline
+            EXTEND_DEADLINE, ExtensionQuery(deadline=self._dl, until=until)
         )
         self._extended = True
         self._upsert(sa.DUE_AT.value_set(self._dl.due_at))
@@ -230,7 +225,7 @@ class DeadlineKeeping(RequestState):
         note = self._acting("clarification_received", note)
         if self._paused_since is not None:
             self._paused_days += _days_between(self._paused_since.date(), self._now().date())
-            await self._compute_deadline()  # before the clock restarts: no false overdue
+            await self._compute_deadline(self._req)  # before the clock restarts: no false overdue
             self._paused_since = None
         self._set_status(self._previous_status)
         await self._milestone(

@@ -24,15 +24,16 @@ from temporalio.common import RetryPolicy
 from workflows import calls
 
 with workflow.unsafe.imports_passed_through():
-    from activities.legal_hold import HoldCheck
-    from activities.mail import Notice
-    from activities.policy import PolicyQuery, RequestPolicy
+    from activities.interfaces.legal_hold import CHECK_HOLDS, HoldCheck
+    from activities.interfaces.mail import SEND_NOTICE, Notice
+    from activities.interfaces.policy import SNAPSHOT_POLICY, PolicyQuery
+    from activities.interfaces.register import RECORD_MILESTONE
     from dsr import connector_contract as p
     from dsr import search_attributes as sa
     from dsr.connector_registry import ConnectorEntry
     from dsr.models import RightsRequest
     from dsr.register import Milestone
-    from dsr.retention import ErasurePlan, RetainedPart
+    from dsr.retention import RetainedPart
     from workflows.connectors import connector_scope
 
 WORKFLOW_NAME = "DeferredErasure"
@@ -115,23 +116,19 @@ class DeferredErasureWorkflow:
     async def _erase_what_is_free(
         self, start: DeferredInput
     ) -> tuple[dict[str, dict[str, int]], list[RetainedPart]]:
-        policy: RequestPolicy = await calls.activity(
-            "policy.snapshot",
-            PolicyQuery(as_of=workflow.now()),
-            result_type=RequestPolicy,
-            start_to_close_timeout=QUICK,
+        policy = await calls.activity(
+            SNAPSHOT_POLICY, PolicyQuery(as_of=workflow.now()), start_to_close_timeout=QUICK
         )
         wanted = {(part.connector, part.category) for part in start.parts}
         entries = [e for e in policy.connectors if e.name in {c for c, _ in wanted}]
         found = await asyncio.gather(*(self._discover(start.request, e) for e in entries))
         discoveries = [_only(d, wanted) for d in found]
-        plan: ErasurePlan = await calls.activity(
-            "legal_hold.assess",
+        plan = await calls.activity(
+            CHECK_HOLDS,
             HoldCheck(
                 request_id=start.request.request_id, discoveries=discoveries,
                 as_of=workflow.now(), identities=start.request.identities,
             ),
-            result_type=ErasurePlan,
             start_to_close_timeout=QUICK,
         )
         results = await asyncio.gather(
@@ -185,7 +182,7 @@ class DeferredErasureWorkflow:
     ) -> None:
         request = start.request
         await calls.activity(
-            "register.milestone",
+            RECORD_MILESTONE,
             Milestone(
                 request_id=request.request_id,
                 key=f"deferred-erasure-{start.round}",
@@ -213,7 +210,7 @@ class DeferredErasureWorkflow:
                 "remaining": bool(remaining),
             },
         )
-        await calls.activity("mail.send_notice", notice, start_to_close_timeout=QUICK)
+        await calls.activity(SEND_NOTICE, notice, start_to_close_timeout=QUICK)
 
     def _show(self, parts: list[RetainedPart], due: datetime | None) -> None:
         """What the Web UI shows: when it next looks, which products, which rules or holds."""

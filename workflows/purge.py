@@ -9,7 +9,7 @@ from temporalio import workflow
 from workflows import calls
 
 with workflow.unsafe.imports_passed_through():
-    from activities.proof import PurgeInput, PurgeResult
+    from activities.interfaces.proof import PURGE_CONFIRMATIONS, PurgeInput, PurgeResult
 
 
 @workflow.defn(name="ConfirmationPurge")
@@ -17,8 +17,7 @@ class ConfirmationPurgeWorkflow:
     @workflow.run
     async def run(self) -> PurgeResult:
         return await calls.activity(
-            "proof.purge_confirmations",
+            PURGE_CONFIRMATIONS,
             PurgeInput(as_of=workflow.now()),
-            result_type=PurgeResult,
             start_to_close_timeout=timedelta(minutes=5),
         )

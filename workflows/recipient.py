@@ -7,6 +7,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from dsr.models import RightsRequest
     from dsr.recipients import Recipient, contact_account, verified_recipient
     from dsr.status import Status
     from workflows.models import OfficerNote, StepStatus, UpdateResult
@@ -18,31 +19,31 @@ WAITING = "waiting for an officer to confirm the recipient (starter.py confirm-r
 
 
 class AnswerRecipient(RequestState):
-    async def _find_registered_contact(self) -> None:
+    async def _find_registered_contact(self, request: RightsRequest) -> None:
         """Once verified, and before anything is erased (erasing an account clears its
         registered address): the registered contact the answer may go to, if any."""
         self._recipient_rule = workflow.patched(PATCH)
-        account = contact_account(self._req, self._targets)
+        account = contact_account(request, self._targets)
         if self._recipient_rule and account is not None:
             self._recipient_contact = await self._registered_email(account)
 
-    async def _answer_recipient(self) -> Recipient | None:
+    async def _answer_recipient(self, request: RightsRequest) -> Recipient | None:
         """The verified recipient of the answer, once there is one; None for a request begun
         before this rule (the requester's address, as it was then)."""
         if not self._recipient_rule:
             return None
-        recipient = self._recipient()
+        recipient = self._recipient(request)
         if recipient is None:
             await self._await_recipient()
-            recipient = self._recipient()
+            recipient = self._recipient(request)
             assert recipient is not None
         self._answer_to = recipient.email
         self._set_step("answer", StepStatus.RUNNING, f"to {recipient.basis.value}")
         return recipient
 
-    def _recipient(self) -> Recipient | None:
+    def _recipient(self, request: RightsRequest) -> Recipient | None:
         confirmed = self._recipient_confirmed is not None
-        return verified_recipient(self._req, self._targets, self._recipient_contact, confirmed)
+        return verified_recipient(request, self._targets, self._recipient_contact, confirmed)
 
     async def _registered_email(self, account: str) -> str | None:
         """The account's registered address: the one its code went to, else looked up."""

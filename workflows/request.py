@@ -1,8 +1,8 @@
 """One durable workflow per rights request: intake to proof, as a privacy officer tells it.
 
 Deterministic code only: time from ``workflow.now()``, every side effect in an activity,
-policy read in activities and kept in history. The parts live beside it: identity
-verification, the connector fan-out and the deadline keeping.
+policy read in activities and kept in history. ``run`` takes the steps in order; the parts the
+workflow is made of (its class list) live beside it, each with its own Updates.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.answer import AnswerInput, AnswerSent
-    from activities.legal_hold import HoldCheck
-    from activities.package import Package, PackageInput
-    from activities.policy import PolicyQuery, RequestPolicy
-    from activities.register import Intake, Registered
+    from activities.interfaces.answer import SEND_ANSWER, AnswerInput
+    from activities.interfaces.legal_hold import CHECK_HOLDS, HoldCheck
+    from activities.interfaces.package import ASSEMBLE_PACKAGE, Package, PackageInput
+    from activities.interfaces.policy import SNAPSHOT_POLICY, PolicyQuery, RequestPolicy
+    from activities.interfaces.register import RECORD_INTAKE, Intake
     from dsr import connector_contract as p
-    from dsr.models import Right
+    from dsr.deadlines import Deadline
+    from dsr.models import Right, RightsRequest
     from dsr.retention import ErasurePlan
     from dsr.status import Status
     from workflows.models import (
@@ -34,12 +35,14 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
-from workflows.base import Stopped
+from workflows.base import RequestState, Stopped
 from workflows.children import ChildErasureReview
-from workflows.connectors import CONNECTOR_CALL
+from workflows.connectors import CONNECTOR_CALL, ConnectorCalls
 from workflows.deadline import CLARIFICATION_OF_SCOPE, PERIOD_FROM_VERIFICATION, DeadlineKeeping
 from workflows.deferred import DeferredErasureWorkflow, DeferredInput
 from workflows.deferred import workflow_id as deferred_workflow_id
+from workflows.discovery import Discovery
+from workflows.execution import Execution
 from workflows.recipient import AnswerRecipient
 from workflows.referral import Referral
 from workflows.retention_decision import PATCH as DRAFT_RETENTION_PATCH
@@ -51,11 +54,22 @@ from workflows.verification import IdentityVerification
 # The package heartbeats every few thousand records: a worker killed while packaging, or right
 # after, is noticed in a minute rather than at the end of the call's ten.
 PACKAGE_HEARTBEAT = timedelta(minutes=1)
+WORKFLOW_NAME = "RightsRequest"
 
-@workflow.defn(name="RightsRequest")
+
+@workflow.defn(name=WORKFLOW_NAME)
 class RightsRequestWorkflow(
-    ChildErasureReview, IdentityVerification, Referral, DeadlineKeeping, AnswerRecipient,
-    DraftRetentionDecision, AnswerReviewing,
+    DeadlineKeeping,  # the deadline: computed, reminded, extended; clarifications stop it
+    ChildErasureReview,  # a report about a child's data: the erasure review
+    IdentityVerification,  # who must prove what: one-time codes, or an officer by hand
+    AnswerRecipient,  # where the answer may go: a verified recipient
+    Referral,  # an end user's request about a customer's data goes to that customer
+    Discovery,  # which connectors hold the person's data
+    DraftRetentionDecision,  # data only a draft retention rule would keep: keep or erase
+    Execution,  # each connector acts on the rights; recipients without an API by email
+    ConnectorCalls,  # how the three above call connectors, and an officer's decision
+    AnswerReviewing,  # an answer stating draft texts waits for an approver
+    RequestState,  # the state they share, and its plumbing
 ):
     @workflow.run
     async def run(self, start: RequestInput) -> RequestOutcome:
@@ -69,36 +83,40 @@ class RightsRequestWorkflow(
         self._period_from_verification = workflow.patched(PERIOD_FROM_VERIFICATION)
         self._decide_child_review(start.request)
         await self._intake(start)
+        await self._compute_deadline(start.request)
         watcher = asyncio.create_task(self._watch_deadline())
+        policy = self._pol
         try:
-            await self._acknowledge()
-            await self._open_child_review()
-            if not await self._verify():
-                return await self._close(Status.UNVERIFIED, "unverified")
-            await self._count_from_verification()
-            await self._find_registered_contact()
-            await self._refer()
-            discoveries = await self._discover()
-            plan = await self._legal_hold_check(discoveries)
-            plan = await self._decide_drafts(discoveries, plan)
-            plan = await self._child_review_gate(plan)
-            await self._await_approval()
-            await self._execute(discoveries, plan)
-            package = await self._package()
-            await self._answer(plan, package)
-            await self._defer_erasure(plan)
-            return await self._finish(Status.ANSWERED, "answered")
-        except Stopped:
+            await self._acknowledge(start.request, self._dl)
+            # A child's report adds erasure where it was not asked (until an approver's review).
+            request = await self._open_child_review(start.request, self._dl)
+            if not await self._verify(request, policy):
+                return await self._close(request, Status.UNVERIFIED, "unverified")
+            await self._count_from_verification(request)
+            await self._find_registered_contact(request)
+            await self._refer(request, policy)
+            discoveries = await self._discover(request, policy)
+            plan = await self._legal_hold_check(request, discoveries)
+            plan = await self._decide_drafts(request, discoveries, plan)
+            request, plan = await self._child_review_gate(request, plan)
+            await self._await_approval(request, policy)
+            await self._execute(request, policy, discoveries, plan)
+            package = await self._package(request)
+            await self._answer(request, plan, package)
+            await self._defer_erasure(request, plan)
+            return await self._finish(request, Status.ANSWERED, "answered")
+        except Stopped:  # the request as it stood (an erasure a child review added included)
             if self._denial is not None:
-                return await self._close(Status.DENIED, "denial", self._denial.reason)
-            return await self._close(Status.CANCELLED, "cancelled", self._cancel_reason())
+                return await self._close(self._req, Status.DENIED, "denial", self._denial.reason)
+            return await self._close(self._req, Status.CANCELLED, "cancelled",
+                                     self._cancel_reason())
         finally:
             watcher.cancel()
 
     async def _intake(self, start: RequestInput) -> None:
         """Register the request and take its policy; a request its door says it verified is
         first checked against that door's assertion (before anything is written or sent)."""
-        request = self._req
+        request = start.request
         self._begin("intake")
         # Every patch is decided before the first await, as before door-evidence: with
         # possible-duplicates asked after the policy's local activity, a query replaying an
@@ -107,46 +125,44 @@ class RightsRequestWorkflow(
         duplicates = workflow.patched("possible-duplicates")
         if vouched:
             await self._snapshot_policy()
-            self._check_door(start.door)
+            self._check_door(request, start.door)
         intake = Intake(request=request, submitted_by=start.submitted_by)
         if duplicates:
-            registered = await self._quick("register.intake", intake, result_type=Registered)
+            registered = await self._quick(RECORD_INTAKE, intake)
             self._possible_duplicates = registered.possible_duplicate_of
         else:  # requests started before the duplicate check: the activity answered nothing
-            await self._quick("register.intake", intake)
+            await self._quick(RECORD_INTAKE.untyped(), intake)
         if not vouched:
             await self._snapshot_policy()
         self._done("intake", f"{len(request.rights)} rights, {request.jurisdiction.value}")
-        await self._compute_deadline()
 
     async def _snapshot_policy(self) -> None:
-        self._policy = await self._quick(
-            "policy.snapshot", PolicyQuery(as_of=self._now()), result_type=RequestPolicy
-        )
+        self._policy = await self._quick(SNAPSHOT_POLICY, PolicyQuery(as_of=self._now()))
 
-    async def _acknowledge(self) -> None:
+    async def _acknowledge(self, request: RightsRequest, deadline: Deadline) -> None:
         self._begin("acknowledge")
         await self._notice(
             "acknowledgement",
             to_requester=True,
-            rights=[r.value for r in self._req.rights],
-            due_on=self._dl.due_on.isoformat(),
-            extension_until=(self._dl.extension_limit_on.isoformat()
-                             if self._dl.extension_limit_on else None),
+            rights=[r.value for r in request.rights],
+            due_on=deadline.due_on.isoformat(),
+            extension_until=(deadline.extension_limit_on.isoformat()
+                             if deadline.extension_limit_on else None),
         )
         self._done("acknowledge")
         await self._milestone("acknowledge", "acknowledge")
 
-    async def _legal_hold_check(self, discoveries: list[p.Discovery]) -> ErasurePlan | None:
-        if Right.ERASURE not in self._req.rights:
+    async def _legal_hold_check(
+        self, request: RightsRequest, discoveries: list[p.Discovery]
+    ) -> ErasurePlan | None:
+        if Right.ERASURE not in request.rights:
             self._skip("legal_hold_check", "no erasure requested")
             return None
         self._begin("legal_hold_check")
         plan = await self._quick(
-            "legal_hold.assess",
-            HoldCheck(request_id=self._req.request_id, discoveries=discoveries, as_of=self._now(),
-                      identities=self._req.identities),
-            result_type=ErasurePlan,
+            CHECK_HOLDS,
+            HoldCheck(request_id=request.request_id, discoveries=discoveries, as_of=self._now(),
+                      identities=request.identities),
         )
         self._done("legal_hold_check", f"{len(plan.retained)} parts retained")
         await self._milestone(
@@ -158,8 +174,8 @@ class RightsRequestWorkflow(
         )
         return plan
 
-    async def _await_approval(self) -> None:
-        if not set(self._req.rights) & set(self._pol.approval_required_for) and not self._approved:
+    async def _await_approval(self, request: RightsRequest, policy: RequestPolicy) -> None:
+        if not set(request.rights) & set(policy.approval_required_for) and not self._approved:
             self._skip("approval", "not required")
             return
         self._begin("approval")
@@ -169,28 +185,29 @@ class RightsRequestWorkflow(
         self._done("approval")
         self._resume(Status.IN_PROGRESS)
 
-    async def _package(self) -> Package | None:
+    async def _package(self, request: RightsRequest) -> Package | None:
         exports = [r for rs in self._results.values() for r in rs if isinstance(r, p.AccessResult)]
         if not exports:
             self._skip("package", "no access or portability requested")
             return None
         self._begin("package")
         package = await self._activity(
-            "package.assemble",
+            ASSEMBLE_PACKAGE,
             PackageInput(
-                request_id=self._req.request_id, language=self._req.language, exports=exports
+                request_id=request.request_id, language=request.language, exports=exports
             ),
-            result_type=Package,
             timeout=CONNECTOR_CALL,
             heartbeat=PACKAGE_HEARTBEAT,
         )
         self._done("package", f"{package.records} records")
         return package
 
-    async def _answer(self, plan: ErasurePlan | None, package: Package | None) -> None:
+    async def _answer(
+        self, request: RightsRequest, plan: ErasurePlan | None, package: Package | None
+    ) -> None:
         """Only to a verified recipient (``dsr.recipients``): it discloses or confirms."""
         self._begin("answer")
-        recipient = await self._answer_recipient()
+        recipient = await self._answer_recipient(request)
         exported = {
             name: sorted(r.records)
             for name, rs in self._results.items()
@@ -198,7 +215,7 @@ class RightsRequestWorkflow(
             if isinstance(r, p.AccessResult)
         }
         answer = AnswerInput(
-            request=self._req,
+            request=request,
             answered_at=self._now(),
             outcomes=self._outcomes(),
             retained=plan.retained if plan else [],
@@ -209,44 +226,46 @@ class RightsRequestWorkflow(
         )
         await self._send_answer(answer, f" to {recipient.basis.value}" if recipient else "")
 
-    async def _defer_erasure(self, plan: ErasurePlan | None) -> None:
+    async def _defer_erasure(self, request: RightsRequest, plan: ErasurePlan | None) -> None:
         """What had to be kept is erased when its duty ends or its hold is released, by a
         workflow of its own that outlives this one."""
         if plan is None or not plan.retained or not workflow.patched("deferred-erasure"):
             return
         await workflow.start_child_workflow(
             DeferredErasureWorkflow.run,
-            DeferredInput(request=self._req, parts=plan.retained, erase_before=self._now(),
+            DeferredInput(request=request, parts=plan.retained, erase_before=self._now(),
                           recipient=self._answer_to),
-            id=deferred_workflow_id(self._req.request_id),
+            id=deferred_workflow_id(request.request_id),
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
 
     async def _send_answer(self, answer: AnswerInput, to_whom: str = "") -> None:
         await self._review(answer)
-        sent = await self._activity("answer.send", answer, result_type=AnswerSent)
+        sent = await self._activity(SEND_ANSWER, answer)
         self._done("answer", sent.message_id + to_whom)
         self._begin("proof")
         self._done("proof", f"confirmation kept until {sent.retain_until.date().isoformat()}")
 
     async def _close(
-        self, status: Status, template: str, reason: str | None = None
+        self, request: RightsRequest, status: Status, template: str, reason: str | None = None
     ) -> RequestOutcome:
         """A denial, a cancellation or an unverified closing discloses none of the data (a
         cancellation names the products already acted on), so it goes to the requester's
         address as typed, verified or not."""
         self._begin("answer")
         answer = AnswerInput(
-            request=self._req,
+            request=request,
             kind=template,
             answered_at=self._now(),
             outcomes=self._outcomes() if self._executing else [],
             reason=reason,
         )
         await self._send_answer(answer)
-        return await self._finish(status, template)
+        return await self._finish(request, status, template)
 
-    async def _finish(self, status: Status, outcome: str) -> RequestOutcome:
+    async def _finish(
+        self, request: RightsRequest, status: Status, outcome: str
+    ) -> RequestOutcome:
         self._outcome = outcome
         self._set_status(status)
         await self._milestone(
@@ -259,7 +278,7 @@ class RightsRequestWorkflow(
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return RequestOutcome(
-            request_id=self._req.request_id,
+            request_id=request.request_id,
             status=status,
             answered_at=self._now(),
             connectors=list(self._connectors.values()),

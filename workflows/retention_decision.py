@@ -10,8 +10,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.legal_hold import HoldCheck
+    from activities.interfaces.legal_hold import CHECK_HOLDS, HoldCheck
     from dsr import connector_contract as p
+    from dsr.models import RightsRequest
     from dsr.retention import ErasurePlan, RetainedPart
     from dsr.status import Status
     from workflows.models import RetentionChoice, StepStatus, UpdateResult
@@ -23,7 +24,7 @@ WAITING = "a draft retention rule would keep data: keep or erase (starter.py ret
 
 
 class DraftRetentionDecision(RequestState):
-    async def _decide_drafts(self, discoveries: list[p.Discovery],
+    async def _decide_drafts(self, request: RightsRequest, discoveries: list[p.Discovery],
                              plan: ErasurePlan | None) -> ErasurePlan | None:
         drafts = [part for part in plan.retained if part.draft_rule] if plan else []
         if plan is None or not drafts or not self._draft_decisions:
@@ -47,9 +48,9 @@ class DraftRetentionDecision(RequestState):
         if choice.keep:
             return plan.model_copy(update={"retained": [
                 part.model_copy(update={"draft_rule": False}) for part in plan.retained]})
-        return await self._quick("legal_hold.assess", HoldCheck(
-            request_id=self._req.request_id, discoveries=discoveries, as_of=self._now(),
-            identities=self._req.identities, apply_drafts=False), result_type=ErasurePlan)
+        return await self._quick(CHECK_HOLDS, HoldCheck(
+            request_id=request.request_id, discoveries=discoveries, as_of=self._now(),
+            identities=request.identities, apply_drafts=False))
 
     @workflow.update(name="decide_retention")
     async def decide_retention(self, choice: RetentionChoice) -> UpdateResult:

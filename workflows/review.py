@@ -7,8 +7,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.answer import AnswerInput
-    from activities.review import AnswerReview
+    from activities.interfaces.answer import AnswerInput
+    from activities.interfaces.review import REVIEW_ANSWER
     from dsr.status import Status
     from workflows.models import OfficerNote, StepStatus, UpdateResult
 
@@ -23,7 +23,7 @@ class AnswerReviewing(RequestState):
         """Wait for an officer's release when the answer states a draft text."""
         if not self._reviewing:
             return
-        review = await self._quick("answer.review", answer, result_type=AnswerReview)
+        review = await self._quick(REVIEW_ANSWER, answer)
         if review.notes:
             await self._notice("officer_answer_notes", key="officer_answer_notes",
                                notes=review.notes)

@@ -22,7 +22,9 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 from workflows import calls
 
 with workflow.unsafe.imports_passed_through():
-    from activities.sweep import (
+    from activities.interfaces.sweep import (
+        PLAN_SWEEP,
+        RECORD_SWEEP,
         ConnectorSweep,
         RecordSweep,
         SweepPlan,
@@ -64,11 +66,8 @@ class RetentionSweepWorkflow:
                 non_retryable=True,
             )
         sweep_id = request.sweep_id or sweep_id_for(as_of)
-        plan: SweepPlan = await calls.activity(
-            "retention.sweep_plan",
-            SweepPlanQuery(as_of=as_of),
-            result_type=SweepPlan,
-            start_to_close_timeout=QUICK,
+        plan = await calls.activity(
+            PLAN_SWEEP, SweepPlanQuery(as_of=as_of), start_to_close_timeout=QUICK
         )
         report = SweepReport(sweep_id=sweep_id, as_of=as_of, policy_version=plan.policy_version)
         swept = [part for part in plan.connectors if part.rules]
@@ -83,7 +82,7 @@ class RetentionSweepWorkflow:
             if outcome.already_done:
                 report.already_done.append(part.connector)
         await calls.activity(
-            "retention.record_sweep",
+            RECORD_SWEEP,
             RecordSweep(report=report, at=workflow.now()),
             start_to_close_timeout=QUICK,
         )

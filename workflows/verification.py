@@ -10,7 +10,15 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.verification import CodeCheck, CodeIssue, CodeRecipient, IssuedCode
+    from activities.interfaces.policy import RequestPolicy
+    from activities.interfaces.verification import (
+        CHECK_CODE,
+        ISSUE_CODES,
+        CodeCheck,
+        CodeIssue,
+        CodeRecipient,
+    )
+    from dsr.models import RightsRequest
     from dsr.status import CLOSED, Status
     from dsr.verification import Method, Target, plan_verification
     from workflows.models import (
@@ -26,14 +34,14 @@ from workflows.base import RequestState
 
 
 class IdentityVerification(RequestState):
-    async def _verify(self) -> bool:
+    async def _verify(self, request: RightsRequest, policy: RequestPolicy) -> bool:
         self._begin("verify")
-        self._targets = plan_verification(self._req, self._now(), self._pol.panel_reauth_minutes)
+        self._targets = plan_verification(request, self._now(), policy.panel_reauth_minutes)
         if not self._targets:
             self._done("verify", "not needed for these rights")
             return True
         await self._resolve_registered_contacts()
-        await self._issue_codes()
+        await self._issue_codes(request, policy)
         self._set_status(Status.AWAITING_VERIFICATION)
         while not self._all_verified():
             self._check_stopped()
@@ -70,9 +78,9 @@ class IdentityVerification(RequestState):
                 target.how = f"code to registered contact of {target.registered_account}"
                 self._registered[target.target_id] = contact["email"]
 
-    async def _issue_codes(self) -> None:
+    async def _issue_codes(self, request: RightsRequest, policy: RequestPolicy) -> None:
         recipients = [
-            CodeRecipient(target_id=t.target_id, email=self._code_address(t))
+            CodeRecipient(target_id=t.target_id, email=self._code_address(request, t))
             for t in self._targets
             if t.method is Method.CODE and not t.verified
         ]
@@ -80,22 +88,20 @@ class IdentityVerification(RequestState):
             return
         self._code_round += 1
         issue = CodeIssue(
-            request_id=self._req.request_id,
+            request_id=request.request_id,
             round=self._code_round,
-            language=self._req.language,
-            valid_hours=self._pol.code_validity_hours,
+            language=request.language,
+            valid_hours=policy.code_validity_hours,
             as_of=self._now(),
             recipients=recipients,
         )
-        self._codes = await self._activity(
-            "verification.issue_codes", issue, result_type=list[IssuedCode]
-        )
+        self._codes = await self._activity(ISSUE_CODES, issue)
         self._wrong_codes = 0
         self._locked = False
 
-    def _code_address(self, target: Target) -> str:
+    def _code_address(self, request: RightsRequest, target: Target) -> str:
         if target.identity_index is not None:
-            return self._req.identities[target.identity_index].value
+            return request.identities[target.identity_index].value
         return self._registered[target.target_id]
 
     def _verification_moved(self, round_: int) -> bool:
@@ -144,12 +150,10 @@ class IdentityVerification(RequestState):
             for c in self._codes
             if not self._target(c.target_id).verified and c.expires_at > self._now()
         ]
-        matched: str | None = await self._activity(
-            "verification.check_code",
+        return await self._activity(
+            CHECK_CODE,
             CodeCheck(request_id=self._req.request_id, code=submission.code, candidates=pending),
-            result_type=str | None,
         )
-        return matched
 
     @submit_code.validator
     def _validate_code(self, submission: CodeSubmission) -> None:
@@ -193,7 +197,7 @@ class IdentityVerification(RequestState):
     async def new_code(self, action: OfficerAction) -> UpdateResult:
         action = self._acting("new_code", action)
         async with self._lock:
-            await self._issue_codes()
+            await self._issue_codes(self._req, self._pol)
             self._set_status(Status.AWAITING_VERIFICATION)
             await self._milestone(
                 f"new-code-{self._code_round}",
