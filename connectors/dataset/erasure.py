@@ -1,0 +1,223 @@
+"""Erasure in a dataset: each category's declared treatments applied to the subject's rows its
+erase rules reach (by the table's date column and, for communications, its country column),
+children before parents, so that deleting rows works under ``ON DELETE RESTRICT``.
+
+A row whose table deletes rows for the category is deleted unless rows still reference it
+(rows kept under another rule, or of another category): then it is kept, and anonymised by the
+category's column treatments if the table declares any (else it counts as retained)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    DateTime,
+    Dialect,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from connectors.dataset.matching import stored_form
+from connectors.dataset.reach import NO_COUNTRY, Reach, Row, Rows, chunked
+from connectors.kit.activities import heartbeat
+from connectors.kit.cutoffs import country_conditions
+from connectors.kit.errors import ConnectorInputError
+from dsr.connector_contract import REDACTED, EraseRule, Strategy
+from dsr.hashing import keyed_hash
+
+PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")  # already a pseudonym: hashed once only
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)  # an undated row counts as the oldest
+
+
+def stored_time(value: datetime, kind: TypeEngine[Any], dialect: str) -> Any:
+    """An aware time as a column of ``kind`` compares with it: UTC, naive where the column
+    (or SQLite) keeps no offset, a day for a date column."""
+    value = value.astimezone(UTC)
+    if isinstance(kind, Date) and not isinstance(kind, DateTime):
+        return value.date()
+    if dialect == "sqlite" or not getattr(kind, "timezone", False):
+        return value.replace(tzinfo=None)
+    return value
+
+
+class _Dated(TypeDecorator[Any]):
+    """A date column, compared with aware cutoffs (``stored_time``)."""
+
+    impl = DateTime
+    cache_ok = False  # holds the reflected column type
+
+    def __init__(self, kind: TypeEngine[Any]) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(self.kind)
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return stored_time(value, self.kind, dialect.name)
+        return value
+
+
+def check_rules(reach: Reach, rules: list[EraseRule]) -> None:
+    """Refuse rules for categories the dataset does not hold, without a timezone, or confined
+    to countries for a category no table of which keeps a country."""
+    dataset = reach.dataset
+    country_conditions(dataset.connector, rules, dataset.categories, literal(EARLIEST),
+                       literal(NO_COUNTRY))
+    for rule in rules:
+        keeping = [spec.country_column for spec in dataset.tables.values()
+                   if rule.category in spec.categories and spec.country_column]
+        if rule.countries_ended is not None and not keeping:
+            raise ConnectorInputError(
+                f"{dataset.connector} keeps no country for {rule.category}: its rule cannot be "
+                "confined to countries_ended")
+
+
+def reached_by(reach: Reach, name: str, rules: list[EraseRule]) -> dict[str, ColumnElement[bool]]:
+    """Per category, the rows of table ``name`` its rules reach (``country_conditions`` on
+    the table's date and country columns)."""
+    spec, table = reach.dataset.tables[name], reach.table(name)
+    mine = [rule for rule in rules if rule.category in spec.categories]
+    if not mine or spec.date_column is None:
+        return {}
+    column = table.c[spec.date_column]
+    earliest = stored_time(EARLIEST, column.type, "sqlite")  # naive: bound by the column type
+    dated = type_coerce(func.coalesce(column, literal(earliest, column.type)),
+                        _Dated(column.type))
+    country: Any = literal(NO_COUNTRY)
+    if spec.country_column:
+        country = func.upper(func.coalesce(table.c[spec.country_column], NO_COUNTRY))
+    return country_conditions(reach.dataset.connector, mine, spec.categories, dated, country)
+
+
+class Erasure:
+    """One erasure, inside its transaction: counts erased and retained per category."""
+
+    def __init__(self, reach: Reach, session: Session, secret: bytes, as_of: datetime) -> None:
+        self.reach, self.session, self.secret, self.as_of = reach, session, secret, as_of
+        self.erased: Counter[str] = Counter()
+        self.retained: Counter[str] = Counter()
+
+    def run(self, rows: Rows, rules: list[EraseRule]) -> None:
+        for name in reversed(self.reach.order):  # children first
+            if rows.get(name):
+                self._table(name, rows[name], reached_by(self.reach, name, rules))
+                heartbeat({"erased_table": name})
+
+    def _table(self, name: str, rows: list[Row], reached: dict[str, ColumnElement[bool]]) -> None:
+        spec = self.reach.dataset.tables[name]
+        gone: set[tuple[Any, ...]] = set()
+        for category in spec.categories:
+            if category not in reached:
+                continue
+            left = [row for row in rows if row.key not in gone]
+            hit = self._matching(name, left, reached[category])
+            kept = hit
+            if category == spec.delete_rows:
+                blocked = self._still_referenced(name, hit)
+                deleted = [row for row in hit if row.key not in blocked]
+                self._delete(name, deleted)
+                gone |= {row.key for row in deleted}
+                kept = [row for row in hit if row.key in blocked]
+                self.erased[category] += len(deleted)
+                if not spec.treated(category):
+                    self.retained[category] += len(left) - len(deleted)
+                    continue
+            self._treat(name, category, kept)
+            self.erased[category] += len(kept)
+            self.retained[category] += len(left) - len(hit)
+
+    def _matching(self, name: str, rows: list[Row], condition: ColumnElement[bool]) -> list[Row]:
+        """The rows (of ``rows``) the rule's condition reaches."""
+        by_key = {row.key: row for row in rows}
+        columns = list(self.reach.table(name).primary_key.columns)
+        hit = []
+        for chunk in chunked(list(by_key)):
+            statement = select(*columns).where(self.reach.key_in(name, chunk), condition)
+            hit += [by_key[tuple(key)] for key in self.session.execute(statement)]
+        return hit
+
+    def _still_referenced(self, name: str, rows: list[Row]) -> set[tuple[Any, ...]]:
+        """The rows some row of a child table still references (after the children's own
+        erasure): deleting them would break the reference."""
+        blocked: set[tuple[Any, ...]] = set()
+        for child, reference in self.reach.dataset.children(name):
+            column = self.reach.table(child).c[reference.column]
+            values = sorted({row.refs[reference.parent_column] for row in rows} - {None})
+            used: set[Any] = set()
+            for chunk in chunked(values):
+                used |= set(self.session.scalars(select(column).where(column.in_(chunk))
+                                                 .distinct()))
+            blocked |= {row.key for row in rows if row.refs[reference.parent_column] in used}
+        return blocked
+
+    def _delete(self, name: str, rows: list[Row]) -> None:
+        table = self.reach.table(name)
+        for chunk in chunked([row.key for row in rows]):
+            self.session.execute(delete(table).where(self.reach.key_in(name, chunk)))
+
+    def _treat(self, name: str, category: str, rows: list[Row]) -> None:
+        """The category's column treatments, on these rows only."""
+        table, spec = self.reach.table(name), self.reach.dataset.tables[name]
+        dialect = self.session.get_bind().dialect.name
+        fixed: dict[str, Any] = {}
+        computed: dict[str, Strategy] = {}
+        for column, strategy in spec.treated(category).items():
+            if strategy is Strategy.NULL:
+                fixed[column] = None
+            elif strategy is Strategy.REDACT:
+                fixed[column] = REDACTED
+            elif strategy is Strategy.MARK:
+                fixed[column] = stored_time(self.as_of, table.c[column].type, dialect)
+            else:
+                computed[column] = strategy
+        for chunk in chunked([row.key for row in rows]):
+            if fixed:
+                self.session.execute(
+                    update(table).where(self.reach.key_in(name, chunk)).values(fixed))
+            if computed:
+                self._compute(name, chunk, computed)
+
+    def _compute(self, name: str, keys: Any, computed: dict[str, Strategy]) -> None:
+        """Pseudonyms and days, row by row (they depend on each row's value)."""
+        table, spec = self.reach.table(name), self.reach.dataset.tables[name]
+        pk = list(table.primary_key.columns)
+        columns = [table.c[column] for column in computed]
+        changes = []
+        for values in self.session.execute(
+                select(*pk, *columns).where(self.reach.key_in(name, keys))):
+            change = {f"dsr_k{i}": values[i] for i in range(len(pk))}
+            for column, value in zip(computed, values[len(pk):], strict=True):
+                identity = spec.columns[column].identity
+                change[f"dsr_v_{column}"] = self._computed(computed[column], identity, value)
+            changes.append(change)
+        if changes:
+            statement = update(table).where(
+                *(column == bindparam(f"dsr_k{i}") for i, column in enumerate(pk))
+            ).values({column: bindparam(f"dsr_v_{column}") for column in computed})
+            self.session.execute(statement, changes)
+
+    def _computed(self, strategy: Strategy, identity: Any, value: Any) -> Any:
+        if value is None:
+            return None
+        if strategy is Strategy.TO_DAY:
+            if isinstance(value, datetime):
+                value = value.astimezone(UTC) if value.tzinfo else value
+                return value.replace(hour=0, minute=0, second=0, microsecond=0)
+            return value if isinstance(value, date) else None
+        if isinstance(value, str) and PSEUDONYM.fullmatch(value):
+            return value
+        return keyed_hash(self.secret, stored_form(identity, value), "pseudonym")

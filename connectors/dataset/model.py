@@ -1,0 +1,181 @@
+"""The dataset file: an affiliate's relational database described for the orchestrator, so a
+connector is a file of declarations rather than a module of code (``connectors/README.md``,
+"A dataset file"; ``connectors/datasets/shop.yaml`` is an example).
+
+The file names the tables, the columns holding the subject's identities, the references that
+lead from those tables to the rows related to them, and for each personal column its category
+and what erasing the category does to it. This module reads the file and checks its shape;
+``connectors.dataset.schema`` checks it against the live database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dsr.connector_contract import Strategy
+from dsr.connector_registry import DataRole
+from dsr.models import IdentityType
+
+NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"  # a table or column name, unquoted in any dialect
+CATEGORY = r"^[a-z][a-z0-9_]{1,40}$"
+Name = Annotated[str, Field(pattern=NAME)]
+
+
+class DatasetError(ValueError):
+    """A dataset file that cannot be used: every problem found, each naming its table and
+    column (never a value held in them)."""
+
+    def __init__(self, connector: str, problems: list[str]) -> None:
+        self.connector = connector
+        self.problems = list(problems)
+        listed = "\n".join(f"- {problem}" for problem in self.problems)
+        super().__init__(f"dataset {connector}: {len(self.problems)} problem(s):\n{listed}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Column(_Strict):
+    """One declared column of a table."""
+
+    # The subject's identity held in this column, matched normalised: emails in lower case,
+    # phones as E.164 (formatting characters ignored; national numbers per ``national_phones``).
+    identity: IdentityType | None = None
+    # The catalogue category its values belong to (as the registry entry lists them).
+    category: Annotated[str, Field(pattern=CATEGORY)] | None = None
+    # What erasing the category does to the column. ``delete_row`` is the table's
+    # ``delete_rows``, not a column's.
+    treatment: Strategy | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_a_treatment(cls, data: Any) -> Any:
+        """YAML reads ``treatment: null`` as no value: written out, it means Strategy.NULL."""
+        if isinstance(data, dict) and "treatment" in data and data["treatment"] is None:
+            return {**data, "treatment": Strategy.NULL.value}
+        return data
+
+
+class Reference(_Strict):
+    """``column`` of this table holds values of ``parent_table.parent_column``: the rows
+    of this table are reached from the parent rows they point to."""
+
+    column: Name
+    parent_table: Name
+    parent_column: Name
+
+    @property
+    def parent(self) -> str:
+        return f"{self.parent_table}.{self.parent_column}"
+
+
+class Table(_Strict):
+    """One table of the dataset."""
+
+    # The columns named here, identities and personal data. Undeclared columns are neither
+    # exported nor changed (amounts, flags and such feed the affiliate's statistics).
+    columns: dict[Name, Column] = Field(default_factory=dict)
+    # child column -> "parent_table.parent_column", e.g. {customer_id: customers.id}.
+    references: dict[Name, Annotated[str, Field(pattern=r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")]] = (
+        Field(default_factory=dict))
+    # The column holding the customer account the row belongs to: end-user data is only ever
+    # looked up within one customer. Required on a table holding identities of end-user data;
+    # a table reached by reference is confined by its parent rows (and by this column too,
+    # when it has one).
+    customer_column: Name | None = None
+    # The date retention is counted from (an erase rule's ``before`` is compared with it);
+    # required on a table holding categories. A row without a date counts as the oldest.
+    date_column: Name | None = None
+    # For communications: the country whose retention rules apply (ISO code). Rules confined
+    # to ``countries_ended`` reach a row by it; a row without one counts as ``ZZ``.
+    country_column: Name | None = None
+    # The category whose erasure deletes the rows (children first, along the references).
+    # A row still referenced by rows kept (retained ones) is kept: the column treatments of
+    # the same category, if any, then anonymise it instead.
+    delete_rows: Annotated[str, Field(pattern=CATEGORY)] | None = None
+
+    def reference_list(self) -> list[Reference]:
+        return [
+            Reference(column=column, parent_table=parent.split(".")[0],
+                      parent_column=parent.split(".")[1])
+            for column, parent in self.references.items()
+        ]
+
+    @property
+    def identities(self) -> dict[str, IdentityType]:
+        return {name: column.identity for name, column in self.columns.items()
+                if column.identity is not None}
+
+    @property
+    def categories(self) -> list[str]:
+        """The categories held in this table, in declaration order (``delete_rows`` first)."""
+        found = [self.delete_rows] if self.delete_rows else []
+        for column in self.columns.values():
+            if column.category and column.category not in found:
+                found.append(column.category)
+        return found
+
+    def treated(self, category: str) -> dict[str, Strategy]:
+        """The column treatments of one category."""
+        return {name: column.treatment for name, column in self.columns.items()
+                if column.category == category and column.treatment is not None}
+
+
+class NationalPhones(_Strict):
+    """How phone numbers written without their country are read: ``trunk_prefix`` + national
+    number means ``country_code`` + national number (``0612345678`` is ``+31612345678``)."""
+
+    country_code: Annotated[str, Field(pattern=r"^\+[1-9][0-9]{0,2}$")]
+    trunk_prefix: Annotated[str, Field(pattern=r"^[0-9]{0,2}$")] = "0"
+
+
+class Dataset(_Strict):
+    """A dataset file: one connector over one relational database."""
+
+    connector: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")]  # its registry name
+    # end_user: the customers' data (the group processes it): scoped by customer account.
+    # group: the group's own data, with no customer scope.
+    role: DataRole = DataRole.END_USER
+    national_phones: NationalPhones | None = None
+    tables: dict[Name, Table]
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        found: list[str] = []
+        for table in self.tables.values():
+            found += [category for category in table.categories if category not in found]
+        return tuple(found)
+
+    def references(self) -> Iterator[tuple[str, Reference]]:
+        """Every declared reference, with the name of the table declaring it."""
+        for name, table in self.tables.items():
+            for reference in table.reference_list():
+                yield name, reference
+
+    def children(self, parent: str) -> list[tuple[str, Reference]]:
+        return [(name, ref) for name, ref in self.references() if ref.parent_table == parent]
+
+
+def parse_dataset(data: Any, source: str = "dataset") -> Dataset:
+    try:
+        return Dataset.model_validate(data)
+    except ValidationError as error:
+        problems = [f"{'.'.join(str(part) for part in e['loc']) or 'file'}: {e['msg']}"
+                    for e in error.errors()]
+        name = data.get("connector", source) if isinstance(data, dict) else source
+        raise DatasetError(str(name), problems) from None
+
+
+def load_dataset(path: Path) -> Dataset:
+    """A dataset file, its shape checked (every problem listed at once)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise DatasetError(path.stem, [f"{path.name}: {type(error).__name__}"]) from None
+    return parse_dataset(data, path.stem)

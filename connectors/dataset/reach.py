@@ -1,0 +1,145 @@
+"""One subject's rows in a dataset: found by identity (within the customer's scope) in the
+tables holding identities, then followed along the declared references to the rows related
+to them, parents before children. Each row is kept as its primary key, its date and country,
+and the values its children reference: the operations address rows by primary key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Table, or_, select, tuple_, union
+from sqlalchemy.orm import Session
+
+from connectors.dataset.matching import identity_match, normalised_values
+from connectors.dataset.model import Dataset
+from connectors.dataset.schema import Checked
+from dsr.connector_contract import Scope
+from dsr.connector_registry import DataRole
+
+CHUNK = 500  # values in one IN list
+NO_COUNTRY = "ZZ"  # a row without a country (as discovery reports it)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One of the subject's rows: its primary key, its date (UTC) and country (upper case,
+    when the table has them) and the values of its columns that child tables reference."""
+
+    key: tuple[Any, ...]
+    date: datetime | None
+    country: str | None
+    refs: dict[str, Any]
+
+
+Rows = dict[str, list[Row]]  # per table, parents before children
+
+
+def chunked(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def as_utc(value: Any) -> datetime | None:
+    """A stored date or timestamp as an aware UTC time (a naive one is taken as UTC)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), UTC)
+    return None
+
+
+class Reach:
+    """A dataset bound to its database's tables, finding one subject's rows."""
+
+    def __init__(self, dataset: Dataset, checked: Checked) -> None:
+        self.dataset = dataset
+        self.tables = checked.tables
+        self.order = checked.order  # parents before children
+
+    def table(self, name: str) -> Table:
+        return self.tables[name]
+
+    def key_in(self, name: str, keys: Iterable[tuple[Any, ...]]) -> ColumnElement[bool]:
+        """The rows of ``name`` with these primary keys (one chunk)."""
+        columns = list(self.tables[name].primary_key.columns)
+        keys = list(keys)
+        if len(columns) == 1:
+            return columns[0].in_([key[0] for key in keys])
+        return tuple_(*columns).in_(keys)
+
+    def in_scope(self, name: str, scope: Scope) -> list[ColumnElement[bool]]:
+        """The customer's rows only, for end-user data on a table with a customer column."""
+        column = self.dataset.tables[name].customer_column
+        if self.dataset.role is DataRole.GROUP or column is None:
+            return []
+        return [self.tables[name].c[column] == scope.customer_account]
+
+    def identity_where(self, name: str, scope: Scope) -> ColumnElement[bool] | None:
+        """The rows of ``name`` holding one of the scope's identities; None if none can."""
+        table = self.tables[name]
+        matches = [
+            identity_match(table.c[column], kind, normalised_values(scope.identities, kind),
+                           self.dataset.national_phones)
+            for column, kind in self.dataset.tables[name].identities.items()
+        ]
+        present = [match for match in matches if match is not None]
+        return or_(*present) if present else None
+
+    def subject_rows(self, session: Session, scope: Scope) -> Rows | None:
+        """The subject's rows per table; None for end-user data without a customer account
+        (no lookup is ever made across customers)."""
+        if self.dataset.role is DataRole.END_USER and scope.customer_account is None:
+            return None
+        found: Rows = {}
+        for name in self.order:
+            rows: dict[tuple[Any, ...], Row] = {}
+            scoped = self.in_scope(name, scope)
+            matched = self.identity_where(name, scope)
+            if matched is not None:
+                rows.update(self._select(session, name, [*scoped, matched]))
+            for reference in self.dataset.tables[name].reference_list():
+                values = sorted({row.refs[reference.parent_column]
+                                 for row in found.get(reference.parent_table, [])} - {None})
+                column = self.tables[name].c[reference.column]
+                for chunk in chunked(values):
+                    rows.update(self._select(session, name, [*scoped, column.in_(chunk)]))
+            found[name] = list(rows.values())
+        return found
+
+    def _select(self, session: Session, name: str,
+                where: list[ColumnElement[bool]]) -> dict[tuple[Any, ...], Row]:
+        table, spec = self.tables[name], self.dataset.tables[name]
+        keys = list(table.primary_key.columns)
+        referenced = sorted({ref.parent_column for _, ref in self.dataset.children(name)})
+        dated = [table.c[spec.date_column]] if spec.date_column else []
+        country = [table.c[spec.country_column]] if spec.country_column else []
+        columns = [*keys, *dated, *country, *(table.c[column] for column in referenced)]
+        rows = {}
+        for values in session.execute(select(*columns).where(*where)):
+            key = tuple(values[:len(keys)])
+            rest = list(values[len(keys):])
+            when = as_utc(rest.pop(0)) if dated else None
+            place = (rest.pop(0) or NO_COUNTRY).upper() if country else None
+            rows[key] = Row(key, when, place, dict(zip(referenced, rest, strict=True)))
+        return rows
+
+    def holders(self, scope: Scope) -> Select[Any] | None:
+        """The customer accounts holding rows of these identities, across customers (an end
+        user's direct request, to refer); None for the group's own data or no identity."""
+        if self.dataset.role is DataRole.GROUP:
+            return None
+        selects = []
+        for name, spec in self.dataset.tables.items():
+            matched = self.identity_where(name, scope)
+            if matched is not None and spec.customer_column is not None:
+                column = self.tables[name].c[spec.customer_column]
+                selects.append(select(column.label("customer")).where(matched))
+        if not selects:
+            return None
+        found = (union(*selects) if len(selects) > 1 else selects[0]).subquery()
+        return (select(found.c.customer).where(found.c.customer.is_not(None)).distinct()
+                .order_by(found.c.customer))
+
