@@ -226,13 +226,14 @@ def _unindexed(dataset: Dataset, tables: dict[str, Table], inspector: Inspector)
 
 def _indexed_columns(inspector: Inspector, table: Table) -> set[str]:
     indexed = {column.name for column in table.primary_key.columns}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # SQLite: expression indexes are not reflected
         warnings.simplefilter("ignore", SAWarning)
         indexes = inspector.get_indexes(table.name)
+        uniques = inspector.get_unique_constraints(table.name)
     for index in indexes:
         indexed |= {column for column in index.get("column_names", []) if column}
         indexed |= _named_in(table, index.get("expressions") or [])
-    for unique in inspector.get_unique_constraints(table.name):
+    for unique in uniques:
         indexed |= set(unique["column_names"])
     if inspector.bind.dialect.name == "sqlite":  # expression indexes: read from their SQL
         with inspector.engine.connect() as connection:

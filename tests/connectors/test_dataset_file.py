@@ -1,0 +1,245 @@
+"""The dataset file: its shape, and its check against the live database at start, on SQLite and
+PostgreSQL. Each kind of mistake is refused naming it, several at once listed together; columns
+a lookup filters on without an index are reported (and logged without values)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from connectors.dataset import DatasetError, dataset_connector, parse_dataset
+from connectors.dataset import schema as dataset_schema
+from connectors.dataset.connector import OWN_SCHEMA
+from connectors.kit.activities import connector_activities
+from dsr.connector_contract import Strategy, Treatment
+from tests.conftest import captured_logs
+from tests.connectors.dataset_shop import (
+    CUSTOMERS,
+    SHOP_FILE,
+    build,
+    connector,
+    shop,
+    with_messages,
+)
+
+EXPECTED_WARNINGS = [
+    "customers.phone: identity column without an index",
+    "customers.created_at: date column without an index",
+    "orders.ordered_at: date column without an index",
+]
+
+
+@pytest.fixture
+def shop_url(app_database_url: str) -> str:
+    build(app_database_url).dispose()
+    return app_database_url
+
+
+def refused(url: str, data: dict[str, Any], folder: Path) -> list[str]:
+    with pytest.raises(DatasetError) as error:
+        connector(url, data, folder)
+    assert str(error.value).startswith(f"dataset shop: {len(error.value.problems)} problem(s)")
+    for problem in error.value.problems:
+        assert f"- {problem}" in str(error.value)
+    return error.value.problems
+
+
+def customers(**columns: Any) -> dict[str, Any]:
+    """The example's customers table with columns added, changed or (None) dropped."""
+    table = shop()["tables"]["customers"]
+    merged = {**table["columns"], **columns}
+    return {**table, "columns": {name: value for name, value in merged.items()
+                                 if value is not None}}
+
+
+def orders(**fields: Any) -> dict[str, Any]:
+    return {**shop()["tables"]["orders"], **fields}
+
+
+# --- the example --------------------------------------------------------------------------
+
+
+def test_the_example_file_connects_the_shop(shop_url: str, tmp_path: Path) -> None:
+    cls = dataset_connector(SHOP_FILE)
+    assert cls.name == "shop"
+    assert cls.categories == ("customer_profile", "orders")
+    assert cls.activities == ("discover", "access", "erase", "rectify", "locate")
+    assert list(cls.treatments) == [
+        Treatment(category="customer_profile", table="customers", column="*",
+                  strategy=Strategy.DELETE_ROW),
+        Treatment(category="customer_profile", table="customers", column="email",
+                  strategy=Strategy.PSEUDONYM),
+        Treatment(category="customer_profile", table="customers", column="phone",
+                  strategy=Strategy.NULL),  # written `treatment: null` in the file
+        Treatment(category="customer_profile", table="customers", column="name",
+                  strategy=Strategy.REDACT),
+        Treatment(category="customer_profile", table="customers", column="address",
+                  strategy=Strategy.NULL),
+        Treatment(category="orders", table="orders", column="*", strategy=Strategy.DELETE_ROW),
+    ]
+    shop_connector = connector(shop_url, shop(), tmp_path)
+    served = [getattr(a, "__temporal_activity_definition").name
+              for a in connector_activities(shop_connector)]
+    assert served == ["shop.discover", "shop.access", "shop.erase", "shop.rectify",
+                      "shop.locate"]
+    assert shop_connector.warnings == EXPECTED_WARNINGS
+
+
+def test_starting_creates_only_the_operation_log(shop_url: str, tmp_path: Path) -> None:
+    engine = create_engine(shop_url)
+
+    def columns(found: Any) -> dict[str, list[tuple[str, str, bool]]]:
+        return {name: [(c["name"], str(c["type"]), c["nullable"])
+                       for c in found.get_columns(name)] for name in ("customers", "orders")}
+
+    before = columns(inspect(engine))
+    connector(shop_url, shop(), tmp_path)
+    connector(shop_url, shop(), tmp_path)  # a second worker starting on the same database
+    found = inspect(engine)
+    assert columns(found) == before
+    if engine.dialect.name == "postgresql":
+        assert sorted(found.get_table_names()) == ["customers", "orders"]
+        assert found.get_table_names(schema=OWN_SCHEMA) == ["shop_operation_log"]
+    else:
+        assert sorted(found.get_table_names()) == [
+            "customers", "dsr_connector_shop_operation_log", "orders"]
+    engine.dispose()
+
+
+# --- refused, naming the mistake ------------------------------------------------------------
+
+
+def test_a_missing_table_is_named(shop_url: str, tmp_path: Path) -> None:
+    data = shop(refunds={"date_column": "refunded_at",
+                         "references": {"order_id": "orders.id"},
+                         "columns": {"reason": {"category": "orders", "treatment": "redact"}}})
+    assert refused(shop_url, data, tmp_path) == ["table refunds: not in the database"]
+
+
+def test_a_missing_column_is_named(shop_url: str, tmp_path: Path) -> None:
+    data = shop(customers=customers(birthday={"category": "customer_profile",
+                                              "treatment": "null"}))
+    data["tables"]["orders"]["date_column"] = "placed_at"
+    assert refused(shop_url, data, tmp_path) == [
+        "customers.birthday: no such column", "orders.placed_at: no such column"]
+
+
+def test_a_category_without_a_treatment_is_named(shop_url: str, tmp_path: Path) -> None:
+    data = shop(customers=customers(name={"category": "customer_profile"}))
+    connector(shop_url, data, tmp_path)  # the row is deleted: nothing more to declare
+    data["tables"]["customers"].pop("delete_rows")
+    assert refused(shop_url, data, tmp_path) == [
+        "customers.name: category customer_profile has no treatment"]
+
+
+def test_a_reference_that_does_not_join_is_named(shop_url: str, tmp_path: Path) -> None:
+    missing = shop(orders=orders(references={"customer_id": "customers.uuid"}))
+    assert refused(shop_url, missing, tmp_path) == [
+        "orders.customer_id -> customers.uuid: customers has no column uuid"]
+    mistyped = shop(orders=orders(references={"shipping_address": "customers.id"}))
+    (problem,) = refused(shop_url, mistyped, tmp_path)
+    assert problem.startswith("orders.shipping_address -> customers.id: types VARCHAR(300) and ")
+    assert problem.endswith(" do not join")
+    undeclared = shop(orders=orders(references={"customer_id": "clients.id"}))
+    assert "orders.customer_id -> clients.id: clients is not a table of the dataset" in (
+        refused(shop_url, undeclared, tmp_path))
+
+
+def test_a_table_no_identity_reaches_is_named(shop_url: str, tmp_path: Path) -> None:
+    data = shop(orders=orders(references={}))
+    assert refused(shop_url, data, tmp_path) == [
+        "table orders: not reachable from any identity (declare an identity column or a "
+        "reference to a table that is)"]
+
+
+def test_several_mistakes_are_listed_together(shop_url: str, tmp_path: Path) -> None:
+    data = shop(
+        customers={**customers(name={"category": "customer_profile"},
+                               phone={"identity": "phone", "category": "customer_profile",
+                                      "treatment": "pseudonym"}),
+                   "delete_rows": None, "customer_column": None},
+        orders=orders(references={"customer_id": "customers.uuid"}, delete_rows=None,
+                      columns={"shipping_address": {"category": "orders",
+                                                    "treatment": "null"},
+                               "amount": {"category": "orders", "treatment": "null"}}),
+        refunds={"columns": {}},
+    )
+    problems = refused(shop_url, data, tmp_path)
+    assert problems == [
+        "table refunds: not in the database",
+        "customers.name: category customer_profile has no treatment",
+        "table customers: holds identities of end-user data but names no customer_column "
+        "(every lookup is confined to one customer)",
+        "customers.phone: treatment pseudonym needs a text column of at least 64 characters",
+        "orders.amount: treatment null needs a nullable column",
+        "orders.customer_id -> customers.uuid: customers has no column uuid",
+        "table refunds: not reachable from any identity (declare an identity column or a "
+        "reference to a table that is)",
+    ]
+
+
+def test_problems_name_tables_and_columns_never_values(shop_url: str, tmp_path: Path) -> None:
+    data = shop(customers=customers(name={"category": "customer_profile", "treatment": "mark"},
+                                    email={"identity": "email"}))
+    data["tables"]["customers"].pop("delete_rows")
+    problems = refused(shop_url, data, tmp_path)
+    assert problems == [
+        "customers.email: holds an identity that erasure would leave (give it a category and "
+        "treatment, or the table delete_rows)",
+        "customers.name: treatment mark needs a timestamp column",
+    ]
+    held = {str(value) for row in CUSTOMERS for value in row.values()}
+    assert not any(value in problem for problem in problems for value in held if len(value) > 3)
+
+
+def test_the_file_shape_is_checked_before_the_database(tmp_path: Path) -> None:
+    data = shop(customers=customers(name={"category": "Customer Profile", "treatment": "shred"}))
+    data["role"] = "partner"
+    with pytest.raises(DatasetError) as error:
+        parse_dataset(data)
+    assert [problem.split(":")[0] for problem in error.value.problems] == [
+        "role", "tables.customers.columns.name.category", "tables.customers.columns.name.treatment"]
+
+
+def test_references_in_a_cycle_are_refused(shop_url: str, tmp_path: Path) -> None:
+    data = shop(customers={**shop()["tables"]["customers"],
+                           "references": {"id": "orders.customer_id"}})
+    assert refused(shop_url, data, tmp_path) == [
+        "references form a cycle through tables customers, orders"]
+
+
+# --- warnings: lookups without an index ---------------------------------------------------
+
+
+def test_unindexed_lookups_are_reported_and_logged_without_values(
+        shop_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with captured_logs(monkeypatch, dataset_schema) as logs:
+        started = connector(shop_url, shop(), tmp_path)
+    assert started.warnings == EXPECTED_WARNINGS
+    assert [(entry["event"], entry["warning"]) for entry in logs] == [
+        ("dataset_warning", warning) for warning in EXPECTED_WARNINGS]
+    engine = create_engine(shop_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE INDEX ix_customers_phone ON customers (phone)")
+        connection.exec_driver_sql(
+            "CREATE INDEX ix_customers_created ON customers (customer_account, created_at)")
+        connection.exec_driver_sql(  # an expression index counts too
+            "CREATE INDEX ix_orders_day ON orders (lower(shipping_address), ordered_at)")
+    engine.dispose()
+    assert connector(shop_url, shop(), tmp_path).warnings == []
+
+
+def test_a_foreign_key_the_file_does_not_declare_is_reported(
+        app_database_url: str, tmp_path: Path) -> None:
+    build(app_database_url, messages=True).dispose()
+    started = connector(app_database_url, shop(), tmp_path)
+    assert started.warnings == [*EXPECTED_WARNINGS, (
+        "messages.customer_id: a foreign key into customers that the dataset does not declare "
+        "(it may refuse erasing deletions)")]
+    declared = connector(app_database_url, with_messages(), tmp_path)
+    assert declared.warnings == [
+        *EXPECTED_WARNINGS, "messages.sent_at: date column without an index",
+        "messages.customer_id: reference column without an index"]
