@@ -3,6 +3,8 @@ SQL, as the affiliate's application would), its rows and helpers reading them ba
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -41,15 +43,21 @@ SCHEMA = [
         ordered_at TIMESTAMP NOT NULL)""",
     "CREATE INDEX ix_orders_customer ON orders (customer_id)",
 ]
-# Communications, for per-country rules: where each message ended decides its retention.
+# Communications, for per-country rules: where each message ended decides its retention. On
+# PostgreSQL their times are kept with their offset (timestamptz), as many applications do.
 MESSAGES = [
     """CREATE TABLE messages (
         id INTEGER PRIMARY KEY,
         customer_id INTEGER NOT NULL REFERENCES customers (id) ON DELETE RESTRICT,
         body TEXT,
         country VARCHAR(2),
-        sent_at TIMESTAMP NOT NULL)""",
+        sent_at {stamp} NOT NULL,
+        anonymised_at TIMESTAMP)""",
 ]
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def at(text: str) -> datetime:
@@ -79,20 +87,38 @@ ORDERS = [
 ]
 MESSAGE_ROWS = [
     dict(id=20, customer_id=1, body="Where is my parcel?", country="nl",
-         sent_at=at("2024-01-01 10:00")),
-    dict(id=21, customer_id=1, body="Thanks!", country="IT", sent_at=at("2024-01-02 10:00")),
-    dict(id=22, customer_id=1, body="Hello", country=None, sent_at=at("2026-11-01 10:00")),
+         sent_at=utc("2024-01-01T10:00")),
+    dict(id=21, customer_id=1, body="Thanks!", country="IT", sent_at=utc("2024-01-02T10:00")),
+    dict(id=22, customer_id=1, body="Hello", country=None, sent_at=utc("2026-11-01T10:00")),
     dict(id=23, customer_id=3, body="Sam's question", country="NL",
-         sent_at=at("2024-01-01 10:00")),
+         sent_at=utc("2024-01-01T10:00")),
 ]
+
+
+# The engines a test opened (the shop's and its connectors'), closed before its database is
+# dropped: ``opened_database``.
+OPENED: list[Engine] = []
+
+
+@contextmanager
+def opened_database(url: str, messages: bool = False) -> Iterator[tuple[str, Engine]]:
+    """The shop's database at ``url``, and every engine opened on it closed afterwards."""
+    try:
+        yield url, build(url, messages)
+    finally:
+        while OPENED:
+            OPENED.pop().dispose()
 
 
 def build(url: str, messages: bool = False) -> Engine:
     """The shop's tables and rows, created as its own application would."""
     engine = create_engine(url)
+    OPENED.append(engine)
     with engine.begin() as connection:
+        stamp = ("TIMESTAMP WITH TIME ZONE" if engine.dialect.name == "postgresql"
+                 else "TIMESTAMP")
         for statement in SCHEMA + (MESSAGES if messages else []):
-            connection.exec_driver_sql(statement)
+            connection.exec_driver_sql(statement.format(stamp=stamp))
         tables = reflect(connection)
         connection.execute(tables["customers"].insert(), CUSTOMERS)
         connection.execute(tables["orders"].insert(), ORDERS)
@@ -136,7 +162,9 @@ def with_messages(**message_table: Any) -> dict[str, Any]:
 
 def connector(url: str, data: dict[str, Any], folder: Path) -> DatasetConnector:
     cls = DatasetConnector.for_dataset(parse_dataset(data))
-    return cls(url, LocalBlobStore(folder / "blobs"), SECRET)
+    opened = cls(url, LocalBlobStore(folder / "blobs"), SECRET)
+    OPENED.append(opened.store.engine)
+    return opened
 
 
 def scope(*identities: tuple[IdentityType, str], account: str | None = ACCOUNT,
@@ -144,6 +172,3 @@ def scope(*identities: tuple[IdentityType, str], account: str | None = ACCOUNT,
     return Scope(request_id=request_id, customer_account=account, as_of=NOW,
                  identities=[Identity(type=kind, value=value) for kind, value in identities])
 
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)

@@ -6,6 +6,8 @@ exports of the subject's rows alone."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,25 +35,30 @@ from tests.connectors.dataset_shop import (
     EMAIL,
     OTHER_ACCOUNT,
     PHONE,
-    build,
     connector,
     dump,
+    opened_database,
     scope,
     shop,
     utc,
     with_messages,
 )
-from tests.connectors.helpers import SECRET
+from tests.connectors.helpers import NOW, SECRET
 
 MAYA = scope((Kind.EMAIL, EMAIL.upper()))  # typed in capitals; stored as Maya.Okafor@...
 ALL_OF_IT = [EraseRule(category="customer_profile"), EraseRule(category="orders")]
 
 
 @pytest.fixture
-def database(app_database_url: str) -> Any:
-    engine = build(app_database_url)
-    yield app_database_url, engine
-    engine.dispose()
+def database(app_database_url: str) -> Iterator[tuple[str, Engine]]:
+    with opened_database(app_database_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def with_messages_db(app_database_url: str) -> Iterator[tuple[str, Engine]]:
+    with opened_database(app_database_url, messages=True) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -174,9 +181,9 @@ def test_erase_rules_cut_off_by_each_tables_date(
 
 
 def test_a_rule_confined_to_countries_uses_the_country_column(
-        app_database_url: str, tmp_path: Path) -> None:
-    engine = build(app_database_url, messages=True)
-    shop_connector = connector(app_database_url, with_messages(), tmp_path)
+        with_messages_db: tuple[str, Engine], tmp_path: Path) -> None:
+    url, engine = with_messages_db
+    shop_connector = connector(url, with_messages(), tmp_path)
     (held,) = [h for h in shop_connector.discover(MAYA).holdings
                if h.category == "message_content"]
     assert (held.records, held.countries_ended) == (3, ["IT", "NL", "ZZ"])
@@ -197,7 +204,30 @@ def test_a_rule_confined_to_countries_uses_the_country_column(
         name: rows for name, rows in before.items() if name != "messages"}
     with pytest.raises(ConnectorInputError, match="keeps no country for orders"):
         erase(shop_connector, [EraseRule(category="orders", countries_ended=["IT"])])
-    engine.dispose()
+
+
+def test_days_and_marks(with_messages_db: tuple[str, Engine], tmp_path: Path) -> None:
+    """A timestamp cut to its day and a bookkeeping mark (on PostgreSQL the date column keeps
+    its offset, timestamptz)."""
+    url, engine = with_messages_db
+    shop_connector = connector(url, with_messages(columns={
+        "body": {"category": "message_content", "treatment": "redact"},
+        "sent_at": {"category": "message_content", "treatment": "to_day"},
+        "anonymised_at": {"category": "message_content", "treatment": "mark"}}), tmp_path)
+    before = dump(engine)
+    result = erase(shop_connector, [EraseRule(category="message_content",
+                                              before=utc("2025-01-01T00:00"))])
+    assert result.erased == {"message_content": 2}
+    assert dump(engine)["messages"] == [
+        {**row, "body": REDACTED, "sent_at": utc_day(row["sent_at"]),
+         "anonymised_at": NOW.replace(tzinfo=None)} if row["id"] in (20, 21) else row
+        for row in before["messages"]]
+
+
+def utc_day(value: datetime) -> datetime:
+    """The UTC day of a stored time (naive: UTC already)."""
+    day = value.astimezone(UTC) if value.tzinfo else value
+    return day.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def test_unknown_categories_are_refused(shop_connector: DatasetConnector) -> None:

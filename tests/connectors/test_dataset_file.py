@@ -4,6 +4,7 @@ a lookup filters on without an index are reported (and logged without values).""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ from dsr.connector_contract import Strategy, Treatment
 from tests.conftest import captured_logs
 from tests.connectors.dataset_shop import (
     CUSTOMERS,
+    OPENED,
     SHOP_FILE,
-    build,
     connector,
+    opened_database,
     shop,
     with_messages,
 )
@@ -33,9 +35,15 @@ EXPECTED_WARNINGS = [
 
 
 @pytest.fixture
-def shop_url(app_database_url: str) -> str:
-    build(app_database_url).dispose()
-    return app_database_url
+def shop_url(app_database_url: str) -> Iterator[str]:
+    with opened_database(app_database_url) as (url, _):
+        yield url
+
+
+@pytest.fixture
+def with_messages_url(app_database_url: str) -> Iterator[str]:
+    with opened_database(app_database_url, messages=True) as (url, _):
+        yield url
 
 
 def refused(url: str, data: dict[str, Any], folder: Path) -> list[str]:
@@ -90,6 +98,7 @@ def test_the_example_file_connects_the_shop(shop_url: str, tmp_path: Path) -> No
 
 def test_starting_creates_only_the_operation_log(shop_url: str, tmp_path: Path) -> None:
     engine = create_engine(shop_url)
+    OPENED.append(engine)  # closed before the database is dropped
 
     def columns(found: Any) -> dict[str, list[tuple[str, str, bool]]]:
         return {name: [(c["name"], str(c["type"]), c["nullable"])
@@ -106,7 +115,6 @@ def test_starting_creates_only_the_operation_log(shop_url: str, tmp_path: Path) 
     else:
         assert sorted(found.get_table_names()) == [
             "customers", "dsr_connector_shop_operation_log", "orders"]
-    engine.dispose()
 
 
 # --- refused, naming the mistake ------------------------------------------------------------
@@ -222,24 +230,23 @@ def test_unindexed_lookups_are_reported_and_logged_without_values(
     assert [(entry["event"], entry["warning"]) for entry in logs] == [
         ("dataset_warning", warning) for warning in EXPECTED_WARNINGS]
     engine = create_engine(shop_url)
+    OPENED.append(engine)  # closed before the database is dropped
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE INDEX ix_customers_phone ON customers (phone)")
         connection.exec_driver_sql(
             "CREATE INDEX ix_customers_created ON customers (customer_account, created_at)")
         connection.exec_driver_sql(  # an expression index counts too
             "CREATE INDEX ix_orders_day ON orders (lower(shipping_address), ordered_at)")
-    engine.dispose()
     assert connector(shop_url, shop(), tmp_path).warnings == []
 
 
 def test_a_foreign_key_the_file_does_not_declare_is_reported(
-        app_database_url: str, tmp_path: Path) -> None:
-    build(app_database_url, messages=True).dispose()
-    started = connector(app_database_url, shop(), tmp_path)
+        with_messages_url: str, tmp_path: Path) -> None:
+    started = connector(with_messages_url, shop(), tmp_path)
     assert started.warnings == [*EXPECTED_WARNINGS, (
         "messages.customer_id: a foreign key into customers that the dataset does not declare "
         "(it may refuse erasing deletions)")]
-    declared = connector(app_database_url, with_messages(), tmp_path)
+    declared = connector(with_messages_url, with_messages(), tmp_path)
     assert declared.warnings == [
         *EXPECTED_WARNINGS, "messages.sent_at: date column without an index",
         "messages.customer_id: reference column without an index"]
