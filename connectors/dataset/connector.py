@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, MetaData, inspect, update
+from sqlalchemy import Engine, MetaData, inspect, select, update
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.schema import CreateSchema
 
 from connectors.dataset.erasure import Erasure, check_rules
-from connectors.dataset.matching import identity_match, normalised_values
 from connectors.dataset.model import Dataset, load_dataset
 from connectors.dataset.reach import Reach, Rows, chunked
 from connectors.dataset.records import export_chunks, holding
@@ -124,7 +123,7 @@ class DatasetConnector:
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
         """Corrects identity columns (fields ``email``, ``phone``...: the identity types the
-        dataset holds), in the rows holding the subject's identity of that type."""
+        dataset holds), in the rows holding the subject's identities."""
         held = {kind for spec in self.dataset.tables.values()
                 for kind in spec.identities.values()}
         values: dict[IdentityType, str] = {}
@@ -147,7 +146,8 @@ class DatasetConnector:
 
         def work(session: Session) -> RectifyResult:
             rows = self.reach.subject_rows(session, call.scope) or {}
-            updated = {kind.value: self._correct(session, rows, kind, value, call.scope)
+            found = self._found_by_identity(session, rows, call.scope)
+            updated = {kind.value: self._correct(session, found, kind, value)
                        for kind, value in values.items()}
             return RectifyResult(connector=self.name, updated=updated,
                                  unsupported_fields=unsupported)
@@ -167,20 +167,30 @@ class DatasetConnector:
         """End-user data without a customer account: nothing is ever looked up."""
         return self.dataset.role is DataRole.END_USER and scope.customer_account is None
 
-    def _correct(self, session: Session, rows: Rows, kind: IdentityType, value: str,
-                 scope: Scope) -> int:
-        """One identity type corrected in the subject's rows that hold its old value."""
-        old = normalised_values(scope.identities, kind)
+    def _found_by_identity(self, session: Session, rows: Rows,
+                           scope: Scope) -> dict[str, list[tuple[Any, ...]]]:
+        """The keys of the subject's rows that hold one of their identities (not rows reached
+        only by reference: another person's number may be on those), before any correction."""
+        found: dict[str, list[tuple[Any, ...]]] = {}
+        for name in self.dataset.tables:
+            holding = self.reach.identity_where(name, scope)
+            key = list(self.reach.table(name).primary_key.columns)
+            for chunk in chunked([row.key for row in rows.get(name, [])]):
+                if holding is not None:
+                    found.setdefault(name, []).extend(tuple(k) for k in session.execute(
+                        select(*key).where(self.reach.key_in(name, chunk), holding)))
+        return found
+
+    def _correct(self, session: Session, found: dict[str, list[tuple[Any, ...]]],
+                 kind: IdentityType, value: str) -> int:
+        """One identity type's columns corrected in the rows found by identity."""
         count = 0
-        for name, spec in self.dataset.tables.items():
-            table = self.reach.table(name)
+        for name, keys in found.items():
+            table, spec = self.reach.table(name), self.dataset.tables[name]
             for column in (c for c, k in spec.identities.items() if k is kind):
-                matched = identity_match(table.c[column], kind, old, self.dataset.national_phones)
-                if matched is None:
-                    continue
-                for chunk in chunked([row.key for row in rows.get(name, [])]):
+                for chunk in chunked(keys):
                     result = session.execute(update(table).where(
-                        self.reach.key_in(name, chunk), matched).values({column: value}))
+                        self.reach.key_in(name, chunk)).values({column: value}))
                     count += result.rowcount  # type: ignore[attr-defined]
         return count
 

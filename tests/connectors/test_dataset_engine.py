@@ -291,13 +291,16 @@ def test_rectification_corrects_identity_columns(
     before = dump(engine_of(database))
     call = RectifyInput(scope=MAYA, corrections=[
         Correction(field="email", value="Maya.Okafor@Example.ORG"),
+        Correction(field="phone", value="+31612345679"),  # found by email, her phone fixed
         Correction(field="name", value="Maya A. Okafor")])
     result = shop_connector.rectify(call)
-    assert (result.updated, result.unsupported_fields) == ({"email": 1}, ["name"])
-    after = rows_by_id(dump(engine_of(database)), "customers")
-    assert after == {**rows_by_id(before, "customers"),
-                     1: {**rows_by_id(before, "customers")[1],
-                         "email": "maya.okafor@example.org"}}
+    assert (result.updated, result.unsupported_fields) == ({"email": 1, "phone": 1}, ["name"])
+    after = dump(engine_of(database))
+    assert after["orders"] == before["orders"]
+    assert rows_by_id(after, "customers") == {
+        **rows_by_id(before, "customers"),
+        1: {**rows_by_id(before, "customers")[1], "email": "maya.okafor@example.org",
+            "phone": "+31612345679"}}
     assert shop_connector.rectify(call).already_done
     with pytest.raises(ConnectorInputError) as error:
         shop_connector.rectify(RectifyInput(scope=MAYA, corrections=[
