@@ -177,5 +177,7 @@ def load_dataset(path: Path) -> Dataset:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
-        raise DatasetError(path.stem, [f"{path.name}: {type(error).__name__}"]) from None
+        mark = getattr(error, "problem_mark", None)  # where the YAML goes wrong, if it does
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise DatasetError(path.stem, [f"{path.name}: {type(error).__name__}{where}"]) from None
     return parse_dataset(data, path.stem)

@@ -250,3 +250,11 @@ def test_a_foreign_key_the_file_does_not_declare_is_reported(
     assert declared.warnings == [
         *EXPECTED_WARNINGS, "messages.sent_at: date column without an index",
         "messages.customer_id: reference column without an index"]
+
+
+def test_a_file_that_is_not_yaml_is_refused(tmp_path: Path) -> None:
+    broken = tmp_path / "shop.yaml"
+    broken.write_text("connector: shop\ntables: {customers: [\n")
+    with pytest.raises(DatasetError) as error:
+        dataset_connector(broken)
+    assert error.value.problems == ["shop.yaml: ParserError at line 3"]
