@@ -1,8 +1,14 @@
 """A declarative SQL connector: an affiliate's relational database connected by a dataset
 file (``connectors/README.md``, "A dataset file")."""
 
-from connectors.dataset.connector import DatasetConnector, dataset_connector, dataset_treatments
-from connectors.dataset.model import Dataset, DatasetError, load_dataset, parse_dataset
+from connectors.dataset.connector import DatasetConnector, dataset_connector
+from connectors.dataset.model import (
+    Dataset,
+    DatasetError,
+    dataset_treatments,
+    load_dataset,
+    parse_dataset,
+)
 
 __all__ = [
     "Dataset",

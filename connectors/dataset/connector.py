@@ -3,31 +3,33 @@ relational database, from its declarations alone (``connectors/README.md``, "A d
 
 ``dataset_connector(path)`` is a connector class like the built-in ones: its ``name``,
 ``activities``, ``categories`` and ``treatments`` come from the file, and
-``connector_activities(cls(url, blobs, secret))`` serves it on a worker. Starting it checks the
-file against the database (``connectors.dataset.schema``) and creates its operation log, the
-only table it creates: in a schema of its own on PostgreSQL (``dsr_connector``), as a prefixed
-table elsewhere. It never creates or alters the affiliate's tables.
+``connector_activities(cls(url, blobs, secret))`` serves it on a worker (a registry entry naming
+the file is served by ``python worker.py --connector NAME``: ``connectors.dataset.registered``).
+Starting it checks the file against the database (``connectors.dataset.schema``) and creates
+its own tables (``connectors.dataset.own``): it never creates or alters the affiliate's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
-from sqlalchemy import Engine, MetaData, inspect, select, update
-from sqlalchemy.orm import DeclarativeBase, Session
-from sqlalchemy.schema import CreateSchema
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from connectors.dataset.erasure import Erasure, check_rules
-from connectors.dataset.model import Dataset, load_dataset
-from connectors.dataset.reach import Reach, Rows, chunked
+from connectors.dataset.flags import Flags
+from connectors.dataset.model import Dataset, DatasetError, dataset_treatments, load_dataset
+from connectors.dataset.own import own_tables
+from connectors.dataset.reach import Reach, Rows
 from connectors.dataset.records import export_chunks, holding
+from connectors.dataset.rectify import correct, corrections, found_by_identity
 from connectors.dataset.schema import check_dataset
+from connectors.dataset.sweep import sweep
 from connectors.kit.errors import ConnectorInputError
 from connectors.kit.exports import discover_holdings, export_once
-from connectors.kit.store import OperationLogMixin, Store, as_engine, operation_key
+from connectors.kit.store import Store, as_engine, operation_key
 from dsr.blobstore import BlobStore
 from dsr.connector_contract import (
     AccessInput,
@@ -35,19 +37,20 @@ from dsr.connector_contract import (
     Discovery,
     EraseInput,
     EraseResult,
+    FlagInput,
+    FlagResult,
     Located,
     Operation,
     RectifyInput,
     RectifyResult,
     Scope,
-    Strategy,
+    SweepInput,
+    SweepResult,
     Treatment,
 )
 from dsr.connector_registry import DataRole
-from dsr.models import Identity, IdentityType
-from dsr.schemalock import schema_lock
-
-OWN_SCHEMA = "dsr_connector"  # PostgreSQL: the schema of the connector's operation log
+from dsr.models import Identity
+from dsr.serverkeys import ServerKeys
 
 
 class DatasetConnector:
@@ -62,23 +65,33 @@ class DatasetConnector:
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes, *,
                  previous_secrets: Sequence[bytes] = ()) -> None:
         """Checks the dataset against the database (``DatasetError`` lists what is wrong);
-        ``warnings`` are what it found worth telling (unindexed lookups, say)."""
+        ``warnings`` are what it found worth telling (unindexed lookups, say).
+        ``previous_secrets``: earlier server secrets, kept to match the flags they hashed."""
         engine = as_engine(engine_or_url)
         checked = check_dataset(self.dataset, engine)
         self.warnings = checked.warnings
         self.reach = Reach(self.dataset, checked)
-        self.store = Store(engine, *operation_log(self.name, engine))
+        own = own_tables(self.name, engine)
+        self.store = Store(engine, own.base, own.operation_log)
+        self.flags = Flags(self.reach, own, ServerKeys(secret, previous_secrets).identities)
         self.blobs = blobs
-        self.secret = secret  # pseudonyms and operation keys (earlier secrets: not needed)
+        self.secret = secret  # pseudonyms and operation keys
 
     @classmethod
-    def for_dataset(cls, dataset: Dataset) -> type[DatasetConnector]:
-        """The connector class of one dataset."""
-        operations = ["discover", "access", "erase", "rectify"]
-        if dataset.role is DataRole.END_USER:
-            operations.append("locate")
+    def for_dataset(cls, dataset: Dataset,
+                    operations: Iterable[str] | None = None) -> type[DatasetConnector]:
+        """The connector class of one dataset, serving ``operations`` (by default every one
+        the dataset supports; ``DatasetError`` names those it cannot do)."""
+        why = dataset.operations()
+        wanted = set(dataset.supported if operations is None else map(Operation, operations))
+        problems = [f"operation {operation.value}: the dataset connector cannot do it "
+                    f"({why[operation]})" for operation in Operation
+                    if operation in wanted and why[operation] is not None]
+        if problems:
+            raise DatasetError(dataset.connector, problems)
         attributes = {
-            "name": dataset.connector, "dataset": dataset, "activities": tuple(operations),
+            "name": dataset.connector, "dataset": dataset,
+            "activities": tuple(operation.value for operation in Operation if operation in wanted),
             "categories": dataset.categories, "treatments": dataset_treatments(dataset),
         }
         title = "".join(part.title() for part in dataset.connector.split("_"))
@@ -122,37 +135,53 @@ class DatasetConnector:
         return self.store.once(key, EraseResult, work)
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
-        """Corrects identity columns (fields ``email``, ``phone``...: the identity types the
-        dataset holds), in the rows holding the subject's identities."""
-        held = {kind for spec in self.dataset.tables.values()
-                for kind in spec.identities.values()}
-        values: dict[IdentityType, str] = {}
-        unsupported = []
-        for correction in call.corrections:
-            kind = next((k for k in held if k.value == correction.field), None)
-            if kind is None:
-                unsupported.append(correction.field)
-                continue
-            try:
-                identity = Identity(type=kind, value=correction.value)
-            except ValidationError:
-                raise ConnectorInputError(
-                    f"correction of {correction.field} is malformed") from None
-            values[kind] = identity.normalised.partition(":")[2]
-        unsupported = sorted(set(unsupported))
+        """Corrects identity columns (``connectors.dataset.rectify``)."""
+        values, unsupported = corrections(self.dataset, call.corrections)
         if self._out_of_scope(call.scope):
             return RectifyResult(connector=self.name, unsupported_fields=unsupported)
         key = operation_key(self.secret, Operation.RECTIFY, call)
 
         def work(session: Session) -> RectifyResult:
             rows = self.reach.subject_rows(session, call.scope) or {}
-            found = self._found_by_identity(session, rows, call.scope)
-            updated = {kind.value: self._correct(session, found, kind, value)
-                       for kind, value in values.items()}
+            found = found_by_identity(self.reach, session, rows, call.scope)
+            updated = {kind.value: correct(self.reach, session, found, identity)
+                       for kind, identity in values.items()}
+            customer = self.flags.customer(call.scope.customer_account)
+            for identity in values.values():
+                self.flags.restrictions.carry_over(session, customer, call.scope, identity)
             return RectifyResult(connector=self.name, updated=updated,
                                  unsupported_fields=unsupported)
 
         return self.store.once(key, RectifyResult, work)
+
+    def restrict(self, call: FlagInput) -> FlagResult:
+        """Restrict processing (or, with ``lift``, end the restriction): ``is_restricted``."""
+        return self._flag(call, Operation.RESTRICT)
+
+    def object(self, call: FlagInput) -> FlagResult:
+        return self._flag(call, Operation.OBJECT)
+
+    def withdraw_consent(self, call: FlagInput) -> FlagResult:
+        return self._flag(call, Operation.WITHDRAW_CONSENT)
+
+    def marketing_opt_out(self, call: FlagInput) -> FlagResult:
+        return self._flag(call, Operation.MARKETING_OPT_OUT)
+
+    def sweep(self, call: SweepInput) -> SweepResult:
+        """Erase, across all customers, what is past its retention
+        (``connectors.dataset.sweep``)."""
+        return sweep(self.reach, self.store, self.secret, call)
+
+    def is_restricted(self, identity: Identity, customer_account: str | None = None) -> bool:
+        """Whether processing of this identity's records is restricted (for end-user data, at
+        this customer), as the kit's ``is_restricted`` tells it."""
+        return self.is_flagged(Operation.RESTRICT, identity, customer_account)
+
+    def is_flagged(self, operation: Operation, identity: Identity,
+                   customer_account: str | None = None) -> bool:
+        """Whether this identity restricted, objected, withdrew consent or opted out."""
+        customer = self.flags.customer(customer_account)
+        return self.flags.is_flagged(self.store, operation, customer, identity)
 
     def locate(self, scope: Scope) -> Located:
         statement = self.reach.holders(scope)
@@ -163,73 +192,28 @@ class DatasetConnector:
 
     # --- helpers ---------------------------------------------------------------------------
 
+    def _flag(self, call: FlagInput, operation: Operation) -> FlagResult:
+        """A flag, once per call: nothing without a customer account (end-user data) or an
+        identity the dataset holds."""
+        if self._out_of_scope(call.scope) or not self.flags.identities(call.scope):
+            if call.lift and operation is not Operation.RESTRICT:  # refused all the same
+                raise ConnectorInputError(f"{self.name} cannot lift {operation.value}")
+            return FlagResult(connector=self.name, operation=operation)
+        key = operation_key(self.secret, operation, call)
+
+        def work(session: Session) -> FlagResult:
+            rows = self.reach.subject_rows(session, call.scope) or {}
+            records = self.flags.apply(session, rows, call, operation)
+            return FlagResult(connector=self.name, operation=operation, records=records)
+
+        return self.store.once(key, FlagResult, work)
+
     def _out_of_scope(self, scope: Scope) -> bool:
         """End-user data without a customer account: nothing is ever looked up."""
         return self.dataset.role is DataRole.END_USER and scope.customer_account is None
-
-    def _found_by_identity(self, session: Session, rows: Rows,
-                           scope: Scope) -> dict[str, list[tuple[Any, ...]]]:
-        """The keys of the subject's rows that hold one of their identities (not rows reached
-        only by reference: another person's number may be on those), before any correction."""
-        found: dict[str, list[tuple[Any, ...]]] = {}
-        for name in self.dataset.tables:
-            holding = self.reach.identity_where(name, scope)
-            key = list(self.reach.table(name).primary_key.columns)
-            for chunk in chunked([row.key for row in rows.get(name, [])]):
-                if holding is not None:
-                    found.setdefault(name, []).extend(tuple(k) for k in session.execute(
-                        select(*key).where(self.reach.key_in(name, chunk), holding)))
-        return found
-
-    def _correct(self, session: Session, found: dict[str, list[tuple[Any, ...]]],
-                 kind: IdentityType, value: str) -> int:
-        """One identity type's columns corrected in the rows found by identity."""
-        count = 0
-        for name, keys in found.items():
-            table, spec = self.reach.table(name), self.dataset.tables[name]
-            for column in (c for c, k in spec.identities.items() if k is kind):
-                for chunk in chunked(keys):
-                    result = session.execute(update(table).where(
-                        self.reach.key_in(name, chunk)).values({column: value}))
-                    count += result.rowcount  # type: ignore[attr-defined]
-        return count
-
-
-def dataset_treatments(dataset: Dataset) -> tuple[Treatment, ...]:
-    """The treatments the file declares, as the contract states them."""
-    found = []
-    for name, spec in dataset.tables.items():
-        if spec.delete_rows:
-            found.append(Treatment(category=spec.delete_rows, table=name, column="*",
-                                   strategy=Strategy.DELETE_ROW))
-        found += [Treatment(category=column.category, table=name, column=column_name,
-                            strategy=column.treatment)
-                  for column_name, column in spec.columns.items()
-                  if column.category and column.treatment]
-    return tuple(found)
 
 
 def dataset_connector(path: Path) -> type[DatasetConnector]:
     """The connector class of a dataset file (its shape checked; the database is checked
     when an instance starts)."""
     return DatasetConnector.for_dataset(load_dataset(path))
-
-
-def operation_log(connector: str, engine: Engine) -> tuple[type[DeclarativeBase],
-                                                            type[OperationLogMixin]]:
-    """The connector's operation log: ``dsr_connector.<connector>_operation_log`` on
-    PostgreSQL (the schema created if missing), ``dsr_connector_<connector>_operation_log``
-    elsewhere. One table per connector: keys do not name the connector."""
-    postgres = engine.dialect.name == "postgresql"
-    if postgres:
-        with schema_lock(engine) as connection:
-            if OWN_SCHEMA not in inspect(connection).get_schema_names():
-                connection.execute(CreateSchema(OWN_SCHEMA))
-                connection.commit()
-
-    class Base(DeclarativeBase):
-        metadata = MetaData(schema=OWN_SCHEMA if postgres else None)
-
-    table = f"{connector}_operation_log" if postgres else f"{OWN_SCHEMA}_{connector}_operation_log"
-    log = type("DatasetOperationLog", (OperationLogMixin, Base), {"__tablename__": table})
-    return Base, log

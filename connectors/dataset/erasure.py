@@ -18,10 +18,13 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    and_,
     bindparam,
     delete,
     func,
     literal,
+    not_,
+    or_,
     select,
     type_coerce,
     update,
@@ -38,6 +41,7 @@ from dsr.connector_contract import REDACTED, EraseRule, Strategy
 from dsr.hashing import keyed_hash
 
 PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")  # already a pseudonym: hashed once only
+PSEUDONYM_CHARS, HEX_DIGITS = 64, "0123456789abcdef"
 EARLIEST = datetime(1, 1, 2, tzinfo=UTC)  # an undated row counts as the oldest
 
 
@@ -103,21 +107,47 @@ def reached_by(reach: Reach, name: str, rules: list[EraseRule]) -> dict[str, Col
     return country_conditions(reach.dataset.connector, mine, spec.categories, dated, country)
 
 
+def pending_where(reach: Reach, name: str, category: str) -> ColumnElement[bool] | None:
+    """The rows of table ``name`` the category's column treatments have not anonymised yet:
+    a column not yet null, redacted, marked or a pseudonym. None when no treatment tells
+    (none declared, or only days: a row then counts as not anonymised)."""
+    table = reach.table(name)
+    found: list[ColumnElement[bool]] = []
+    for column, strategy in reach.dataset.tables[name].treated(category).items():
+        value = table.c[column]
+        if strategy is Strategy.NULL:
+            found.append(value.is_not(None))
+        elif strategy is Strategy.REDACT:
+            found.append(or_(value.is_(None), value != REDACTED))
+        elif strategy is Strategy.MARK:
+            found.append(value.is_(None))
+        elif strategy is Strategy.PSEUDONYM:  # 64 lower-case hex digits: hashed already
+            hashed = and_(func.length(value) == PSEUDONYM_CHARS,
+                          func.trim(value, HEX_DIGITS) == "")
+            found.append(and_(value.is_not(None), not_(hashed)))
+    return or_(*found) if found else None
+
+
 class Erasure:
     """One erasure, inside its transaction: counts erased and retained per category."""
 
-    def __init__(self, reach: Reach, session: Session, secret: bytes, as_of: datetime) -> None:
+    def __init__(self, reach: Reach, session: Session, secret: bytes, as_of: datetime, *,
+                 pending_only: bool = False) -> None:
         self.reach, self.session, self.secret, self.as_of = reach, session, secret, as_of
+        # A sweep's: rows a category's treatments already anonymised are left (and not
+        # counted again); rows deleted are deleted whatever their columns hold.
+        self.pending_only = pending_only
         self.erased: Counter[str] = Counter()
         self.retained: Counter[str] = Counter()
 
     def run(self, rows: Rows, rules: list[EraseRule]) -> None:
         for name in reversed(self.reach.order):  # children first
             if rows.get(name):
-                self._table(name, rows[name], reached_by(self.reach, name, rules))
+                self.table(name, rows[name], reached_by(self.reach, name, rules))
                 heartbeat({"erased_table": name})
 
-    def _table(self, name: str, rows: list[Row], reached: dict[str, ColumnElement[bool]]) -> None:
+    def table(self, name: str, rows: list[Row], reached: dict[str, ColumnElement[bool]]) -> None:
+        """Erase what ``reached`` (per category) reaches of these rows of table ``name``."""
         spec = self.reach.dataset.tables[name]
         gone: set[tuple[Any, ...]] = set()
         for category in spec.categories:
@@ -136,6 +166,9 @@ class Erasure:
                 if not spec.treated(category):
                     self.retained[category] += len(left) - len(deleted)
                     continue
+            pending = pending_where(self.reach, name, category) if self.pending_only else None
+            if pending is not None:
+                kept = self._matching(name, kept, pending)
             self._treat(name, category, kept)
             self.erased[category] += len(kept)
             self.retained[category] += len(left) - len(hit)

@@ -12,18 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dsr.connector_contract import Strategy
+from dsr.connector_contract import Operation, Strategy, Treatment
 from dsr.connector_registry import DataRole
 from dsr.models import IdentityType
 
 NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"  # a table or column name, unquoted in any dialect
 CATEGORY = r"^[a-z][a-z0-9_]{1,40}$"
 Name = Annotated[str, Field(pattern=NAME)]
+# The flags a subject may ask for (``FlagInput``): a restriction is kept by the connector
+# itself; the others once a column of the dataset is flagged with them.
+FLAGS = (Operation.RESTRICT, Operation.OBJECT, Operation.WITHDRAW_CONSENT,
+         Operation.MARKETING_OPT_OUT)
+Flag = Literal["restrict", "object", "withdraw_consent", "marketing_opt_out"]
 
 
 class DatasetError(ValueError):
@@ -52,6 +57,9 @@ class Column(_Strict):
     # What erasing the category does to the column. ``delete_row`` is the table's
     # ``delete_rows``, not a column's.
     treatment: Strategy | None = None
+    # The flag this column records in the subject's rows: a timestamp column gets the time it
+    # was asked (the first time stays), a boolean column true; lifting a restriction clears it.
+    flag: Flag | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -79,7 +87,7 @@ class Table(_Strict):
     """One table of the dataset."""
 
     # The columns named here, identities and personal data. Undeclared columns are neither
-    # exported nor changed (amounts, flags and such feed the affiliate's statistics).
+    # exported nor changed (amounts and such feed the affiliate's statistics).
     columns: dict[Name, Column] = Field(default_factory=dict)
     # child column -> "parent_table.parent_column", e.g. {customer_id: customers.id}.
     references: dict[Name, Annotated[str, Field(pattern=r"^[A-Za-z_]\w*\.[A-Za-z_]\w*$")]] = (
@@ -121,6 +129,10 @@ class Table(_Strict):
                 found.append(column.category)
         return found
 
+    def flagged(self, flag: Operation) -> list[str]:
+        """The columns recording one flag."""
+        return [name for name, column in self.columns.items() if column.flag == flag.value]
+
     def treated(self, category: str) -> dict[str, Strategy]:
         """The column treatments of one category."""
         return {name: column.treatment for name, column in self.columns.items()
@@ -152,6 +164,27 @@ class Dataset(_Strict):
             found += [category for category in table.categories if category not in found]
         return tuple(found)
 
+    @property
+    def identity_types(self) -> tuple[IdentityType, ...]:
+        """The identity types its columns hold, in the order of ``IdentityType``."""
+        held = {kind for table in self.tables.values() for kind in table.identities.values()}
+        return tuple(kind for kind in IdentityType if kind in held)
+
+    def operations(self) -> dict[Operation, str | None]:
+        """Every operation of the contract, with why the dataset connector cannot do it
+        (None: it can)."""
+        why: dict[Operation, str | None] = dict.fromkeys(Operation)
+        for flag in FLAGS[1:]:
+            if not any(table.flagged(flag) for table in self.tables.values()):
+                why[flag] = f"no column of the dataset is flagged {flag.value}"
+        if self.role is DataRole.GROUP:
+            why[Operation.LOCATE] = "the group's own data belongs to no customer to locate"
+        return why
+
+    @property
+    def supported(self) -> tuple[Operation, ...]:
+        return tuple(operation for operation, why in self.operations().items() if why is None)
+
     def references(self) -> Iterator[tuple[str, Reference]]:
         """Every declared reference, with the name of the table declaring it."""
         for name, table in self.tables.items():
@@ -160,6 +193,20 @@ class Dataset(_Strict):
 
     def children(self, parent: str) -> list[tuple[str, Reference]]:
         return [(name, ref) for name, ref in self.references() if ref.parent_table == parent]
+
+
+def dataset_treatments(dataset: Dataset) -> tuple[Treatment, ...]:
+    """The treatments the file declares, as the contract states them."""
+    found = []
+    for name, spec in dataset.tables.items():
+        if spec.delete_rows:
+            found.append(Treatment(category=spec.delete_rows, table=name, column="*",
+                                   strategy=Strategy.DELETE_ROW))
+        found += [Treatment(category=column.category, table=name, column=column_name,
+                            strategy=column.treatment)
+                  for column_name, column in spec.columns.items()
+                  if column.category and column.treatment]
+    return tuple(found)
 
 
 def parse_dataset(data: Any, source: str = "dataset") -> Dataset:

@@ -99,18 +99,19 @@ class Reach:
             scoped = self.in_scope(name, scope)
             matched = self.identity_where(name, scope)
             if matched is not None:
-                rows.update(self._select(session, name, [*scoped, matched]))
+                rows.update(self.select_rows(session, name, [*scoped, matched]))
             for reference in self.dataset.tables[name].reference_list():
                 values = sorted({row.refs[reference.parent_column]
                                  for row in found.get(reference.parent_table, [])} - {None})
                 column = self.tables[name].c[reference.column]
                 for chunk in chunked(values):
-                    rows.update(self._select(session, name, [*scoped, column.in_(chunk)]))
+                    rows.update(self.select_rows(session, name, [*scoped, column.in_(chunk)]))
             found[name] = list(rows.values())
         return found
 
-    def _select(self, session: Session, name: str,
-                where: list[ColumnElement[bool]]) -> dict[tuple[Any, ...], Row]:
+    def select_rows(self, session: Session, name: str,
+                    where: list[ColumnElement[bool]]) -> dict[tuple[Any, ...], Row]:
+        """The rows of ``name`` matching ``where``, by primary key."""
         table, spec = self.tables[name], self.dataset.tables[name]
         keys = list(table.primary_key.columns)
         referenced = sorted({ref.parent_column for _, ref in self.dataset.children(name)})

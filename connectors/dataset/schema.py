@@ -98,6 +98,8 @@ def _declarations(name: str, spec: TableSpec, role: DataRole) -> list[str]:
             problems.append(f"{where}: category {declared.category} has no treatment")
         elif declared.treatment is not None and declared.category is None:
             problems.append(f"{where}: treatment {declared.treatment.value} has no category")
+        if declared.identity and declared.flag:
+            problems.append(f"{where}: holds an identity, so it cannot record {declared.flag}")
         if declared.identity and declared.treatment is None and spec.delete_rows is None:
             problems.append(f"{where}: holds an identity that erasure would leave (give it a "
                             "category and treatment, or the table delete_rows)")
@@ -126,6 +128,10 @@ def _columns(name: str, spec: TableSpec, table: Table) -> list[str]:
     if country and country in table.columns and not isinstance(table.c[country].type, String):
         problems.append(f"{name}.{country}: the country_column is not text")
     for column, declared in spec.columns.items():
+        if column in table.columns and declared.flag and not declared.identity:
+            unfit = _unflaggable(table.c[column].type, table.c[column].nullable)
+            if unfit:
+                problems.append(f"{name}.{column}: flag {declared.flag} {unfit}")
         if column in table.columns and declared.treatment is not None:
             unfit = _unfit(declared.treatment, table.c[column].type, table.c[column].nullable)
             if unfit:
@@ -148,6 +154,15 @@ def _unfit(strategy: Strategy, kind: TypeEngine[object], nullable: bool | None) 
     if strategy in (Strategy.TO_DAY, Strategy.MARK) and not isinstance(kind, DateTime):
         return "needs a timestamp column"
     return None
+
+
+def _unflaggable(kind: TypeEngine[object], nullable: bool | None) -> str | None:
+    """Why a column cannot record a flag (the time it was asked, or true), or None."""
+    if isinstance(kind, Boolean):
+        return None
+    if not isinstance(kind, Date | DateTime):
+        return "needs a timestamp, date or boolean column"
+    return None if nullable else "needs a nullable column (no value: not flagged)"
 
 
 def _references(dataset: Dataset, tables: dict[str, Table]) -> list[str]:

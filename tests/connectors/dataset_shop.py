@@ -33,6 +33,7 @@ SCHEMA = [
         name VARCHAR(200),
         phone VARCHAR(32),
         address VARCHAR(300),
+        newsletter_opt_out_at TIMESTAMP,
         created_at TIMESTAMP NOT NULL)""",
     "CREATE INDEX ix_customers_subject ON customers (customer_account, email)",
     """CREATE TABLE orders (

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, inspect
 
 from connectors.dataset import DatasetError, dataset_connector, parse_dataset
 from connectors.dataset import schema as dataset_schema
-from connectors.dataset.connector import OWN_SCHEMA
+from connectors.dataset.own import OWN_SCHEMA
 from connectors.kit.activities import connector_activities
 from dsr.connector_contract import Strategy, Treatment
 from tests.conftest import captured_logs
@@ -74,7 +74,8 @@ def test_the_example_file_connects_the_shop(shop_url: str, tmp_path: Path) -> No
     cls = dataset_connector(SHOP_FILE)
     assert cls.name == "shop"
     assert cls.categories == ("customer_profile", "orders")
-    assert cls.activities == ("discover", "access", "erase", "rectify", "locate")
+    assert cls.activities == ("discover", "access", "erase", "rectify", "restrict",
+                              "marketing_opt_out", "locate", "sweep")
     assert list(cls.treatments) == [
         Treatment(category="customer_profile", table="customers", column="*",
                   strategy=Strategy.DELETE_ROW),
@@ -91,12 +92,12 @@ def test_the_example_file_connects_the_shop(shop_url: str, tmp_path: Path) -> No
     shop_connector = connector(shop_url, shop(), tmp_path)
     served = [getattr(a, "__temporal_activity_definition").name
               for a in connector_activities(shop_connector)]
-    assert served == ["shop.discover", "shop.access", "shop.erase", "shop.rectify",
-                      "shop.locate"]
+    assert served == [f"shop.{operation}" for operation in cls.activities]
     assert shop_connector.warnings == EXPECTED_WARNINGS
 
 
-def test_starting_creates_only_the_operation_log(shop_url: str, tmp_path: Path) -> None:
+def test_starting_creates_only_its_own_tables(shop_url: str, tmp_path: Path) -> None:
+    """Its operation log, restrictions and flags: in a schema of its own on PostgreSQL."""
     engine = create_engine(shop_url)
     OPENED.append(engine)  # closed before the database is dropped
 
@@ -111,10 +112,12 @@ def test_starting_creates_only_the_operation_log(shop_url: str, tmp_path: Path) 
     assert columns(found) == before
     if engine.dialect.name == "postgresql":
         assert sorted(found.get_table_names()) == ["customers", "orders"]
-        assert found.get_table_names(schema=OWN_SCHEMA) == ["shop_operation_log"]
+        assert sorted(found.get_table_names(schema=OWN_SCHEMA)) == [
+            "shop_flags", "shop_operation_log", "shop_restrictions"]
     else:
         assert sorted(found.get_table_names()) == [
-            "customers", "dsr_connector_shop_operation_log", "orders"]
+            "customers", "dsr_connector_shop_flags", "dsr_connector_shop_operation_log",
+            "dsr_connector_shop_restrictions", "orders"]
 
 
 # --- refused, naming the mistake ------------------------------------------------------------
