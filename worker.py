@@ -1,7 +1,8 @@
 """Workers. ``python worker.py`` serves the orchestrator (workflows and its own activities on
 ``dsr-orchestrator``); ``--connector NAME`` serves one affiliate connector on its own task
-queue; ``--all`` serves the orchestrator and every built-in connector in one process (the
-embedded stack)."""
+queue, a built-in one or one the registry makes from a dataset file (refusing to start, the
+problems listed, when the file does not fit its entry or the live database); ``--all`` serves
+the orchestrator and every such connector in one process (the embedded stack)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.orchestrator import orchestrator_activities
-from connectors.builtin import BUILTIN, build_connector
+from connectors.builtin import build_connector, served_connectors
+from connectors.dataset import DatasetError
 from connectors.kit.activities import connector_activities
 from dsr import metrics, schedules, search_attributes
 from dsr.activity_log import RequestLogInterceptor
-from dsr.connector_registry import load_registry
+from dsr.connector_contract import Connector
+from dsr.connector_registry import RegistryError, load_registry
 from dsr.converter import RefuseForeignInput
 from dsr.database import make_engine
 from dsr.files import private_umask
@@ -75,11 +78,13 @@ def _workflow_runner(settings: Settings) -> WorkflowRunner:
 
 
 def connector_worker(client: Client, settings: Settings, name: str,
-                     executor: ThreadPoolExecutor) -> Worker:
+                     executor: ThreadPoolExecutor, connector: Connector | None = None) -> Worker:
+    """The worker of one connector (built here unless ``connector`` is given)."""
     entry = load_registry(settings.connector_registry).get(name)
     if entry.task_queue is None:
         raise ValueError(f"connector {name} is instructed by email: it has no worker to run")
-    connector = build_connector(name, settings, sealed_blob_store(settings))
+    if connector is None:
+        connector = build_connector(name, settings, sealed_blob_store(settings))
     return Worker(client, task_queue=entry.task_queue,
                   activities=connector_activities(connector), activity_executor=executor,
                   interceptors=[RefuseForeignInput(), RequestLogInterceptor()],
@@ -97,7 +102,8 @@ class MissingSearchAttributes(Exception):
 
 
 async def serve(settings: Settings, orchestrator: bool, connectors: list[str],
-                keyring: Keyring | None = None) -> None:
+                keyring: Keyring | None = None, built: dict[str, Connector] | None = None) -> None:
+    """Serve until SIGINT or SIGTERM; ``built``: connectors already built (and checked)."""
     runtime = metrics.runtime(settings)
     client = await connect(settings, keyring, runtime)
     absent = await search_attributes.missing(client, settings.temporal_namespace)
@@ -110,7 +116,9 @@ async def serve(settings: Settings, orchestrator: bool, connectors: list[str],
             log.warning("schedule missing or different", problem=problem,
                         fix="python starter.py setup-cluster")
     executor = ThreadPoolExecutor(max_workers=32)
-    workers = [connector_worker(client, settings, name, executor) for name in connectors]
+    built = built or {}
+    workers = [connector_worker(client, settings, name, executor, built.get(name))
+               for name in connectors]
     if orchestrator:
         workers.append(orchestrator_worker(client, settings, executor))
     stop = asyncio.Event()
@@ -160,9 +168,10 @@ class _all:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connector", action="append", default=[], metavar="NAME",
-                        help=f"serve this connector (one of: {', '.join(BUILTIN)}); repeatable")
+                        help="serve this connector (built in, or made from a dataset file by "
+                             "its registry entry); repeatable")
     parser.add_argument("--all", action="store_true",
-                        help="serve the orchestrator and every built-in connector")
+                        help="serve the orchestrator and every connector of those kinds")
     args = parser.parse_args(argv)
     private_umask()
     configure()
@@ -181,12 +190,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyringError as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         return 2
-    unknown = [name for name in args.connector if name not in BUILTIN]
+    try:
+        known = served_connectors(load_registry(settings.connector_registry))
+    except RegistryError as error:
+        print(f"refusing to start: {error}", file=sys.stderr)
+        return 2
+    unknown = [name for name in args.connector if name not in known]
     if unknown:
-        print(f"unknown connector(s): {', '.join(unknown)}; known: {', '.join(BUILTIN)}",
+        print(f"unknown connector(s): {', '.join(unknown)}; known: {', '.join(known)}",
               file=sys.stderr)
         return 2
-    connectors = list(BUILTIN) if args.all else args.connector
+    connectors = known if args.all else args.connector
     orchestrator = args.all or not args.connector
     try:  # the orchestrator applies the policy: a connector worker needs no app database
         if orchestrator:
@@ -194,8 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     except UnrecordedConfirmation as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         return 2
+    try:  # each connector checked (a dataset against its entry and database) before serving
+        blobs = sealed_blob_store(settings)
+        built = {name: build_connector(name, settings, blobs) for name in connectors}
+    except DatasetError as error:
+        print(f"refusing to start: {error}", file=sys.stderr)
+        return 2
     try:
-        asyncio.run(serve(settings, orchestrator, connectors, keyring))
+        asyncio.run(serve(settings, orchestrator, connectors, keyring, built))
     except (MissingSearchAttributes, search_attributes.SearchAttributeError, TokenError) as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         # Connected once, the Temporal runtime's threads are up: leaving through interpreter

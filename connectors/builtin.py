@@ -20,10 +20,12 @@ from connectors import (
     widget,
 )
 from connectors.customer_account import CustomerAccountConnector
+from connectors.dataset.registered import registered_connector
 from connectors.population import Population
 from connectors.sms import SmsConnector
 from dsr.blobstore import BlobStore
 from dsr.connector_contract import Connector
+from dsr.connector_registry import Registry, load_registry
 from dsr.sealedblobs import sealed_blob_store
 from dsr.settings import Settings
 
@@ -69,9 +71,24 @@ POPULATION_SEEDS: dict[str, Callable[..., int]] = {
 
 
 def build_connector(name: str, settings: Settings, blobs: BlobStore) -> Connector:
+    """A built-in connector, or one the registry makes from a dataset file
+    (``connectors.dataset.registered``: ``DatasetError`` lists what is wrong with it), on
+    its store's URL (``DSR_CONNECTOR_<NAME>_URL``)."""
     previous = [secret.get_secret_value().encode() for secret in settings.hmac_key_previous]
-    return BUILTIN[name](settings.connector_database_url(name), blobs, settings.secret,
-                         previous_secrets=previous)
+    url = settings.connector_database_url(name)
+    if name in BUILTIN:
+        return BUILTIN[name](url, blobs, settings.secret, previous_secrets=previous)
+    entry = load_registry(settings.connector_registry).get(name)
+    if entry.dataset is None:
+        raise KeyError(f"connector {name} is neither built in nor made from a dataset file")
+    return registered_connector(entry, url, blobs, settings.secret, previous_secrets=previous)
+
+
+def served_connectors(registry: Registry) -> list[str]:
+    """The connectors a worker can serve: the built-in ones, and those the registry makes
+    from a dataset file."""
+    return [*BUILTIN, *(entry.name for entry in registry.connectors
+                        if entry.dataset is not None and entry.name not in BUILTIN)]
 
 
 def seed_population_stores(

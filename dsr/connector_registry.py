@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from dsr.connector_contract import Operation
 from dsr.models import IdentityType
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # a dataset's relative path starts here
+
 
 class DataRole(StrEnum):
     END_USER = "end_user"
@@ -38,13 +40,28 @@ class ConnectorEntry(BaseModel):
     # The data categories it holds: only these are sent to it (erase rules, holdings).
     categories: list[str] = Field(default_factory=list)
     instruct_by_email: EmailInstruction | None = None
+    # A connector made from a dataset file (connectors/README.md, "A dataset file"), served by
+    # `python worker.py --connector NAME`: the file's path, relative to the project root or
+    # absolute. The worker checks it against the entry and the live database when it starts.
+    dataset: str | None = Field(default=None, pattern=r"^[^\x00]*[^/\x00]\.ya?ml$")
 
     @model_validator(mode="after")
     def _reachable(self) -> ConnectorEntry:
         if (self.task_queue is None) == (self.instruct_by_email is None):
             raise ValueError(f"{self.name}: give either task_queue (a connector worker) or "
                              "instruct_by_email (a recipient without an API)")
+        if self.dataset is not None and self.task_queue is None:
+            raise ValueError(f"{self.name}: a dataset is served by a connector worker: give "
+                             "task_queue, not instruct_by_email")
         return self
+
+    @property
+    def dataset_path(self) -> Path | None:
+        """The dataset file's path, if the entry names one."""
+        if self.dataset is None:
+            return None
+        path = Path(self.dataset)
+        return path if path.is_absolute() else PROJECT_ROOT / path
 
     def supports(self, operation: Operation) -> bool:
         return operation in self.operations

@@ -82,11 +82,8 @@ class DatasetConnector:
                     operations: Iterable[str] | None = None) -> type[DatasetConnector]:
         """The connector class of one dataset, serving ``operations`` (by default every one
         the dataset supports; ``DatasetError`` names those it cannot do)."""
-        why = dataset.operations()
         wanted = set(dataset.supported if operations is None else map(Operation, operations))
-        problems = [f"operation {operation.value}: the dataset connector cannot do it "
-                    f"({why[operation]})" for operation in Operation
-                    if operation in wanted and why[operation] is not None]
+        problems = dataset.unsupported(wanted)
         if problems:
             raise DatasetError(dataset.connector, problems)
         attributes = {

@@ -10,7 +10,7 @@ and what erasing the category does to it. This module reads the file and checks 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -184,6 +184,13 @@ class Dataset(_Strict):
     @property
     def supported(self) -> tuple[Operation, ...]:
         return tuple(operation for operation, why in self.operations().items() if why is None)
+
+    def unsupported(self, operations: Iterable[Operation]) -> list[str]:
+        """A problem for each of ``operations`` the dataset connector cannot do."""
+        why, wanted = self.operations(), set(operations)
+        return [f"operation {operation.value}: the dataset connector cannot do it "
+                f"({why[operation]})" for operation in Operation
+                if operation in wanted and why[operation] is not None]
 
     def references(self) -> Iterator[tuple[str, Reference]]:
         """Every declared reference, with the name of the table declaring it."""

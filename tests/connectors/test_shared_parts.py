@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.example import LoyaltyConnector
+from connectors.cdp import CdpConnector
 from connectors.kit.errors import ConnectorInputError
 from connectors.seed import DemoFacts
 from connectors.sms import SmsConnector
@@ -89,14 +89,14 @@ def test_a_rule_confined_to_a_country_reaches_only_messages_that_ended_there(
 
 
 def test_a_connector_without_countries_refuses_a_confined_rule(tmp_path: Path) -> None:
-    loyalty = LoyaltyConnector(f"sqlite:///{tmp_path / 'loyalty.db'}",
-                               LocalBlobStore(tmp_path / "blobs"), SECRET)
+    cdp = CdpConnector(f"sqlite:///{tmp_path / 'cdp.db'}", LocalBlobStore(tmp_path / "blobs"),
+                       SECRET)
     scope = Scope(request_id="REQ-1", customer_account="CUST-0001", as_of=NOW,
                   identities=[Identity(type=IdentityType.EMAIL, value="ana@example.com")])
-    rule = EraseRule(category="loyalty_points", countries_ended=["IT"])
+    rule = EraseRule(category="events", countries_ended=["IT"])
 
     with pytest.raises(ConnectorInputError, match="keeps no country"):
-        loyalty.erase(EraseInput(scope=scope, rules=[rule]))
+        cdp.erase(EraseInput(scope=scope, rules=[rule]))
 
 
 def test_an_index_added_later_is_created_on_an_existing_store(
