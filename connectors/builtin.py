@@ -25,7 +25,7 @@ from connectors.population import Population
 from connectors.sms import SmsConnector
 from dsr.blobstore import BlobStore
 from dsr.connector_contract import Connector
-from dsr.connector_registry import Registry, load_registry
+from dsr.connector_registry import Registry, RegistryError, load_registry
 from dsr.sealedblobs import sealed_blob_store
 from dsr.settings import Settings
 
@@ -86,9 +86,13 @@ def build_connector(name: str, settings: Settings, blobs: BlobStore) -> Connecto
 
 def served_connectors(registry: Registry) -> list[str]:
     """The connectors a worker can serve: the built-in ones, and those the registry makes
-    from a dataset file."""
-    return [*BUILTIN, *(entry.name for entry in registry.connectors
-                        if entry.dataset is not None and entry.name not in BUILTIN)]
+    from a dataset file (``RegistryError`` for an entry naming one under a built-in name)."""
+    datasets = [entry.name for entry in registry.connectors if entry.dataset is not None]
+    clashing = [name for name in datasets if name in BUILTIN]
+    if clashing:
+        raise RegistryError(f"connector(s) {', '.join(clashing)} built in: their registry "
+                            "entries cannot name a dataset")
+    return [*BUILTIN, *datasets]
 
 
 def seed_population_stores(

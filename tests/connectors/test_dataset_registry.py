@@ -6,6 +6,7 @@ PostgreSQL), or the entry lists an operation the dataset connector cannot do."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,16 @@ from sqlalchemy import Engine, create_engine
 
 import worker
 from connectors.builtin import build_connector, served_connectors
-from connectors.dataset import DatasetError
+from connectors.dataset import DatasetError, load_dataset
+from connectors.dataset.registered import entry_problems
 from dsr.blobstore import LocalBlobStore
-from dsr.connector_registry import PROJECT_ROOT, ConnectorEntry, Registry, load_registry
+from dsr.connector_registry import (
+    PROJECT_ROOT,
+    ConnectorEntry,
+    Registry,
+    RegistryError,
+    load_registry,
+)
 from dsr.settings import Settings
 from tests.connectors.test_example import EMAIL, LOYALTY_FILE, SCHEMA, loyalty_entry
 
@@ -79,6 +87,20 @@ def test_a_worker_serves_built_in_and_dataset_connectors(tmp_path: Path) -> None
     plain = Registry(connectors=[entry for entry in registry.connectors
                                  if entry.name != "loyalty"])
     assert "loyalty" not in served_connectors(plain)
+    sms = registry.get("sms").model_copy(update={"dataset": LOYALTY_FILE})
+    with pytest.raises(RegistryError, match=r"connector\(s\) sms built in"):
+        served_connectors(Registry(connectors=[sms]))
+
+
+def test_the_guides_entry_fits_the_guides_file() -> None:
+    """The loyalty entry the guide shows (``connectors/README.md``) is the file's."""
+    guide = (PROJECT_ROOT / "connectors" / "README.md").read_text()
+    block = re.search(r"```yaml\n(  - name: loyalty\n.*?)```", guide, re.DOTALL)
+    assert block is not None
+    entry = ConnectorEntry.model_validate(yaml.safe_load(block.group(1))[0])
+    dataset = load_dataset(PROJECT_ROOT / LOYALTY_FILE)
+    assert entry.dataset_path == PROJECT_ROOT / LOYALTY_FILE
+    assert entry_problems(entry, dataset) == []
 
 
 def test_the_entry_builds_its_dataset_connector(
