@@ -17,7 +17,7 @@ from connectors.dataset.erasure import stored_time
 from connectors.dataset.own import FlagMixin, OwnTables
 from connectors.dataset.reach import Reach, Rows, chunked
 from connectors.kit.errors import ConnectorInputError
-from connectors.kit.restrictions import Restrictions
+from connectors.kit.restrictions import Restrictions, is_restricted
 from connectors.kit.store import Store
 from dsr.connector_contract import FlagInput, Operation, Scope
 from dsr.connector_registry import DataRole
@@ -72,10 +72,11 @@ class Flags:
 
     def is_flagged(self, store: Store, operation: Operation, customer: str,
                    identity: Identity) -> bool:
-        """Whether the identity is flagged for this customer, under any key still held."""
+        """Whether the identity is flagged for this customer, under any key still held (a
+        restriction: the kit's ``is_restricted``)."""
+        if operation is Operation.RESTRICT:
+            return is_restricted(store, self.restrictions, customer, identity)
         with store.reading() as session:
-            if operation is Operation.RESTRICT:
-                return self.restrictions.active(session, customer, [identity]) != []
             return bool(self._found(session, customer, [identity], operation))
 
     def _found(self, session: Session, customer: str, identities: Iterable[Identity],
