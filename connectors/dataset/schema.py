@@ -1,9 +1,9 @@
 """A dataset file checked against the live database at start (SQLAlchemy inspection).
 
 Every problem is collected and reported in one ``DatasetError``: a table or column that is not
-there, a category without a treatment, a treatment that does not fit its column, a reference
-that does not join, a table no identity reaches. Columns a lookup filters on without an index
-are warnings, returned and logged. Messages name tables and columns, never a value.
+there, a category without a treatment, a treatment or a flag that does not fit its column, a
+reference that does not join, a table no identity reaches. Columns a lookup filters on without
+an index are warnings, returned and logged. Messages name tables and columns, never a value.
 """
 
 from __future__ import annotations
