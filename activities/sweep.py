@@ -37,11 +37,6 @@ from dsr.retention import Period, RetentionPolicy, erasable_before, load_retenti
 from dsr.settings import Settings
 
 SWEEP_ACTOR = "retention-sweep-schedule"
-# The connectors whose stores keep the country that decides retention (where a communication
-# ended; the contracting entity's), so that a sweep rule may be confined to countries
-# (connectors.kit.cutoffs.country_conditions). Any other connector gets, in place of per-country
-# rules, one rule with the longest period of any country: never early.
-COUNTRY_AWARE = frozenset({"sms", "voice", "customer_account"})
 
 
 def plan_sweep(
@@ -63,7 +58,7 @@ def plan_sweep(
                 part.held[category] = held
                 continue
             default, by_country = periods
-            if by_country and entry.name not in COUNTRY_AWARE:
+            if by_country and not entry.keeps_country:  # one rule, never early
                 default = max([default, *by_country.values()], key=lambda p: p.in_months)
                 by_country = {}
             part.rules.append(EraseRule(category=category, before=erasable_before(as_of, default)))

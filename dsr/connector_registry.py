@@ -40,6 +40,10 @@ class ConnectorEntry(BaseModel):
     # The data categories it holds: only these are sent to it (erase rules, holdings).
     categories: list[str] = Field(default_factory=list)
     instruct_by_email: EmailInstruction | None = None
+    # Its store keeps the country that decides retention (where a communication ended; the
+    # contracting entity's), so a sweep rule may be confined to countries. Without it, a sweep
+    # gets one rule per category with the longest period of any country: never early.
+    keeps_country: bool = False
     # A connector made from a dataset file (connectors/README.md, "A dataset file"), served by
     # `python worker.py --connector NAME`: the file's path, relative to the project root or
     # absolute. The worker checks it against the entry and the live database when it starts.

@@ -74,6 +74,19 @@ def _rules(rules: list[EraseRule], category: str) -> dict[str | None, datetime |
 # 1. The plan ---------------------------------------------------------------------------------
 
 
+def test_an_entry_without_keeps_country_gets_the_longest_period_of_any_country() -> None:
+    """Rules confined to countries only reach a store that keeps the country: for any other,
+    each category gets one rule, the longest period of any country (never early)."""
+    registry = load_registry(ROOT / "connectors" / "registry.yaml")
+    sms = registry.get("sms")
+    assert sms.keeps_country
+    unaware = registry.model_copy(update={"connectors": [
+        sms.model_copy(update={"keeps_country": False})]})
+    rules = plan_sweep(load_retention_policy(), unaware, AS_OF, [])[0].rules
+    assert _rules(rules, "traffic_data") == {None: erasable_before(AS_OF, TWO_YEARS)}
+    assert _rules(rules, "message_content") == {None: erasable_before(AS_OF, SIX_MONTHS)}
+
+
 def test_sms_is_swept_after_six_months_and_traffic_after_the_longer_duty_in_italy_and_poland(
 ) -> None:
     """National telecom duties cover traffic and location data (and the numbers), never the

@@ -62,4 +62,7 @@ def entry_problems(entry: ConnectorEntry, dataset: Dataset) -> list[str]:
                  if kind not in entry.identity_types]
     problems += [f"identity type {kind.value}: in the registry entry, held by no column of "
                  "the dataset" for kind in entry.identity_types if kind not in types]
+    if entry.keeps_country and not any(table.country_column for table in dataset.tables.values()):
+        problems.append(f"registry entry {entry.name}: keeps_country, but no table of the "
+                        "dataset declares a country_column")
     return problems + dataset.unsupported(entry.operations)

@@ -206,3 +206,14 @@ def test_a_category_the_entry_leaves_out_is_refused(loyalty_url: str, tmp_path: 
     with check.connect() as connection:
         assert connection.exec_driver_sql("SELECT COUNT(*) FROM points").scalar() == 1
     check.dispose()
+
+
+def test_an_entry_keeping_countries_needs_a_country_column() -> None:
+    """Sweep rules confined to countries reach rows only by a country column: an entry that
+    says its store keeps the country, over a file that keeps none, is refused."""
+    dataset = load_dataset(PROJECT_ROOT / LOYALTY_FILE)
+    entry = ConnectorEntry.model_validate(loyalty_entry("dsr-connector-loyalty",
+                                                        keeps_country=True))
+    assert entry_problems(entry, dataset) == [
+        "registry entry loyalty: keeps_country, but no table of the dataset declares a "
+        "country_column"]
