@@ -1,10 +1,10 @@
-"""The reference connectors shipped with the product, built from settings, and their seeds."""
+"""The reference connectors shipped with the product, built from settings (their demo data:
+``connectors.seeds``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
 from connectors import (
     cdp,
@@ -20,11 +20,9 @@ from connectors import (
     widget,
 )
 from connectors.customer_account import CustomerAccountConnector
-from connectors.population import Population
 from connectors.sms import SmsConnector
 from dsr.blobstore import BlobStore
 from dsr.connector_contract import Connector
-from dsr.sealedblobs import sealed_blob_store
 from dsr.settings import Settings
 
 
@@ -52,35 +50,9 @@ BUILTIN: dict[str, Factory] = {
     "marketing": marketing.MarketingConnector,
 }
 
-# Stores seeded from the shared population (SMS and customer accounts: connectors.seed).
-POPULATION_SEEDS: dict[str, Callable[..., int]] = {
-    "voice": voice.seed,
-    "numbers": numbers.seed,
-    "inbox": inbox.seed,
-    "flow_builder": flow_builder.seed,
-    "email": email.seed,
-    "video": video.seed,
-    "widget": widget.seed,
-    "push": push.seed,
-    "conversations": conversations.seed,
-    "cdp": cdp.seed,
-    "marketing": marketing.seed,
-}
-
 
 def build_connector(name: str, settings: Settings, blobs: BlobStore) -> Connector:
     previous = [secret.get_secret_value().encode() for secret in settings.hmac_key_previous]
     return BUILTIN[name](settings.connector_database_url(name), blobs, settings.secret,
                          previous_secrets=previous)
 
-
-def seed_population_stores(
-    settings: Settings, population: Population, now: datetime, seed: int = 42
-) -> dict[str, int]:
-    """Fill every population-seeded store; rows written per connector."""
-    blobs = sealed_blob_store(settings)
-    written: dict[str, Any] = {}
-    for name, fill in POPULATION_SEEDS.items():
-        written[name] = fill(build_connector(name, settings, blobs), population, now=now,
-                             seed=seed)
-    return written

@@ -23,10 +23,10 @@ from connectors import (
     video,
     widget,
 )
-from connectors.builtin import POPULATION_SEEDS
 from connectors.customer_account import accounts_query, resolve_subject, sources
 from connectors.kit.activities import connector_activities
 from connectors.numbers import PhoneNumber
+from connectors.seeds.stores import POPULATION_SEEDS
 from connectors.sms import subject_messages
 from connectors.voice import subject_calls
 from dsr.connector_contract import AccessInput, EraseInput, EraseRule, Operation
