@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from connectors.cdp import CdpBase, CdpConnector, Profile, ProfileEvent
+from connectors.cdp import CdpConnector
+from connectors.cdp_store import CdpBase, Profile, ProfileEvent
 from connectors.seeds.population import EndUser, Population
 
 HISTORY = timedelta(days=425)  # about 14 months

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from connectors.conversations import (
+from connectors.conversations import ConversationsConnector
+from connectors.conversations_store import (
     PHONE_CHANNELS,
     ChatMessage,
     ConversationsBase,
-    ConversationsConnector,
     Thread,
     phone_channel_user,
 )

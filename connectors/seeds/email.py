@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from connectors.email import EmailBase, EmailConnector, Event, Recipient, Send
+from connectors.email import EmailConnector
+from connectors.email_store import EmailBase, Event, Recipient, Send
 from connectors.seeds.population import EndUser, Population
 
 HISTORY = timedelta(days=425)  # about 14 months

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from connectors.inbox import Conversation, InboxBase, InboxConnector, Message
+from connectors.inbox import InboxConnector
+from connectors.inbox_store import Conversation, InboxBase, Message
 from connectors.seeds.population import EndUser, Population
 
 HISTORY = timedelta(days=425)  # about 14 months

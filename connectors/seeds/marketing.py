@@ -9,13 +9,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from connectors.marketing import (
-    ConsentRecord,
-    MarketingBase,
-    MarketingConnector,
-    ProspectRow,
-    Subscription,
-)
+from connectors.marketing import MarketingConnector
+from connectors.marketing_store import ConsentRecord, MarketingBase, ProspectRow, Subscription
 from connectors.seeds.population import EndUser, Population
 
 HISTORY = timedelta(days=3 * 365)  # about three years of prospects and subscriptions

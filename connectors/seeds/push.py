@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from connectors.push import BeamsDevice, ChannelConnection, ClientEvent, PushBase, PushConnector
+from connectors.push import PushConnector
+from connectors.push_store import BeamsDevice, ChannelConnection, ClientEvent, PushBase
 from connectors.seeds.population import EndUser, Population
 
 HISTORY = timedelta(days=425)  # about 14 months

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import insert
 
 from connectors.seeds.population import EndUser, Population
-from connectors.video import Meeting, VideoBase, VideoConnector, Visitor
+from connectors.video import VideoConnector
+from connectors.video_store import Meeting, VideoBase, Visitor
 
 HISTORY = timedelta(days=425)  # about 14 months
 TOPICS = (

@@ -10,7 +10,8 @@ from sqlalchemy import insert
 
 from connectors.seeds.numbers import local_number
 from connectors.seeds.population import EndUser, Population
-from connectors.voice import LOCATION_COLUMNS, Call, Recording, VoiceBase, VoiceConnector
+from connectors.voice import VoiceConnector
+from connectors.voice_store import LOCATION_COLUMNS, Call, Recording, VoiceBase
 
 HISTORY = timedelta(days=425)  # about 14 months
 CALL_STATUS = {"completed": 80, "no-answer": 10, "busy": 6, "failed": 4}

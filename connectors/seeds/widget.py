@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import insert
 
 from connectors.seeds.population import EndUser, Population
-from connectors.widget import WidgetBase, WidgetConnector, WidgetSession
+from connectors.widget import WidgetConnector
+from connectors.widget_store import WidgetBase, WidgetSession
 
 HISTORY = timedelta(days=425)  # about 14 months
 PAGES = (
