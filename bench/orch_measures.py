@@ -29,7 +29,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 
-from connectors.seed import DemoFacts
+from connectors.seeds.demo import DemoFacts
 from dsr.credentials import Signer
 from dsr.models import Channel, RightsRequest
 from dsr.rights import RIGHTS

@@ -20,8 +20,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from cli.demo import seed_stores  # noqa: E402
-from connectors.population import EndUser, make_population  # noqa: E402
-from connectors.seed import DemoFacts  # noqa: E402
+from connectors.seeds.demo import DemoFacts  # noqa: E402
+from connectors.seeds.population import EndUser, make_population  # noqa: E402
 from dsr.models import Right, RightsRequest, parse_request  # noqa: E402
 from dsr.settings import Settings  # noqa: E402
 from services import stack  # noqa: E402

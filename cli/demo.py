@@ -20,11 +20,11 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from connectors.builtin import seed_population_stores
 from connectors.customer_account import CustomerAccountConnector
-from connectors.population import make_population
-from connectors.seed import DemoFacts
-from connectors.seed import seed_stores as seed_connector_stores
+from connectors.seeds.demo import DemoFacts
+from connectors.seeds.demo import seed_stores as seed_connector_stores
+from connectors.seeds.population import make_population
+from connectors.seeds.stores import seed_population_stores
 from connectors.sms import SmsConnector
 from dsr.assertions import Role
 from dsr.models import RightsRequest, parse_request

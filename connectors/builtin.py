@@ -1,10 +1,10 @@
-"""The reference connectors shipped with the product, built from settings, and their seeds."""
+"""The reference connectors shipped with the product, built from settings (their demo data:
+``connectors.seeds``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
 from connectors import (
     cdp,
@@ -21,12 +21,10 @@ from connectors import (
 )
 from connectors.customer_account import CustomerAccountConnector
 from connectors.dataset.registered import registered_connector
-from connectors.population import Population
 from connectors.sms import SmsConnector
 from dsr.blobstore import BlobStore
 from dsr.connector_contract import Connector
 from dsr.connector_registry import Registry, RegistryError, load_registry
-from dsr.sealedblobs import sealed_blob_store
 from dsr.settings import Settings
 
 
@@ -54,21 +52,6 @@ BUILTIN: dict[str, Factory] = {
     "marketing": marketing.MarketingConnector,
 }
 
-# Stores seeded from the shared population (SMS and customer accounts: connectors.seed).
-POPULATION_SEEDS: dict[str, Callable[..., int]] = {
-    "voice": voice.seed,
-    "numbers": numbers.seed,
-    "inbox": inbox.seed,
-    "flow_builder": flow_builder.seed,
-    "email": email.seed,
-    "video": video.seed,
-    "widget": widget.seed,
-    "push": push.seed,
-    "conversations": conversations.seed,
-    "cdp": cdp.seed,
-    "marketing": marketing.seed,
-}
-
 
 def build_connector(name: str, settings: Settings, blobs: BlobStore) -> Connector:
     """A built-in connector, or one the registry makes from a dataset file
@@ -94,14 +77,3 @@ def served_connectors(registry: Registry) -> list[str]:
                             "entries cannot name a dataset")
     return [*BUILTIN, *datasets]
 
-
-def seed_population_stores(
-    settings: Settings, population: Population, now: datetime, seed: int = 42
-) -> dict[str, int]:
-    """Fill every population-seeded store; rows written per connector."""
-    blobs = sealed_blob_store(settings)
-    written: dict[str, Any] = {}
-    for name, fill in POPULATION_SEEDS.items():
-        written[name] = fill(build_connector(name, settings, blobs), population, now=now,
-                             seed=seed)
-    return written

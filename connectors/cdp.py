@@ -25,38 +25,37 @@ the profile, a restriction stays with it when its email address is rectified.
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    ColumnElement,
-    CursorResult,
-    ForeignKey,
-    Index,
-    Integer,
-    Select,
-    String,
-    delete,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import ColumnElement, CursorResult, Select, delete, func, select, update
+from sqlalchemy.orm import Session
 
+from connectors.cdp_store import (
+    CATEGORIES,
+    CORRECTABLE,
+    EVENTS,
+    PROFILE,
+    PROFILE_IDENTIFIERS,
+    TREATMENTS,
+    CdpBase,
+    CdpOperationLog,
+    Profile,
+    ProfileEvent,
+    Subject,
+    locate_holders,
+    profile_ids,
+    profile_where,
+    resolve_subject,
+    subject_events,
+    subject_profiles,
+)
 from connectors.kit.connector import CutoffConnector, sweep_scope
 from connectors.kit.cutoffs import id_chunks
 from connectors.kit.errors import ConnectorInputError
 from connectors.kit.exports import EXPORT_CHUNK_ROWS
-from connectors.kit.store import OperationLogMixin, UtcDateTime
-from connectors.population import EndUser, Population
 from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,
@@ -64,139 +63,11 @@ from dsr.connector_contract import (
     FlagResult,
     Operation,
     Scope,
-    Strategy,
     SweepInput,
     SweepResult,
     Treatment,
 )
-from dsr.models import EMAIL, IdentityType
-
-PROFILE = "profile"
-EVENTS = "events"
-CATEGORIES = (PROFILE, EVENTS)
-CORRECTABLE = ("name", "email", "job_title")
-PROFILE_IDENTIFIERS = ("external_id", "name", "email", "job_title", "ip", "traits")
-TREATMENTS = (
-    *(
-        Treatment(category=category, table="events", column="*", strategy=Strategy.DELETE_ROW)
-        for category in CATEGORIES
-    ),
-    *(
-        Treatment(category=PROFILE, table="profiles", column=column, strategy=Strategy.NULL)
-        for column in PROFILE_IDENTIFIERS
-    ),
-    Treatment(category=PROFILE, table="profiles", column="anonymised_at", strategy=Strategy.MARK),
-)
-
-
-class CdpBase(DeclarativeBase):
-    pass
-
-
-class Profile(CdpBase):
-    __tablename__ = "profiles"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    external_id: Mapped[str | None] = mapped_column(String(64))  # the customer's user id
-    name: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(254))
-    job_title: Mapped[str | None] = mapped_column(String(200))
-    ip: Mapped[str | None] = mapped_column(String(45))
-    traits: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    processing_restricted: Mapped[bool] = mapped_column(Boolean, default=False)
-    objected_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    # Locating the controllers of an address, across customers (case-insensitively).
-    __table_args__ = (Index("ix_profiles_locate_email", func.lower(text("email"))),)
-
-
-# Case-insensitive lookups within one customer need an expression index.
-Index("ix_profiles_subject", Profile.customer_account, func.lower(Profile.email))
-
-
-class ProfileEvent(CdpBase):
-    __tablename__ = "events"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"))
-    customer_account: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(64))
-    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    ip: Mapped[str | None] = mapped_column(String(45))
-    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-    __table_args__ = (Index("ix_events_profile", "profile_id", "occurred_at"),)
-
-
-class CdpOperationLog(OperationLogMixin, CdpBase):
-    pass
-
-
-# --- the subject ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Subject:
-    """One end user of one customer, by email address (lower case)."""
-
-    customer_account: str
-    emails: tuple[str, ...]
-    # A sweep's filter in place of the addresses: the profiles it names, any customer's.
-    where: tuple[ColumnElement[bool], ...] = ()
-
-
-def locate_holders(scope: Scope) -> Select[str] | None:
-    """The customers holding profiles of these addresses, across customers (served by
-    ``ix_profiles_locate_email``); none without an email address."""
-    emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
-    if not emails:
-        return None
-    return (
-        select(Profile.customer_account)
-        .where(func.lower(Profile.email).in_(emails), Profile.anonymised_at.is_(None))
-        .distinct()
-        .order_by(Profile.customer_account)
-    )
-
-
-def resolve_subject(scope: Scope) -> Subject | None:
-    """The subject, or None without a customer account (never cross-customer) or email."""
-    emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
-    if scope.customer_account is None or not emails:
-        return None
-    return Subject(scope.customer_account, tuple(emails))
-
-
-def profile_where(subject: Subject) -> list[ColumnElement[bool]]:
-    """The subject's profiles (served by ``ix_profiles_subject``)."""
-    if subject.where:
-        return [*subject.where, Profile.anonymised_at.is_(None)]
-    return [
-        Profile.customer_account == subject.customer_account,
-        func.lower(Profile.email).in_(subject.emails),
-        Profile.anonymised_at.is_(None),
-    ]
-
-
-def subject_profiles(subject: Subject) -> Select[Profile]:
-    return select(Profile).where(*profile_where(subject))
-
-
-def subject_events(subject: Subject) -> Select[ProfileEvent]:
-    return (
-        select(ProfileEvent)
-        .join(Profile, ProfileEvent.profile_id == Profile.id)
-        .where(*profile_where(subject))
-    )
-
-
-def _profile_ids(subject: Subject, *conditions: ColumnElement[bool]) -> Select[int]:
-    return select(Profile.id).where(*profile_where(subject), *conditions)
-
+from dsr.models import EMAIL
 
 # --- the connector -------------------------------------------------------------------------
 
@@ -246,7 +117,7 @@ class CdpConnector(CutoffConnector[Subject]):
         """Whether processing of this end user's profile is restricted for this customer (the
         flag is on the profile, so a rectified address keeps it)."""
         subject = Subject(customer_account, (email.lower(),))
-        restricted = _profile_ids(subject, Profile.processing_restricted.is_(True))
+        restricted = profile_ids(subject, Profile.processing_restricted.is_(True))
         with self.store.reading() as session:
             return session.scalars(restricted.limit(1)).first() is not None
 
@@ -261,7 +132,7 @@ class CdpConnector(CutoffConnector[Subject]):
         if events_cutoff is not None:
             erased[EVENTS] = _delete_events(session, subject, events_cutoff)
         if PROFILE in cutoffs:
-            anonymised = _profile_ids(subject, Profile.updated_at < cutoffs[PROFILE])
+            anonymised = profile_ids(subject, Profile.updated_at < cutoffs[PROFILE])
             ids = list(session.scalars(anonymised))
             erased[EVENTS] += _delete_events_of(session, ids)
             values = {**dict.fromkeys(PROFILE_IDENTIFIERS), "anonymised_at": as_of}
@@ -329,7 +200,7 @@ def _delete_events(session: Session, subject: Subject, before: datetime) -> int:
     statement = (
         delete(ProfileEvent)
         .where(
-            ProfileEvent.profile_id.in_(_profile_ids(subject)),
+            ProfileEvent.profile_id.in_(profile_ids(subject)),
             ProfileEvent.occurred_at < before,
         )
         .execution_options(synchronize_session=False)
@@ -415,92 +286,3 @@ def _corrected(field: str, value: str) -> str:
     if field == "email" and not EMAIL.fullmatch(value):
         raise ConnectorInputError("corrected email is malformed")
     return value
-
-
-# --- demo data -----------------------------------------------------------------------------
-
-HISTORY = timedelta(days=425)  # about 14 months
-JOB_TITLES = (
-    "Operations Manager", "Software Engineer", "Teacher", "Nurse", "Designer",
-    "Sales Representative", "Student", "Accountant",
-)  # fmt: skip
-PLANS = ("free", "plus", "premium")
-PREFERRED_CHANNELS = ("email", "sms", "whatsapp", "push")
-EVENT_NAMES = ("Page Viewed", "Product Viewed", "Order Completed", "Email Opened", "App Opened")
-PAGES = ("/", "/pricing", "/account", "/orders", "/help", "/products/lamp", "/products/chair")
-
-
-def seed(connector: CdpConnector, population: Population, *, now: datetime, seed: int = 42) -> int:
-    """Clear the store and fill it with one profile per end user and customer holding them,
-    with their events over the ~14 months before ``now``. Returns the number of events. The
-    same population, ``now`` and ``seed`` give the same rows."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    rng = random.Random(seed)
-    now = now.astimezone(UTC)
-    profiles: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    for user in population.end_users:
-        for customer in user.customers:
-            profile = _profile(rng, user, customer, len(profiles) + 1, now)
-            profiles.append(profile)
-            events.extend(_events(rng, profile, now))
-    with connector.store.writing() as session:
-        for table in reversed(CdpBase.metadata.sorted_tables):
-            session.execute(table.delete())
-        session.execute(insert(Profile), profiles)
-        session.execute(insert(ProfileEvent), sorted(events, key=lambda e: e["occurred_at"]))
-    return len(events)
-
-
-def _profile(
-    rng: random.Random, user: EndUser, customer: str, profile_id: int, now: datetime
-) -> dict[str, Any]:
-    created_at = now - timedelta(seconds=rng.uniform(30 * 86400, HISTORY.total_seconds()))
-    return {
-        "id": profile_id,
-        "customer_account": customer,
-        "external_id": f"usr_{rng.getrandbits(40):010x}",
-        "name": user.name,
-        # some customers keep the address as the person typed it
-        "email": user.email if rng.random() < 0.8 else user.email.title(),
-        "job_title": rng.choice(JOB_TITLES) if rng.random() < 0.6 else None,
-        "ip": user.ip,
-        "traits": {
-            "plan": rng.choice(PLANS),
-            "lifetime_orders": rng.randint(0, 40),
-            "preferred_channel": rng.choice(PREFERRED_CHANNELS),
-            "country": user.country,
-        },
-        "created_at": created_at,
-        "updated_at": _between(rng, created_at, now),
-        "processing_restricted": False,
-        "objected_at": None,
-        "anonymised_at": None,
-    }
-
-
-def _events(rng: random.Random, profile: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
-    return [
-        {
-            "profile_id": profile["id"],
-            "customer_account": profile["customer_account"],
-            "name": (name := rng.choice(EVENT_NAMES)),
-            "occurred_at": _between(rng, profile["created_at"], now),
-            "ip": profile["ip"],
-            "properties": _properties(rng, name),
-        }
-        for _ in range(rng.randint(3, 25))
-    ]
-
-
-def _properties(rng: random.Random, name: str) -> dict[str, Any]:
-    if name == "Order Completed":
-        return {"order_id": f"ORD-{rng.randint(100000, 999999)}", "total": rng.randint(5, 400)}
-    if name == "Email Opened":
-        return {"campaign": rng.choice(("spring-sale", "welcome", "newsletter"))}
-    return {"page": rng.choice(PAGES)}
-
-
-def _between(rng: random.Random, start: datetime, end: datetime) -> datetime:
-    return start + timedelta(seconds=rng.uniform(0, (end - start).total_seconds()))

@@ -30,229 +30,49 @@ Erasure anonymises rather than deletes:
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import (
-    CheckConstraint,
-    ColumnElement,
-    CursorResult,
-    ForeignKey,
-    Index,
-    Integer,
-    Select,
-    String,
-    Text,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import ColumnElement, CursorResult, Select, func, select, update
+from sqlalchemy.orm import Session
 
+from connectors.conversations_store import (
+    CATEGORIES,
+    CONTACT_IDENTIFIERS,
+    LINK_CATEGORIES,
+    MESSAGE_CONTENT,
+    TRAFFIC_DATA,
+    TREATMENTS,
+    ChatMessage,
+    ConversationsBase,
+    ConversationsOperationLog,
+    Restriction,
+    Subject,
+    Thread,
+    locate_holders,
+    message_ids,
+    resolve_subject,
+    subject_messages,
+    subject_threads,
+    thread_where,
+)
 from connectors.kit.connector import CutoffConnector, sweep_scope
 from connectors.kit.cutoffs import id_chunks
 from connectors.kit.exports import EXPORT_CHUNK_ROWS
-from connectors.kit.restrictions import RestrictionMixin, is_restricted
-from connectors.kit.store import OperationLogMixin, UtcDateTime
-from connectors.population import EndUser, Population
+from connectors.kit.restrictions import is_restricted
 from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,
     FlagInput,
     Scope,
-    Strategy,
     SweepInput,
     SweepResult,
     Treatment,
 )
 from dsr.hashing import keyed_hash
-from dsr.models import Identity, IdentityType
-
-CONTACT_IDENTIFIERS = "contact_identifiers"
-TRAFFIC_DATA = "traffic_data"
-MESSAGE_CONTENT = "message_content"
-CATEGORIES = (CONTACT_IDENTIFIERS, TRAFFIC_DATA, MESSAGE_CONTENT)
-# Erasing either cuts the records loose from the person (see the module docstring).
-LINK_CATEGORIES = frozenset({CONTACT_IDENTIFIERS, TRAFFIC_DATA})
-CHANNELS = ("whatsapp", "gbm", "messenger", "instagram", "line", "twitter", "viber", "wechat")
-PHONE_CHANNELS = ("whatsapp", "viber")  # addressed by phone number: the id is its digits
-UNLINK_MESSAGE = (
-    ("thread_id", Strategy.NULL),
-    ("sent_at", Strategy.TO_DAY),
-    *((column, Strategy.NULL) for column in ("content", "delivered_at", "read_at")),
-    ("platform_message_id", Strategy.NULL),
-    ("anonymised_at", Strategy.MARK),
-)
-UNLINK_THREAD = (
-    ("channel_user", Strategy.PSEUDONYM),
-    *((column, Strategy.NULL) for column in ("phone", "profile_name")),
-    *((column, Strategy.TO_DAY) for column in ("started_at", "last_message_at")),
-    ("anonymised_at", Strategy.MARK),
-)
-TREATMENTS = (
-    *(
-        Treatment(category=category, table=table, column=column, strategy=strategy)
-        for category in sorted(LINK_CATEGORIES)
-        for table, unlink in (("messages", UNLINK_MESSAGE), ("threads", UNLINK_THREAD))
-        for column, strategy in unlink
-    ),
-    Treatment(category=MESSAGE_CONTENT, table="messages", column="content", strategy=Strategy.NULL),
-)
-
-
-class ConversationsBase(DeclarativeBase):
-    pass
-
-
-class Thread(ConversationsBase):
-    """One end user's conversation with one customer on one channel."""
-
-    __tablename__ = "threads"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    channel: Mapped[str] = mapped_column(String(16))
-    # the channel identity as a request names it, or a pseudonym once anonymised
-    channel_user: Mapped[str] = mapped_column(String(160))
-    phone: Mapped[str | None] = mapped_column(String(20))  # E.164, on phone-addressed channels
-    profile_name: Mapped[str | None] = mapped_column(String(200))
-    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    last_message_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (
-        Index("ix_threads_subject", "customer_account", "channel_user"),
-        Index("ix_threads_locate_channel_user", "channel_user"),  # locating the controllers
-        CheckConstraint(
-            "channel IN (" + ", ".join(f"'{c}'" for c in CHANNELS) + ")",
-            name="ck_threads_channel",
-        ),
-    )
-
-
-class ChatMessage(ConversationsBase):
-    __tablename__ = "messages"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    thread_id: Mapped[int | None] = mapped_column(ForeignKey("threads.id"))  # None: cut loose
-    customer_account: Mapped[str] = mapped_column(String(64))
-    channel: Mapped[str] = mapped_column(String(16))
-    direction: Mapped[str] = mapped_column(String(8))
-    content_type: Mapped[str] = mapped_column(String(16))
-    content: Mapped[str | None] = mapped_column(Text)
-    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    status: Mapped[str] = mapped_column(String(16))
-    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    read_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    platform_message_id: Mapped[str | None] = mapped_column(String(80))
-    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (
-        Index("ix_messages_thread", "thread_id", "sent_at"),
-        CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_messages_direction"),
-    )
-
-
-class Restriction(RestrictionMixin, ConversationsBase):
-    pass
-
-
-class ConversationsOperationLog(OperationLogMixin, ConversationsBase):
-    pass
-
-
-# --- the subject ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Subject:
-    """One end user of one customer, by the identities the request names."""
-
-    customer_account: str
-    identities: tuple[Identity, ...]
-    # A sweep's filter in place of the identities: the threads it names, any customer's.
-    where: tuple[ColumnElement[bool], ...] = ()
-
-    @property
-    def channel_users(self) -> list[str]:
-        """The channel identities to look up, a phone number's on every phone channel."""
-        return channel_users(self.identities)
-
-
-def channel_users(identities: Iterable[Identity]) -> list[str]:
-    """The channel identities of these identities, a phone number's on every phone channel."""
-    named = {i.value for i in identities if i.type is IdentityType.CHANNEL_ID}
-    phones = [i.value for i in identities if i.type is IdentityType.PHONE]
-    by_phone = {
-        phone_channel_user(channel, phone) for channel in PHONE_CHANNELS for phone in phones
-    }
-    return sorted(named | by_phone)
-
-
-def phone_channel_user(channel: str, phone: str) -> str:
-    """The channel identity of an E.164 number on a phone-addressed channel."""
-    return f"{channel}:{phone.removeprefix('+')}"
-
-
-def locate_holders(scope: Scope) -> Select[str] | None:
-    """The customers holding threads of these identities, across customers (served by
-    ``ix_threads_locate_channel_user``); none without a phone number or channel identity."""
-    users = channel_users(scope.identities)
-    if not users:
-        return None
-    return (
-        select(Thread.customer_account)
-        .where(Thread.channel_user.in_(users), Thread.anonymised_at.is_(None))
-        .distinct()
-        .order_by(Thread.customer_account)
-    )
-
-
-def resolve_subject(scope: Scope) -> Subject | None:
-    """The subject, or None without a customer account (never cross-customer) or identity."""
-    wanted = (IdentityType.PHONE, IdentityType.CHANNEL_ID)
-    identities = tuple(i for i in scope.identities if i.type in wanted)
-    if scope.customer_account is None or not identities:
-        return None
-    return Subject(scope.customer_account, identities)
-
-
-def thread_where(subject: Subject) -> list[ColumnElement[bool]]:
-    """The subject's threads (served by ``ix_threads_subject``)."""
-    if subject.where:
-        return [*subject.where, Thread.anonymised_at.is_(None)]
-    return [
-        Thread.customer_account == subject.customer_account,
-        Thread.channel_user.in_(subject.channel_users),
-        Thread.anonymised_at.is_(None),
-    ]
-
-
-def subject_threads(subject: Subject) -> Select[Thread]:
-    """The subject lookup every operation starts from."""
-    return select(Thread).where(*thread_where(subject))
-
-
-def subject_messages(subject: Subject) -> Select[ChatMessage]:
-    return (
-        select(ChatMessage)
-        .join(Thread, ChatMessage.thread_id == Thread.id)
-        .where(*thread_where(subject))
-    )
-
-
-def _message_ids(subject: Subject, *conditions: ColumnElement[bool]) -> Select[int]:
-    return (
-        select(ChatMessage.id)
-        .join(Thread, ChatMessage.thread_id == Thread.id)
-        .where(*thread_where(subject), *conditions)
-    )
-
+from dsr.models import Identity
 
 # --- the connector -------------------------------------------------------------------------
 
@@ -384,7 +204,7 @@ def _count(session: Session, subject: Subject, category: str) -> int:
 
 
 def _clear_content(session: Session, subject: Subject, before: datetime) -> int:
-    ids = _message_ids(subject, ChatMessage.sent_at < before, ChatMessage.content.is_not(None))
+    ids = message_ids(subject, ChatMessage.sent_at < before, ChatMessage.content.is_not(None))
     statement = (
         update(ChatMessage)
         .where(ChatMessage.id.in_(ids))
@@ -486,131 +306,3 @@ def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime
 
 def _day(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-# --- demo data -----------------------------------------------------------------------------
-
-HISTORY = timedelta(days=425)  # about 14 months
-# channel -> how a thread names the end user, from the population's identities
-SEEDED_CHANNELS = ("whatsapp", "viber", "messenger", "line")
-OUTBOUND = (
-    "Hi {first}, thanks for getting in touch! How can we help?",
-    "Your order {ref} has shipped and arrives tomorrow.",
-    "Your appointment is confirmed for {day} at {hour}:00.",
-    "We have refunded order {ref}. It can take 3-5 days to show.",
-    "Your boarding pass for flight BF{flight} is attached.",
-)
-INBOUND = (
-    "Hi, where is my order {ref}?",
-    "Can I change my delivery address?",
-    "Thanks!",
-    "Can I move my appointment to {day}?",
-    "Is the store open on {day}?",
-)
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
-
-
-def seed(
-    connector: ConversationsConnector, population: Population, *, now: datetime, seed: int = 42
-) -> int:
-    """Clear the store and fill it with the chats of ``population`` over the ~14 months before
-    ``now``: one thread per end user, customer and channel, each active for a while. Returns
-    the number of messages. The same population, ``now`` and ``seed`` give the same rows."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    rng = random.Random(seed)
-    now = now.astimezone(UTC)
-    threads: list[dict[str, Any]] = []
-    messages: list[dict[str, Any]] = []
-    for user in population.end_users:
-        for customer in user.customers:
-            for channel in rng.sample(SEEDED_CHANNELS, k=rng.choice((1, 1, 2, 3))):
-                thread_id = len(threads) + 1
-                chat = _chat(rng, user, customer, channel, thread_id, now)
-                threads.append(_thread(user, customer, channel, thread_id, chat))
-                messages.extend(chat)
-    with connector.store.writing() as session:
-        for table in reversed(ConversationsBase.metadata.sorted_tables):
-            session.execute(table.delete())
-        session.execute(insert(Thread), threads)
-        session.execute(insert(ChatMessage), sorted(messages, key=lambda m: m["sent_at"]))
-    return len(messages)
-
-
-def _thread(
-    user: EndUser, customer: str, channel: str, thread_id: int, chat: list[dict[str, Any]]
-) -> dict[str, Any]:
-    by_phone = channel in PHONE_CHANNELS
-    channel_user = (
-        phone_channel_user(channel, user.phone) if by_phone else user.channel_ids[channel]
-    )
-    return {
-        "id": thread_id,
-        "customer_account": customer,
-        "channel": channel,
-        "channel_user": channel_user,
-        "phone": user.phone if by_phone else None,
-        "profile_name": user.first_name if channel != "line" else None,
-        "started_at": min(m["sent_at"] for m in chat),
-        "last_message_at": max(m["sent_at"] for m in chat),
-        "anonymised_at": None,
-    }
-
-
-def _chat(
-    rng: random.Random,
-    user: EndUser,
-    customer: str,
-    channel: str,
-    thread_id: int,
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """The thread's messages, inside a window of activity somewhere in the history."""
-    start = now - timedelta(seconds=rng.uniform(7 * 86400, HISTORY.total_seconds()))
-    window = min((now - start).total_seconds(), rng.uniform(20, 360) * 86400)
-    return [
-        _message(rng, user, customer, channel, thread_id, start + timedelta(seconds=offset))
-        for offset in sorted(rng.uniform(0, window) for _ in range(rng.randint(2, 18)))
-    ]
-
-
-def _message(
-    rng: random.Random,
-    user: EndUser,
-    customer: str,
-    channel: str,
-    thread_id: int,
-    sent_at: datetime,
-) -> dict[str, Any]:
-    inbound = rng.random() < 0.4
-    status = "received" if inbound else rng.choices(("read", "delivered", "failed"), (70, 25, 5))[0]
-    delivered_at = sent_at + timedelta(seconds=rng.randint(1, 30))
-    image = rng.random() < 0.1
-    return {
-        "thread_id": thread_id,
-        "customer_account": customer,
-        "channel": channel,
-        "direction": "inbound" if inbound else "outbound",
-        "content_type": "image" if image else "text",
-        "content": None if rng.random() < 0.1 else _text(rng, user, inbound, image),
-        "sent_at": sent_at,
-        "status": status,
-        "delivered_at": delivered_at if status in ("read", "delivered", "received") else None,
-        "read_at": delivered_at + timedelta(minutes=rng.randint(1, 600))
-        if status == "read"
-        else None,
-        "platform_message_id": f"{channel}.{rng.getrandbits(96):024x}",
-        "anonymised_at": None,
-    }
-
-
-def _text(rng: random.Random, user: EndUser, inbound: bool, image: bool) -> str:
-    if image:
-        return f"media/{rng.getrandbits(64):016x}.jpg"
-    return rng.choice(INBOUND if inbound else OUTBOUND).format(
-        first=user.first_name,
-        ref=f"{rng.choice('ABCDEFGHJK')}{rng.randint(100000, 999999)}",
-        day=rng.choice(WEEKDAYS),
-        hour=rng.randint(8, 18),
-        flight=rng.randint(100, 999),
-    )

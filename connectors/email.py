@@ -29,239 +29,55 @@ address is restricted too).
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar, cast
 
 from pydantic import ValidationError
-from sqlalchemy import (
-    JSON,
-    CheckConstraint,
-    ColumnElement,
-    CursorResult,
-    ForeignKey,
-    Index,
-    Integer,
-    Select,
-    String,
-    Text,
-    func,
-    insert,
-    or_,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
+from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
+from sqlalchemy.orm import Session
 
+from connectors.email_store import (
+    CATEGORIES,
+    CONTACT_DETAILS,
+    CONTENT_FIELDS,
+    MESSAGE_CONTENT,
+    RECTIFIABLE,
+    SEGMENT_DATA,
+    TREATMENTS,
+    USAGE_AND_DEVICE,
+    USAGE_FIELDS,
+    EmailBase,
+    EmailOperationLog,
+    EmailSubject,
+    Event,
+    Recipient,
+    Restriction,
+    Send,
+    email_subject,
+    locate_holders,
+    part,
+    recipient_ids,
+    recipient_where,
+    subject_export_chunks,
+)
 from connectors.kit.connector import CutoffConnector, sweep_scope
 from connectors.kit.cutoffs import id_chunks
 from connectors.kit.errors import ConnectorInputError
-from connectors.kit.exports import EXPORT_CHUNK_ROWS
-from connectors.kit.restrictions import RestrictionMixin, is_restricted
-from connectors.kit.store import OperationLogMixin, UtcDateTime
-from connectors.population import EndUser, Population
+from connectors.kit.restrictions import is_restricted
 from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,
     FlagInput,
     Scope,
-    Strategy,
     SweepInput,
     SweepResult,
     Treatment,
-    treat,
 )
 from dsr.hashing import keyed_hash
 from dsr.models import Identity, IdentityType
-
-CONTACT_DETAILS = "contact_details"
-SEGMENT_DATA = "segment_data"
-USAGE_AND_DEVICE = "usage_and_device"
-MESSAGE_CONTENT = "message_content"
-CATEGORIES = (CONTACT_DETAILS, SEGMENT_DATA, USAGE_AND_DEVICE, MESSAGE_CONTENT)
-EVENT_TYPES = ("delivery", "open", "click", "bounce")
-RECTIFIABLE = ("name", "email")
-# The usage data an event holds until it is anonymised, and the content a send holds.
-USAGE_FIELDS = ("ip", "user_agent", "geo_country", "geo_city", "target_link", "cookie_id")
-CONTENT_FIELDS = ("subject", "body")
-CLEAR_CONTENT = tuple((column, Strategy.NULL) for column in CONTENT_FIELDS)
-ANONYMISE_EVENT = (
-    *((column, Strategy.NULL) for column in USAGE_FIELDS),
-    ("occurred_at", Strategy.TO_DAY),
-    ("anonymised_at", Strategy.MARK),
-)
-CLEAR_SEGMENTS = (("segment_data", Strategy.NULL),)
-UNLINK_ENTRY = (
-    ("email", Strategy.PSEUDONYM),
-    ("name", Strategy.NULL),
-    *CLEAR_SEGMENTS,
-    ("anonymised_at", Strategy.MARK),
-)
-
-
-TREATMENTS = (
-    *treat(MESSAGE_CONTENT, "sends", CLEAR_CONTENT),
-    *treat(USAGE_AND_DEVICE, "events", ANONYMISE_EVENT),
-    *treat(SEGMENT_DATA, "recipients", CLEAR_SEGMENTS),
-    # Cutting an entry loose takes what hangs from it too.
-    *treat(CONTACT_DETAILS, "recipients", UNLINK_ENTRY),
-    *treat(CONTACT_DETAILS, "sends", CLEAR_CONTENT),
-    *treat(CONTACT_DETAILS, "events", ANONYMISE_EVENT),
-)
-
-
-class EmailBase(DeclarativeBase):
-    pass
-
-
-class Recipient(EmailBase):
-    __tablename__ = "recipients"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    list_id: Mapped[str] = mapped_column(String(64))
-    email: Mapped[str] = mapped_column(String(254))  # or a pseudonym once anonymised
-    name: Mapped[str | None] = mapped_column(String(200))
-    segment_data: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    # Locating the controllers of an address, across customers (case-insensitively).
-    __table_args__ = (Index("ix_recipients_locate_email", func.lower(text("email"))),)
-
-
-class Send(EmailBase):
-    """One message sent to one recipient entry."""
-
-    __tablename__ = "sends"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id"))
-    campaign: Mapped[str] = mapped_column(String(64))
-    subject: Mapped[str | None] = mapped_column(String(300))
-    body: Mapped[str | None] = mapped_column(Text)
-    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-    __table_args__ = (Index("ix_sends_recipient", "recipient_id", "sent_at"),)
-
-
-class Event(EmailBase):
-    __tablename__ = "events"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id"))
-    send_id: Mapped[int | None] = mapped_column(ForeignKey("sends.id"))
-    type: Mapped[str] = mapped_column(String(12))
-    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    ip: Mapped[str | None] = mapped_column(String(45))
-    user_agent: Mapped[str | None] = mapped_column(String(300))
-    geo_country: Mapped[str | None] = mapped_column(String(2))
-    geo_city: Mapped[str | None] = mapped_column(String(100))
-    target_link: Mapped[str | None] = mapped_column(String(500))
-    cookie_id: Mapped[str | None] = mapped_column(String(64))
-    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (
-        Index("ix_events_recipient", "recipient_id", "occurred_at"),
-        CheckConstraint("type IN ('delivery', 'open', 'click', 'bounce')", name="ck_events_type"),
-    )
-
-
-class Restriction(RestrictionMixin, EmailBase):
-    pass
-
-
-class EmailOperationLog(OperationLogMixin, EmailBase):
-    pass
-
-
-# One subject's entries at one customer; addresses match case-insensitively.
-Index("ix_recipients_subject", Recipient.customer_account, func.lower(Recipient.email))
-
-
-# --- the subject ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EmailSubject:
-    customer_account: str
-    emails: tuple[str, ...]  # lower-cased
-    # A sweep's filter in place of the addresses: the entries it names, any customer's.
-    where: tuple[ColumnElement[bool], ...] = ()
-
-    @property
-    def identities(self) -> list[Identity]:
-        return [Identity(type=IdentityType.EMAIL, value=email) for email in self.emails]
-
-
-def email_subject(scope: Scope) -> EmailSubject | None:
-    """The addresses to look up at the scope's customer; none without a customer account."""
-    emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
-    if scope.customer_account is None or not emails:
-        return None
-    return EmailSubject(scope.customer_account, tuple(emails))
-
-
-def locate_holders(scope: Scope) -> Select[str] | None:
-    """The customers holding recipient entries of these addresses, across customers (served by
-    ``ix_recipients_locate_email``); none without an email address."""
-    emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
-    if not emails:
-        return None
-    return (
-        select(Recipient.customer_account)
-        .where(func.lower(Recipient.email).in_(emails), Recipient.anonymised_at.is_(None))
-        .distinct()
-        .order_by(Recipient.customer_account)
-    )
-
-
-def recipient_where(subject: EmailSubject) -> list[ColumnElement[bool]]:
-    if subject.where:
-        return [*subject.where, Recipient.anonymised_at.is_(None)]
-    return [
-        Recipient.customer_account == subject.customer_account,
-        func.lower(Recipient.email).in_(subject.emails),
-        Recipient.anonymised_at.is_(None),
-    ]
-
-
-def subject_recipients(customer_account: str, emails: list[str]) -> Select[Recipient]:
-    """The subject lookup every operation starts from (served by ``ix_recipients_subject``)."""
-    subject = EmailSubject(customer_account, tuple(email.lower() for email in emails))
-    return select(Recipient).where(*recipient_where(subject))
-
-
-def _recipient_ids(subject: EmailSubject) -> Select[int]:
-    return select(Recipient.id).where(*recipient_where(subject))
-
-
-@dataclass(frozen=True)
-class Part:
-    """Where one category lives: its table, its date and the subject's rows still holding it."""
-
-    model: type[EmailBase]
-    dated: InstrumentedAttribute[datetime]
-    where: list[ColumnElement[bool]]
-
-
-def part(subject: EmailSubject, category: str) -> Part:
-    ids = _recipient_ids(subject)
-    if category == CONTACT_DETAILS:
-        return Part(Recipient, Recipient.created_at, recipient_where(subject))
-    if category == SEGMENT_DATA:
-        held = [*recipient_where(subject), Recipient.segment_data.is_not(None)]
-        return Part(Recipient, Recipient.created_at, held)
-    if category == USAGE_AND_DEVICE:
-        held = [Event.recipient_id.in_(ids), Event.anonymised_at.is_(None)]
-        return Part(Event, Event.occurred_at, held)
-    held = [Send.recipient_id.in_(ids), or_(Send.subject.is_not(None), Send.body.is_not(None))]
-    return Part(Send, Send.sent_at, held)
-
 
 # --- the connector -------------------------------------------------------------------------
 
@@ -296,7 +112,7 @@ class EmailConnector(CutoffConnector[EmailSubject]):
     def export_chunks(
         self, session: Session, subject: EmailSubject
     ) -> Iterator[list[dict[str, Any]]]:
-        return _export_chunks(session, subject)
+        return subject_export_chunks(session, subject)
 
     def corrected(self, field: str, value: str) -> str:
         return _corrected(field, value)
@@ -463,7 +279,7 @@ def _count(session: Session, subject: EmailSubject, category: str) -> int:
 
 def _subject_rows(session: Session, subject: EmailSubject) -> int:
     """The subject's rows a restriction covers: entries, their sends and their events."""
-    ids = _recipient_ids(subject)
+    ids = recipient_ids(subject)
     entries = _count(session, subject, CONTACT_DETAILS)
     sends = session.scalar(select(func.count()).where(Send.recipient_id.in_(ids))) or 0
     events = session.scalar(select(func.count()).where(Event.recipient_id.in_(ids))) or 0
@@ -517,7 +333,7 @@ def _anonymise_events(session: Session, where: list[ColumnElement[bool]], as_of:
 def _correct(session: Session, subject: EmailSubject, values: dict[str, str]) -> dict[str, int]:
     """Correct each field where the subject's entries hold it (they are found first, so that
     correcting an identity does not lose them)."""
-    ids = list(session.scalars(_recipient_ids(subject)))
+    ids = list(session.scalars(recipient_ids(subject)))
     updated = {}
     for name, value in values.items():
         column = getattr(Recipient, name)
@@ -529,61 +345,6 @@ def _correct(session: Session, subject: EmailSubject, values: dict[str, str]) ->
         )
         updated[name] = _changed(session, statement)
     return updated
-
-
-# --- export --------------------------------------------------------------------------------
-
-
-def _export_chunks(session: Session, subject: EmailSubject) -> Iterator[list[dict[str, Any]]]:
-    """The subject's entries (contact and segment data), then its sends' content, then the
-    usage its events hold, one chunk per partition."""
-    sources: list[tuple[Select[Any], Any]] = [
-        (select(Recipient).where(*recipient_where(subject)).order_by(Recipient.id), _entry),
-        (select(Send).where(*part(subject, MESSAGE_CONTENT).where).order_by(Send.id), _send),
-        (select(Event).where(*part(subject, USAGE_AND_DEVICE).where).order_by(Event.id), _event),
-    ]
-    for statement, records in sources:
-        rows = session.scalars(statement.execution_options(yield_per=EXPORT_CHUNK_ROWS))
-        for partition in rows.partitions():
-            yield [record for row in partition for record in records(row)]
-
-
-def _entry(recipient: Recipient) -> Iterator[dict[str, Any]]:
-    ids = {"recipient_id": recipient.id, "customer_account": recipient.customer_account}
-    yield {
-        "category": CONTACT_DETAILS,
-        **ids,
-        "list_id": recipient.list_id,
-        "email": recipient.email,
-        "name": recipient.name,
-        "created_at": recipient.created_at,
-    }
-    if recipient.segment_data is not None:
-        yield {"category": SEGMENT_DATA, **ids, "segment_data": recipient.segment_data}
-
-
-def _send(send: Send) -> Iterator[dict[str, Any]]:
-    yield {
-        "category": MESSAGE_CONTENT,
-        "send_id": send.id,
-        "recipient_id": send.recipient_id,
-        "campaign": send.campaign,
-        "sent_at": send.sent_at,
-        "subject": send.subject,
-        "body": send.body,
-    }
-
-
-def _event(event: Event) -> Iterator[dict[str, Any]]:
-    yield {
-        "category": USAGE_AND_DEVICE,
-        "event_id": event.id,
-        "recipient_id": event.recipient_id,
-        "send_id": event.send_id,
-        "type": event.type,
-        "occurred_at": event.occurred_at,
-        **{field: getattr(event, field) for field in USAGE_FIELDS},
-    }
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -602,190 +363,3 @@ def _corrected_email(value: str) -> Identity:
         return Identity(type=IdentityType.EMAIL, value=value)
     except ValidationError:
         raise ConnectorInputError("corrected email is malformed") from None
-
-
-# --- seed ----------------------------------------------------------------------------------
-
-HISTORY = timedelta(days=425)  # about 14 months
-LISTS = ("transactional", "newsletter", "product-updates")
-CAMPAIGNS = {
-    "transactional": (
-        ("Your order {ref} is on its way", "Hi {first}, your order {ref} has shipped."),
-        ("Your receipt {ref}", "Hi {first}, thank you for your payment of EUR {amount}."),
-        ("Reset your password", "Hi {first}, use the link in this email to reset it."),
-    ),
-    "newsletter": (
-        ("This month's highlights", "Hi {first}, here is what is new this month."),
-        ("Our spring sale starts now", "Hi {first}, up to 30% off until Sunday."),
-    ),
-    "product-updates": (
-        ("New in the app: dark mode", "Hi {first}, dark mode is here."),
-        ("We updated our terms", "Hi {first}, we made our terms easier to read."),
-    ),
-}
-USER_AGENTS = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Version/17.4 Safari",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/124.0 Mobile",
-)
-CITIES = {
-    "NL": ("Amsterdam", "Rotterdam", "Utrecht"),
-    "DE": ("Berlin", "Munich", "Hamburg"),
-    "GB": ("London", "Manchester", "Edinburgh"),
-    "US": ("New York", "San Francisco", "Chicago"),
-    "SG": ("Singapore",),
-    "FR": ("Paris", "Lyon"),
-    "BR": ("Sao Paulo",),
-    "AU": ("Sydney", "Melbourne"),
-}
-SEGMENTS = ("loyal", "new", "lapsed", "vip", "bargain-hunter")
-AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
-
-
-def seed(
-    connector: EmailConnector, population: Population, *, now: datetime, seed: int = 42
-) -> int:
-    """Clear the store and fill it from ``population``: for most end users, at each customer
-    holding them, a transactional entry active over the last ~14 months and often a second
-    list's entry, some lapsed (all of their activity nine months or more before ``now``).
-    Deterministic for the same population, ``now`` and ``seed``; returns the rows written."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    rng = random.Random(seed)
-    rows = _Rows(now.astimezone(UTC))
-    for user in population.end_users:
-        for customer in user.customers:
-            if rng.random() < 0.85:
-                _seed_customer(rng, rows, user, customer)
-    with connector.store.writing() as session:
-        for table in reversed(EmailBase.metadata.sorted_tables):
-            session.execute(table.delete())
-        tables = ((Recipient, rows.recipients), (Send, rows.sends), (Event, rows.events))
-        for model, model_rows in tables:
-            if model_rows:
-                session.execute(insert(model), model_rows)
-    return len(rows.recipients) + len(rows.sends) + len(rows.events)
-
-
-@dataclass
-class _Rows:
-    now: datetime
-    recipients: list[dict[str, Any]] = field(default_factory=list)
-    sends: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _seed_customer(rng: random.Random, rows: _Rows, user: EndUser, customer: str) -> None:
-    start = rows.now - HISTORY
-    _seed_entry(rng, rows, user, customer, "transactional", start, rows.now)
-    if rng.random() < 0.5:
-        list_id = rng.choice(LISTS[1:])
-        lapsed = rng.random() < 0.4
-        end = rows.now - timedelta(days=rng.uniform(270, 330)) if lapsed else rows.now
-        _seed_entry(rng, rows, user, customer, list_id, start, end)
-
-
-def _seed_entry(
-    rng: random.Random,
-    rows: _Rows,
-    user: EndUser,
-    customer: str,
-    list_id: str,
-    start: datetime,
-    end: datetime,
-) -> None:
-    """One recipient entry, active from shortly after ``start`` until ``end``."""
-    created_at = start + timedelta(days=rng.uniform(0, 20))
-    recipient_id = len(rows.recipients) + 1
-    rows.recipients.append(
-        {
-            "id": recipient_id,
-            "customer_account": customer,
-            "list_id": list_id,
-            "email": user.email,
-            "name": user.name if rng.random() < 0.85 else None,
-            "segment_data": _segment(rng, user) if rng.random() < 0.7 else None,
-            "created_at": created_at,
-            "anonymised_at": None,
-        }
-    )
-    span = (end - created_at).total_seconds()
-    for sent_at in sorted(
-        created_at + timedelta(seconds=rng.uniform(0, span)) for _ in range(rng.randint(3, 10))
-    ):
-        _seed_send(rng, rows, user, recipient_id, list_id, sent_at, end)
-
-
-def _seed_send(
-    rng: random.Random,
-    rows: _Rows,
-    user: EndUser,
-    recipient_id: int,
-    list_id: str,
-    sent_at: datetime,
-    end: datetime,
-) -> None:
-    send_id = len(rows.sends) + 1
-    subject, body = rng.choice(CAMPAIGNS[list_id])
-    words = {
-        "first": user.first_name,
-        "ref": f"{rng.choice('ABCDEFGHJK')}{rng.randint(100000, 999999)}",
-        "amount": f"{rng.uniform(5, 500):.2f}",
-    }
-    rows.sends.append(
-        {
-            "id": send_id,
-            "recipient_id": recipient_id,
-            "campaign": f"{list_id}-{sent_at:%Y%m}",
-            "subject": subject.format(**words),
-            "body": body.format(**words) if rng.random() < 0.9 else None,
-            "sent_at": sent_at,
-        }
-    )
-    bounced = rng.random() < 0.04
-    moment = min(end, sent_at + timedelta(seconds=rng.uniform(1, 30)))
-    kinds = ["bounce"] if bounced else ["delivery"]
-    if not bounced and rng.random() < 0.55:
-        kinds += ["open", "click"] if rng.random() < 0.4 else ["open"]
-    for kind in kinds:
-        if kind != kinds[0]:
-            moment = min(end, moment + timedelta(minutes=rng.uniform(1, 600)))
-        rows.events.append(_event_row(rng, user, recipient_id, send_id, kind, moment))
-
-
-def _event_row(
-    rng: random.Random,
-    user: EndUser,
-    recipient_id: int,
-    send_id: int,
-    kind: str,
-    moment: datetime,
-) -> dict[str, Any]:
-    engaged = kind in ("open", "click")
-    country = user.country if rng.random() < 0.9 else rng.choice(list(CITIES))
-    ip = user.ip if rng.random() < 0.7 else f"198.51.100.{rng.randint(1, 254)}"
-    return {
-        "recipient_id": recipient_id,
-        "send_id": send_id,
-        "type": kind,
-        "occurred_at": moment,
-        "ip": ip if engaged else None,
-        "user_agent": rng.choice(USER_AGENTS) if engaged else None,
-        "geo_country": country if engaged else None,
-        "geo_city": rng.choice(CITIES[country]) if engaged else None,
-        "target_link": f"https://shop.example.com/p/{rng.randint(1000, 9999)}"
-        if kind == "click"
-        else None,
-        "cookie_id": f"ck_{rng.getrandbits(64):016x}" if kind == "click" else None,
-        "anonymised_at": None,
-    }
-
-
-def _segment(rng: random.Random, user: EndUser) -> dict[str, Any]:
-    return {
-        "segment": rng.choice(SEGMENTS),
-        "age_band": rng.choice(AGE_BANDS),
-        "country": user.country,
-        "language": {"NL": "nl", "DE": "de", "FR": "fr", "BR": "pt"}.get(user.country, "en"),
-    }

@@ -30,214 +30,48 @@ email address is restricted too.
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import (
-    Boolean,
-    CheckConstraint,
-    ColumnElement,
-    CursorResult,
-    ForeignKey,
-    Index,
-    Integer,
-    Select,
-    String,
-    Text,
-    and_,
-    delete,
-    false,
-    func,
-    insert,
-    or_,
-    select,
-    union,
-    update,
-)
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
+from sqlalchemy import ColumnElement, CursorResult, delete, func, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from connectors.inbox_store import (
+    CATEGORIES,
+    CONTACT_COLUMNS,
+    CONTACT_IDENTIFIERS,
+    CORRECTABLE,
+    MESSAGE_CATEGORIES,
+    TREATMENTS,
+    Conversation,
+    InboxBase,
+    InboxOperationLog,
+    Message,
+    Restriction,
+    Subject,
+    locate_holders,
+    subject_conversations,
+    subject_messages,
+    subject_of,
+    subject_where,
+)
 from connectors.kit.connector import CutoffConnector, sweep_scope
 from connectors.kit.cutoffs import id_chunks
 from connectors.kit.errors import ConnectorInputError
 from connectors.kit.exports import EXPORT_CHUNK_ROWS
-from connectors.kit.restrictions import RestrictionMixin, is_restricted
-from connectors.kit.store import OperationLogMixin, UtcDateTime
-from connectors.population import EndUser, Population
+from connectors.kit.restrictions import is_restricted
 from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,
     FlagInput,
     Scope,
-    Strategy,
     SweepInput,
     SweepResult,
     Treatment,
 )
 from dsr.models import EMAIL, Identity, IdentityType
-
-CONTACT_IDENTIFIERS = "contact_identifiers"
-CONVERSATION_CONTENT = "conversation_content"
-AGENT_NOTES = "agent_notes"
-CATEGORIES = (CONTACT_IDENTIFIERS, CONVERSATION_CONTENT, AGENT_NOTES)
-MESSAGE_CATEGORIES = (CONVERSATION_CONTENT, AGENT_NOTES)
-CONTACT_COLUMNS = ("contact_phone", "contact_email", "contact_channel_id", "contact_name")
-CORRECTABLE = {"name": "contact_name", "email": "contact_email"}
-TREATMENTS = (
-    *(
-        Treatment(
-            category=CONTACT_IDENTIFIERS, table="conversations", column=column, strategy=strategy
-        )
-        for column, strategy in (
-            *((column, Strategy.NULL) for column in CONTACT_COLUMNS),
-            ("anonymised_at", Strategy.MARK),
-        )
-    ),
-    *(
-        Treatment(category=category, table="messages", column="*", strategy=Strategy.DELETE_ROW)
-        for category in CATEGORIES
-    ),
-)
-
-
-class InboxBase(DeclarativeBase):
-    pass
-
-
-class Conversation(InboxBase):
-    __tablename__ = "conversations"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    channel: Mapped[str] = mapped_column(String(16))
-    contact_phone: Mapped[str | None] = mapped_column(String(20))  # E.164
-    contact_email: Mapped[str | None] = mapped_column(String(254))  # lower case
-    contact_channel_id: Mapped[str | None] = mapped_column(String(170))  # "whatsapp:..."
-    contact_name: Mapped[str | None] = mapped_column(String(200))  # as the end user shows it
-    agent_id: Mapped[str] = mapped_column(String(40))  # the customer's agent (its own data)
-    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (
-        Index("ix_conversations_phone", "customer_account", "contact_phone", "opened_at"),
-        Index("ix_conversations_email", "customer_account", "contact_email", "opened_at"),
-        Index("ix_conversations_channel_id", "customer_account", "contact_channel_id"),
-        # locating the controllers of an identity, across customers
-        Index("ix_conversations_locate_phone", "contact_phone"),
-        Index("ix_conversations_locate_email", "contact_email"),
-        Index("ix_conversations_locate_channel_id", "contact_channel_id"),
-    )
-
-
-class Message(InboxBase):
-    """A message of a conversation, or an agent's internal note on it (``internal``)."""
-
-    __tablename__ = "messages"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
-    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    author: Mapped[str] = mapped_column(String(8))
-    internal: Mapped[bool] = mapped_column(Boolean, default=False)
-    body: Mapped[str] = mapped_column(Text)
-
-    __table_args__ = (
-        Index("ix_messages_conversation", "conversation_id", "sent_at"),
-        CheckConstraint("author IN ('end_user', 'agent')", name="ck_messages_author"),
-        CheckConstraint("NOT internal OR author = 'agent'", name="ck_messages_note_by_agent"),
-    )
-
-
-class Restriction(RestrictionMixin, InboxBase):
-    pass
-
-
-class InboxOperationLog(OperationLogMixin, InboxBase):
-    pass
-
-
-# --- the subject ---------------------------------------------------------------------------
-
-IDENTITY_COLUMNS: dict[IdentityType, InstrumentedAttribute[str | None]] = {
-    IdentityType.PHONE: Conversation.contact_phone,
-    IdentityType.EMAIL: Conversation.contact_email,
-    IdentityType.CHANNEL_ID: Conversation.contact_channel_id,
-}
-
-
-@dataclass(frozen=True)
-class Subject:
-    """One customer's end user, by every identity the request names that Inbox can match."""
-
-    customer_account: str
-    identities: tuple[Identity, ...]
-    # A sweep's filter in place of the identities: the conversations it names, any customer's.
-    where: tuple[ColumnElement[bool], ...] = ()
-
-    def values(self, kind: IdentityType) -> list[str]:
-        return identity_values(self.identities, kind)
-
-
-def identity_values(identities: Iterable[Identity], kind: IdentityType) -> list[str]:
-    """The values of one identity type to look up, as Inbox stores them (emails lower case)."""
-    found = {i.value for i in identities if i.type is kind}
-    return sorted(v.lower() for v in found) if kind is IdentityType.EMAIL else sorted(found)
-
-
-def locate_holders(scope: Scope) -> Select[str] | None:
-    """The customers holding conversations of these identities, across customers: one lookup per
-    identity type, each by its identity-first ``ix_conversations_locate_*`` index; none without an
-    identity Inbox matches."""
-    lookups = [
-        select(Conversation.customer_account).where(
-            column.in_(values), Conversation.anonymised_at.is_(None)
-        )
-        for kind, column in IDENTITY_COLUMNS.items()
-        if (values := identity_values(scope.identities, kind))
-    ]
-    if not lookups:
-        return None
-    held = union(*lookups).subquery()
-    return select(held.c.customer_account).order_by(held.c.customer_account)
-
-
-def subject_of(scope: Scope) -> Subject | None:
-    """The subject to look up; none without a customer account (never cross-customer)."""
-    identities = tuple(i for i in scope.identities if i.type in IDENTITY_COLUMNS)
-    if scope.customer_account is None or not identities:
-        return None
-    return Subject(scope.customer_account, identities)
-
-
-def subject_where(subject: Subject) -> list[ColumnElement[bool]]:
-    """The subject's conversations: one index lookup per identity type (customer first)."""
-    if subject.where:
-        return [*subject.where, Conversation.anonymised_at.is_(None)]
-    matches = [
-        and_(Conversation.customer_account == subject.customer_account, column.in_(values))
-        for kind, column in IDENTITY_COLUMNS.items()
-        if (values := subject.values(kind))
-    ]
-    return [or_(false(), *matches), Conversation.anonymised_at.is_(None)]
-
-
-def subject_conversations(subject: Subject) -> Select[Conversation]:
-    """The subject lookup every operation uses (served by the ``ix_conversations_*`` indexes)."""
-    return select(Conversation).where(*subject_where(subject))
-
-
-def subject_messages(subject: Subject, category: str) -> list[ColumnElement[bool]]:
-    """The subject's messages (``conversation_content``) or notes (``agent_notes``)."""
-    conversations = select(Conversation.id).where(*subject_where(subject))
-    return [
-        Message.conversation_id.in_(conversations),
-        Message.internal == (category == AGENT_NOTES),
-    ]
-
 
 # --- the connector -------------------------------------------------------------------------
 
@@ -467,115 +301,3 @@ def _corrected(field: str, value: str) -> str:
     if not EMAIL.fullmatch(value):
         raise ConnectorInputError("corrected email is malformed")
     return value.lower()
-
-
-# --- demo data -----------------------------------------------------------------------------
-
-HISTORY = timedelta(days=425)  # about 14 months
-CHANNELS = {"whatsapp": 30, "messenger": 15, "line": 10, "sms": 15, "email": 20, "livechat": 10}
-END_USER_LINES = (
-    "Hi, where is my order?",
-    "Can I change my delivery address?",
-    "I was charged twice, can you help?",
-    "Thanks, that solved it!",
-    "Is the store open on Sunday?",
-    "My code doesn't work.",
-)
-AGENT_LINES = (
-    "Hi {first}, thanks for reaching out. Let me check that for you.",
-    "I've updated your booking. Anything else I can help with?",
-    "Sorry for the trouble, {first}. A refund is on its way.",
-    "Could you send me your order number?",
-)
-NOTES = (
-    "Customer upset about double charge, refund approved by team lead.",
-    "Asked to be called back after 5pm.",
-    "Repeat contact about the same delivery; escalate if it happens again.",
-)
-
-
-def seed(
-    connector: InboxConnector, population: Population, *, now: datetime, seed: int = 42
-) -> int:
-    """Clear the store and fill it with the conversations of ``population`` over the ~14 months
-    before ``now`` (each end user with each customer holding them); returns the rows written."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    rng = random.Random(seed)
-    now = now.astimezone(UTC)
-    conversations: list[dict[str, Any]] = []
-    messages: list[dict[str, Any]] = []
-    for user in population.end_users:
-        for customer in user.customers:
-            for _ in range(rng.randint(2, 6)):
-                opened_at = now - timedelta(seconds=rng.uniform(0, HISTORY.total_seconds()))
-                conversation = _conversation(rng, user, customer, len(conversations) + 1, now)
-                conversation["opened_at"] = opened_at
-                conversation["closed_at"] = _closed(rng, opened_at, now)
-                conversations.append(conversation)
-                messages.extend(_messages(rng, user, conversation))
-    with connector.store.writing() as session:
-        for table in reversed(InboxBase.metadata.sorted_tables):
-            session.execute(table.delete())
-        if conversations:
-            session.execute(insert(Conversation), conversations)
-        if messages:
-            session.execute(insert(Message), messages)
-    return len(conversations) + len(messages)
-
-
-def _conversation(
-    rng: random.Random, user: EndUser, customer: str, number: int, now: datetime
-) -> dict[str, Any]:
-    channel = rng.choices(list(CHANNELS), weights=list(CHANNELS.values()))[0]
-    phone = user.phone if channel in ("whatsapp", "sms") else None
-    email = user.email.lower() if channel in ("email", "livechat") else None
-    channel_id = user.channel_ids.get(channel)
-    named = channel != "sms" and rng.random() < 0.8
-    return {
-        "id": number,
-        "customer_account": customer,
-        "channel": channel,
-        "contact_phone": phone,
-        "contact_email": email,
-        "contact_channel_id": channel_id,
-        "contact_name": (user.name if channel == "email" else user.first_name) if named else None,
-        "agent_id": f"{customer}-agent-{rng.randint(1, 6):02d}",
-        "anonymised_at": None,
-    }
-
-
-def _closed(rng: random.Random, opened_at: datetime, now: datetime) -> datetime | None:
-    closed_at = opened_at + timedelta(hours=rng.uniform(0.1, 72))
-    return closed_at if closed_at < now and rng.random() < 0.9 else None
-
-
-def _messages(
-    rng: random.Random, user: EndUser, conversation: dict[str, Any]
-) -> list[dict[str, Any]]:
-    sent_at = conversation["opened_at"]
-    rows = []
-    for turn in range(rng.randint(2, 7)):
-        author = "end_user" if turn % 2 == 0 else "agent"
-        line = rng.choice(END_USER_LINES if author == "end_user" else AGENT_LINES)
-        rows.append(
-            _message(conversation["id"], sent_at, author, line.format(first=user.first_name))
-        )
-        sent_at += timedelta(minutes=rng.uniform(0.5, 30))
-    if rng.random() < 0.3:
-        rows.append(
-            _message(conversation["id"], sent_at, "agent", rng.choice(NOTES), internal=True)
-        )
-    return rows
-
-
-def _message(
-    conversation_id: int, sent_at: datetime, author: str, body: str, *, internal: bool = False
-) -> dict[str, Any]:
-    return {
-        "conversation_id": conversation_id,
-        "sent_at": sent_at,
-        "author": author,
-        "internal": internal,
-        "body": body,
-    }

@@ -27,37 +27,40 @@ by a request. The other operations:
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal, cast
+from datetime import datetime
+from typing import Any, ClassVar, cast
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy import (
-    CheckConstraint,
-    ColumnElement,
-    CursorResult,
-    Index,
-    Integer,
-    Select,
-    String,
-    Text,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
+from pydantic import ValidationError
+from sqlalchemy import ColumnElement, CursorResult, delete, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from connectors.kit.connector import CutoffConnector
 from connectors.kit.cutoffs import id_chunks
 from connectors.kit.errors import ConnectorInputError
 from connectors.kit.exports import EXPORT_CHUNK_ROWS
-from connectors.kit.restrictions import RestrictionMixin, is_restricted
-from connectors.kit.store import OperationLogMixin, UtcDateTime, operation_key
-from connectors.population import EndUser, Population
+from connectors.kit.restrictions import is_restricted
+from connectors.kit.store import operation_key
+from connectors.marketing_store import (
+    CATEGORIES,
+    CORRECTABLE,
+    EVERYONE,
+    GROUP,
+    IMPORT_CHUNK_ROWS,
+    TREATMENTS,
+    ConsentRecord,
+    MarketingBase,
+    MarketingOperationLog,
+    Prospect,
+    ProspectRow,
+    Restriction,
+    Source,
+    Subject,
+    Subscription,
+    Suppression,
+    sources,
+    subject_rows,
+)
 from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,
@@ -67,186 +70,11 @@ from dsr.connector_contract import (
     RectifyInput,
     RectifyResult,
     Scope,
-    Strategy,
     SweepInput,
     SweepResult,
     Treatment,
 )
 from dsr.models import Identity, IdentityType
-
-PROSPECT_PROFILE = "prospect_profile"
-SUBSCRIPTIONS = "subscriptions"
-CONSENT_PROOF = "consent_proof"
-CATEGORIES = (PROSPECT_PROFILE, SUBSCRIPTIONS, CONSENT_PROOF)
-CORRECTABLE = ("name", "company", "job_title")
-IMPORT_CHUNK_ROWS = 500
-GROUP = "-"  # restrictions of the group's own data belong to no customer
-TREATMENTS = tuple(
-    Treatment(category=category, table=table, column="*", strategy=Strategy.DELETE_ROW)
-    for category, table in (
-        (PROSPECT_PROFILE, "prospects"),
-        (SUBSCRIPTIONS, "subscriptions"),
-        (CONSENT_PROOF, "consent_records"),
-    )
-)
-
-
-class MarketingBase(DeclarativeBase):
-    pass
-
-
-class Prospect(MarketingBase):
-    __tablename__ = "prospects"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    email: Mapped[str] = mapped_column(String(254))
-    name: Mapped[str | None] = mapped_column(String(200))
-    company: Mapped[str | None] = mapped_column(String(200))
-    job_title: Mapped[str | None] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(String(16))
-    source_detail: Mapped[str] = mapped_column(String(200))  # the form, or the provider
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    last_contacted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    objected_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (
-        CheckConstraint("source IN ('web_form', 'enrichment')", name="ck_prospects_source"),
-    )
-
-
-class Subscription(MarketingBase):
-    __tablename__ = "subscriptions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    email: Mapped[str] = mapped_column(String(254))
-    list_name: Mapped[str] = mapped_column(String(64))
-    subscribed_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    unsubscribed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-
-class ConsentRecord(MarketingBase):
-    """Proof of a consent given (and perhaps withdrawn), for one purpose (a list's name)."""
-
-    __tablename__ = "consent_records"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    email_hash: Mapped[str] = mapped_column(String(64), index=True)
-    purpose: Mapped[str] = mapped_column(String(64))
-    given_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    evidence: Mapped[str] = mapped_column(Text)
-    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    withdrawal_evidence: Mapped[str | None] = mapped_column(Text)
-
-
-class Suppression(MarketingBase):
-    """Never contact or import this identity again: a keyed hash, nothing readable."""
-
-    __tablename__ = "suppressions"
-
-    identity_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    reason: Mapped[str] = mapped_column(String(32))  # the operation that added it
-    request_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
-class Restriction(RestrictionMixin, MarketingBase):
-    """Restrictions of the group's own data: customer ``GROUP``."""
-
-
-class MarketingOperationLog(OperationLogMixin, MarketingBase):
-    pass
-
-
-# Case-insensitive lookups need expression indexes.
-Index("ix_prospects_email", func.lower(Prospect.email))
-Index("ix_subscriptions_email", func.lower(Subscription.email))
-
-
-class ProspectRow(BaseModel):
-    """One prospect to import (from a web form or an enrichment provider's file)."""
-
-    model_config = ConfigDict(hide_input_in_errors=True)
-
-    email: str
-    name: str | None = None
-    company: str | None = None
-    job_title: str | None = None
-    source: Literal["web_form", "enrichment"]
-    source_detail: str
-    created_at: datetime
-    last_contacted_at: datetime | None = None
-
-
-# --- the subject ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Subject:
-    emails: tuple[str, ...]  # lower case
-    # The normalised identities' keyed hashes in every form records may hold them in (under
-    # each key held, and bare): what matching looks for.
-    hashes: tuple[str, ...]
-    # Each email's hash under the current key (what a new entry holds), with all its forms.
-    entries: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    everyone: bool = False  # a sweep's: every row, whoever it is about
-
-
-EVERYONE = Subject((), (), everyone=True)
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a category lives: its table, which rows are the subject's, their date, and how
-    a row is exported."""
-
-    category: str
-    model: type[MarketingBase]
-    dated: ColumnElement[datetime] | InstrumentedAttribute[datetime]
-    where: list[ColumnElement[bool]]
-    record: Callable[[Any], dict[str, Any]]
-
-
-def proof_dated() -> ColumnElement[datetime]:
-    """A consent proof's date: its withdrawal, else the consent."""
-    return func.coalesce(ConsentRecord.withdrawn_at, ConsentRecord.given_at)
-
-
-def sources(subject: Subject) -> dict[str, Source]:
-    """Each category's rows for the subject (``ix_prospects_email``, ``ix_subscriptions_email``
-    and the consent records' ``email_hash`` index)."""
-    emails = list(subject.emails)
-
-    def of_subject(condition: ColumnElement[bool]) -> list[ColumnElement[bool]]:
-        return [] if subject.everyone else [condition]
-
-    return {
-        PROSPECT_PROFILE: Source(
-            PROSPECT_PROFILE,
-            Prospect,
-            Prospect.created_at,
-            of_subject(func.lower(Prospect.email).in_(emails)),
-            _prospect_record,
-        ),
-        SUBSCRIPTIONS: Source(
-            SUBSCRIPTIONS,
-            Subscription,
-            Subscription.subscribed_at,
-            of_subject(func.lower(Subscription.email).in_(emails)),
-            _subscription_record,
-        ),
-        CONSENT_PROOF: Source(
-            CONSENT_PROOF,
-            ConsentRecord,
-            proof_dated(),
-            of_subject(ConsentRecord.email_hash.in_(list(subject.hashes))),
-            _consent_record,
-        ),
-    }
-
-
-def subject_rows(source: Source) -> Select[Any]:
-    return select(source.model).where(*source.where)
-
 
 # --- the connector -------------------------------------------------------------------------
 
@@ -527,173 +355,3 @@ def _export_chunks(session: Session, subject: Subject) -> Iterator[list[dict[str
         )
         for partition in session.scalars(statement).partitions():
             yield [{"category": source.category, **source.record(row)} for row in partition]
-
-
-def _prospect_record(prospect: Prospect) -> dict[str, Any]:
-    return {
-        "prospect_id": prospect.id,
-        "email": prospect.email,
-        "name": prospect.name,
-        "company": prospect.company,
-        "job_title": prospect.job_title,
-        "source": prospect.source,
-        "source_detail": prospect.source_detail,
-        "created_at": prospect.created_at,
-        "last_contacted_at": prospect.last_contacted_at,
-        "objected_at": prospect.objected_at,
-    }
-
-
-def _subscription_record(subscription: Subscription) -> dict[str, Any]:
-    return {
-        "subscription_id": subscription.id,
-        "email": subscription.email,
-        "list": subscription.list_name,
-        "subscribed_at": subscription.subscribed_at,
-        "unsubscribed_at": subscription.unsubscribed_at,
-    }
-
-
-def _consent_record(consent: ConsentRecord) -> dict[str, Any]:
-    return {
-        "consent_id": consent.id,
-        "purpose": consent.purpose,
-        "given_at": consent.given_at,
-        "evidence": consent.evidence,
-        "withdrawn_at": consent.withdrawn_at,
-        "withdrawal_evidence": consent.withdrawal_evidence,
-    }
-
-
-# --- demo data -----------------------------------------------------------------------------
-
-HISTORY = timedelta(days=3 * 365)  # about three years of prospects and subscriptions
-LISTS = ("newsletter", "product_updates", "events")
-FORMS = ("contact-sales", "whitepaper-download", "webinar-signup", "newsletter-signup")
-PROVIDERS = ("Example Enrichment Co.", "Sample Leads Ltd")
-COMPANIES = (
-    "Acme Widgets B.V.", "Globex Logistics GmbH", "Initech Ltd", "Umbrella Retail Inc.",
-    "Stark Mobility Pte. Ltd.", "Wayne Hospitality B.V.", "Hooli Health Ltd",
-)  # fmt: skip
-JOB_TITLES = (
-    "Head of Marketing", "CRM Manager", "CTO", "Product Owner", "Customer Service Lead",
-    "Developer", "Operations Director",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Seeded:
-    prospects: list[ProspectRow]
-    subscriptions: list[dict[str, Any]]
-    consents: list[dict[str, Any]]
-
-
-def seed(
-    connector: MarketingConnector, population: Population, *, now: datetime, seed: int = 42
-) -> int:
-    """Clear the store (suppression list included) and fill it with prospects, subscriptions
-    and consent proof for about half of ``population`` over the ~3 years before ``now``, with
-    long-standing subscribers whose consent proof is older than five years; the first person
-    always has proof on both sides of five years. Prospects go through ``import_prospects``.
-    Returns the number of records. The same population, ``now`` and ``seed`` give the same
-    rows."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    rng = random.Random(seed)
-    now = now.astimezone(UTC)
-    seeded = Seeded([], [], [])
-    for index, user in enumerate(population.end_users):
-        if index == 0:
-            _first_person(connector, seeded, user, now)
-        elif rng.random() < 0.5:
-            _contact(rng, connector, seeded, user, now)
-    with connector.store.writing() as session:
-        for table in reversed(MarketingBase.metadata.sorted_tables):
-            session.execute(table.delete())
-        session.execute(insert(Subscription), seeded.subscriptions)
-        session.execute(insert(ConsentRecord), seeded.consents)
-    imported = connector.import_prospects(seeded.prospects)
-    return imported + len(seeded.subscriptions) + len(seeded.consents)
-
-
-def _contact(
-    rng: random.Random, connector: MarketingConnector, seeded: Seeded, user: EndUser, now: datetime
-) -> None:
-    created_at = now - timedelta(seconds=rng.uniform(0, HISTORY.total_seconds()))
-    enriched = rng.random() < 0.4
-    seeded.prospects.append(
-        ProspectRow(
-            email=user.email.title() if enriched and rng.random() < 0.3 else user.email,
-            name=user.name,
-            company=rng.choice(COMPANIES),
-            job_title=rng.choice(JOB_TITLES) if rng.random() < 0.8 else None,
-            source="enrichment" if enriched else "web_form",
-            source_detail=rng.choice(PROVIDERS if enriched else FORMS),
-            created_at=created_at,
-            last_contacted_at=_between(rng, created_at, now) if rng.random() < 0.6 else None,
-        )
-    )
-    if enriched:
-        return
-    for list_name in rng.sample(LISTS, k=rng.randint(1, len(LISTS))):
-        long_standing = rng.random() < 0.2
-        years = rng.uniform(5.2, 7) if long_standing else rng.uniform(0, 3)
-        subscribed_at = now - timedelta(days=years * 365)
-        ended = rng.random() < 0.3
-        ended_at = _between(rng, subscribed_at, now) if ended else None
-        _subscribe(connector, seeded, user, list_name, subscribed_at, ended_at)
-
-
-def _first_person(
-    connector: MarketingConnector, seeded: Seeded, user: EndUser, now: datetime
-) -> None:
-    """A long-standing contact: proof older than five years (a newsletter consent withdrawn
-    5.5 years ago) and newer proof for two lists still subscribed."""
-    days = timedelta(days=1)
-    seeded.prospects.append(
-        ProspectRow(
-            email=user.email,
-            name=user.name,
-            company=COMPANIES[0],
-            job_title=JOB_TITLES[0],
-            source="web_form",
-            source_detail="contact-sales",
-            created_at=now - 700 * days,
-            last_contacted_at=now - 40 * days,
-        )
-    )
-    _subscribe(connector, seeded, user, "newsletter", now - 2370 * days, now - 2000 * days)
-    _subscribe(connector, seeded, user, "product_updates", now - 365 * days, None)
-    _subscribe(connector, seeded, user, "events", now - 800 * days, None)
-
-
-def _subscribe(
-    connector: MarketingConnector,
-    seeded: Seeded,
-    user: EndUser,
-    list_name: str,
-    subscribed_at: datetime,
-    ended_at: datetime | None,
-) -> None:
-    seeded.subscriptions.append(
-        {
-            "email": user.email,
-            "list_name": list_name,
-            "subscribed_at": subscribed_at,
-            "unsubscribed_at": ended_at,
-        }
-    )
-    seeded.consents.append(
-        {
-            "email_hash": connector.identity_hash(user.email),
-            "purpose": list_name,
-            "given_at": subscribed_at,
-            "evidence": f"web form newsletter-signup; checkbox '{list_name}' ticked; IP {user.ip}",
-            "withdrawn_at": ended_at,
-            "withdrawal_evidence": "unsubscribe link in a marketing email" if ended_at else None,
-        }
-    )
-
-
-def _between(rng: random.Random, start: datetime, end: datetime) -> datetime:
-    return start + timedelta(seconds=rng.uniform(0, (end - start).total_seconds()))

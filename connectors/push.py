@@ -22,260 +22,48 @@ Erasure, per category:
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import (
-    JSON,
-    ColumnElement,
-    CursorResult,
-    ForeignKey,
-    Index,
-    Integer,
-    Select,
-    String,
-    Text,
-    delete,
-    false,
-    func,
-    insert,
-    select,
-    union,
-    update,
-)
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
+from sqlalchemy import ColumnElement, CursorResult, Select, delete, false, func, select, update
+from sqlalchemy.orm import Session
 
 from connectors.kit.connector import CutoffConnector, sweep_scope
 from connectors.kit.cutoffs import id_chunks
 from connectors.kit.exports import EXPORT_CHUNK_ROWS
-from connectors.kit.restrictions import RestrictionMixin, is_restricted
-from connectors.kit.store import OperationLogMixin, UtcDateTime
-from connectors.population import EndUser, Population
+from connectors.kit.restrictions import is_restricted
+from connectors.push_store import (
+    CATEGORIES,
+    DEVICE_AND_IP,
+    MESSAGE_CONTENT,
+    TRAFFIC_DATA,
+    TREATMENTS,
+    BeamsDevice,
+    ChannelConnection,
+    ClientEvent,
+    PushBase,
+    PushOperationLog,
+    PushSubject,
+    Restriction,
+    connection_where,
+    device_where,
+    locate_holders,
+    parts,
+    push_subject,
+)
 from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,
     FlagInput,
     Scope,
-    Strategy,
     SweepInput,
     SweepResult,
     Treatment,
-    treat,
 )
 from dsr.hashing import keyed_hash
-from dsr.models import Identity, IdentityType
-
-DEVICE_AND_IP = "device_and_ip"
-TRAFFIC_DATA = "traffic_data"
-MESSAGE_CONTENT = "message_content"
-CATEGORIES = (DEVICE_AND_IP, TRAFFIC_DATA, MESSAGE_CONTENT)
-CHANNEL_ID_PREFIX = "pusher:"
-CLEAR_CONTENT = (("data", Strategy.NULL),)
-UNLINK_CONNECTION = (
-    ("user_id", Strategy.PSEUDONYM),
-    *((column, Strategy.NULL) for column in ("socket_id", "channel_name", "ip")),
-    ("connected_at", Strategy.TO_DAY),
-    ("anonymised_at", Strategy.MARK),
-)
-
-
-TREATMENTS = (
-    *treat(DEVICE_AND_IP, "beams_devices", [("*", Strategy.DELETE_ROW)]),
-    *treat(DEVICE_AND_IP, "channel_connections", [("ip", Strategy.NULL)]),
-    *treat(MESSAGE_CONTENT, "client_events", CLEAR_CONTENT),
-    *treat(TRAFFIC_DATA, "channel_connections", UNLINK_CONNECTION),
-    # A connection cut loose takes its client events' content with it.
-    *treat(TRAFFIC_DATA, "client_events", CLEAR_CONTENT),
-)
-
-
-class PushBase(DeclarativeBase):
-    pass
-
-
-class BeamsDevice(PushBase):
-    """A device registered with Pusher Beams for one of the customer's users."""
-
-    __tablename__ = "beams_devices"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    user_id: Mapped[str] = mapped_column(String(254))  # the customer's id for its end user
-    device_id: Mapped[str] = mapped_column(String(64))
-    platform: Mapped[str] = mapped_column(String(8))  # apns, fcm, web
-    token: Mapped[str] = mapped_column(String(300))
-    interests: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
-    ip: Mapped[str | None] = mapped_column(String(45))
-    registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-    __table_args__ = (
-        Index("ix_beams_devices_subject", "customer_account", "user_id", "registered_at"),
-        Index("ix_beams_devices_locate_user", "user_id"),  # locating the controllers
-    )
-
-
-class ChannelConnection(PushBase):
-    """One Pusher Channels connection of an authenticated user."""
-
-    __tablename__ = "channel_connections"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    user_id: Mapped[str] = mapped_column(String(254))  # or a pseudonym once anonymised
-    socket_id: Mapped[str | None] = mapped_column(String(40))
-    channel_name: Mapped[str | None] = mapped_column(String(200))
-    ip: Mapped[str | None] = mapped_column(String(45))
-    connected_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    duration_seconds: Mapped[int] = mapped_column(Integer)
-    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (
-        Index("ix_channel_connections_subject", "customer_account", "user_id", "connected_at"),
-        Index("ix_channel_connections_locate_user", "user_id"),  # locating the controllers
-    )
-
-
-class ClientEvent(PushBase):
-    """An event a client sent over a connection (``client-*``), with its content."""
-
-    __tablename__ = "client_events"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    connection_id: Mapped[int] = mapped_column(ForeignKey("channel_connections.id"))
-    event_name: Mapped[str] = mapped_column(String(64))
-    data: Mapped[str | None] = mapped_column(Text)
-    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-    __table_args__ = (Index("ix_client_events_connection", "connection_id", "sent_at"),)
-
-
-class Restriction(RestrictionMixin, PushBase):
-    pass
-
-
-class PushOperationLog(OperationLogMixin, PushBase):
-    pass
-
-
-# --- the subject ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PushSubject:
-    customer_account: str
-    identities: tuple[Identity, ...]
-    user_ids: tuple[str, ...]
-    # A sweep's filters in place of the user ids: the devices and the connections they name,
-    # any customer's.
-    sweep: tuple[ColumnElement[bool], ColumnElement[bool]] | None = None
-
-
-def user_ids(identities: list[Identity]) -> list[str]:
-    """The customer's user ids an identity can be: an email address (as given and lower-cased)
-    or the id in a ``pusher:<user id>`` channel id."""
-    ids: set[str] = set()
-    for identity in identities:
-        if identity.type is IdentityType.EMAIL:
-            ids |= {identity.value, identity.value.lower()}
-        elif identity.value.startswith(CHANNEL_ID_PREFIX):
-            ids.add(identity.value.removeprefix(CHANNEL_ID_PREFIX))
-    return sorted(ids)
-
-
-def push_identities(identities: list[Identity]) -> list[Identity]:
-    """The identities Pusher can match: email addresses and ``pusher:`` channel ids."""
-    return [
-        i
-        for i in identities
-        if i.type is IdentityType.EMAIL
-        or (i.type is IdentityType.CHANNEL_ID and i.value.startswith(CHANNEL_ID_PREFIX))
-    ]
-
-
-def locate_holders(scope: Scope) -> Select[str] | None:
-    """The customers holding Beams devices or Channels connections of these identities, across
-    customers (``ix_beams_devices_locate_user`` and ``ix_channel_connections_locate_user``);
-    none without an identity Pusher matches."""
-    ids = user_ids(push_identities(scope.identities))
-    if not ids:
-        return None
-    held = union(
-        select(BeamsDevice.customer_account).where(BeamsDevice.user_id.in_(ids)),
-        select(ChannelConnection.customer_account).where(
-            ChannelConnection.user_id.in_(ids), ChannelConnection.anonymised_at.is_(None)
-        ),
-    ).subquery()
-    return select(held.c.customer_account).order_by(held.c.customer_account)
-
-
-def push_subject(scope: Scope) -> PushSubject | None:
-    """The user ids to look up at the scope's customer; none without a customer account."""
-    identities = push_identities(scope.identities)
-    ids = user_ids(identities)
-    if scope.customer_account is None or not ids:
-        return None
-    return PushSubject(scope.customer_account, tuple(identities), tuple(ids))
-
-
-def device_where(subject: PushSubject) -> list[ColumnElement[bool]]:
-    if subject.sweep is not None:
-        return [subject.sweep[0]]
-    return [
-        BeamsDevice.customer_account == subject.customer_account,
-        BeamsDevice.user_id.in_(subject.user_ids),
-    ]
-
-
-def connection_where(subject: PushSubject) -> list[ColumnElement[bool]]:
-    if subject.sweep is not None:
-        return [subject.sweep[1], ChannelConnection.anonymised_at.is_(None)]
-    return [
-        ChannelConnection.customer_account == subject.customer_account,
-        ChannelConnection.user_id.in_(subject.user_ids),
-        ChannelConnection.anonymised_at.is_(None),
-    ]
-
-
-def subject_devices(customer_account: str, ids: list[str]) -> Select[BeamsDevice]:
-    """The subject's Beams devices (``ix_beams_devices_subject``)."""
-    return select(BeamsDevice).where(*device_where(PushSubject(customer_account, (), tuple(ids))))
-
-
-def subject_connections(customer_account: str, ids: list[str]) -> Select[ChannelConnection]:
-    """The subject's Channels connections (``ix_channel_connections_subject``)."""
-    subject = PushSubject(customer_account, (), tuple(ids))
-    return select(ChannelConnection).where(*connection_where(subject))
-
-
-@dataclass(frozen=True)
-class Part:
-    """One table's share of a category: the subject's rows still holding it, and their date."""
-
-    model: type[PushBase]
-    dated: InstrumentedAttribute[datetime]
-    where: list[ColumnElement[bool]]
-
-
-def parts(subject: PushSubject, category: str) -> list[Part]:
-    if category == DEVICE_AND_IP:
-        with_ip = [*connection_where(subject), ChannelConnection.ip.is_not(None)]
-        return [
-            Part(BeamsDevice, BeamsDevice.registered_at, device_where(subject)),
-            Part(ChannelConnection, ChannelConnection.connected_at, with_ip),
-        ]
-    if category == TRAFFIC_DATA:
-        return [Part(ChannelConnection, ChannelConnection.connected_at, connection_where(subject))]
-    connections = select(ChannelConnection.id).where(*connection_where(subject))
-    content: list[ColumnElement[bool]] = [
-        ClientEvent.connection_id.in_(connections),
-        ClientEvent.data.is_not(None),
-    ]
-    return [Part(ClientEvent, ClientEvent.sent_at, content)]
-
+from dsr.models import Identity
 
 # --- the connector -------------------------------------------------------------------------
 
@@ -529,112 +317,3 @@ def _client_event(event: ClientEvent) -> Iterator[dict[str, Any]]:
         "data": event.data,
         "sent_at": event.sent_at,
     }
-
-
-# --- seed ----------------------------------------------------------------------------------
-
-HISTORY = timedelta(days=425)  # about 14 months
-INTERESTS = ("order-updates", "promotions", "news", "price-alerts", "chat")
-CLIENT_EVENTS = (
-    ("client-typing", '{"typing": true}'),
-    ("client-message", '{"text": "Is my order on its way?"}'),
-    ("client-message", '{"text": "Thanks, that helps!"}'),
-    ("client-location", '{"lat": 52.37, "lng": 4.89}'),
-    ("client-read", '{"message_id": "m-{n}"}'),
-)
-
-
-@dataclass
-class _Rows:
-    devices: list[dict[str, Any]] = field(default_factory=list)
-    connections: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-
-def seed(connector: PushConnector, population: Population, *, now: datetime, seed: int = 42) -> int:
-    """Clear the store and fill it from ``population``: about half the end users use the apps
-    of each customer holding them, with one to three Beams devices and Channels connections
-    over the last ~14 months before ``now``. Every third customer (``CUST-0003``, ...) knows
-    its users by an id of its own, the others by email address. Deterministic for the same
-    population, ``now`` and ``seed``; returns the rows written."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    rng = random.Random(seed)
-    rows = _Rows()
-    for user in population.end_users:
-        for customer in user.customers:
-            if rng.random() < 0.5:
-                user_id = _user_id(rng, user, customer)
-                _seed_devices(rng, rows, user_id, user, customer, now.astimezone(UTC))
-                _seed_connections(rng, rows, user_id, user, customer, now.astimezone(UTC))
-    with connector.store.writing() as session:
-        for table in reversed(PushBase.metadata.sorted_tables):
-            session.execute(table.delete())
-        tables = (
-            (BeamsDevice, rows.devices),
-            (ChannelConnection, rows.connections),
-            (ClientEvent, rows.events),
-        )
-        for model, model_rows in tables:
-            if model_rows:
-                session.execute(insert(model), model_rows)
-    return len(rows.devices) + len(rows.connections) + len(rows.events)
-
-
-def _user_id(rng: random.Random, user: EndUser, customer: str) -> str:
-    own_ids = int(customer.rsplit("-", 1)[-1]) % 3 == 0
-    return f"u-{rng.getrandbits(48):012x}" if own_ids else user.email
-
-
-def _seed_devices(
-    rng: random.Random, rows: _Rows, user_id: str, user: EndUser, customer: str, now: datetime
-) -> None:
-    for _ in range(rng.randint(1, 3)):
-        platform = rng.choice(("apns", "fcm", "web"))
-        rows.devices.append(
-            {
-                "customer_account": customer,
-                "user_id": user_id,
-                "device_id": f"{platform}-{rng.getrandbits(96):024x}",
-                "platform": platform,
-                "token": f"{rng.getrandbits(256):064x}",
-                "interests": rng.sample(INTERESTS, k=rng.randint(0, 3)) or None,
-                "ip": user.ip if rng.random() < 0.8 else f"198.51.100.{rng.randint(1, 254)}",
-                "registered_at": now - rng.uniform(0, 1) * HISTORY,
-            }
-        )
-
-
-def _seed_connections(
-    rng: random.Random, rows: _Rows, user_id: str, user: EndUser, customer: str, now: datetime
-) -> None:
-    private = f"private-user-{user_id}" if "@" not in user_id else "private-orders"
-    for _ in range(rng.randint(2, 12)):
-        connection_id = len(rows.connections) + 1
-        connected_at = now - rng.uniform(0, 1) * HISTORY
-        duration = rng.randint(5, 3600)
-        rows.connections.append(
-            {
-                "id": connection_id,
-                "customer_account": customer,
-                "user_id": user_id,
-                "socket_id": f"{rng.randint(100000, 999999)}.{rng.randint(1000000, 9999999)}",
-                "channel_name": rng.choice(
-                    (f"presence-support-{rng.randint(100, 999)}", "presence-lobby", private)
-                ),
-                "ip": user.ip if rng.random() < 0.9 else None,
-                "connected_at": connected_at,
-                "duration_seconds": duration,
-                "anonymised_at": None,
-            }
-        )
-        for _ in range(rng.choice((0, 0, 1, 2, 3, 4))):
-            name, data = rng.choice(CLIENT_EVENTS)
-            rows.events.append(
-                {
-                    "connection_id": connection_id,
-                    "event_name": name,
-                    "data": data.replace("{n}", str(rng.randint(1, 9999))),
-                    "sent_at": connected_at + timedelta(seconds=rng.uniform(0, duration)),
-                }
-            )

@@ -21,227 +21,53 @@ Restriction is by keyed hash of each identity; a rectified address or number sta
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar, cast
 
 from pydantic import ValidationError
-from sqlalchemy import (
-    ColumnElement,
-    CursorResult,
-    ForeignKey,
-    Index,
-    Integer,
-    Select,
-    String,
-    Text,
-    false,
-    func,
-    insert,
-    or_,
-    select,
-    text,
-    union,
-    update,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import ColumnElement, CursorResult, func, select, update
+from sqlalchemy.orm import Session
 
 from connectors.kit.connector import CutoffConnector, sweep_scope
 from connectors.kit.cutoffs import id_chunks
 from connectors.kit.errors import ConnectorInputError
 from connectors.kit.exports import EXPORT_CHUNK_ROWS
-from connectors.kit.restrictions import RestrictionMixin, is_restricted
-from connectors.kit.store import OperationLogMixin, UtcDateTime
-from connectors.population import EndUser, Population
+from connectors.kit.restrictions import is_restricted
+from connectors.video_store import (
+    CATEGORIES,
+    DETAIL_FIELDS,
+    IDENTITY_FIELDS,
+    MEETING_DETAILS,
+    RECORDINGS,
+    RECTIFIABLE,
+    TREATMENTS,
+    VISITOR_DETAILS,
+    VISITOR_FIELDS,
+    Meeting,
+    Restriction,
+    VideoBase,
+    VideoOperationLog,
+    VideoSubject,
+    Visitor,
+    has_details,
+    held,
+    locate_holders,
+    meeting_ids,
+    video_subject,
+    visitor_where,
+)
 from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,
     FlagInput,
     Scope,
-    Strategy,
     SweepInput,
     SweepResult,
     Treatment,
-    treat,
 )
-from dsr.models import Identity, IdentityType
-
-MEETING_DETAILS = "meeting_details"
-VISITOR_DETAILS = "visitor_details"
-RECORDINGS = "recordings"
-CATEGORIES = (MEETING_DETAILS, VISITOR_DETAILS, RECORDINGS)
-RECTIFIABLE = ("name", "email", "phone")
-IDENTITY_FIELDS = {"email": IdentityType.EMAIL, "phone": IdentityType.PHONE}
-DETAIL_FIELDS = ("description", "review", "summary")
-VISITOR_FIELDS = ("name", "email", "phone", "ip")
-CLEAR_DETAILS = tuple((column, Strategy.NULL) for column in DETAIL_FIELDS)
-CLEAR_RECORDING = (("recording_ref", Strategy.NULL),)
-UNLINK_VISITOR = (
-    *((column, Strategy.NULL) for column in VISITOR_FIELDS),
-    ("anonymised_at", Strategy.MARK),
-)
-
-
-TREATMENTS = (
-    *treat(MEETING_DETAILS, "meetings", CLEAR_DETAILS),
-    *treat(RECORDINGS, "meetings", CLEAR_RECORDING),
-    *treat(VISITOR_DETAILS, "visitors", UNLINK_VISITOR),
-    # A meeting the subject can no longer be found in loses its details and recording.
-    *treat(VISITOR_DETAILS, "meetings", CLEAR_DETAILS + CLEAR_RECORDING),
-)
-
-
-class VideoBase(DeclarativeBase):
-    pass
-
-
-class Meeting(VideoBase):
-    __tablename__ = "meetings"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    scheduled_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    description: Mapped[str | None] = mapped_column(Text)
-    review: Mapped[str | None] = mapped_column(Text)  # optional
-    summary: Mapped[str | None] = mapped_column(Text)  # optional
-    recording_ref: Mapped[str | None] = mapped_column(String(200))  # optional
-
-
-class Visitor(VideoBase):
-    """One person who joined a meeting; ``customer_account`` repeats the meeting's, so that
-    one subject's visits at one customer are found by index."""
-
-    __tablename__ = "visitors"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(254))
-    phone: Mapped[str | None] = mapped_column(String(20))  # optional
-    ip: Mapped[str | None] = mapped_column(String(45))
-    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (
-        Index("ix_visitors_phone", "customer_account", "phone"),
-        # locating the controllers of an identity, across customers
-        Index("ix_visitors_locate_email", func.lower(text("email"))),
-        Index("ix_visitors_locate_phone", "phone"),
-    )
-
-
-class Restriction(RestrictionMixin, VideoBase):
-    pass
-
-
-class VideoOperationLog(OperationLogMixin, VideoBase):
-    pass
-
-
-# One subject's visits at one customer by email; addresses match case-insensitively.
-Index("ix_visitors_email", Visitor.customer_account, func.lower(Visitor.email))
-
-
-# --- the subject ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VideoSubject:
-    customer_account: str
-    emails: tuple[str, ...]  # lower-cased
-    phones: tuple[str, ...]
-    # A sweep's filter in place of the identities: the visits it names, any customer's.
-    where: tuple[ColumnElement[bool], ...] = ()
-
-    @property
-    def identities(self) -> list[Identity]:
-        return [Identity(type=IdentityType.EMAIL, value=email) for email in self.emails] + [
-            Identity(type=IdentityType.PHONE, value=phone) for phone in self.phones
-        ]
-
-
-def video_subject(scope: Scope) -> VideoSubject | None:
-    """The addresses and numbers to look up at the scope's customer; none without a customer
-    account."""
-    emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
-    phones = sorted({i.value for i in scope.identities if i.type is IdentityType.PHONE})
-    if scope.customer_account is None or not (emails or phones):
-        return None
-    return VideoSubject(scope.customer_account, tuple(emails), tuple(phones))
-
-
-def locate_holders(scope: Scope) -> Select[str] | None:
-    """The customers holding visits of these addresses and numbers, across customers: one
-    lookup per identity type (``ix_visitors_locate_email`` and ``ix_visitors_locate_phone``);
-    none without either."""
-    emails = sorted({i.value.lower() for i in scope.identities if i.type is IdentityType.EMAIL})
-    phones = sorted({i.value for i in scope.identities if i.type is IdentityType.PHONE})
-    lookups = [
-        select(Visitor.customer_account).where(match, Visitor.anonymised_at.is_(None))
-        for match in (
-            func.lower(Visitor.email).in_(emails) if emails else None,
-            Visitor.phone.in_(phones) if phones else None,
-        )
-        if match is not None
-    ]
-    if not lookups:
-        return None
-    held = union(*lookups).subquery()
-    return select(held.c.customer_account).order_by(held.c.customer_account)
-
-
-def visitor_where(subject: VideoSubject) -> list[ColumnElement[bool]]:
-    """The subject's visits: one indexed lookup per identity type, each confined to the
-    customer, joined by id (an OR across the indexes is left to the planner's guesses)."""
-    if subject.where:
-        return [*subject.where, Visitor.anonymised_at.is_(None)]
-    lookups = [
-        select(Visitor.id).where(Visitor.customer_account == subject.customer_account, match)
-        for match in (
-            func.lower(Visitor.email).in_(subject.emails) if subject.emails else None,
-            Visitor.phone.in_(subject.phones) if subject.phones else None,
-        )
-        if match is not None
-    ]
-    return [
-        Visitor.id.in_(union(*lookups)) if lookups else false(),
-        Visitor.anonymised_at.is_(None),
-    ]
-
-
-def subject_visitors(
-    customer_account: str, emails: list[str], phones: list[str]
-) -> Select[Visitor]:
-    """The subject lookup every operation starts from (``ix_visitors_email`` and
-    ``ix_visitors_phone``)."""
-    subject = VideoSubject(customer_account, tuple(e.lower() for e in emails), tuple(phones))
-    return select(Visitor).where(*visitor_where(subject))
-
-
-def _meeting_ids(subject: VideoSubject) -> Select[int]:
-    return select(Visitor.meeting_id).where(*visitor_where(subject))
-
-
-def _has_details() -> ColumnElement[bool]:
-    return or_(*(getattr(Meeting, name).is_not(None) for name in DETAIL_FIELDS))
-
-
-def held(subject: VideoSubject, category: str) -> Select[int, datetime]:
-    """The ids and dates of the subject's rows still holding ``category``."""
-    if category == VISITOR_DETAILS:
-        return (
-            select(Visitor.id, Meeting.scheduled_at)
-            .join(Meeting, Meeting.id == Visitor.meeting_id)
-            .where(*visitor_where(subject))
-        )
-    holds = _has_details() if category == MEETING_DETAILS else Meeting.recording_ref.is_not(None)
-    return select(Meeting.id, Meeting.scheduled_at).where(
-        Meeting.id.in_(_meeting_ids(subject)), holds
-    )
-
+from dsr.models import Identity
 
 # --- the connector -------------------------------------------------------------------------
 
@@ -360,7 +186,7 @@ def _count(session: Session, subject: VideoSubject, category: str) -> int:
 def _subject_rows(session: Session, subject: VideoSubject) -> int:
     """The subject's rows a restriction covers: its visits and the meetings they were in."""
     visits = _count(session, subject, VISITOR_DETAILS)
-    meetings = select(func.count()).where(Meeting.id.in_(_meeting_ids(subject)))
+    meetings = select(func.count()).where(Meeting.id.in_(meeting_ids(subject)))
     return visits + (session.scalar(meetings) or 0)
 
 
@@ -378,7 +204,7 @@ def _changed(session: Session, statement: Any) -> int:
 def _clear_meetings(session: Session, category: str, ids: list[int]) -> int:
     """Clear a meeting category on the given meetings where they still hold it."""
     if category == MEETING_DETAILS:
-        holds, values = _has_details(), dict.fromkeys(DETAIL_FIELDS)
+        holds, values = has_details(), dict.fromkeys(DETAIL_FIELDS)
     else:
         holds, values = Meeting.recording_ref.is_not(None), {"recording_ref": None}
     statement = (
@@ -486,85 +312,3 @@ def _corrected_identity(name: str, value: str) -> Identity:
         return Identity(type=IDENTITY_FIELDS[name], value=value)
     except ValidationError:
         raise ConnectorInputError(f"corrected {name} is malformed") from None
-
-
-# --- seed ----------------------------------------------------------------------------------
-
-HISTORY = timedelta(days=425)  # about 14 months
-TOPICS = (
-    "Mortgage consultation",
-    "Insurance review",
-    "Onboarding call for the new account",
-    "Product demo",
-    "Claim follow-up",
-    "Financial planning session",
-)
-REVIEWS = ("5/5 - very helpful", "4/5 - clear advice", "3/5 - started late", "5/5 - thank you")
-SUMMARIES = (
-    "Discussed the options; visitor will send the documents by email.",
-    "Agreed next steps and a follow-up meeting in two weeks.",
-    "Visitor asked for a written offer; advisor to prepare it.",
-)
-
-
-@dataclass
-class _Rows:
-    meetings: list[dict[str, Any]] = field(default_factory=list)
-    visitors: list[dict[str, Any]] = field(default_factory=list)
-
-
-def seed(
-    connector: VideoConnector, population: Population, *, now: datetime, seed: int = 42
-) -> int:
-    """Clear the store and fill it from ``population``: about half the end users had one to
-    six meetings at each customer holding them over the last ~14 months before ``now``.
-    Deterministic for the same population, ``now`` and ``seed``; returns the rows written."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    rng = random.Random(seed)
-    rows = _Rows()
-    for user in population.end_users:
-        for customer in user.customers:
-            if rng.random() < 0.55:
-                for _ in range(rng.randint(1, 6)):
-                    when = now.astimezone(UTC) - rng.uniform(0, 1) * HISTORY
-                    _seed_meeting(rng, rows, user, customer, when)
-    with connector.store.writing() as session:
-        for table in reversed(VideoBase.metadata.sorted_tables):
-            session.execute(table.delete())
-        for model, model_rows in ((Meeting, rows.meetings), (Visitor, rows.visitors)):
-            if model_rows:
-                session.execute(insert(model), model_rows)
-    return len(rows.meetings) + len(rows.visitors)
-
-
-def _seed_meeting(
-    rng: random.Random, rows: _Rows, user: EndUser, customer: str, when: datetime
-) -> None:
-    meeting_id = len(rows.meetings) + 1
-    rows.meetings.append(
-        {
-            "id": meeting_id,
-            "customer_account": customer,
-            "scheduled_at": when.replace(
-                minute=rng.choice((0, 15, 30, 45)), second=0, microsecond=0
-            ),
-            "description": f"{rng.choice(TOPICS)} with {user.first_name}",
-            "review": rng.choice(REVIEWS) if rng.random() < 0.4 else None,
-            "summary": rng.choice(SUMMARIES) if rng.random() < 0.5 else None,
-            "recording_ref": f"recordings/{customer}/{rng.getrandbits(64):016x}.mp4"
-            if rng.random() < 0.35
-            else None,
-        }
-    )
-    rows.visitors.append(
-        {
-            "meeting_id": meeting_id,
-            "customer_account": customer,
-            "name": user.name,
-            "email": user.email,
-            "phone": user.phone if rng.random() < 0.6 else None,
-            "ip": user.ip if rng.random() < 0.8 else f"203.0.113.{rng.randint(1, 254)}",
-            "anonymised_at": None,
-        }
-    )

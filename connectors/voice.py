@@ -24,186 +24,51 @@ per category, the countries the calls ended in and the newest call per country.
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import (
-    CheckConstraint,
-    ColumnElement,
-    CursorResult,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    Select,
-    String,
-    Text,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    true,
-    update,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import ColumnElement, CursorResult, delete, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from connectors.kit.connector import SubjectConnector, sweep_scope
 from connectors.kit.cutoffs import country_conditions, id_chunks
 from connectors.kit.exports import EXPORT_CHUNK_ROWS
-from connectors.kit.restrictions import RestrictionMixin, is_restricted
-from connectors.kit.store import OperationLogMixin, UtcDateTime
-from connectors.numbers import local_number
-from connectors.population import EndUser, Population
+from connectors.kit.restrictions import is_restricted
+from connectors.voice_store import (
+    CALL_RECORDINGS,
+    CATEGORIES,
+    LINK_CATEGORIES,
+    LOCATION_COLUMNS,
+    LOCATION_DATA,
+    PHONE_NUMBER,
+    TRAFFIC_DATA,
+    TREATMENTS,
+    Call,
+    Reached,
+    Recording,
+    Restriction,
+    VoiceBase,
+    VoiceOperationLog,
+    Where,
+    holds,
+    locate_holders,
+    subject_phones,
+    subject_where,
+)
 from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,
     EraseRule,
     FlagInput,
     Scope,
-    Strategy,
     SweepInput,
     SweepResult,
     Treatment,
 )
 from dsr.hashing import keyed_hash
 from dsr.models import Identity, IdentityType
-
-PHONE_NUMBER = "phone_number"
-TRAFFIC_DATA = "traffic_data"
-LOCATION_DATA = "location_data"
-CALL_RECORDINGS = "call_recordings"
-CATEGORIES = (PHONE_NUMBER, TRAFFIC_DATA, LOCATION_DATA, CALL_RECORDINGS)
-# Erasing either cuts the call loose from the person (see the module docstring).
-LINK_CATEGORIES = frozenset({PHONE_NUMBER, TRAFFIC_DATA})
-LOCATION_COLUMNS = ("cell_id", "latitude", "longitude")
-RECORDING_TREATMENTS = (
-    ("recordings", "*", Strategy.DELETE_ROW),
-    ("calls", "recording_ref", Strategy.NULL),
-)
-LOCATION_TREATMENTS = tuple(("calls", column, Strategy.NULL) for column in LOCATION_COLUMNS)
-UNLINK = (
-    ("calls", "end_user_phone", Strategy.PSEUDONYM),
-    ("calls", "started_at", Strategy.TO_DAY),
-    ("calls", "route", Strategy.NULL),
-    *LOCATION_TREATMENTS,
-    *RECORDING_TREATMENTS,
-    ("calls", "anonymised_at", Strategy.MARK),
-)
-TREATMENTS = tuple(
-    Treatment(category=category, table=table, column=column, strategy=strategy)
-    for category, treatments in (
-        *((category, UNLINK) for category in sorted(LINK_CATEGORIES)),
-        (LOCATION_DATA, LOCATION_TREATMENTS),
-        (CALL_RECORDINGS, RECORDING_TREATMENTS),
-    )
-    for table, column, strategy in treatments
-)
-
-
-class VoiceBase(DeclarativeBase):
-    pass
-
-
-class Recording(VoiceBase):
-    """A call's optional recording: where its audio lives, and its transcript if made."""
-
-    __tablename__ = "recordings"
-
-    ref: Mapped[str] = mapped_column(String(40), primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    audio_path: Mapped[str] = mapped_column(String(200))  # in the customer's recording storage
-    size_bytes: Mapped[int] = mapped_column(Integer)
-    transcript: Mapped[str | None] = mapped_column(Text)
-    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
-class Call(VoiceBase):
-    __tablename__ = "calls"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_account: Mapped[str] = mapped_column(String(64))
-    end_user_phone: Mapped[str] = mapped_column(String(64))  # E.164, or pseudonym once anonymised
-    direction: Mapped[str] = mapped_column(String(8))
-    caller_id: Mapped[str] = mapped_column(String(20))  # the customer's number on the call
-    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    duration_s: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))
-    route: Mapped[str | None] = mapped_column(String(64))
-    country_ended: Mapped[str] = mapped_column(String(2))  # ISO 3166 alpha-2
-    cell_id: Mapped[str | None] = mapped_column(String(64))
-    latitude: Mapped[float | None] = mapped_column(Float)
-    longitude: Mapped[float | None] = mapped_column(Float)
-    recording_ref: Mapped[str | None] = mapped_column(ForeignKey("recordings.ref"))
-    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-    __table_args__ = (
-        Index("ix_calls_subject", "customer_account", "end_user_phone", "started_at"),
-        Index("ix_calls_recording_ref", "recording_ref"),
-        Index("ix_calls_locate_phone", "end_user_phone"),  # locating the controllers of a number
-        CheckConstraint("direction IN ('inbound', 'outbound')", name="ck_calls_direction"),
-    )
-
-
-class Restriction(RestrictionMixin, VoiceBase):
-    pass
-
-
-class VoiceOperationLog(OperationLogMixin, VoiceBase):
-    pass
-
-
-# --- the subject ---------------------------------------------------------------------------
-
-Where = list[ColumnElement[bool]]  # the subject's calls (or a chunk of a sweep)
-Reached = dict[str, ColumnElement[bool]]  # per category, the calls erase rules reach
-
-
-def subject_phones(scope: Scope) -> list[str]:
-    """The phone numbers to look up; none without a customer account (never cross-customer)."""
-    if scope.customer_account is None:
-        return []
-    return sorted({i.value for i in scope.identities if i.type is IdentityType.PHONE})
-
-
-def subject_where(customer_account: str, phones: Iterable[str]) -> list[ColumnElement[bool]]:
-    return [
-        Call.customer_account == customer_account,
-        Call.end_user_phone.in_(list(phones)),
-        Call.anonymised_at.is_(None),
-    ]
-
-
-def subject_calls(customer_account: str, phones: Iterable[str]) -> Select[Call]:
-    """The subject lookup every operation uses (served by ``ix_calls_subject``)."""
-    return select(Call).where(*subject_where(customer_account, phones))
-
-
-def locate_holders(scope: Scope) -> Select[str] | None:
-    """The customers holding calls of the numbers, across customers (``ix_calls_locate_phone``);
-    none without a number."""
-    phones = sorted({i.value for i in scope.identities if i.type is IdentityType.PHONE})
-    if not phones:
-        return None
-    return (
-        select(Call.customer_account)
-        .where(Call.end_user_phone.in_(phones), Call.anonymised_at.is_(None))
-        .distinct()
-        .order_by(Call.customer_account)
-    )
-
-
-def holds(category: str) -> ColumnElement[bool]:
-    """Whether a (not anonymised) call still holds data of ``category``."""
-    if category == LOCATION_DATA:
-        return or_(*(getattr(Call, column).is_not(None) for column in LOCATION_COLUMNS))
-    if category == CALL_RECORDINGS:
-        return Call.recording_ref.is_not(None)
-    return true()
-
 
 # --- the connector -------------------------------------------------------------------------
 
@@ -436,105 +301,3 @@ def _any(
 ) -> ColumnElement[bool] | None:
     conditions = [reached[c] for c in sorted(categories) if c in reached]
     return or_(*conditions) if conditions else None
-
-
-# --- demo data -----------------------------------------------------------------------------
-
-HISTORY = timedelta(days=425)  # about 14 months
-CALL_STATUS = {"completed": 80, "no-answer": 10, "busy": 6, "failed": 4}
-COUNTRIES = ("NL", "DE", "GB", "US", "SG", "FR", "BR", "AU")
-CITIES = {
-    "NL": (52.370, 4.895), "DE": (52.520, 13.405), "GB": (51.507, -0.128),
-    "US": (40.713, -74.006), "SG": (1.352, 103.820), "FR": (48.857, 2.352),
-    "BR": (-23.551, -46.633), "AU": (-33.869, 151.209),
-}  # fmt: skip
-MOBILE_COUNTRY_CODE = {
-    "NL": 204, "DE": 262, "GB": 234, "US": 310, "SG": 525, "FR": 208, "BR": 724, "AU": 505,
-}  # fmt: skip
-TRANSCRIPTS = (
-    "Agent: Thanks for calling, how can I help? Caller: I'd like to move my appointment.",
-    "Agent: Your parcel is on its way. Caller: Great, can you leave it with a neighbour?",
-    "Caller: Hi {first} here, I was charged twice this month. Agent: Let me check that.",
-    "Agent: This call is recorded for quality. Caller: Fine. I want to cancel my order.",
-)
-
-
-def seed(
-    connector: VoiceConnector, population: Population, *, now: datetime, seed: int = 42
-) -> int:
-    """Clear the store and fill it with the calls of ``population`` over the ~14 months before
-    ``now`` (each end user with each customer holding them); returns the rows written."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    rng = random.Random(seed)
-    now = now.astimezone(UTC)
-    calls: list[dict[str, Any]] = []
-    recordings: list[dict[str, Any]] = []
-    for user in population.end_users:
-        for customer in user.customers:
-            index = population.customers.index(customer)
-            for _ in range(rng.randint(3, 14)):
-                started_at = now - timedelta(seconds=rng.uniform(0, HISTORY.total_seconds()))
-                call = _call(rng, user, customer, index, started_at)
-                if call["status"] == "completed" and rng.random() < 0.3:
-                    recording = _recording(rng, user, call, len(recordings) + 1)
-                    call["recording_ref"] = recording["ref"]
-                    recordings.append(recording)
-                calls.append(call)
-    calls.sort(key=lambda row: row["started_at"])
-    with connector.store.writing() as session:
-        for table in reversed(VoiceBase.metadata.sorted_tables):
-            session.execute(table.delete())
-        if recordings:
-            session.execute(insert(Recording), recordings)
-        if calls:
-            session.execute(insert(Call), calls)
-    return len(calls) + len(recordings)
-
-
-def _call(
-    rng: random.Random, user: EndUser, customer: str, index: int, started_at: datetime
-) -> dict[str, Any]:
-    status = rng.choices(list(CALL_STATUS), weights=list(CALL_STATUS.values()))[0]
-    country = user.country if rng.random() < 0.9 else rng.choice(COUNTRIES)
-    return {
-        "customer_account": customer,
-        "end_user_phone": user.phone,
-        "direction": rng.choice(("inbound", "outbound")),
-        "caller_id": local_number(index, rng.randrange(3)),
-        "started_at": started_at,
-        "duration_s": rng.randint(15, 1200) if status == "completed" else 0,
-        "status": status,
-        "route": f"{country.lower()}-voice-{rng.choice(('direct', 'sip'))}-{rng.randint(1, 4):02d}",
-        "country_ended": country,
-        **_location(rng, country),
-        "recording_ref": None,
-        "anonymised_at": None,
-    }
-
-
-def _recording(
-    rng: random.Random, user: EndUser, call: dict[str, Any], number: int
-) -> dict[str, Any]:
-    ref = f"REC-{number:06d}"
-    transcript = rng.choice(TRANSCRIPTS).format(first=user.first_name)
-    return {
-        "ref": ref,
-        "customer_account": call["customer_account"],
-        "audio_path": f"recordings/{call['customer_account']}/{ref}.wav",
-        "size_bytes": call["duration_s"] * 16_000,
-        "transcript": transcript if rng.random() < 0.6 else None,
-        "recorded_at": call["started_at"],
-    }
-
-
-def _location(rng: random.Random, country: str) -> dict[str, Any]:
-    if rng.random() >= 0.4:
-        return dict.fromkeys(LOCATION_COLUMNS)
-    latitude, longitude = CITIES[country]
-    return {
-        "cell_id": f"{MOBILE_COUNTRY_CODE[country]}-{rng.randint(1, 20):02d}-"
-        f"{rng.randint(1000, 9999)}-{rng.randint(10000, 99999)}",
-        "latitude": round(latitude + rng.uniform(-0.05, 0.05), 5),
-        "longitude": round(longitude + rng.uniform(-0.05, 0.05), 5),
-    }

@@ -36,7 +36,7 @@ from temporalio.testing import WorkflowEnvironment
 import worker
 from cli.demo import seed_stores
 from connectors.builtin import BUILTIN
-from connectors.seed import DemoFacts
+from connectors.seeds.demo import DemoFacts
 from dsr import ledger, rules
 from dsr import search_attributes as sa
 from dsr.assertions import Role

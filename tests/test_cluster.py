@@ -26,7 +26,7 @@ from temporalio.client import Client
 
 from cli.demo import seed_stores
 from connectors.kit.store import create_store_engine
-from connectors.population import make_population
+from connectors.seeds.population import make_population
 from connectors.sms import Message
 from dsr.models import RightsRequest, parse_request
 from dsr.settings import Settings

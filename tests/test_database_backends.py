@@ -540,7 +540,7 @@ def test_a_connector_store_runs_on_postgresql(postgres_admin_url: str, tmp_path:
     own tables (no migrations), on PostgreSQL as on SQLite."""
     from connectors.customer_account import CustomerAccountConnector
     from connectors.kit.store import create_store_engine
-    from connectors.seed import seed_stores
+    from connectors.seeds.demo import seed_stores
     from connectors.sms import SmsConnector
     from dsr.blobstore import LocalBlobStore
     from dsr.connector_contract import EraseInput, EraseRule

@@ -24,7 +24,6 @@ from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from connectors import marketing
 from connectors.kit.store import create_store_engine
 from connectors.marketing import (
     ConsentRecord,
@@ -33,7 +32,8 @@ from connectors.marketing import (
     ProspectRow,
     Subscription,
 )
-from connectors.population import make_population
+from connectors.seeds import marketing
+from connectors.seeds.population import make_population
 from connectors.sms import Message
 from dsr import search_attributes as sa
 from dsr.assertions import Role

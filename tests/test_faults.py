@@ -34,7 +34,7 @@ from temporalio.client import Client
 
 from cli.demo import seed_stores
 from connectors.builtin import BUILTIN
-from connectors.population import Population, make_population
+from connectors.seeds.population import Population, make_population
 from dsr.models import RightsRequest, parse_request
 from dsr.settings import Settings
 from dsr.signers import door_signer

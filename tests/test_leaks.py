@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session
 from cli.demo import demo_requests, release_held_answers, seed_stores, submit_emailed_code
 from connectors.customer_account import BillingProfile, Contact
 from connectors.kit.store import create_store_engine
-from connectors.seed import DemoFacts
+from connectors.seeds.demo import DemoFacts
 from connectors.sms import Message
 from dsr.assertions import Assertion
 from dsr.credentials import Signer

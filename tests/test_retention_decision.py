@@ -13,7 +13,7 @@ import pytest
 import yaml
 from temporalio.testing import WorkflowEnvironment
 
-from connectors.seed import COUNTRY_WEIGHTS
+from connectors.seeds.sms import COUNTRY_WEIGHTS
 from dsr.assertions import Role
 from dsr.retention import load_retention_policy
 from dsr.status import Status

@@ -1,5 +1,6 @@
-"""A connector's store: its engine on SQLite or PostgreSQL, its UTC timestamps, and the
-operation log that makes each operation idempotent (``Store.once``)."""
+"""A connector's store: its engine on SQLite or PostgreSQL, its UTC timestamps (the
+application database's ``dsr.orm.UtcDateTime``: a naive datetime is refused), and the operation
+log that makes each operation idempotent (``Store.once``)."""
 
 from __future__ import annotations
 
@@ -8,86 +9,28 @@ import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import (
-    JSON,
-    Connection,
-    DateTime,
-    Engine,
-    String,
-    create_engine,
-    event,
-    make_url,
-)
-from sqlalchemy.engine import Dialect
+from sqlalchemy import JSON, Connection, Engine, String
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.schema import CreateIndex
-from sqlalchemy.types import TypeDecorator
 
 from dsr.connector_contract import SweepInput
 from dsr.hashing import keyed_hash
+from dsr.orm import UtcDateTime, new_engine
 from dsr.schemalock import schema_lock
 
 Result = TypeVar("Result", bound=BaseModel)
 
 
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp on every backend (SQLite keeps no offset: stored as UTC)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("timestamps must be timezone-aware")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def create_store_engine(url: str) -> Engine:
-    """An engine for a connector's store; SQLite gets WAL, foreign keys and its folder.
-    PostgreSQL works too (``postgresql://`` means psycopg 3, the driver installed); the
-    connector creates its own tables there as on SQLite."""
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    backend = parsed.get_backend_name()
-    engine = create_engine(parsed, hide_parameters=True, pool_pre_ping=backend != "sqlite")
-    if backend == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        _tune_sqlite(engine)
-    return engine
-
-
-def _tune_sqlite(engine: Engine) -> None:
-    """WAL and foreign keys, and SQLAlchemy (not the sqlite3 module) emits BEGIN, so that a
-    write session can take the write lock up front (``BEGIN IMMEDIATE``)."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+    """An engine for a connector's store; SQLite gets WAL, foreign keys and its folder, and
+    SQLAlchemy (not the sqlite3 module) emits BEGIN, so that a write session can take the write
+    lock up front (``BEGIN IMMEDIATE``). PostgreSQL works too (``postgresql://`` means psycopg
+    3, the driver installed); the connector creates its own tables there as on SQLite."""
+    return new_engine(url, busy_timeout_ms=10_000, synchronous_normal=False, immediate_writes=True)
 
 
 def as_engine(engine_or_url: Engine | str) -> Engine:

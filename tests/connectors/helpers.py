@@ -14,7 +14,7 @@ import pytest
 
 from connectors.builtin import BUILTIN
 from connectors.kit.errors import ConnectorInputError
-from connectors.population import EndUser, make_population
+from connectors.seeds.population import EndUser, make_population
 from dsr.connector_contract import EraseRule, Scope, SweepInput
 from dsr.connector_registry import load_registry
 from dsr.models import Identity, IdentityType
@@ -26,7 +26,7 @@ SECRET = b"test-secret-not-for-production"
 REGISTRY_FILE = Path(__file__).parents[2] / "connectors" / "registry.yaml"
 REGISTRY = load_registry(REGISTRY_FILE)
 # Every store is seeded from this one population (SMS and customer accounts from the same
-# people, through connectors.seed).
+# people, through connectors.seeds.demo).
 PEOPLE = 80
 POPULATION = make_population(people=PEOPLE, customers=6, seed=42)
 # The product's connectors: the contract tests are parametrised over these, so a connector

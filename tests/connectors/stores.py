@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connectors.builtin import BUILTIN, POPULATION_SEEDS
+from connectors.builtin import BUILTIN
 from connectors.cdp import CdpConnector
 from connectors.conversations import ConversationsConnector
 from connectors.customer_account import CustomerAccountConnector
@@ -17,7 +17,8 @@ from connectors.flow_builder import FlowBuilderConnector
 from connectors.inbox import InboxConnector
 from connectors.marketing import MarketingConnector
 from connectors.numbers import NumbersConnector
-from connectors.seed import DemoFacts, seed_stores
+from connectors.seeds.demo import DemoFacts, seed_stores
+from connectors.seeds.stores import POPULATION_SEEDS
 from connectors.sms import SmsConnector
 from connectors.voice import VoiceConnector
 from dsr.blobstore import LocalBlobStore
@@ -42,7 +43,7 @@ class Seeded:
     """The seeded template: what each seed wrote, and whom the tests act on."""
 
     folder: Path  # connectors/<name>.db
-    facts: DemoFacts  # the SMS and customer-account demo (connectors.seed)
+    facts: DemoFacts  # the SMS and customer-account demo (connectors.seeds.demo)
     written: dict[str, int]  # rows each population seed wrote
     picks: Picks
     subjects: dict[str, Subject]  # by connector name, and "push_own_id"

@@ -10,8 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.population import EndUser, Population
-from connectors.seed import DemoFacts
+from connectors.seeds.demo import DemoFacts
+from connectors.seeds.population import EndUser, Population
 from dsr.models import Identity, IdentityType
 from dsr.serverkeys import ServerKeys
 from tests.connectors.helpers import (

@@ -13,22 +13,22 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from connectors import (
-    cdp,
-    conversations,
-    email,
+    cdp_store,
+    conversations_store,
+    email_store,
     flow_builder,
-    inbox,
-    marketing,
-    push,
-    video,
-    widget,
+    inbox_store,
+    marketing_store,
+    push_store,
+    video_store,
+    widget_store,
 )
-from connectors.builtin import POPULATION_SEEDS
 from connectors.customer_account import accounts_query, resolve_subject, sources
 from connectors.kit.activities import connector_activities
 from connectors.numbers import PhoneNumber
+from connectors.seeds.stores import POPULATION_SEEDS
 from connectors.sms import subject_messages
-from connectors.voice import subject_calls
+from connectors.voice_store import subject_calls
 from dsr.connector_contract import AccessInput, EraseInput, EraseRule, Operation
 from dsr.models import Identity
 from tests.connectors.helpers import (
@@ -168,15 +168,19 @@ def _contact_steps(table: str) -> list[str]:
 
 
 def _inbox_lookups(stores: Stores, subject: Subject) -> Lookups:
-    found = inbox.subject_of(subject.scope())
+    found = inbox_store.subject_of(subject.scope())
     email_only = Identity(type=EMAIL, value=subject.value(EMAIL).lower())
-    by_email = inbox.subject_of(subject.scope().model_copy(update={"identities": [email_only]}))
+    by_email = inbox_store.subject_of(
+        subject.scope().model_copy(update={"identities": [email_only]})
+    )
     assert found is not None and by_email is not None
     steps = _contact_steps("conversations")
-    messages = select(inbox.Message).where(*inbox.subject_messages(found, "agent_notes"))
+    messages = select(inbox_store.Message).where(
+        *inbox_store.subject_messages(found, "agent_notes")
+    )
     return [
-        (inbox.subject_conversations(found), steps),
-        (inbox.subject_conversations(by_email), [steps[2]]),
+        (inbox_store.subject_conversations(found), steps),
+        (inbox_store.subject_conversations(by_email), [steps[2]]),
         (messages, ["USING INDEX ix_messages_conversation (conversation_id=?)"]),
     ]
 
@@ -188,58 +192,58 @@ def _flow_lookups(stores: Stores, subject: Subject) -> Lookups:
 
 
 def _conversations_lookups(stores: Stores, subject: Subject) -> Lookups:
-    found = conversations.resolve_subject(subject.scope())
+    found = conversations_store.resolve_subject(subject.scope())
     assert found is not None
     index = "USING INDEX ix_threads_subject (customer_account=? AND channel_user=?)"
     return [
-        (conversations.subject_threads(found), [index]),
+        (conversations_store.subject_threads(found), [index]),
         (
-            conversations.subject_messages(found),
+            conversations_store.subject_messages(found),
             [index, "USING INDEX ix_messages_thread (thread_id=?)"],
         ),
     ]
 
 
 def _cdp_lookups(stores: Stores, subject: Subject) -> Lookups:
-    found = cdp.resolve_subject(subject.scope())
+    found = cdp_store.resolve_subject(subject.scope())
     assert found is not None
     index = "USING INDEX ix_profiles_subject (customer_account=? AND <expr>=?)"
     return [
-        (cdp.subject_profiles(found), [index]),
-        (cdp.subject_events(found), [index, "USING INDEX ix_events_profile (profile_id=?)"]),
+        (cdp_store.subject_profiles(found), [index]),
+        (cdp_store.subject_events(found), [index, "USING INDEX ix_events_profile (profile_id=?)"]),
     ]
 
 
 def _marketing_lookups(stores: Stores, subject: Subject) -> Lookups:
-    found = marketing.Subject((subject.value(EMAIL).lower(),), (person_hash(),))
+    found = marketing_store.Subject((subject.value(EMAIL).lower(),), (person_hash(),))
     steps = {
         "prospect_profile": "USING INDEX ix_prospects_email (<expr>=?)",
         "subscriptions": "USING INDEX ix_subscriptions_email (<expr>=?)",
         "consent_proof": "USING INDEX ix_consent_records_email_hash (email_hash=?)",
     }
     return [
-        (marketing.subject_rows(source), [steps[category]])
-        for category, source in marketing.sources(found).items()
+        (marketing_store.subject_rows(source), [steps[category]])
+        for category, source in marketing_store.sources(found).items()
     ]
 
 
 def _email_lookups(stores: Stores, subject: Subject) -> Lookups:
-    found = email.email_subject(subject.scope())
+    found = email_store.email_subject(subject.scope())
     assert found is not None
     return [
         (
-            email.subject_recipients(subject.controller, [subject.value(EMAIL)]),
+            email_store.subject_recipients(subject.controller, [subject.value(EMAIL)]),
             ["ix_recipients_subject (customer_account=? AND <expr>=?)"],
         ),
         (
-            select(email.Send).where(*email.part(found, "message_content").where),
+            select(email_store.Send).where(*email_store.part(found, "message_content").where),
             ["ix_sends_recipient (recipient_id=?)", "ix_recipients_subject"],
         ),
     ]
 
 
 def _video_lookups(stores: Stores, subject: Subject) -> Lookups:
-    statement = video.subject_visitors(
+    statement = video_store.subject_visitors(
         subject.controller, [subject.value(EMAIL)], [subject.value(PHONE)]
     )
     return [
@@ -256,7 +260,7 @@ def _video_lookups(stores: Stores, subject: Subject) -> Lookups:
 def _widget_lookups(stores: Stores, subject: Subject) -> Lookups:
     return [
         (
-            widget.subject_sessions(subject.controller, subject.scope().identities),
+            widget_store.subject_sessions(subject.controller, subject.scope().identities),
             [
                 "ix_widget_sessions_email (customer_account=? AND <expr>=?)",
                 "ix_widget_sessions_phone (customer_account=? AND phone=?)",
@@ -270,11 +274,11 @@ def _push_lookups(stores: Stores, subject: Subject) -> Lookups:
     customer, address = subject.controller, subject.value(EMAIL)
     return [
         (
-            push.subject_devices(customer, [address]),
+            push_store.subject_devices(customer, [address]),
             ["ix_beams_devices_subject (customer_account=? AND user_id=?)"],
         ),
         (
-            push.subject_connections(customer, [address]),
+            push_store.subject_connections(customer, [address]),
             ["ix_channel_connections_subject (customer_account=? AND user_id=?)"],
         ),
     ]

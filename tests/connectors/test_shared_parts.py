@@ -11,7 +11,7 @@ import pytest
 
 from connectors.cdp import CdpConnector
 from connectors.kit.errors import ConnectorInputError
-from connectors.seed import DemoFacts
+from connectors.seeds.demo import DemoFacts
 from connectors.sms import SmsConnector
 from dsr.blobstore import LocalBlobStore
 from dsr.connector_contract import EraseInput, EraseRule, Scope

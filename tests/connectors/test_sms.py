@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 from connectors.kit import cutoffs
 from connectors.kit.activities import connector_activities
 from connectors.kit.errors import ConnectorInputError
-from connectors.seed import seed_stores
+from connectors.seeds.demo import seed_stores
 from dsr.connector_contract import (
     AccessInput,
     AccessResult,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors import voice
+from connectors.seeds import voice
 from dsr.connector_contract import AccessInput, EraseInput, EraseRule, FlagInput, Scope, SweepInput
 from dsr.hashing import keyed_hash
 from tests.connectors.helpers import (
