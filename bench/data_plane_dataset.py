@@ -56,10 +56,11 @@ from data_plane_shared import (  # noqa: E402
     under_load,
 )
 from machine import machine  # noqa: E402
-from sqlalchemy import column, event  # noqa: E402
+from sqlalchemy import event  # noqa: E402
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect  # noqa: E402
 
 from connectors.dataset import DatasetConnector, dataset_connector  # noqa: E402
-from connectors.dataset.matching import unformatted  # noqa: E402
+from connectors.dataset.matching import lookup_sql  # noqa: E402
 from dsr.blobstore import LocalBlobStore  # noqa: E402
 from dsr.connector_contract import AccessInput, EraseInput, EraseRule, Scope  # noqa: E402
 from dsr.models import Identity, IdentityType  # noqa: E402
@@ -95,11 +96,14 @@ SCHEMA = [  # the shop's tables (tests/connectors/dataset_shop.py), as its appli
         amount NUMERIC(10, 2) NOT NULL,
         ordered_at TIMESTAMP NOT NULL)""",
 ]
-PHONE_LOOKUP = str(unformatted(column("phone")).compile(compile_kwargs={"literal_binds": True}))
-# The indexes the dataset check asks for: identity columns as the lookup matches them (within
-# the customer), the customer, date and reference columns.
+# The indexes the dataset check asks for: identity columns as the lookup matches them
+# (``lookup_sql``; within the customer), the customer, date and reference columns.
+EMAIL_LOOKUP, PHONE_LOOKUP = (
+    lookup_sql(name, kind, SQLiteDialect())
+    for name, kind in (("email", IdentityType.EMAIL), ("phone", IdentityType.PHONE))
+)
 INDEXES = [
-    "CREATE INDEX ix_customers_email ON customers (customer_account, lower(trim(email)))",
+    f"CREATE INDEX ix_customers_email ON customers (customer_account, {EMAIL_LOOKUP})",
     f"CREATE INDEX ix_customers_phone ON customers (customer_account, {PHONE_LOOKUP})",
     "CREATE INDEX ix_customers_created ON customers (created_at)",
     "CREATE INDEX ix_orders_customer ON orders (customer_id)",

@@ -77,16 +77,35 @@ class Reach:
             return []
         return [self.tables[name].c[column] == scope.customer_account]
 
-    def identity_where(self, name: str, scope: Scope) -> ColumnElement[bool] | None:
-        """The rows of ``name`` holding one of the scope's identities; None if none can."""
+    def identity_matches(self, name: str, scope: Scope) -> list[ColumnElement[bool]]:
+        """The rows of ``name`` holding one of the scope's identities: a condition per identity
+        column (each served by its own index; an OR of them is not, on SQLite without
+        statistics)."""
         table = self.tables[name]
         matches = [
             identity_match(table.c[column], kind, normalised_values(scope.identities, kind),
                            self.dataset.national_phones)
             for column, kind in self.dataset.tables[name].identities.items()
         ]
-        present = [match for match in matches if match is not None]
+        return [match for match in matches if match is not None]
+
+    def identity_where(self, name: str, scope: Scope) -> ColumnElement[bool] | None:
+        """The rows of ``name`` holding one of the scope's identities; None if none can."""
+        present = self.identity_matches(name, scope)
         return or_(*present) if present else None
+
+    def sources(self, name: str, scope: Scope, found: Rows) -> list[list[ColumnElement[bool]]]:
+        """The lookups that find the subject's rows of ``name``, given the rows ``found`` in
+        the tables before it: one per identity column, one per chunk of the values each
+        reference leads from. A row may be found by several (never by two chunks of one)."""
+        scoped = self.in_scope(name, scope)
+        lookups = [[*scoped, matched] for matched in self.identity_matches(name, scope)]
+        for reference in self.dataset.tables[name].reference_list():
+            values = sorted({row.refs[reference.parent_column]
+                             for row in found.get(reference.parent_table, [])} - {None})
+            column = self.tables[name].c[reference.column]
+            lookups += [[*scoped, column.in_(chunk)] for chunk in chunked(values)]
+        return lookups
 
     def subject_rows(self, session: Session, scope: Scope) -> Rows | None:
         """The subject's rows per table; None for end-user data without a customer account
@@ -96,16 +115,8 @@ class Reach:
         found: Rows = {}
         for name in self.order:
             rows: dict[tuple[Any, ...], Row] = {}
-            scoped = self.in_scope(name, scope)
-            matched = self.identity_where(name, scope)
-            if matched is not None:
-                rows.update(self.select_rows(session, name, [*scoped, matched]))
-            for reference in self.dataset.tables[name].reference_list():
-                values = sorted({row.refs[reference.parent_column]
-                                 for row in found.get(reference.parent_table, [])} - {None})
-                column = self.tables[name].c[reference.column]
-                for chunk in chunked(values):
-                    rows.update(self.select_rows(session, name, [*scoped, column.in_(chunk)]))
+            for where in self.sources(name, scope, found):
+                rows.update(self.select_rows(session, name, where))
             found[name] = list(rows.values())
         return found
 
@@ -134,10 +145,11 @@ class Reach:
             return None
         selects = []
         for name, spec in self.dataset.tables.items():
-            matched = self.identity_where(name, scope)
-            if matched is not None and spec.customer_column is not None:
-                column = self.tables[name].c[spec.customer_column]
-                selects.append(select(column.label("customer")).where(matched))
+            if spec.customer_column is None:
+                continue
+            column = self.tables[name].c[spec.customer_column]
+            selects += [select(column.label("customer")).where(matched)
+                        for matched in self.identity_matches(name, scope)]
         if not selects:
             return None
         found = (union(*selects) if len(selects) > 1 else selects[0]).subquery()

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import IntegrityError
 from temporalio.testing import ActivityEnvironment
 
 from connectors.dataset import DatasetConnector
+from connectors.dataset.matching import lookup_sql
 from connectors.kit.activities import connector_activities
 from connectors.kit.errors import ConnectorInputError
 from dsr.connector_contract import (
@@ -125,6 +126,43 @@ def test_locate_names_the_customers_holding_an_identity(
         ACCOUNT, OTHER_ACCOUNT]
     assert shop_connector.locate(scope((Kind.PHONE, "+447700900123"))).customers == [ACCOUNT]
     assert shop_connector.locate(scope((Kind.CHANNEL_ID, "line:maya"))).customers == []
+
+
+def test_each_identity_is_looked_up_by_an_index_on_its_expression(
+        database: tuple[str, Engine], tmp_path: Path) -> None:
+    """One lookup per identity column, by an expression written without bound parameters
+    (``lookup_sql``): an index on that expression serves it (on PostgreSQL, planned with
+    sequential scans off, as on a table too large to scan)."""
+    url, engine = database
+    with engine.begin() as connection:
+        for name, column, kind in (("email", "email", Kind.EMAIL),
+                                   ("phone", "phone", Kind.PHONE)):
+            connection.exec_driver_sql(
+                f"CREATE INDEX ix_customers_{name}_lookup ON customers "
+                f"(customer_account, {lookup_sql(column, kind, engine.dialect)})")
+    shop_connector = connector(url, shop(), tmp_path)
+    seen: list[tuple[str, Any]] = []
+    listened = shop_connector.store.engine
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(listened, "before_cursor_execute", capture)
+    found = shop_connector.discover(scope((Kind.EMAIL, EMAIL), (Kind.PHONE, PHONE)))
+    event.remove(listened, "before_cursor_execute", capture)
+    assert {h.category: h.records for h in found.holdings} == {
+        "customer_profile": 1, "orders": 2}
+    lookups = [(s, p) for s, p in seen if "FROM customers" in s and "customer_account" in s]
+    assert len(lookups) == 2
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as connection:
+        if postgres:
+            connection.exec_driver_sql("SET enable_seqscan = off")
+        plans = ["\n".join(str(step[-1]) for step in connection.exec_driver_sql(
+                     f"EXPLAIN {'' if postgres else 'QUERY PLAN '}{statement}", parameters))
+                 for statement, parameters in lookups]
+    assert ["ix_customers_email_lookup" in plans[0], "ix_customers_phone_lookup" in plans[1]] == [
+        True, True], plans
 
 
 # --- erasure --------------------------------------------------------------------------------
