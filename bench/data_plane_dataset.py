@@ -16,7 +16,7 @@ A benchmark, not a test: it measures and reports, it asserts nothing about time.
 2. Times ``discover`` and ``erase`` of one subject (an email address and a phone number) as
    ``bench/data_plane.py`` does: the first call on a fresh connector and ``--runs`` warm calls,
    every erase of a different customer (40 orders deleted, then the customer). Shows the SQLite
-   query plan of every statement the engine runs for a discover and an erase.
+   query plan of every statement the engine runs for a discover, an export and an erase.
 3. Exports customers with exactly 10,000 and 100,000 orders, each in fresh subprocesses: peak
    RSS and time in one, tracemalloc peak of the call in another.
 4. Prints a table beside the SMS connector's figures (``--sms``, as ``bench/data_plane.py``
@@ -336,8 +336,9 @@ def measure_erase(db: Path, blobs: Path, runs: int) -> dict[str, Any]:
 
 
 def statements_and_plans(db: Path, blobs: Path, erase_subject: int) -> dict[str, Any]:
-    """Every statement the engine runs for one discover and one erase, with its SQLite query
-    plan: a reader sees each lookup use an index, and how many statements a call makes."""
+    """Every statement the engine runs for one discover, one export (of the subject's 40
+    orders) and one erase, with its SQLite query plan: a reader sees each lookup use an
+    index, and how many statements a call makes."""
     shop = connector(db, blobs)
     engine = shop.store.engine
     seen: list[tuple[str, Any]] = []
@@ -348,6 +349,7 @@ def statements_and_plans(db: Path, blobs: Path, erase_subject: int) -> dict[str,
     out: dict[str, Any] = {}
     for name, call in (
         ("discover", lambda: shop.discover(subject_scope("BENCH-PLANS"))),
+        ("access", lambda: shop.access(AccessInput(scope=subject_scope("BENCH-PLANS")))),
         ("erase", lambda: shop.erase(erase_call(erase_subject))),
     ):
         seen.clear()
