@@ -23,6 +23,7 @@ test: install  ## the whole suite against real servers
 
 bench: install  ## the benchmarks: tables printed, figures in bench/results/*.json
 	$(BIN)/python bench/data_plane.py
+	$(BIN)/python bench/data_plane_dataset.py
 	$(BIN)/python bench/orchestrator.py
 
 lint: install  ## ruff, mypy and the import contracts (the floors, no circles)

@@ -19,20 +19,13 @@ A benchmark, not a test: it measures and reports, it asserts nothing about time.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import json
-import pstats
 import random
-import resource
 import sqlite3
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -42,8 +35,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from data_plane_shared import (  # noqa: E402
+    export_figures,
+    export_text,
+    measure_exports,
+    print_table,
+    profiled,
+    query_plans,
+    remove_tree,
+    summary,
+    timed,
+    under_load,
+)
 from machine import machine  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import ClauseElement, func, select  # noqa: E402
 
 from connectors.sms import (  # noqa: E402
     CATEGORIES,
@@ -213,25 +218,6 @@ def connector(db: Path, blobs: Path) -> SmsConnector:
     return SmsConnector(f"sqlite:///{db}", LocalBlobStore(blobs), SECRET)
 
 
-def timed(call: Callable[[], Any]) -> tuple[float, Any]:
-    started = time.perf_counter()
-    result = call()
-    return (time.perf_counter() - started) * 1000, result
-
-
-def summary(first_ms: float, warm_ms: list[float]) -> dict[str, Any]:
-    ordered = sorted(warm_ms)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {
-        "first_ms": round(first_ms, 2),
-        "warm_runs": len(warm_ms),
-        "warm_median_ms": round(statistics.median(warm_ms), 2),
-        "warm_p95_ms": round(p95, 2),
-        "warm_min_ms": round(ordered[0], 2),
-        "warm_max_ms": round(ordered[-1], 2),
-    }
-
-
 def erase_call(n: int) -> EraseInput:
     rules = [EraseRule(category=category) for category in CATEGORIES]
     return EraseInput(
@@ -241,36 +227,39 @@ def erase_call(n: int) -> EraseInput:
 
 def measure_discover(db: Path, blobs: Path, runs: int) -> dict[str, Any]:
     subject = scope("BENCH-DISCOVER", SUBJECT_PHONE, SUBJECT_CUSTOMER)
-    sms = connector(db, blobs)
-    first, discovery = timed(lambda: sms.discover(subject))
-    warm = [timed(lambda: sms.discover(subject))[0] for _ in range(runs)]
-    sms.store.engine.dispose()
-    result = summary(first, warm)
-    result["records_found"] = {h.category: h.records for h in discovery.holdings}
-    return result
+    figures: dict[str, Any] = {}
+    with under_load(figures):
+        sms = connector(db, blobs)
+        first, discovery = timed(lambda: sms.discover(subject))
+        warm = [timed(lambda: sms.discover(subject))[0] for _ in range(runs)]
+        sms.store.engine.dispose()
+    figures.update(summary(first, warm))
+    figures["records_found"] = {h.category: h.records for h in discovery.holdings}
+    return figures
 
 
 def measure_erase(db: Path, blobs: Path, runs: int) -> dict[str, Any]:
-    sms = connector(db, blobs)
-    first, erased = timed(lambda: sms.erase(erase_call(0)))
-    warm: list[float] = []
-    for n in range(1, runs + 1):
-        elapsed, result = timed(partial(sms.erase, erase_call(n)))
-        if result.already_done or result.erased.get("phone_number") != ERASE_MESSAGES:
-            raise RuntimeError("an erase run did not erase its subject: the benchmark is wrong")
-        warm.append(elapsed)
-    sms.store.engine.dispose()
-    out = summary(first, warm)
-    out["erased_first"] = erased.erased
-    out["rules"] = "all four categories, before=None (full anonymisation)"
-    return out
+    figures: dict[str, Any] = {}
+    with under_load(figures):
+        sms = connector(db, blobs)
+        first, erased = timed(lambda: sms.erase(erase_call(0)))
+        warm: list[float] = []
+        for n in range(1, runs + 1):
+            elapsed, result = timed(partial(sms.erase, erase_call(n)))
+            if result.already_done or result.erased.get("phone_number") != ERASE_MESSAGES:
+                raise RuntimeError("an erase run did not erase its subject: the benchmark is wrong")
+            warm.append(elapsed)
+        sms.store.engine.dispose()
+    figures.update(summary(first, warm))
+    figures["erased_first"] = erased.erased
+    figures["rules"] = "all four categories, before=None (full anonymisation)"
+    return figures
 
 
-def query_plans(db: Path, blobs: Path) -> dict[str, str]:
+def plans(db: Path, blobs: Path) -> dict[str, str]:
     sms = connector(db, blobs)
-    engine = sms.store.engine
     where = subject_where(SUBJECT_CUSTOMER, [SUBJECT_PHONE])
-    statements = {
+    statements: dict[str, ClauseElement] = {
         "subject_lookup": subject_messages(SUBJECT_CUSTOMER, [SUBJECT_PHONE]),
         "discover_holding": select(Message.country_ended, func.count(), func.min(Message.sent_at))
         .where(*where, holds("location_data"))
@@ -279,14 +268,9 @@ def query_plans(db: Path, blobs: Path) -> dict[str, str]:
             *where, Message.sent_at < NOW
         ),
     }
-    plans = {}
-    with engine.connect() as connection:
-        for name, statement in statements.items():
-            sql = statement.compile(engine, compile_kwargs={"literal_binds": True})
-            steps = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all()
-            plans[name] = "\n".join(step[-1] for step in steps)
-    engine.dispose()
-    return plans
+    found = query_plans(sms.store.engine, statements)
+    sms.store.engine.dispose()
+    return found
 
 
 def profile(db: Path, blobs: Path, runs: int) -> dict[str, str]:
@@ -294,16 +278,10 @@ def profile(db: Path, blobs: Path, runs: int) -> dict[str, str]:
     sms = connector(db, blobs)
     subject = scope("BENCH-DISCOVER", SUBJECT_PHONE, SUBJECT_CUSTOMER)
     sms.discover(subject)
-    out = {}
-    for name, call in (
-        ("discover", lambda: [sms.discover(subject) for _ in range(runs)]),
-        ("erase", lambda: [sms.erase(erase_call(1 + runs + n)) for n in range(runs)]),
-    ):
-        profiler = cProfile.Profile()
-        profiler.runcall(call)
-        text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(18)
-        out[name] = text.getvalue()
+    out = profiled({
+        "discover": lambda: [sms.discover(subject) for _ in range(runs)],
+        "erase": lambda: [sms.erase(erase_call(1 + runs + n)) for n in range(runs)],
+    })  # fmt: skip
     sms.store.engine.dispose()
     return out
 
@@ -313,72 +291,10 @@ def profile(db: Path, blobs: Path, runs: int) -> dict[str, str]:
 
 def export_child(db: str, blobs: str, size: int, mode: str) -> dict[str, Any]:
     """Run in a fresh interpreter: one export of the subject with ``size`` messages."""
-    after_import = _vm("VmRSS")
-    sms = connector(Path(db), Path(blobs))
-    after_connector = _vm("VmRSS")
     call = AccessInput(
         scope=scope(f"BENCH-EXPORT-{size}-{mode}", export_phone(size), EXPORT_CUSTOMER)
     )
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    current_before = _vm("VmRSS")
-    if mode == "tracemalloc":
-        tracemalloc.start()
-        result = sms.access(call)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        return {"tracemalloc_peak_bytes": peak, "records": result.records}
-    elapsed, result = timed(lambda: sms.access(call))
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    path = LocalBlobStore(Path(blobs)).path(result.blob_ref or "")
-    return {
-        "seconds": round(elapsed / 1000, 3),
-        "rss_after_import_kib": after_import,
-        "rss_after_connector_kib": after_connector,
-        "rss_current_before_export_kib": current_before,
-        "rss_current_after_export_kib": _vm("VmRSS"),
-        # ru_maxrss survives fork+exec on Linux, so in a child it starts at the parent's RSS
-        # at fork time; VmHWM belongs to the child's own address space and is the true peak.
-        "ru_maxrss_before_export_kib": rss_before,
-        "ru_maxrss_after_export_kib": rss_after,
-        "vm_hwm_kib": _vm("VmHWM"),
-        "records": result.records,
-        "blob_bytes": path.stat().st_size,
-    }
-
-
-def _vm(field: str) -> int | None:
-    """A field of /proc/self/status in KiB (VmRSS: resident now, VmHWM: its peak)."""
-    try:
-        with open("/proc/self/status") as file:
-            for line in file:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def run_export(db: Path, blobs: Path, size: int, mode: str) -> dict[str, Any]:
-    code = (
-        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-        "import data_plane; "
-        f"print(json.dumps(data_plane.export_child({str(db)!r}, {str(blobs)!r}, {size}, "
-        f"{mode!r})))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def measure_exports(db: Path, blobs: Path, sizes: list[int]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for size in sizes:
-        figures = run_export(db, blobs, size, "rss")
-        figures.update(run_export(db, blobs, size, "tracemalloc"))
-        figures["messages"] = size
-        out[str(size)] = figures
-    return out
+    return export_figures(lambda: connector(Path(db), Path(blobs)), call, Path(blobs), mode)
 
 
 # --- the report ------------------------------------------------------------
@@ -402,19 +318,15 @@ def rows_for_table(results: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
             f"{name} warm ({figures['warm_runs']} runs)",
             target,
             f"median {figures['warm_median_ms']} ms, p95 {figures['warm_p95_ms']} ms, "
-            f"max {figures['warm_max_ms']} ms",
+            f"max {figures['warm_max_ms']} ms (load {figures['loadavg_before']} -> "
+            f"{figures['loadavg_after']})",
         )
     for size, figures in results["export"].items():
         yield (
             f"export {int(size):,} msgs",
             "memory flat",
-            f"{figures['seconds']} s, peak RSS (VmHWM) {figures['vm_hwm_kib'] / 1024:.0f} MiB, "
-            f"resident before/after {figures['rss_current_before_export_kib'] / 1024:.0f}/"
-            f"{figures['rss_current_after_export_kib'] / 1024:.0f} MiB, ru_maxrss "
-            f"{figures['ru_maxrss_after_export_kib'] / 1024:.0f} MiB, tracemalloc peak "
-            f"{figures['tracemalloc_peak_bytes'] / 2**20:.1f} MiB, "
-            f"{sum(figures['records'].values()):,} records, "
-            f"{figures['blob_bytes'] / 2**20:.0f} MiB",
+            export_text(figures)
+            + f" (load {figures['loadavg_before']} -> {figures['loadavg_after']})",
         )
     uses_index = "USING INDEX ix_messages_subject" in results["plans"]["subject_lookup"]
     yield (
@@ -423,22 +335,6 @@ def rows_for_table(results: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
         results["plans"]["subject_lookup"]
         + ("" if uses_index else "  <-- NOT the composite index"),
     )
-
-
-def print_table(results: dict[str, Any]) -> None:
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:  # pragma: no cover - rich is a dependency
-        for row in rows_for_table(results):
-            print(" | ".join(row))
-        return
-    table = Table(title=f"SMS connector data plane, {results['store']['records']:,} messages")
-    for column in ("measure", "target", "result"):
-        table.add_column(column)
-    for row in rows_for_table(results):
-        table.add_row(*row)
-    Console(width=160).print(table)
 
 
 def main() -> None:
@@ -462,11 +358,11 @@ def main() -> None:
         }
         print(f"building {args.records:,} messages in {db} ...", flush=True)
         results["store"] = build_store(db, args.records, erase_subjects, sizes, args.seed)
-        results["plans"] = query_plans(db, blobs)
+        results["plans"] = plans(db, blobs)
         results["discover"] = measure_discover(db, blobs, args.runs)
         results["erase"] = measure_erase(db, blobs, args.runs)
         print("exporting in fresh subprocesses ...", flush=True)
-        results["export"] = measure_exports(db, blobs, sizes)
+        results["export"] = measure_exports("data_plane", db, blobs, sizes, "messages")
         if args.profile:
             results["profile"] = profile(db, blobs, args.runs)
         results["targets"] = {
@@ -477,10 +373,12 @@ def main() -> None:
         if args.keep:
             print(f"kept {folder}")
         else:
-            for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                path.rmdir() if path.is_dir() else path.unlink()
-            folder.rmdir()
-    print_table(results)
+            remove_tree(folder)
+    print_table(
+        f"SMS connector data plane, {results['store']['records']:,} messages",
+        ["measure", "target", "result"],
+        rows_for_table(results),
+    )
     for name, plan in results["plans"].items():
         print(f"plan {name}:\n  " + plan.replace("\n", "\n  "))
     for name, text in results.get("profile", {}).items():

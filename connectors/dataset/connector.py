@@ -112,8 +112,8 @@ class DatasetConnector:
         key = operation_key(self.secret, Operation.ACCESS, call)
 
         def chunks(session: Session) -> Any:
-            rows = self.reach.subject_rows(session, call.scope) or {}
-            return export_chunks(self.reach, session, rows)
+            rows = self.reach.subject_rows(session, call.scope, leaves=False) or {}
+            return export_chunks(self.reach, session, rows, call.scope)
 
         return export_once(self.store, self.blobs, self.name, key, chunks)
 

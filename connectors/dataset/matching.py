@@ -1,12 +1,16 @@
 """How a dataset's identity columns are matched against the subject's identities: by the
 product's normalised form (``Identity.normalised``: emails in lower case, phones in E.164),
-whatever case or formatting the affiliate stored them in."""
+whatever case or formatting the affiliate stored them in.
+
+An email or phone column is matched by an expression over it (``lookup_expression``), written
+with no bound parameter, so that an index on the same expression serves the lookup: an index
+on the column as stored cannot (the schema check warns, naming the expression to index)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, Dialect, column, func, literal_column
 
 from connectors.dataset.model import NationalPhones
 from dsr.models import Identity, IdentityType
@@ -31,26 +35,43 @@ def phone_forms(e164: str, national: NationalPhones | None) -> list[str]:
     return forms
 
 
-def unformatted(column: Any) -> Any:
-    """A stored phone number without its formatting characters (in SQL)."""
-    expression = column
+def unformatted(stored: Any) -> Any:
+    """A stored phone number without its formatting characters (in SQL; the characters written
+    out, not bound, so that the expression is the same in every statement and in an index)."""
+    expression = stored
     for character in PHONE_FORMATTING:
-        expression = func.replace(expression, character, "")
+        expression = func.replace(expression, literal_column(f"'{character}'"),
+                                  literal_column("''"))
     return expression
 
 
-def identity_match(column: Any, kind: IdentityType, values: list[str],
+def lookup_expression(stored: Any, kind: IdentityType) -> Any:
+    """What the lookup compares with the normalised values: an email in lower case without
+    surrounding spaces, a phone without its formatting; other identities as stored."""
+    if kind is IdentityType.EMAIL:
+        return func.lower(func.trim(stored))
+    if kind is IdentityType.PHONE:
+        return unformatted(stored)
+    return stored
+
+
+def lookup_sql(name: str, kind: IdentityType, dialect: Dialect) -> str | None:
+    """The SQL of the lookup expression of column ``name`` (as an index would name it), or
+    None when the lookup compares the column as stored."""
+    if kind not in (IdentityType.EMAIL, IdentityType.PHONE):
+        return None
+    return str(lookup_expression(column(name), kind).compile(dialect=dialect))
+
+
+def identity_match(stored: Any, kind: IdentityType, values: list[str],
                    national: NationalPhones | None) -> ColumnElement[bool] | None:
     """The condition a stored identity of ``kind`` matches one of the normalised ``values``;
     None when there is no value to match."""
     if not values:
         return None
-    if kind is IdentityType.EMAIL:
-        return func.lower(func.trim(column)).in_(values)
     if kind is IdentityType.PHONE:
-        forms = sorted({form for value in values for form in phone_forms(value, national)})
-        return unformatted(column).in_(forms)  # type: ignore[no-any-return]
-    return column.in_(values)  # type: ignore[no-any-return]
+        values = sorted({form for value in values for form in phone_forms(value, national)})
+    return lookup_expression(stored, kind).in_(values)  # type: ignore[no-any-return]
 
 
 def stored_form(kind: IdentityType | None, value: Any) -> str:

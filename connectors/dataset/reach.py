@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, Table, or_, select, tuple_, union
 from sqlalchemy.orm import Session
@@ -35,6 +35,13 @@ class Row:
 
 
 Rows = dict[str, list[Row]]  # per table, parents before children
+
+
+class Lookup(NamedTuple):
+    """One lookup of a subject's rows in a table: by which column, and its conditions."""
+
+    column: str
+    where: list[ColumnElement[bool]]
 
 
 def chunked(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -77,35 +84,58 @@ class Reach:
             return []
         return [self.tables[name].c[column] == scope.customer_account]
 
+    def identity_matches(self, name: str, scope: Scope) -> dict[str, ColumnElement[bool]]:
+        """The rows of ``name`` holding one of the scope's identities: a condition per identity
+        column with something to match (each served by its own index; an OR of them is not,
+        on SQLite without statistics)."""
+        table = self.tables[name]
+        matches = {
+            column: identity_match(table.c[column], kind,
+                                   normalised_values(scope.identities, kind),
+                                   self.dataset.national_phones)
+            for column, kind in self.dataset.tables[name].identities.items()
+        }
+        return {column: match for column, match in matches.items() if match is not None}
+
     def identity_where(self, name: str, scope: Scope) -> ColumnElement[bool] | None:
         """The rows of ``name`` holding one of the scope's identities; None if none can."""
-        table = self.tables[name]
-        matches = [
-            identity_match(table.c[column], kind, normalised_values(scope.identities, kind),
-                           self.dataset.national_phones)
-            for column, kind in self.dataset.tables[name].identities.items()
-        ]
-        present = [match for match in matches if match is not None]
+        present = list(self.identity_matches(name, scope).values())
         return or_(*present) if present else None
 
-    def subject_rows(self, session: Session, scope: Scope) -> Rows | None:
+    def leaf(self, name: str) -> bool:
+        """Whether no table references this one (its rows lead to no others)."""
+        return not self.dataset.children(name)
+
+    def sources(self, name: str, scope: Scope, found: Rows) -> list[Lookup]:
+        """The lookups that find the subject's rows of ``name``, given the rows ``found`` in
+        the tables before it: one per identity column, one per chunk of the values each
+        reference leads from, each named by its column. A row may be found by the lookups of
+        several columns (never by two chunks of one)."""
+        scoped = self.in_scope(name, scope)
+        lookups = [Lookup(column, [*scoped, matched])
+                   for column, matched in self.identity_matches(name, scope).items()]
+        for reference in self.dataset.tables[name].reference_list():
+            values = sorted({row.refs[reference.parent_column]
+                             for row in found.get(reference.parent_table, [])} - {None})
+            column = self.tables[name].c[reference.column]
+            lookups += [Lookup(reference.column, [*scoped, column.in_(chunk)])
+                        for chunk in chunked(values)]
+        return lookups
+
+    def subject_rows(self, session: Session, scope: Scope, *,
+                     leaves: bool = True) -> Rows | None:
         """The subject's rows per table; None for end-user data without a customer account
-        (no lookup is ever made across customers)."""
+        (no lookup is ever made across customers). ``leaves=False`` leaves out the tables no
+        other table references (an export streams those: ``records.export_chunks``)."""
         if self.dataset.role is DataRole.END_USER and scope.customer_account is None:
             return None
         found: Rows = {}
         for name in self.order:
+            if not leaves and self.leaf(name):
+                continue
             rows: dict[tuple[Any, ...], Row] = {}
-            scoped = self.in_scope(name, scope)
-            matched = self.identity_where(name, scope)
-            if matched is not None:
-                rows.update(self.select_rows(session, name, [*scoped, matched]))
-            for reference in self.dataset.tables[name].reference_list():
-                values = sorted({row.refs[reference.parent_column]
-                                 for row in found.get(reference.parent_table, [])} - {None})
-                column = self.tables[name].c[reference.column]
-                for chunk in chunked(values):
-                    rows.update(self.select_rows(session, name, [*scoped, column.in_(chunk)]))
+            for lookup in self.sources(name, scope, found):
+                rows.update(self.select_rows(session, name, lookup.where))
             found[name] = list(rows.values())
         return found
 
@@ -134,10 +164,11 @@ class Reach:
             return None
         selects = []
         for name, spec in self.dataset.tables.items():
-            matched = self.identity_where(name, scope)
-            if matched is not None and spec.customer_column is not None:
-                column = self.tables[name].c[spec.customer_column]
-                selects.append(select(column.label("customer")).where(matched))
+            if spec.customer_column is None:
+                continue
+            column = self.tables[name].c[spec.customer_column]
+            selects += [select(column.label("customer")).where(matched)
+                        for matched in self.identity_matches(name, scope).values()]
         if not selects:
             return None
         found = (union(*selects) if len(selects) > 1 else selects[0]).subquery()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from connectors.dataset.reach import Reach, Rows, chunked
 from connectors.kit.exports import EXPORT_CHUNK_ROWS
-from dsr.connector_contract import CategoryHolding
+from dsr.connector_contract import CategoryHolding, Scope
 
 
 def holding(reach: Reach, rows: Rows, category: str) -> CategoryHolding | None:
@@ -38,14 +38,20 @@ def holding(reach: Reach, rows: Rows, category: str) -> CategoryHolding | None:
         latest_by_country=by_country)
 
 
-def export_chunks(reach: Reach, session: Session, rows: Rows) -> Iterator[list[dict[str, Any]]]:
+def export_chunks(reach: Reach, session: Session, rows: Rows,
+                  scope: Scope) -> Iterator[list[dict[str, Any]]]:
     """The subject's records, a chunk of rows at a time, parents first: for each row and each
     category its table holds, ``{"category", "table", "record"}`` with the row's key, its
     references, date and country, its identities without a category of their own and the
-    columns of the category. Undeclared columns are not exported (nor the customer column)."""
+    columns of the category. Undeclared columns are not exported (nor the customer column).
+
+    ``rows`` holds the subject's rows of the tables other tables reference
+    (``subject_rows(leaves=False)``); the rows of the others are read as they are written, by
+    the lookups that find them (``Reach.sources``), so that an export of a million orders
+    holds one chunk of them at a time."""
     for name in reach.order:
         spec, table = reach.dataset.tables[name], reach.table(name)
-        if not rows.get(name) or not spec.categories:
+        if not spec.categories:
             continue
         keys = [column.name for column in table.primary_key.columns]
         common = list(dict.fromkeys([
@@ -56,12 +62,9 @@ def export_chunks(reach: Reach, session: Session, rows: Rows) -> Iterator[list[d
                                    if declared.category == category and c not in common]
                         for category in spec.categories}
         wanted = list(dict.fromkeys([*common, *(c for cs in per_category.values() for c in cs)]))
-        for chunk in chunked(sorted(row.key for row in rows[name]), EXPORT_CHUNK_ROWS):
-            statement = (select(*(table.c[c] for c in wanted))
-                         .where(reach.key_in(name, chunk))
-                         .order_by(*table.primary_key.columns))
+        for chunk in _selected(reach, session, name, rows, scope, wanted):
             records = []
-            for values in session.execute(statement):
+            for values in chunk:
                 row = {column: jsonable(value) for column, value in zip(wanted, values,
                                                                          strict=True)}
                 records += [
@@ -69,6 +72,34 @@ def export_chunks(reach: Reach, session: Session, rows: Rows) -> Iterator[list[d
                      "record": {c: row[c] for c in [*common, *columns]}}
                     for category, columns in per_category.items()]
             yield records
+
+
+def _selected(reach: Reach, session: Session, name: str, rows: Rows, scope: Scope,
+              wanted: list[str]) -> Iterator[Sequence[Any]]:
+    """The subject's rows of table ``name``, ``wanted`` columns (its key first), in chunks of
+    ``EXPORT_CHUNK_ROWS``: by key when ``rows`` holds them, else streamed from each lookup
+    that finds them, a row found by an earlier lookup left out (only a table found by the
+    lookups of more than one column keeps the keys it has written)."""
+    table = reach.table(name)
+    order = list(table.primary_key.columns)
+    columns = [table.c[column] for column in wanted]
+    if name in rows:
+        for chunk in chunked(sorted(row.key for row in rows[name]), EXPORT_CHUNK_ROWS):
+            yield session.execute(select(*columns).where(reach.key_in(name, chunk))
+                                  .order_by(*order)).all()
+        return
+    lookups = reach.sources(name, scope, rows)
+    several = len({lookup.column for lookup in lookups}) > 1
+    written: set[tuple[Any, ...]] | None = set() if several else None
+    for lookup in lookups:
+        statement = (select(*columns).where(*lookup.where).order_by(*order)
+                     .execution_options(yield_per=EXPORT_CHUNK_ROWS))
+        for partition in session.execute(statement).partitions():
+            if written is not None:
+                partition = [row for row in partition if tuple(row[:len(order)]) not in written]
+                written.update(tuple(row[:len(order)]) for row in partition)
+            if partition:
+                yield partition
 
 
 def jsonable(value: Any) -> Any:

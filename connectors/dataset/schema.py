@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.types import TypeEngine
 
+from connectors.dataset.matching import lookup_sql
 from connectors.dataset.model import Dataset, DatasetError
 from connectors.dataset.model import Table as TableSpec
 from dsr.connector_contract import REDACTED, Strategy
@@ -226,37 +227,58 @@ def _unreachable(dataset: Dataset) -> list[str]:
 
 
 def _unindexed(dataset: Dataset, tables: dict[str, Table], inspector: Inspector) -> list[str]:
-    """The identity, customer, date and reference columns no index starts with or holds."""
+    """The identity, customer, date and reference columns no index holds; an email or phone
+    column needs an index on the expression its lookup matches (``lookup_sql``)."""
     found = []
+    dialect = inspector.bind.dialect
     for name, spec in dataset.tables.items():
-        indexed = _indexed_columns(inspector, tables[name])
-        looked_up = [*((column, "identity") for column in spec.identities),
-                     (spec.customer_column, "customer"), (spec.date_column, "date"),
+        indexed, expressions = _indexed(inspector, tables[name])
+        for column, kind in spec.identities.items():
+            lookup = lookup_sql(column, kind, dialect)
+            if lookup is None and column not in indexed:
+                found.append(f"{name}.{column}: identity column without an index")
+            elif lookup is not None and not any(_canonical(lookup) in _canonical(expression)
+                                                for expression in expressions):
+                found.append(f"{name}.{column}: identity column without an index on its lookup, "
+                             f"{lookup} (without it each lookup reads all of the customer's rows)")
+        looked_up = [(spec.customer_column, "customer"), (spec.date_column, "date"),
                      *((column, "reference") for column in spec.references)]
-        for column, role in looked_up:
-            if column is not None and column not in indexed:
-                found.append(f"{name}.{column}: {role} column without an index")
+        for looked, role in looked_up:
+            if looked is not None and looked not in indexed:
+                found.append(f"{name}.{looked}: {role} column without an index")
     return found
 
 
-def _indexed_columns(inspector: Inspector, table: Table) -> set[str]:
+def _indexed(inspector: Inspector, table: Table) -> tuple[set[str], list[str]]:
+    """The columns some index holds (plain or in an expression), and the SQL of each
+    expression index."""
     indexed = {column.name for column in table.primary_key.columns}
     with warnings.catch_warnings():  # SQLite: expression indexes are not reflected
         warnings.simplefilter("ignore", SAWarning)
         indexes = inspector.get_indexes(table.name)
         uniques = inspector.get_unique_constraints(table.name)
+    expressions = []
     for index in indexes:
         indexed |= {column for column in index.get("column_names", []) if column}
-        indexed |= _named_in(table, index.get("expressions") or [])
+        if index.get("expressions"):
+            expressions.append(", ".join(index.get("expressions") or []))
     for unique in uniques:
         indexed |= set(unique["column_names"])
     if inspector.bind.dialect.name == "sqlite":  # expression indexes: read from their SQL
         with inspector.engine.connect() as connection:
-            sql = connection.execute(
+            expressions += connection.execute(
                 text("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t "
                      "AND sql IS NOT NULL"), {"t": table.name}).scalars().all()
-        indexed |= _named_in(table, sql)
-    return indexed
+    return indexed | _named_in(table, expressions), expressions
+
+
+def _canonical(sql: str) -> str:
+    """An index expression as comparable text, whichever database printed it: PostgreSQL
+    prints ``lower(trim(email))`` as ``lower(TRIM(BOTH FROM email))`` (before version 16,
+    ``lower(btrim((email)::text))``)."""
+    found = re.sub(r"::[a-z ]+(\(\d+\))?", "", sql.lower().replace('"', ""))  # casts
+    found = re.sub(r"\b(btrim\(|trim\(\s*both\s+from\s+)", "trim(", found)
+    return re.sub(r"(?<=[(,])\((\w+)\)", r"\1", re.sub(r"\s+", "", found))  # (email): email
 
 
 def _named_in(table: Table, expressions: Iterable[str]) -> set[str]:

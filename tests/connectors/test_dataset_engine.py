@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import IntegrityError
 from temporalio.testing import ActivityEnvironment
 
-from connectors.dataset import DatasetConnector
+from connectors.dataset import DatasetConnector, records
+from connectors.dataset.matching import lookup_sql
 from connectors.kit.activities import connector_activities
 from connectors.kit.errors import ConnectorInputError
 from dsr.connector_contract import (
@@ -125,6 +126,43 @@ def test_locate_names_the_customers_holding_an_identity(
         ACCOUNT, OTHER_ACCOUNT]
     assert shop_connector.locate(scope((Kind.PHONE, "+447700900123"))).customers == [ACCOUNT]
     assert shop_connector.locate(scope((Kind.CHANNEL_ID, "line:maya"))).customers == []
+
+
+def test_each_identity_is_looked_up_by_an_index_on_its_expression(
+        database: tuple[str, Engine], tmp_path: Path) -> None:
+    """One lookup per identity column, by an expression written without bound parameters
+    (``lookup_sql``): an index on that expression serves it (on PostgreSQL, planned with
+    sequential scans off, as on a table too large to scan)."""
+    url, engine = database
+    with engine.begin() as connection:
+        for name, column, kind in (("email", "email", Kind.EMAIL),
+                                   ("phone", "phone", Kind.PHONE)):
+            connection.exec_driver_sql(
+                f"CREATE INDEX ix_customers_{name}_lookup ON customers "
+                f"(customer_account, {lookup_sql(column, kind, engine.dialect)})")
+    shop_connector = connector(url, shop(), tmp_path)
+    seen: list[tuple[str, Any]] = []
+    listened = shop_connector.store.engine
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(listened, "before_cursor_execute", capture)
+    found = shop_connector.discover(scope((Kind.EMAIL, EMAIL), (Kind.PHONE, PHONE)))
+    event.remove(listened, "before_cursor_execute", capture)
+    assert {h.category: h.records for h in found.holdings} == {
+        "customer_profile": 1, "orders": 2}
+    lookups = [(s, p) for s, p in seen if "FROM customers" in s and "customer_account" in s]
+    assert len(lookups) == 2
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as connection:
+        if postgres:
+            connection.exec_driver_sql("SET enable_seqscan = off")
+        plans = ["\n".join(str(step[-1]) for step in connection.exec_driver_sql(
+                     f"EXPLAIN {'' if postgres else 'QUERY PLAN '}{statement}", parameters))
+                 for statement, parameters in lookups]
+    assert ["ix_customers_email_lookup" in plans[0], "ix_customers_phone_lookup" in plans[1]] == [
+        True, True], plans
 
 
 # --- erasure --------------------------------------------------------------------------------
@@ -273,6 +311,37 @@ def test_access_exports_the_customer_row_and_its_orders_alone(
     ]
     again = shop_connector.access(AccessInput(scope=MAYA))
     assert again == result.model_copy(update={"already_done": True})
+
+
+def test_an_export_streams_rows_found_by_several_lookups_once(
+        database: tuple[str, Engine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table no other references is read as it is exported, a chunk at a time (here one row):
+    only its parents' rows are held. Orders that also carry a contact email are found by it
+    and by their customer: each is exported once, Sam's order bearing Maya's email as hers."""
+    url, engine = database
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE orders ADD COLUMN customer_account VARCHAR(64)")
+        connection.exec_driver_sql("ALTER TABLE orders ADD COLUMN contact_email VARCHAR(254)")
+        connection.execute(text("UPDATE orders SET customer_account = :a WHERE id <> 12"),
+                           {"a": ACCOUNT})
+        connection.execute(text("UPDATE orders SET customer_account = :b WHERE id = 12"),
+                           {"b": OTHER_ACCOUNT})
+        connection.execute(text("UPDATE orders SET contact_email = :e WHERE id IN (10, 13)"),
+                           {"e": EMAIL})
+    orders = shop()["tables"]["orders"]
+    data = shop(orders={**orders, "customer_column": "customer_account", "columns": {
+        **orders["columns"], "contact_email": {"identity": "email"}}})
+    monkeypatch.setattr(records, "EXPORT_CHUNK_ROWS", 1)
+    shop_connector = connector(url, data, tmp_path)
+    with shop_connector.store.reading() as session:
+        held = shop_connector.reach.subject_rows(session, MAYA, leaves=False)
+    assert held is not None and list(held) == ["customers"]
+    result = shop_connector.access(AccessInput(scope=MAYA))
+    assert result.records == {"customer_profile": 1, "orders": 3}
+    assert [(r["table"], r["record"]["id"]) for r in exported(shop_connector, result.blob_ref)
+            ] == [("customers", 1), ("orders", 10), ("orders", 13), ("orders", 11)]
+    found = {h.category: h.records for h in shop_connector.discover(MAYA).holdings}
+    assert found == {"customer_profile": 1, "orders": 3}
 
 
 async def test_the_connector_is_served_as_activities(shop_connector: DatasetConnector) -> None:

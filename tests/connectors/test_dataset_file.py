@@ -27,8 +27,14 @@ from tests.connectors.dataset_shop import (
     with_messages,
 )
 
-EXPECTED_WARNINGS = [
-    "customers.phone: identity column without an index",
+EMAIL_LOOKUP = "lower(trim(email))"
+PHONE_LOOKUP = ("replace(replace(replace(replace(replace(replace(replace(phone, ' ', ''), '-', "
+                "''), '(', ''), ')', ''), '.', ''), '/', ''), '\u00a0', '')")
+EXPECTED_WARNINGS = [  # the shop indexes its emails as stored: no use to a lookup
+    f"customers.email: identity column without an index on its lookup, {EMAIL_LOOKUP} "
+    "(without it each lookup reads all of the customer's rows)",
+    f"customers.phone: identity column without an index on its lookup, {PHONE_LOOKUP} "
+    "(without it each lookup reads all of the customer's rows)",
     "customers.created_at: date column without an index",
     "orders.ordered_at: date column without an index",
 ]
@@ -240,6 +246,13 @@ def test_unindexed_lookups_are_reported_and_logged_without_values(
             "CREATE INDEX ix_customers_created ON customers (customer_account, created_at)")
         connection.exec_driver_sql(  # an expression index counts too
             "CREATE INDEX ix_orders_day ON orders (lower(shipping_address), ordered_at)")
+    assert connector(shop_url, shop(), tmp_path).warnings == EXPECTED_WARNINGS[:2]
+    with engine.begin() as connection:  # identities indexed as the lookup matches them
+        connection.exec_driver_sql(
+            f"CREATE INDEX ix_customers_email_lookup ON customers ({EMAIL_LOOKUP})")
+        connection.exec_driver_sql(
+            f"CREATE INDEX ix_customers_phone_lookup ON customers (customer_account, "
+            f"{PHONE_LOOKUP})")
     assert connector(shop_url, shop(), tmp_path).warnings == []
 
 

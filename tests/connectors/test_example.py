@@ -38,7 +38,9 @@ SCHEMA = [
         email VARCHAR(254) NOT NULL,
         points INTEGER NOT NULL,
         earned_at TIMESTAMP NOT NULL)""",
-    "CREATE INDEX ix_points_subject ON points (customer_account, email)",
+    # The email as the lookup matches it (lower case, no surrounding spaces): the dataset
+    # check asks for an index on that expression.
+    "CREATE INDEX ix_points_subject ON points (customer_account, lower(trim(email)))",
     "CREATE INDEX ix_points_earned ON points (earned_at)",
 ]
 
