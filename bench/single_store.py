@@ -4,6 +4,7 @@ A benchmark, not a test: it measures and reports; it checks what the requests di
 their times.
 
     .venv/bin/python bench/single_store.py [--sizes 100 200] [--mixes access erasure mixed]
+                                           [--rounds N] [--postgres-url URL]
 
 A throwaway database on the PostgreSQL server of ``--postgres-url`` (by default the cluster
 ``.ci/run`` starts: dsrtest on port 5433, role dsr) gets the shop's tables and 10,000
@@ -14,7 +15,9 @@ size and mix (access only, erasure only, half and half) it submits that many cus
 pre-verified instructions through the API at once (50 at a time; each about a different
 shop customer: its email address and phone number), waits for every answer, then checks
 each erasure in SQL and opens each access package. It prints a table and writes
-``--out``: requests/s, latency from submission to answer, and each process's CPU per request.
+``--out``: requests/s, latency from submission to answer, and each process's CPU per request;
+with ``--rounds`` every size and mix is measured that many times, rounds interleaved, and
+each figure's median is reported beside every round's.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import sys
 import time
 from datetime import UTC, datetime
@@ -51,6 +55,7 @@ from shop_store import (  # noqa: E402
 from single_store_stack import ShopStack, single_store_stack  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 from dsr.models import Right, RightsRequest  # noqa: E402
@@ -77,18 +82,41 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         results["parameters"]["postgres"] = server_version(url)
         print(f"seeded {len(shop.customers):,} customers and {shop.orders:,} orders in "
               f"{results['parameters']['seed_seconds']} s", flush=True)
-        async with single_store_stack(url, args.keep) as stack:
+        async with single_store_stack(url, args.keep, not args.no_bytecode_cache) as stack:
             results["parameters"]["policy_confirmed_for_the_run"] = stack.confirmed
             bench = Bench(stack, shop, await connect(stack.settings), args.postgres_url)
             await bench.warm_up()
-            for size in args.sizes:
-                for mix in args.mixes:
-                    name = f"{mix}-{size}"
-                    print(f"{name}: {size} requests at once ...", flush=True)
-                    results["runs"][name] = await bench.measure(mix, size)
-                    print(f"{name}: {summary(results['runs'][name])}", flush=True)
-                    save(args.out, results)
+            for round_ in range(1, args.rounds + 1):  # rounds interleaved: other load spreads
+                for size in args.sizes:
+                    for mix in args.mixes:
+                        name = f"{mix}-{size}"
+                        print(f"{name} (round {round_}): {size} requests at once ...", flush=True)
+                        figures = await bench.measure(mix, size)
+                        print(f"{name}: {summary(figures)}", flush=True)
+                        rounds = results["runs"].setdefault(name, {"rounds": []})["rounds"]
+                        rounds.append(figures)
+                        results["runs"][name]["median"] = median_of(rounds)
+                        save(args.out, results)
     return results
+
+
+def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the rounds (each on its own: not one round's figures)."""
+    def median(values: list[float]) -> float:
+        return round(statistics.median(values), 2)
+
+    per = [r["cpu"]["cpu_ms_per_request"] for r in rounds]
+    return {
+        "rounds": len(rounds),
+        "requests_per_second": median([r["requests_per_second"] for r in rounds]),
+        "requests_per_second_range": [min(r["requests_per_second"] for r in rounds),
+                                      max(r["requests_per_second"] for r in rounds)],
+        "latency_seconds": {key: median([r["latency_seconds"][key] for r in rounds])
+                            for key in ("p50", "p95", "max")},
+        "cpu_ms_per_request": {name: median([p[name] for p in per]) for name in per[0]},
+        "cores_busy": median([r["cpu"]["cores_busy"] for r in rounds]),
+        "problems": sum(len(r["checked"]["problems"]) for r in rounds),
+    }
 
 
 class Bench:
@@ -217,6 +245,23 @@ def with_database(cpu: dict[str, Any], database: dict[str, Any], size: int) -> d
     }
 
 
+def reachable(admin_url: str) -> None:
+    """Stop here, saying how to start one, when there is no PostgreSQL server to use."""
+    engine = create_engine(admin_url)
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as error:
+        where = make_url(admin_url).render_as_string(hide_password=True)
+        raise SystemExit(
+            f"no PostgreSQL server at {where} ({str(error).splitlines()[0]}): start the one "
+            ".ci/run creates (pg_ctlcluster 15 dsrtest start), or name another with "
+            "--postgres-url or DSR_BENCH_POSTGRES_URL (a role that may CREATE DATABASE)"
+        ) from None
+    finally:
+        engine.dispose()
+
+
 def loadavg() -> str:
     return Path("/proc/loadavg").read_text().strip()
 
@@ -236,8 +281,11 @@ def parameters(args: argparse.Namespace) -> dict[str, Any]:
         "orders": args.orders,
         "customer_accounts": 6,
         "sizes": args.sizes,
+        "rounds": args.rounds,
         "mixes": args.mixes,
         "submit_batch": BATCH,
+        "stack_bytecode_cache": not args.no_bytecode_cache,
+        "environment_pythondontwritebytecode": os.environ.get("PYTHONDONTWRITEBYTECODE"),
         "worker_env": {k: v for k, v in os.environ.items() if k.startswith("DSR_WORKER_")},
     }
 
@@ -255,17 +303,21 @@ def print_table(results: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Single store (PostgreSQL, 10,000 customers): requests at once")
+    rounds = results["parameters"]["rounds"]
+    table = Table(title="Single store (PostgreSQL, 10,000 customers): requests at once"
+                  + (f", medians of {rounds} rounds" if rounds > 1 else ""))
     for column in ("run", "req/s", "p50 s", "p95 s", "max s",
                    *(f"{name} ms" for name in SHOWN), "checked"):
         table.add_column(column)
     for name, run in results["runs"].items():
-        latency, per = run["latency_seconds"], run["cpu"]["cpu_ms_per_request"]
-        problems = run["checked"]["problems"]
-        table.add_row(name, f"{run['requests_per_second']}", f"{latency['p50']:.2f}",
-                      f"{latency['p95']:.2f}", f"{latency['max']:.2f}",
+        median = run["median"]
+        latency, per = median["latency_seconds"], median["cpu_ms_per_request"]
+        low, high = median["requests_per_second_range"]
+        table.add_row(name, f"{median['requests_per_second']}"
+                      + (f" ({low}-{high})" if rounds > 1 else ""),
+                      f"{latency['p50']:.1f}", f"{latency['p95']:.1f}", f"{latency['max']:.1f}",
                       *(f"{per[n]:.0f}" for n in SHOWN),
-                      "ok" if not problems else f"{len(problems)} problems")
+                      "ok" if not median["problems"] else f"{median['problems']} problems")
     Console(width=160).print(table)
 
 
@@ -279,20 +331,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 200])
     parser.add_argument("--mixes", nargs="+", default=list(MIXES), choices=list(MIXES))
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every size and mix this many times (medians reported)")
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--orders", type=int, default=20_000)
     parser.add_argument("--postgres-url", default=os.environ.get(
         "DSR_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL),
         help="a server where the role may CREATE DATABASE (default: .ci/run's dsrtest)")
+    parser.add_argument("--no-bytecode-cache", action="store_true",
+                        help="leave PYTHONDONTWRITEBYTECODE to the environment (if it is set, "
+                             "the sandbox compiles the workflow modules for each workflow)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--keep", action="store_true", help="keep the temp data folder")
     args = parser.parse_args()
-    needed = sum(args.sizes) * len(args.mixes) + 2
+    needed = sum(args.sizes) * len(args.mixes) * args.rounds + 2
     if needed > args.customers:
         raise SystemExit(f"{needed} requests need as many customers: --customers {needed}")
+    reachable(args.postgres_url)
     results = asyncio.run(run(args))
     print_table(results)
-    problems = sum(len(run["checked"]["problems"]) for run in results["runs"].values())
+    problems = sum(run["median"]["problems"] for run in results["runs"].values())
     print(f"wrote {args.out}")
     if problems:
         raise SystemExit(f"{problems} problem(s) found in what the requests did")

@@ -69,16 +69,22 @@ class ShopStack:
 
 
 @contextlib.asynccontextmanager
-async def single_store_stack(shop_url: str, keep: bool = False) -> AsyncIterator[ShopStack]:
+async def single_store_stack(shop_url: str, keep: bool = False,
+                             bytecode_cache: bool = True) -> AsyncIterator[ShopStack]:
     """The stack, seeded and serving; the shop's database at ``shop_url`` must hold its
-    tables already (a connector worker checks them when it starts)."""
+    tables already (a connector worker checks them when it starts). ``bytecode_cache``
+    False: the environment's own choice (PYTHONDONTWRITEBYTECODE) stands."""
     folder = Path(tempfile.mkdtemp(prefix="bench-single-store-"))
     registry, policy = write_configuration(folder)
-    # Every process of the stack inherits these (services.processes.start).
-    env = {"DSR_CONNECTOR_REGISTRY": str(registry), "DSR_POLICY_DIR": str(policy),
-           "DSR_CONNECTOR_SHOP_URL": shop_url}
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
+    # Every process of the stack inherits these (services.processes.start). Python caches
+    # compiled modules as an installed stack does (in the run's folder, not the sources'),
+    # even where PYTHONDONTWRITEBYTECODE is set: without it the sandbox compiles the workflow
+    # modules from source for every new workflow.
+    env: dict[str, str | None] = {"DSR_CONNECTOR_REGISTRY": str(registry),
+                                  "DSR_POLICY_DIR": str(policy), "DSR_CONNECTOR_SHOP_URL": shop_url}
+    if bytecode_cache:
+        env |= {"PYTHONDONTWRITEBYTECODE": None, "PYTHONPYCACHEPREFIX": str(folder / "pycache")}
+    saved = _set_environment(env)
     settings = stack.settings_on_free_ports(folder, connector_registry=registry,
                                             policy_dir=policy)
     workers: dict[str, int] = {}
@@ -102,15 +108,23 @@ async def single_store_stack(shop_url: str, keep: bool = False) -> AsyncIterator
             terminate(pid)
             forget(settings, f"{name}-worker")
         stack.down(settings)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_environment(saved)
         if keep:
             print(f"kept {folder}")
         else:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _set_environment(changes: dict[str, str | None]) -> dict[str, str | None]:
+    """Set (or, for None, remove) variables of this process's environment; returns what
+    they were."""
+    saved = {name: os.environ.get(name) for name in changes}
+    for name, value in changes.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return saved
 
 
 def write_configuration(folder: Path) -> tuple[Path, Path]:
