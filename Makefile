@@ -24,6 +24,7 @@ test: install  ## the whole suite against real servers
 bench: install  ## the benchmarks: tables printed, figures in bench/results/*.json
 	$(BIN)/python bench/data_plane.py
 	$(BIN)/python bench/orchestrator.py
+	$(BIN)/python bench/single_store.py
 
 lint: install  ## ruff, mypy and the import contracts (the floors, no circles)
 	$(BIN)/ruff check .
