@@ -25,6 +25,7 @@ bench: install  ## the benchmarks: tables printed, figures in bench/results/*.js
 	$(BIN)/python bench/data_plane.py
 	$(BIN)/python bench/data_plane_dataset.py
 	$(BIN)/python bench/orchestrator.py
+	$(BIN)/python bench/single_store.py
 
 lint: install  ## ruff, mypy and the import contracts (the floors, no circles)
 	$(BIN)/ruff check .

@@ -77,16 +77,18 @@ def controller_request(
     request_id: str, subject: Subject, rights: list[Right] | None = None
 ) -> RightsRequest:
     """A customer's instruction through the API (verified by its API credentials) naming a
-    phone number, an email address and a WhatsApp id: it reaches every end-user connector."""
+    phone number, an email address and a WhatsApp id (if the end user has one): it reaches
+    every end-user connector."""
     rights = rights or [Right.ERASURE]
     user = subject.user
+    whatsapp = user.channel_ids.get("whatsapp")
     data: dict[str, Any] = {
         "request_id": request_id,
         "rights": [r.value for r in rights],
         "identities": [
             {"type": "phone", "value": user.phone},
             {"type": "email", "value": user.email},
-            {"type": "channel_id", "value": user.channel_ids["whatsapp"]},
+            *([{"type": "channel_id", "value": whatsapp}] if whatsapp else []),
         ],
         "jurisdiction": "EU",
         "channel": "api",
