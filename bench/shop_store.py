@@ -27,8 +27,10 @@ from orch_stack import cpu_seconds
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from connectors.population import FIRST_NAMES, LAST_NAMES, EndUser
+from connectors.dataset.matching import lookup_sql
+from connectors.seeds.population import FIRST_NAMES, LAST_NAMES, EndUser
 from dsr.blobstore import BlobStore
+from dsr.models import IdentityType
 
 # The role .ci/run creates in its cluster dsrtest (it may CREATE DATABASE).
 DEFAULT_ADMIN_URL = "postgresql+psycopg://dsr:dsr@127.0.0.1:5433/postgres"
@@ -52,7 +54,21 @@ SCHEMA = [
         amount NUMERIC(10, 2) NOT NULL,
         ordered_at TIMESTAMP NOT NULL)""",
     "CREATE INDEX ix_orders_customer ON orders (customer_id)",
+    "CREATE INDEX ix_customers_created ON customers (created_at)",
+    "CREATE INDEX ix_orders_ordered ON orders (ordered_at)",
 ]
+
+
+def _lookup_indexes(engine: Engine) -> list[str]:
+    """The indexes the dataset check asks for: email and phone as the lookup matches them
+    (``lookup_sql``), within the customer."""
+    return [
+        f"CREATE INDEX ix_customers_{name} ON customers (customer_account, "
+        f"({lookup_sql(name, kind, engine.dialect)}))"
+        for name, kind in (("email", IdentityType.EMAIL), ("phone", IdentityType.PHONE))
+    ]
+
+
 # UK numbers reserved for drama (E.164 prefix, as stored: "+44 113 496 0xxx").
 DRAMA_RANGES = ("7700 900", "20 7946 0", "113 496 0", "114 496 0", "115 496 0", "116 496 0",
                 "117 496 0", "118 496 0", "121 496 0", "131 496 0", "141 496 0", "151 496 0",
@@ -140,7 +156,7 @@ def build_shop(url: str, customers: int, orders: int, accounts: tuple[str, ...],
     engine = create_engine(url)
     try:
         with engine.begin() as connection:
-            for statement in SCHEMA:
+            for statement in [*SCHEMA, *_lookup_indexes(engine)]:
                 connection.exec_driver_sql(statement)
             connection.execute(text(
                 "INSERT INTO customers (id, customer_account, email, name, phone, address, "

@@ -29,7 +29,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from cli.demo import seed_stores
-from connectors.seed import DemoFacts
+from connectors.seeds.demo import DemoFacts
 from dsr import rules, schedules
 from dsr.assertions import Principal, Role
 from dsr.connector_registry import load_registry
