@@ -303,8 +303,8 @@ def print_table(results: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    rounds = results["parameters"]["rounds"]
-    table = Table(title="Single store (PostgreSQL, 10,000 customers): requests at once"
+    rounds, customers = results["parameters"]["rounds"], results["parameters"]["customers"]
+    table = Table(title=f"Single store (PostgreSQL, {customers:,} customers): requests at once"
                   + (f", medians of {rounds} rounds" if rounds > 1 else ""))
     for column in ("run", "req/s", "p50 s", "p95 s", "max s",
                    *(f"{name} ms" for name in SHOWN), "checked"):
