@@ -51,7 +51,7 @@ from dsr.provenance import RuleStatus
 from dsr.retention import POLICY_DIR
 from dsr.settings import Settings
 from dsr.signers import door_signer, officer_signer
-from services import serving
+from services import officer_service, serving
 from services import workflow_client as officer
 from services.mail_server import MailFolder, free_port, running_mail_server
 from services.officer_service import OfficerService
@@ -321,10 +321,15 @@ def officer_service_thread(settings: Settings) -> Iterator[str]:
     service = OfficerService(settings, None, make_engine(settings.app_database_url))
     runner = asyncio.run_coroutine_threadsafe(
         serving.listen(service.app(), "127.0.0.1", settings.officer_service_port), loop).result()
+    # Its log lines, not in the CLI's output: captured, by a logger made anew inside the
+    # capture (one a test cached after a main configured logging would escape it).
+    cached = officer_service.log
     try:
-        with structlog.testing.capture_logs():  # its log lines, not in the CLI's output
+        with structlog.testing.capture_logs():
+            officer_service.log = structlog.get_logger()
             yield settings.officer_service_url
     finally:
+        officer_service.log = cached
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
 
