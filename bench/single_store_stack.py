@@ -42,7 +42,7 @@ from dsr.temporal import connect
 from services import stack
 from services.embedded import WORKER
 from services.processes import forget, is_ours, start, terminate
-from services.rule_actions import RuleConfirmation, _confirm
+from services.rule_actions import RuleConfirmation, record_confirmation
 from services.stack_services import define_services
 
 BENCH = Path(__file__).resolve().parent
@@ -156,7 +156,7 @@ def confirm_texts(settings: Settings, engine: Engine) -> list[str]:
         wanted = ((entry.file, entry.address) in CONFIRMED
                   or entry.address.startswith("connectors.shop."))
         if wanted and entry.status is RuleStatus.DRAFT:
-            _confirm(settings, engine, legal,
+            record_confirmation(settings, engine, legal,
                      RuleConfirmation(file=entry.file, address=entry.address))
             confirmed.append(f"{entry.file} {entry.address}")
     engine.dispose()

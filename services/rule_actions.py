@@ -34,7 +34,8 @@ class UnrecordedConfirmation(Exception):
 
 async def confirm_rule(ctx: Context, principal: Principal, ask: RuleConfirmation) -> Any:
     try:
-        entry = await asyncio.to_thread(_confirm, ctx.settings, ctx.engine, principal, ask)
+        entry = await asyncio.to_thread(record_confirmation, ctx.settings, ctx.engine,
+                                        principal, ask)
     except rules.RuleError as error:
         raise ActionRefused(str(error), 404 if isinstance(error, rules.UnknownRule) else 409
                             ) from None
@@ -42,7 +43,7 @@ async def confirm_rule(ctx: Context, principal: Principal, ask: RuleConfirmation
             "confirmed_on": str(entry.confirmed_on), "fingerprint": entry.fingerprint}
 
 
-def _confirm(settings: Settings, engine: Engine, principal: Principal,
+def record_confirmation(settings: Settings, engine: Engine, principal: Principal,
              ask: RuleConfirmation) -> rules.RuleEntry:
     """In the ledger first, then in the file, inside the ledger's transaction: a file that
     cannot be written leaves no ledger entry. (Should the commit then fail, the file claims a
