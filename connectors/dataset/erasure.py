@@ -8,52 +8,37 @@ category's column treatments if the table declares any (else it counts as retain
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Date,
     DateTime,
     Dialect,
     and_,
-    bindparam,
-    delete,
     func,
     literal,
     not_,
     or_,
     select,
     type_coerce,
-    update,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from connectors.dataset.matching import stored_form
+from connectors.dataset.model import dataset_treatments
 from connectors.dataset.reach import NO_COUNTRY, Reach, Row, Rows, chunked
 from connectors.kit.activities import heartbeat
 from connectors.kit.cutoffs import country_conditions
 from connectors.kit.errors import ConnectorInputError
+from connectors.kit.treatments import Treatments, stored_time
 from dsr.connector_contract import REDACTED, EraseRule, Strategy
-from dsr.hashing import keyed_hash
 
-PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")  # already a pseudonym: hashed once only
 PSEUDONYM_CHARS, HEX_DIGITS = 64, "0123456789abcdef"
 EARLIEST = datetime(1, 1, 2, tzinfo=UTC)  # an undated row counts as the oldest
-
-
-def stored_time(value: datetime, kind: TypeEngine[Any], dialect: str) -> Any:
-    """An aware time as a column of ``kind`` compares with it: UTC, naive where the column
-    (or SQLite) keeps no offset, a day for a date column."""
-    value = value.astimezone(UTC)
-    if isinstance(kind, Date) and not isinstance(kind, DateTime):
-        return value.date()
-    if dialect == "sqlite" or not getattr(kind, "timezone", False):
-        return value.replace(tzinfo=None)
-    return value
 
 
 class _Dated(TypeDecorator[Any]):
@@ -133,7 +118,8 @@ class Erasure:
 
     def __init__(self, reach: Reach, session: Session, secret: bytes, as_of: datetime, *,
                  pending_only: bool = False) -> None:
-        self.reach, self.session, self.secret, self.as_of = reach, session, secret, as_of
+        self.reach, self.session, self.as_of = reach, session, as_of
+        self.treatments = dataset_treatments_of(reach, secret)
         # A sweep's: rows a category's treatments already anonymised are left (and not
         # counted again); rows deleted are deleted whatever their columns hold.
         self.pending_only = pending_only
@@ -159,7 +145,7 @@ class Erasure:
             if category == spec.delete_rows:
                 blocked = self._still_referenced(name, hit)
                 deleted = [row for row in hit if row.key not in blocked]
-                self._delete(name, deleted)
+                self._delete(name, category, deleted)
                 gone |= {row.key for row in deleted}
                 kept = [row for row in hit if row.key in blocked]
                 self.erased[category] += len(deleted)
@@ -197,60 +183,23 @@ class Erasure:
             blocked |= {row.key for row in rows if row.refs[reference.parent_column] in used}
         return blocked
 
-    def _delete(self, name: str, rows: list[Row]) -> None:
-        table = self.reach.table(name)
+    def _delete(self, name: str, category: str, rows: list[Row]) -> None:
         for chunk in chunked([row.key for row in rows]):
-            self.session.execute(delete(table).where(self.reach.key_in(name, chunk)))
+            self.treatments.delete_rows(self.session, name, [category],
+                                        [self.reach.key_in(name, chunk)])
 
     def _treat(self, name: str, category: str, rows: list[Row]) -> None:
         """The category's column treatments, on these rows only."""
-        table, spec = self.reach.table(name), self.reach.dataset.tables[name]
-        dialect = self.session.get_bind().dialect.name
-        fixed: dict[str, Any] = {}
-        computed: dict[str, Strategy] = {}
-        for column, strategy in spec.treated(category).items():
-            if strategy is Strategy.NULL:
-                fixed[column] = None
-            elif strategy is Strategy.REDACT:
-                fixed[column] = REDACTED
-            elif strategy is Strategy.MARK:
-                fixed[column] = stored_time(self.as_of, table.c[column].type, dialect)
-            else:
-                computed[column] = strategy
         for chunk in chunked([row.key for row in rows]):
-            if fixed:
-                self.session.execute(
-                    update(table).where(self.reach.key_in(name, chunk)).values(fixed))
-            if computed:
-                self._compute(name, chunk, computed)
+            self.treatments.treat_columns(self.session, name, [category],
+                                          [self.reach.key_in(name, chunk)], self.as_of)
 
-    def _compute(self, name: str, keys: Any, computed: dict[str, Strategy]) -> None:
-        """Pseudonyms and days, row by row (they depend on each row's value)."""
-        table, spec = self.reach.table(name), self.reach.dataset.tables[name]
-        pk = list(table.primary_key.columns)
-        columns = [table.c[column] for column in computed]
-        changes = []
-        for values in self.session.execute(
-                select(*pk, *columns).where(self.reach.key_in(name, keys))):
-            change = {f"dsr_k{i}": values[i] for i in range(len(pk))}
-            for column, value in zip(computed, values[len(pk):], strict=True):
-                identity = spec.columns[column].identity
-                change[f"dsr_v_{column}"] = self._computed(computed[column], identity, value)
-            changes.append(change)
-        if changes:
-            statement = update(table).where(
-                *(column == bindparam(f"dsr_k{i}") for i, column in enumerate(pk))
-            ).values({column: bindparam(f"dsr_v_{column}") for column in computed})
-            self.session.execute(statement, changes)
 
-    def _computed(self, strategy: Strategy, identity: Any, value: Any) -> Any:
-        if value is None:
-            return None
-        if strategy is Strategy.TO_DAY:
-            if isinstance(value, datetime):
-                value = value.astimezone(UTC) if value.tzinfo else value
-                return value.replace(hour=0, minute=0, second=0, microsecond=0)
-            return value if isinstance(value, date) else None
-        if isinstance(value, str) and PSEUDONYM.fullmatch(value):
-            return value
-        return keyed_hash(self.secret, stored_form(identity, value), "pseudonym")
+def dataset_treatments_of(reach: Reach, secret: bytes) -> Treatments:
+    """The dataset's treatments, carried out by the kit: an identity column's pseudonym is of
+    its normalised form (one person's is the same in every table)."""
+    normalise = {f"{name}.{column}": partial(stored_form, kind)
+                 for name, spec in reach.dataset.tables.items()
+                 for column, kind in spec.identities.items()}
+    return Treatments(dataset_treatments(reach.dataset), reach.tables, secret,
+                      normalise=normalise)

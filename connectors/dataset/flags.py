@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Date, DateTime, false, or_, select, true, update
 from sqlalchemy.orm import Session
 
-from connectors.dataset.erasure import stored_time
 from connectors.dataset.own import FlagMixin, OwnTables
 from connectors.dataset.reach import Reach, Rows, chunked
 from connectors.kit.errors import ConnectorInputError
 from connectors.kit.restrictions import Restrictions, is_restricted
 from connectors.kit.store import Store
+from connectors.kit.treatments import stored_time
 from dsr.connector_contract import FlagInput, Operation, Scope
 from dsr.connector_registry import DataRole
 from dsr.models import Identity
