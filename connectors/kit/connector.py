@@ -15,6 +15,7 @@ from connectors.kit.cutoffs import erase_cutoffs, sweep_cutoffs
 from connectors.kit.exports import discover_holdings, export_once
 from connectors.kit.restrictions import RestrictionMixin, Restrictions
 from connectors.kit.store import OperationLogMixin, Store, operation_key, sweep_key
+from connectors.kit.treatments import Normalise, Treatments
 from dsr.blobstore import BlobStore
 from dsr.connector_contract import (
     AccessInput,
@@ -33,6 +34,7 @@ from dsr.connector_contract import (
     Scope,
     SweepInput,
     SweepResult,
+    Treatment,
 )
 from dsr.models import Correction
 from dsr.serverkeys import ServerKeys
@@ -52,6 +54,9 @@ class StoreConnector:
     schema: ClassVar[type[DeclarativeBase]]
     operation_log: ClassVar[type[OperationLogMixin]]
     restriction_model: ClassVar[type[RestrictionMixin] | None] = None
+    treatments: ClassVar[tuple[Treatment, ...]] = ()  # what erasing each category does
+    # How a pseudonym column's value is written before it is hashed, per "table.column".
+    pseudonym_forms: ClassVar[Mapping[str, Normalise]] = {}
     sweeps_countries: ClassVar[bool] = False  # whether a sweep rule may name countries_ended
 
     restrictions: Restrictions  # only with a restriction model
@@ -65,6 +70,9 @@ class StoreConnector:
             self.restrictions = Restrictions(self.restriction_model, self.identity_index)
         self.blobs = blobs
         self.secret = secret
+        # The only writer of declared columns when erasing or sweeping.
+        self.treat = Treatments(self.treatments, self.schema.metadata.tables, secret,
+                                normalise=self.pseudonym_forms)
 
     def sweep(self, call: SweepInput) -> SweepResult:
         """Anonymise every customer's records past their retention, as ``erase`` would."""
