@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Select
 from sqlalchemy.orm import Session
 
 from connectors.dataset.erasure import Erasure, check_rules
@@ -24,7 +24,7 @@ from connectors.dataset.model import Dataset, DatasetError, dataset_treatments, 
 from connectors.dataset.own import own_tables
 from connectors.dataset.reach import Reach, Rows
 from connectors.dataset.records import export_chunks, holding
-from connectors.dataset.rectify import correct, corrections, found_by_identity
+from connectors.dataset.rectify import correct, correct_field, corrections, found_by_identity
 from connectors.dataset.schema import check_dataset
 from connectors.dataset.sweep import sweep
 from connectors.kit.errors import ConnectorInputError
@@ -60,6 +60,7 @@ class DatasetConnector:
     activities: ClassVar[tuple[str, ...]]
     categories: ClassVar[tuple[str, ...]]
     treatments: ClassVar[tuple[Treatment, ...]]
+    correctable: ClassVar[tuple[str, ...]]  # the fields its rectify corrects
     dataset: ClassVar[Dataset]
 
     def __init__(self, engine_or_url: Engine | str, blobs: BlobStore, secret: bytes, *,
@@ -73,6 +74,7 @@ class DatasetConnector:
         self.reach = Reach(self.dataset, checked)
         own = own_tables(self.name, engine)
         self.store = Store(engine, own.base, own.operation_log)
+        self.restriction_model = own.restrictions  # restrictions, by keyed identity hash
         self.flags = Flags(self.reach, own, ServerKeys(secret, previous_secrets).identities)
         self.blobs = blobs
         self.secret = secret  # pseudonyms and operation keys
@@ -90,6 +92,7 @@ class DatasetConnector:
             "name": dataset.connector, "dataset": dataset,
             "activities": tuple(operation.value for operation in Operation if operation in wanted),
             "categories": dataset.categories, "treatments": dataset_treatments(dataset),
+            "correctable": dataset.correctable,
         }
         title = "".join(part.title() for part in dataset.connector.split("_"))
         return type(f"{title}DatasetConnector", (cls,), attributes)
@@ -133,21 +136,23 @@ class DatasetConnector:
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
         """Corrects identity columns (``connectors.dataset.rectify``)."""
-        values, unsupported = corrections(self.dataset, call.corrections)
+        given = corrections(self.dataset, call.corrections)
         if self._out_of_scope(call.scope):
-            return RectifyResult(connector=self.name, unsupported_fields=unsupported)
+            return RectifyResult(connector=self.name, unsupported_fields=given.unsupported)
         key = operation_key(self.secret, Operation.RECTIFY, call)
 
         def work(session: Session) -> RectifyResult:
             rows = self.reach.subject_rows(session, call.scope) or {}
             found = found_by_identity(self.reach, session, rows, call.scope)
-            updated = {kind.value: correct(self.reach, session, found, identity)
-                       for kind, identity in values.items()}
+            updated = {field: correct_field(self.reach, session, found, field, value)
+                       for field, value in given.fields.items()}
+            updated |= {kind.value: correct(self.reach, session, found, identity)
+                        for kind, identity in given.identities.items()}
             customer = self.flags.customer(call.scope.customer_account)
-            for identity in values.values():
+            for identity in given.identities.values():
                 self.flags.restrictions.carry_over(session, customer, call.scope, identity)
             return RectifyResult(connector=self.name, updated=updated,
-                                 unsupported_fields=unsupported)
+                                 unsupported_fields=given.unsupported)
 
         return self.store.once(key, RectifyResult, work)
 
@@ -180,8 +185,13 @@ class DatasetConnector:
         customer = self.flags.customer(customer_account)
         return self.flags.is_flagged(self.store, operation, customer, identity)
 
+    def holders(self, scope: Scope) -> Select[Any] | None:
+        """The statement ``locate`` reads the holding customers with (None: nothing to
+        match), as the kit's connectors name it."""
+        return self.reach.holders(scope)
+
     def locate(self, scope: Scope) -> Located:
-        statement = self.reach.holders(scope)
+        statement = self.holders(scope)
         if statement is None:
             return Located(connector=self.name)
         with self.store.reading() as session:

@@ -76,10 +76,11 @@ def check_rules(reach: Reach, rules: list[EraseRule]) -> None:
 
 
 def reached_by(reach: Reach, name: str, rules: list[EraseRule]) -> dict[str, ColumnElement[bool]]:
-    """Per category, the rows of table ``name`` its rules reach (``country_conditions`` on
-    the table's date and country columns)."""
+    """Per category whose erasure reaches table ``name``, the rows its rules reach
+    (``country_conditions`` on the table's date and country columns); for a category of
+    ``erased_with``, also every row reached from a parent row its rules reach."""
     spec, table = reach.dataset.tables[name], reach.table(name)
-    mine = [rule for rule in rules if rule.category in spec.categories]
+    mine = [rule for rule in rules if rule.category in spec.erasing]
     if not mine or spec.date_column is None:
         return {}
     column = table.c[spec.date_column]
@@ -89,7 +90,23 @@ def reached_by(reach: Reach, name: str, rules: list[EraseRule]) -> dict[str, Col
     country: Any = literal(NO_COUNTRY)
     if spec.country_column:
         country = func.upper(func.coalesce(table.c[spec.country_column], NO_COUNTRY))
-    return country_conditions(reach.dataset.connector, mine, spec.categories, dated, country)
+    reached = country_conditions(reach.dataset.connector, mine, spec.erasing, dated, country)
+    for category in set(spec.erased_with) & set(reached):
+        reached[category] = or_(reached[category], *_from_parents(reach, name, category, rules))
+    return reached
+
+
+def _from_parents(reach: Reach, name: str, category: str,
+                  rules: list[EraseRule]) -> list[ColumnElement[bool]]:
+    """The rows of table ``name`` reached from a parent row that the rules of ``category``
+    reach (cut loose from the person: no request could find these rows again)."""
+    found = []
+    for reference in reach.dataset.tables[name].reference_list():
+        parent = reached_by(reach, reference.parent_table, rules).get(category)
+        if parent is not None:
+            values = select(reach.table(reference.parent_table).c[reference.parent_column])
+            found.append(reach.table(name).c[reference.column].in_(values.where(parent)))
+    return found
 
 
 def pending_where(reach: Reach, name: str, category: str) -> ColumnElement[bool] | None:
@@ -133,31 +150,50 @@ class Erasure:
                 heartbeat({"erased_table": name})
 
     def table(self, name: str, rows: list[Row], reached: dict[str, ColumnElement[bool]]) -> None:
-        """Erase what ``reached`` (per category) reaches of these rows of table ``name``."""
+        """Erase what ``reached`` (per category) reaches of these rows of table ``name``:
+        categories erased together as one, each counted."""
         spec = self.reach.dataset.tables[name]
         gone: set[tuple[Any, ...]] = set()
-        for category in spec.categories:
-            if category not in reached:
+        done: set[str] = set()
+        for category in spec.erasing:
+            unit = [c for c in spec.together(category) if c in reached] if (
+                spec.own(category) == category) else [category]
+            if category not in reached or category in done:
                 continue
+            done |= set(unit)
             left = [row for row in rows if row.key not in gone]
-            hit = self._matching(name, left, reached[category])
-            kept = hit
-            if category == spec.delete_rows:
-                blocked = self._still_referenced(name, hit)
-                deleted = [row for row in hit if row.key not in blocked]
-                self._delete(name, category, deleted)
-                gone |= {row.key for row in deleted}
-                kept = [row for row in hit if row.key in blocked]
-                self.erased[category] += len(deleted)
-                if not spec.treated(category):
-                    self.retained[category] += len(left) - len(deleted)
-                    continue
-            pending = pending_where(self.reach, name, category) if self.pending_only else None
-            if pending is not None:
-                kept = self._matching(name, kept, pending)
-            self._treat(name, category, kept)
-            self.erased[category] += len(kept)
-            self.retained[category] += len(left) - len(hit)
+            hit = self._matching(name, left, or_(*(reached[c] for c in unit)))
+            gone |= self._unit(name, unit, left, hit)
+
+    def _unit(self, name: str, unit: list[str], left: list[Row], hit: list[Row]) -> set[Any]:
+        """Erase the categories of ``unit`` (erased as one) from the rows ``hit`` of the rows
+        ``left``; the keys of the rows deleted. Counted as the table's own categories; what
+        is left is retained for the unit's own categories of the table."""
+        spec = self.reach.dataset.tables[name]
+        category = unit[0]
+        counted = spec.together(category)
+        retaining = [c for c in unit if spec.own(c) == c]
+        kept, deleted = hit, []
+        if spec.deletes(category):
+            blocked = self._still_referenced(name, hit)
+            deleted = [row for row in hit if row.key not in blocked]
+            self._delete(name, category, deleted)
+            kept = [row for row in hit if row.key in blocked]
+            if not spec.treated(category):
+                self._count(counted, len(deleted), retaining, len(left) - len(deleted))
+                return {row.key for row in deleted}
+        pending = pending_where(self.reach, name, category) if self.pending_only else None
+        if pending is not None:
+            kept = self._matching(name, kept, pending)
+        self._treat(name, category, kept)
+        self._count(counted, len(deleted) + len(kept), retaining, len(left) - len(hit))
+        return {row.key for row in deleted}
+
+    def _count(self, erased: list[str], count: int, retained: list[str], left: int) -> None:
+        for category in erased:
+            self.erased[category] += count
+        for category in retained:
+            self.retained[category] += left
 
     def _matching(self, name: str, rows: list[Row], condition: ColumnElement[bool]) -> list[Row]:
         """The rows (of ``rows``) the rule's condition reaches."""

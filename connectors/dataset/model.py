@@ -60,6 +60,9 @@ class Column(_Strict):
     # The flag this column records in the subject's rows: a timestamp column gets the time it
     # was asked (the first time stays), a boolean column true; lifting a restriction clears it.
     flag: Flag | None = None
+    # A correction of the field named by this column (not an identity: those are corrected by
+    # their type) sets it in the subject's rows holding their identities, where it is held.
+    correctable: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -107,6 +110,18 @@ class Table(_Strict):
     # A row still referenced by rows kept (retained ones) is kept: the column treatments of
     # the same category, if any, then anonymise it instead.
     delete_rows: Annotated[str, Field(pattern=CATEGORY)] | None = None
+    # Categories of the tables this one is reached from whose erasure erases its rows too, each
+    # with the category of this table whose treatment they get: ``{profile: events}`` on a
+    # profile's events erases, with the profile, the events the profile's rule reaches by this
+    # table's date, and every event of a profile the rule reaches, whatever its date (no
+    # request could find them again). Counted as this table's category.
+    erased_with: dict[Annotated[str, Field(pattern=CATEGORY)],
+                      Annotated[str, Field(pattern=CATEGORY)]] = Field(default_factory=dict)
+    # Categories held in one row and erased as one: erasing any of them applies the column
+    # treatments of all of them, cutting the row loose from the person (every identity column
+    # of the table treated); a column of them may then name no treatment (it stays, no longer
+    # anyone's: a duration for statistics). Erasing one counts the rows for each of them.
+    erased_together: list[Annotated[str, Field(pattern=CATEGORY)]] = Field(default_factory=list)
 
     def reference_list(self) -> list[Reference]:
         return [
@@ -129,14 +144,39 @@ class Table(_Strict):
                 found.append(column.category)
         return found
 
+    @property
+    def erasing(self) -> list[str]:
+        """The categories whose erasure reaches this table's rows: those of the tables it is
+        reached from (``erased_with``) first, then its own."""
+        return [*(c for c in self.erased_with if c not in self.categories), *self.categories]
+
+    def own(self, category: str) -> str:
+        """The category of this table whose treatment erasing ``category`` applies."""
+        return self.erased_with.get(category, category)
+
+    def together(self, category: str) -> list[str]:
+        """The categories erased as one with ``category`` (itself alone, most often)."""
+        own = self.own(category)
+        return list(self.erased_together) if own in self.erased_together else [own]
+
+    def deletes(self, category: str) -> bool:
+        """Whether erasing ``category`` deletes this table's rows."""
+        return self.delete_rows is not None and self.delete_rows in self.together(category)
+
     def flagged(self, flag: Operation) -> list[str]:
         """The columns recording one flag."""
         return [name for name, column in self.columns.items() if column.flag == flag.value]
 
     def treated(self, category: str) -> dict[str, Strategy]:
-        """The column treatments of one category."""
+        """The column treatments erasing one category applies (those of the categories
+        erased together with it; for a category of ``erased_with``, its own category's)."""
+        wanted = set(self.together(category))
         return {name: column.treatment for name, column in self.columns.items()
-                if column.category == category and column.treatment is not None}
+                if column.category in wanted and column.treatment is not None}
+
+    def correctable(self) -> list[str]:
+        """The columns a correction of the field of their name sets."""
+        return [name for name, column in self.columns.items() if column.correctable]
 
 
 class NationalPhones(_Strict):
@@ -182,6 +222,15 @@ class Dataset(_Strict):
         return why
 
     @property
+    def correctable(self) -> tuple[str, ...]:
+        """The fields a rectification corrects: the identity types held, then the columns
+        declared ``correctable``."""
+        fields = [kind.value for kind in self.identity_types]
+        for table in self.tables.values():
+            fields += [name for name in table.correctable() if name not in fields]
+        return tuple(fields)
+
+    @property
     def supported(self) -> tuple[Operation, ...]:
         return tuple(operation for operation, why in self.operations().items() if why is None)
 
@@ -213,7 +262,20 @@ def dataset_treatments(dataset: Dataset) -> tuple[Treatment, ...]:
                             strategy=column.treatment)
                   for column_name, column in spec.columns.items()
                   if column.category and column.treatment]
+        found += [treatment for treatment in _erased_with_others(name, spec)
+                  if treatment not in found]
     return tuple(found)
+
+
+def _erased_with_others(name: str, spec: Table) -> Iterator[Treatment]:
+    """The treatments a category applies to a table beyond its own columns: those of the
+    categories erased together with it, and those of ``erased_with``."""
+    for category in spec.erasing:
+        if spec.deletes(category):
+            yield Treatment(category=category, table=name, column="*",
+                            strategy=Strategy.DELETE_ROW)
+        for column, strategy in spec.treated(category).items():
+            yield Treatment(category=category, table=name, column=column, strategy=strategy)
 
 
 def parse_dataset(data: Any, source: str = "dataset") -> Dataset:

@@ -38,6 +38,7 @@ from connectors.dataset.model import Dataset, DatasetError
 from connectors.dataset.model import Table as TableSpec
 from dsr.connector_contract import REDACTED, Strategy
 from dsr.connector_registry import DataRole
+from dsr.models import IdentityType
 
 log = structlog.get_logger(__name__)
 PSEUDONYM_CHARS = 64  # a keyed hash in hex
@@ -69,6 +70,7 @@ def check_dataset(dataset: Dataset, engine: Engine) -> Checked:
             tables[name] = Table(name, metadata, autoload_with=engine)
     for name, spec in dataset.tables.items():
         problems += _declarations(name, spec, dataset.role)
+        problems += _erased_along(name, spec, dataset)
         if name in tables:
             problems += _columns(name, spec, tables[name])
     problems += _references(dataset, tables)
@@ -95,7 +97,8 @@ def _declarations(name: str, spec: TableSpec, role: DataRole) -> list[str]:
             problems.append(f"{where}: delete_row is not a column's treatment "
                             "(give the table delete_rows)")
         elif declared.category and declared.treatment is None and (
-                declared.category != spec.delete_rows):
+                declared.category != spec.delete_rows) and (
+                declared.category not in spec.erased_together):
             problems.append(f"{where}: category {declared.category} has no treatment")
         elif declared.treatment is not None and declared.category is None:
             problems.append(f"{where}: treatment {declared.treatment.value} has no category")
@@ -104,11 +107,42 @@ def _declarations(name: str, spec: TableSpec, role: DataRole) -> list[str]:
         if declared.identity and declared.treatment is None and spec.delete_rows is None:
             problems.append(f"{where}: holds an identity that erasure would leave (give it a "
                             "category and treatment, or the table delete_rows)")
+        if declared.correctable and (declared.identity or declared.flag):
+            problems.append(f"{where}: correctable, but holds an identity or a flag (an identity "
+                            "is corrected by its type, a flag by its operation)")
+        if declared.correctable and column in {kind.value for kind in IdentityType}:
+            problems.append(f"{where}: correctable, but named like the identity type {column}")
     if spec.categories and spec.date_column is None:
         problems.append(f"table {name}: holds categories but names no date_column")
     if spec.identities and role is DataRole.END_USER and spec.customer_column is None:
         problems.append(f"table {name}: holds identities of end-user data but names no "
                         "customer_column (every lookup is confined to one customer)")
+    return problems
+
+
+def _erased_along(name: str, spec: TableSpec, dataset: Dataset) -> list[str]:
+    """What ``erased_with`` and ``erased_together`` get wrong about one table."""
+    problems = []
+    parents = {ref.parent_table for ref in spec.reference_list()}
+    for category, own in spec.erased_with.items():
+        where = f"table {name}: erased_with {category}"
+        if category in spec.categories:
+            problems.append(f"{where}: a category of this table (erasing it reaches its rows)")
+        elif not any(category in dataset.tables[parent].erasing
+                     for parent in parents if parent in dataset.tables):
+            problems.append(f"{where}: held by no table this one references")
+        if own not in spec.categories:
+            problems.append(f"{where}: {own} is not a category of this table")
+    together = spec.erased_together
+    if together and len(set(together)) < 2:
+        problems.append(f"table {name}: erased_together names fewer than two categories")
+    problems += [f"table {name}: erased_together {category}: not a category of this table"
+                 for category in together if category not in spec.categories]
+    if together and not spec.deletes(together[0]):
+        treated = spec.treated(together[0])
+        problems += [f"{name}.{column}: holds an identity that erasing {', '.join(together)} "
+                     "leaves (the row would not be cut loose)"
+                     for column in spec.identities if column not in treated]
     return problems
 
 
@@ -133,6 +167,9 @@ def _columns(name: str, spec: TableSpec, table: Table) -> list[str]:
             unfit = _unflaggable(table.c[column].type, table.c[column].nullable)
             if unfit:
                 problems.append(f"{name}.{column}: flag {declared.flag} {unfit}")
+        if column in table.columns and declared.correctable and not isinstance(
+                table.c[column].type, String):
+            problems.append(f"{name}.{column}: correctable, but not a text column")
         if column in table.columns and declared.treatment is not None:
             unfit = _unfit(declared.treatment, table.c[column].type, table.c[column].nullable)
             if unfit:

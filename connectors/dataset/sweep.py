@@ -54,10 +54,10 @@ def _candidates(reach: Reach, name: str,
                 reached: dict[str, ColumnElement[bool]]) -> ColumnElement[bool]:
     """The rows of table ``name`` a sweep has something to do with: reached by a category's
     rules and, unless the category deletes rows, not anonymised yet."""
-    deleting = reach.dataset.tables[name].delete_rows
+    spec = reach.dataset.tables[name]
     found = []
     for category, condition in reached.items():
-        pending = None if category == deleting else pending_where(reach, name, category)
+        pending = None if spec.deletes(category) else pending_where(reach, name, category)
         found.append(condition if pending is None else and_(condition, pending))
     return or_(*found)
 
