@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from connectors import (
-    cdp,
     conversations,
     email,
     flow_builder,
@@ -19,8 +19,10 @@ from connectors import (
     voice,
     widget,
 )
+from connectors.cdp_store import CdpBase
 from connectors.customer_account import CustomerAccountConnector
 from connectors.dataset.registered import registered_connector
+from connectors.reference import reference_connector
 from connectors.sms import SmsConnector
 from dsr.blobstore import BlobStore
 from dsr.connector_contract import Connector
@@ -48,7 +50,7 @@ BUILTIN: dict[str, Factory] = {
     "widget": widget.WidgetConnector,
     "push": push.PushConnector,
     "conversations": conversations.ConversationsConnector,
-    "cdp": cdp.CdpConnector,
+    "cdp": reference_connector("cdp", CdpBase),
     "marketing": marketing.MarketingConnector,
 }
 
@@ -69,11 +71,19 @@ def build_connector(name: str, settings: Settings, blobs: BlobStore) -> Connecto
 
 def served_connectors(registry: Registry) -> list[str]:
     """The connectors a worker can serve: the built-in ones, and those the registry makes
-    from a dataset file (``RegistryError`` for an entry naming one under a built-in name)."""
+    from a dataset file (``RegistryError`` for an entry naming one under a built-in name,
+    unless it is the built-in connector's own file: a reference connector made from one)."""
     datasets = [entry.name for entry in registry.connectors if entry.dataset is not None]
-    clashing = [name for name in datasets if name in BUILTIN]
+    clashing = [entry.name for entry in registry.connectors if entry.dataset is not None
+                and entry.name in BUILTIN and entry.dataset_path != builtin_dataset(entry.name)]
     if clashing:
         raise RegistryError(f"connector(s) {', '.join(clashing)} built in: their registry "
                             "entries cannot name a dataset")
-    return [*BUILTIN, *datasets]
+    return [*BUILTIN, *(name for name in datasets if name not in BUILTIN)]
+
+
+def builtin_dataset(name: str) -> Path | None:
+    """The dataset file a built-in connector is made from, if it is (``connectors.reference``)."""
+    path = getattr(BUILTIN[name], "dataset_file", None)
+    return path if isinstance(path, Path) else None
 

@@ -100,7 +100,7 @@ def _from_parents(reach: Reach, name: str, category: str,
                   rules: list[EraseRule]) -> list[ColumnElement[bool]]:
     """The rows of table ``name`` reached from a parent row that the rules of ``category``
     reach (cut loose from the person: no request could find these rows again)."""
-    found = []
+    found: list[ColumnElement[bool]] = []
     for reference in reach.dataset.tables[name].reference_list():
         parent = reached_by(reach, reference.parent_table, rules).get(category)
         if parent is not None:

@@ -144,18 +144,28 @@ class Reach:
         """The rows of ``name`` matching ``where``, by primary key."""
         table, spec = self.tables[name], self.dataset.tables[name]
         keys = list(table.primary_key.columns)
-        referenced = sorted({ref.parent_column for _, ref in self.dataset.children(name)})
-        dated = [table.c[spec.date_column]] if spec.date_column else []
-        country = [table.c[spec.country_column]] if spec.country_column else []
-        columns = [*keys, *dated, *country, *(table.c[column] for column in referenced)]
+        referenced = self.referenced(name)
+        dated, country = bool(spec.date_column), bool(spec.country_column)
         rows = {}
-        for values in session.execute(select(*columns).where(*where)):
+        for values in session.execute(self.rows_statement(name, where)):
             key = tuple(values[:len(keys)])
             rest = list(values[len(keys):])
             when = as_utc(rest.pop(0)) if dated else None
             place = (rest.pop(0) or NO_COUNTRY).upper() if country else None
             rows[key] = Row(key, when, place, dict(zip(referenced, rest, strict=True)))
         return rows
+
+    def referenced(self, name: str) -> list[str]:
+        """The columns of table ``name`` that child tables reference."""
+        return sorted({ref.parent_column for _, ref in self.dataset.children(name)})
+
+    def rows_statement(self, name: str, where: list[ColumnElement[bool]]) -> Select[Any]:
+        """What ``select_rows`` reads: the key, date, country and referenced columns."""
+        table, spec = self.tables[name], self.dataset.tables[name]
+        dated = [table.c[spec.date_column]] if spec.date_column else []
+        country = [table.c[spec.country_column]] if spec.country_column else []
+        return select(*table.primary_key.columns, *dated, *country,
+                      *(table.c[column] for column in self.referenced(name))).where(*where)
 
     def holders(self, scope: Scope) -> Select[Any] | None:
         """The customer accounts holding rows of these identities, across customers (an end

@@ -14,7 +14,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Date, DateTime, Table, bindparam, delete, select
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Date,
+    DateTime,
+    Table,
+    bindparam,
+    delete,
+    null,
+    select,
+)
 from sqlalchemy import update as update_statement
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
@@ -106,8 +116,8 @@ class Treatments:
         fixed: dict[str, Any] = {}
         computed: dict[str, Strategy] = {}
         for column, strategy in treated.items():
-            if strategy is Strategy.NULL:
-                fixed[column] = None
+            if strategy is Strategy.NULL:  # SQL NULL, not a JSON column's 'null'
+                fixed[column] = null()
             elif strategy is Strategy.REDACT:
                 fixed[column] = REDACTED
             elif strategy is Strategy.MARK:

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from connectors.cdp import CdpConnector
 from connectors.cdp_store import CdpBase, Profile, ProfileEvent
+from connectors.dataset.connector import DatasetConnector
 from connectors.seeds.population import EndUser, Population
 
 HISTORY = timedelta(days=425)  # about 14 months
@@ -24,7 +24,9 @@ EVENT_NAMES = ("Page Viewed", "Product Viewed", "Order Completed", "Email Opened
 PAGES = ("/", "/pricing", "/account", "/orders", "/help", "/products/lamp", "/products/chair")
 
 
-def seed(connector: CdpConnector, population: Population, *, now: datetime, seed: int = 42) -> int:
+def seed(
+    connector: DatasetConnector, population: Population, *, now: datetime, seed: int = 42
+) -> int:
     """Clear the store and fill it with one profile per end user and customer holding them,
     with their events over the ~14 months before ``now``. Returns the number of events. The
     same population, ``now`` and ``seed`` give the same rows."""

@@ -115,6 +115,12 @@ def defn_name(fn: Any) -> str:
     return str(fn.__temporal_activity_definition.name)
 
 
+def store_table(name: str, table: str) -> str:
+    """A connector's own table (``operation_log``, ``restrictions``) as its store names it: a
+    dataset connector's are prefixed with its name (``connectors/dataset/own.py``)."""
+    return f"dsr_connector_{name}_{table}" if hasattr(BUILTIN[name], "dataset") else table
+
+
 # --- whom a request names -----------------------------------------------------------------
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from connectors.builtin import BUILTIN
-from connectors.cdp import CdpConnector
 from connectors.conversations import ConversationsConnector
 from connectors.customer_account import CustomerAccountConnector
+from connectors.dataset.connector import DatasetConnector
 from connectors.flow_builder import FlowBuilderConnector
 from connectors.inbox import InboxConnector
 from connectors.marketing import MarketingConnector
@@ -149,7 +149,7 @@ class Stores:
         return self.connectors["conversations"]  # type: ignore[no-any-return]
 
     @property
-    def cdp(self) -> CdpConnector:
+    def cdp(self) -> DatasetConnector:
         return self.connectors["cdp"]  # type: ignore[no-any-return]
 
     @property

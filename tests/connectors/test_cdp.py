@@ -1,5 +1,6 @@
-"""The CDP connector on its seeded store: discover, access, erase by rule (older events, then
-the profile), rectify, the restriction and objection flags, and the sweep."""
+"""The CDP connector (the dataset connector of ``connectors/datasets/cdp.yaml``) on its seeded
+store: discover, access, erase by rule (older events, then the profile), rectify, the
+restriction and objection flags, and the sweep, each checked in the store's file."""
 
 from __future__ import annotations
 
@@ -65,20 +66,23 @@ def test_cdp_discover_counts_and_dates(stores: Stores) -> None:
 
 def test_cdp_access_exports_only_the_customers_profile_and_events(stores: Stores) -> None:
     picks = stores.picks
-    events, elsewhere = cdp_rows(stores, "events"), cdp_rows(stores, "events", other=True)
+    profiles, events = cdp_rows(stores, "profiles"), cdp_rows(stores, "events")
+    elsewhere = cdp_rows(stores, "events", other=True)
     assert elsewhere, "the seed must give the end user another customer's profile"
 
     result = stores.cdp.access(AccessInput(scope=profile_scope(stores)))
 
     assert result.blob_ref is not None
     records = stores.export(result.blob_ref)
-    assert {r["customer_account"] for r in records} == {picks.profile_customer}
-    profile = [r for r in records if r["category"] == "profile"]
+    profile = [r["record"] for r in records if r["category"] == "profile"]
+    assert [p["id"] for p in profile] == [profiles[0]["id"]]
     assert [p["email"].lower() for p in profile] == [picks.profile_user.email]
     assert profile[0]["traits"]["plan"] and profile[0]["ip"] == picks.profile_user.ip
-    assert {r["event_id"] for r in records if r["category"] == "events"} == {
-        e["id"] for e in events
-    }
+    exported = [r["record"] for r in records if r["category"] == "events"]
+    assert {e["id"] for e in exported} == {e["id"] for e in events}
+    assert not {e["id"] for e in exported} & {e["id"] for e in elsewhere}
+    assert {e["profile_id"] for e in exported} == {profiles[0]["id"]}
+    assert all(e["properties"] and e["occurred_at"] for e in exported)
     assert result.records == {"profile": 1, "events": len(events)}
 
 
@@ -118,6 +122,7 @@ def test_cdp_erase_by_rule_deletes_older_events_then_anonymises_the_profile(
 
 def test_cdp_rectify_corrects_name_email_and_job_title(stores: Stores) -> None:
     others = cdp_rows(stores, "profiles", other=True)
+    profile = cdp_rows(stores, "profiles")[0]
     corrections = [
         Correction(field="name", value="Anna M. de Vries"),
         Correction(field="email", value="anna.m@new.example.org"),
@@ -131,7 +136,7 @@ def test_cdp_rectify_corrects_name_email_and_job_title(stores: Stores) -> None:
     assert result.unsupported_fields == ["shoe_size"]
     row = stores.rows("cdp", "SELECT * FROM profiles WHERE email = ?", "anna.m@new.example.org")
     assert [(r["name"], r["job_title"]) for r in row] == [("Anna M. de Vries", "Head of Logistics")]
-    assert utc(row[0]["updated_at"]) == NOW
+    assert row[0]["updated_at"] == profile["updated_at"], "the dataset form keeps its date"
     after = stores.rows(
         "cdp", *profile_sql(stores.picks.profile_user, stores.picks.profile_customer, True)
     )
@@ -145,9 +150,12 @@ def test_cdp_rectify_corrects_name_email_and_job_title(stores: Stores) -> None:
 def test_cdp_restrict_lift_and_object(stores: Stores) -> None:
     flags = "SELECT processing_restricted, objected_at FROM profiles WHERE id = ?"
     profile_id = cdp_rows(stores, "profiles")[0]["id"]
+    events = cdp_rows(stores, "events")
     others = cdp_rows(stores, "profiles", other=True)
 
-    assert stores.cdp.restrict(FlagInput(scope=profile_scope(stores))).records == 1
+    restricted = stores.cdp.restrict(FlagInput(scope=profile_scope(stores)))
+
+    assert restricted.records == 1 + len(events), "the profile and every event of it"
     assert tuple(stores.rows("cdp", flags, profile_id)[0]) == (1, None)
     stores.cdp.restrict(FlagInput(scope=profile_scope(stores), lift=True))
     assert tuple(stores.rows("cdp", flags, profile_id)[0]) == (0, None)
@@ -159,15 +167,17 @@ def test_cdp_restrict_lift_and_object(stores: Stores) -> None:
     assert [tuple(r) for r in cdp_rows(stores, "profiles", other=True)] == [
         tuple(r) for r in others
     ]
-    with pytest.raises(ConnectorInputError, match="lifts restrictions only"):
+    with pytest.raises(ConnectorInputError, match="cannot lift object"):
         stores.cdp.object(FlagInput(scope=profile_scope(stores, "REQ-P005"), lift=True))
 
 
 def test_cdp_restriction_stays_with_a_rectified_email(stores: Stores) -> None:
     picks = stores.picks
     corrected = "anna.m@new.example.org"
+    flag = "SELECT processing_restricted FROM profiles WHERE id = ?"
+    profile_id = cdp_rows(stores, "profiles")[0]["id"]
     stores.cdp.restrict(FlagInput(scope=profile_scope(stores, "REQ-P007")))
-    assert stores.cdp.is_restricted(picks.profile_customer, picks.profile_user.email)
+    assert restricted(stores, picks.profile_customer, picks.profile_user.email)
 
     rectified = stores.cdp.rectify(
         RectifyInput(
@@ -177,10 +187,16 @@ def test_cdp_restriction_stays_with_a_rectified_email(stores: Stores) -> None:
     )
 
     assert rectified.updated == {"email": 1}
-    assert stores.cdp.is_restricted(picks.profile_customer, corrected.upper())
-    assert not stores.cdp.is_restricted(picks.profile_customer, picks.profile_user.email)
+    assert stores.rows("cdp", flag, profile_id)[0][0] == 1, "the flag stays on the profile"
+    assert restricted(stores, picks.profile_customer, corrected.upper())
+    assert restricted(stores, picks.profile_customer, picks.profile_user.email)
     other = next(c for c in picks.profile_user.customers if c != picks.profile_customer)
-    assert not stores.cdp.is_restricted(other, picks.profile_user.email)
+    assert not restricted(stores, other, picks.profile_user.email)
+    assert not restricted(stores, other, corrected)
+
+
+def restricted(stores: Stores, customer: str, email: str) -> bool:
+    return stores.cdp.is_restricted(Identity(type=IdentityType.EMAIL, value=email), customer)
 
 
 # --- sweep --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from connectors.builtin import BUILTIN
 from connectors.kit.errors import ConnectorInputError
 from dsr.connector_contract import AccessInput, EraseInput, EraseRule, FlagInput, RectifyInput
 from dsr.models import Correction, Identity, IdentityType
-from tests.connectors.helpers import CONNECTORS, CUTOFF, NOW, REGISTRY, dump
+from tests.connectors.helpers import CONNECTORS, CUTOFF, NOW, REGISTRY, dump, store_table
 from tests.connectors.stores import Stores
 
 # Connectors holding categories of personal data (numbers holds none: nothing to erase or
@@ -31,12 +31,13 @@ CORRECTED = {
 
 
 def _corrects_identities(name: str) -> bool:
-    """Restrictions kept as keyed identities (not a flag on the record, as CDP and customer
-    accounts keep them: the flag moves with the record, and their own tests show it) by a
-    connector whose rectify corrects an identity."""
+    """Restrictions kept as keyed identities (not a flag on the record, as customer accounts
+    keep them: the flag moves with the record, and its own tests show it; a dataset
+    connector keeps them keyed) by a connector whose rectify corrects an identity."""
     connector: Any = BUILTIN[name]
     correctable = set(getattr(connector, "correctable", ()))
-    return connector.restriction_model is not None and bool(
+    keyed = hasattr(connector, "dataset") or connector.restriction_model is not None
+    return keyed and bool(
         correctable & {kind.value for kind in CORRECTED}
     )
 
@@ -48,6 +49,8 @@ def is_restricted(connector: Any, customer: str, identity: Identity) -> bool:
     """The connector's ``is_restricted``, asked as it asks: with the customer (end-user
     data) or without (the group's own), for the identity or for its value."""
     parameters = list(inspect.signature(connector.is_restricted).parameters.values())
+    if len(parameters) == 2 and parameters[0].annotation == "Identity":  # a dataset connector's
+        return bool(connector.is_restricted(identity, customer))
     value = identity if parameters[-1].annotation == "Identity" else identity.value
     return bool(connector.is_restricted(*((customer, value) if len(parameters) == 2 else (value,))))
 
@@ -111,7 +114,7 @@ def test_restrict_and_lift(stores: Stores, name: str) -> None:
         assert not any(restricted_at(subject.others[0]))
         assert not any(restricted_at("CUST-9999"))
     if connector.restriction_model is not None:  # kept as keyed hashes, one per identity
-        stored = stores.query(name, "SELECT * FROM restrictions")
+        stored = stores.query(name, f"SELECT * FROM {store_table(name, 'restrictions')}")
         assert len(stored) == len(identities)
         values = {i.value for i in identities} | {i.value.lower() for i in identities}
         assert not any(values & set(row.values()) for row in stored)
@@ -154,7 +157,7 @@ def test_a_rectified_identity_stays_restricted(stores: Stores, name: str) -> Non
         assert not any(is_restricted(connector, other, identity) for other in subject.others)
         assert not is_restricted(connector, "CUST-9999", identity)
     assert is_restricted(connector, subject.controller, subject.scope().identities[0])
-    stored = stores.query(name, "SELECT * FROM restrictions")
+    stored = stores.query(name, f"SELECT * FROM {store_table(name, 'restrictions')}")
     assert len(stored) == len(subject.identities) + len(corrected)
     values = {value for _, value in subject.identities} | {i.value for i in corrected}
     values |= {value.lower() for value in values}
@@ -170,7 +173,8 @@ def test_rectifying_an_unrestricted_identity_restricts_nothing(stores: Stores, n
     corrected = rectify_identities(stores, name, "REQ-0004")
 
     assert not any(is_restricted(connector, subject.controller, i) for i in corrected)
-    assert len(stores.rows(name, "SELECT * FROM restrictions")) == len(subject.identities)
+    restrictions = store_table(name, "restrictions")
+    assert len(stores.rows(name, f"SELECT * FROM {restrictions}")) == len(subject.identities)
 
 
 # --- scoped by customer account -----------------------------------------------------------
@@ -200,4 +204,4 @@ def test_nothing_is_found_without_a_customer_account(stores: Stores, name: str) 
         assert rectify.updated == {}
     assert dump(stores.db(name)) == snapshot
     if connector.restriction_model is not None:
-        assert stores.rows(name, "SELECT * FROM restrictions") == []
+        assert stores.rows(name, f"SELECT * FROM {store_table(name, 'restrictions')}") == []

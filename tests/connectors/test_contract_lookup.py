@@ -13,7 +13,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from connectors import (
-    cdp_store,
     conversations_store,
     email_store,
     flow_builder,
@@ -44,6 +43,7 @@ from tests.connectors.helpers import (
     dump,
     explain,
     marks,
+    store_table,
 )
 from tests.connectors.stores import Stores
 from tests.connectors.subjects import FLOW_MATCH, INBOX_MATCH, person_hash
@@ -204,14 +204,22 @@ def _conversations_lookups(stores: Stores, subject: Subject) -> Lookups:
     ]
 
 
-def _cdp_lookups(stores: Stores, subject: Subject) -> Lookups:
-    found = cdp_store.resolve_subject(subject.scope())
-    assert found is not None
-    index = "USING INDEX ix_profiles_subject (customer_account=? AND <expr>=?)"
-    return [
-        (cdp_store.subject_profiles(found), [index]),
-        (cdp_store.subject_events(found), [index, "USING INDEX ix_events_profile (profile_id=?)"]),
-    ]
+def _dataset_lookups(
+    name: str, steps: dict[str, list[str]]
+) -> Callable[[Stores, Subject], Lookups]:
+    """A dataset connector's lookups, as its engine makes them (``Reach.sources``): the
+    subject's rows found by identity, then those reached from them."""
+
+    def lookups(stores: Stores, subject: Subject) -> Lookups:
+        reach, scope = stores.connectors[name].reach, subject.scope()
+        with stores.connectors[name].store.reading() as session:
+            found = reach.subject_rows(session, scope) or {}
+        made = [(table, reach.rows_statement(table, lookup.where))
+                for table in reach.order for lookup in reach.sources(table, scope, found)]
+        assert {table for table, _ in made} == set(steps), "a lookup of every table"
+        return [(statement, steps[table]) for table, statement in made]
+
+    return lookups
 
 
 def _marketing_lookups(stores: Stores, subject: Subject) -> Lookups:
@@ -292,7 +300,10 @@ SUBJECT_LOOKUPS: dict[str, Callable[[Stores, Subject], Lookups]] = {
     "inbox": _inbox_lookups,
     "flow_builder": _flow_lookups,
     "conversations": _conversations_lookups,
-    "cdp": _cdp_lookups,
+    "cdp": _dataset_lookups("cdp", {
+        "profiles": ["USING INDEX ix_profiles_subject (customer_account=? AND <expr>=?)"],
+        "events": ["INDEX ix_events_profile (profile_id=?)"],  # covering: keys and dates
+    }),
     "marketing": _marketing_lookups,
     "email": _email_lookups,
     "video": _video_lookups,
@@ -403,7 +414,8 @@ def holders(stores: Stores, name: str, subject: Subject) -> dict[str, int]:
 
 
 def operation_log_size(stores: Stores, name: str) -> int:
-    return int(stores.rows(name, "SELECT COUNT(*) FROM operation_log")[0][0])
+    log = store_table(name, "operation_log")
+    return int(stores.rows(name, f"SELECT COUNT(*) FROM {log}")[0][0])
 
 
 @pytest.mark.parametrize("name", LOCATING)

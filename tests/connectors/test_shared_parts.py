@@ -6,10 +6,11 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from connectors.cdp import CdpConnector
+from connectors.builtin import BUILTIN
 from connectors.kit.errors import ConnectorInputError
 from connectors.seeds.demo import DemoFacts
 from connectors.sms import SmsConnector
@@ -89,8 +90,8 @@ def test_a_rule_confined_to_a_country_reaches_only_messages_that_ended_there(
 
 
 def test_a_connector_without_countries_refuses_a_confined_rule(tmp_path: Path) -> None:
-    cdp = CdpConnector(f"sqlite:///{tmp_path / 'cdp.db'}", LocalBlobStore(tmp_path / "blobs"),
-                       SECRET)
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    cdp: Any = BUILTIN["cdp"](f"sqlite:///{tmp_path / 'cdp.db'}", blobs, SECRET)
     scope = Scope(request_id="REQ-1", customer_account="CUST-0001", as_of=NOW,
                   identities=[Identity(type=IdentityType.EMAIL, value="ana@example.com")])
     rule = EraseRule(category="events", countries_ended=["IT"])
