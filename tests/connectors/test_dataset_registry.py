@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, create_engine
 
 import worker
-from connectors.builtin import build_connector, served_connectors
+from connectors.builtin import BUILTIN, build_connector, builtin_dataset, served_connectors
 from connectors.dataset import DatasetError, load_dataset
 from connectors.dataset.registered import entry_problems
 from dsr.blobstore import LocalBlobStore
@@ -90,6 +90,29 @@ def test_a_worker_serves_built_in_and_dataset_connectors(tmp_path: Path) -> None
     sms = registry.get("sms").model_copy(update={"dataset": LOYALTY_FILE})
     with pytest.raises(RegistryError, match=r"connector\(s\) sms built in"):
         served_connectors(Registry(connectors=[sms]))
+
+
+# The built-in connectors made from a dataset file (connectors/reference.py).
+FROM_DATASETS = [name for name in BUILTIN if builtin_dataset(name) is not None]
+
+
+def test_a_built_in_connector_made_from_a_dataset_file_is_named_by_its_entry() -> None:
+    """The shipped entry names the built-in's own file, which fits the entry; a worker serves
+    it once, as built in (its reference store created), and refuses another file."""
+    registry = load_registry(PROJECT_ROOT / "connectors" / "registry.yaml")
+    assert FROM_DATASETS, "some reference connector is made from a dataset file"
+    served = served_connectors(registry)
+    for name in FROM_DATASETS:
+        entry = registry.get(name)
+        assert entry.dataset_path == builtin_dataset(name)
+        assert entry_problems(entry, load_dataset(PROJECT_ROOT / str(entry.dataset))) == []
+        assert served.count(name) == 1
+    other = registry.get(FROM_DATASETS[0]).model_copy(update={"dataset": LOYALTY_FILE})
+    with pytest.raises(RegistryError, match=rf"connector\(s\) {FROM_DATASETS[0]} built in"):
+        served_connectors(Registry(connectors=[other]))
+    handwritten = [entry.name for entry in registry.connectors
+                   if entry.name in BUILTIN and entry.name not in FROM_DATASETS]
+    assert all(registry.get(name).dataset is None for name in handwritten)
 
 
 def test_the_guides_entry_fits_the_guides_file() -> None:
