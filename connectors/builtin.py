@@ -17,13 +17,13 @@ from connectors import (
     push,
     video,
     voice,
-    widget,
 )
 from connectors.cdp_store import CdpBase
 from connectors.customer_account import CustomerAccountConnector
 from connectors.dataset.registered import registered_connector
 from connectors.reference import reference_connector
 from connectors.sms import SmsConnector
+from connectors.widget_store import WidgetBase
 from dsr.blobstore import BlobStore
 from dsr.connector_contract import Connector
 from dsr.connector_registry import Registry, RegistryError, load_registry
@@ -47,7 +47,7 @@ BUILTIN: dict[str, Factory] = {
     "flow_builder": flow_builder.FlowBuilderConnector,
     "email": email.EmailConnector,
     "video": video.VideoConnector,
-    "widget": widget.WidgetConnector,
+    "widget": reference_connector("widget", WidgetBase),
     "push": push.PushConnector,
     "conversations": conversations.ConversationsConnector,
     "cdp": reference_connector("cdp", CdpBase),

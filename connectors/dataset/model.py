@@ -10,7 +10,7 @@ and what erasing the category does to it. This module reads the file and checks 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -63,6 +63,9 @@ class Column(_Strict):
     # A correction of the field named by this column (not an identity: those are corrected by
     # their type) sets it in the subject's rows holding their identities, where it is held.
     correctable: bool = False
+    # A correctable column's allowed values: a correction to any other is refused, naming the
+    # column (a preferred channel, say).
+    choices: list[str] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -230,6 +233,13 @@ class Dataset(_Strict):
             fields += [name for name in table.correctable() if name not in fields]
         return tuple(fields)
 
+    def choices(self, field: str) -> Container[str]:
+        """The values a correction of a correctable column may take (anything, unless one of
+        the columns of that name lists its choices)."""
+        listed = [set(table.columns[field].choices or ()) for table in self.tables.values()
+                  if field in table.correctable() and table.columns[field].choices is not None]
+        return set.intersection(*listed) if listed else _Anything()
+
     @property
     def supported(self) -> tuple[Operation, ...]:
         return tuple(operation for operation, why in self.operations().items() if why is None)
@@ -249,6 +259,13 @@ class Dataset(_Strict):
 
     def children(self, parent: str) -> list[tuple[str, Reference]]:
         return [(name, ref) for name, ref in self.references() if ref.parent_table == parent]
+
+
+class _Anything:
+    """Every value (a correctable column without choices)."""
+
+    def __contains__(self, value: object) -> bool:
+        return True
 
 
 def dataset_treatments(dataset: Dataset) -> tuple[Treatment, ...]:

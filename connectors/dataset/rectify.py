@@ -42,6 +42,9 @@ def corrections(dataset: Dataset, given: list[Correction]) -> Corrections:
     for correction in given:
         kind = next((k for k in dataset.identity_types if k.value == correction.field), None)
         if kind is None and correction.field in dataset.correctable:
+            if correction.value not in dataset.choices(correction.field):
+                raise ConnectorInputError(f"corrected {correction.field} must be one of the "
+                                          "values its column allows")
             fields[correction.field] = correction.value
             continue
         if kind is None:

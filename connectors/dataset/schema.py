@@ -110,6 +110,8 @@ def _declarations(name: str, spec: TableSpec, role: DataRole) -> list[str]:
         if declared.correctable and (declared.identity or declared.flag):
             problems.append(f"{where}: correctable, but holds an identity or a flag (an identity "
                             "is corrected by its type, a flag by its operation)")
+        if declared.choices is not None and not declared.correctable:
+            problems.append(f"{where}: choices, but not correctable")
         if declared.correctable and column in {kind.value for kind in IdentityType}:
             problems.append(f"{where}: correctable, but named like the identity type {column}")
     if spec.categories and spec.date_column is None:

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from connectors.dataset.connector import DatasetConnector
 from connectors.seeds.population import EndUser, Population
-from connectors.widget import WidgetConnector
 from connectors.widget_store import WidgetBase, WidgetSession
 
 HISTORY = timedelta(days=425)  # about 14 months
@@ -20,7 +20,7 @@ PAGES = (
 
 
 def seed(
-    connector: WidgetConnector, population: Population, *, now: datetime, seed: int = 42
+    connector: DatasetConnector, population: Population, *, now: datetime, seed: int = 42
 ) -> int:
     """Clear the store and fill it from ``population``: about half the end users started two
     to ten widget sessions at each customer holding them over the last ~14 months before

@@ -20,7 +20,6 @@ from connectors import (
     marketing_store,
     push_store,
     video_store,
-    widget_store,
 )
 from connectors.customer_account import accounts_query, resolve_subject, sources
 from connectors.kit.activities import connector_activities
@@ -208,16 +207,17 @@ def _dataset_lookups(
     name: str, steps: dict[str, list[str]]
 ) -> Callable[[Stores, Subject], Lookups]:
     """A dataset connector's lookups, as its engine makes them (``Reach.sources``): the
-    subject's rows found by identity, then those reached from them."""
+    subject's rows found by identity, then those reached from them; ``steps`` by the
+    ``table.column`` each looks up by."""
 
     def lookups(stores: Stores, subject: Subject) -> Lookups:
         reach, scope = stores.connectors[name].reach, subject.scope()
         with stores.connectors[name].store.reading() as session:
             found = reach.subject_rows(session, scope) or {}
-        made = [(table, reach.rows_statement(table, lookup.where))
+        made = [(f"{table}.{lookup.column}", reach.rows_statement(table, lookup.where))
                 for table in reach.order for lookup in reach.sources(table, scope, found)]
-        assert {table for table, _ in made} == set(steps), "a lookup of every table"
-        return [(statement, steps[table]) for table, statement in made]
+        assert {column for column, _ in made} == set(steps), "a lookup of every column"
+        return [(statement, steps[column]) for column, statement in made]
 
     return lookups
 
@@ -265,19 +265,6 @@ def _video_lookups(stores: Stores, subject: Subject) -> Lookups:
     ]
 
 
-def _widget_lookups(stores: Stores, subject: Subject) -> Lookups:
-    return [
-        (
-            widget_store.subject_sessions(subject.controller, subject.scope().identities),
-            [
-                "ix_widget_sessions_email (customer_account=? AND <expr>=?)",
-                "ix_widget_sessions_phone (customer_account=? AND phone=?)",
-                "ix_widget_sessions_channel (customer_account=? AND channel_id=?)",
-            ],
-        )
-    ]
-
-
 def _push_lookups(stores: Stores, subject: Subject) -> Lookups:
     customer, address = subject.controller, subject.value(EMAIL)
     return [
@@ -301,13 +288,18 @@ SUBJECT_LOOKUPS: dict[str, Callable[[Stores, Subject], Lookups]] = {
     "flow_builder": _flow_lookups,
     "conversations": _conversations_lookups,
     "cdp": _dataset_lookups("cdp", {
-        "profiles": ["USING INDEX ix_profiles_subject (customer_account=? AND <expr>=?)"],
-        "events": ["INDEX ix_events_profile (profile_id=?)"],  # covering: keys and dates
+        "profiles.email": ["USING INDEX ix_profiles_subject (customer_account=? AND <expr>=?)"],
+        "events.profile_id": ["INDEX ix_events_profile (profile_id=?)"],  # covering: key, date
     }),
     "marketing": _marketing_lookups,
     "email": _email_lookups,
     "video": _video_lookups,
-    "widget": _widget_lookups,
+    "widget": _dataset_lookups("widget", {
+        "widget_sessions.email": ["ix_widget_sessions_email (customer_account=? AND <expr>=?)"],
+        "widget_sessions.phone": ["ix_widget_sessions_phone (customer_account=? AND <expr>=?)"],
+        "widget_sessions.channel_id": [
+            "ix_widget_sessions_channel (customer_account=? AND channel_id=?)"],
+    }),
     "push": _push_lookups,
 }
 
@@ -356,7 +348,7 @@ LOCATE_INDEXES = {
     "video": ["ix_visitors_locate_email (<expr>=?)", "ix_visitors_locate_phone (phone=?)"],
     "widget": [
         "ix_widget_sessions_locate_email (<expr>=?)",
-        "ix_widget_sessions_locate_phone (phone=?)",
+        "ix_widget_sessions_locate_phone (<expr>=?)",
         "ix_widget_sessions_locate_channel (channel_id=?)",
     ],
     "push": [

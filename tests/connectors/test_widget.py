@@ -1,5 +1,7 @@
-"""The Omnichannel Widget connector on its seeded store: sessions found by any identity,
-erase by rule cutting older sessions loose, rectify of the preferred channel, and the sweep."""
+"""The Omnichannel Widget connector (the dataset connector of
+``connectors/datasets/widget.yaml``) on its seeded store: sessions found by any identity, erase
+by rule cutting older sessions loose, rectify of the preferred channel, and the sweep, each
+checked in the store's file."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from connectors import widget
 from connectors.kit.errors import ConnectorInputError
 from dsr.connector_contract import AccessInput, EraseInput, EraseRule, RectifyInput
 from dsr.models import Correction
@@ -28,6 +29,10 @@ from tests.connectors.helpers import (
     utc,
 )
 from tests.connectors.stores import Stores, holding_map
+
+CATEGORIES = ("contact_identifiers", "traffic_data")
+# What cutting a session loose clears (its day, duration and page count stay).
+CLEARED = ("email", "phone", "channel_id", "preferred_channel", "ip", "pages")
 
 
 def widget_sessions(stores: Stores, customer: str, subject: Subject) -> list[dict[str, Any]]:
@@ -60,10 +65,16 @@ def test_widget_discover_and_access_find_the_sessions_of_any_identity(stores: St
     assert_holding(holdings["traffic_data"], dates)
     records = stores.export(result.blob_ref or "")
     assert result.records == {"contact_identifiers": len(sessions), "traffic_data": len(sessions)}
-    assert {r["session_id"] for r in records} == {s["id"] for s in sessions}
-    assert {r["customer_account"] for r in records} == {subject.controller}
-    pages = {r["session_id"]: r["pages"] for r in records if r["category"] == "traffic_data"}
-    assert pages == {s["id"]: json.loads(s["pages"]) for s in sessions}
+    assert {r["record"]["id"] for r in records} == {s["id"] for s in sessions}
+    traffic = {r["record"]["id"]: r["record"] for r in records if r["category"] == "traffic_data"}
+    assert {i: t["pages"] for i, t in traffic.items()} == {
+        s["id"]: json.loads(s["pages"]) for s in sessions}
+    assert {i: t["duration_seconds"] for i, t in traffic.items()} == {
+        s["id"]: s["duration_seconds"] for s in sessions}
+    contact = {r["record"]["id"]: r["record"] for r in records
+               if r["category"] == "contact_identifiers"}
+    assert {i: (c["email"], c["phone"], c["channel_id"]) for i, c in contact.items()} == {
+        s["id"]: (s["email"], s["phone"], s["channel_id"]) for s in sessions}
 
 
 def test_widget_erase_by_rule_cuts_older_sessions_loose_and_keeps_newer_and_others(
@@ -87,7 +98,7 @@ def test_widget_erase_by_rule_cuts_older_sessions_loose_and_keeps_newer_and_othe
     assert result.retained == {"contact_identifiers": len(newer)}
     for session in older:
         row = stores.query("widget", "SELECT * FROM widget_sessions WHERE id = ?", session["id"])
-        assert all(row[0][field] is None for field in (*widget.IDENTIFIER_FIELDS, "pages"))
+        assert all(row[0][field] is None for field in CLEARED)
         assert utc(row[0]["started_at"]) == day(session["started_at"])
         assert (row[0]["duration_seconds"], row[0]["page_count"]) == (
             session["duration_seconds"],
@@ -140,7 +151,7 @@ def test_widget_sweep_cuts_every_customers_old_sessions_loose(stores: Stores) ->
     old = [s for s in sessions if utc(s["started_at"]) < CUTOFF]
     assert len({s["customer_account"] for s in old}) > 1 and len(old) < len(sessions)
     before = stores.dump("widget")
-    call = sweep_call(widget.CATEGORIES)
+    call = sweep_call(CATEGORIES)
 
     result = stores.connectors["widget"].sweep(call)
 
@@ -149,7 +160,7 @@ def test_widget_sweep_cuts_every_customers_old_sessions_loose(stores: Stores) ->
     assert changed["widget_sessions"] == {s["id"] for s in old}
     for session in old:
         row = stores.query("widget", "SELECT * FROM widget_sessions WHERE id = ?", session["id"])
-        assert all(row[0][field] is None for field in (*widget.IDENTIFIER_FIELDS, "pages"))
+        assert all(row[0][field] is None for field in CLEARED)
         assert utc(row[0]["started_at"]) == day(session["started_at"])
         assert utc(row[0]["anonymised_at"]) == NOW
         kept = ("customer_account", "duration_seconds", "page_count")
