@@ -120,6 +120,24 @@ def test_cdp_erase_by_rule_deletes_older_events_then_anonymises_the_profile(
     assert stores.cdp.discover(profile_scope(stores)).holdings == []
 
 
+def test_cdp_erasing_the_profile_up_to_a_date_deletes_the_events_before_it(
+    stores: Stores,
+) -> None:
+    """The profile (updated after the cutoff) stays as it is; its older events go, as an
+    erasure of the person's profile data."""
+    profile, events = cdp_rows(stores, "profiles")[0], cdp_rows(stores, "events")
+    older = [e for e in events if utc(e["occurred_at"]) < CUTOFF]
+    rule = EraseRule(category="profile", before=CUTOFF)
+
+    result = stores.cdp.erase(EraseInput(scope=profile_scope(stores), rules=[rule]))
+
+    assert result.erased == {"events": len(older), "profile": 0} and older
+    assert result.retained == {"profile": 1}
+    kept = stores.rows("cdp", "SELECT id FROM events WHERE profile_id = ?", profile["id"])
+    assert {e["id"] for e in kept} == {e["id"] for e in events} - {e["id"] for e in older}
+    assert tuple(cdp_rows(stores, "profiles")[0]) == tuple(profile)
+
+
 def test_cdp_rectify_corrects_name_email_and_job_title(stores: Stores) -> None:
     others = cdp_rows(stores, "profiles", other=True)
     profile = cdp_rows(stores, "profiles")[0]
