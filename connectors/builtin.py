@@ -15,7 +15,6 @@ from connectors import (
     marketing,
     numbers,
     push,
-    video,
     voice,
 )
 from connectors.cdp_store import CdpBase
@@ -23,6 +22,7 @@ from connectors.customer_account import CustomerAccountConnector
 from connectors.dataset.registered import registered_connector
 from connectors.reference import reference_connector
 from connectors.sms import SmsConnector
+from connectors.video_store import VideoBase
 from connectors.widget_store import WidgetBase
 from dsr.blobstore import BlobStore
 from dsr.connector_contract import Connector
@@ -46,7 +46,7 @@ BUILTIN: dict[str, Factory] = {
     "inbox": inbox.InboxConnector,
     "flow_builder": flow_builder.FlowBuilderConnector,
     "email": email.EmailConnector,
-    "video": video.VideoConnector,
+    "video": reference_connector("video", VideoBase),
     "widget": reference_connector("widget", WidgetBase),
     "push": push.PushConnector,
     "conversations": conversations.ConversationsConnector,

@@ -83,10 +83,9 @@ def reached_by(reach: Reach, name: str, rules: list[EraseRule]) -> dict[str, Col
     mine = [rule for rule in rules if rule.category in spec.erasing]
     if not mine or spec.date_column is None:
         return {}
-    column = table.c[spec.date_column]
-    earliest = stored_time(EARLIEST, column.type, "sqlite")  # naive: bound by the column type
-    dated = type_coerce(func.coalesce(column, literal(earliest, column.type)),
-                        _Dated(column.type))
+    column, kind = reach.dated(name), reach.date_type(name)
+    earliest = stored_time(EARLIEST, kind, "sqlite")  # naive: bound by the column type
+    dated = type_coerce(func.coalesce(column, literal(earliest, kind)), _Dated(kind))
     country: Any = literal(NO_COUNTRY)
     if spec.country_column:
         country = func.upper(func.coalesce(table.c[spec.country_column], NO_COUNTRY))
@@ -157,7 +156,7 @@ class Erasure:
         done: set[str] = set()
         for category in spec.erasing:
             unit = [c for c in spec.together(category) if c in reached] if (
-                spec.own(category) == category) else [category]
+                category in spec.categories) else [category]
             if category not in reached or category in done:
                 continue
             done |= set(unit)
@@ -171,29 +170,31 @@ class Erasure:
         is left is retained for the unit's own categories of the table."""
         spec = self.reach.dataset.tables[name]
         category = unit[0]
-        counted = spec.together(category)
-        retaining = [c for c in unit if spec.own(c) == c]
-        kept, deleted = hit, []
+        kept, deleted, treats = hit, [], bool(spec.treated(category))
         if spec.deletes(category):
             blocked = self._still_referenced(name, hit)
             deleted = [row for row in hit if row.key not in blocked]
-            self._delete(name, category, deleted)
-            kept = [row for row in hit if row.key in blocked]
-            if not spec.treated(category):
-                self._count(counted, len(deleted), retaining, len(left) - len(deleted))
-                return {row.key for row in deleted}
+            kept = [row for row in hit if row.key in blocked] if treats else []
         pending = pending_where(self.reach, name, category) if self.pending_only else None
-        if pending is not None:
+        if pending is not None and kept:
             kept = self._matching(name, kept, pending)
-        self._treat(name, category, kept)
-        self._count(counted, len(deleted) + len(kept), retaining, len(left) - len(hit))
-        return {row.key for row in deleted}
+        gone = {row.key for row in deleted}
+        untouched = {row.key for row in (hit if treats else deleted)}
+        rest = [row for row in left if row.key not in untouched]
+        for counted in spec.together(category):
+            self.erased[counted] += self._holding(name, counted, deleted + kept)
+        for retained in (c for c in unit if c in spec.categories):
+            self.retained[retained] += self._holding(name, retained, rest)
+        self._delete(name, category, deleted)
+        if treats:
+            self._treat(name, category, kept)
+        return gone
 
-    def _count(self, erased: list[str], count: int, retained: list[str], left: int) -> None:
-        for category in erased:
-            self.erased[category] += count
-        for category in retained:
-            self.retained[category] += left
+    def _holding(self, name: str, category: str, rows: list[Row]) -> int:
+        """How many of ``rows`` hold the category (all of them, unless ``held_if_set``)."""
+        if category not in self.reach.dataset.tables[name].held_if_set or not rows:
+            return len(rows)
+        return len(self._matching(name, rows, self.reach.held_where(name, category)))
 
     def _matching(self, name: str, rows: list[Row], condition: ColumnElement[bool]) -> list[Row]:
         """The rows (of ``rows``) the rule's condition reaches."""

@@ -105,7 +105,9 @@ class Table(_Strict):
     customer_column: Name | None = None
     # The date retention is counted from (an erase rule's ``before`` is compared with it);
     # required on a table holding categories. A row without a date counts as the oldest.
-    date_column: Name | None = None
+    # ``table.column`` for the date of the row of another table a declared reference joins
+    # this one's to (the latest, if several): a meeting's visitors dated by the meeting.
+    date_column: Annotated[str, Field(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)?$")] | None = None
     # For communications: the country whose retention rules apply (ISO code). Rules confined
     # to ``countries_ended`` reach a row by it; a row without one counts as ``ZZ``.
     country_column: Name | None = None
@@ -114,17 +116,23 @@ class Table(_Strict):
     # the same category, if any, then anonymise it instead.
     delete_rows: Annotated[str, Field(pattern=CATEGORY)] | None = None
     # Categories of the tables this one is reached from whose erasure erases its rows too, each
-    # with the category of this table whose treatment they get: ``{profile: events}`` on a
-    # profile's events erases, with the profile, the events the profile's rule reaches by this
-    # table's date, and every event of a profile the rule reaches, whatever its date (no
-    # request could find them again). Counted as this table's category.
+    # with the category (or list of them) of this table whose treatments they get:
+    # ``{profile: events}`` on a profile's events erases, with the profile, the events the
+    # profile's rule reaches by this table's date, and every event of a profile the rule
+    # reaches, whatever its date (no request could find them again). Counted as this table's
+    # categories.
     erased_with: dict[Annotated[str, Field(pattern=CATEGORY)],
-                      Annotated[str, Field(pattern=CATEGORY)]] = Field(default_factory=dict)
+                      Annotated[str, Field(pattern=CATEGORY)] | list[
+                          Annotated[str, Field(pattern=CATEGORY)]]] = Field(default_factory=dict)
     # Categories held in one row and erased as one: erasing any of them applies the column
     # treatments of all of them, cutting the row loose from the person (every identity column
     # of the table treated); a column of them may then name no treatment (it stays, no longer
     # anyone's: a duration for statistics). Erasing one counts the rows for each of them.
     erased_together: list[Annotated[str, Field(pattern=CATEGORY)]] = Field(default_factory=list)
+    # Categories a row holds only while one of the category's columns holds a value (a
+    # meeting without a recording holds no recording): discovery, access and erasure count
+    # only the rows holding them.
+    held_if_set: list[Annotated[str, Field(pattern=CATEGORY)]] = Field(default_factory=list)
 
     def reference_list(self) -> list[Reference]:
         return [
@@ -153,14 +161,26 @@ class Table(_Strict):
         reached from (``erased_with``) first, then its own."""
         return [*(c for c in self.erased_with if c not in self.categories), *self.categories]
 
-    def own(self, category: str) -> str:
-        """The category of this table whose treatment erasing ``category`` applies."""
-        return self.erased_with.get(category, category)
+    @property
+    def date_via(self) -> tuple[str, str] | None:
+        """The table and column of a date kept in another table (``table.column``)."""
+        if self.date_column is None or "." not in self.date_column:
+            return None
+        table, column = self.date_column.split(".")
+        return table, column
+
+    def owns(self, category: str) -> list[str]:
+        """The categories of this table whose treatments erasing ``category`` applies."""
+        mapped = self.erased_with.get(category, category)
+        return [mapped] if isinstance(mapped, str) else list(mapped)
 
     def together(self, category: str) -> list[str]:
         """The categories erased as one with ``category`` (itself alone, most often)."""
-        own = self.own(category)
-        return list(self.erased_together) if own in self.erased_together else [own]
+        found: list[str] = []
+        for own in self.owns(category):
+            group = self.erased_together if own in self.erased_together else [own]
+            found += [c for c in group if c not in found]
+        return found
 
     def deletes(self, category: str) -> bool:
         """Whether erasing ``category`` deletes this table's rows."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, Table, or_, select, tuple_, union
+from sqlalchemy import ColumnElement, Select, Table, func, or_, select, tuple_, union
 from sqlalchemy.orm import Session
 
 from connectors.dataset.matching import identity_match, normalised_values
@@ -32,6 +32,7 @@ class Row:
     date: datetime | None
     country: str | None
     refs: dict[str, Any]
+    held: frozenset[str] = frozenset()  # the table's ``held_if_set`` categories it holds
 
 
 Rows = dict[str, list[Row]]  # per table, parents before children
@@ -152,7 +153,8 @@ class Reach:
             rest = list(values[len(keys):])
             when = as_utc(rest.pop(0)) if dated else None
             place = (rest.pop(0) or NO_COUNTRY).upper() if country else None
-            rows[key] = Row(key, when, place, dict(zip(referenced, rest, strict=True)))
+            held = frozenset(c for c in spec.held_if_set if rest.pop(0))
+            rows[key] = Row(key, when, place, dict(zip(referenced, rest, strict=True)), held)
         return rows
 
     def referenced(self, name: str) -> list[str]:
@@ -162,10 +164,45 @@ class Reach:
     def rows_statement(self, name: str, where: list[ColumnElement[bool]]) -> Select[Any]:
         """What ``select_rows`` reads: the key, date, country and referenced columns."""
         table, spec = self.tables[name], self.dataset.tables[name]
-        dated = [table.c[spec.date_column]] if spec.date_column else []
+        date = self.dated(name)
+        dated = [date] if date is not None else []
         country = [table.c[spec.country_column]] if spec.country_column else []
-        return select(*table.primary_key.columns, *dated, *country,
+        held = [self.held_where(name, category) for category in spec.held_if_set]
+        return select(*table.primary_key.columns, *dated, *country, *held,
                       *(table.c[column] for column in self.referenced(name))).where(*where)
+
+    def dated(self, name: str) -> ColumnElement[Any] | None:
+        """The date of table ``name``'s rows: its date column, or the latest date of the rows
+        of another table a declared reference joins them to (``date_column: table.column``)."""
+        spec, table = self.dataset.tables[name], self.tables[name]
+        if spec.date_column is None or spec.date_via is None:
+            return table.c[spec.date_column] if spec.date_column else None
+        other, column = spec.date_via
+        joined = select(func.max(self.tables[other].c[column])).where(self.joined(name, other))
+        return joined.scalar_subquery().label(column)
+
+    def date_type(self, name: str) -> Any:
+        """The type of table ``name``'s date (``dated``)."""
+        via = self.dataset.tables[name].date_via
+        if via is not None:
+            return self.tables[via[0]].c[via[1]].type
+        return self.tables[name].c[self.dataset.tables[name].date_column or ""].type
+
+    def joined(self, name: str, other: str) -> ColumnElement[bool]:
+        """How rows of ``name`` join rows of ``other``: by a reference either declares."""
+        for child, parent in ((name, other), (other, name)):
+            for reference in self.dataset.tables[child].reference_list():
+                if reference.parent_table == parent:
+                    return (self.tables[child].c[reference.column]
+                            == self.tables[parent].c[reference.parent_column])
+        raise ValueError(f"no reference joins tables {name} and {other}")
+
+    def held_where(self, name: str, category: str) -> ColumnElement[bool]:
+        """The rows of ``name`` holding a value of one of the category's columns."""
+        table = self.tables[name]
+        return or_(*(table.c[column].is_not(None) for column, declared
+                     in self.dataset.tables[name].columns.items()
+                     if declared.category == category))
 
     def holders(self, scope: Scope) -> Select[Any] | None:
         """The customer accounts holding rows of these identities, across customers (an end

@@ -22,7 +22,8 @@ def holding(reach: Reach, rows: Rows, category: str) -> CategoryHolding | None:
     """The subject's records of one category across the tables holding it: how many, the
     earliest and latest date and, where tables keep a country, the newest per country."""
     found = [(name, row) for name, table_rows in rows.items()
-             if category in reach.dataset.tables[name].categories for row in table_rows]
+             if category in reach.dataset.tables[name].categories for row in table_rows
+             if category not in reach.dataset.tables[name].held_if_set or category in row.held]
     if not found:
         return None
     dates = [row.date for _, row in found if row.date is not None]
@@ -70,8 +71,15 @@ def export_chunks(reach: Reach, session: Session, rows: Rows,
                 records += [
                     {"category": category, "table": name,
                      "record": {c: row[c] for c in [*common, *columns]}}
-                    for category, columns in per_category.items()]
+                    for category, columns in per_category.items()
+                    if category not in spec.held_if_set or any(
+                        row[c] is not None for c in _of(spec.columns, category))]
             yield records
+
+
+def _of(columns: dict[str, Any], category: str) -> list[str]:
+    """The declared columns of one category."""
+    return [name for name, declared in columns.items() if declared.category == category]
 
 
 def _selected(reach: Reach, session: Session, name: str, rows: Rows, scope: Scope,
@@ -82,7 +90,10 @@ def _selected(reach: Reach, session: Session, name: str, rows: Rows, scope: Scop
     lookups of more than one column keeps the keys it has written)."""
     table = reach.table(name)
     order = list(table.primary_key.columns)
-    columns = [table.c[column] for column in wanted]
+    date = reach.dataset.tables[name].date_column
+    dated = reach.dated(name)
+    columns = [dated if column == date and dated is not None else table.c[column]
+               for column in wanted]
     if name in rows:
         for chunk in chunked(sorted(row.key for row in rows[name]), EXPORT_CHUNK_ROWS):
             yield session.execute(select(*columns).where(reach.key_in(name, chunk))

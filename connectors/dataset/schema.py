@@ -71,6 +71,7 @@ def check_dataset(dataset: Dataset, engine: Engine) -> Checked:
     for name, spec in dataset.tables.items():
         problems += _declarations(name, spec, dataset.role)
         problems += _erased_along(name, spec, dataset)
+        problems += _date_via(name, spec, dataset, tables)
         if name in tables:
             problems += _columns(name, spec, tables[name])
     problems += _references(dataset, tables)
@@ -126,15 +127,17 @@ def _erased_along(name: str, spec: TableSpec, dataset: Dataset) -> list[str]:
     """What ``erased_with`` and ``erased_together`` get wrong about one table."""
     problems = []
     parents = {ref.parent_table for ref in spec.reference_list()}
-    for category, own in spec.erased_with.items():
+    for category in spec.erased_with:
         where = f"table {name}: erased_with {category}"
         if category in spec.categories:
             problems.append(f"{where}: a category of this table (erasing it reaches its rows)")
         elif not any(category in dataset.tables[parent].erasing
                      for parent in parents if parent in dataset.tables):
             problems.append(f"{where}: held by no table this one references")
-        if own not in spec.categories:
-            problems.append(f"{where}: {own} is not a category of this table")
+        problems += [f"{where}: {own} is not a category of this table"
+                     for own in spec.owns(category) if own not in spec.categories]
+    problems += [f"table {name}: held_if_set {category}: not a category of this table"
+                 for category in spec.held_if_set if category not in spec.categories]
     together = spec.erased_together
     if together and len(set(together)) < 2:
         problems.append(f"table {name}: erased_together names fewer than two categories")
@@ -148,11 +151,31 @@ def _erased_along(name: str, spec: TableSpec, dataset: Dataset) -> list[str]:
     return problems
 
 
+def _date_via(name: str, spec: TableSpec, dataset: Dataset,
+              tables: dict[str, Table]) -> list[str]:
+    """A date kept in another table (``date_column: table.column``): that table is declared,
+    joined to this one by a reference, and has the column, a date or timestamp."""
+    if spec.date_via is None:
+        return []
+    other, column = spec.date_via
+    where = f"table {name}: date_column {spec.date_column}"
+    joins = any(ref.parent_table == other for ref in spec.reference_list()) or (
+        other in dataset.tables and any(
+            ref.parent_table == name for ref in dataset.tables[other].reference_list()))
+    if not joins:
+        return [f"{where}: no reference joins {name} and {other}"]
+    if other not in tables or column not in tables[other].columns:
+        return [f"{where}: no such column"] if other in tables else []
+    if not isinstance(tables[other].c[column].type, Date | DateTime):
+        return [f"{where}: not a date or timestamp"]
+    return []
+
+
 def _columns(name: str, spec: TableSpec, table: Table) -> list[str]:
     """The named columns exist and fit what is declared of them."""
     problems = []
-    named = [*spec.columns, *spec.references, spec.customer_column, spec.date_column,
-             spec.country_column]
+    named = [*spec.columns, *spec.references, spec.customer_column,
+             None if spec.date_via else spec.date_column, spec.country_column]
     missing = [column for column in dict.fromkeys(named)
                if column is not None and column not in table.columns]
     problems += [f"{name}.{column}: no such column" for column in missing]
@@ -280,7 +303,8 @@ def _unindexed(dataset: Dataset, tables: dict[str, Table], inspector: Inspector)
                                                 for expression in expressions):
                 found.append(f"{name}.{column}: identity column without an index on its lookup, "
                              f"{lookup} (without it each lookup reads all of the customer's rows)")
-        looked_up = [(spec.customer_column, "customer"), (spec.date_column, "date"),
+        looked_up = [(spec.customer_column, "customer"),
+                     (None if spec.date_via else spec.date_column, "date"),
                      *((column, "reference") for column in spec.references)]
         for looked, role in looked_up:
             if looked is not None and looked not in indexed:

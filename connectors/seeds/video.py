@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from connectors.dataset.connector import DatasetConnector
 from connectors.seeds.population import EndUser, Population
-from connectors.video import VideoConnector
 from connectors.video_store import Meeting, VideoBase, Visitor
 
 HISTORY = timedelta(days=425)  # about 14 months
@@ -37,7 +37,7 @@ class _Rows:
 
 
 def seed(
-    connector: VideoConnector, population: Population, *, now: datetime, seed: int = 42
+    connector: DatasetConnector, population: Population, *, now: datetime, seed: int = 42
 ) -> int:
     """Clear the store and fill it from ``population``: about half the end users had one to
     six meetings at each customer holding them over the last ~14 months before ``now``.

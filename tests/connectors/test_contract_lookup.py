@@ -19,7 +19,6 @@ from connectors import (
     inbox_store,
     marketing_store,
     push_store,
-    video_store,
 )
 from connectors.customer_account import accounts_query, resolve_subject, sources
 from connectors.kit.activities import connector_activities
@@ -250,21 +249,6 @@ def _email_lookups(stores: Stores, subject: Subject) -> Lookups:
     ]
 
 
-def _video_lookups(stores: Stores, subject: Subject) -> Lookups:
-    statement = video_store.subject_visitors(
-        subject.controller, [subject.value(EMAIL)], [subject.value(PHONE)]
-    )
-    return [
-        (
-            statement,
-            [
-                "ix_visitors_email (customer_account=? AND <expr>=?)",
-                "ix_visitors_phone (customer_account=? AND phone=?)",
-            ],
-        )
-    ]
-
-
 def _push_lookups(stores: Stores, subject: Subject) -> Lookups:
     customer, address = subject.controller, subject.value(EMAIL)
     return [
@@ -293,7 +277,11 @@ SUBJECT_LOOKUPS: dict[str, Callable[[Stores, Subject], Lookups]] = {
     }),
     "marketing": _marketing_lookups,
     "email": _email_lookups,
-    "video": _video_lookups,
+    "video": _dataset_lookups("video", {
+        "visitors.email": ["ix_visitors_email (customer_account=? AND <expr>=?)"],
+        "visitors.phone": ["ix_visitors_phone (customer_account=? AND <expr>=?)"],
+        "meetings.id": ["SEARCH meetings USING INTEGER PRIMARY KEY (rowid=?)"],
+    }),
     "widget": _dataset_lookups("widget", {
         "widget_sessions.email": ["ix_widget_sessions_email (customer_account=? AND <expr>=?)"],
         "widget_sessions.phone": ["ix_widget_sessions_phone (customer_account=? AND <expr>=?)"],
@@ -345,7 +333,7 @@ LOCATE_INDEXES = {
     "conversations": ["ix_threads_locate_channel_user (channel_user=?)"],
     "cdp": ["ix_profiles_locate_email (<expr>=?)"],
     "email": ["ix_recipients_locate_email (<expr>=?)"],
-    "video": ["ix_visitors_locate_email (<expr>=?)", "ix_visitors_locate_phone (phone=?)"],
+    "video": ["ix_visitors_locate_email (<expr>=?)", "ix_visitors_locate_phone (<expr>=?)"],
     "widget": [
         "ix_widget_sessions_locate_email (<expr>=?)",
         "ix_widget_sessions_locate_phone (<expr>=?)",

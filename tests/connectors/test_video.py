@@ -1,5 +1,6 @@
-"""The Video connector (24sessions) on its seeded store: discover, access, erase by rule of
-visitors and their meetings' details, rectify, and the sweep."""
+"""The Video connector (24sessions; the dataset connector of ``connectors/datasets/video.yaml``)
+on its seeded store: discover, access, erase by rule of visitors and their meetings' details,
+rectify, and the sweep, each checked in the store's file."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from connectors import video
 from dsr.connector_contract import AccessInput, RectifyInput
 from dsr.models import Correction
 from tests.connectors.helpers import (
@@ -25,6 +25,10 @@ from tests.connectors.helpers import (
 )
 from tests.connectors.stores import Stores, erase_by_rule, holding_map
 
+CATEGORIES = ("meeting_details", "visitor_details", "recordings")
+DETAIL_FIELDS = ("description", "review", "summary")
+VISITOR_FIELDS = ("name", "email", "phone", "ip")
+
 
 def video_visits(stores: Stores, customer: str, subject: Subject) -> list[dict[str, Any]]:
     return stores.query(
@@ -39,7 +43,7 @@ def video_visits(stores: Stores, customer: str, subject: Subject) -> list[dict[s
 
 
 def has_details(row: dict[str, Any]) -> bool:
-    return any(row[field] is not None for field in video.DETAIL_FIELDS)
+    return any(row[field] is not None for field in DETAIL_FIELDS)
 
 
 # --- discover, access, erase, rectify -----------------------------------------------------
@@ -69,14 +73,17 @@ def test_video_access_exports_only_the_subjects_visits_of_that_customer(stores: 
     result = stores.connectors["video"].access(AccessInput(scope=subject.scope()))
 
     records = stores.export(result.blob_ref or "")
-    assert {r["customer_account"] for r in records} == {subject.controller}
-    visitors = [r for r in records if r["category"] == "visitor_details"]
-    exported = sorted((r["visitor_id"], r["name"], r["email"], r["phone"]) for r in visitors)
+    visitors = [r["record"] for r in records if r["category"] == "visitor_details"]
+    exported = sorted((r["id"], r["name"], r["email"], r["phone"]) for r in visitors)
     assert exported == [(v["id"], v["name"], v["email"], v["phone"]) for v in visits]
-    recordings = {r["recording_ref"] for r in records if r["category"] == "recordings"}
+    dates = {utc(r["meetings.scheduled_at"]) for r in visitors}
+    assert dates == {utc(v["scheduled_at"]) for v in visits}, "a visit dated by its meeting"
+    recordings = {r["record"]["recording_ref"] for r in records if r["category"] == "recordings"}
     assert recordings == {v["recording_ref"] for v in visits if v["recording_ref"]}
     assert result.records["meeting_details"] == sum(1 for v in visits if has_details(v))
-    assert not {v["meeting_id"] for v in elsewhere} & {r["meeting_id"] for r in records}
+    meetings = {r["record"]["id"] for r in records if r["table"] == "meetings"}
+    assert meetings <= {v["meeting_id"] for v in visits}
+    assert not {v["meeting_id"] for v in elsewhere} & meetings
 
 
 def test_video_erase_by_rule_anonymises_older_visits_and_keeps_newer_and_others(
@@ -105,7 +112,7 @@ def test_video_erase_by_rule_anonymises_older_visits_and_keeps_newer_and_others(
     after = stores.dump("video")
     for visit in older:
         row = stores.query("video", "SELECT * FROM visitors WHERE id = ?", visit["id"])[0]
-        assert all(row[field] is None for field in video.VISITOR_FIELDS)
+        assert all(row[field] is None for field in VISITOR_FIELDS)
         assert row["anonymised_at"] is not None and row["meeting_id"] == visit["meeting_id"]
         meeting = stores.query("video", "SELECT * FROM meetings WHERE id = ?", visit["meeting_id"])
         assert meeting[0]["scheduled_at"] == visit["scheduled_at"]
@@ -156,7 +163,7 @@ def test_video_sweep_anonymises_every_customers_old_visits(stores: Stores) -> No
     meetings = {v["meeting_id"]: v for v in old}
     assert len({v["customer_account"] for v in old}) > 1 and len(old) < len(visits)
     before = stores.dump("video")
-    call = sweep_call(video.CATEGORIES)
+    call = sweep_call(CATEGORIES)
 
     result = stores.connectors["video"].sweep(call)
 
@@ -172,7 +179,7 @@ def test_video_sweep_anonymises_every_customers_old_visits(stores: Stores) -> No
     }
     for visit in old:
         row = stores.query("video", "SELECT * FROM visitors WHERE id = ?", visit["id"])[0]
-        assert all(row[field] is None for field in video.VISITOR_FIELDS)
+        assert all(row[field] is None for field in VISITOR_FIELDS)
         assert utc(row["anonymised_at"]) == NOW and row["meeting_id"] == visit["meeting_id"]
         meeting = stores.query("video", "SELECT * FROM meetings WHERE id = ?", visit["meeting_id"])
         assert meeting[0]["scheduled_at"] == visit["scheduled_at"]
