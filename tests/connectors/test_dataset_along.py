@@ -15,7 +15,14 @@ from sqlalchemy import create_engine
 
 from connectors.dataset import DatasetConnector
 from connectors.kit.errors import ConnectorInputError
-from dsr.connector_contract import REDACTED, EraseInput, EraseRule, FlagInput, RectifyInput
+from dsr.connector_contract import (
+    REDACTED,
+    AccessInput,
+    EraseInput,
+    EraseRule,
+    FlagInput,
+    RectifyInput,
+)
 from dsr.models import Correction
 from dsr.models import IdentityType as Kind
 from tests.connectors.dataset_shop import (
@@ -219,3 +226,59 @@ def test_account_scope_is_kept(shop_url: str, tmp_path: Path) -> None:
     erase(shop_connector, EraseRule(category="customer_profile"))
     assert rows_of(shop_url, "customers") == {2: before[2], 3: before[3]}
     assert sorted(rows_of(shop_url, "orders")) == [12, 13]
+
+
+# --- dates kept in another table, categories held only while set ---------------------------
+
+
+def test_a_row_is_dated_by_the_row_a_reference_joins_it_to(
+        shop_url: str, tmp_path: Path) -> None:
+    """Orders dated by their customer's creation (2019 for Maya at the first customer): a
+    rule of 2020 reaches both of hers, the new one too."""
+    shop_connector = connector(shop_url, shop(orders=orders(
+        date_column="customers.created_at")), tmp_path)
+    (held,) = [h for h in shop_connector.discover(MAYA).holdings if h.category == "orders"]
+    assert (held.records, held.earliest, held.latest) == (
+        2, utc("2019-03-01T09:00"), utc("2019-03-01T09:00"))
+
+    result = erase(shop_connector, EraseRule(category="orders", before=utc("2020-01-01T00:00")))
+
+    assert result.erased == {"orders": 2}
+    assert sorted(rows_of(shop_url, "orders")) == [12, 13]
+
+
+def test_a_category_held_if_set_counts_only_the_rows_holding_it(
+        messages_url: str, tmp_path: Path) -> None:
+    engine = create_engine(messages_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE messages SET body = NULL WHERE id = 21")
+    engine.dispose()
+    data = messages_together()
+    data["tables"]["messages"]["held_if_set"] = ["message_content"]
+    shop_connector = connector(messages_url, data, tmp_path)
+    held = {h.category: h.records for h in shop_connector.discover(MAYA).holdings}
+    assert held == {"customer_profile": 1, "orders": 2, "message_content": 2,
+                    "message_traffic": 3}
+    export = shop_connector.access(AccessInput(scope=MAYA))
+    assert export.records["message_content"] == 2
+
+    result = erase(shop_connector, EraseRule(category="message_traffic",
+                                             before=utc("2025-01-01T00:00")))
+
+    assert result.erased == {"message_content": 1, "message_traffic": 2}
+
+
+def test_wrong_dates_and_held_if_set_are_named(shop_url: str, tmp_path: Path) -> None:
+    """A customer dated by the latest of its orders is fine (a reference joins them)."""
+    data = shop(orders=orders(date_column="customers.name", held_if_set=["refunds"]))
+    data["tables"]["customers"]["date_column"] = "orders.ordered_at"
+    assert refused(shop_url, data, tmp_path) == [
+        "table orders: held_if_set refunds: not a category of this table",
+        "table orders: date_column customers.name: not a date or timestamp",
+    ]
+    data = shop(orders=orders(date_column="refunds.paid_at"))
+    data["tables"]["customers"]["date_column"] = "orders.paid_at"
+    assert refused(shop_url, data, tmp_path) == [
+        "table customers: date_column orders.paid_at: no such column",
+        "table orders: date_column refunds.paid_at: no reference joins orders and refunds",
+    ]
