@@ -6,25 +6,32 @@ checked in the store's file."""
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connectors.builtin import BUILTIN
 from connectors.kit.errors import ConnectorInputError
+from dsr.blobstore import LocalBlobStore
 from dsr.connector_contract import AccessInput, EraseInput, EraseRule, RectifyInput
-from dsr.models import Correction
+from dsr.models import Correction, Identity
+from dsr.serverkeys import ServerKeys
 from tests.connectors.helpers import (
     CHANNEL,
     CUTOFF,
     EMAIL,
     NOW,
     PHONE,
+    SECRET,
     Subject,
     assert_holding,
     assert_swept_once,
     changed_ids,
     day,
     marks,
+    query,
     sweep_call,
     utc,
 )
@@ -167,3 +174,30 @@ def test_widget_sweep_cuts_every_customers_old_sessions_loose(stores: Stores) ->
         assert [row[0][c] for c in kept] == [session[c] for c in kept]
     assert_swept_once(stores.connectors["widget"], stores.db("widget"), call, result)
 
+
+
+# --- a store the hand-written connector kept ------------------------------------------------
+
+
+def test_widget_keeps_the_restrictions_the_hand_written_connector_placed(tmp_path: Path) -> None:
+    """A store from before the dataset file: its ``restrictions`` are adopted, once."""
+    database = tmp_path / "widget.db"
+    identity = Identity(type=EMAIL, value="Ana@Example.com")
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "CREATE TABLE restrictions (id INTEGER PRIMARY KEY, customer_account VARCHAR(64), "
+            "identity_hash VARCHAR(64), request_id VARCHAR(64), since DATETIME, "
+            "lifted_at DATETIME)")
+        connection.execute(
+            "INSERT INTO restrictions VALUES (1, 'CUST-0001', ?, 'REQ-OLD', "
+            "'2026-01-01 10:00:00.000000', NULL)",
+            (ServerKeys(SECRET).identities.tag(identity.normalised),))
+    blobs = LocalBlobStore(tmp_path / "blobs")
+
+    for _ in range(2):
+        connector: Any = BUILTIN["widget"](f"sqlite:///{database}", blobs, SECRET)
+        assert connector.is_restricted(identity, "CUST-0001")
+        assert not connector.is_restricted(identity, "CUST-0002")
+        connector.store.engine.dispose()
+    own = query(database, "SELECT * FROM dsr_connector_widget_restrictions")
+    assert [row["request_id"] for row in own] == ["REQ-OLD"], "adopted once"
