@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from connectors.dataset.matching import hashed
 from connectors.dataset.model import Dataset
 from connectors.dataset.reach import Reach, Rows, chunked
 from connectors.kit.errors import ConnectorInputError
@@ -53,14 +54,16 @@ def found_by_identity(reach: Reach, session: Session, rows: Rows, scope: Scope) 
 
 
 def correct(reach: Reach, session: Session, found: Keys, identity: Identity) -> int:
-    """One identity type's columns set to its normalised value in the rows found; how many."""
+    """One identity type's columns set to its normalised value (hashed in a hashed column) in
+    the rows found; how many."""
     value = identity.normalised.partition(":")[2]
     count = 0
     for name, keys in found.items():
         table, spec = reach.table(name), reach.dataset.tables[name]
         for column in (c for c, k in spec.identities.items() if k is identity.type):
+            stored = hashed(value) if spec.columns[column].hashed else value
             for chunk in chunked(keys):
                 result = session.execute(update(table).where(
-                    reach.key_in(name, chunk)).values({column: value}))
+                    reach.key_in(name, chunk)).values({column: stored}))
                 count += result.rowcount  # type: ignore[attr-defined]
     return count
