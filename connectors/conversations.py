@@ -58,7 +58,7 @@ from connectors.conversations_store import (
     subject_threads,
     thread_where,
 )
-from connectors.kit.connector import CutoffConnector, sweep_scope
+from connectors.kit.connector import PROCESSOR_ACTIVITIES, CutoffConnector, sweep_scope
 from connectors.kit.queries import Rows, export_partitions, holding
 from connectors.kit.reach import in_chunks, widest
 from connectors.kit.restrictions import is_restricted
@@ -80,14 +80,7 @@ class ConversationsConnector(CutoffConnector[Subject]):
     name: ClassVar[str] = "conversations"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
-    activities: ClassVar[tuple[str, ...]] = (
-        "discover",
-        "access",
-        "erase",
-        "restrict",
-        "locate",
-        "sweep",
-    )
+    activities: ClassVar[tuple[str, ...]] = PROCESSOR_ACTIVITIES
 
     schema = ConversationsBase
     operation_log = ConversationsOperationLog

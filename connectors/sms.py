@@ -28,7 +28,7 @@ from typing import Any, ClassVar, cast
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from connectors.kit.connector import SubjectConnector, sweep_scope
+from connectors.kit.connector import PROCESSOR_ACTIVITIES, SubjectConnector, sweep_scope
 from connectors.kit.cutoffs import country_conditions
 from connectors.kit.identities import identities_of
 from connectors.kit.queries import Rows, count, country_holding, export_partitions
@@ -80,14 +80,7 @@ class SmsConnector(SubjectConnector[Where, Reached]):
     name: ClassVar[str] = "sms"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
-    activities: ClassVar[tuple[str, ...]] = (
-        "discover",
-        "access",
-        "erase",
-        "restrict",
-        "locate",
-        "sweep",
-    )
+    activities: ClassVar[tuple[str, ...]] = PROCESSOR_ACTIVITIES
     schema = SmsBase
     operation_log = SmsOperationLog
     restriction_model = Restriction

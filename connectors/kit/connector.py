@@ -41,6 +41,8 @@ from dsr.serverkeys import ServerKeys
 
 Subject = TypeVar("Subject")  # how a connector finds one subject's records
 Reach = TypeVar("Reach")  # what erase rules reach in a connector's records
+# The activities of a connector keeping end users' data for the customers (their processor).
+PROCESSOR_ACTIVITIES = ("discover", "access", "erase", "restrict", "locate", "sweep")
 
 
 class StoreConnector:
