@@ -34,6 +34,7 @@ from connectors.kit.connector import PROCESSOR_ACTIVITIES, CutoffConnector, swee
 from connectors.kit.queries import count, export_partitions, holding
 from connectors.kit.reach import in_chunks
 from connectors.kit.restrictions import is_restricted
+from connectors.kit.sources import erase_dated
 from connectors.push_store import (
     CATEGORIES,
     DEVICE_AND_IP,
@@ -113,9 +114,11 @@ class PushConnector(CutoffConnector[PushSubject]):
         (their events' content and addresses with them)."""
         as_of = scope.as_of
         erased: dict[str, int] = {}
-        for category in (DEVICE_AND_IP, MESSAGE_CONTENT):
-            if category in cutoffs:
-                erased[category] = self._erase(session, subject, category, cutoffs[category], as_of)
+        for category in (DEVICE_AND_IP, MESSAGE_CONTENT):  # table by table
+            before = cutoffs.get(category)
+            if before is not None:
+                held = parts(subject, category)
+                erased[category] = erase_dated(self.treat, session, category, held, before, as_of)
         if TRAFFIC_DATA in cutoffs:
             unlinked = self._unlink(session, subject, cutoffs[TRAFFIC_DATA], as_of)
             for category, found in unlinked.items():
@@ -148,18 +151,6 @@ class PushConnector(CutoffConnector[PushSubject]):
                 session, ChannelConnection.id, pending, lambda ids: erase(false(), ids), anonymised
             )
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
-
-    def _erase(
-        self, session: Session, subject: PushSubject, category: str, before: datetime,
-        as_of: datetime,
-    ) -> int:
-        """The subject's rows of a category dated before ``before``, erased as declared, table
-        by table: Beams devices deleted and connections' IP cleared, or events' content."""
-        return sum(
-            self.treat.apply(session, part.model.__tablename__, [category],
-                             [*part.where, part.dated < before], as_of)
-            for part in parts(subject, category)
-        )
 
     def _unlink(
         self, session: Session, subject: PushSubject, before: datetime, as_of: datetime

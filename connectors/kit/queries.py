@@ -102,6 +102,13 @@ def export_partitions(
         yield [record for row in partition for record in records(row)]
 
 
+def fields(row: Any, *names: str | tuple[str, str]) -> Record:
+    """A row as an export record: the attributes named, in order; a pair ``(field,
+    attribute)`` exports an attribute under another name."""
+    pairs = [name if isinstance(name, tuple) else (name, name) for name in names]
+    return {field: getattr(row, attribute) for field, attribute in pairs}
+
+
 def update_rows(
     session: Session, model: Any, where: Sequence[ColumnElement[bool]], values: dict[str, Any]
 ) -> int:
