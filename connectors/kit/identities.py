@@ -9,9 +9,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, union
 from sqlalchemy.orm import InstrumentedAttribute
 
+from connectors.kit.errors import ConnectorInputError
 from dsr.connector_contract import Scope
 from dsr.models import Identity, IdentityType
 
@@ -33,6 +35,15 @@ def identity_values(identities: Iterable[Identity], kind: IdentityType) -> list[
     """The values of one identity type to look up, as they are stored (emails lower case)."""
     found = {i.value for i in identities if i.type is kind}
     return sorted(v.lower() for v in found) if kind is IdentityType.EMAIL else sorted(found)
+
+
+def corrected_identity(field: str, kind: IdentityType, value: str) -> Identity:
+    """A corrected address or number as an identity; an error names the field, never the
+    value."""
+    try:
+        return Identity(type=kind, value=value)
+    except ValidationError:
+        raise ConnectorInputError(f"corrected {field} is malformed") from None
 
 
 class IdentityColumns:

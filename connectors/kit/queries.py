@@ -1,11 +1,13 @@
-"""The queries every store connector repeats: a category's holding (count, earliest, latest),
-a count of rows, an update of rows (for rectification and restriction: erasure goes through
-``Treatments``), an export in partitions and the sweep over chunks of ids."""
+"""The queries every store connector repeats: where a category is held (``Held``), its
+holding (count, earliest, latest), a count of rows, an update of rows (for rectification and
+restriction: erasure goes through ``Treatments``), an export in partitions and the sweep over
+chunks of ids."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -40,6 +42,33 @@ def count_rows(session: Session, model: Any, where: Where) -> int:
     return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
+@dataclass(frozen=True)
+class Held:
+    """Where a subject's records of one category are: their date (a column of their table) and
+    the conditions that select the rows still holding it."""
+
+    dated: InstrumentedAttribute[Any]
+    where: list[ColumnElement[bool]]
+
+    @property
+    def model(self) -> Any:
+        return self.dated.class_
+
+    @property
+    def table(self) -> str:
+        return str(self.model.__tablename__)
+
+    def before(self, cutoff: datetime | None) -> list[ColumnElement[bool]]:
+        """The conditions of those dated before ``cutoff`` (all of them without)."""
+        return self.where if cutoff is None else [*self.where, self.dated < cutoff]
+
+    def holding(self, session: Session, category: str) -> CategoryHolding | None:
+        return holding(session, category, self.dated, self.where)
+
+    def count(self, session: Session) -> int:
+        return count_rows(session, self.model, self.where)
+
+
 def changed(session: Session, statement: Any) -> int:
     """Run an update (or delete); the number of rows it matched."""
     return cast(CursorResult[Any], session.execute(statement)).rowcount
@@ -64,6 +93,11 @@ def partitions(
     result = session.execute(statement) if rows else session.scalars(statement)
     for partition in result.partitions():
         yield [record for row in partition for record in records(row)]
+
+
+def columns(row: Any, *names: str) -> dict[str, Any]:
+    """A row's values of ``names``, by name, in that order (for an export record)."""
+    return {name: getattr(row, name) for name in names}
 
 
 def widest(cutoffs: Mapping[str, datetime], categories: Iterable[str]) -> datetime | None:
