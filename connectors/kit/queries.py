@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Executable, func, inspect, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Executable,
+    false,
+    func,
+    inspect,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from connectors.kit.cutoffs import id_chunks
@@ -93,6 +103,12 @@ def partitions(
     result = session.execute(statement) if rows else session.scalars(statement)
     for partition in result.partitions():
         yield [record for row in partition for record in records(row)]
+
+
+def any_of(*conditions: ColumnElement[bool] | None) -> ColumnElement[bool]:
+    """Any of the conditions given (None: not given); false without any."""
+    present = [condition for condition in conditions if condition is not None]
+    return or_(*present) if present else false()
 
 
 def columns(row: Any, *names: str) -> dict[str, Any]:
