@@ -49,9 +49,8 @@ from connectors.inbox_store import (
     Message,
     Restriction,
     Subject,
-    category_where,
-    dated,
     locate_holders,
+    part,
     subject_export_chunks,
     subject_messages,
     subject_of,
@@ -59,7 +58,7 @@ from connectors.inbox_store import (
 )
 from connectors.kit.connector import CutoffConnector, sweep_scope
 from connectors.kit.errors import ConnectorInputError
-from connectors.kit.queries import count_rows, holding, sweep_chunks, update_rows, widest
+from connectors.kit.queries import sweep_chunks, update_rows, widest
 from connectors.kit.restrictions import is_restricted
 from dsr.connector_contract import (
     CategoryHolding,
@@ -92,7 +91,7 @@ class InboxConnector(CutoffConnector[Subject]):
     holders = staticmethod(locate_holders)
 
     def holding(self, session: Session, subject: Subject, category: str) -> CategoryHolding | None:
-        return holding(session, category, dated(category), category_where(subject, category))
+        return part(subject, category).holding(session, category)
 
     def export_chunks(self, session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
         return subject_export_chunks(session, subject)
@@ -113,7 +112,7 @@ class InboxConnector(CutoffConnector[Subject]):
         link = cutoffs.get(CONTACT_IDENTIFIERS)
         for category in MESSAGE_CATEGORIES:
             cutoff = widest(cutoffs, (CONTACT_IDENTIFIERS, category))
-            deleted = self._delete_messages(session, subject, category, cutoff, link, scope)
+            deleted = self._delete_messages(session, subject, category, cutoff, link, scope.as_of)
             if category in cutoffs or deleted:
                 erased[category] = deleted
         if link is not None:
@@ -122,10 +121,7 @@ class InboxConnector(CutoffConnector[Subject]):
             erased[CONTACT_IDENTIFIERS] = self.treat.apply(
                 session, "conversations", [CONTACT_IDENTIFIERS], opened, scope.as_of
             )
-        retained = {
-            category: count_rows(session, dated(category).class_, category_where(subject, category))
-            for category in cutoffs
-        }
+        retained = {category: part(subject, category).count(session) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
     def _delete_messages(
@@ -135,7 +131,7 @@ class InboxConnector(CutoffConnector[Subject]):
         category: str,
         before: datetime | None,
         link: datetime | None,
-        scope: Scope,
+        as_of: datetime,
     ) -> int:
         """Delete the category's messages sent before ``before``, and every message of the
         conversations opened before ``link`` (those are about to be cut loose)."""
@@ -148,7 +144,7 @@ class InboxConnector(CutoffConnector[Subject]):
             )
             dated.append(Message.conversation_id.in_(unlinked))
         where = [*subject_messages(subject, category), or_(*dated)]
-        return self.treat.apply(session, "messages", [category], where, scope.as_of)
+        return self.treat.apply(session, "messages", [category], where, as_of)
 
     def sweep_now(
         self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
@@ -186,7 +182,7 @@ class InboxConnector(CutoffConnector[Subject]):
     def restrict_now(self, session: Session, subject: Subject, call: FlagInput) -> int:
         customer_account = subject.customer_account
         self.restrictions.place_or_lift(session, customer_account, call, subject.identities)
-        return count_rows(session, Conversation, subject_where(subject))
+        return part(subject, CONTACT_IDENTIFIERS).count(session)
 
 
 # --- rules ---------------------------------------------------------------------------------

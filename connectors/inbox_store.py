@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
 
 from connectors.kit.identities import EndUser, IdentityColumns
-from connectors.kit.queries import partitions
+from connectors.kit.queries import Held, partitions
 from connectors.kit.restrictions import RestrictionMixin
 from connectors.kit.store import OperationLogMixin, UtcDateTime
 from dsr.connector_contract import Strategy, Treatment
@@ -144,16 +144,12 @@ def subject_messages(subject: Subject, category: str) -> list[ColumnElement[bool
     ]
 
 
-def dated(category: str) -> InstrumentedAttribute[datetime]:
-    """When a category's record is dated: its conversation's opening, or its sending."""
-    return Conversation.opened_at if category == CONTACT_IDENTIFIERS else Message.sent_at
-
-
-def category_where(subject: Subject, category: str) -> list[ColumnElement[bool]]:
-    """The subject's rows holding ``category`` (in the table of ``dated(category)``)."""
+def part(subject: Subject, category: str) -> Held:
+    """Where one category lives: the subject's conversations (dated by their opening), or
+    their messages or notes (by their sending)."""
     if category == CONTACT_IDENTIFIERS:
-        return subject_where(subject)
-    return subject_messages(subject, category)
+        return Held(Conversation.opened_at, subject_where(subject))
+    return Held(Message.sent_at, subject_messages(subject, category))
 
 
 # --- export --------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""The queries every store connector repeats: where a category is held (``Held``), its
-holding (count, earliest, latest), a count of rows, an update of rows (for rectification and
-restriction: erasure goes through ``Treatments``), an export in partitions and the sweep over
-chunks of ids."""
+"""The queries every store connector repeats: where a category is held (``Held``: its
+holding, its count, its rows before a cutoff), an update of rows (for rectification and
+restriction: erasure goes through ``Treatments``), an export in partitions, the sweep over
+chunks of ids, and small helpers for conditions, export records and cutoffs."""
 
 from __future__ import annotations
 
