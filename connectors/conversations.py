@@ -59,7 +59,7 @@ from connectors.conversations_store import (
     thread_where,
 )
 from connectors.kit.connector import PROCESSOR_ACTIVITIES, CutoffConnector, sweep_scope
-from connectors.kit.queries import Rows, export_partitions, holding
+from connectors.kit.queries import Held, export_partitions, holding
 from connectors.kit.reach import in_chunks, widest
 from connectors.kit.restrictions import is_restricted
 from dsr.connector_contract import (
@@ -161,11 +161,11 @@ class ConversationsConnector(CutoffConnector[Subject]):
 
 def _holding(session: Session, subject: Subject, category: str) -> CategoryHolding | None:
     if category == CONTACT_IDENTIFIERS:
-        part = Rows(Thread, Thread.last_message_at, thread_where(subject))
+        part = Held(Thread.last_message_at, thread_where(subject))
     else:
         held = [ChatMessage.content.is_not(None)] if category == MESSAGE_CONTENT else []
         threads = join(ChatMessage, Thread, ChatMessage.thread_id == Thread.id)
-        part = Rows(threads, ChatMessage.sent_at, [*thread_where(subject), *held])
+        part = Held(ChatMessage.sent_at, [*thread_where(subject), *held], joined=threads)
     return holding(session, category, [part])
 
 

@@ -40,7 +40,7 @@ from connectors.kit.errors import ConnectorInputError
 from connectors.kit.identities import checked_identity
 from connectors.kit.queries import batched, holding, update_rows
 from connectors.kit.restrictions import is_restricted
-from connectors.kit.sources import erase_dated, export_sources, records, sweep_dated
+from connectors.kit.shares import dated_before, erase_dated, export_shares, sweep_shares
 from connectors.kit.suppressions import Suppressions
 from connectors.marketing_store import (
     CATEGORIES,
@@ -116,7 +116,7 @@ class MarketingConnector(CutoffConnector[Subject]):
         return holding(session, category, [sources(subject)[category]])
 
     def export_chunks(self, session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
-        return export_sources(session, sources(subject).values())
+        return export_shares(session, sources(subject).values())
 
     def rectify(self, call: RectifyInput) -> RectifyResult:
         """Nothing is recorded when no field can be corrected."""
@@ -198,7 +198,7 @@ class MarketingConnector(CutoffConnector[Subject]):
             result.erased[category] = erase_dated(
                 self.treat, session, category, [source], before, scope.as_of
             )
-            result.retained[category] = records(session, source)
+            result.retained[category] = source.count(session)
         SUPPRESSIONS.add(session, subject.entries, Operation.ERASE, scope)
         return result
 
@@ -210,13 +210,14 @@ class MarketingConnector(CutoffConnector[Subject]):
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         everyones = sources(EVERYONE)
         for category, before in cutoffs.items():
-            sweep_dated(self.treat, session, everyones[category], before, call.as_of, anonymised)
+            anonymised.update(sweep_shares(session, self.treat, [everyones[category]],
+                                           dated_before(before), call.as_of))
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def restrict_now(self, session: Session, subject: Subject, call: FlagInput) -> int:
         identities = [_email_identity(email) for email in subject.emails]
         self.restrictions.place_or_lift(session, GROUP, call, identities)
-        return sum(records(session, source) for source in sources(subject).values())
+        return sum(source.count(session) for source in sources(subject).values())
 
     def _object(self, session: Session, subject: Subject, call: FlagInput) -> int:
         not_yet = [*prospects(subject), Prospect.objected_at.is_(None)]

@@ -24,7 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from connectors.kit.queries import fields
 from connectors.kit.restrictions import RestrictionMixin
-from connectors.kit.sources import Source
+from connectors.kit.shares import Share
 from connectors.kit.store import OperationLogMixin, UtcDateTime
 from connectors.kit.suppressions import SuppressionMixin
 from dsr.connector_contract import Strategy, Treatment
@@ -147,7 +147,7 @@ def proof_dated() -> ColumnElement[datetime]:
     return func.coalesce(ConsentRecord.withdrawn_at, ConsentRecord.given_at)
 
 
-def sources(subject: Subject) -> dict[str, Source]:
+def sources(subject: Subject) -> dict[str, Share]:
     """Each category's rows for the subject (``ix_prospects_email``, ``ix_subscriptions_email``
     and the consent records' ``email_hash`` index)."""
     emails = list(subject.emails)
@@ -156,31 +156,29 @@ def sources(subject: Subject) -> dict[str, Source]:
         return [] if subject.everyone else [condition]
 
     return {
-        PROSPECT_PROFILE: Source(
-            PROSPECT_PROFILE,
-            Prospect,
+        PROSPECT_PROFILE: Share(
             Prospect.created_at,
             of_subject(func.lower(Prospect.email).in_(emails)),
+            PROSPECT_PROFILE,
             _prospect_record,
         ),
-        SUBSCRIPTIONS: Source(
-            SUBSCRIPTIONS,
-            Subscription,
+        SUBSCRIPTIONS: Share(
             Subscription.subscribed_at,
             of_subject(func.lower(Subscription.email).in_(emails)),
+            SUBSCRIPTIONS,
             _subscription_record,
         ),
-        CONSENT_PROOF: Source(
-            CONSENT_PROOF,
-            ConsentRecord,
+        CONSENT_PROOF: Share(
             proof_dated(),
             of_subject(ConsentRecord.email_hash.in_(list(subject.hashes))),
+            CONSENT_PROOF,
             _consent_record,
+            joined=ConsentRecord,
         ),
     }
 
 
-def subject_rows(source: Source) -> Select[Any]:
+def subject_rows(source: Share) -> Select[Any]:
     return select(source.model).where(*source.where)
 
 

@@ -31,10 +31,10 @@ from sqlalchemy import ColumnElement, false, select
 from sqlalchemy.orm import Session
 
 from connectors.kit.connector import PROCESSOR_ACTIVITIES, CutoffConnector, sweep_scope
-from connectors.kit.queries import count, export_partitions, holding
+from connectors.kit.queries import count_rows, export_partitions, holding
 from connectors.kit.reach import in_chunks
 from connectors.kit.restrictions import is_restricted
-from connectors.kit.sources import erase_dated
+from connectors.kit.shares import erase_dated
 from connectors.push_store import (
     CATEGORIES,
     DEVICE_AND_IP,
@@ -158,7 +158,8 @@ class PushConnector(CutoffConnector[PushSubject]):
         """Cut loose the connections made before ``before``, with their events' content;
         returns the count per category."""
         made = [*connection_where(subject), ChannelConnection.connected_at < before]
-        addresses = count(session, ChannelConnection, [*made, ChannelConnection.ip.is_not(None)])
+        with_ip = [*made, ChannelConnection.ip.is_not(None)]
+        addresses = count_rows(session, ChannelConnection, with_ip)
         events = [
             ClientEvent.connection_id.in_(select(ChannelConnection.id).where(*made)),
             ClientEvent.data.is_not(None),
@@ -177,16 +178,16 @@ class PushConnector(CutoffConnector[PushSubject]):
 
 
 def _count(session: Session, subject: PushSubject, category: str) -> int:
-    return sum(count(session, part.model, part.where) for part in parts(subject, category))
+    return sum(count_rows(session, part.model, part.where) for part in parts(subject, category))
 
 
 def _subject_rows(session: Session, subject: PushSubject) -> int:
     """The subject's rows a restriction covers: devices, connections and their events."""
     connections = select(ChannelConnection.id).where(*connection_where(subject))
     return (
-        count(session, BeamsDevice, device_where(subject))
+        count_rows(session, BeamsDevice, device_where(subject))
         + _count(session, subject, TRAFFIC_DATA)
-        + count(session, ClientEvent, [ClientEvent.connection_id.in_(connections)])
+        + count_rows(session, ClientEvent, [ClientEvent.connection_id.in_(connections)])
     )
 
 

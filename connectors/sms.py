@@ -29,9 +29,10 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from connectors.kit.connector import PROCESSOR_ACTIVITIES, SubjectConnector, sweep_scope
+from connectors.kit.countries import country_holding
 from connectors.kit.cutoffs import country_conditions
 from connectors.kit.identities import identities_of
-from connectors.kit.queries import Rows, count, country_holding, export_partitions
+from connectors.kit.queries import Held, count_rows, export_partitions
 from connectors.kit.reach import Reached, either, in_chunks
 from connectors.kit.restrictions import is_restricted
 from connectors.sms_store import (
@@ -95,7 +96,7 @@ class SmsConnector(SubjectConnector[Where, Reached]):
         return subject_where(scope.customer_account, phones)
 
     def holding(self, session: Session, subject: Where, category: str) -> CategoryHolding | None:
-        part = Rows(Message, Message.sent_at, [*subject, holds(category)])
+        part = Held(Message.sent_at, [*subject, holds(category)])
         return country_holding(session, category, part, Message.country_ended)
 
     def export_chunks(self, session: Session, subject: Where) -> Iterator[list[dict[str, Any]]]:
@@ -157,7 +158,7 @@ class SmsConnector(SubjectConnector[Where, Reached]):
 
 
 def _count(session: Session, where: Where, category: str) -> int:
-    return count(session, Message, [*where, holds(category)])
+    return count_rows(session, Message, [*where, holds(category)])
 
 
 def _reached(rules: list[EraseRule]) -> Reached:

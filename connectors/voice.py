@@ -33,9 +33,10 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from connectors.kit.connector import PROCESSOR_ACTIVITIES, SubjectConnector, sweep_scope
+from connectors.kit.countries import country_holding
 from connectors.kit.cutoffs import country_conditions
 from connectors.kit.identities import identities_of
-from connectors.kit.queries import Rows, count, country_holding, export_partitions
+from connectors.kit.queries import Held, count_rows, export_partitions
 from connectors.kit.reach import Reached, either, in_chunks
 from connectors.kit.restrictions import is_restricted
 from connectors.voice_store import (
@@ -92,7 +93,7 @@ class VoiceConnector(SubjectConnector[Where, Reached]):
         return subject_where(scope.customer_account, phones)
 
     def holding(self, session: Session, subject: Where, category: str) -> CategoryHolding | None:
-        part = Rows(Call, Call.started_at, [*subject, holds(category)])
+        part = Held(Call.started_at, [*subject, holds(category)])
         return country_holding(session, category, part, Call.country_ended)
 
     def export_chunks(self, session: Session, subject: Where) -> Iterator[list[dict[str, Any]]]:
@@ -179,7 +180,7 @@ class VoiceConnector(SubjectConnector[Where, Reached]):
 
 
 def _count(session: Session, where: Where, category: str) -> int:
-    return count(session, Call, [*where, holds(category)])
+    return count_rows(session, Call, [*where, holds(category)])
 
 
 def _reached(rules: list[EraseRule]) -> Reached:

@@ -18,26 +18,34 @@ class PolicyFault(Exception):
 
 def check_policies(settings: Settings) -> None:
     """Load and validate deadlines, retention, children, catalogue with recipients and
-    transfers, authorities, roles, words and registry; the catalogue describes every category
-    the registry's connectors hold."""
+    transfers, authorities, roles, words and registry."""
     folder = settings.policy_dir
     try:
         deadline_policy.load_deadline_policy(folder / "deadlines.yaml")
         retention.load_retention_policy(folder / "retention.yaml")
         children.load_child_policy(folder / "children.yaml")
-        access = load_access_policies(folder)  # catalogue, recipients, transfers together
+        load_access_policies(folder)  # catalogue, recipients and transfers, checked together
         load_authorities(folder / "authorities.yaml")
         load_action_roles(folder)
         load_words()
-        registry = load_registry(settings.connector_registry)
+        load_registry(settings.connector_registry)
     except (deadline_policy.PolicyError, retention.PolicyError, RegistryError,
             CredentialError) as error:
         raise PolicyFault(str(error)) from None
+
+
+def check_catalogue_covers_registry(settings: Settings) -> None:
+    """The orchestrator's check: the catalogue describes every category the registry's
+    connectors hold, or no access answer could say what they are (a connector's own worker
+    does not need the catalogue)."""
+    access = load_access_policies(settings.policy_dir)
+    registry = load_registry(settings.connector_registry)
     undescribed = [f"{entry.name}.{category}" for entry in registry.connectors
                    for category in entry.categories
                    if not access.catalogue.describes(entry.name, category)]
     if undescribed:
+        catalogue = settings.policy_dir / "catalogue.yaml"
         raise PolicyFault(
-            f"{folder / 'catalogue.yaml'}: no entry for {', '.join(undescribed)} (the registry's "
-            "connector categories): an access answer could not say what they are; add each "
-            "under connectors.<connector> in the catalogue")
+            f"{catalogue}: no entry for {', '.join(undescribed)} (the registry's connector "
+            "categories): an access answer could not say what they are; add each under "
+            "connectors.<connector> in the catalogue")

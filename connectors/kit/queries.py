@@ -1,15 +1,17 @@
-"""The queries most store connectors make: the rows a condition selects counted, a category's
-holding (its records and their dates, per country where the connector keeps one), a
-statement's rows as export records a partition at a time, and updates of columns no treatment
-declares (an objection's mark, a withdrawal, an end of subscription)."""
+"""The queries most store connectors make: where a category is held (``Held``: its rows, their
+date, their holding and count), a category's holding over several tables, a statement's rows
+as export records a partition at a time, and updates of columns no treatment declares (a
+correction, an objection's mark, the end of a subscription: erasure goes through
+``Treatments``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar, TypeVarTuple, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Select, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, Select, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from connectors.kit.exports import EXPORT_CHUNK_ROWS
@@ -18,6 +20,7 @@ from dsr.connector_contract import CategoryHolding
 Item = TypeVar("Item")
 Columns = TypeVarTuple("Columns")
 Record = dict[str, Any]
+Where = Sequence[ColumnElement[bool]]
 
 
 class DatedRows(Protocol):
@@ -28,19 +31,38 @@ class DatedRows(Protocol):
     @property
     def dated(self) -> Any: ...
     @property
-    def where(self) -> Sequence[ColumnElement[bool]]: ...
+    def where(self) -> Where: ...
 
 
 @dataclass(frozen=True)
-class Rows:
-    """One table's share of a category: the rows still holding it, and their date."""
+class Held:
+    """Where a subject's records of one category are: their date and the conditions selecting
+    the rows still holding it, in the date's table or in ``joined`` (a join, say)."""
 
-    model: Any
     dated: Any
     where: Sequence[ColumnElement[bool]]
+    joined: Any = field(default=None, kw_only=True)
+
+    @property
+    def model(self) -> Any:
+        return self.joined if self.joined is not None else self.dated.class_
+
+    @property
+    def table(self) -> str:
+        return str(self.model.__tablename__)
+
+    def before(self, cutoff: datetime | None) -> list[ColumnElement[bool]]:
+        """The conditions of those dated before ``cutoff`` (all of them without)."""
+        return [*self.where] if cutoff is None else [*self.where, self.dated < cutoff]
+
+    def holding(self, session: Session, category: str) -> CategoryHolding | None:
+        return holding(session, category, [self])
+
+    def count(self, session: Session) -> int:
+        return count_rows(session, self.model, self.where)
 
 
-def count(session: Session, model: Any, where: Iterable[ColumnElement[bool]]) -> int:
+def count_rows(session: Session, model: Any, where: Iterable[ColumnElement[bool]]) -> int:
     """The number of rows of ``model`` that ``where`` selects."""
     return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
@@ -62,29 +84,6 @@ def holding(session: Session, category: str, parts: Iterable[DatedRows]) -> Cate
     if not records:
         return None
     return CategoryHolding(category=category, records=records, earliest=earliest, latest=latest)
-
-
-def country_holding(
-    session: Session, category: str, part: DatedRows, country: Any
-) -> CategoryHolding | None:
-    """A category's holding with the countries its records ended in and the latest record
-    per country (for erase rules confined to countries)."""
-    rows = session.execute(
-        select(country, func.count(), func.min(part.dated), func.max(part.dated))
-        .select_from(part.model)
-        .where(*part.where)
-        .group_by(country)
-    ).all()
-    if not rows:
-        return None
-    return CategoryHolding(
-        category=category,
-        records=sum(row[1] for row in rows),
-        earliest=min(row[2] for row in rows),
-        latest=max(row[3] for row in rows),
-        countries_ended=sorted(row[0] for row in rows),
-        latest_by_country={row[0]: row[3] for row in rows},
-    )
 
 
 def export_partitions(
@@ -109,15 +108,24 @@ def fields(row: Any, *names: str | tuple[str, str]) -> Record:
     return {field: getattr(row, attribute) for field, attribute in pairs}
 
 
-def update_rows(
-    session: Session, model: Any, where: Sequence[ColumnElement[bool]], values: dict[str, Any]
-) -> int:
+def changed(session: Session, statement: Any) -> int:
+    """Run an update (or delete); the number of rows it matched."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def update_rows(session: Session, model: Any, where: Where, values: dict[str, Any]) -> int:
     """Set columns no treatment declares in the rows ``where`` selects (one statement); the
     number of rows. Erasure writes declared columns through ``Treatments`` only."""
     statement = (
         update(model).where(*where).values(values).execution_options(synchronize_session=False)
     )
-    return cast(CursorResult[Any], session.execute(statement)).rowcount
+    return changed(session, statement)
+
+
+def any_of(*conditions: ColumnElement[bool] | None) -> ColumnElement[bool]:
+    """Any of the conditions given (None: not given); false without any."""
+    present = [condition for condition in conditions if condition is not None]
+    return or_(*present) if present else false()
 
 
 def batched(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
