@@ -34,7 +34,7 @@ from dsr.database import make_engine
 from dsr.files import private_umask
 from dsr.keyring import Keyring, KeyringError, load_keyring
 from dsr.logging import configure, get_logger
-from dsr.policies import PolicyFault, check_policies
+from dsr.policies import PolicyFault, check_catalogue_covers_registry, check_policies
 from dsr.sealedblobs import sealed_blob_store
 from dsr.settings import Settings, SettingsError, load_settings
 from dsr.temporal import connect
@@ -204,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     orchestrator = args.all or not args.connector
     try:  # the orchestrator applies the policy: a connector worker needs no app database
         if orchestrator:
+            check_catalogue_covers_registry(settings)
             check_confirmations(settings, make_engine(settings.app_database_url))
-    except UnrecordedConfirmation as error:
+    except (PolicyFault, UnrecordedConfirmation) as error:
         print(f"refusing to start: {error}", file=sys.stderr)
         return 2
     try:  # each connector checked (a dataset against its entry and database) before serving

@@ -31,12 +31,12 @@ Erasure anonymises rather than deletes:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, CursorResult, Select, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement
+from sqlalchemy.orm import Session, join
 
 from connectors.conversations_store import (
     CATEGORIES,
@@ -58,9 +58,9 @@ from connectors.conversations_store import (
     subject_threads,
     thread_where,
 )
-from connectors.kit.connector import CutoffConnector, sweep_scope
-from connectors.kit.cutoffs import id_chunks
-from connectors.kit.exports import EXPORT_CHUNK_ROWS
+from connectors.kit.connector import PROCESSOR_ACTIVITIES, CutoffConnector, sweep_scope
+from connectors.kit.queries import Held, export_partitions, holding
+from connectors.kit.reach import in_chunks, widest
 from connectors.kit.restrictions import is_restricted
 from dsr.connector_contract import (
     CategoryHolding,
@@ -71,7 +71,6 @@ from dsr.connector_contract import (
     SweepResult,
     Treatment,
 )
-from dsr.hashing import keyed_hash
 from dsr.models import Identity
 
 # --- the connector -------------------------------------------------------------------------
@@ -81,18 +80,12 @@ class ConversationsConnector(CutoffConnector[Subject]):
     name: ClassVar[str] = "conversations"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
-    activities: ClassVar[tuple[str, ...]] = (
-        "discover",
-        "access",
-        "erase",
-        "restrict",
-        "locate",
-        "sweep",
-    )
+    activities: ClassVar[tuple[str, ...]] = PROCESSOR_ACTIVITIES
 
     schema = ConversationsBase
     operation_log = ConversationsOperationLog
     restriction_model = Restriction
+    marks_treated = True
 
     subject = staticmethod(resolve_subject)
     holders = staticmethod(locate_holders)
@@ -101,7 +94,10 @@ class ConversationsConnector(CutoffConnector[Subject]):
         return _holding(session, subject, category)
 
     def export_chunks(self, session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
-        return _export_chunks(session, subject)
+        threads = subject_threads(subject).order_by(Thread.id)
+        yield from export_partitions(session, threads, lambda thread: [_thread_record(thread)])
+        messages = subject_messages(subject).order_by(ChatMessage.sent_at, ChatMessage.id)
+        yield from export_partitions(session, messages, _message_records)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end-user identity is restricted for this customer."""
@@ -112,16 +108,29 @@ class ConversationsConnector(CutoffConnector[Subject]):
     def erase_now(
         self, session: Session, subject: Subject, cutoffs: dict[str, datetime], scope: Scope
     ) -> EraseResult:
-        as_of = scope.as_of
+        """Each category as declared (``conversations_store.TREATMENTS``), through the kit's
+        treatments: content where its rules or a link category's reach, then the link of the
+        messages dated before the widest link cutoff and of the threads whose last message is."""
         erased: dict[str, int] = {}
-        content_cutoff = _widest(cutoffs, LINK_CATEGORIES | {MESSAGE_CONTENT})
-        cleared = _clear_content(session, subject, content_cutoff) if content_cutoff else 0
+        cleared = 0
+        content_cutoff = widest(cutoffs, LINK_CATEGORIES | {MESSAGE_CONTENT})
+        if content_cutoff is not None:
+            held = message_ids(
+                subject, ChatMessage.sent_at < content_cutoff, ChatMessage.content.is_not(None)
+            )
+            content = [ChatMessage.id.in_(held)]
+            cleared = self.treat.apply(session, "messages", [MESSAGE_CONTENT], content, scope.as_of)
         if MESSAGE_CONTENT in cutoffs or cleared:
             erased[MESSAGE_CONTENT] = cleared
-        link = _widest(cutoffs, LINK_CATEGORIES)
+        link = widest(cutoffs, LINK_CATEGORIES)
         if link is not None:
-            erased[TRAFFIC_DATA] = _unlink_messages(session, subject, link, as_of)
-            erased[CONTACT_IDENTIFIERS] = self._pseudonymise_threads(session, subject, link, as_of)
+            links = sorted(LINK_CATEGORIES)
+            sent = [ChatMessage.id.in_(message_ids(subject, ChatMessage.sent_at < link))]
+            erased[TRAFFIC_DATA] = self.treat.apply(session, "messages", links, sent, scope.as_of)
+            last = [*thread_where(subject), Thread.last_message_at < link]
+            erased[CONTACT_IDENTIFIERS] = self.treat.apply(
+                session, "threads", links, last, scope.as_of
+            )
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
@@ -133,38 +142,13 @@ class ConversationsConnector(CutoffConnector[Subject]):
         scope = sweep_scope(call)
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         if cutoffs:
-            pending: list[ColumnElement[bool]] = [
-                Thread.anonymised_at.is_(None),
-                Thread.started_at < max(cutoffs.values()),
-            ]
-            for ids in id_chunks(session, Thread.id, pending):
-                chunk = Subject("", (), (Thread.id.in_(ids),))
-                anonymised.update(self.erase_now(session, chunk, cutoffs, scope).erased)
-        return SweepResult(connector=self.name, anonymised=dict(anonymised))
+            pending = [Thread.anonymised_at.is_(None), Thread.started_at < max(cutoffs.values())]
 
-    def _pseudonymise_threads(
-        self, session: Session, subject: Subject, before: datetime, as_of: datetime
-    ) -> int:
-        threads = session.execute(
-            select(Thread.id, Thread.channel_user, Thread.started_at, Thread.last_message_at).where(
-                *thread_where(subject), Thread.last_message_at < before
-            )
-        ).all()
-        changes = [
-            {
-                "id": thread.id,
-                "channel_user": keyed_hash(self.secret, thread.channel_user, "pseudonym"),
-                "phone": None,
-                "profile_name": None,
-                "started_at": _day(thread.started_at),
-                "last_message_at": _day(thread.last_message_at),
-                "anonymised_at": as_of,
-            }
-            for thread in threads
-        ]
-        if changes:
-            session.execute(update(Thread), changes)
-        return len(changes)
+            def erase(chunk: ColumnElement[bool]) -> dict[str, int]:
+                return self.erase_now(session, Subject("", (), (chunk,)), cutoffs, scope).erased
+
+            in_chunks(session, Thread.id, pending, erase, anonymised)
+        return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def restrict_now(self, session: Session, subject: Subject, call: FlagInput) -> int:
         customer = subject.customer_account
@@ -177,83 +161,20 @@ class ConversationsConnector(CutoffConnector[Subject]):
 
 def _holding(session: Session, subject: Subject, category: str) -> CategoryHolding | None:
     if category == CONTACT_IDENTIFIERS:
-        dated = Thread.last_message_at
-        statement = select(func.count(), func.min(dated), func.max(dated)).where(
-            *thread_where(subject)
-        )
+        part = Held(Thread.last_message_at, thread_where(subject))
     else:
-        sent = ChatMessage.sent_at
-        statement = (
-            select(func.count(), func.min(sent), func.max(sent))
-            .join(Thread, ChatMessage.thread_id == Thread.id)
-            .where(*thread_where(subject), *_holds(category))
-        )
-    records, earliest, latest = session.execute(statement).one()
-    if not records:
-        return None
-    return CategoryHolding(category=category, records=records, earliest=earliest, latest=latest)
-
-
-def _holds(category: str) -> list[ColumnElement[bool]]:
-    return [ChatMessage.content.is_not(None)] if category == MESSAGE_CONTENT else []
+        held = [ChatMessage.content.is_not(None)] if category == MESSAGE_CONTENT else []
+        threads = join(ChatMessage, Thread, ChatMessage.thread_id == Thread.id)
+        part = Held(ChatMessage.sent_at, [*thread_where(subject), *held], joined=threads)
+    return holding(session, category, [part])
 
 
 def _count(session: Session, subject: Subject, category: str) -> int:
-    holding = _holding(session, subject, category)
-    return holding.records if holding is not None else 0
-
-
-def _clear_content(session: Session, subject: Subject, before: datetime) -> int:
-    ids = message_ids(subject, ChatMessage.sent_at < before, ChatMessage.content.is_not(None))
-    statement = (
-        update(ChatMessage)
-        .where(ChatMessage.id.in_(ids))
-        .values(content=None)
-        .execution_options(synchronize_session=False)
-    )
-    return cast(CursorResult[Any], session.execute(statement)).rowcount
-
-
-def _unlink_messages(session: Session, subject: Subject, before: datetime, as_of: datetime) -> int:
-    rows = session.execute(
-        select(ChatMessage.id, ChatMessage.sent_at)
-        .join(Thread, ChatMessage.thread_id == Thread.id)
-        .where(*thread_where(subject), ChatMessage.sent_at < before)
-    ).all()
-    changes = [
-        {
-            "id": row.id,
-            "thread_id": None,
-            "sent_at": _day(row.sent_at),
-            "content": None,
-            "delivered_at": None,
-            "read_at": None,
-            "platform_message_id": None,
-            "anonymised_at": as_of,
-        }
-        for row in rows
-    ]
-    if changes:
-        session.execute(update(ChatMessage), changes)
-    return len(changes)
+    found = _holding(session, subject, category)
+    return found.records if found is not None else 0
 
 
 # --- export --------------------------------------------------------------------------------
-
-
-def _export_chunks(session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
-    threads = subject_threads(subject).order_by(Thread.id)
-    for partition in _partitions(session, threads):
-        yield [_thread_record(thread) for thread in partition]
-    messages = subject_messages(subject).order_by(ChatMessage.sent_at, ChatMessage.id)
-    for partition in _partitions(session, messages):
-        yield [record for message in partition for record in _message_records(message)]
-
-
-def _partitions(session: Session, statement: Select[Any]) -> Iterator[list[Any]]:
-    rows = session.scalars(statement.execution_options(yield_per=EXPORT_CHUNK_ROWS))
-    for partition in rows.partitions():
-        yield list(partition)
 
 
 def _thread_record(thread: Thread) -> dict[str, Any]:
@@ -295,14 +216,3 @@ def _message_records(message: ChatMessage) -> Iterator[dict[str, Any]]:
             "content_type": message.content_type,
             "content": message.content,
         }
-
-
-# --- rules ---------------------------------------------------------------------------------
-
-
-def _widest(cutoffs: dict[str, datetime], categories: Iterable[str]) -> datetime | None:
-    return max((cutoffs[c] for c in categories if c in cutoffs), default=None)
-
-
-def _day(moment: datetime) -> datetime:
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)

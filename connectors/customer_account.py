@@ -22,12 +22,13 @@ account holder; it stays on the account when its registered address is rectified
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, ClassVar, cast
+from functools import partial
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, CursorResult, false, func, inspect, select, update
+from sqlalchemy import ColumnElement, false, func, select
 from sqlalchemy.orm import Session
 
 from connectors.customer_account_store import (
@@ -43,37 +44,30 @@ from connectors.customer_account_store import (
     Contact,
     Contract,
     Invoice,
-    Source,
     contracting_country,
     resolve_identities,
     resolve_subject,
     sources,
 )
 from connectors.customer_account_store import accounts_query as accounts_query
-from connectors.kit.connector import StoreConnector
-from connectors.kit.cutoffs import country_conditions, id_chunks
+from connectors.kit.connector import SubjectConnector
+from connectors.kit.countries import counts_by_country, holding_by_country
+from connectors.kit.cutoffs import country_conditions
 from connectors.kit.errors import ConnectorInputError
-from connectors.kit.exports import EXPORT_CHUNK_ROWS, export_once
-from connectors.kit.store import operation_key
+from connectors.kit.queries import update_rows
+from connectors.kit.shares import Share, erase_shares, export_shares, sweep_shares
 from dsr.connector_contract import (
-    AccessInput,
-    AccessResult,
     CategoryHolding,
     Discovery,
-    EraseInput,
     EraseResult,
     EraseRule,
     FlagInput,
-    FlagResult,
-    Operation,
-    RectifyInput,
-    RectifyResult,
     Scope,
     SweepInput,
     SweepResult,
     Treatment,
 )
-from dsr.models import EMAIL, PHONE, Correction, Identity
+from dsr.models import EMAIL, PHONE, Identity
 
 CONTACT_CORRECTIONS = ("name", "email", "phone", "job_title")
 BILLING_CORRECTIONS = ("company_address", "billing_name")
@@ -96,179 +90,130 @@ class RegisteredContact(BaseModel):
 # --- the connector -------------------------------------------------------------------------
 
 
-class CustomerAccountConnector(StoreConnector):
+class CustomerAccountConnector(SubjectConnector[Scope, list[EraseRule]]):
     """Its subject is found inside each operation's transaction (the accounts an identity
-    holds), so its operations are its own; the store and ``sweep`` are shared."""
+    holds): the subject the kit hands each operation is the scope, resolved there."""
 
     name: ClassVar[str] = "customer_account"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
     activities: ClassVar[tuple[str, ...]] = (
-        "discover",
-        "access",
-        "erase",
-        "rectify",
-        "restrict",
-        "registered_contact",
-        "sweep",
+        "discover", "access", "erase", "rectify", "restrict", "registered_contact", "sweep"
     )
 
     schema = AccountBase
     sweeps_countries: ClassVar[bool] = True  # rules may be confined to contracting countries
     operation_log = AccountOperationLog
+    correctable = (*CONTACT_CORRECTIONS, *BILLING_CORRECTIONS)
+
+    def subject(self, scope: Scope) -> Scope:
+        return scope
 
     def discover(self, scope: Scope) -> Discovery:
-        discovery = Discovery(connector=self.name)
+        """Discovery from one read, the subject resolved once."""
         with self.store.reading() as session:
-            subject = resolve_subject(session, scope)
-            if subject.empty:
-                return discovery
-            for category in CATEGORIES:
-                holding = _holding(session, subject, category)
-                if holding is not None:
-                    discovery.holdings.append(holding)
-        return discovery
+            found = resolve_subject(session, scope)
+            held = [] if found.empty else [_holding(session, found, c) for c in CATEGORIES]
+        return Discovery(connector=self.name, holdings=[h for h in held if h is not None])
 
-    def access(self, call: AccessInput) -> AccessResult:
-        key = operation_key(self.secret, Operation.ACCESS, call)
-        return export_once(
-            self.store,
-            self.blobs,
-            self.name,
-            key,
-            lambda session: self._export_chunks(session, call.scope),
-        )
+    def export_chunks(self, session: Session, subject: Scope) -> Iterator[list[dict[str, Any]]]:
+        found = resolve_subject(session, subject)
+        return export_shares(session, [] if found.empty else sources(found))
 
-    @staticmethod
-    def _export_chunks(session: Session, scope: Scope) -> Iterator[list[dict[str, Any]]]:
-        subject = resolve_subject(session, scope)
-        return _export_chunks(session, sources(subject)) if not subject.empty else iter(())
+    def reach(self, rules: list[EraseRule]) -> list[EraseRule]:
+        """The rules, checked before anything is looked up: an unknown category or a cutoff
+        without a timezone is refused (the conditions of one table, built for nothing else)."""
+        country = contracting_country(Invoice.account_id)
+        country_conditions(self.name, rules, CATEGORIES, Invoice.issued_at, country)
+        return rules
 
-    def erase(self, call: EraseInput) -> EraseResult:
-        _check_rules(call.rules)
-        key = operation_key(self.secret, Operation.ERASE, call)
-        return self.store.once(
-            key, EraseResult, lambda session: self._erase(session, call.scope, call.rules)
-        )
-
-    def rectify(self, call: RectifyInput) -> RectifyResult:
-        corrections = _latest_corrections(call.corrections)
-        key = operation_key(self.secret, Operation.RECTIFY, call)
-        return self.store.once(
-            key, RectifyResult, lambda session: self._rectify(session, call.scope, corrections)
-        )
-
-    def restrict(self, call: FlagInput) -> FlagResult:
-        key = operation_key(self.secret, Operation.RESTRICT, call)
-        return self.store.once(key, FlagResult, lambda session: self._restrict(session, call))
+    def corrected(self, field: str, value: str) -> str:
+        """A corrected value, checked where a format exists; an error names the field."""
+        pattern = VALID_VALUE.get(field)
+        if pattern is not None and not pattern.fullmatch(value):
+            raise ConnectorInputError(f"corrected {field} is malformed")
+        return value
 
     def is_restricted(self, identity: Identity) -> bool:
         """Whether processing is restricted for an account this identity holds (the flag is on
         the account, so an account whose registered address is rectified keeps it)."""
         with self.store.reading() as session:
             held = sorted(resolve_identities(session, [identity]).held)
-            restricted = select(Account.account_id).where(
-                Account.account_id.in_(held), Account.processing_restricted.is_(True)
-            )
-            return session.scalars(restricted.limit(1)).first() is not None
+            restricted = [Account.account_id.in_(held), Account.processing_restricted.is_(True)]
+            statement = select(Account.account_id).where(*restricted).limit(1)
+            return session.scalars(statement).first() is not None
 
     def registered_contact(self, call: RegisteredContactInput) -> RegisteredContact:
+        account = select(Account.registered_email, Account.company_name).where(
+            Account.account_id == call.account_id
+        )
         with self.store.reading() as session:
-            row = session.execute(
-                select(Account.registered_email, Account.company_name).where(
-                    Account.account_id == call.account_id
-                )
-            ).first()
+            row = session.execute(account).first()
         if row is None:
             return RegisteredContact(account_id=call.account_id)
         return RegisteredContact(account_id=call.account_id, email=row[0], company_name=row[1])
 
     # --- inside the operation's transaction ------------------------------------------------
 
-    def _erase(self, session: Session, scope: Scope, rules: list[EraseRule]) -> EraseResult:
-        result = EraseResult(connector=self.name)
-        subject = resolve_subject(session, scope)
-        if subject.empty:
-            return result
-        for source in sources(subject):
-            reached = _reached(rules, source)
-            if reached is None:
-                continue
-            statement = (
-                update(source.model)
-                .where(*source.where, reached)
-                .values(source.erasure(scope.as_of))
-                .execution_options(synchronize_session=False)
-            )
-            erased = cast(CursorResult[Any], session.execute(statement)).rowcount
-            result.erased[source.category] = result.erased.get(source.category, 0) + erased
-        for category in sorted({rule.category for rule in rules}):
-            holding = _holding(session, subject, category)
-            result.retained[category] = holding.records if holding else 0
-        return result
+    def erase_now(
+        self, session: Session, subject: Scope, reach: list[EraseRule], scope: Scope
+    ) -> EraseResult:
+        """Each table's share of the rules' categories, erased as declared."""
+        found = resolve_subject(session, scope)
+        if found.empty:
+            return EraseResult(connector=self.name)
+        erased = erase_shares(
+            session, self.treat, sources(found), partial(_reached, reach), scope.as_of
+        )
+        retained = {
+            category: holding.records if (holding := _holding(session, found, category)) else 0
+            for category in sorted({rule.category for rule in reach})
+        }
+        return EraseResult(connector=self.name, erased=erased, retained=retained)
 
     def sweep_now(
         self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
     ) -> SweepResult:
         """Anonymise every account's records past their retention, as ``erase`` would (a rule
-        confined to countries: the accounts contracting there)."""
-        result = SweepResult(connector=self.name, anonymised=dict.fromkeys(cutoffs, 0))
-        for source in sources(EVERYONE):
-            reached = _reached(call.rules, source)
-            if reached is None:
-                continue
-            key = inspect(source.model).primary_key[0]
-            for ids in id_chunks(session, key, [*source.where, reached]):
-                statement = (
-                    update(source.model)
-                    .where(key.in_(ids))
-                    .values(source.erasure(call.as_of))
-                    .execution_options(synchronize_session=False)
-                )
-                erased = cast(CursorResult[Any], session.execute(statement)).rowcount
-                result.anonymised[source.category] += erased
-        return result
-
-    def _rectify(
-        self, session: Session, scope: Scope, corrections: dict[str, str]
-    ) -> RectifyResult:
-        supported = (*CONTACT_CORRECTIONS, *BILLING_CORRECTIONS)
-        result = RectifyResult(
-            connector=self.name,
-            unsupported_fields=sorted(field for field in corrections if field not in supported),
+        confined to countries: the accounts contracting there), a chunk of rows at a time."""
+        swept = sweep_shares(
+            session, self.treat, sources(EVERYONE), partial(_reached, call.rules), call.as_of
         )
-        subject = resolve_subject(session, scope)
-        if subject.empty:
-            return result
-        contact_values = {f: v for f, v in corrections.items() if f in CONTACT_CORRECTIONS}
-        billing_values = {f: v for f, v in corrections.items() if f in BILLING_CORRECTIONS}
-        if contact_values:
-            changed = _update(session, Contact, _own_contacts(subject), contact_values)
-            result.updated.update(dict.fromkeys(contact_values, changed))
-        if "email" in contact_values:
-            registered = [
-                Account.account_id.in_(sorted(subject.held)),
-                func.lower(Account.registered_email).in_(sorted(subject.own_emails)),
-            ]
-            new_email = {"registered_email": contact_values["email"]}
-            result.updated["email"] += _update(session, Account, registered, new_email)
-        if billing_values:
-            billing = [
-                BillingProfile.account_id.in_(sorted(subject.held)),
-                BillingProfile.anonymised_at.is_(None),
-            ]
-            changed = _update(session, BillingProfile, billing, billing_values)
-            result.updated.update(dict.fromkeys(billing_values, changed))
-        return result
+        return SweepResult(connector=self.name, anonymised={**dict.fromkeys(cutoffs, 0), **swept})
 
-    def _restrict(self, session: Session, call: FlagInput) -> FlagResult:
-        subject = resolve_subject(session, call.scope)
-        if subject.held:
-            held = [Account.account_id.in_(sorted(subject.held))]
-            _update(session, Account, held, {"processing_restricted": not call.lift})
-        return FlagResult(
-            connector=self.name, operation=Operation.RESTRICT, records=len(subject.held)
-        )
+    def rectify_now(
+        self, session: Session, subject: Scope, values: dict[str, str], scope: Scope
+    ) -> dict[str, int]:
+        """Correct the subject's own contacts (and the registered address they hold) and the
+        billing details of the accounts they hold; the rows per field."""
+        found = resolve_subject(session, scope)
+        if found.empty:
+            return {}
+        held = sorted(found.held)
+        billing = [BillingProfile.account_id.in_(held), BillingProfile.anonymised_at.is_(None)]
+        updated: dict[str, int] = {}
+        for model, fields, where in (
+            (Contact, CONTACT_CORRECTIONS, _own_contacts(found)),
+            (BillingProfile, BILLING_CORRECTIONS, billing),
+        ):
+            corrected = {f: v for f, v in values.items() if f in fields}
+            if corrected:
+                changed = update_rows(session, model, where, corrected)
+                updated.update(dict.fromkeys(corrected, changed))
+        if "email" in values:
+            own = func.lower(Account.registered_email).in_(sorted(found.own_emails))
+            registered = [Account.account_id.in_(held), own]
+            email = {"registered_email": values["email"]}
+            updated["email"] += update_rows(session, Account, registered, email)
+        return updated
+
+    def restrict_now(self, session: Session, subject: Scope, call: FlagInput) -> int:
+        """The flag set (or lifted) on the accounts the subject holds; their number."""
+        held = sorted(resolve_subject(session, call.scope).held)
+        if held:
+            restricted = {"processing_restricted": not call.lift}
+            update_rows(session, Account, [Account.account_id.in_(held)], restricted)
+        return len(held)
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -277,99 +222,28 @@ class CustomerAccountConnector(StoreConnector):
 def _holding(session: Session, subject: AccountSubject, category: str) -> CategoryHolding | None:
     """The subject's records of one category, the countries of the entities their accounts
     contract with, and the newest record per country."""
-    rows: list[tuple[str, int, datetime, datetime]] = []
-    for source in sources(subject):
-        if source.category == category:
-            rows += _counts_by_country(session, source)
-    if not rows:
-        return None
-    newest: dict[str, datetime] = {}
-    for country, _, _, last in rows:
-        newest[country] = max(last, newest.get(country, last))
-    return CategoryHolding(
-        category=category,
-        records=sum(row[1] for row in rows),
-        earliest=min(row[2] for row in rows),
-        latest=max(newest.values()),
-        countries_ended=sorted(newest),
-        latest_by_country=newest,
-    )
-
-
-def _counts_by_country(
-    session: Session, source: Source
-) -> list[tuple[str, int, datetime, datetime]]:
     country = func.coalesce(Contract.country, UNKNOWN_COUNTRY)
-    statement = (
-        select(country, func.count(), func.min(source.dated), func.max(source.dated))
-        .select_from(source.model)
-        .outerjoin(Contract, Contract.account_id == source.account)
-        .where(*source.where)
-        .group_by(country)
-    )
-    return [(row[0], row[1], row[2], row[3]) for row in session.execute(statement)]
+    return holding_by_country(category, [
+        count
+        for source in sources(subject) if source.category == category
+        for count in counts_by_country(
+            session, source, country, [(Contract, Contract.account_id == source.model.account_id)]
+        )
+    ])
 
 
-def _check_rules(rules: list[EraseRule]) -> None:
-    """Refuse an unknown category or a cutoff without a timezone before anything is looked up
-    (the conditions of one table, built for nothing else)."""
-    country = contracting_country(Invoice.account_id)
-    country_conditions("customer_account", rules, CATEGORIES, Invoice.issued_at, country)
-
-
-def _reached(rules: list[EraseRule], source: Source) -> ColumnElement[bool] | None:
+def _reached(rules: list[EraseRule], source: Share) -> ColumnElement[bool] | None:
     """The rows of ``source`` its category's rules reach: dated before the cutoff and, for a
     rule confined to countries, of accounts contracting with an entity there. Every rule is
     checked, whatever its category."""
-    reached = country_conditions(
-        "customer_account", rules, CATEGORIES, source.dated, source.country
-    )
+    country = contracting_country(source.model.account_id)
+    reached = country_conditions("customer_account", rules, CATEGORIES, source.dated, country)
     return reached.get(source.category)
 
 
 def _own_contacts(subject: AccountSubject) -> list[ColumnElement[bool]]:
-    if not subject.own_emails:
+    """The subject's own contacts: those holding its addresses."""
+    own = sorted(subject.own_emails)
+    if not own:
         return [false()]
-    return [
-        func.lower(Contact.email).in_(sorted(subject.own_emails)),
-        Contact.anonymised_at.is_(None),
-    ]
-
-
-def _update(
-    session: Session,
-    model: type[AccountBase],
-    where: Sequence[ColumnElement[bool]],
-    values: dict[str, Any],
-) -> int:
-    statement = (
-        update(model).where(*where).values(values).execution_options(synchronize_session=False)
-    )
-    return cast(CursorResult[Any], session.execute(statement)).rowcount
-
-
-def _latest_corrections(corrections: list[Correction]) -> dict[str, str]:
-    """The corrected value per field (the last one given wins), checked where a format exists.
-
-    An error names the field, never the value."""
-    latest: dict[str, str] = {}
-    for correction in corrections:
-        pattern = VALID_VALUE.get(correction.field)
-        if pattern is not None and not pattern.fullmatch(correction.value):
-            raise ConnectorInputError(f"corrected {correction.field} is malformed")
-        latest[correction.field] = correction.value
-    return latest
-
-
-def _export_chunks(
-    session: Session, subject_sources: list[Source]
-) -> Iterator[list[dict[str, Any]]]:
-    for source in subject_sources:
-        statement = (
-            select(source.model)
-            .where(*source.where)
-            .order_by(source.dated)
-            .execution_options(yield_per=EXPORT_CHUNK_ROWS)
-        )
-        for partition in session.scalars(statement).partitions():
-            yield [{"category": source.category, **source.record(row)} for row in partition]
+    return [func.lower(Contact.email).in_(own), Contact.anonymised_at.is_(None)]

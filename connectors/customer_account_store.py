@@ -9,7 +9,7 @@ contract is recorded: the orchestrator then applies the longest period of the ru
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,15 +23,15 @@ from sqlalchemy import (
     Select,
     String,
     Text,
-    false,
     func,
-    or_,
     select,
 )
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
 
+from connectors.kit.queries import any_of, fields
+from connectors.kit.shares import Share
 from connectors.kit.store import OperationLogMixin, UtcDateTime
-from dsr.connector_contract import REDACTED, Scope, Strategy, Treatment
+from dsr.connector_contract import Scope, Strategy, treat
 from dsr.models import Identity, IdentityType
 
 UNKNOWN_COUNTRY = "ZZ"  # CLDR's "unknown region": an account with no contract recorded
@@ -142,7 +142,7 @@ def accounts_query(account_ids: set[str], emails: set[str]) -> Select[str, str |
     """Accounts named by id or registered to one of the addresses (primary key and
     ``ix_accounts_registered_email``)."""
     return select(Account.account_id, Account.registered_email).where(
-        _any_of(
+        any_of(
             Account.account_id.in_(sorted(account_ids)) if account_ids else None,
             func.lower(Account.registered_email).in_(sorted(emails)) if emails else None,
         )
@@ -154,7 +154,7 @@ def contacts_where(subject: AccountSubject) -> list[ColumnElement[bool]]:
     if subject.everyone:
         return [Contact.anonymised_at.is_(None)]
     return [
-        _any_of(
+        any_of(
             Contact.account_id.in_(sorted(subject.whole)) if subject.whole else None,
             func.lower(Contact.email).in_(sorted(subject.emails)) if subject.emails else None,
         ),
@@ -182,11 +182,6 @@ def resolve_identities(session: Session, identities: Sequence[Identity]) -> Acco
     )
 
 
-def _any_of(*conditions: ColumnElement[bool] | None) -> ColumnElement[bool]:
-    present = [condition for condition in conditions if condition is not None]
-    return or_(*present) if present else false()
-
-
 def contracting_country(account_id: InstrumentedAttribute[str]) -> ColumnElement[str]:
     """The country of the entity the row's account contracts with, or ``UNKNOWN_COUNTRY``."""
     entity = select(Contract.country).where(Contract.account_id == account_id)
@@ -196,145 +191,55 @@ def contracting_country(account_id: InstrumentedAttribute[str]) -> ColumnElement
 # --- where each category lives -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Source:
-    """One table's share of a category: which rows are the subject's (and not yet erased),
-    their date, how erasure changes them, how a row is exported, and the country whose
-    retention duty binds them."""
-
-    category: str
-    model: type[AccountBase]
-    dated: InstrumentedAttribute[datetime]
-    where: list[ColumnElement[bool]]
-    erasure: Callable[[datetime], dict[str, Any]]
-    record: Callable[[Any], dict[str, Any]]
-    account: InstrumentedAttribute[str]  # the row's account
-
-    @property
-    def country(self) -> ColumnElement[str]:
-        """The contracting entity's country of the row's account (a correlated subquery)."""
-        return contracting_country(self.account)
-
-
-def sources(subject: AccountSubject) -> list[Source]:
+def sources(subject: AccountSubject) -> list[Share]:
+    """Each table's share of each category: the subject's rows not yet erased (every
+    account's for ``EVERYONE``). Every table's rows name their account in ``account_id``."""
     held = sorted(subject.held)
 
     def held_by(account_id: InstrumentedAttribute[str]) -> list[ColumnElement[bool]]:
         return [] if subject.everyone else [account_id.in_(held)]
 
+    registered = [*held_by(Account.account_id), Account.registered_email.is_not(None)]
+    billing = [*held_by(BillingProfile.account_id), BillingProfile.anonymised_at.is_(None)]
+    invoices = [*held_by(Invoice.account_id), Invoice.anonymised_at.is_(None)]
     return [
-        Source(
-            ACCOUNT_PROFILE,
-            Account,
-            Account.created_at,
-            [*held_by(Account.account_id), Account.registered_email.is_not(None)],
-            lambda as_of: {"registered_email": None},
-            _account_record,
-            Account.account_id,
-        ),
-        Source(
-            ACCOUNT_PROFILE,
-            Contact,
-            Contact.created_at,
-            contacts_where(subject),
-            lambda as_of: {**dict.fromkeys(CONTACT_FIELDS), "anonymised_at": as_of},
-            _contact_record,
-            Contact.account_id,
-        ),
-        Source(
-            BILLING_DETAILS,
-            BillingProfile,
-            BillingProfile.updated_at,
-            [*held_by(BillingProfile.account_id), BillingProfile.anonymised_at.is_(None)],
-            lambda as_of: {**dict.fromkeys(BILLING_FIELDS), "anonymised_at": as_of},
-            _billing_record,
-            BillingProfile.account_id,
-        ),
-        Source(
-            INVOICES,
-            Invoice,
-            Invoice.issued_at,
-            [*held_by(Invoice.account_id), Invoice.anonymised_at.is_(None)],
-            lambda as_of: {**dict.fromkeys(INVOICE_FIELDS, REDACTED), "anonymised_at": as_of},
-            _invoice_record,
-            Invoice.account_id,
-        ),
+        Share(Account.created_at, registered, ACCOUNT_PROFILE, _account),
+        Share(Contact.created_at, contacts_where(subject), ACCOUNT_PROFILE, _contact),
+        Share(BillingProfile.updated_at, billing, BILLING_DETAILS, _billing),
+        Share(Invoice.issued_at, invoices, INVOICES, _invoice),
     ]
 
 
 EVERYONE = AccountSubject(frozenset(), frozenset(), frozenset(), frozenset(), everyone=True)
-
-
-def _treatments(
-    category: str, table: str, columns: tuple[str, ...], strategy: Strategy
-) -> list[Treatment]:
-    """``strategy`` on ``columns``, and the row marked anonymised."""
-    return [
-        *(Treatment(category=category, table=table, column=c, strategy=strategy) for c in columns),
-        Treatment(category=category, table=table, column="anonymised_at", strategy=Strategy.MARK),
-    ]
-
-
+MARKED = ("anonymised_at", Strategy.MARK)  # the row marked anonymised
 TREATMENTS = (
-    Treatment(
-        category=ACCOUNT_PROFILE,
-        table="accounts",
-        column="registered_email",
-        strategy=Strategy.NULL,
+    *treat(ACCOUNT_PROFILE, "accounts", [("registered_email", Strategy.NULL)]),
+    *treat(ACCOUNT_PROFILE, "contacts", [*((c, Strategy.NULL) for c in CONTACT_FIELDS), MARKED]),
+    *treat(
+        BILLING_DETAILS, "billing_profiles", [*((c, Strategy.NULL) for c in BILLING_FIELDS), MARKED]
     ),
-    *_treatments(ACCOUNT_PROFILE, "contacts", CONTACT_FIELDS, Strategy.NULL),
-    *_treatments(BILLING_DETAILS, "billing_profiles", BILLING_FIELDS, Strategy.NULL),
-    *_treatments(INVOICES, "invoices", INVOICE_FIELDS, Strategy.REDACT),
+    *treat(INVOICES, "invoices", [*((c, Strategy.REDACT) for c in INVOICE_FIELDS), MARKED]),
 )
 
 
 # --- export records ------------------------------------------------------------------------
 
 
-def _account_record(account: Account) -> dict[str, Any]:
-    return {
-        "record": "account",
-        "account_id": account.account_id,
-        "company_name": account.company_name,
-        "registered_email": account.registered_email,
-        "created_at": account.created_at,
-        "status": account.status,
-        "processing_restricted": account.processing_restricted,
-    }
+def _account(account: Account) -> dict[str, Any]:
+    kept = ("account_id", "company_name", "registered_email", "created_at", "status")
+    return {"record": "account", **fields(account, *kept, "processing_restricted")}
 
 
-def _contact_record(contact: Contact) -> dict[str, Any]:
-    return {
-        "record": "contact",
-        "contact_id": contact.id,
-        "account_id": contact.account_id,
-        "name": contact.name,
-        "email": contact.email,
-        "phone": contact.phone,
-        "job_title": contact.job_title,
-        "signature": contact.signature,
-        "created_at": contact.created_at,
-    }
+def _contact(contact: Contact) -> dict[str, Any]:
+    kept = fields(contact, "account_id", *CONTACT_FIELDS, "created_at")
+    return {"record": "contact", "contact_id": contact.id, **kept}
 
 
-def _billing_record(profile: BillingProfile) -> dict[str, Any]:
-    return {
-        "record": "billing_profile",
-        "account_id": profile.account_id,
-        **{field: getattr(profile, field) for field in BILLING_FIELDS},
-        "updated_at": profile.updated_at,
-    }
+def _billing(profile: BillingProfile) -> dict[str, Any]:
+    kept = fields(profile, "account_id", *BILLING_FIELDS, "updated_at")
+    return {"record": "billing_profile", **kept}
 
 
-def _invoice_record(invoice: Invoice) -> dict[str, Any]:
-    return {
-        "record": "invoice",
-        "invoice_id": invoice.id,
-        "account_id": invoice.account_id,
-        "issued_at": invoice.issued_at,
-        "amount_cents": invoice.amount_cents,
-        "currency": invoice.currency,
-        "billing_name": invoice.billing_name,
-        "billing_email": invoice.billing_email,
-        "billing_address": invoice.billing_address,
-    }
+def _invoice(invoice: Invoice) -> dict[str, Any]:
+    kept = fields(invoice, "account_id", "issued_at", "amount_cents", "currency", *INVOICE_FIELDS)
+    return {"record": "invoice", "invoice_id": invoice.id, **kept}

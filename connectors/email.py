@@ -29,26 +29,21 @@ address is restricted too).
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
-from pydantic import ValidationError
-from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connectors.email_store import (
     CATEGORIES,
     CONTACT_DETAILS,
-    CONTENT_FIELDS,
     MESSAGE_CONTENT,
     RECTIFIABLE,
     SEGMENT_DATA,
     TREATMENTS,
     USAGE_AND_DEVICE,
-    USAGE_FIELDS,
     EmailBase,
     EmailOperationLog,
     EmailSubject,
@@ -63,10 +58,13 @@ from connectors.email_store import (
     recipient_where,
     subject_export_chunks,
 )
+from connectors.email_store import USAGE_FIELDS as USAGE_FIELDS
 from connectors.kit.connector import CutoffConnector, sweep_scope
-from connectors.kit.cutoffs import id_chunks
-from connectors.kit.errors import ConnectorInputError
+from connectors.kit.identities import checked_identity
+from connectors.kit.queries import count_rows, update_rows
+from connectors.kit.reach import sweep_chunks
 from connectors.kit.restrictions import is_restricted
+from connectors.kit.treatments import Normalise
 from dsr.connector_contract import (
     CategoryHolding,
     EraseResult,
@@ -76,24 +74,20 @@ from dsr.connector_contract import (
     SweepResult,
     Treatment,
 )
-from dsr.hashing import keyed_hash
 from dsr.models import Identity, IdentityType
 
-# --- the connector -------------------------------------------------------------------------
+# Erased on their own, each by its date: a send's content, an event's usage, segment data.
+PARTS = (MESSAGE_CONTENT, USAGE_AND_DEVICE, SEGMENT_DATA)
 
 
 class EmailConnector(CutoffConnector[EmailSubject]):
     name: ClassVar[str] = "email"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
+    # One person's pseudonym wherever the address is kept, whatever its case.
+    pseudonym_forms: ClassVar[Mapping[str, Normalise]] = {"recipients.email": str.lower}
     activities: ClassVar[tuple[str, ...]] = (
-        "discover",
-        "access",
-        "erase",
-        "rectify",
-        "restrict",
-        "locate",
-        "sweep",
+        "discover", "access", "erase", "rectify", "restrict", "locate", "sweep"
     )
 
     schema = EmailBase
@@ -107,7 +101,9 @@ class EmailConnector(CutoffConnector[EmailSubject]):
     def holding(
         self, session: Session, subject: EmailSubject, category: str
     ) -> CategoryHolding | None:
-        return _holding(session, subject, category)
+        if category == CONTACT_DETAILS:
+            return _entries_holding(session, subject)
+        return part(subject, category).holding(session, category)
 
     def export_chunks(
         self, session: Session, subject: EmailSubject
@@ -115,7 +111,9 @@ class EmailConnector(CutoffConnector[EmailSubject]):
         return subject_export_chunks(session, subject)
 
     def corrected(self, field: str, value: str) -> str:
-        return _corrected(field, value)
+        if field == "email":
+            checked_identity(IdentityType.EMAIL, value, field)
+        return value
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's email data is restricted for this customer."""
@@ -127,29 +125,18 @@ class EmailConnector(CutoffConnector[EmailSubject]):
         self, session: Session, subject: EmailSubject, cutoffs: dict[str, datetime], scope: Scope
     ) -> EraseResult:
         as_of = scope.as_of
-        erased: dict[str, int] = {}
-        if MESSAGE_CONTENT in cutoffs:
-            content = part(subject, MESSAGE_CONTENT)
-            erased[MESSAGE_CONTENT] = _clear_content(
-                session, [*content.where, Send.sent_at < cutoffs[MESSAGE_CONTENT]]
-            )
-        if USAGE_AND_DEVICE in cutoffs:
-            usage = part(subject, USAGE_AND_DEVICE)
-            erased[USAGE_AND_DEVICE] = _anonymise_events(
-                session, [*usage.where, Event.occurred_at < cutoffs[USAGE_AND_DEVICE]], as_of
-            )
-        if SEGMENT_DATA in cutoffs:
-            segments = part(subject, SEGMENT_DATA)
-            erased[SEGMENT_DATA] = _clear_segments(
-                session, [*segments.where, Recipient.created_at < cutoffs[SEGMENT_DATA]]
-            )
+        erased = {
+            category: self._erase_part(session, subject, category, cutoffs[category], as_of)
+            for category in PARTS
+            if category in cutoffs
+        }
         if CONTACT_DETAILS in cutoffs:
             for category, count in self._unlink(
                 session, subject, cutoffs[CONTACT_DETAILS], as_of
             ).items():
                 if category in cutoffs or count:
                     erased[category] = erased.get(category, 0) + count
-        retained = {category: _count(session, subject, category) for category in cutoffs}
+        retained = {category: part(subject, category).count(session) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
     def sweep_now(
@@ -158,73 +145,79 @@ class EmailConnector(CutoffConnector[EmailSubject]):
         """The erase of every entry (with its sends and events) created before the widest
         cutoff, a chunk of entries at a time: nothing of an entry predates its creation."""
         scope = sweep_scope(call)
-        anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
-        if cutoffs:
-            pending: list[ColumnElement[bool]] = [
-                Recipient.anonymised_at.is_(None),
-                Recipient.created_at < max(cutoffs.values()),
-            ]
-            for ids in id_chunks(session, Recipient.id, pending):
-                chunk = EmailSubject("", (), (Recipient.id.in_(ids),))
-                anonymised.update(self.erase_now(session, chunk, cutoffs, scope).erased)
-        return SweepResult(connector=self.name, anonymised=dict(anonymised))
+
+        def erase(ids: list[int]) -> dict[str, int]:
+            chunk = EmailSubject("", (), (Recipient.id.in_(ids),))
+            return self.erase_now(session, chunk, cutoffs, scope).erased
+
+        anonymised = sweep_chunks(
+            session, cutoffs, Recipient.created_at, Recipient.anonymised_at, erase
+        )
+        return SweepResult(connector=self.name, anonymised=anonymised)
 
     def _unlink(
         self, session: Session, subject: EmailSubject, before: datetime, as_of: datetime
     ) -> dict[str, int]:
         """Cut loose the entries whose latest activity is before ``before``, with all that
-        hangs from them; returns the count per category."""
-        entries = [row for row in _activity(session, subject) if row.latest < before]
-        ids = [row.id for row in entries]
-        erased = {
-            MESSAGE_CONTENT: _clear_content(session, [Send.recipient_id.in_(ids)]),
-            USAGE_AND_DEVICE: _anonymise_events(session, [Event.recipient_id.in_(ids)], as_of),
-            SEGMENT_DATA: _clear_segments(
-                session, [Recipient.id.in_(ids), Recipient.segment_data.is_not(None)]
-            ),
+        hangs from them (last, the entries: until then they are found); the count per
+        category."""
+        ids = [entry for entry, _, latest in _activity(session, subject) if latest < before]
+        entries = EmailSubject("", (), (Recipient.id.in_(ids),))
+        return {
+            category: self._erase_part(session, entries, category, None, as_of, unlinking=True)
+            for category in (*PARTS, CONTACT_DETAILS)
         }
-        changes = [
-            {
-                "id": row.id,
-                "email": keyed_hash(self.secret, row.email.lower(), "pseudonym"),
-                "name": None,
-                "segment_data": None,
-                "anonymised_at": as_of,
-            }
-            for row in entries
-        ]
-        if changes:
-            session.execute(update(Recipient), changes)
-        return {**erased, CONTACT_DETAILS: len(changes)}
+
+    def _erase_part(
+        self,
+        session: Session,
+        subject: EmailSubject,
+        category: str,
+        before: datetime | None,
+        as_of: datetime,
+        *,
+        unlinking: bool = False,
+    ) -> int:
+        """Erase the subject's records of one category dated before ``before`` (all without),
+        as the category declares or, ``unlinking``, as cutting their entry loose does."""
+        held = part(subject, category)
+        treated = CONTACT_DETAILS if unlinking and category != SEGMENT_DATA else category
+        return self.treat.apply(session, held.table, [treated], held.before(before), as_of)
 
     def rectify_now(
         self, session: Session, subject: EmailSubject, values: dict[str, str], scope: Scope
     ) -> dict[str, int]:
-        """Correct the subject's entries; a corrected address stays restricted if it was."""
-        updated = _correct(session, subject, values)
+        """Correct each field where the subject's entries hold it (they are found first, so
+        that correcting an identity does not lose them); a corrected address stays restricted
+        if it was."""
+        ids = list(session.scalars(recipient_ids(subject)))
+        updated: dict[str, int] = {}
+        for name, value in values.items():
+            held = [Recipient.id.in_(ids), getattr(Recipient, name).is_not(None)]
+            updated[name] = update_rows(session, Recipient, held, {name: value})
         if "email" in values:
-            corrected = _corrected_email(values["email"])
+            corrected = checked_identity(IdentityType.EMAIL, values["email"], "email")
             self.restrictions.carry_over(session, subject.customer_account, scope, corrected)
         return updated
 
     def restrict_now(self, session: Session, subject: EmailSubject, call: FlagInput) -> int:
+        """Restrict (or lift); the rows covered: the entries, their sends and their events."""
         customer = subject.customer_account
         self.restrictions.place_or_lift(session, customer, call, subject.identities)
-        return _subject_rows(session, subject)
+        ids = recipient_ids(subject)
+        return (
+            count_rows(session, Recipient, recipient_where(subject))
+            + count_rows(session, Send, [Send.recipient_id.in_(ids)])
+            + count_rows(session, Event, [Event.recipient_id.in_(ids)])
+        )
 
 
 # --- queries -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class EntryActivity:
-    id: int
-    email: str
-    created_at: datetime
-    latest: datetime  # the latest of created, sent to and event
-
-
-def _activity(session: Session, subject: EmailSubject) -> list[EntryActivity]:
+def _activity(session: Session, subject: EmailSubject) -> list[tuple[int, datetime, datetime]]:
+    """Each of the subject's entries: its id, creation and latest activity (the latest of
+    created, sent to and event)."""
     last_send = (
         select(func.max(Send.sent_at)).where(Send.recipient_id == Recipient.id).scalar_subquery()
     )
@@ -234,132 +227,21 @@ def _activity(session: Session, subject: EmailSubject) -> list[EntryActivity]:
         .scalar_subquery()
     )
     rows = session.execute(
-        select(Recipient.id, Recipient.email, Recipient.created_at, last_send, last_event).where(
+        select(Recipient.id, Recipient.created_at, last_send, last_event).where(
             *recipient_where(subject)
         )
-    ).all()
-    return [
-        EntryActivity(
-            id=row[0],
-            email=row[1],
-            created_at=row[2],
-            latest=max(moment for moment in row[2:] if moment is not None),
-        )
-        for row in rows
-    ]
+    )
+    return [(row[0], row[1], max(m for m in row[1:] if m is not None)) for row in rows]
 
 
-def _holding(session: Session, subject: EmailSubject, category: str) -> CategoryHolding | None:
-    if category == CONTACT_DETAILS:
-        entries = _activity(session, subject)
-        if not entries:
-            return None
-        return CategoryHolding(
-            category=category,
-            records=len(entries),
-            earliest=min(entry.created_at for entry in entries),
-            latest=max(entry.latest for entry in entries),
-        )
-    where = part(subject, category)
-    count, earliest, latest = session.execute(
-        select(func.count(), func.min(where.dated), func.max(where.dated))
-        .select_from(where.model)
-        .where(*where.where)
-    ).one()
-    if not count:
+def _entries_holding(session: Session, subject: EmailSubject) -> CategoryHolding | None:
+    """The subject's entries, dated from their creation to their latest activity."""
+    entries = _activity(session, subject)
+    if not entries:
         return None
-    return CategoryHolding(category=category, records=count, earliest=earliest, latest=latest)
-
-
-def _count(session: Session, subject: EmailSubject, category: str) -> int:
-    where = part(subject, category)
-    statement = select(func.count()).select_from(where.model).where(*where.where)
-    return session.scalar(statement) or 0
-
-
-def _subject_rows(session: Session, subject: EmailSubject) -> int:
-    """The subject's rows a restriction covers: entries, their sends and their events."""
-    ids = recipient_ids(subject)
-    entries = _count(session, subject, CONTACT_DETAILS)
-    sends = session.scalar(select(func.count()).where(Send.recipient_id.in_(ids))) or 0
-    events = session.scalar(select(func.count()).where(Event.recipient_id.in_(ids))) or 0
-    return entries + sends + events
-
-
-def _changed(session: Session, statement: Any) -> int:
-    return cast(CursorResult[Any], session.execute(statement)).rowcount
-
-
-def _clear_content(session: Session, where: list[ColumnElement[bool]]) -> int:
-    held = or_(Send.subject.is_not(None), Send.body.is_not(None))
-    statement = (
-        update(Send)
-        .where(*where, held)
-        .values(dict.fromkeys(CONTENT_FIELDS))
-        .execution_options(synchronize_session=False)
+    return CategoryHolding(
+        category=CONTACT_DETAILS,
+        records=len(entries),
+        earliest=min(created for _, created, _ in entries),
+        latest=max(latest for _, _, latest in entries),
     )
-    return _changed(session, statement)
-
-
-def _clear_segments(session: Session, where: list[ColumnElement[bool]]) -> int:
-    statement = (
-        update(Recipient)
-        .where(*where)
-        .values(segment_data=None)
-        .execution_options(synchronize_session=False)
-    )
-    return _changed(session, statement)
-
-
-def _anonymise_events(session: Session, where: list[ColumnElement[bool]], as_of: datetime) -> int:
-    """Events keep their type and day (the customer's statistics); the rest goes."""
-    rows = session.execute(
-        select(Event.id, Event.occurred_at).where(*where, Event.anonymised_at.is_(None))
-    ).all()
-    changes = [
-        {
-            "id": row.id,
-            **dict.fromkeys(USAGE_FIELDS),
-            "occurred_at": row.occurred_at.replace(hour=0, minute=0, second=0, microsecond=0),
-            "anonymised_at": as_of,
-        }
-        for row in rows
-    ]
-    if changes:
-        session.execute(update(Event), changes)
-    return len(changes)
-
-
-def _correct(session: Session, subject: EmailSubject, values: dict[str, str]) -> dict[str, int]:
-    """Correct each field where the subject's entries hold it (they are found first, so that
-    correcting an identity does not lose them)."""
-    ids = list(session.scalars(recipient_ids(subject)))
-    updated = {}
-    for name, value in values.items():
-        column = getattr(Recipient, name)
-        statement = (
-            update(Recipient)
-            .where(Recipient.id.in_(ids), column.is_not(None))
-            .values({name: value})
-            .execution_options(synchronize_session=False)
-        )
-        updated[name] = _changed(session, statement)
-    return updated
-
-
-# --- rules ---------------------------------------------------------------------------------
-
-
-def _corrected(field: str, value: str) -> str:
-    """A corrected value; an email address is checked. An error names the field."""
-    if field == "email":
-        _corrected_email(value)
-    return value
-
-
-def _corrected_email(value: str) -> Identity:
-    """The corrected address as an identity; an error names the field, never the value."""
-    try:
-        return Identity(type=IdentityType.EMAIL, value=value)
-    except ValidationError:
-        raise ConnectorInputError("corrected email is malformed") from None

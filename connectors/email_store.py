@@ -24,9 +24,9 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from connectors.kit.exports import EXPORT_CHUNK_ROWS
+from connectors.kit.queries import Held, export_partitions, fields
 from connectors.kit.restrictions import RestrictionMixin
 from connectors.kit.store import OperationLogMixin, UtcDateTime
 from dsr.connector_contract import Scope, Strategy, treat
@@ -55,8 +55,6 @@ UNLINK_ENTRY = (
     *CLEAR_SEGMENTS,
     ("anonymised_at", Strategy.MARK),
 )
-
-
 TREATMENTS = (
     *treat(MESSAGE_CONTENT, "sends", CLEAR_CONTENT),
     *treat(USAGE_AND_DEVICE, "events", ANONYMISE_EVENT),
@@ -135,6 +133,8 @@ class EmailOperationLog(OperationLogMixin, EmailBase):
 
 # One subject's entries at one customer; addresses match case-insensitively.
 Index("ix_recipients_subject", Recipient.customer_account, func.lower(Recipient.email))
+# A send still holding its content.
+SEND_HOLDS_CONTENT = or_(Send.subject.is_not(None), Send.body.is_not(None))
 
 
 # --- the subject ---------------------------------------------------------------------------
@@ -194,27 +194,17 @@ def recipient_ids(subject: EmailSubject) -> Select[int]:
     return select(Recipient.id).where(*recipient_where(subject))
 
 
-@dataclass(frozen=True)
-class Part:
+def part(subject: EmailSubject, category: str) -> Held:
     """Where one category lives: its table, its date and the subject's rows still holding it."""
-
-    model: type[EmailBase]
-    dated: InstrumentedAttribute[datetime]
-    where: list[ColumnElement[bool]]
-
-
-def part(subject: EmailSubject, category: str) -> Part:
-    ids = recipient_ids(subject)
     if category == CONTACT_DETAILS:
-        return Part(Recipient, Recipient.created_at, recipient_where(subject))
+        return Held(Recipient.created_at, recipient_where(subject))
     if category == SEGMENT_DATA:
         held = [*recipient_where(subject), Recipient.segment_data.is_not(None)]
-        return Part(Recipient, Recipient.created_at, held)
+        return Held(Recipient.created_at, held)
+    ids = recipient_ids(subject)
     if category == USAGE_AND_DEVICE:
-        held = [Event.recipient_id.in_(ids), Event.anonymised_at.is_(None)]
-        return Part(Event, Event.occurred_at, held)
-    held = [Send.recipient_id.in_(ids), or_(Send.subject.is_not(None), Send.body.is_not(None))]
-    return Part(Send, Send.sent_at, held)
+        return Held(Event.occurred_at, [Event.recipient_id.in_(ids), Event.anonymised_at.is_(None)])
+    return Held(Send.sent_at, [Send.recipient_id.in_(ids), SEND_HOLDS_CONTENT])
 
 
 # --- export --------------------------------------------------------------------------------
@@ -231,44 +221,22 @@ def subject_export_chunks(
         (select(Event).where(*part(subject, USAGE_AND_DEVICE).where).order_by(Event.id), _event),
     ]
     for statement, records in sources:
-        rows = session.scalars(statement.execution_options(yield_per=EXPORT_CHUNK_ROWS))
-        for partition in rows.partitions():
-            yield [record for row in partition for record in records(row)]
+        yield from export_partitions(session, statement, records)
 
 
 def _entry(recipient: Recipient) -> Iterator[dict[str, Any]]:
     ids = {"recipient_id": recipient.id, "customer_account": recipient.customer_account}
-    yield {
-        "category": CONTACT_DETAILS,
-        **ids,
-        "list_id": recipient.list_id,
-        "email": recipient.email,
-        "name": recipient.name,
-        "created_at": recipient.created_at,
-    }
+    contact = fields(recipient, "list_id", "email", "name", "created_at")
+    yield {"category": CONTACT_DETAILS, **ids, **contact}
     if recipient.segment_data is not None:
         yield {"category": SEGMENT_DATA, **ids, "segment_data": recipient.segment_data}
 
 
 def _send(send: Send) -> Iterator[dict[str, Any]]:
-    yield {
-        "category": MESSAGE_CONTENT,
-        "send_id": send.id,
-        "recipient_id": send.recipient_id,
-        "campaign": send.campaign,
-        "sent_at": send.sent_at,
-        "subject": send.subject,
-        "body": send.body,
-    }
+    content = fields(send, "recipient_id", "campaign", "sent_at", *CONTENT_FIELDS)
+    yield {"category": MESSAGE_CONTENT, "send_id": send.id, **content}
 
 
 def _event(event: Event) -> Iterator[dict[str, Any]]:
-    yield {
-        "category": USAGE_AND_DEVICE,
-        "event_id": event.id,
-        "recipient_id": event.recipient_id,
-        "send_id": event.send_id,
-        "type": event.type,
-        "occurred_at": event.occurred_at,
-        **{field: getattr(event, field) for field in USAGE_FIELDS},
-    }
+    usage = fields(event, "recipient_id", "send_id", "type", "occurred_at", *USAGE_FIELDS)
+    yield {"category": USAGE_AND_DEVICE, "event_id": event.id, **usage}

@@ -1,12 +1,13 @@
 """The Inbox store: its tables (``conversations`` and ``messages``), the categories and their
-treatments, and whose rows a subject's are (``connectors.inbox`` is the connector that works on
-it)."""
+treatments, whose rows a subject's are and the subject's records as exported
+(``connectors.inbox`` is the connector that works on it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -15,21 +16,20 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Row,
     Select,
     String,
     Text,
-    and_,
-    false,
-    or_,
     select,
-    union,
 )
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
 
+from connectors.kit.identities import EndUser, IdentityColumns
+from connectors.kit.queries import Held, export_partitions
 from connectors.kit.restrictions import RestrictionMixin
 from connectors.kit.store import OperationLogMixin, UtcDateTime
-from dsr.connector_contract import Scope, Strategy, Treatment
-from dsr.models import Identity, IdentityType
+from dsr.connector_contract import Strategy, Treatment
+from dsr.models import IdentityType
 
 CONTACT_IDENTIFIERS = "contact_identifiers"
 CONVERSATION_CONTENT = "conversation_content"
@@ -119,62 +119,15 @@ IDENTITY_COLUMNS: dict[IdentityType, InstrumentedAttribute[str | None]] = {
     IdentityType.EMAIL: Conversation.contact_email,
     IdentityType.CHANNEL_ID: Conversation.contact_channel_id,
 }
-
-
-@dataclass(frozen=True)
-class Subject:
-    """One customer's end user, by every identity the request names that Inbox can match."""
-
-    customer_account: str
-    identities: tuple[Identity, ...]
-    # A sweep's filter in place of the identities: the conversations it names, any customer's.
-    where: tuple[ColumnElement[bool], ...] = ()
-
-    def values(self, kind: IdentityType) -> list[str]:
-        return identity_values(self.identities, kind)
-
-
-def identity_values(identities: Iterable[Identity], kind: IdentityType) -> list[str]:
-    """The values of one identity type to look up, as Inbox stores them (emails lower case)."""
-    found = {i.value for i in identities if i.type is kind}
-    return sorted(v.lower() for v in found) if kind is IdentityType.EMAIL else sorted(found)
-
-
-def locate_holders(scope: Scope) -> Select[str] | None:
-    """The customers holding conversations of these identities, across customers: one lookup per
-    identity type, each by its identity-first ``ix_conversations_locate_*`` index; none without an
-    identity Inbox matches."""
-    lookups = [
-        select(Conversation.customer_account).where(
-            column.in_(values), Conversation.anonymised_at.is_(None)
-        )
-        for kind, column in IDENTITY_COLUMNS.items()
-        if (values := identity_values(scope.identities, kind))
-    ]
-    if not lookups:
-        return None
-    held = union(*lookups).subquery()
-    return select(held.c.customer_account).order_by(held.c.customer_account)
-
-
-def subject_of(scope: Scope) -> Subject | None:
-    """The subject to look up; none without a customer account (never cross-customer)."""
-    identities = tuple(i for i in scope.identities if i.type in IDENTITY_COLUMNS)
-    if scope.customer_account is None or not identities:
-        return None
-    return Subject(scope.customer_account, identities)
-
-
-def subject_where(subject: Subject) -> list[ColumnElement[bool]]:
-    """The subject's conversations: one index lookup per identity type (customer first)."""
-    if subject.where:
-        return [*subject.where, Conversation.anonymised_at.is_(None)]
-    matches = [
-        and_(Conversation.customer_account == subject.customer_account, column.in_(values))
-        for kind, column in IDENTITY_COLUMNS.items()
-        if (values := subject.values(kind))
-    ]
-    return [or_(false(), *matches), Conversation.anonymised_at.is_(None)]
+# An end user is found by whichever of these the conversation carries (customer first, or
+# across customers by the ``ix_conversations_locate_*`` indexes).
+CONTACTS = IdentityColumns(
+    IDENTITY_COLUMNS, Conversation.customer_account, Conversation.anonymised_at
+)
+Subject = EndUser  # one customer's end user, by every identity Inbox can match
+subject_of = CONTACTS.subject
+subject_where = CONTACTS.where
+locate_holders = CONTACTS.holders
 
 
 def subject_conversations(subject: Subject) -> Select[Conversation]:
@@ -189,3 +142,58 @@ def subject_messages(subject: Subject, category: str) -> list[ColumnElement[bool
         Message.conversation_id.in_(conversations),
         Message.internal == (category == AGENT_NOTES),
     ]
+
+
+def part(subject: Subject, category: str) -> Held:
+    """Where one category lives: the subject's conversations (dated by their opening), or
+    their messages or notes (by their sending)."""
+    if category == CONTACT_IDENTIFIERS:
+        return Held(Conversation.opened_at, subject_where(subject))
+    return Held(Message.sent_at, subject_messages(subject, category))
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+def subject_export_chunks(session: Session, subject: Subject) -> Iterator[list[dict[str, Any]]]:
+    """The subject's conversations, then its messages, then its notes, a partition at a time."""
+    conversations = subject_conversations(subject).order_by(Conversation.opened_at, Conversation.id)
+    yield from export_partitions(session, conversations, _conversation_record)
+    for category in MESSAGE_CATEGORIES:
+        messages = (
+            select(Message, Conversation.customer_account)
+            .join(Conversation, Message.conversation_id == Conversation.id)
+            .where(*subject_messages(subject, category))
+            .order_by(Message.sent_at, Message.id)
+        )
+        records = partial(_message_record, category)
+        yield from export_partitions(session, messages, records, rows=True)
+
+
+def _conversation_record(conversation: Conversation) -> Iterator[dict[str, Any]]:
+    """The conversation as the subject's: the assigned agent is the customer's data, left out."""
+    yield {
+        "category": CONTACT_IDENTIFIERS,
+        "conversation_id": conversation.id,
+        "customer_account": conversation.customer_account,
+        "channel": conversation.channel,
+        "phone_number": conversation.contact_phone,
+        "email": conversation.contact_email,
+        "channel_id": conversation.contact_channel_id,
+        "display_name": conversation.contact_name,
+        "opened_at": conversation.opened_at,
+        "closed_at": conversation.closed_at,
+    }
+
+
+def _message_record(category: str, row: Row[Message, str]) -> Iterator[dict[str, Any]]:
+    message, customer_account = row
+    yield {
+        "category": category,
+        "message_id": message.id,
+        "conversation_id": message.conversation_id,
+        "customer_account": customer_account,
+        "sent_at": message.sent_at,
+        "author": message.author,
+        "body": message.body,
+    }

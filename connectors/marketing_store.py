@@ -4,7 +4,6 @@ category's records as exported (``connectors.marketing`` is the connector that w
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -21,10 +20,13 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from connectors.kit.queries import fields
 from connectors.kit.restrictions import RestrictionMixin
+from connectors.kit.shares import Share
 from connectors.kit.store import OperationLogMixin, UtcDateTime
+from connectors.kit.suppressions import SuppressionMixin
 from dsr.connector_contract import Strategy, Treatment
 
 PROSPECT_PROFILE = "prospect_profile"
@@ -91,15 +93,8 @@ class ConsentRecord(MarketingBase):
     withdrawal_evidence: Mapped[str | None] = mapped_column(Text)
 
 
-class Suppression(MarketingBase):
-    """Never contact or import this identity again: a keyed hash, nothing readable."""
-
-    __tablename__ = "suppressions"
-
-    identity_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    reason: Mapped[str] = mapped_column(String(32))  # the operation that added it
-    request_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+class Suppression(SuppressionMixin, MarketingBase):
+    """Whoever is erased, objects or opts out: never contacted or imported again."""
 
 
 class Restriction(RestrictionMixin, MarketingBase):
@@ -147,24 +142,12 @@ class Subject:
 EVERYONE = Subject((), (), everyone=True)
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where a category lives: its table, which rows are the subject's, their date, and how
-    a row is exported."""
-
-    category: str
-    model: type[MarketingBase]
-    dated: ColumnElement[datetime] | InstrumentedAttribute[datetime]
-    where: list[ColumnElement[bool]]
-    record: Callable[[Any], dict[str, Any]]
-
-
 def proof_dated() -> ColumnElement[datetime]:
     """A consent proof's date: its withdrawal, else the consent."""
     return func.coalesce(ConsentRecord.withdrawn_at, ConsentRecord.given_at)
 
 
-def sources(subject: Subject) -> dict[str, Source]:
+def sources(subject: Subject) -> dict[str, Share]:
     """Each category's rows for the subject (``ix_prospects_email``, ``ix_subscriptions_email``
     and the consent records' ``email_hash`` index)."""
     emails = list(subject.emails)
@@ -173,68 +156,63 @@ def sources(subject: Subject) -> dict[str, Source]:
         return [] if subject.everyone else [condition]
 
     return {
-        PROSPECT_PROFILE: Source(
-            PROSPECT_PROFILE,
-            Prospect,
+        PROSPECT_PROFILE: Share(
             Prospect.created_at,
             of_subject(func.lower(Prospect.email).in_(emails)),
+            PROSPECT_PROFILE,
             _prospect_record,
         ),
-        SUBSCRIPTIONS: Source(
-            SUBSCRIPTIONS,
-            Subscription,
+        SUBSCRIPTIONS: Share(
             Subscription.subscribed_at,
             of_subject(func.lower(Subscription.email).in_(emails)),
+            SUBSCRIPTIONS,
             _subscription_record,
         ),
-        CONSENT_PROOF: Source(
-            CONSENT_PROOF,
-            ConsentRecord,
+        CONSENT_PROOF: Share(
             proof_dated(),
             of_subject(ConsentRecord.email_hash.in_(list(subject.hashes))),
+            CONSENT_PROOF,
             _consent_record,
+            joined=ConsentRecord,
         ),
     }
 
 
-def subject_rows(source: Source) -> Select[Any]:
+def subject_rows(source: Share) -> Select[Any]:
     return select(source.model).where(*source.where)
+
+
+def prospects(subject: Subject) -> list[ColumnElement[bool]]:
+    return [func.lower(Prospect.email).in_(list(subject.emails))]
+
+
+def active_subscriptions(subject: Subject) -> list[ColumnElement[bool]]:
+    return [
+        func.lower(Subscription.email).in_(list(subject.emails)),
+        Subscription.unsubscribed_at.is_(None),
+    ]
+
+
+def consents_given(subject: Subject) -> list[ColumnElement[bool]]:
+    return [
+        ConsentRecord.email_hash.in_(list(subject.hashes)),
+        ConsentRecord.withdrawn_at.is_(None),
+    ]
 
 
 # --- export records ------------------------------------------------------------------------
 
 
 def _prospect_record(prospect: Prospect) -> dict[str, Any]:
-    return {
-        "prospect_id": prospect.id,
-        "email": prospect.email,
-        "name": prospect.name,
-        "company": prospect.company,
-        "job_title": prospect.job_title,
-        "source": prospect.source,
-        "source_detail": prospect.source_detail,
-        "created_at": prospect.created_at,
-        "last_contacted_at": prospect.last_contacted_at,
-        "objected_at": prospect.objected_at,
-    }
+    return fields(prospect, ("prospect_id", "id"), "email", "name", "company", "job_title",
+                  "source", "source_detail", "created_at", "last_contacted_at", "objected_at")
 
 
 def _subscription_record(subscription: Subscription) -> dict[str, Any]:
-    return {
-        "subscription_id": subscription.id,
-        "email": subscription.email,
-        "list": subscription.list_name,
-        "subscribed_at": subscription.subscribed_at,
-        "unsubscribed_at": subscription.unsubscribed_at,
-    }
+    return fields(subscription, ("subscription_id", "id"), "email", ("list", "list_name"),
+                  "subscribed_at", "unsubscribed_at")
 
 
 def _consent_record(consent: ConsentRecord) -> dict[str, Any]:
-    return {
-        "consent_id": consent.id,
-        "purpose": consent.purpose,
-        "given_at": consent.given_at,
-        "evidence": consent.evidence,
-        "withdrawn_at": consent.withdrawn_at,
-        "withdrawal_evidence": consent.withdrawal_evidence,
-    }
+    return fields(consent, ("consent_id", "id"), "purpose", "given_at", "evidence",
+                  "withdrawn_at", "withdrawal_evidence")

@@ -25,15 +25,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, CursorResult, Select, delete, false, func, select, update
+from sqlalchemy import ColumnElement, false, select
 from sqlalchemy.orm import Session
 
-from connectors.kit.connector import CutoffConnector, sweep_scope
-from connectors.kit.cutoffs import id_chunks
-from connectors.kit.exports import EXPORT_CHUNK_ROWS
+from connectors.kit.connector import PROCESSOR_ACTIVITIES, CutoffConnector, sweep_scope
+from connectors.kit.queries import count_rows, export_partitions, holding
+from connectors.kit.reach import in_chunks
 from connectors.kit.restrictions import is_restricted
+from connectors.kit.shares import erase_dated
 from connectors.push_store import (
     CATEGORIES,
     DEVICE_AND_IP,
@@ -62,7 +63,6 @@ from dsr.connector_contract import (
     SweepResult,
     Treatment,
 )
-from dsr.hashing import keyed_hash
 from dsr.models import Identity
 
 # --- the connector -------------------------------------------------------------------------
@@ -72,18 +72,12 @@ class PushConnector(CutoffConnector[PushSubject]):
     name: ClassVar[str] = "push"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
-    activities: ClassVar[tuple[str, ...]] = (
-        "discover",
-        "access",
-        "erase",
-        "restrict",
-        "locate",
-        "sweep",
-    )
+    activities: ClassVar[tuple[str, ...]] = PROCESSOR_ACTIVITIES
 
     schema = PushBase
     operation_log = PushOperationLog
     restriction_model = Restriction
+    marks_treated = True  # a user id is the customer's own: it may look like a pseudonym
 
     subject = staticmethod(push_subject)
     holders = staticmethod(locate_holders)
@@ -91,12 +85,20 @@ class PushConnector(CutoffConnector[PushSubject]):
     def holding(
         self, session: Session, subject: PushSubject, category: str
     ) -> CategoryHolding | None:
-        return _holding(session, subject, category)
+        return holding(session, category, parts(subject, category))
 
     def export_chunks(
         self, session: Session, subject: PushSubject
     ) -> Iterator[list[dict[str, Any]]]:
-        return _export_chunks(session, subject)
+        """The subject's devices, connections and client events, one chunk per partition."""
+        devices = select(BeamsDevice).where(*device_where(subject)).order_by(BeamsDevice.id)
+        yield from export_partitions(session, devices, _device)
+        connections = select(ChannelConnection).where(*connection_where(subject))
+        connections = connections.order_by(ChannelConnection.id)
+        yield from export_partitions(session, connections, _connection)
+        (content,) = parts(subject, MESSAGE_CONTENT)
+        events = select(ClientEvent).where(*content.where).order_by(ClientEvent.id)
+        yield from export_partitions(session, events, _client_event)
 
     def is_restricted(self, customer_account: str, identity: Identity) -> bool:
         """Whether processing of this end user's push data is restricted for this customer."""
@@ -107,19 +109,21 @@ class PushConnector(CutoffConnector[PushSubject]):
     def erase_now(
         self, session: Session, subject: PushSubject, cutoffs: dict[str, datetime], scope: Scope
     ) -> EraseResult:
+        """Each category as declared (``push_store.TREATMENTS``), through the kit's
+        treatments: devices and addresses, events' content, then the connections cut loose
+        (their events' content and addresses with them)."""
         as_of = scope.as_of
         erased: dict[str, int] = {}
-        if DEVICE_AND_IP in cutoffs:
-            erased[DEVICE_AND_IP] = _erase_devices(session, subject, cutoffs[DEVICE_AND_IP])
-        if MESSAGE_CONTENT in cutoffs:
-            (content,) = parts(subject, MESSAGE_CONTENT)
-            before = ClientEvent.sent_at < cutoffs[MESSAGE_CONTENT]
-            erased[MESSAGE_CONTENT] = _clear_content(session, [*content.where, before])
+        for category in (DEVICE_AND_IP, MESSAGE_CONTENT):  # table by table
+            before = cutoffs.get(category)
+            if before is not None:
+                held = parts(subject, category)
+                erased[category] = erase_dated(self.treat, session, category, held, before, as_of)
         if TRAFFIC_DATA in cutoffs:
             unlinked = self._unlink(session, subject, cutoffs[TRAFFIC_DATA], as_of)
-            for category, count in unlinked.items():
-                if category in cutoffs or count:
-                    erased[category] = erased.get(category, 0) + count
+            for category, found in unlinked.items():
+                if category in cutoffs or found:
+                    erased[category] = erased.get(category, 0) + found
         retained = {category: _count(session, subject, category) for category in cutoffs}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
@@ -130,19 +134,22 @@ class PushConnector(CutoffConnector[PushSubject]):
         connections (and their events) made before the widest cutoff, a chunk at a time."""
         scope = sweep_scope(call)
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
+
+        def erase(devices: ColumnElement[bool], connections: ColumnElement[bool]) -> dict[str, int]:
+            chunk = PushSubject("", (), (), (devices, connections))
+            return self.erase_now(session, chunk, cutoffs, scope).erased
+
         if DEVICE_AND_IP in cutoffs:
             old = [BeamsDevice.registered_at < cutoffs[DEVICE_AND_IP]]
-            for ids in id_chunks(session, BeamsDevice.id, old):
-                chunk = PushSubject("", (), (), (BeamsDevice.id.in_(ids), false()))
-                anonymised.update(self.erase_now(session, chunk, cutoffs, scope).erased)
+            in_chunks(session, BeamsDevice.id, old, lambda ids: erase(ids, false()), anonymised)
         if cutoffs:
-            pending: list[ColumnElement[bool]] = [
+            pending = [
                 ChannelConnection.anonymised_at.is_(None),
                 ChannelConnection.connected_at < max(cutoffs.values()),
             ]
-            for ids in id_chunks(session, ChannelConnection.id, pending):
-                chunk = PushSubject("", (), (), (false(), ChannelConnection.id.in_(ids)))
-                anonymised.update(self.erase_now(session, chunk, cutoffs, scope).erased)
+            in_chunks(
+                session, ChannelConnection.id, pending, lambda ids: erase(false(), ids), anonymised
+            )
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
     def _unlink(
@@ -150,34 +157,16 @@ class PushConnector(CutoffConnector[PushSubject]):
     ) -> dict[str, int]:
         """Cut loose the connections made before ``before``, with their events' content;
         returns the count per category."""
-        rows = session.execute(
-            select(
-                ChannelConnection.id,
-                ChannelConnection.user_id,
-                ChannelConnection.ip,
-                ChannelConnection.connected_at,
-            ).where(*connection_where(subject), ChannelConnection.connected_at < before)
-        ).all()
-        content = _clear_content(session, [ClientEvent.connection_id.in_([r.id for r in rows])])
-        changes = [
-            {
-                "id": row.id,
-                "user_id": keyed_hash(self.secret, row.user_id, "pseudonym"),
-                "socket_id": None,
-                "channel_name": None,
-                "ip": None,
-                "connected_at": row.connected_at.replace(hour=0, minute=0, second=0, microsecond=0),
-                "anonymised_at": as_of,
-            }
-            for row in rows
+        made = [*connection_where(subject), ChannelConnection.connected_at < before]
+        with_ip = [*made, ChannelConnection.ip.is_not(None)]
+        addresses = count_rows(session, ChannelConnection, with_ip)
+        events = [
+            ClientEvent.connection_id.in_(select(ChannelConnection.id).where(*made)),
+            ClientEvent.data.is_not(None),
         ]
-        if changes:
-            session.execute(update(ChannelConnection), changes)
-        return {
-            TRAFFIC_DATA: len(changes),
-            MESSAGE_CONTENT: content,
-            DEVICE_AND_IP: sum(1 for row in rows if row.ip is not None),
-        }
+        content = self.treat.apply(session, "client_events", [TRAFFIC_DATA], events, as_of)
+        unlinked = self.treat.apply(session, "channel_connections", [TRAFFIC_DATA], made, as_of)
+        return {TRAFFIC_DATA: unlinked, MESSAGE_CONTENT: content, DEVICE_AND_IP: addresses}
 
     def restrict_now(self, session: Session, subject: PushSubject, call: FlagInput) -> int:
         customer = subject.customer_account
@@ -188,93 +177,21 @@ class PushConnector(CutoffConnector[PushSubject]):
 # --- queries -------------------------------------------------------------------------------
 
 
-def _holding(session: Session, subject: PushSubject, category: str) -> CategoryHolding | None:
-    records, earliest, latest = 0, None, None
-    for part in parts(subject, category):
-        count, first, last = session.execute(
-            select(func.count(), func.min(part.dated), func.max(part.dated))
-            .select_from(part.model)
-            .where(*part.where)
-        ).one()
-        if count:
-            records += count
-            earliest = first if earliest is None else min(earliest, first)
-            latest = last if latest is None else max(latest, last)
-    if not records:
-        return None
-    return CategoryHolding(category=category, records=records, earliest=earliest, latest=latest)
-
-
 def _count(session: Session, subject: PushSubject, category: str) -> int:
-    return sum(
-        session.scalar(select(func.count()).select_from(part.model).where(*part.where)) or 0
-        for part in parts(subject, category)
-    )
+    return sum(count_rows(session, part.model, part.where) for part in parts(subject, category))
 
 
 def _subject_rows(session: Session, subject: PushSubject) -> int:
     """The subject's rows a restriction covers: devices, connections and their events."""
     connections = select(ChannelConnection.id).where(*connection_where(subject))
-    events = select(func.count()).where(ClientEvent.connection_id.in_(connections))
-    devices = select(func.count()).select_from(BeamsDevice).where(*device_where(subject))
     return (
-        (session.scalar(devices) or 0)
+        count_rows(session, BeamsDevice, device_where(subject))
         + _count(session, subject, TRAFFIC_DATA)
-        + (session.scalar(events) or 0)
+        + count_rows(session, ClientEvent, [ClientEvent.connection_id.in_(connections)])
     )
-
-
-def _changed(session: Session, statement: Any) -> int:
-    return cast(CursorResult[Any], session.execute(statement)).rowcount
-
-
-def _erase_devices(session: Session, subject: PushSubject, before: datetime) -> int:
-    """Delete the Beams devices registered before ``before`` and clear the IP of the
-    connections made before it."""
-    devices = delete(BeamsDevice).where(*device_where(subject), BeamsDevice.registered_at < before)
-    addresses = (
-        update(ChannelConnection)
-        .where(
-            *connection_where(subject),
-            ChannelConnection.ip.is_not(None),
-            ChannelConnection.connected_at < before,
-        )
-        .values(ip=None)
-        .execution_options(synchronize_session=False)
-    )
-    return _changed(session, devices) + _changed(session, addresses)
-
-
-def _clear_content(session: Session, where: list[ColumnElement[bool]]) -> int:
-    statement = (
-        update(ClientEvent)
-        .where(*where, ClientEvent.data.is_not(None))
-        .values(data=None)
-        .execution_options(synchronize_session=False)
-    )
-    return _changed(session, statement)
 
 
 # --- export --------------------------------------------------------------------------------
-
-
-def _export_chunks(session: Session, subject: PushSubject) -> Iterator[list[dict[str, Any]]]:
-    """The subject's devices, connections and client events, one chunk per partition."""
-    (content,) = parts(subject, MESSAGE_CONTENT)
-    sources: list[tuple[Select[Any], Any]] = [
-        (select(BeamsDevice).where(*device_where(subject)).order_by(BeamsDevice.id), _device),
-        (
-            select(ChannelConnection)
-            .where(*connection_where(subject))
-            .order_by(ChannelConnection.id),
-            _connection,
-        ),
-        (select(ClientEvent).where(*content.where).order_by(ClientEvent.id), _client_event),
-    ]
-    for statement, records in sources:
-        rows = session.scalars(statement.execution_options(yield_per=EXPORT_CHUNK_ROWS))
-        for partition in rows.partitions():
-            yield [record for row in partition for record in records(row)]
 
 
 def _device(device: BeamsDevice) -> Iterator[dict[str, Any]]:

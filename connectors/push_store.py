@@ -19,8 +19,9 @@ from sqlalchemy import (
     select,
     union,
 )
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from connectors.kit.queries import Held
 from connectors.kit.restrictions import RestrictionMixin
 from connectors.kit.store import OperationLogMixin, UtcDateTime
 from dsr.connector_contract import Scope, Strategy, treat
@@ -208,27 +209,19 @@ def subject_connections(customer_account: str, ids: list[str]) -> Select[Channel
     return select(ChannelConnection).where(*connection_where(subject))
 
 
-@dataclass(frozen=True)
-class Part:
-    """One table's share of a category: the subject's rows still holding it, and their date."""
-
-    model: type[PushBase]
-    dated: InstrumentedAttribute[datetime]
-    where: list[ColumnElement[bool]]
-
-
-def parts(subject: PushSubject, category: str) -> list[Part]:
+def parts(subject: PushSubject, category: str) -> list[Held]:
+    """The tables holding a category, each with the subject's rows still holding it."""
     if category == DEVICE_AND_IP:
         with_ip = [*connection_where(subject), ChannelConnection.ip.is_not(None)]
         return [
-            Part(BeamsDevice, BeamsDevice.registered_at, device_where(subject)),
-            Part(ChannelConnection, ChannelConnection.connected_at, with_ip),
+            Held(BeamsDevice.registered_at, device_where(subject)),
+            Held(ChannelConnection.connected_at, with_ip),
         ]
     if category == TRAFFIC_DATA:
-        return [Part(ChannelConnection, ChannelConnection.connected_at, connection_where(subject))]
+        return [Held(ChannelConnection.connected_at, connection_where(subject))]
     connections = select(ChannelConnection.id).where(*connection_where(subject))
     content: list[ColumnElement[bool]] = [
         ClientEvent.connection_id.in_(connections),
         ClientEvent.data.is_not(None),
     ]
-    return [Part(ClientEvent, ClientEvent.sent_at, content)]
+    return [Held(ClientEvent.sent_at, content)]

@@ -25,16 +25,19 @@ per category, the countries the calls ended in and the newest call per country.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import ColumnElement, CursorResult, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from connectors.kit.connector import SubjectConnector, sweep_scope
-from connectors.kit.cutoffs import country_conditions, id_chunks
-from connectors.kit.exports import EXPORT_CHUNK_ROWS
+from connectors.kit.connector import PROCESSOR_ACTIVITIES, SubjectConnector, sweep_scope
+from connectors.kit.countries import country_holding
+from connectors.kit.cutoffs import country_conditions
+from connectors.kit.identities import identities_of
+from connectors.kit.queries import Held, count_rows, export_partitions
+from connectors.kit.reach import Reached, either, in_chunks
 from connectors.kit.restrictions import is_restricted
 from connectors.voice_store import (
     CALL_RECORDINGS,
@@ -46,7 +49,6 @@ from connectors.voice_store import (
     TRAFFIC_DATA,
     TREATMENTS,
     Call,
-    Reached,
     Recording,
     Restriction,
     VoiceBase,
@@ -67,7 +69,6 @@ from dsr.connector_contract import (
     SweepResult,
     Treatment,
 )
-from dsr.hashing import keyed_hash
 from dsr.models import Identity, IdentityType
 
 # --- the connector -------------------------------------------------------------------------
@@ -77,18 +78,12 @@ class VoiceConnector(SubjectConnector[Where, Reached]):
     name: ClassVar[str] = "voice"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
     treatments: ClassVar[tuple[Treatment, ...]] = TREATMENTS
-    activities: ClassVar[tuple[str, ...]] = (
-        "discover",
-        "access",
-        "erase",
-        "restrict",
-        "locate",
-        "sweep",
-    )
+    activities: ClassVar[tuple[str, ...]] = PROCESSOR_ACTIVITIES
     schema = VoiceBase
     operation_log = VoiceOperationLog
     restriction_model = Restriction
     sweeps_countries = True
+    marks_treated = True
     holders = staticmethod(locate_holders)
 
     def subject(self, scope: Scope) -> Where | None:
@@ -98,10 +93,17 @@ class VoiceConnector(SubjectConnector[Where, Reached]):
         return subject_where(scope.customer_account, phones)
 
     def holding(self, session: Session, subject: Where, category: str) -> CategoryHolding | None:
-        return _holding(session, subject, category)
+        part = Held(Call.started_at, [*subject, holds(category)])
+        return country_holding(session, category, part, Call.country_ended)
 
     def export_chunks(self, session: Session, subject: Where) -> Iterator[list[dict[str, Any]]]:
-        return _export_chunks(session, subject)
+        statement = (
+            select(Call, Recording)
+            .outerjoin(Recording, Call.recording_ref == Recording.ref)
+            .where(*subject)
+            .order_by(Call.started_at, Call.id)
+        )
+        return export_partitions(session, statement, lambda row: _records(*row), rows=True)
 
     def reach(self, rules: list[EraseRule]) -> Reached:
         return _reached(rules)
@@ -116,19 +118,23 @@ class VoiceConnector(SubjectConnector[Where, Reached]):
     def erase_now(
         self, session: Session, where: Where, reached: Reached, scope: Scope
     ) -> EraseResult:
+        """Each category as declared (``voice_store.TREATMENTS``), through the kit's
+        treatments: recordings and location where their rules or a link category's reach,
+        then the link."""
         erased: dict[str, int] = {}
         for category, clear in (
-            (CALL_RECORDINGS, _delete_recordings),
-            (LOCATION_DATA, _clear_location),
+            (CALL_RECORDINGS, self._delete_recordings),
+            (LOCATION_DATA, self._clear_location),
         ):
-            condition = _any(reached, LINK_CATEGORIES | {category})
-            cleared = 0 if condition is None else clear(session, where, condition)
+            condition = either(reached, LINK_CATEGORIES | {category})
+            cleared = 0 if condition is None else clear(session, where, condition, scope.as_of)
             if category in reached or cleared:
                 erased[category] = cleared
-        link = _any(reached, LINK_CATEGORIES)
+        link = either(reached, LINK_CATEGORIES)
         if link is not None:
-            unlinked = self._unlink(session, where, link, scope.as_of)
-            erased.update(dict.fromkeys(sorted(LINK_CATEGORIES), unlinked))
+            links = sorted(LINK_CATEGORIES)
+            unlinked = self.treat.apply(session, "calls", links, [*where, link], scope.as_of)
+            erased.update(dict.fromkeys(links, unlinked))
         retained = {category: _count(session, where, category) for category in reached}
         return EraseResult(connector=self.name, erased=erased, retained=retained)
 
@@ -136,123 +142,50 @@ class VoiceConnector(SubjectConnector[Where, Reached]):
         self, session: Session, call: SweepInput, cutoffs: dict[str, datetime]
     ) -> SweepResult:
         """Anonymise every customer's records past their retention, as ``erase`` would."""
-        reached = _reached(call.rules)
-        scope = sweep_scope(call)
+        reached, scope = _reached(call.rules), sweep_scope(call)
         anonymised: Counter[str] = Counter(dict.fromkeys(cutoffs, 0))
         if cutoffs:
-            pending: list[ColumnElement[bool]] = [
-                Call.anonymised_at.is_(None),
-                Call.started_at < max(cutoffs.values()),
-            ]
-            for ids in id_chunks(session, Call.id, pending):
-                where: list[ColumnElement[bool]] = [Call.id.in_(ids), Call.anonymised_at.is_(None)]
-                anonymised.update(self.erase_now(session, where, reached, scope).erased)
+            pending = [Call.anonymised_at.is_(None), Call.started_at < max(cutoffs.values())]
+
+            def erase(chunk: ColumnElement[bool]) -> dict[str, int]:
+                where = [chunk, Call.anonymised_at.is_(None)]
+                return self.erase_now(session, where, reached, scope).erased
+
+            in_chunks(session, Call.id, pending, erase, anonymised)
         return SweepResult(connector=self.name, anonymised=dict(anonymised))
 
-    def _unlink(
-        self,
-        session: Session,
-        where: list[ColumnElement[bool]],
-        reached: ColumnElement[bool],
-        as_of: datetime,
+    def _delete_recordings(
+        self, session: Session, where: Where, reached: ColumnElement[bool], as_of: datetime
     ) -> int:
-        rows = session.execute(
-            select(Call.id, Call.end_user_phone, Call.started_at).where(*where, reached)
-        ).all()
-        changes = [
-            {
-                "id": row.id,
-                "end_user_phone": keyed_hash(self.secret, row.end_user_phone, "pseudonym"),
-                "started_at": row.started_at.replace(hour=0, minute=0, second=0, microsecond=0),
-                "route": None,
-                **dict.fromkeys(LOCATION_COLUMNS),
-                "anonymised_at": as_of,
-            }
-            for row in rows
-        ]
-        if changes:
-            session.execute(update(Call), changes)
-        return len(changes)
+        """The reached calls' recordings deleted, the calls no longer pointing to them."""
+        recorded = [*where, reached, holds(CALL_RECORDINGS)]
+        refs = list(session.scalars(select(Call.recording_ref).where(*recorded)))
+        if not refs:
+            return 0
+        self.treat.treat_columns(session, "calls", [CALL_RECORDINGS], recorded, as_of)
+        gone = [Recording.ref.in_(refs)]
+        return self.treat.delete_rows(session, "recordings", [CALL_RECORDINGS], gone)
+
+    def _clear_location(
+        self, session: Session, where: Where, reached: ColumnElement[bool], as_of: datetime
+    ) -> int:
+        located = [*where, reached, holds(LOCATION_DATA)]
+        return self.treat.apply(session, "calls", [LOCATION_DATA], located, as_of)
 
     def restrict_now(self, session: Session, where: Where, call: FlagInput) -> int:
         customer_account = cast(str, call.scope.customer_account)
-        phones = subject_phones(call.scope)
-        identities = [Identity(type=IdentityType.PHONE, value=phone) for phone in phones]
+        identities = identities_of(IdentityType.PHONE, subject_phones(call.scope))
         self.restrictions.place_or_lift(session, customer_account, call, identities)
         return _count(session, where, PHONE_NUMBER)
 
 
-# --- queries -------------------------------------------------------------------------------
+def _count(session: Session, where: Where, category: str) -> int:
+    return count_rows(session, Call, [*where, holds(category)])
 
 
-def _holding(
-    session: Session, where: list[ColumnElement[bool]], category: str
-) -> CategoryHolding | None:
-    rows = session.execute(
-        select(
-            Call.country_ended, func.count(), func.min(Call.started_at), func.max(Call.started_at)
-        )
-        .where(*where, holds(category))
-        .group_by(Call.country_ended)
-    ).all()
-    if not rows:
-        return None
-    return CategoryHolding(
-        category=category,
-        records=sum(row[1] for row in rows),
-        earliest=min(row[2] for row in rows),
-        latest=max(row[3] for row in rows),
-        countries_ended=sorted(row[0] for row in rows),
-        latest_by_country={row[0]: row[3] for row in rows},
-    )
-
-
-def _count(session: Session, where: list[ColumnElement[bool]], category: str) -> int:
-    statement = select(func.count()).select_from(Call).where(*where, holds(category))
-    return session.scalar(statement) or 0
-
-
-def _delete_recordings(
-    session: Session, where: list[ColumnElement[bool]], reached: ColumnElement[bool]
-) -> int:
-    recorded = [*where, reached, holds(CALL_RECORDINGS)]
-    refs = list(session.scalars(select(Call.recording_ref).where(*recorded)))
-    if not refs:
-        return 0
-    session.execute(
-        update(Call)
-        .where(*recorded)
-        .values(recording_ref=None)
-        .execution_options(synchronize_session=False)
-    )
-    statement = delete(Recording).where(Recording.ref.in_(refs))
-    return cast(CursorResult[Any], session.execute(statement)).rowcount
-
-
-def _clear_location(
-    session: Session, where: list[ColumnElement[bool]], reached: ColumnElement[bool]
-) -> int:
-    statement = (
-        update(Call)
-        .where(*where, reached, holds(LOCATION_DATA))
-        .values(dict.fromkeys(LOCATION_COLUMNS))
-        .execution_options(synchronize_session=False)
-    )
-    return cast(CursorResult[Any], session.execute(statement)).rowcount
-
-
-def _export_chunks(
-    session: Session, where: list[ColumnElement[bool]]
-) -> Iterator[list[dict[str, Any]]]:
-    statement = (
-        select(Call, Recording)
-        .outerjoin(Recording, Call.recording_ref == Recording.ref)
-        .where(*where)
-        .order_by(Call.started_at, Call.id)
-        .execution_options(yield_per=EXPORT_CHUNK_ROWS)
-    )
-    for partition in session.execute(statement).partitions():
-        yield [record for row in partition for record in _records(row[0], row[1])]
+def _reached(rules: list[EraseRule]) -> Reached:
+    """Per category, the calls its rules reach (by date, and by country where confined)."""
+    return country_conditions("voice", rules, CATEGORIES, Call.started_at, Call.country_ended)
 
 
 def _records(call: Call, recording: Recording | None) -> Iterator[dict[str, Any]]:
@@ -286,18 +219,3 @@ def _records(call: Call, recording: Recording | None) -> Iterator[dict[str, Any]
             "recorded_at": recording.recorded_at,
             "transcript": recording.transcript,
         }
-
-
-# --- rules ---------------------------------------------------------------------------------
-
-
-def _reached(rules: list[EraseRule]) -> dict[str, ColumnElement[bool]]:
-    """Per category, the calls its rules reach (by date, and by country where confined)."""
-    return country_conditions("voice", rules, CATEGORIES, Call.started_at, Call.country_ended)
-
-
-def _any(
-    reached: dict[str, ColumnElement[bool]], categories: Iterable[str]
-) -> ColumnElement[bool] | None:
-    conditions = [reached[c] for c in sorted(categories) if c in reached]
-    return or_(*conditions) if conditions else None

@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from connectors.kit.identities import customer_identity_values, identity_values
 from connectors.kit.restrictions import RestrictionMixin
 from connectors.kit.store import OperationLogMixin, UtcDateTime
 from dsr.connector_contract import Scope, Strategy, Treatment
@@ -114,14 +115,11 @@ class VoiceOperationLog(OperationLogMixin, VoiceBase):
 # --- the subject ---------------------------------------------------------------------------
 
 Where = list[ColumnElement[bool]]  # the subject's calls (or a chunk of a sweep)
-Reached = dict[str, ColumnElement[bool]]  # per category, the calls erase rules reach
 
 
 def subject_phones(scope: Scope) -> list[str]:
     """The phone numbers to look up; none without a customer account (never cross-customer)."""
-    if scope.customer_account is None:
-        return []
-    return sorted({i.value for i in scope.identities if i.type is IdentityType.PHONE})
+    return customer_identity_values(scope, IdentityType.PHONE)
 
 
 def subject_where(customer_account: str, phones: Iterable[str]) -> list[ColumnElement[bool]]:
@@ -140,7 +138,7 @@ def subject_calls(customer_account: str, phones: Iterable[str]) -> Select[Call]:
 def locate_holders(scope: Scope) -> Select[str] | None:
     """The customers holding calls of the numbers, across customers (``ix_calls_locate_phone``);
     none without a number."""
-    phones = sorted({i.value for i in scope.identities if i.type is IdentityType.PHONE})
+    phones = identity_values(scope.identities, IdentityType.PHONE)
     if not phones:
         return None
     return (

@@ -133,6 +133,9 @@ class Catalogue(StrictModel):
             "connectors": connectors
         }
 
+    def describes(self, connector: str, category: str) -> bool:
+        return category in self.connectors.get(connector, {})
+
     def entry(self, connector: str, category: str) -> CategoryEntry:
         try:
             return self.connectors[connector][category]

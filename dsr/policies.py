@@ -32,3 +32,20 @@ def check_policies(settings: Settings) -> None:
     except (deadline_policy.PolicyError, retention.PolicyError, RegistryError,
             CredentialError) as error:
         raise PolicyFault(str(error)) from None
+
+
+def check_catalogue_covers_registry(settings: Settings) -> None:
+    """The orchestrator's check: the catalogue describes every category the registry's
+    connectors hold, or no access answer could say what they are (a connector's own worker
+    does not need the catalogue)."""
+    access = load_access_policies(settings.policy_dir)
+    registry = load_registry(settings.connector_registry)
+    undescribed = [f"{entry.name}.{category}" for entry in registry.connectors
+                   for category in entry.categories
+                   if not access.catalogue.describes(entry.name, category)]
+    if undescribed:
+        catalogue = settings.policy_dir / "catalogue.yaml"
+        raise PolicyFault(
+            f"{catalogue}: no entry for {', '.join(undescribed)} (the registry's connector "
+            "categories): an access answer could not say what they are; add each under "
+            "connectors.<connector> in the catalogue")

@@ -8,6 +8,7 @@ on the column as stored cannot (the schema check warns, naming the expression to
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from sqlalchemy import ColumnElement, Dialect, column, func, literal_column
@@ -55,20 +56,29 @@ def lookup_expression(stored: Any, kind: IdentityType) -> Any:
     return stored
 
 
-def lookup_sql(name: str, kind: IdentityType, dialect: Dialect) -> str | None:
+def hashed(value: str) -> str:
+    """A normalised identity as a ``hashed: sha256`` column keeps it."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def lookup_sql(name: str, kind: IdentityType, dialect: Dialect,
+               is_hashed: bool = False) -> str | None:
     """The SQL of the lookup expression of column ``name`` (as an index would name it), or
-    None when the lookup compares the column as stored."""
-    if kind not in (IdentityType.EMAIL, IdentityType.PHONE):
+    None when the lookup compares the column as stored (a hashed one is)."""
+    if is_hashed or kind not in (IdentityType.EMAIL, IdentityType.PHONE):
         return None
     return str(lookup_expression(column(name), kind).compile(dialect=dialect))
 
 
 def identity_match(stored: Any, kind: IdentityType, values: list[str],
-                   national: NationalPhones | None) -> ColumnElement[bool] | None:
-    """The condition a stored identity of ``kind`` matches one of the normalised ``values``;
-    None when there is no value to match."""
+                   national: NationalPhones | None,
+                   is_hashed: bool = False) -> ColumnElement[bool] | None:
+    """The condition a stored identity of ``kind`` matches one of the normalised ``values``
+    (hashed first for a hashed column); None when there is no value to match."""
     if not values:
         return None
+    if is_hashed:
+        return stored.in_(sorted(hashed(value) for value in values))  # type: ignore[no-any-return]
     if kind is IdentityType.PHONE:
         values = sorted({form for value in values for form in phone_forms(value, national)})
     return lookup_expression(stored, kind).in_(values)  # type: ignore[no-any-return]

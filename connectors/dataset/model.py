@@ -52,6 +52,10 @@ class Column(_Strict):
     # The subject's identity held in this column, matched normalised: emails in lower case,
     # phones as E.164 (formatting characters ignored; national numbers per ``national_phones``).
     identity: IdentityType | None = None
+    # The column keeps the identity hashed: ``sha256`` is the SHA-256 (lower-case hex) of its
+    # normalised form (as ad and marketing systems keep emails and phones); the subject's
+    # identities are hashed to match it.
+    hashed: Literal["sha256"] | None = None
     # The catalogue category its values belong to (as the registry entry lists them).
     category: Annotated[str, Field(pattern=CATEGORY)] | None = None
     # What erasing the category does to the column. ``delete_row`` is the table's

@@ -89,12 +89,13 @@ class Reach:
         """The rows of ``name`` holding one of the scope's identities: a condition per identity
         column with something to match (each served by its own index; an OR of them is not,
         on SQLite without statistics)."""
-        table = self.tables[name]
+        table, spec = self.tables[name], self.dataset.tables[name]
         matches = {
             column: identity_match(table.c[column], kind,
                                    normalised_values(scope.identities, kind),
-                                   self.dataset.national_phones)
-            for column, kind in self.dataset.tables[name].identities.items()
+                                   self.dataset.national_phones,
+                                   spec.columns[column].hashed is not None)
+            for column, kind in spec.identities.items()
         }
         return {column: match for column, match in matches.items() if match is not None}
 

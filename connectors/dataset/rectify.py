@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from connectors.dataset.matching import hashed
 from connectors.dataset.model import Dataset
 from connectors.dataset.model import Table as TableSpec
 from connectors.dataset.reach import Reach, Rows, chunked
@@ -72,10 +73,12 @@ def found_by_identity(reach: Reach, session: Session, rows: Rows, scope: Scope) 
 
 
 def correct(reach: Reach, session: Session, found: Keys, identity: Identity) -> int:
-    """One identity type's columns set to its normalised value in the rows found; how many."""
+    """One identity type's columns set to its normalised value (hashed in a hashed column) in
+    the rows found; how many."""
     value = identity.normalised.partition(":")[2]
-    return sum(_set(reach, session, found, column, value)
-               for column in _columns(reach, lambda spec: [
+    return sum(_set(reach, session, found, (name, column),
+                    hashed(value) if reach.dataset.tables[name].columns[column].hashed else value)
+               for name, column in _columns(reach, lambda spec: [
                    c for c, kind in spec.identities.items() if kind is identity.type]))
 
 

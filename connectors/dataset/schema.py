@@ -103,6 +103,11 @@ def _declarations(name: str, spec: TableSpec, role: DataRole) -> list[str]:
             problems.append(f"{where}: category {declared.category} has no treatment")
         elif declared.treatment is not None and declared.category is None:
             problems.append(f"{where}: treatment {declared.treatment.value} has no category")
+        if declared.hashed and not declared.identity:
+            problems.append(f"{where}: hashed, but holds no identity (say which: identity:)")
+        if declared.hashed and declared.treatment is Strategy.PSEUDONYM:
+            problems.append(f"{where}: a hashed identity already looks like a pseudonym, which "
+                            "erasure would leave as it is (null it, or delete the rows)")
         if declared.identity and declared.flag:
             problems.append(f"{where}: holds an identity, so it cannot record {declared.flag}")
         if declared.identity and declared.treatment is None and spec.delete_rows is None:
@@ -296,7 +301,7 @@ def _unindexed(dataset: Dataset, tables: dict[str, Table], inspector: Inspector)
     for name, spec in dataset.tables.items():
         indexed, expressions = _indexed(inspector, tables[name])
         for column, kind in spec.identities.items():
-            lookup = lookup_sql(column, kind, dialect)
+            lookup = lookup_sql(column, kind, dialect, spec.columns[column].hashed is not None)
             if lookup is None and column not in indexed:
                 found.append(f"{name}.{column}: identity column without an index")
             elif lookup is not None and not any(_canonical(lookup) in _canonical(expression)

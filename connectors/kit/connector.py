@@ -41,6 +41,8 @@ from dsr.serverkeys import ServerKeys
 
 Subject = TypeVar("Subject")  # how a connector finds one subject's records
 Reach = TypeVar("Reach")  # what erase rules reach in a connector's records
+# The activities of a connector keeping end users' data for the customers (their processor).
+PROCESSOR_ACTIVITIES = ("discover", "access", "erase", "restrict", "locate", "sweep")
 
 
 class StoreConnector:
@@ -58,6 +60,9 @@ class StoreConnector:
     # How a pseudonym column's value is written before it is hashed, per "table.column".
     pseudonym_forms: ClassVar[Mapping[str, Normalise]] = {}
     sweeps_countries: ClassVar[bool] = False  # whether a sweep rule may name countries_ended
+    # Whether erasure marks the rows it treats and never reaches them again: a pseudonym
+    # column then holds originals only, each hashed even if it looks like a pseudonym.
+    marks_treated: ClassVar[bool] = False
 
     restrictions: Restrictions  # only with a restriction model
 
@@ -72,7 +77,8 @@ class StoreConnector:
         self.secret = secret
         # The only writer of declared columns when erasing or sweeping.
         self.treat = Treatments(self.treatments, self.schema.metadata.tables, secret,
-                                normalise=self.pseudonym_forms)
+                                normalise=self.pseudonym_forms,
+                                originals_only=self.marks_treated)
 
     def sweep(self, call: SweepInput) -> SweepResult:
         """Anonymise every customer's records past their retention, as ``erase`` would."""

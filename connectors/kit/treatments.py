@@ -63,14 +63,18 @@ class Treatments:
 
     ``normalise``: per ``"table.column"``, how a value is written before it is hashed into its
     pseudonym (an email address in lower case, say), so that one person's pseudonym is the
-    same wherever it is kept; the value as text by default."""
+    same wherever it is kept; the value as text by default. ``originals_only``: the rows
+    reached never hold a pseudonym yet (treated rows are marked and never reached again), so
+    every value is hashed, even one that looks like a pseudonym."""
 
     def __init__(self, declared: Iterable[Treatment], tables: Mapping[str, Table],
-                 secret: bytes, *, normalise: Mapping[str, Normalise] | None = None) -> None:
+                 secret: bytes, *, normalise: Mapping[str, Normalise] | None = None,
+                 originals_only: bool = False) -> None:
         self.declared = tuple(declared)
         self.tables = tables
         self.secret = secret
         self.normalise = dict(normalise or {})
+        self.originals_only = originals_only
 
     def columns(self, table: str, categories: Iterable[str]) -> dict[str, Strategy]:
         """The column treatments that erasing ``categories`` declares on ``table``."""
@@ -154,7 +158,7 @@ class Treatments:
             return None
         if strategy is Strategy.TO_DAY:
             return to_day(value)
-        if isinstance(value, str) and PSEUDONYM.fullmatch(value):
+        if not self.originals_only and isinstance(value, str) and PSEUDONYM.fullmatch(value):
             return value
         normalise = self.normalise.get(f"{table}.{column}", str)
         return keyed_hash(self.secret, normalise(value), "pseudonym")

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from connectors.flow_builder import FlowBuilderBase, FlowBuilderConnector, Invocation
+from connectors.flow_builder import FlowBuilderConnector
+from connectors.flow_builder_store import FlowBuilderBase, Invocation
 from connectors.seeds.population import EndUser, Population
 
 HISTORY = timedelta(days=425)  # about 14 months

@@ -24,8 +24,7 @@ DELETE = re.compile(r'^\s*DELETE\s+FROM\s+"?(\w+)"?', re.I)
 SET_COLUMN = re.compile(r'"?(\w+)"?\s*=')
 HOLDING = [name for name in CONNECTORS if REGISTRY.get(name).categories]
 # Connectors still writing their erasure by hand (issue 18 moves each onto the kit).
-BY_HAND = {"sms", "customer_account", "voice", "inbox", "flow_builder", "email", "push",
-           "conversations", "marketing"}
+BY_HAND: set[str] = set()
 
 
 @dataclass(frozen=True)
