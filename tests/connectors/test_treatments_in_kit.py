@@ -23,8 +23,6 @@ UPDATE = re.compile(r'^\s*UPDATE\s+"?(\w+)"?\s+SET\s+(.*?)(?:\s+WHERE\s|$)', re.
 DELETE = re.compile(r'^\s*DELETE\s+FROM\s+"?(\w+)"?', re.I)
 SET_COLUMN = re.compile(r'"?(\w+)"?\s*=')
 HOLDING = [name for name in CONNECTORS if REGISTRY.get(name).categories]
-# Connectors still writing their erasure by hand (issue 18 moves each onto the kit).
-BY_HAND: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -59,9 +57,7 @@ def every_category(connector: Any) -> list[EraseRule]:
     return [EraseRule(category=c, before=NOW + timedelta(days=1)) for c in connector.categories]
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="erasure written by hand"))
-    if name in BY_HAND else name for name in HOLDING])
+@pytest.mark.parametrize("name", HOLDING)
 def test_erase_and_sweep_write_declared_columns_only_through_the_kit(
     stores: Stores, name: str
 ) -> None:
