@@ -21,11 +21,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from connectors.kit.identities import customer_identity_values, identity_values
+from connectors.kit.communications import phone_where
 from connectors.kit.restrictions import RestrictionMixin
 from connectors.kit.store import OperationLogMixin, UtcDateTime
-from dsr.connector_contract import Scope, Strategy, Treatment
-from dsr.models import IdentityType
+from dsr.connector_contract import Strategy, Treatment
 
 PHONE_NUMBER = "phone_number"
 TRAFFIC_DATA = "traffic_data"
@@ -101,38 +100,13 @@ class SmsOperationLog(OperationLogMixin, SmsBase):
 
 # --- the subject ---------------------------------------------------------------------------
 
-Where = list[ColumnElement[bool]]  # the subject's messages (or a chunk of a sweep)
-
-
-def subject_phones(scope: Scope) -> list[str]:
-    """The phone numbers to look up; none without a customer account (never cross-customer)."""
-    return customer_identity_values(scope, IdentityType.PHONE)
-
-
 def subject_where(customer_account: str, phones: Iterable[str]) -> list[ColumnElement[bool]]:
-    return [
-        Message.customer_account == customer_account,
-        Message.end_user_phone.in_(list(phones)),
-        Message.anonymised_at.is_(None),
-    ]
+    return phone_where(Message, customer_account, phones)
 
 
 def subject_messages(customer_account: str, phones: Iterable[str]) -> Select[Message]:
     """The subject lookup every operation uses (served by ``ix_messages_subject``)."""
     return select(Message).where(*subject_where(customer_account, phones))
-
-
-def locate_holders(scope: Scope) -> Select[str]:
-    """The customers holding messages of these numbers, across customers (served by
-    ``ix_messages_phone``): an end user wrote to us directly, and each of them is the
-    controller to refer the request to."""
-    phones = identity_values(scope.identities, IdentityType.PHONE)
-    return (
-        select(Message.customer_account)
-        .where(Message.end_user_phone.in_(phones))
-        .distinct()
-        .order_by(Message.customer_account)
-    )
 
 
 def holds(category: str) -> ColumnElement[bool]:

@@ -22,11 +22,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from connectors.kit.identities import customer_identity_values, identity_values
+from connectors.kit.communications import phone_where
 from connectors.kit.restrictions import RestrictionMixin
 from connectors.kit.store import OperationLogMixin, UtcDateTime
-from dsr.connector_contract import Scope, Strategy, Treatment
-from dsr.models import IdentityType
+from dsr.connector_contract import Strategy, Treatment
 
 PHONE_NUMBER = "phone_number"
 TRAFFIC_DATA = "traffic_data"
@@ -114,39 +113,13 @@ class VoiceOperationLog(OperationLogMixin, VoiceBase):
 
 # --- the subject ---------------------------------------------------------------------------
 
-Where = list[ColumnElement[bool]]  # the subject's calls (or a chunk of a sweep)
-
-
-def subject_phones(scope: Scope) -> list[str]:
-    """The phone numbers to look up; none without a customer account (never cross-customer)."""
-    return customer_identity_values(scope, IdentityType.PHONE)
-
-
 def subject_where(customer_account: str, phones: Iterable[str]) -> list[ColumnElement[bool]]:
-    return [
-        Call.customer_account == customer_account,
-        Call.end_user_phone.in_(list(phones)),
-        Call.anonymised_at.is_(None),
-    ]
+    return phone_where(Call, customer_account, phones)
 
 
 def subject_calls(customer_account: str, phones: Iterable[str]) -> Select[Call]:
     """The subject lookup every operation uses (served by ``ix_calls_subject``)."""
     return select(Call).where(*subject_where(customer_account, phones))
-
-
-def locate_holders(scope: Scope) -> Select[str] | None:
-    """The customers holding calls of the numbers, across customers (``ix_calls_locate_phone``);
-    none without a number."""
-    phones = identity_values(scope.identities, IdentityType.PHONE)
-    if not phones:
-        return None
-    return (
-        select(Call.customer_account)
-        .where(Call.end_user_phone.in_(phones), Call.anonymised_at.is_(None))
-        .distinct()
-        .order_by(Call.customer_account)
-    )
 
 
 def holds(category: str) -> ColumnElement[bool]:
