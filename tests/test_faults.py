@@ -43,6 +43,7 @@ from dsr.temporal import connect
 from services import stack
 from services import workflow_client as officer
 from tests.conftest import ROOT, legal_confirmations
+from tests.connectors.helpers import store_table
 from workflows.models import ConnectorStatus, RequestOutcome
 
 REQUESTS = 200
@@ -210,7 +211,8 @@ def _operations(settings: Settings, request_ids: set[str]) -> dict[tuple[str, st
         if not path.exists():
             continue
         with sqlite3.connect(path) as db:
-            rows = db.execute("SELECT request_id, operation FROM operation_log "
+            log = store_table(name, "operation_log")
+            rows = db.execute(f"SELECT request_id, operation FROM {log} "
                               "WHERE operation IN ('erase', 'access')").fetchall()
         for request_id, _ in rows:
             if request_id in request_ids:
