@@ -65,8 +65,8 @@ def phone_holders(model: Any, scope: Scope) -> Select[str]:
 class CommunicationsConnector(SubjectConnector[Where, Reached]):
     """The operations over one table of communications; a connector names the table's mapped
     class (with ``customer_account``, ``end_user_phone``, ``country_ended``, ``anonymised_at``
-    and an ``id``), the name of its date column and link categories, says which rows still hold a category
-    (``holds``), and exports."""
+    and an ``id``), the name of its date column and its link categories, says which rows
+    still hold a category (``holds``), and exports."""
 
     activities: ClassVar[tuple[str, ...]] = PROCESSOR_ACTIVITIES
     sweeps_countries = True
