@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Engine, Select
 from sqlalchemy.orm import Session
 
-from connectors.dataset.erasure import Erasure, check_rules
+from connectors.dataset.erasure import Erasure, check_rules, dataset_treatments_of
 from connectors.dataset.flags import Flags
 from connectors.dataset.model import Dataset, DatasetError, dataset_treatments, load_dataset
 from connectors.dataset.own import own_tables
@@ -77,7 +77,8 @@ class DatasetConnector:
         self.restriction_model = own.restrictions  # restrictions, by keyed identity hash
         self.flags = Flags(self.reach, own, ServerKeys(secret, previous_secrets).identities)
         self.blobs = blobs
-        self.secret = secret  # pseudonyms and operation keys
+        self.secret = secret  # operation keys
+        self.treat = dataset_treatments_of(self.reach, secret)  # pseudonyms
 
     @classmethod
     def for_dataset(cls, dataset: Dataset,
@@ -127,7 +128,7 @@ class DatasetConnector:
         key = operation_key(self.secret, Operation.ERASE, call)
 
         def work(session: Session) -> EraseResult:
-            erasure = Erasure(self.reach, session, self.secret, call.scope.as_of)
+            erasure = Erasure(self.reach, session, self.treat, call.scope.as_of)
             erasure.run(self.reach.subject_rows(session, call.scope) or {}, call.rules)
             return EraseResult(connector=self.name, erased=dict(erasure.erased),
                                retained=dict(erasure.retained))
@@ -172,7 +173,7 @@ class DatasetConnector:
     def sweep(self, call: SweepInput) -> SweepResult:
         """Erase, across all customers, what is past its retention
         (``connectors.dataset.sweep``)."""
-        return sweep(self.reach, self.store, self.secret, call)
+        return sweep(self.reach, self.store, self.treat, self.secret, call)
 
     def is_restricted(self, identity: Identity, customer_account: str | None = None) -> bool:
         """Whether processing of this identity's records is restricted (for end-user data, at

@@ -132,10 +132,10 @@ def pending_where(reach: Reach, name: str, category: str) -> ColumnElement[bool]
 class Erasure:
     """One erasure, inside its transaction: counts erased and retained per category."""
 
-    def __init__(self, reach: Reach, session: Session, secret: bytes, as_of: datetime, *,
-                 pending_only: bool = False) -> None:
+    def __init__(self, reach: Reach, session: Session, treatments: Treatments, as_of: datetime,
+                 *, pending_only: bool = False) -> None:
         self.reach, self.session, self.as_of = reach, session, as_of
-        self.treatments = dataset_treatments_of(reach, secret)
+        self.treatments = treatments
         # A sweep's: rows a category's treatments already anonymised are left (and not
         # counted again); rows deleted are deleted whatever their columns hold.
         self.pending_only = pending_only

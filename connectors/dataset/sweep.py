@@ -21,10 +21,12 @@ from connectors.dataset.reach import Reach
 from connectors.kit import cutoffs
 from connectors.kit.activities import heartbeat
 from connectors.kit.store import Store, sweep_key
+from connectors.kit.treatments import Treatments
 from dsr.connector_contract import SweepInput, SweepResult
 
 
-def sweep(reach: Reach, store: Store, secret: bytes, call: SweepInput) -> SweepResult:
+def sweep(reach: Reach, store: Store, treat: Treatments, secret: bytes,
+          call: SweepInput) -> SweepResult:
     """The sweep, once per sweep id and rules. A rule without ``before``, of a category the
     dataset does not hold, or confined to countries for a category no table of which keeps a
     country, is refused before anything is done."""
@@ -34,7 +36,7 @@ def sweep(reach: Reach, store: Store, secret: bytes, call: SweepInput) -> SweepR
     check_rules(reach, call.rules)
 
     def work(session: Session) -> SweepResult:
-        erasure = Erasure(reach, session, secret, call.as_of, pending_only=True)
+        erasure = Erasure(reach, session, treat, call.as_of, pending_only=True)
         for name in reversed(reach.order):  # children first
             reached = reached_by(reach, name, call.rules)
             if not reached:
